@@ -1,0 +1,88 @@
+#ifndef ROLLGATE_ADMISSION_H
+#define ROLLGATE_ADMISSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <cjson/cJSON.h>
+
+/*
+ * The admission.k8s.io/v1 AdmissionReview contract: decoding a request,
+ * building a response that kube-apiserver accepts, encoding it.
+ */
+
+enum adm_operation { OP_CREATE, OP_UPDATE, OP_DELETE, OP_CONNECT };
+
+/* A decoded request. Every pointer borrows from the tree in `doc`, which the
+ * request owns; admission_request_free releases it. */
+struct admission_request {
+	cJSON *doc;
+	const char *uid;
+	const char *group;   /* request.kind.group ("" for core) */
+	const char *version; /* request.kind.version */
+	const char *kind;    /* request.kind.kind */
+	const char *resource;
+	const char *subresource; /* "" when none */
+	const char *name;        /* "" when none */
+	const char *namespace_;  /* "" when cluster-scoped */
+	enum adm_operation operation;
+	const char *username; /* "" when absent */
+	const cJSON *groups;  /* array of strings or NULL */
+	bool dry_run;
+	const cJSON *object;     /* NULL on DELETE */
+	const cJSON *old_object; /* NULL on CREATE */
+};
+
+#define ADM_MAX_WARNINGS 16
+#define ADM_WARNING_MAX_LEN 120
+#define ADM_MAX_AUDIT 16
+
+struct admission_response {
+	bool allowed;
+	int code;      /* status.code on denial (403) */
+	char *message; /* status.message on denial; malloc'd */
+	char *patch;   /* JSON Patch array text, malloc'd; NULL when none */
+	char *warnings[ADM_MAX_WARNINGS];
+	size_t n_warnings;
+	char *audit_keys[ADM_MAX_AUDIT];
+	char *audit_values[ADM_MAX_AUDIT];
+	size_t n_audit;
+};
+
+/*
+ * Decodes a NUL-terminated body of len bytes. Strict: see json_parse_strict.
+ * Requires apiVersion admission.k8s.io/v1, kind AdmissionReview, a request
+ * with a non-empty uid, and correct types for every field used. Returns 0, or
+ * -1 with a reason for a 400 in err.
+ */
+int admission_decode(const char *body, size_t len, struct admission_request *req, char *err,
+		     size_t errlen);
+/* Decodes an already parsed review; takes ownership of doc in all cases. */
+int admission_decode_tree(cJSON *doc, struct admission_request *req, char *err, size_t errlen);
+void admission_request_free(struct admission_request *req);
+
+const char *admission_operation_name(enum adm_operation op);
+
+void admission_response_init(struct admission_response *resp);
+void admission_response_free(struct admission_response *resp);
+
+/* Denies with code 403 / Forbidden; message is appended ("; " separated)
+ * when the response is already denied. Returns 0 or -1 on OOM. */
+int admission_deny(struct admission_response *resp, const char *message);
+/*
+ * Adds a warning after making it acceptable to kube-apiserver: invalid UTF-8
+ * and control characters replaced, cut to ADM_WARNING_MAX_LEN bytes on a
+ * character boundary. Past ADM_MAX_WARNINGS the last slot says how many more
+ * there were. Returns 0 or -1 on OOM.
+ */
+int admission_warn(struct admission_response *resp, const char *text);
+/* Adds an audit annotation; the key is sanitised (no '/', at most 63 bytes). */
+int admission_audit(struct admission_response *resp, const char *key, const char *value);
+
+/*
+ * Encodes the full AdmissionReview response for the request uid. The patch,
+ * when present and allow_patch is true, is base64-encoded with
+ * patchType JSONPatch. Returns a malloc'd string or NULL on OOM.
+ */
+char *admission_encode(const char *uid, const struct admission_response *resp, bool allow_patch);
+
+#endif

@@ -1,0 +1,90 @@
+#ifndef ROLLGATE_CONFIG_H
+#define ROLLGATE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The rules of the validating gate, in documentation order. */
+enum rule_id {
+	RULE_REPLICASET_DIRECT_EDIT,
+	RULE_CANARY_WITHOUT_READINESS,
+	RULE_ROLLOUT_WITHOUT_READINESS,
+	RULE_MUTABLE_IMAGE_TAG,
+	RULE_NO_ROLLBACK_HISTORY,
+	RULE_FULL_OUTAGE_ROLLOUT,
+	RULE_LIVENESS_WITHOUT_STARTUP_GRACE,
+	RULE_UNGUARDED_CANARY_STEPS,
+	RULE_UNGUARDED_BLUE_GREEN,
+	RULE_POD_TEMPLATE_HASH_TAMPER,
+	RULE_COUNT
+};
+
+enum rule_mode { MODE_OFF, MODE_AUDIT, MODE_WARN, MODE_ENFORCE };
+enum stamp_mode { STAMP_OPT_IN, STAMP_ALL };
+
+struct strlist {
+	char **v;
+	size_t n;
+};
+
+struct label_pair {
+	char *key;
+	char *value;
+};
+
+struct rule_config {
+	enum rule_mode mode;
+	struct strlist exempt_namespaces;
+	bool skippable; /* the skip annotation may silence it even in enforce */
+};
+
+/*
+ * The whole configuration, a plain value. Built by config_defaults() or
+ * config_load(); released with config_free(). Immutable once published: the
+ * server swaps whole configs on reload.
+ */
+struct config {
+	char *annotation_prefix; /* "rollgate.io" */
+	enum stamp_mode stamp_mode;
+	char *hmac_key_file;
+	unsigned char *hmac_key;
+	size_t hmac_key_len;
+	struct strlist exempt_namespaces;
+	struct strlist controllers;
+	struct label_pair *canary_labels;
+	size_t n_canary_labels;
+	struct rule_config rules[RULE_COUNT];
+	unsigned lookup_timeout_ms; /* budget for all API lookups of one review */
+};
+
+/* Fills cfg with the built-in defaults. Returns 0, or -1 on allocation failure. */
+int config_defaults(struct config *cfg);
+
+/*
+ * Reads a YAML config file over the defaults. Unknown keys, unknown rule IDs,
+ * invalid modes and wrong types fail with "FILE:LINE: key: problem" in err.
+ * Reads the HMAC key file when one is named.
+ */
+int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
+/* Same, from a buffer; name is used in messages. */
+int config_load_buffer(const char *name, const char *buf, size_t len, struct config *cfg,
+		       char *err, size_t errlen);
+
+void config_free(struct config *cfg);
+
+const char *config_rule_name(enum rule_id id);
+int config_rule_from_name(const char *name, enum rule_id *out);
+const char *config_mode_name(enum rule_mode mode);
+int config_mode_from_name(const char *name, enum rule_mode *out);
+
+/* Writes "<prefix>/<suffix>" into buf; returns buf. */
+char *config_annotation(const struct config *cfg, const char *suffix, char *buf, size_t len);
+
+bool strlist_contains(const struct strlist *l, const char *s);
+/* Appends a copy of s; returns 0 or -1 on OOM. */
+int strlist_push(struct strlist *l, const char *s);
+void strlist_free(struct strlist *l);
+int config_canary_push(struct config *cfg, const char *key, const char *value);
+void config_canary_clear(struct config *cfg);
+
+#endif

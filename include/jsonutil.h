@@ -1,0 +1,41 @@
+#ifndef ROLLGATE_JSONUTIL_H
+#define ROLLGATE_JSONUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <cjson/cJSON.h>
+
+/* Deepest nesting accepted anywhere rollgate reads JSON or YAML. Kubernetes
+ * objects (managedFields included) stay well below it. */
+#define JSON_MAX_DEPTH 64
+
+/*
+ * Parses buf[0..len) strictly, the way kube-apiserver's Go decoder would read
+ * it, so one body cannot mean two things: rejects invalid JSON, trailing
+ * bytes, nesting deeper than JSON_MAX_DEPTH, duplicate object keys and
+ * "\u0000" inside strings. buf[len] must be '\0'. On success *out is a new
+ * tree the caller frees with cJSON_Delete. On failure returns -1 and writes a
+ * short reason (no input bytes) to err.
+ */
+int json_parse_strict(const char *buf, size_t len, cJSON **out, char *err, size_t errlen);
+
+/* Returns -1 if any object in the tree has two members with the same name. */
+int json_check_duplicates(const cJSON *node, char *err, size_t errlen);
+
+/* Case-sensitive member lookup; NULL when obj is not an object or lacks key. */
+const cJSON *json_get(const cJSON *obj, const char *key);
+/* The member's string value, or NULL when absent or not a string. */
+const char *json_get_string(const cJSON *obj, const char *key);
+/* Follows a NULL-terminated list of member names. */
+const cJSON *json_get_path(const cJSON *obj, ...);
+/* Stores an integral number within +-2^53 in *out and returns 0; else -1. */
+int json_get_int(const cJSON *obj, const char *key, long long *out);
+int json_number_int(const cJSON *item, long long *out);
+/* True when obj[key] is the boolean true. */
+bool json_get_bool(const cJSON *obj, const char *key);
+
+/* cJSON_PrintUnformatted, but NULL-safe about allocation failure semantics:
+ * returns a malloc'd string or NULL. */
+char *json_print(const cJSON *item);
+
+#endif

@@ -1,0 +1,39 @@
+#ifndef ROLLGATE_METRICS_H
+#define ROLLGATE_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+/*
+ * Process-wide Prometheus metrics: lock-free counters updated on the request
+ * path, rendered in the text exposition format on demand. No label value
+ * ever comes from request data, so cardinality is fixed.
+ */
+
+enum metrics_endpoint { EP_MUTATE, EP_VALIDATE, EP_HEALTHZ, EP_READYZ, EP_OTHER, EP_COUNT };
+enum metrics_outcome {
+	OUT_ALLOWED,  /* allowed, no patch */
+	OUT_PATCHED,  /* allowed with a patch */
+	OUT_DENIED,   /* allowed: false */
+	OUT_INVALID,  /* 4xx */
+	OUT_ERROR,    /* 5xx */
+	OUT_COUNT
+};
+enum metrics_reload { RELOAD_CERT, RELOAD_CONFIG, RELOAD_OBJECTS, RELOAD_COUNT };
+enum metrics_lookup { LOOKUP_OK, LOOKUP_NOT_FOUND, LOOKUP_FAILED, LOOKUP_OUT_COUNT };
+
+void metrics_request(enum metrics_endpoint ep, enum metrics_outcome oc, double seconds);
+void metrics_inflight(int delta);
+void metrics_cert_expiry(double unix_seconds);
+void metrics_reload(enum metrics_reload what, bool ok);
+void metrics_lookup(enum metrics_lookup outcome);
+void metrics_stamp_skipped(void); /* a workload allowed unstamped because a lookup failed */
+void metrics_violation(enum rule_id rule, enum rule_mode mode);
+void metrics_set_ready(bool ready);
+
+/* Renders every metric; returns a malloc'd string (caller frees) or NULL. */
+char *metrics_render(void);
+
+#endif

@@ -1,0 +1,72 @@
+#ifndef ROLLGATE_OBJSOURCE_H
+#define ROLLGATE_OBJSOURCE_H
+
+#include <stddef.h>
+#include <cjson/cJSON.h>
+
+#include "confighash.h"
+#include "rules.h"
+
+/*
+ * Where ConfigMaps, Secrets (as digests only) and Flagger target Deployments
+ * come from: manifest files (--objects) or the Kubernetes API. A source
+ * answers a batch of lookups for one admission request, either at once
+ * (files, a synced cache) or later from its own thread (API GETs), so no
+ * serving thread ever blocks on the network.
+ */
+enum src_kind { SRC_CONFIGMAP, SRC_SECRET, SRC_DEPLOYMENT };
+
+struct lookup_item {
+	enum src_kind kind;
+	const char *name;            /* borrowed from the request */
+	enum lookup_status status;   /* set by the source */
+	struct obj_digest *digest;   /* ConfigMap/Secret when FOUND; owned by the item */
+	cJSON *object;               /* Deployment when FOUND; owned by the item */
+	char reason[128];            /* why, when LOOKUP_ERROR (no values) */
+};
+
+struct lookup_batch {
+	const char *namespace_;
+	struct lookup_item *items;
+	size_t n;
+};
+
+typedef void (*lookup_done_fn)(void *arg);
+
+struct objsource_ops {
+	/* Resolve every item of b within timeout_ms. Return 0 when done now, 1
+	 * when done(arg) will be called later from another thread. */
+	int (*resolve)(void *impl, struct lookup_batch *b, unsigned timeout_ms, lookup_done_fn done,
+		       void *arg);
+	/* Poll for file changes etc.; return 1 reloaded, 0 unchanged, -1 error. */
+	int (*refresh)(void *impl, char *err, size_t errlen);
+	void (*destroy)(void *impl);
+};
+
+struct objsource {
+	const struct objsource_ops *ops;
+	void *impl;
+	const char *name; /* "files" or "kubernetes" */
+};
+
+int objsource_resolve(struct objsource *src, struct lookup_batch *b, unsigned timeout_ms,
+		      lookup_done_fn done, void *arg);
+int objsource_refresh(struct objsource *src, char *err, size_t errlen);
+void objsource_free(struct objsource *src);
+void lookup_batch_clear(struct lookup_batch *b);
+
+/*
+ * The file source: every ConfigMap, Secret and Deployment in the YAML/JSON
+ * manifests under dir (recursively, multi-document, List kinds). Objects
+ * without a namespace match any namespace. Reloads when files change.
+ */
+struct objsource *objsource_files_new(const char *dir, char *err, size_t errlen);
+
+/*
+ * The same, from objects already in memory (the CLI's manifests): the tree
+ * is borrowed for digests and copied for Deployments.
+ */
+struct objsource *objsource_memory_new(void);
+int objsource_memory_add(struct objsource *src, const cJSON *obj, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,28 @@
+#!/bin/sh
+# Installs the Debian 12 packages rollgate needs to build, run and test.
+# Only packages that are missing are installed; re-running is cheap.
+# Usage: scripts/deps.sh [build|bench]
+set -eu
+
+pkgs="build-essential pkg-config clang libclang-rt-14-dev openssl curl
+libmicrohttpd-dev libgnutls28-dev libssl-dev libcjson-dev libyaml-dev
+libcurl4-openssl-dev libcmocka-dev sslscan prometheus"
+if [ "${1:-build}" = bench ]; then
+	pkgs="$pkgs wrk nginx-light"
+fi
+
+missing=""
+for p in $pkgs; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing$missing" >&2
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null

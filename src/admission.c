@@ -1,0 +1,464 @@
+/*
+ * The admission.k8s.io/v1 AdmissionReview contract, as kube-apiserver
+ * enforces it: strict decoding of requests, responses it will accept.
+ */
+#include "admission.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/evp.h>
+
+#include "jsonutil.h"
+
+static const char *const op_names[] = { "CREATE", "UPDATE", "DELETE", "CONNECT" };
+
+const char *admission_operation_name(enum adm_operation op)
+{
+	return (unsigned)op <= OP_CONNECT ? op_names[op] : "UNKNOWN";
+}
+
+/* An optional string member: absent or null gives "", another type fails. */
+static int opt_string(const cJSON *obj, const char *key, const char **out, const char *where,
+		      char *err, size_t errlen)
+{
+	const cJSON *v = json_get(obj, key);
+
+	if (!v || cJSON_IsNull(v)) {
+		*out = "";
+		return 0;
+	}
+	if (!cJSON_IsString(v)) {
+		snprintf(err, errlen, "%s.%s must be a string", where, key);
+		return -1;
+	}
+	*out = v->valuestring;
+	return 0;
+}
+
+/* An optional object member: absent or null gives NULL. */
+static int opt_object(const cJSON *obj, const char *key, const cJSON **out, const char *where,
+		      char *err, size_t errlen)
+{
+	const cJSON *v = json_get(obj, key);
+
+	*out = NULL;
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsObject(v)) {
+		snprintf(err, errlen, "%s.%s must be an object", where, key);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int decode_envelope(const cJSON *doc, const cJSON **request, char *err, size_t errlen)
+{
+	const char *api = json_get_string(doc, "apiVersion");
+	const char *kind = json_get_string(doc, "kind");
+
+	if (!cJSON_IsObject(doc)) {
+		snprintf(err, errlen, "body must be a JSON object");
+		return -1;
+	}
+	if (!api || strcmp(api, "admission.k8s.io/v1") != 0) {
+		snprintf(err, errlen, "apiVersion must be admission.k8s.io/v1");
+		return -1;
+	}
+	if (!kind || strcmp(kind, "AdmissionReview") != 0) {
+		snprintf(err, errlen, "kind must be AdmissionReview");
+		return -1;
+	}
+	*request = json_get(doc, "request");
+	if (!*request || !cJSON_IsObject(*request)) {
+		snprintf(err, errlen, "request is missing or not an object");
+		return -1;
+	}
+	return 0;
+}
+
+static int decode_kind(const cJSON *rq, struct admission_request *req, char *err, size_t errlen)
+{
+	const cJSON *kind, *res;
+
+	if (opt_object(rq, "kind", &kind, "request", err, errlen) < 0 ||
+	    opt_object(rq, "resource", &res, "request", err, errlen) < 0)
+		return -1;
+	if (!kind) {
+		snprintf(err, errlen, "request.kind is missing");
+		return -1;
+	}
+	if (opt_string(kind, "group", &req->group, "request.kind", err, errlen) < 0 ||
+	    opt_string(kind, "version", &req->version, "request.kind", err, errlen) < 0 ||
+	    opt_string(kind, "kind", &req->kind, "request.kind", err, errlen) < 0)
+		return -1;
+	if (!*req->kind) {
+		snprintf(err, errlen, "request.kind.kind is missing");
+		return -1;
+	}
+	req->resource = "";
+	if (res && opt_string(res, "resource", &req->resource, "request.resource", err, errlen) < 0)
+		return -1;
+	return opt_string(rq, "subResource", &req->subresource, "request", err, errlen);
+}
+
+static int decode_operation(const cJSON *rq, struct admission_request *req, char *err,
+			    size_t errlen)
+{
+	const char *op = json_get_string(rq, "operation");
+
+	for (int i = 0; op && i <= OP_CONNECT; i++) {
+		if (strcmp(op, op_names[i]) == 0) {
+			req->operation = (enum adm_operation)i;
+			return 0;
+		}
+	}
+	snprintf(err, errlen, "request.operation must be CREATE, UPDATE, DELETE or CONNECT");
+	return -1;
+}
+
+static int decode_user(const cJSON *rq, struct admission_request *req, char *err, size_t errlen)
+{
+	const cJSON *ui, *groups, *g;
+
+	if (opt_object(rq, "userInfo", &ui, "request", err, errlen) < 0)
+		return -1;
+	req->username = "";
+	req->groups = NULL;
+	if (!ui)
+		return 0;
+	if (opt_string(ui, "username", &req->username, "request.userInfo", err, errlen) < 0)
+		return -1;
+	groups = json_get(ui, "groups");
+	if (groups && !cJSON_IsNull(groups)) {
+		if (!cJSON_IsArray(groups)) {
+			snprintf(err, errlen, "request.userInfo.groups must be an array");
+			return -1;
+		}
+		cJSON_ArrayForEach(g, groups) {
+			if (!cJSON_IsString(g)) {
+				snprintf(err, errlen, "request.userInfo.groups must hold strings");
+				return -1;
+			}
+		}
+		req->groups = groups;
+	}
+	return 0;
+}
+
+static int decode_request(const cJSON *rq, struct admission_request *req, char *err, size_t errlen)
+{
+	const cJSON *uid = json_get(rq, "uid"), *dry;
+
+	if (!cJSON_IsString(uid) || !*uid->valuestring) {
+		snprintf(err, errlen, "request.uid is missing or not a non-empty string");
+		return -1;
+	}
+	req->uid = uid->valuestring;
+	if (decode_kind(rq, req, err, errlen) < 0 || decode_operation(rq, req, err, errlen) < 0 ||
+	    decode_user(rq, req, err, errlen) < 0)
+		return -1;
+	if (opt_string(rq, "name", &req->name, "request", err, errlen) < 0 ||
+	    opt_string(rq, "namespace", &req->namespace_, "request", err, errlen) < 0)
+		return -1;
+	dry = json_get(rq, "dryRun");
+	if (dry && !cJSON_IsNull(dry) && !cJSON_IsBool(dry)) {
+		snprintf(err, errlen, "request.dryRun must be a boolean");
+		return -1;
+	}
+	req->dry_run = cJSON_IsTrue(dry);
+	if (opt_object(rq, "object", &req->object, "request", err, errlen) < 0 ||
+	    opt_object(rq, "oldObject", &req->old_object, "request", err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
+int admission_decode_tree(cJSON *doc, struct admission_request *req, char *err, size_t errlen)
+{
+	const cJSON *rq = NULL;
+
+	memset(req, 0, sizeof(*req));
+	req->doc = doc;
+	if (decode_envelope(doc, &rq, err, errlen) < 0 || decode_request(rq, req, err, errlen) < 0) {
+		admission_request_free(req);
+		return -1;
+	}
+	return 0;
+}
+
+int admission_decode(const char *body, size_t len, struct admission_request *req, char *err,
+		     size_t errlen)
+{
+	cJSON *doc = NULL;
+
+	memset(req, 0, sizeof(*req));
+	if (json_parse_strict(body, len, &doc, err, errlen) < 0)
+		return -1;
+	return admission_decode_tree(doc, req, err, errlen);
+}
+
+void admission_request_free(struct admission_request *req)
+{
+	if (!req)
+		return;
+	cJSON_Delete(req->doc);
+	memset(req, 0, sizeof(*req));
+}
+
+void admission_response_init(struct admission_response *resp)
+{
+	memset(resp, 0, sizeof(*resp));
+	resp->allowed = true;
+}
+
+void admission_response_free(struct admission_response *resp)
+{
+	if (!resp)
+		return;
+	free(resp->message);
+	free(resp->patch);
+	for (size_t i = 0; i < resp->n_warnings; i++)
+		free(resp->warnings[i]);
+	for (size_t i = 0; i < resp->n_audit; i++) {
+		free(resp->audit_keys[i]);
+		free(resp->audit_values[i]);
+	}
+	memset(resp, 0, sizeof(*resp));
+}
+
+int admission_deny(struct admission_response *resp, const char *message)
+{
+	char *m;
+	size_t old = resp->message ? strlen(resp->message) : 0;
+
+	m = realloc(resp->message, old + strlen(message) + 3);
+	if (!m)
+		return -1;
+	if (old)
+		memcpy(m + old, "; ", 2), old += 2;
+	strcpy(m + old, message);
+	resp->message = m;
+	resp->allowed = false;
+	resp->code = 403;
+	return 0;
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t len;
+	unsigned cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xE0) == 0xC0)
+		len = 2, cp = s[0] & 0x1F;
+	else if ((s[0] & 0xF0) == 0xE0)
+		len = 3, cp = s[0] & 0x0F;
+	else if ((s[0] & 0xF8) == 0xF0)
+		len = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3F);
+	}
+	/* Overlong forms, surrogates and out-of-range code points are invalid. */
+	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) || (cp >= 0x80 && cp < 0xA0))
+		return 0;
+	return len;
+}
+
+/* Copies text into a new string of at most max bytes (max >= 4) that
+ * kube-apiserver keeps: valid UTF-8, control characters as spaces, cut on a
+ * character boundary with "..." when longer. */
+static char *sanitize_text(const char *text, size_t max)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	size_t n = strlen(text), i = 0, o = 0, keep = 0;
+	char *out = malloc(max + 1);
+
+	if (!out)
+		return NULL;
+	while (i < n) {
+		size_t len = utf8_seq(s + i, n - i);
+		size_t olen = len ? len : 1;
+		if (o + olen > max) {
+			memcpy(out + keep, "...", 3);
+			o = keep + 3;
+			break;
+		}
+		if (len == 0)
+			out[o] = '?';
+		else if (len == 1 && (s[i] < 0x20 || s[i] == 0x7F))
+			out[o] = ' ';
+		else
+			memcpy(out + o, s + i, len);
+		o += olen;
+		i += len ? len : 1;
+		if (o <= max - 3)
+			keep = o; /* last boundary that leaves room for "..." */
+	}
+	out[o] = '\0';
+	return out;
+}
+
+int admission_warn(struct admission_response *resp, const char *text)
+{
+	char more[64];
+	char *w;
+
+	if (resp->n_warnings == ADM_MAX_WARNINGS) {
+		/* The last slot counts what did not fit. */
+		static const char prefix[] = "and more warnings not shown: ";
+		unsigned long extra = 1;
+		char *last = resp->warnings[ADM_MAX_WARNINGS - 1];
+		if (strncmp(last, prefix, sizeof(prefix) - 1) == 0)
+			extra = strtoul(last + sizeof(prefix) - 1, NULL, 10) + 1;
+		else
+			extra = 2;
+		snprintf(more, sizeof(more), "%s%lu", prefix, extra);
+		w = strdup(more);
+		if (!w)
+			return -1;
+		free(last);
+		resp->warnings[ADM_MAX_WARNINGS - 1] = w;
+		return 0;
+	}
+	w = sanitize_text(text, ADM_WARNING_MAX_LEN);
+	if (!w)
+		return -1;
+	resp->warnings[resp->n_warnings++] = w;
+	return 0;
+}
+
+/* Audit annotation keys: a qualified name without prefix, at most 63. */
+static char *sanitize_key(const char *key)
+{
+	size_t n = strlen(key), o = 0;
+	char *out = malloc(64);
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n && o < 63; i++) {
+		char c = key[i];
+		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			 c == '-' || c == '_' || c == '.';
+		out[o++] = ok ? c : '-';
+	}
+	while (o > 0 && !((out[o - 1] >= 'a' && out[o - 1] <= 'z') ||
+			  (out[o - 1] >= 'A' && out[o - 1] <= 'Z') ||
+			  (out[o - 1] >= '0' && out[o - 1] <= '9')))
+		o--;
+	if (o == 0)
+		memcpy(out, "rollgate", 9), o = 8;
+	out[o] = '\0';
+	return out;
+}
+
+int admission_audit(struct admission_response *resp, const char *key, const char *value)
+{
+	char *k, *v;
+
+	if (resp->n_audit == ADM_MAX_AUDIT)
+		return 0;
+	k = sanitize_key(key);
+	v = sanitize_text(value, 1024);
+	if (!k || !v) {
+		free(k);
+		free(v);
+		return -1;
+	}
+	resp->audit_keys[resp->n_audit] = k;
+	resp->audit_values[resp->n_audit] = v;
+	resp->n_audit++;
+	return 0;
+}
+
+static char *base64_encode(const char *in)
+{
+	size_t n = strlen(in);
+	char *out = malloc(4 * ((n + 2) / 3) + 1);
+
+	if (!out)
+		return NULL;
+	EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)in, (int)n);
+	return out;
+}
+
+static int add_status(cJSON *r, const struct admission_response *resp)
+{
+	cJSON *st = cJSON_AddObjectToObject(r, "status");
+
+	if (!st || !cJSON_AddNumberToObject(st, "code", resp->code ? resp->code : 403) ||
+	    !cJSON_AddStringToObject(st, "reason", "Forbidden") ||
+	    !cJSON_AddStringToObject(st, "message",
+				     resp->message ? resp->message : "denied by rollgate"))
+		return -1;
+	return 0;
+}
+
+static int add_patch(cJSON *r, const char *patch)
+{
+	char *b64 = base64_encode(patch);
+	int rc = -1;
+
+	if (b64 && cJSON_AddStringToObject(r, "patchType", "JSONPatch") &&
+	    cJSON_AddStringToObject(r, "patch", b64))
+		rc = 0;
+	free(b64);
+	return rc;
+}
+
+static int add_lists(cJSON *r, const struct admission_response *resp)
+{
+	if (resp->n_warnings) {
+		cJSON *w = cJSON_AddArrayToObject(r, "warnings");
+		if (!w)
+			return -1;
+		for (size_t i = 0; i < resp->n_warnings; i++) {
+			cJSON *s = cJSON_CreateString(resp->warnings[i]);
+			if (!s || !cJSON_AddItemToArray(w, s))
+				return -1;
+		}
+	}
+	if (resp->n_audit) {
+		cJSON *a = cJSON_AddObjectToObject(r, "auditAnnotations");
+		if (!a)
+			return -1;
+		for (size_t i = 0; i < resp->n_audit; i++) {
+			if (!cJSON_AddStringToObject(a, resp->audit_keys[i], resp->audit_values[i]))
+				return -1;
+		}
+	}
+	return 0;
+}
+
+char *admission_encode(const char *uid, const struct admission_response *resp, bool allow_patch)
+{
+	cJSON *doc = cJSON_CreateObject(), *r;
+	char *out = NULL;
+
+	if (!doc || !cJSON_AddStringToObject(doc, "apiVersion", "admission.k8s.io/v1") ||
+	    !cJSON_AddStringToObject(doc, "kind", "AdmissionReview"))
+		goto out;
+	r = cJSON_AddObjectToObject(doc, "response");
+	if (!r || !cJSON_AddStringToObject(r, "uid", uid) ||
+	    !cJSON_AddBoolToObject(r, "allowed", resp->allowed))
+		goto out;
+	if (!resp->allowed && add_status(r, resp) < 0)
+		goto out;
+	if (resp->allowed && allow_patch && resp->patch && add_patch(r, resp->patch) < 0)
+		goto out;
+	if (add_lists(r, resp) < 0)
+		goto out;
+	out = cJSON_PrintUnformatted(doc);
+out:
+	cJSON_Delete(doc);
+	return out;
+}

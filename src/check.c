@@ -1,0 +1,337 @@
+/*
+ * `rollgate check`: the policy rules over manifests, as text, JSON or SARIF.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cliutil.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "pipeline.h"
+
+enum out_format { OUT_TEXT, OUT_JSON, OUT_SARIF };
+
+/* One violation with where it came from. */
+struct finding {
+	const struct pobj *o;
+	struct violation v; /* message and path owned here */
+};
+
+struct report {
+	struct finding *f;
+	size_t n;
+	size_t counts[MODE_ENFORCE + 1];
+	size_t objects;
+	char **notes; /* informational warnings, "FILE:LINE: text" */
+	size_t n_notes;
+};
+
+static const char *obj_kind(const cJSON *o)
+{
+	const char *k = json_get_string(o, "kind");
+	return k ? k : "?";
+}
+
+static const char *obj_name(const cJSON *o)
+{
+	const char *n = json_get_string(json_get(o, "metadata"), "name");
+	return n ? n : "?";
+}
+
+static int add_note(struct report *r, const struct pobj *o, const char *text)
+{
+	char buf[1024];
+	char **nv = realloc(r->notes, (r->n_notes + 1) * sizeof(*nv));
+
+	if (!nv)
+		return -1;
+	r->notes = nv;
+	snprintf(buf, sizeof(buf), "%s:%d: %s", o->file, o->line, text);
+	r->notes[r->n_notes] = strdup(buf);
+	return r->notes[r->n_notes++] ? 0 : -1;
+}
+
+/* Moves the verdict's violations into the report. */
+static int take_verdict(struct report *r, const struct pobj *o, struct verdict *v)
+{
+	struct finding *nf;
+
+	if (v->note && add_note(r, o, v->note) < 0)
+		return -1;
+	if (v->n == 0)
+		return 0;
+	nf = realloc(r->f, (r->n + v->n) * sizeof(*nf));
+	if (!nf)
+		return -1;
+	r->f = nf;
+	for (size_t i = 0; i < v->n; i++) {
+		r->f[r->n].o = o;
+		r->f[r->n].v = v->v[i];
+		r->counts[v->v[i].mode]++;
+		r->n++;
+		v->v[i].message = v->v[i].path = NULL;
+	}
+	return 0;
+}
+
+static void report_free(struct report *r)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		free(r->f[i].v.message);
+		free(r->f[i].v.path);
+	}
+	for (size_t i = 0; i < r->n_notes; i++)
+		free(r->notes[i]);
+	free(r->notes);
+	free(r->f);
+}
+
+static void print_text(const struct report *r, size_t files)
+{
+	for (size_t i = 0; i < r->n_notes; i++)
+		printf("%s\n", r->notes[i]);
+	for (size_t i = 0; i < r->n; i++) {
+		const struct finding *f = &r->f[i];
+		printf("%s:%d: %s %s %s/%s: %s\n", f->o->file, f->o->line, config_mode_name(f->v.mode),
+		       config_rule_name(f->v.rule), obj_kind(f->o->obj), obj_name(f->o->obj),
+		       f->v.message);
+	}
+	printf("%zu object%s in %zu file%s: %zu enforce, %zu warn, %zu audit violation%s\n",
+	       r->objects, r->objects == 1 ? "" : "s", files, files == 1 ? "" : "s",
+	       r->counts[MODE_ENFORCE], r->counts[MODE_WARN], r->counts[MODE_AUDIT],
+	       r->n == 1 ? "" : "s");
+}
+
+static cJSON *finding_json(const struct finding *f)
+{
+	cJSON *o = cJSON_CreateObject();
+	const char *ns = json_get_string(json_get(f->o->obj, "metadata"), "namespace");
+
+	if (!o)
+		return NULL;
+	cJSON_AddStringToObject(o, "file", f->o->file);
+	cJSON_AddNumberToObject(o, "line", f->o->line);
+	cJSON_AddStringToObject(o, "mode", config_mode_name(f->v.mode));
+	cJSON_AddStringToObject(o, "rule", config_rule_name(f->v.rule));
+	cJSON_AddStringToObject(o, "kind", obj_kind(f->o->obj));
+	cJSON_AddStringToObject(o, "name", obj_name(f->o->obj));
+	cJSON_AddStringToObject(o, "namespace", ns ? ns : "");
+	cJSON_AddStringToObject(o, "message", f->v.message);
+	cJSON_AddStringToObject(o, "path", f->v.path ? f->v.path : "");
+	return o;
+}
+
+static cJSON *report_json(const struct report *r, size_t files)
+{
+	cJSON *doc = cJSON_CreateObject(), *s, *arr, *notes;
+
+	if (!doc)
+		return NULL;
+	cJSON_AddStringToObject(doc, "tool", "rollgate");
+	cJSON_AddStringToObject(doc, "version", ROLLGATE_VERSION);
+	s = cJSON_AddObjectToObject(doc, "summary");
+	cJSON_AddNumberToObject(s, "files", (double)files);
+	cJSON_AddNumberToObject(s, "objects", (double)r->objects);
+	cJSON_AddNumberToObject(s, "enforce", (double)r->counts[MODE_ENFORCE]);
+	cJSON_AddNumberToObject(s, "warn", (double)r->counts[MODE_WARN]);
+	cJSON_AddNumberToObject(s, "audit", (double)r->counts[MODE_AUDIT]);
+	cJSON_AddBoolToObject(s, "passed", r->counts[MODE_ENFORCE] == 0);
+	arr = cJSON_AddArrayToObject(doc, "violations");
+	for (size_t i = 0; arr && i < r->n; i++)
+		cJSON_AddItemToArray(arr, finding_json(&r->f[i]));
+	notes = cJSON_AddArrayToObject(doc, "notes");
+	for (size_t i = 0; notes && i < r->n_notes; i++)
+		cJSON_AddItemToArray(notes, cJSON_CreateString(r->notes[i]));
+	return doc;
+}
+
+static const char *sarif_level(enum rule_mode m)
+{
+	return m == MODE_ENFORCE ? "error" : m == MODE_WARN ? "warning" : "note";
+}
+
+static cJSON *sarif_rules(const struct config *cfg)
+{
+	cJSON *rules = cJSON_CreateArray();
+
+	for (int i = 0; rules && i < RULE_COUNT; i++) {
+		cJSON *r = cJSON_CreateObject(), *d, *c;
+		char uri[160];
+		if (!r)
+			break;
+		cJSON_AddStringToObject(r, "id", config_rule_name((enum rule_id)i));
+		d = cJSON_AddObjectToObject(r, "shortDescription");
+		cJSON_AddStringToObject(d, "text", config_rule_name((enum rule_id)i));
+		snprintf(uri, sizeof(uri), "https://github.com/rollgate/rollgate/blob/main/docs/rules.md#%s",
+			 config_rule_name((enum rule_id)i));
+		cJSON_AddStringToObject(r, "helpUri", uri);
+		c = cJSON_AddObjectToObject(r, "defaultConfiguration");
+		cJSON_AddStringToObject(c, "level", cfg->rules[i].mode == MODE_OFF
+							    ? "none" : sarif_level(cfg->rules[i].mode));
+		cJSON_AddItemToArray(rules, r);
+	}
+	return rules;
+}
+
+static cJSON *sarif_result(const struct finding *f)
+{
+	cJSON *res = cJSON_CreateObject(), *msg, *locs, *loc, *phys, *art, *reg;
+	char text[1200];
+
+	if (!res)
+		return NULL;
+	snprintf(text, sizeof(text), "%s/%s: %s", obj_kind(f->o->obj), obj_name(f->o->obj),
+		 f->v.message);
+	cJSON_AddStringToObject(res, "ruleId", config_rule_name(f->v.rule));
+	cJSON_AddNumberToObject(res, "ruleIndex", (double)f->v.rule);
+	cJSON_AddStringToObject(res, "level", sarif_level(f->v.mode));
+	msg = cJSON_AddObjectToObject(res, "message");
+	cJSON_AddStringToObject(msg, "text", text);
+	locs = cJSON_AddArrayToObject(res, "locations");
+	loc = cJSON_CreateObject();
+	cJSON_AddItemToArray(locs, loc);
+	phys = cJSON_AddObjectToObject(loc, "physicalLocation");
+	art = cJSON_AddObjectToObject(phys, "artifactLocation");
+	/* SARIF wants relative URIs for repository files. */
+	cJSON_AddStringToObject(art, "uri",
+				strncmp(f->o->file, "./", 2) == 0 ? f->o->file + 2 : f->o->file);
+	reg = cJSON_AddObjectToObject(phys, "region");
+	cJSON_AddNumberToObject(reg, "startLine", f->o->line > 0 ? f->o->line : 1);
+	return res;
+}
+
+static cJSON *report_sarif(const struct report *r, const struct config *cfg)
+{
+	cJSON *doc = cJSON_CreateObject(), *runs, *run, *tool, *drv, *results;
+
+	if (!doc)
+		return NULL;
+	cJSON_AddStringToObject(doc, "$schema", "https://json.schemastore.org/sarif-2.1.0.json");
+	cJSON_AddStringToObject(doc, "version", "2.1.0");
+	runs = cJSON_AddArrayToObject(doc, "runs");
+	run = cJSON_CreateObject();
+	cJSON_AddItemToArray(runs, run);
+	tool = cJSON_AddObjectToObject(run, "tool");
+	drv = cJSON_AddObjectToObject(tool, "driver");
+	cJSON_AddStringToObject(drv, "name", "rollgate");
+	cJSON_AddStringToObject(drv, "version", ROLLGATE_VERSION);
+	cJSON_AddStringToObject(drv, "informationUri", "https://github.com/rollgate/rollgate");
+	cJSON_AddItemToObject(drv, "rules", sarif_rules(cfg));
+	results = cJSON_AddArrayToObject(run, "results");
+	for (size_t i = 0; results && i < r->n; i++)
+		cJSON_AddItemToArray(results, sarif_result(&r->f[i]));
+	return doc;
+}
+
+static int print_json_doc(cJSON *doc)
+{
+	char *s = doc ? cJSON_Print(doc) : NULL;
+
+	cJSON_Delete(doc);
+	if (!s)
+		return -1;
+	printf("%s\n", s);
+	free(s);
+	return 0;
+}
+
+static void check_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: rollgate check [--config FILE] [-o text|json|sarif] PATH...\n\n"
+		"Evaluates every object in the manifests under PATH (files, or directories\n"
+		"searched recursively for .yaml, .yml and .json; '-' reads stdin) with the\n"
+		"policy rules, as a CREATE by an ordinary user: the verdict the cluster gives.\n\n"
+		"Options:\n"
+		"  --config FILE        YAML config (default: built-in defaults)\n"
+		"  -o, --output FORMAT  text (default), json, or sarif (SARIF 2.1.0)\n"
+		"  -h, --help           show this help\n\n"
+		"Text output: FILE:LINE: MODE RULE-ID KIND/NAME: message, then a summary.\n"
+		"Exit status: 0 no enforce violation, 1 at least one, 2 unreadable or invalid input.\n");
+}
+
+static int check_all(struct engine *e, const struct mset *m, struct report *r, char *err,
+		     size_t errlen)
+{
+	char why[512];
+
+	for (size_t i = 0; i < m->n_objs; i++) {
+		struct verdict v;
+		const struct pobj *o = &m->objs[i];
+		if (pipeline_check(e, o->obj, &v, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "%s:%d: %s", o->file, o->line, why);
+			return -1;
+		}
+		r->objects++;
+		if (take_verdict(r, o, &v) < 0) {
+			verdict_free(&v);
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		verdict_free(&v);
+	}
+	return 0;
+}
+
+int cli_check(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config = NULL;
+	enum out_format fmt = OUT_TEXT;
+	struct engine e;
+	struct mset m = { 0 };
+	struct report r = { 0 };
+	char err[1024];
+	int c, rc = 2;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'o':
+			if (strcmp(optarg, "text") == 0)
+				fmt = OUT_TEXT;
+			else if (strcmp(optarg, "json") == 0)
+				fmt = OUT_JSON;
+			else if (strcmp(optarg, "sarif") == 0)
+				fmt = OUT_SARIF;
+			else
+				return cli_fail("check", "unknown output format \"%s\" (text, json, sarif)", optarg);
+			break;
+		case 'h': check_usage(stdout); return 0;
+		default: check_usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc)
+		return cli_fail("check", "no PATH given (see --help)");
+	log_setup(LOG_ERROR, LOG_FORMAT_TEXT);
+	if (engine_open(&e, config, NULL, NULL, err, sizeof(err)) < 0)
+		return cli_fail("check", "%s", err);
+	if (mset_load_paths(&m, argv + optind, argc - optind, err, sizeof(err)) < 0 ||
+	    pipeline_add_objects(&e, &m, err, sizeof(err)) < 0 ||
+	    check_all(&e, &m, &r, err, sizeof(err)) < 0) {
+		cli_fail("check", "%s", err);
+		goto out;
+	}
+	if (fmt == OUT_TEXT)
+		print_text(&r, m.n_files);
+	else if (print_json_doc(fmt == OUT_JSON ? report_json(&r, m.n_files)
+						 : report_sarif(&r, e.cfg)) < 0) {
+		cli_fail("check", "out of memory");
+		goto out;
+	}
+	rc = r.counts[MODE_ENFORCE] ? 1 : 0;
+out:
+	report_free(&r);
+	mset_free(&m);
+	engine_close(&e);
+	return rc;
+}

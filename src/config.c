@@ -1,0 +1,182 @@
+/*
+ * The configuration value: built-in defaults, rule and mode names.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+
+static const char *const rule_names[RULE_COUNT] = {
+	[RULE_REPLICASET_DIRECT_EDIT] = "replicaset-direct-edit",
+	[RULE_CANARY_WITHOUT_READINESS] = "canary-without-readiness",
+	[RULE_ROLLOUT_WITHOUT_READINESS] = "rollout-without-readiness",
+	[RULE_MUTABLE_IMAGE_TAG] = "mutable-image-tag",
+	[RULE_NO_ROLLBACK_HISTORY] = "no-rollback-history",
+	[RULE_FULL_OUTAGE_ROLLOUT] = "full-outage-rollout",
+	[RULE_LIVENESS_WITHOUT_STARTUP_GRACE] = "liveness-without-startup-grace",
+	[RULE_UNGUARDED_CANARY_STEPS] = "unguarded-canary-steps",
+	[RULE_UNGUARDED_BLUE_GREEN] = "unguarded-blue-green",
+	[RULE_POD_TEMPLATE_HASH_TAMPER] = "pod-template-hash-tamper",
+};
+
+static const enum rule_mode rule_default_modes[RULE_COUNT] = {
+	[RULE_REPLICASET_DIRECT_EDIT] = MODE_ENFORCE,
+	[RULE_CANARY_WITHOUT_READINESS] = MODE_ENFORCE,
+	[RULE_ROLLOUT_WITHOUT_READINESS] = MODE_WARN,
+	[RULE_MUTABLE_IMAGE_TAG] = MODE_WARN,
+	[RULE_NO_ROLLBACK_HISTORY] = MODE_WARN,
+	[RULE_FULL_OUTAGE_ROLLOUT] = MODE_ENFORCE,
+	[RULE_LIVENESS_WITHOUT_STARTUP_GRACE] = MODE_WARN,
+	[RULE_UNGUARDED_CANARY_STEPS] = MODE_WARN,
+	[RULE_UNGUARDED_BLUE_GREEN] = MODE_WARN,
+	[RULE_POD_TEMPLATE_HASH_TAMPER] = MODE_ENFORCE,
+};
+
+static const char *const mode_names[] = {
+	[MODE_OFF] = "off", [MODE_AUDIT] = "audit", [MODE_WARN] = "warn", [MODE_ENFORCE] = "enforce",
+};
+
+static const char *const default_controllers[] = {
+	"system:serviceaccount:kube-system:deployment-controller",
+	"system:serviceaccount:kube-system:replicaset-controller",
+	"system:kube-controller-manager",
+	"system:serviceaccount:argo-rollouts:argo-rollouts",
+};
+
+const char *config_rule_name(enum rule_id id)
+{
+	return (unsigned)id < RULE_COUNT ? rule_names[id] : "unknown";
+}
+
+int config_rule_from_name(const char *name, enum rule_id *out)
+{
+	for (int i = 0; i < RULE_COUNT; i++) {
+		if (strcmp(rule_names[i], name) == 0) {
+			*out = (enum rule_id)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+const char *config_mode_name(enum rule_mode mode)
+{
+	return (unsigned)mode <= MODE_ENFORCE ? mode_names[mode] : "unknown";
+}
+
+int config_mode_from_name(const char *name, enum rule_mode *out)
+{
+	for (int i = 0; i <= MODE_ENFORCE; i++) {
+		if (strcmp(mode_names[i], name) == 0) {
+			*out = (enum rule_mode)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+char *config_annotation(const struct config *cfg, const char *suffix, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s", cfg->annotation_prefix, suffix);
+	return buf;
+}
+
+bool strlist_contains(const struct strlist *l, const char *s)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		if (strcmp(l->v[i], s) == 0)
+			return true;
+	}
+	return false;
+}
+
+void strlist_free(struct strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+int strlist_push(struct strlist *l, const char *s)
+{
+	char **nv = realloc(l->v, (l->n + 1) * sizeof(*nv));
+	if (!nv)
+		return -1;
+	l->v = nv;
+	l->v[l->n] = strdup(s);
+	if (!l->v[l->n])
+		return -1;
+	l->n++;
+	return 0;
+}
+
+int config_canary_push(struct config *cfg, const char *key, const char *value)
+{
+	struct label_pair *nv = realloc(cfg->canary_labels, (cfg->n_canary_labels + 1) * sizeof(*nv));
+	if (!nv)
+		return -1;
+	cfg->canary_labels = nv;
+	nv[cfg->n_canary_labels].key = strdup(key);
+	nv[cfg->n_canary_labels].value = strdup(value);
+	cfg->n_canary_labels++;
+	if (!nv[cfg->n_canary_labels - 1].key || !nv[cfg->n_canary_labels - 1].value)
+		return -1;
+	return 0;
+}
+
+void config_canary_clear(struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_canary_labels; i++) {
+		free(cfg->canary_labels[i].key);
+		free(cfg->canary_labels[i].value);
+	}
+	free(cfg->canary_labels);
+	cfg->canary_labels = NULL;
+	cfg->n_canary_labels = 0;
+}
+
+void config_free(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->annotation_prefix);
+	free(cfg->hmac_key_file);
+	if (cfg->hmac_key) {
+		memset(cfg->hmac_key, 0, cfg->hmac_key_len);
+		free(cfg->hmac_key);
+	}
+	strlist_free(&cfg->exempt_namespaces);
+	strlist_free(&cfg->controllers);
+	config_canary_clear(cfg);
+	for (int i = 0; i < RULE_COUNT; i++)
+		strlist_free(&cfg->rules[i].exempt_namespaces);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+int config_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->annotation_prefix = strdup("rollgate.io");
+	cfg->stamp_mode = STAMP_OPT_IN;
+	cfg->lookup_timeout_ms = 2000;
+	if (!cfg->annotation_prefix || strlist_push(&cfg->exempt_namespaces, "kube-system") < 0)
+		goto fail;
+	for (size_t i = 0; i < sizeof(default_controllers) / sizeof(default_controllers[0]); i++) {
+		if (strlist_push(&cfg->controllers, default_controllers[i]) < 0)
+			goto fail;
+	}
+	if (config_canary_push(cfg, "track", "canary") < 0 || config_canary_push(cfg, "version", "canary") < 0 ||
+	    config_canary_push(cfg, "rollgate.io/canary", "true") < 0)
+		goto fail;
+	for (int i = 0; i < RULE_COUNT; i++)
+		cfg->rules[i].mode = rule_default_modes[i];
+	return 0;
+fail:
+	config_free(cfg);
+	return -1;
+}

@@ -1,0 +1,663 @@
+/*
+ * Kubernetes API object source. One worker thread drives a curl multi
+ * handle: batches arrive through a locked queue and a wakeup, every lookup
+ * of a batch runs in parallel under the batch's deadline, connections (and
+ * HTTP/2 streams) are reused, and the batch's callback fires once, when its
+ * last lookup ends. Secret bodies are wiped after they are digested.
+ */
+#include "kube.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "jsonutil.h"
+#include "log.h"
+#include "manifest.h"
+#include "metrics.h"
+#include "yamljson.h"
+
+#define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+#define BODY_MAX (4u << 20) /* ConfigMaps and Secrets are at most 1 MiB */
+#define TOKEN_REREAD_S 60
+#define NAME_MAX_LEN 253
+
+struct pending {
+	struct lookup_batch *b;
+	lookup_done_fn done;
+	void *arg;
+	size_t remaining;
+	struct timespec deadline;
+	struct pending *next;
+};
+
+struct xfer {
+	struct pending *p;
+	struct lookup_item *it;
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char *buf;
+	size_t len;
+	bool too_big;
+};
+
+struct kube {
+	struct kube_conn conn;
+	CURLM *multi;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	struct pending *queue;
+	bool stop;
+	char *token; /* current bearer token */
+	time_t token_read;
+};
+
+void kube_conn_free(struct kube_conn *c)
+{
+	if (!c)
+		return;
+	free(c->server);
+	free(c->ca_pem);
+	free(c->cert_pem);
+	if (c->key_pem)
+		OPENSSL_cleanse(c->key_pem, strlen(c->key_pem));
+	free(c->key_pem);
+	if (c->token)
+		OPENSSL_cleanse(c->token, strlen(c->token));
+	free(c->token);
+	free(c->token_file);
+	free(c->namespace_);
+	memset(c, 0, sizeof(*c));
+}
+
+static char *read_small(const char *path, char *err, size_t errlen)
+{
+	size_t len;
+	char *s = manifest_slurp(path, 1u << 20, &len, err, errlen);
+
+	/* Tokens and namespaces come with a trailing newline at times. */
+	while (s && len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' '))
+		s[--len] = '\0';
+	return s;
+}
+
+int kube_conn_in_cluster(struct kube_conn *c, char *err, size_t errlen)
+{
+	const char *host = getenv("KUBERNETES_SERVICE_HOST"), *port = getenv("KUBERNETES_SERVICE_PORT");
+	char url[300];
+
+	memset(c, 0, sizeof(*c));
+	if (!host || !*host) {
+		snprintf(err, errlen, "KUBERNETES_SERVICE_HOST is not set: not running in a cluster");
+		return -1;
+	}
+	/* An IPv6 service host needs brackets in a URL. */
+	snprintf(url, sizeof(url), strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host,
+		 port && *port ? port : "443");
+	c->server = strdup(url);
+	c->token_file = strdup(SA_DIR "/token");
+	c->ca_pem = read_small(SA_DIR "/ca.crt", err, errlen);
+	c->namespace_ = read_small(SA_DIR "/namespace", err, errlen);
+	if (!c->server || !c->token_file || !c->ca_pem) {
+		if (!c->ca_pem)
+			return kube_conn_free(c), -1;
+		snprintf(err, errlen, "out of memory");
+		kube_conn_free(c);
+		return -1;
+	}
+	return 0;
+}
+
+/* Standard base64 (kubeconfig *-data fields) to a NUL-terminated string. */
+static char *b64_decode_str(const char *in)
+{
+	size_t n = strlen(in);
+	unsigned char *out;
+	int len;
+
+	if (n % 4 != 0)
+		return NULL;
+	out = malloc(n / 4 * 3 + 1);
+	if (!out)
+		return NULL;
+	len = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
+	if (len < 0) {
+		free(out);
+		return NULL;
+	}
+	if (n >= 1 && in[n - 1] == '=')
+		len--;
+	if (n >= 2 && in[n - 2] == '=')
+		len--;
+	out[len] = '\0';
+	return (char *)out;
+}
+
+/* Finds the element named name in a kubeconfig list (contexts, clusters, users). */
+static const cJSON *named(const cJSON *root, const char *list, const char *name, const char *field)
+{
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, json_get(root, list)) {
+		const char *n = json_get_string(it, "name");
+		if (n && strcmp(n, name) == 0)
+			return json_get(it, field);
+	}
+	return NULL;
+}
+
+/* A path in a kubeconfig is relative to the kubeconfig's directory. */
+static char *read_relative(const char *kcpath, const char *path, char *err, size_t errlen)
+{
+	char full[4096];
+	const char *slash = strrchr(kcpath, '/');
+
+	if (path[0] == '/' || !slash)
+		snprintf(full, sizeof(full), "%s", path);
+	else
+		snprintf(full, sizeof(full), "%.*s/%s", (int)(slash - kcpath), kcpath, path);
+	return read_small(full, err, errlen);
+}
+
+/* Reads "<field>-data" (base64) or "<field>" (a path) into *out. */
+static int data_or_file(const char *kcpath, const cJSON *obj, const char *field, char **out,
+			char *err, size_t errlen)
+{
+	char key[64];
+	const char *v;
+
+	snprintf(key, sizeof(key), "%s-data", field);
+	v = json_get_string(obj, key);
+	if (v) {
+		*out = b64_decode_str(v);
+		if (!*out) {
+			snprintf(err, errlen, "%s: %s is not valid base64", kcpath, key);
+			return -1;
+		}
+		return 0;
+	}
+	v = json_get_string(obj, field);
+	if (!v)
+		return 0;
+	*out = read_relative(kcpath, v, err, errlen);
+	return *out ? 0 : -1;
+}
+
+static int conn_from_tree(const char *path, const cJSON *root, struct kube_conn *c, char *err,
+			  size_t errlen)
+{
+	const char *ctxname = json_get_string(root, "current-context"), *cl, *us, *server;
+	const cJSON *ctx, *cluster, *user;
+
+	if (!ctxname || !*ctxname) {
+		snprintf(err, errlen, "%s: current-context is not set", path);
+		return -1;
+	}
+	ctx = named(root, "contexts", ctxname, "context");
+	cl = json_get_string(ctx, "cluster");
+	us = json_get_string(ctx, "user");
+	cluster = cl ? named(root, "clusters", cl, "cluster") : NULL;
+	user = us ? named(root, "users", us, "user") : NULL;
+	server = json_get_string(cluster, "server");
+	if (!ctx || !cluster || !server) {
+		snprintf(err, errlen, "%s: context \"%s\" has no cluster with a server", path, ctxname);
+		return -1;
+	}
+	c->server = strdup(server);
+	if (c->server) {
+		size_t n = strlen(c->server);
+		while (n > 0 && c->server[n - 1] == '/')
+			c->server[--n] = '\0';
+	}
+	c->insecure = json_get_bool(cluster, "insecure-skip-tls-verify");
+	if (json_get_string(ctx, "namespace"))
+		c->namespace_ = strdup(json_get_string(ctx, "namespace"));
+	if (json_get_string(user, "token"))
+		c->token = strdup(json_get_string(user, "token"));
+	if (json_get_string(user, "tokenFile"))
+		c->token_file = strdup(json_get_string(user, "tokenFile"));
+	if (data_or_file(path, cluster, "certificate-authority", &c->ca_pem, err, errlen) < 0 ||
+	    data_or_file(path, user, "client-certificate", &c->cert_pem, err, errlen) < 0 ||
+	    data_or_file(path, user, "client-key", &c->key_pem, err, errlen) < 0)
+		return -1;
+	if (!c->server) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+int kube_conn_from_kubeconfig(const char *path, struct kube_conn *c, char *err, size_t errlen)
+{
+	struct yaml_docs docs = { 0 };
+	char yerr[256];
+	size_t len = 0;
+	char *buf = manifest_slurp(path, 4u << 20, &len, err, errlen);
+	int rc = -1;
+
+	memset(c, 0, sizeof(*c));
+	if (!buf)
+		return -1;
+	if (yamljson_load(buf, len, &docs, yerr, sizeof(yerr)) < 0) {
+		snprintf(err, errlen, "%s: %s", path, yerr);
+		goto out;
+	}
+	if (docs.n != 1 || !cJSON_IsObject(docs.docs[0].root)) {
+		snprintf(err, errlen, "%s: not a kubeconfig", path);
+		goto out;
+	}
+	rc = conn_from_tree(path, docs.docs[0].root, c, err, errlen);
+out:
+	yamljson_free(&docs);
+	OPENSSL_cleanse(buf, len);
+	free(buf);
+	if (rc < 0)
+		kube_conn_free(c);
+	return rc;
+}
+
+/* ---- the worker ---- */
+
+static const char *token(struct kube *k)
+{
+	time_t now = time(NULL);
+	char err[256];
+	char *t;
+
+	if (!k->conn.token_file)
+		return k->conn.token;
+	/* Bound service-account tokens rotate; follow the file. */
+	if (!k->token || now - k->token_read >= TOKEN_REREAD_S) {
+		t = read_small(k->conn.token_file, err, sizeof(err));
+		if (t) {
+			if (k->token)
+				OPENSSL_cleanse(k->token, strlen(k->token));
+			free(k->token);
+			k->token = t;
+			k->token_read = now;
+		} else {
+			RG_LOG(LOG_WARN, "cannot read service-account token", LF_S("reason", err));
+		}
+	}
+	return k->token;
+}
+
+static bool valid_name(const char *s)
+{
+	size_t n = strlen(s);
+	return n > 0 && n <= NAME_MAX_LEN &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-.") == n;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct xfer *x = arg;
+	size_t n = size * nmemb;
+	char *nb;
+
+	if (x->len + n > BODY_MAX) {
+		x->too_big = true;
+		return 0;
+	}
+	nb = realloc(x->buf, x->len + n + 1);
+	if (!nb)
+		return 0;
+	memcpy(nb + x->len, data, n);
+	x->buf = nb;
+	x->len += n;
+	x->buf[x->len] = '\0';
+	return n;
+}
+
+static long remaining_ms(const struct timespec *deadline)
+{
+	struct timespec now;
+	long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
+	return ms < 1 ? 1 : ms;
+}
+
+static void set_tls(struct kube *k, CURL *e)
+{
+	struct curl_blob blob;
+
+	if (k->conn.ca_pem) {
+		blob = (struct curl_blob){ k->conn.ca_pem, strlen(k->conn.ca_pem), CURL_BLOB_COPY };
+		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &blob);
+	}
+	if (k->conn.cert_pem && k->conn.key_pem) {
+		blob = (struct curl_blob){ k->conn.cert_pem, strlen(k->conn.cert_pem), CURL_BLOB_COPY };
+		curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &blob);
+		curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+		blob = (struct curl_blob){ k->conn.key_pem, strlen(k->conn.key_pem), CURL_BLOB_COPY };
+		curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &blob);
+		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+	}
+	if (k->conn.insecure) {
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+}
+
+static int item_url(struct kube *k, const char *ns, const struct lookup_item *it, char *url,
+		    size_t len)
+{
+	static const char *const group[] = { "/api/v1", "/api/v1", "/apis/apps/v1" };
+	static const char *const resource[] = { "configmaps", "secrets", "deployments" };
+
+	/* Names go into the URL path: anything but a DNS name could reach
+	 * another endpoint. */
+	if (!ns || !valid_name(ns) || !valid_name(it->name))
+		return -1;
+	snprintf(url, len, "%s%s/namespaces/%s/%s/%s", k->conn.server, group[it->kind], ns,
+		 resource[it->kind], it->name);
+	return 0;
+}
+
+static void finish_item(struct lookup_item *it, enum lookup_status st, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void finish_item(struct lookup_item *it, enum lookup_status st, const char *fmt, ...)
+{
+	va_list ap;
+
+	it->status = st;
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(it->reason, sizeof(it->reason), fmt, ap);
+		va_end(ap);
+	}
+	metrics_lookup(st == LOOKUP_FOUND ? LOOKUP_OK : st == LOOKUP_ABSENT ? LOOKUP_NOT_FOUND
+									    : LOOKUP_FAILED);
+}
+
+static void pending_item_done(struct pending *p)
+{
+	if (--p->remaining == 0) {
+		/* After this the batch belongs to the caller again. */
+		p->done(p->arg);
+		free(p);
+	}
+}
+
+static int start_xfer(struct kube *k, struct pending *p, struct lookup_item *it)
+{
+	struct xfer *x = calloc(1, sizeof(*x));
+	char url[1024], auth[8192];
+	const char *tok = token(k);
+
+	if (!x)
+		return -1;
+	x->p = p;
+	x->it = it;
+	x->easy = curl_easy_init();
+	if (!x->easy) {
+		free(x);
+		return -1;
+	}
+	if (item_url(k, p->b->namespace_, it, url, sizeof(url)) < 0) {
+		curl_easy_cleanup(x->easy);
+		free(x);
+		finish_item(it, LOOKUP_ERROR, "invalid namespace or name");
+		pending_item_done(p);
+		return 0;
+	}
+	x->hdrs = curl_slist_append(NULL, "Accept: application/json");
+	if (tok && snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok) < (int)sizeof(auth))
+		x->hdrs = curl_slist_append(x->hdrs, auth);
+	OPENSSL_cleanse(auth, sizeof(auth));
+	curl_easy_setopt(x->easy, CURLOPT_URL, url);
+	curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->hdrs);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, remaining_ms(&p->deadline));
+	curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(x->easy, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(x->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT, 1L);
+	curl_easy_setopt(x->easy, CURLOPT_USERAGENT, "rollgate/" ROLLGATE_VERSION);
+	set_tls(k, x->easy);
+	curl_multi_add_handle(k->multi, x->easy);
+	return 0;
+}
+
+/* Wipes every string of a tree that held Secret values. */
+static void cleanse_tree(cJSON *n)
+{
+	for (; n; n = n->next) {
+		if (n->valuestring)
+			OPENSSL_cleanse(n->valuestring, strlen(n->valuestring));
+		cleanse_tree(n->child);
+	}
+}
+
+static void parse_found(struct xfer *x)
+{
+	struct lookup_item *it = x->it;
+	cJSON *obj = NULL;
+	char err[160];
+
+	if (json_parse_strict(x->buf ? x->buf : "", x->len, &obj, err, sizeof(err)) < 0 ||
+	    !cJSON_IsObject(obj)) {
+		finish_item(it, LOOKUP_ERROR, "malformed answer from the API server");
+		goto out;
+	}
+	if (it->kind == SRC_DEPLOYMENT) {
+		it->object = obj;
+		obj = NULL;
+		finish_item(it, LOOKUP_FOUND, NULL);
+		goto out;
+	}
+	it->digest = calloc(1, sizeof(*it->digest));
+	if (!it->digest) {
+		finish_item(it, LOOKUP_ERROR, "out of memory");
+	} else if (confighash_digest_object(obj, it->kind == SRC_SECRET ? OBJ_SECRET : OBJ_CONFIGMAP,
+					    it->digest, err, sizeof(err)) < 0) {
+		confighash_digest_free(it->digest);
+		it->digest = NULL;
+		finish_item(it, LOOKUP_ERROR, "malformed object: %s", err);
+	} else {
+		finish_item(it, LOOKUP_FOUND, NULL);
+	}
+out:
+	if (obj && it->kind == SRC_SECRET)
+		cleanse_tree(obj);
+	cJSON_Delete(obj);
+}
+
+/* The message of a Kubernetes Status body, if there is one. */
+static void status_reason(const struct xfer *x, long code)
+{
+	cJSON *st = NULL;
+	char err[64];
+	const char *msg = NULL;
+
+	if (x->buf && json_parse_strict(x->buf, x->len, &st, err, sizeof(err)) == 0)
+		msg = json_get_string(st, "message");
+	finish_item(x->it, LOOKUP_ERROR, "HTTP %ld from the API server%s%.90s", code,
+		    msg ? ": " : "", msg ? msg : "");
+	cJSON_Delete(st);
+}
+
+static void end_xfer(struct kube *k, struct xfer *x, CURLcode res)
+{
+	long code = 0;
+
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+	if (res == CURLE_OPERATION_TIMEDOUT)
+		finish_item(x->it, LOOKUP_ERROR, "API lookup timed out");
+	else if (x->too_big)
+		finish_item(x->it, LOOKUP_ERROR, "API answer larger than %u bytes", BODY_MAX);
+	else if (res != CURLE_OK)
+		finish_item(x->it, LOOKUP_ERROR, "API request failed: %s", curl_easy_strerror(res));
+	else if (code == 404)
+		finish_item(x->it, LOOKUP_ABSENT, NULL);
+	else if (code == 200)
+		parse_found(x);
+	else
+		status_reason(x, code);
+	curl_multi_remove_handle(k->multi, x->easy);
+	curl_easy_cleanup(x->easy);
+	curl_slist_free_all(x->hdrs);
+	if (x->buf) {
+		OPENSSL_cleanse(x->buf, x->len);
+		free(x->buf);
+	}
+	pending_item_done(x->p);
+	free(x);
+}
+
+static void take_queue(struct kube *k)
+{
+	struct pending *q, *next;
+
+	pthread_mutex_lock(&k->lock);
+	q = k->queue;
+	k->queue = NULL;
+	pthread_mutex_unlock(&k->lock);
+	for (; q; q = next) {
+		size_t n = q->b->n;
+		next = q->next;
+		/* Items may finish (and free q) while being started: count first. */
+		for (size_t i = 0; i < n; i++) {
+			struct lookup_item *it = &q->b->items[i];
+			if (start_xfer(k, q, it) < 0) {
+				finish_item(it, LOOKUP_ERROR, "out of memory");
+				pending_item_done(q);
+			}
+		}
+	}
+}
+
+static void *worker(void *arg)
+{
+	struct kube *k = arg;
+	CURLMsg *msg;
+	int running, left;
+
+	for (;;) {
+		pthread_mutex_lock(&k->lock);
+		bool stop = k->stop;
+		pthread_mutex_unlock(&k->lock);
+		if (stop)
+			break;
+		take_queue(k);
+		curl_multi_perform(k->multi, &running);
+		while ((msg = curl_multi_info_read(k->multi, &left)) != NULL) {
+			struct xfer *x = NULL;
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+			end_xfer(k, x, msg->data.result);
+		}
+		curl_multi_poll(k->multi, NULL, 0, 1000, NULL);
+	}
+	return NULL;
+}
+
+static int kube_resolve(void *impl, struct lookup_batch *b, unsigned timeout_ms,
+			lookup_done_fn done, void *arg)
+{
+	struct kube *k = impl;
+	struct pending *p;
+
+	if (b->n == 0)
+		return 0;
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		for (size_t i = 0; i < b->n; i++)
+			finish_item(&b->items[i], LOOKUP_ERROR, "out of memory");
+		return 0;
+	}
+	p->b = b;
+	p->done = done;
+	p->arg = arg;
+	p->remaining = b->n;
+	clock_gettime(CLOCK_MONOTONIC, &p->deadline);
+	p->deadline.tv_sec += timeout_ms / 1000;
+	p->deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (p->deadline.tv_nsec >= 1000000000L) {
+		p->deadline.tv_sec++;
+		p->deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&k->lock);
+	p->next = k->queue;
+	k->queue = p;
+	pthread_mutex_unlock(&k->lock);
+	curl_multi_wakeup(k->multi);
+	return 1;
+}
+
+static void kube_destroy(void *impl)
+{
+	struct kube *k = impl;
+
+	if (!k)
+		return;
+	pthread_mutex_lock(&k->lock);
+	k->stop = true;
+	pthread_mutex_unlock(&k->lock);
+	curl_multi_wakeup(k->multi);
+	pthread_join(k->thread, NULL);
+	curl_multi_cleanup(k->multi);
+	pthread_mutex_destroy(&k->lock);
+	kube_conn_free(&k->conn);
+	if (k->token)
+		OPENSSL_cleanse(k->token, strlen(k->token));
+	free(k->token);
+	free(k);
+}
+
+static const struct objsource_ops kube_ops = { kube_resolve, NULL, kube_destroy };
+
+struct objsource *kube_source_new(const char *kubeconfig, char *err, size_t errlen)
+{
+	struct kube *k = calloc(1, sizeof(*k));
+	struct objsource *src = calloc(1, sizeof(*src));
+	int rc;
+
+	if (!k || !src) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	rc = kubeconfig ? kube_conn_from_kubeconfig(kubeconfig, &k->conn, err, errlen)
+			: kube_conn_in_cluster(&k->conn, err, errlen);
+	if (rc < 0)
+		goto fail;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	k->multi = curl_multi_init();
+	if (!k->multi) {
+		snprintf(err, errlen, "cannot initialise libcurl");
+		goto fail;
+	}
+	curl_multi_setopt(k->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+	curl_multi_setopt(k->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 8L);
+	pthread_mutex_init(&k->lock, NULL);
+	if (pthread_create(&k->thread, NULL, worker, k) != 0) {
+		snprintf(err, errlen, "cannot start the API worker thread");
+		pthread_mutex_destroy(&k->lock);
+		curl_multi_cleanup(k->multi);
+		goto fail;
+	}
+	src->ops = &kube_ops;
+	src->impl = k;
+	src->name = "kubernetes";
+	RG_LOG(LOG_INFO, "object source: Kubernetes API", LF_S("server", k->conn.server));
+	return src;
+fail:
+	if (k)
+		kube_conn_free(&k->conn);
+	free(k);
+	free(src);
+	return NULL;
+}

@@ -1,0 +1,194 @@
+/*
+ * Prometheus metrics with relaxed atomics: the request path pays one atomic
+ * add per counter. Rendering reads a consistent-enough snapshot.
+ */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RENDER_MAX (64 * 1024)
+
+static const double buckets[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+				  0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5 };
+#define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
+
+static const char *const ep_names[EP_COUNT] = { "mutate", "validate", "healthz", "readyz", "other" };
+static const char *const out_names[OUT_COUNT] = { "allowed", "patched", "denied", "invalid",
+						  "error" };
+static const char *const reload_names[RELOAD_COUNT] = { "certificate", "config", "objects" };
+static const char *const lookup_names[LOOKUP_OUT_COUNT] = { "found", "not_found", "failed" };
+
+static atomic_ullong requests[EP_COUNT][OUT_COUNT];
+static atomic_ullong hist[EP_COUNT][NBUCKETS];
+static atomic_ullong hist_count[EP_COUNT];
+static atomic_ullong hist_sum_ns[EP_COUNT];
+static atomic_llong inflight;
+static _Atomic double cert_expiry;
+static atomic_ullong reloads[RELOAD_COUNT][2];
+static atomic_ullong lookups[LOOKUP_OUT_COUNT];
+static atomic_ullong stamp_skipped;
+static atomic_ullong violations[RULE_COUNT][MODE_ENFORCE + 1];
+static atomic_int ready;
+
+void metrics_request(enum metrics_endpoint ep, enum metrics_outcome oc, double seconds)
+{
+	atomic_fetch_add_explicit(&requests[ep][oc], 1, memory_order_relaxed);
+	for (size_t i = 0; i < NBUCKETS; i++) {
+		if (seconds <= buckets[i]) {
+			atomic_fetch_add_explicit(&hist[ep][i], 1, memory_order_relaxed);
+			break;
+		}
+	}
+	atomic_fetch_add_explicit(&hist_count[ep], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&hist_sum_ns[ep], (unsigned long long)(seconds * 1e9),
+				  memory_order_relaxed);
+}
+
+void metrics_inflight(int delta)
+{
+	atomic_fetch_add_explicit(&inflight, delta, memory_order_relaxed);
+}
+
+void metrics_cert_expiry(double unix_seconds)
+{
+	atomic_store(&cert_expiry, unix_seconds);
+}
+
+void metrics_reload(enum metrics_reload what, bool ok)
+{
+	atomic_fetch_add_explicit(&reloads[what][ok ? 0 : 1], 1, memory_order_relaxed);
+}
+
+void metrics_lookup(enum metrics_lookup outcome)
+{
+	atomic_fetch_add_explicit(&lookups[outcome], 1, memory_order_relaxed);
+}
+
+void metrics_stamp_skipped(void)
+{
+	atomic_fetch_add_explicit(&stamp_skipped, 1, memory_order_relaxed);
+}
+
+void metrics_violation(enum rule_id rule, enum rule_mode mode)
+{
+	if ((unsigned)rule < RULE_COUNT && (unsigned)mode <= MODE_ENFORCE)
+		atomic_fetch_add_explicit(&violations[rule][mode], 1, memory_order_relaxed);
+}
+
+void metrics_set_ready(bool r)
+{
+	atomic_store(&ready, r ? 1 : 0);
+}
+
+struct out {
+	char *buf;
+	size_t len;
+	bool full;
+};
+
+static void emit(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (o->full)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(o->buf + o->len, RENDER_MAX - o->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= RENDER_MAX - o->len)
+		o->full = true;
+	else
+		o->len += (size_t)n;
+}
+
+static void header(struct out *o, const char *name, const char *type, const char *help)
+{
+	emit(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static unsigned long long get(atomic_ullong *v)
+{
+	return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+static void render_requests(struct out *o)
+{
+	header(o, "rollgate_requests_total", "counter",
+	       "HTTP requests served, by endpoint and outcome.");
+	for (int e = 0; e < EP_COUNT; e++)
+		for (int c = 0; c < OUT_COUNT; c++)
+			emit(o, "rollgate_requests_total{endpoint=\"%s\",outcome=\"%s\"} %llu\n",
+			     ep_names[e], out_names[c], get(&requests[e][c]));
+	header(o, "rollgate_request_duration_seconds", "histogram",
+	       "Time from the first byte of a request to its response, by endpoint.");
+	for (int e = 0; e < EP_COUNT; e++) {
+		unsigned long long cum = 0;
+		for (size_t b = 0; b < NBUCKETS; b++) {
+			cum += get(&hist[e][b]);
+			emit(o, "rollgate_request_duration_seconds_bucket{endpoint=\"%s\",le=\"%g\"} %llu\n",
+			     ep_names[e], buckets[b], cum);
+		}
+		emit(o, "rollgate_request_duration_seconds_bucket{endpoint=\"%s\",le=\"+Inf\"} %llu\n",
+		     ep_names[e], get(&hist_count[e]));
+		emit(o, "rollgate_request_duration_seconds_sum{endpoint=\"%s\"} %.9f\n", ep_names[e],
+		     (double)get(&hist_sum_ns[e]) / 1e9);
+		emit(o, "rollgate_request_duration_seconds_count{endpoint=\"%s\"} %llu\n", ep_names[e],
+		     get(&hist_count[e]));
+	}
+	header(o, "rollgate_requests_in_flight", "gauge", "Requests being processed now.");
+	emit(o, "rollgate_requests_in_flight %lld\n", (long long)atomic_load(&inflight));
+}
+
+static void render_state(struct out *o)
+{
+	header(o, "rollgate_tls_certificate_expiry_timestamp_seconds", "gauge",
+	       "Expiry (notAfter) of the serving certificate, as a Unix time.");
+	emit(o, "rollgate_tls_certificate_expiry_timestamp_seconds %.0f\n", atomic_load(&cert_expiry));
+	header(o, "rollgate_reloads_total", "counter",
+	       "Reloads of certificate, config and object files, by outcome.");
+	for (int r = 0; r < RELOAD_COUNT; r++) {
+		emit(o, "rollgate_reloads_total{what=\"%s\",outcome=\"success\"} %llu\n",
+		     reload_names[r], get(&reloads[r][0]));
+		emit(o, "rollgate_reloads_total{what=\"%s\",outcome=\"failure\"} %llu\n",
+		     reload_names[r], get(&reloads[r][1]));
+	}
+	header(o, "rollgate_object_lookups_total", "counter",
+	       "ConfigMap and Secret lookups for config hashes, by outcome.");
+	for (int l = 0; l < LOOKUP_OUT_COUNT; l++)
+		emit(o, "rollgate_object_lookups_total{outcome=\"%s\"} %llu\n", lookup_names[l],
+		     get(&lookups[l]));
+	header(o, "rollgate_stamp_skipped_total", "counter",
+	       "Workloads allowed without a config hash because an object lookup failed.");
+	emit(o, "rollgate_stamp_skipped_total %llu\n", get(&stamp_skipped));
+	header(o, "rollgate_rule_violations_total", "counter",
+	       "Policy rule violations found, by rule and effective mode.");
+	for (int r = 0; r < RULE_COUNT; r++)
+		for (int m = MODE_AUDIT; m <= MODE_ENFORCE; m++)
+			emit(o, "rollgate_rule_violations_total{rule=\"%s\",mode=\"%s\"} %llu\n",
+			     config_rule_name((enum rule_id)r), config_mode_name((enum rule_mode)m),
+			     get(&violations[r][m]));
+	header(o, "rollgate_ready", "gauge", "1 when the server accepts admission requests.");
+	emit(o, "rollgate_ready %d\n", atomic_load(&ready));
+	header(o, "rollgate_build_info", "gauge", "Always 1; the version label names the build.");
+	emit(o, "rollgate_build_info{version=\"%s\"} 1\n", ROLLGATE_VERSION);
+}
+
+char *metrics_render(void)
+{
+	struct out o = { malloc(RENDER_MAX), 0, false };
+
+	if (!o.buf)
+		return NULL;
+	render_requests(&o);
+	render_state(&o);
+	if (o.full) {
+		free(o.buf);
+		return NULL;
+	}
+	return o.buf;
+}

@@ -1,0 +1,279 @@
+/*
+ * Config-hash stamping: which workloads, which objects, and the patch.
+ * Pure; the lookups between mutate_plan and mutate_finish are the caller's.
+ */
+#include "mutate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "confighash.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "metrics.h"
+#include "patch.h"
+
+/* Annotations of other tools that opt a workload in, so users switch over
+ * without editing manifests. */
+static const char wave_optin[] = "wave.pusher.com/update-on-config-change";
+static const char reloader_auto[] = "reloader.stakater.com/auto";
+static const char reloader_cm_auto[] = "configmap.reloader.stakater.com/auto";
+static const char reloader_secret_auto[] = "secret.reloader.stakater.com/auto";
+static const char reloader_cm_list[] = "configmap.reloader.stakater.com/reload";
+static const char reloader_secret_list[] = "secret.reloader.stakater.com/reload";
+
+/* Which kinds of reference a workload opted in for. */
+struct optin {
+	bool configmaps;
+	bool secrets;
+};
+
+static bool is_stamped_kind(const struct admission_request *req)
+{
+	if (strcmp(req->group, "apps") == 0)
+		return strcmp(req->kind, "Deployment") == 0 || strcmp(req->kind, "StatefulSet") == 0 ||
+		       strcmp(req->kind, "DaemonSet") == 0;
+	return strcmp(req->group, "argoproj.io") == 0 && strcmp(req->kind, "Rollout") == 0;
+}
+
+const cJSON *mutate_template(const struct admission_request *req)
+{
+	const cJSON *t;
+
+	if (!is_stamped_kind(req))
+		return NULL;
+	t = json_get_path(req->object, "spec", "template", NULL);
+	return cJSON_IsObject(t) ? t : NULL;
+}
+
+static bool annotation_is(const cJSON *ann, const char *key, const char *value)
+{
+	const char *v = json_get_string(ann, key);
+	return v && strcmp(v, value) == 0;
+}
+
+static bool annotation_set(const cJSON *ann, const char *key)
+{
+	const char *v = json_get_string(ann, key);
+	return v && *v;
+}
+
+static struct optin decide_optin(const struct config *cfg, const cJSON *ann)
+{
+	char reload[300], cms[300], secrets[300];
+	struct optin o = { false, false };
+	bool all;
+
+	config_annotation(cfg, "reload", reload, sizeof(reload));
+	config_annotation(cfg, "configmaps", cms, sizeof(cms));
+	config_annotation(cfg, "secrets", secrets, sizeof(secrets));
+	if (annotation_is(ann, reload, "false"))
+		return o;
+	all = cfg->stamp_mode == STAMP_ALL || annotation_is(ann, reload, "true") ||
+	      annotation_is(ann, wave_optin, "true") || annotation_is(ann, reloader_auto, "true") ||
+	      annotation_set(ann, reloader_cm_list) || annotation_set(ann, reloader_secret_list) ||
+	      annotation_set(ann, cms) || annotation_set(ann, secrets);
+	o.configmaps = all || annotation_is(ann, reloader_cm_auto, "true");
+	o.secrets = all || annotation_is(ann, reloader_secret_auto, "true");
+	return o;
+}
+
+static void ref_release(struct ref *r)
+{
+	free(r->name);
+	for (size_t k = 0; k < r->n_keys; k++)
+		free(r->keys[k]);
+	free(r->keys);
+	free(r->user);
+}
+
+/* Drops the references of a kind the workload did not opt in for (Reloader's
+ * configmap-only and secret-only auto annotations). */
+static void keep_kinds(struct refset *set, struct optin o)
+{
+	size_t w = 0;
+
+	for (size_t i = 0; i < set->n; i++) {
+		struct ref *r = &set->refs[i];
+		if (r->kind == OBJ_CONFIGMAP ? o.configmaps : o.secrets)
+			set->refs[w++] = *r;
+		else
+			ref_release(r);
+	}
+	set->n = w;
+}
+
+static int add_lists(const struct config *cfg, const cJSON *ann, struct refset *set)
+{
+	char cms[300], secrets[300];
+	const struct {
+		const char *key;
+		enum obj_kind kind;
+	} lists[] = {
+		{ reloader_cm_list, OBJ_CONFIGMAP },
+		{ reloader_secret_list, OBJ_SECRET },
+		{ config_annotation(cfg, "configmaps", cms, sizeof(cms)), OBJ_CONFIGMAP },
+		{ config_annotation(cfg, "secrets", secrets, sizeof(secrets)), OBJ_SECRET },
+	};
+
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		const char *v = json_get_string(ann, lists[i].key);
+		if (v && refs_add_list(set, lists[i].kind, v, lists[i].key) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int build_batch(const struct admission_request *req, struct stamp_plan *plan)
+{
+	struct lookup_batch *b = &plan->batch;
+
+	b->namespace_ = req->namespace_;
+	b->n = plan->refs.n;
+	if (b->n == 0)
+		return 0;
+	b->items = calloc(b->n, sizeof(*b->items));
+	if (!b->items)
+		return -1;
+	for (size_t i = 0; i < b->n; i++) {
+		b->items[i].kind = plan->refs.refs[i].kind == OBJ_CONFIGMAP ? SRC_CONFIGMAP : SRC_SECRET;
+		b->items[i].name = plan->refs.refs[i].name;
+	}
+	return 0;
+}
+
+int mutate_plan(const struct config *cfg, const struct admission_request *req,
+		struct stamp_plan *plan, char *err, size_t errlen)
+{
+	const cJSON *tmpl, *ann, *podspec;
+	struct optin o;
+
+	memset(plan, 0, sizeof(*plan));
+	if (req->operation != OP_CREATE && req->operation != OP_UPDATE)
+		return 0;
+	tmpl = mutate_template(req);
+	if (!tmpl)
+		return 0;
+	ann = json_get_path(req->object, "metadata", "annotations", NULL);
+	o = decide_optin(cfg, ann);
+	if (!o.configmaps && !o.secrets)
+		return 0;
+	podspec = json_get(tmpl, "spec");
+	if (podspec && refs_collect(podspec, &plan->refs, err, errlen) < 0)
+		return -1;
+	if (add_lists(cfg, ann, &plan->refs) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	keep_kinds(&plan->refs, o);
+	refs_finish(&plan->refs);
+	if (build_batch(req, plan) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	plan->applies = true;
+	return 0;
+}
+
+static const char *kind_lower(enum obj_kind k)
+{
+	return k == OBJ_CONFIGMAP ? "configmap" : "secret";
+}
+
+/* When a lookup failed the hash cannot be known: keep what the workload had
+ * (restoring it if the update dropped it) rather than stamp a wrong one. */
+static int keep_previous(const struct admission_request *req, const char *key,
+			 struct admission_response *resp)
+{
+	const char *old = json_get_string(
+		json_get_path(req->old_object, "spec", "template", "metadata", "annotations", NULL), key);
+	const char *cur = json_get_string(
+		json_get_path(req->object, "spec", "template", "metadata", "annotations", NULL), key);
+
+	if (!old || (cur && strcmp(cur, old) == 0))
+		return 0;
+	/* A template we cannot patch is left as it is. */
+	(void)patch_template_annotation(req->object, key, old, &resp->patch);
+	return 0;
+}
+
+static int lookup_failed(const struct admission_request *req, const struct lookup_item *it, const char *key,
+			 struct admission_response *resp)
+{
+	char msg[256];
+
+	metrics_stamp_skipped();
+	RG_LOG(LOG_WARN, "config hash not updated: lookup failed", LF_S("uid", req->uid),
+	       LF_S("namespace", req->namespace_), LF_S("object_kind", it->kind == SRC_SECRET ? "Secret" : "ConfigMap"),
+	       LF_S("object", it->name), LF_S("reason", it->reason));
+	snprintf(msg, sizeof(msg), "rollgate: config hash not updated: cannot read %s \"%s\"",
+		 it->kind == SRC_SECRET ? "secret" : "configmap", it->name);
+	if (admission_warn(resp, msg) < 0)
+		return -1;
+	return keep_previous(req, key, resp);
+}
+
+static int warn_missing(const struct stamp_plan *plan, struct admission_response *resp)
+{
+	char msg[256];
+
+	for (size_t i = 0; i < plan->refs.n; i++) {
+		const struct ref *r = &plan->refs.refs[i];
+		if (plan->batch.items[i].status != LOOKUP_ABSENT || r->optional)
+			continue;
+		snprintf(msg, sizeof(msg), "%s \"%s\" referenced by %s does not exist yet",
+			 kind_lower(r->kind), r->name, r->user ? r->user : "the pod template");
+		if (admission_warn(resp, msg) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int mutate_finish(const struct config *cfg, const struct admission_request *req,
+		  struct stamp_plan *plan, struct admission_response *resp)
+{
+	char key[300], value[CONFIGHASH_VALUE_LEN];
+	const struct obj_digest **objs = NULL;
+	int rc = -1;
+
+	if (!plan->applies)
+		return 0;
+	config_annotation(cfg, "config-hash", key, sizeof(key));
+	for (size_t i = 0; i < plan->batch.n; i++) {
+		if (plan->batch.items[i].status == LOOKUP_ERROR ||
+		    plan->batch.items[i].status == LOOKUP_NONE)
+			return lookup_failed(req, &plan->batch.items[i], key, resp);
+	}
+	if (plan->refs.n == 0) {
+		/* Nothing referenced: a stale hash goes. */
+		(void)patch_template_annotation(req->object, key, NULL, &resp->patch);
+		return 0;
+	}
+	objs = calloc(plan->refs.n, sizeof(*objs));
+	if (!objs)
+		return -1;
+	for (size_t i = 0; i < plan->refs.n; i++)
+		objs[i] = plan->batch.items[i].status == LOOKUP_FOUND ? plan->batch.items[i].digest : NULL;
+	if (confighash_compute(&plan->refs, objs, cfg->hmac_key, cfg->hmac_key_len, value) < 0)
+		goto out;
+	if (warn_missing(plan, resp) < 0)
+		goto out;
+	if (patch_template_annotation(req->object, key, value, &resp->patch) < 0 &&
+	    admission_warn(resp, "rollgate: config hash not set: pod template metadata is malformed") < 0)
+		goto out;
+	rc = 0;
+out:
+	free(objs);
+	return rc;
+}
+
+void stamp_plan_free(struct stamp_plan *plan)
+{
+	if (!plan)
+		return;
+	lookup_batch_clear(&plan->batch);
+	free(plan->batch.items);
+	refs_free(&plan->refs);
+	memset(plan, 0, sizeof(*plan));
+}

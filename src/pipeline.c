@@ -1,0 +1,251 @@
+/*
+ * Manifests through the webhook's engine: loading sets of files, the
+ * synthetic CREATE review, and the check and stamp steps shared by
+ * `check`, `stamp` and `fn`.
+ */
+#include "pipeline.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonutil.h"
+#include "manifest.h"
+#include "mutate.h"
+#include "objsource.h"
+#include "patch.h"
+
+#define MSET_MAX_OBJECTS 1000000
+
+static int add_pobj(cJSON *obj, const char *file, int line, void *arg)
+{
+	struct mset *m = arg;
+	struct pobj *nv;
+
+	if (m->n_objs >= MSET_MAX_OBJECTS)
+		return -1;
+	if ((m->n_objs & (m->n_objs - 1)) == 0) {
+		nv = realloc(m->objs, (m->n_objs ? m->n_objs * 2 : 16) * sizeof(*nv));
+		if (!nv)
+			return -1;
+		m->objs = nv;
+	}
+	m->objs[m->n_objs++] = (struct pobj){ obj, file, line, 0 };
+	return 0;
+}
+
+int mset_load_buffer(struct mset *m, const char *name, const char *buf, size_t len, char *err,
+		     size_t errlen)
+{
+	struct mfile *nf = realloc(m->files, (m->n_files + 1) * sizeof(*nf)), *f;
+	size_t first;
+
+	if (!nf) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		return -1;
+	}
+	m->files = nf;
+	f = &m->files[m->n_files];
+	memset(f, 0, sizeof(*f));
+	f->name = strdup(name);
+	if (!f->name) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		return -1;
+	}
+	m->n_files++;
+	if (manifest_load_buffer(name, buf, len, &f->docs, err, errlen) < 0)
+		return -1;
+	first = m->n_objs;
+	if (manifest_each_object(&f->docs, f->name, add_pobj, m, err, errlen) < 0) {
+		if (!*err)
+			snprintf(err, errlen, "%s: out of memory", name);
+		return -1;
+	}
+	/* Which document each object came from, for KRM index annotations. */
+	for (size_t i = first, d = 0; i < m->n_objs; i++) {
+		while (d + 1 < f->docs.n && m->objs[i].line >= f->docs.docs[d + 1].line)
+			d++;
+		m->objs[i].doc = d;
+	}
+	return 0;
+}
+
+struct load_ctx {
+	struct mset *m;
+	char *err;
+	size_t errlen;
+};
+
+static int load_file(const char *path, void *arg)
+{
+	struct load_ctx *c = arg;
+	size_t len = 0;
+	char *buf = manifest_slurp(path, MANIFEST_MAX_FILE_BYTES, &len, c->err, c->errlen);
+	int rc;
+
+	if (!buf)
+		return -1;
+	rc = mset_load_buffer(c->m, strcmp(path, "-") == 0 ? "<stdin>" : path, buf, len, c->err,
+			      c->errlen);
+	free(buf);
+	return rc;
+}
+
+int mset_load_paths(struct mset *m, char *const *paths, int n, char *err, size_t errlen)
+{
+	struct load_ctx c = { m, err, errlen };
+
+	for (int i = 0; i < n; i++) {
+		if (manifest_walk(paths[i], load_file, &c, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void mset_free(struct mset *m)
+{
+	for (size_t i = 0; i < m->n_files; i++) {
+		free(m->files[i].name);
+		yamljson_free(&m->files[i].docs);
+	}
+	free(m->files);
+	free(m->objs);
+	memset(m, 0, sizeof(*m));
+}
+
+int pipeline_add_objects(struct engine *e, const struct mset *m, char *err, size_t errlen)
+{
+	char why[256];
+
+	for (size_t i = 0; i < m->n_objs; i++) {
+		if (objsource_memory_add(e->src, m->objs[i].obj, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "%s:%d: %s", m->objs[i].file, m->objs[i].line, why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* "Deployment" -> "deployments", "Canary" -> "canaries", as the API names them. */
+static void resource_name(const char *kind, char *out, size_t len)
+{
+	size_t n = strlen(kind), o = 0;
+
+	for (size_t i = 0; i < n && o + 4 < len; i++)
+		out[o++] = (char)tolower((unsigned char)kind[i]);
+	if (o > 0 && out[o - 1] == 'y' && o + 3 < len) {
+		memcpy(out + o - 1, "ies", 4);
+		return;
+	}
+	out[o++] = 's';
+	out[o] = '\0';
+}
+
+static cJSON *build_review(const cJSON *obj, char *err, size_t errlen)
+{
+	const char *api = json_get_string(obj, "apiVersion"), *kind = json_get_string(obj, "kind");
+	const cJSON *md = json_get(obj, "metadata");
+	const char *name = json_get_string(md, "name"), *ns = json_get_string(md, "namespace");
+	char group[256] = "", resource[256];
+	const char *version, *slash;
+	cJSON *doc = NULL, *rq, *k, *r, *u;
+
+	if (!api || !kind) {
+		snprintf(err, errlen, "object without apiVersion and kind");
+		return NULL;
+	}
+	slash = strchr(api, '/');
+	version = slash ? slash + 1 : api;
+	if (slash)
+		snprintf(group, sizeof(group), "%.*s", (int)(slash - api), api);
+	resource_name(kind, resource, sizeof(resource));
+	doc = cJSON_CreateObject();
+	if (!doc || !cJSON_AddStringToObject(doc, "apiVersion", "admission.k8s.io/v1") ||
+	    !cJSON_AddStringToObject(doc, "kind", "AdmissionReview") ||
+	    !(rq = cJSON_AddObjectToObject(doc, "request")) ||
+	    !cJSON_AddStringToObject(rq, "uid", "00000000-0000-0000-0000-000000000000") ||
+	    !(k = cJSON_AddObjectToObject(rq, "kind")) || !cJSON_AddStringToObject(k, "group", group) ||
+	    !cJSON_AddStringToObject(k, "version", version) || !cJSON_AddStringToObject(k, "kind", kind) ||
+	    !(r = cJSON_AddObjectToObject(rq, "resource")) ||
+	    !cJSON_AddStringToObject(r, "group", group) || !cJSON_AddStringToObject(r, "version", version) ||
+	    !cJSON_AddStringToObject(r, "resource", resource) ||
+	    !cJSON_AddStringToObject(rq, "name", name ? name : "") ||
+	    !cJSON_AddStringToObject(rq, "namespace", ns ? ns : "") ||
+	    !cJSON_AddStringToObject(rq, "operation", "CREATE") ||
+	    !(u = cJSON_AddObjectToObject(rq, "userInfo")) ||
+	    !cJSON_AddStringToObject(u, "username", "rollgate-check") ||
+	    !cJSON_AddItemReferenceToObject(rq, "object", (cJSON *)obj)) {
+		snprintf(err, errlen, "out of memory");
+		cJSON_Delete(doc);
+		return NULL;
+	}
+	return doc;
+}
+
+int pipeline_request(const cJSON *obj, struct admission_request *req, char *err, size_t errlen)
+{
+	cJSON *doc = build_review(obj, err, errlen);
+
+	if (!doc)
+		return -1;
+	return admission_decode_tree(doc, req, err, errlen);
+}
+
+int pipeline_check(struct engine *e, const cJSON *obj, struct verdict *v, char *err,
+		   size_t errlen)
+{
+	struct admission_request req;
+	struct rules_extra extra = { LOOKUP_NONE, NULL, NULL };
+	struct lookup_item item = { 0 };
+	struct lookup_batch b = { NULL, &item, 1 };
+	const char *target;
+	int rc;
+
+	memset(v, 0, sizeof(*v));
+	if (pipeline_request(obj, &req, err, errlen) < 0)
+		return -1;
+	target = rules_flagger_target(&req);
+	if (target) {
+		item.kind = SRC_DEPLOYMENT;
+		item.name = target;
+		b.namespace_ = req.namespace_;
+		engine_resolve(e, &b);
+		extra.flagger_target_status = item.status;
+		extra.flagger_target = item.object;
+		extra.flagger_target_name = target;
+	}
+	rc = rules_evaluate(e->cfg, &req, &extra, v);
+	if (rc < 0)
+		snprintf(err, errlen, "out of memory");
+	lookup_batch_clear(&b);
+	admission_request_free(&req);
+	return rc;
+}
+
+int pipeline_stamp(struct engine *e, cJSON *obj, struct admission_response *resp, char *err,
+		   size_t errlen)
+{
+	struct admission_request req;
+	struct stamp_plan plan;
+	int rc = -1;
+
+	if (pipeline_request(obj, &req, err, errlen) < 0)
+		return -1;
+	if (mutate_plan(e->cfg, &req, &plan, err, errlen) < 0)
+		goto out;
+	if (plan.applies && plan.batch.n > 0)
+		engine_resolve(e, &plan.batch);
+	if (mutate_finish(e->cfg, &req, &plan, resp) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	stamp_plan_free(&plan);
+	/* The review only references obj, so obj can change once it is gone. */
+	admission_request_free(&req);
+	if (rc == 0 && resp->patch && patch_apply(obj, resp->patch, err, errlen) < 0)
+		rc = -1;
+	return rc;
+}

@@ -1,0 +1,405 @@
+/*
+ * The validating policy gate: which rules apply to a request, recording what
+ * they find, and turning a verdict into an admission response. The rules
+ * themselves live in rules_workload.c (pod templates) and rules_rollout.c
+ * (rollout mechanics). Pure: no I/O.
+ */
+#include "rules.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonutil.h"
+
+/* Longest rule ID we try to match in the skip annotation; longer items are
+ * unknown by definition. */
+#define SKIP_NAME_MAX 64
+/* Bytes of unknown skip items quoted back in the note. */
+#define SKIP_LIST_MAX 200
+
+static bool str_eq(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) == 0;
+}
+
+static enum rules_target classify_apps(const char *kind)
+{
+	if (strcmp(kind, "Deployment") == 0)
+		return RT_DEPLOYMENT;
+	if (strcmp(kind, "StatefulSet") == 0)
+		return RT_STATEFULSET;
+	if (strcmp(kind, "DaemonSet") == 0)
+		return RT_DAEMONSET;
+	if (strcmp(kind, "ReplicaSet") == 0)
+		return RT_REPLICASET;
+	return RT_NONE;
+}
+
+/*
+ * What the request is about. Subresources other than replicasets/scale are
+ * ignored: status writes come from controllers and cannot change a spec, and
+ * judging them would let an old object block its own controller.
+ */
+static enum rules_target classify(const struct admission_request *req)
+{
+	if (str_eq(req->resource, "replicasets") && str_eq(req->subresource, "scale"))
+		return RT_REPLICASET_SCALE;
+	if (req->subresource && *req->subresource)
+		return RT_NONE;
+	if (str_eq(req->group, "apps"))
+		return classify_apps(req->kind);
+	if (str_eq(req->group, "argoproj.io") && str_eq(req->kind, "Rollout"))
+		return RT_ROLLOUT;
+	if (str_eq(req->group, "flagger.app") && str_eq(req->kind, "Canary"))
+		return RT_FLAGGER_CANARY;
+	return RT_NONE;
+}
+
+/* Appends "name" to a ", "-separated list in buf, silently stopping at the
+ * buffer's end (the list only feeds a note). */
+static void list_append(char *buf, size_t len, const char *name, size_t n)
+{
+	size_t used = strlen(buf);
+
+	if (used + 2 >= len)
+		return;
+	snprintf(buf + used, len - used, "%s\"%.*s\"", used ? ", " : "", (int)n, name);
+}
+
+/* Marks one skip item: a known rule ID sets listed[id], anything else goes
+ * to the unknown list. */
+static void skip_item(const char *item, size_t n, bool listed[RULE_COUNT], char *unknown,
+		      size_t ulen)
+{
+	char name[SKIP_NAME_MAX];
+	enum rule_id id;
+
+	if (n < sizeof(name)) {
+		memcpy(name, item, n);
+		name[n] = '\0';
+		if (config_rule_from_name(name, &id) == 0) {
+			listed[id] = true;
+			return;
+		}
+	}
+	list_append(unknown, ulen, item, n);
+}
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/*
+ * Reads the skip annotation ("<prefix>/skip": "rule-a, rule-b") of the
+ * object into listed[]. Items are trimmed of spaces and tabs; empty ones are
+ * ignored; "*" and "all" are not wildcards (each rule is silenced by name so
+ * that new rules are never silenced unseen). Unknown items become a note.
+ */
+static void read_skip(struct rules_ctx *ctx, bool listed[RULE_COUNT])
+{
+	char key[512], unknown[SKIP_LIST_MAX] = "";
+	const cJSON *ann = json_get_path(ctx->req->object, "metadata", "annotations", NULL);
+	const char *p = json_get_string(ann, config_annotation(ctx->cfg, "skip", key, sizeof(key)));
+
+	while (p && *p) {
+		const char *start, *end;
+		while (is_blank(*p) || *p == ',')
+			p++;
+		start = p;
+		while (*p && *p != ',')
+			p++;
+		end = p;
+		while (end > start && is_blank(end[-1]))
+			end--;
+		if (end > start)
+			skip_item(start, (size_t)(end - start), listed, unknown, sizeof(unknown));
+	}
+	if (*unknown)
+		rules_note(ctx, "%s: unknown rule IDs %s ignored (list rule IDs; \"*\" is not supported)",
+			   key, unknown);
+}
+
+/*
+ * Decides which rules run. Returns false when the namespace is exempt from
+ * every rule. A listed rule in enforce mode stays active unless its config
+ * says allowSkip; the note then says so, since the author expected silence.
+ */
+static bool compute_active(struct rules_ctx *ctx)
+{
+	const struct config *cfg = ctx->cfg;
+	const char *ns = ctx->req->namespace_ ? ctx->req->namespace_ : "";
+	bool listed[RULE_COUNT] = { false };
+	char kept[SKIP_LIST_MAX] = "", key[512];
+
+	if (strlist_contains(&cfg->exempt_namespaces, ns))
+		return false;
+	read_skip(ctx, listed);
+	for (int i = 0; i < RULE_COUNT; i++) {
+		const struct rule_config *rc = &cfg->rules[i];
+		bool on = rc->mode != MODE_OFF && !strlist_contains(&rc->exempt_namespaces, ns);
+		if (on && listed[i] && (rc->mode != MODE_ENFORCE || rc->skippable))
+			on = false;
+		else if (on && listed[i])
+			list_append(kept, sizeof(kept), config_rule_name((enum rule_id)i),
+				    strlen(config_rule_name((enum rule_id)i)));
+		ctx->active[i] = on;
+	}
+	if (*kept)
+		rules_note(ctx, "%s cannot silence enforced rules %s (their config lacks allowSkip)",
+			   config_annotation(cfg, "skip", key, sizeof(key)), kept);
+	return true;
+}
+
+void rules_report(struct rules_ctx *ctx, enum rule_id id, const char *path, const char *fmt, ...)
+{
+	char msg[RULES_MAX_MESSAGE];
+	struct violation *nv, *v;
+	va_list ap;
+
+	if (ctx->oom || (unsigned)id >= RULE_COUNT || !ctx->active[id])
+		return;
+	if (ctx->kept[id] >= RULES_MAX_PER_RULE) {
+		ctx->dropped[id]++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	nv = realloc(ctx->out->v, (ctx->out->n + 1) * sizeof(*nv));
+	if (!nv) {
+		ctx->oom = true;
+		return;
+	}
+	ctx->out->v = nv;
+	v = &nv[ctx->out->n];
+	v->rule = id;
+	v->mode = ctx->cfg->rules[id].mode;
+	v->message = strdup(msg);
+	v->path = strdup(path);
+	if (!v->message || !v->path) {
+		free(v->message);
+		free(v->path);
+		ctx->oom = true;
+		return;
+	}
+	ctx->out->n++;
+	ctx->kept[id]++;
+}
+
+void rules_note(struct rules_ctx *ctx, const char *fmt, ...)
+{
+	char line[512];
+	char *note = ctx->out->note;
+	size_t old = note ? strlen(note) : 0, add;
+	va_list ap;
+
+	if (ctx->oom)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	add = strlen(line);
+	/* Past the cap the earlier lines are worth more than the later ones. */
+	if (old + add + 2 > RULES_MAX_NOTE)
+		return;
+	note = realloc(note, old + add + 2);
+	if (!note) {
+		ctx->oom = true;
+		return;
+	}
+	if (old)
+		note[old++] = '\n';
+	memcpy(note + old, line, add + 1);
+	ctx->out->note = note;
+}
+
+bool rules_reported(const struct rules_ctx *ctx, enum rule_id id, const char *path)
+{
+	for (size_t i = 0; i < ctx->out->n; i++) {
+		if (ctx->out->v[i].rule == id && strcmp(ctx->out->v[i].path, path) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Stable insertion sort by rule, so responses list rules in documentation
+ * order whatever family found them first. n is at most
+ * RULE_COUNT * RULES_MAX_PER_RULE. */
+static void sort_by_rule(struct verdict *v)
+{
+	for (size_t i = 1; i < v->n; i++) {
+		struct violation cur = v->v[i];
+		size_t j = i;
+		while (j > 0 && v->v[j - 1].rule > cur.rule) {
+			v->v[j] = v->v[j - 1];
+			j--;
+		}
+		v->v[j] = cur;
+	}
+}
+
+static void note_dropped(struct rules_ctx *ctx)
+{
+	for (int i = 0; i < RULE_COUNT; i++) {
+		if (ctx->dropped[i])
+			rules_note(ctx, "%s: %zu more violations not shown",
+				   config_rule_name((enum rule_id)i), ctx->dropped[i]);
+	}
+}
+
+int rules_evaluate(const struct config *cfg, const struct admission_request *req,
+		   const struct rules_extra *extra, struct verdict *out)
+{
+	struct rules_ctx ctx;
+
+	memset(out, 0, sizeof(*out));
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.cfg = cfg;
+	ctx.req = req;
+	ctx.extra = extra;
+	ctx.out = out;
+	if (req->operation != OP_CREATE && req->operation != OP_UPDATE)
+		return 0;
+	ctx.target = classify(req);
+	/* Controllers only carry out specs people wrote: judging their writes
+	 * would let an object admitted before rollgate block its own rollout. */
+	if (!req->object || ctx.target == RT_NONE ||
+	    strlist_contains(&cfg->controllers, req->username ? req->username : ""))
+		return 0;
+	if (!compute_active(&ctx))
+		return 0;
+	rules_check_replicaset(&ctx);
+	rules_check_flagger(&ctx);
+	rules_check_workload(&ctx);
+	rules_check_rollout(&ctx);
+	note_dropped(&ctx);
+	if (ctx.oom) {
+		verdict_free(out);
+		return -1;
+	}
+	sort_by_rule(out);
+	return 0;
+}
+
+/* "rule-id: message", malloc'd. */
+static char *prefixed(const struct violation *v)
+{
+	const char *name = config_rule_name(v->rule);
+	size_t n = strlen(name) + strlen(v->message) + 3;
+	char *s = malloc(n);
+
+	if (s)
+		snprintf(s, n, "%s: %s", name, v->message);
+	return s;
+}
+
+/* Denials and warnings: one entry per violation of that mode. */
+static int decide_mode(const struct verdict *v, enum rule_mode mode, struct admission_response *resp)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		char *s;
+		int rc;
+		if (v->v[i].mode != mode)
+			continue;
+		s = prefixed(&v->v[i]);
+		if (!s)
+			return -1;
+		rc = mode == MODE_ENFORCE ? admission_deny(resp, s) : admission_warn(resp, s);
+		free(s);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Audit annotations: one per rule (keys must be unique in the response
+ * object), its messages joined by "; ". */
+static int decide_audit_rule(const struct verdict *v, enum rule_id id,
+			     struct admission_response *resp)
+{
+	char *joined = NULL;
+	size_t len = 0;
+	int rc = -1;
+
+	for (size_t i = 0; i < v->n; i++) {
+		const struct violation *x = &v->v[i];
+		size_t add;
+		char *nj;
+		if (x->rule != id || x->mode != MODE_AUDIT)
+			continue;
+		add = strlen(x->message);
+		nj = realloc(joined, len + add + 3);
+		if (!nj)
+			goto out;
+		joined = nj;
+		if (len)
+			memcpy(joined + len, "; ", 2), len += 2;
+		memcpy(joined + len, x->message, add + 1);
+		len += add;
+	}
+	rc = joined ? admission_audit(resp, config_rule_name(id), joined) : 0;
+out:
+	free(joined);
+	return rc;
+}
+
+/* Each line of the note becomes a warning of its own. */
+static int decide_note(const char *note, struct admission_response *resp)
+{
+	char line[RULES_MAX_NOTE + 1];
+
+	while (note && *note) {
+		size_t n = strcspn(note, "\n");
+		memcpy(line, note, n);
+		line[n] = '\0';
+		if (n && admission_warn(resp, line) < 0)
+			return -1;
+		note += n;
+		if (*note == '\n')
+			note++;
+	}
+	return 0;
+}
+
+int rules_decide(const struct verdict *v, struct admission_response *resp)
+{
+	if (decide_mode(v, MODE_ENFORCE, resp) < 0 || decide_mode(v, MODE_WARN, resp) < 0)
+		return -1;
+	for (int i = 0; i < RULE_COUNT; i++) {
+		if (decide_audit_rule(v, (enum rule_id)i, resp) < 0)
+			return -1;
+	}
+	return decide_note(v->note, resp);
+}
+
+void verdict_free(struct verdict *v)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < v->n; i++) {
+		free(v->v[i].message);
+		free(v->v[i].path);
+	}
+	free(v->v);
+	free(v->note);
+	memset(v, 0, sizeof(*v));
+}
+
+const char *rules_flagger_target(const struct admission_request *req)
+{
+	const cJSON *ref;
+	const char *name;
+
+	if (!str_eq(req->group, "flagger.app") || !str_eq(req->kind, "Canary") ||
+	    (req->operation != OP_CREATE && req->operation != OP_UPDATE) ||
+	    (req->subresource && *req->subresource))
+		return NULL;
+	ref = json_get_path(req->object, "spec", "targetRef", NULL);
+	name = json_get_string(ref, "name");
+	if (!str_eq(json_get_string(ref, "kind"), "Deployment") || !name || !*name)
+		return NULL;
+	return name;
+}

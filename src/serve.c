@@ -1,0 +1,383 @@
+/*
+ * `rollgate serve`: options, startup checks, the reload loop and graceful
+ * shutdown. Signals are blocked before any library starts a thread and are
+ * taken synchronously by the main thread, which also polls for certificate,
+ * config and object file changes.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "certstore.h"
+#include "cli.h"
+#include "config.h"
+#include "kube.h"
+#include "log.h"
+#include "manifest.h"
+#include "metrics.h"
+#include "objsource.h"
+#include "server.h"
+#include "webhook.h"
+
+#define RELOAD_INTERVAL_S 2
+
+struct serve_opts {
+	struct server_options srv;
+	const char *tls_cert;
+	const char *tls_key;
+	const char *config;
+	const char *objects;
+	const char *kubeconfig;
+	enum log_format log_format;
+	enum log_level log_level;
+	unsigned drain_ms;
+};
+
+static void serve_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: rollgate serve [OPTIONS]\n\n"
+		"Runs the admission webhook: POST /mutate and /validate, GET /healthz and /readyz\n"
+		"over HTTPS; GET /metrics, /healthz and /readyz over plain HTTP.\n\n"
+		"Options:\n"
+		"  --listen HOST:PORT          HTTPS address (default 0.0.0.0:8443)\n"
+		"  --tls-cert PATH             serving certificate chain, PEM\n"
+		"                              (default /etc/rollgate/tls/tls.crt)\n"
+		"  --tls-key PATH              its private key, PEM (default /etc/rollgate/tls/tls.key)\n"
+		"  --metrics-listen HOST:PORT  metrics and probes, plain HTTP (default 0.0.0.0:9090)\n"
+		"  --config PATH               YAML config (default: built-in defaults)\n"
+		"  --objects DIR               read ConfigMaps, Secrets and Deployments from manifests\n"
+		"                              in DIR instead of the Kubernetes API\n"
+		"  --kubeconfig PATH           reach the Kubernetes API through this kubeconfig\n"
+		"                              (default: in-cluster service account)\n"
+		"  --log-format json|text      (default json)\n"
+		"  --log-level debug|info|warn|error  (default info)\n"
+		"  --max-body-bytes N          larger requests get 413 (default 8388608)\n"
+		"  --max-connections N         concurrent connections (default 1024)\n"
+		"  --idle-timeout SECONDS      close idle connections after this (default 60)\n"
+		"  --threads N                 worker threads (default: number of CPUs)\n"
+		"  --drain-timeout SECONDS     on SIGTERM, wait this long for requests in flight\n"
+		"                              (default 8)\n"
+		"  -h, --help                  show this help\n\n"
+		"Certificate, config and object files are re-read when they change.\n");
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_serve(int argc, char **argv, struct serve_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "tls-cert", required_argument, NULL, 'c' },
+		{ "tls-key", required_argument, NULL, 'k' },
+		{ "metrics-listen", required_argument, NULL, 'm' },
+		{ "config", required_argument, NULL, 'C' },
+		{ "objects", required_argument, NULL, 'o' },
+		{ "kubeconfig", required_argument, NULL, 'K' },
+		{ "log-format", required_argument, NULL, 'f' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "max-body-bytes", required_argument, NULL, 'b' },
+		{ "max-connections", required_argument, NULL, 'n' },
+		{ "idle-timeout", required_argument, NULL, 'i' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "drain-timeout", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned long v;
+	int c, idx = 0;
+
+	*o = (struct serve_opts){
+		.srv = { "0.0.0.0:8443", "0.0.0.0:9090", 8u << 20, 1024, 60, 0 },
+		.tls_cert = "/etc/rollgate/tls/tls.crt",
+		.tls_key = "/etc/rollgate/tls/tls.key",
+		.log_format = LOG_FORMAT_JSON,
+		.log_level = LOG_INFO,
+		.drain_ms = 8000,
+	};
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, &idx)) != -1) {
+		switch (c) {
+		case 'l': o->srv.listen = optarg; break;
+		case 'c': o->tls_cert = optarg; break;
+		case 'k': o->tls_key = optarg; break;
+		case 'm': o->srv.metrics_listen = optarg; break;
+		case 'C': o->config = optarg; break;
+		case 'o': o->objects = optarg; break;
+		case 'K': o->kubeconfig = optarg; break;
+		case 'f':
+			if (strcmp(optarg, "json") == 0)
+				o->log_format = LOG_FORMAT_JSON;
+			else if (strcmp(optarg, "text") == 0)
+				o->log_format = LOG_FORMAT_TEXT;
+			else
+				goto bad;
+			break;
+		case 'L':
+			if (log_level_parse(optarg, &o->log_level) < 0)
+				goto bad;
+			break;
+		case 'b':
+			if (parse_uint(optarg, 1ul << 30, &v) < 0 || v < 1024)
+				goto bad;
+			o->srv.max_body = v;
+			break;
+		case 'n':
+			if (parse_uint(optarg, 65536, &v) < 0 || v < 1)
+				goto bad;
+			o->srv.conn_limit = (unsigned)v;
+			break;
+		case 'i':
+			if (parse_uint(optarg, 3600, &v) < 0 || v < 1)
+				goto bad;
+			o->srv.idle_timeout = (unsigned)v;
+			break;
+		case 't':
+			if (parse_uint(optarg, 256, &v) < 0)
+				goto bad;
+			o->srv.threads = (unsigned)v;
+			break;
+		case 'd':
+			if (parse_uint(optarg, 600, &v) < 0)
+				goto bad;
+			o->drain_ms = (unsigned)v * 1000;
+			break;
+		case 'h':
+			serve_usage(stdout);
+			return 1;
+		default:
+			serve_usage(stderr);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "rollgate serve: unexpected argument \"%s\"\n", argv[optind]);
+		return -1;
+	}
+	if (o->objects && o->kubeconfig) {
+		fprintf(stderr, "rollgate serve: --objects and --kubeconfig exclude each other\n");
+		return -1;
+	}
+	return 0;
+bad:
+	fprintf(stderr, "rollgate serve: invalid value \"%s\" for --%s (see --help)\n", optarg,
+		longopts[idx].name);
+	return -1;
+}
+
+/* The config file as last seen, to notice changes by content (a mounted
+ * ConfigMap changes through a symlink swap, not in place). */
+struct config_watch {
+	const char *path;
+	char *seen;
+	size_t seen_len;
+};
+
+static struct config *load_config(struct config_watch *w, char *err, size_t errlen)
+{
+	struct config *cfg = calloc(1, sizeof(*cfg));
+	size_t len = 0;
+	char *buf;
+
+	if (!cfg) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (!w->path) {
+		if (config_defaults(cfg) == 0)
+			return cfg;
+		free(cfg);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	buf = manifest_slurp(w->path, 1u << 20, &len, err, errlen);
+	if (!buf) {
+		free(cfg);
+		return NULL;
+	}
+	free(w->seen);
+	w->seen = buf;
+	w->seen_len = len;
+	if (config_load_buffer(w->path, buf, len, cfg, err, errlen) < 0) {
+		free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+static void reload_config(struct config_watch *w, struct webhook *wh)
+{
+	char err[512];
+	size_t len = 0;
+	char *buf;
+	struct config *cfg;
+
+	if (!w->path)
+		return;
+	buf = manifest_slurp(w->path, 1u << 20, &len, err, sizeof(err));
+	if (buf && w->seen && len == w->seen_len && memcmp(buf, w->seen, len) == 0) {
+		free(buf);
+		return;
+	}
+	free(buf);
+	cfg = load_config(w, err, sizeof(err));
+	metrics_reload(RELOAD_CONFIG, cfg != NULL);
+	if (!cfg) {
+		RG_LOG(LOG_ERROR, "config rejected; the last good config stays in force",
+		       LF_S("reason", err));
+		return;
+	}
+	webhook_set_config(wh, cfg);
+	RG_LOG(LOG_INFO, "config reloaded", LF_S("path", w->path));
+}
+
+static void reload_cert(struct certstore *cs)
+{
+	char err[512];
+	int r = certstore_reload(cs, err, sizeof(err));
+
+	if (r == 0)
+		return;
+	metrics_reload(RELOAD_CERT, r > 0);
+	if (r > 0) {
+		metrics_cert_expiry(certstore_expiry(cs));
+		RG_LOG(LOG_INFO, "serving certificate reloaded", LF_D("not_after", certstore_expiry(cs)));
+	} else {
+		RG_LOG(LOG_ERROR, "new serving certificate rejected; the previous one stays in use",
+		       LF_S("reason", err));
+	}
+}
+
+static void reload_objects(struct objsource *src)
+{
+	char err[512];
+	int r;
+
+	if (!src)
+		return;
+	r = objsource_refresh(src, err, sizeof(err));
+	if (r == 0)
+		return;
+	metrics_reload(RELOAD_OBJECTS, r > 0);
+	if (r > 0)
+		RG_LOG(LOG_INFO, "objects reloaded", LF_S("source", src->name));
+	else
+		RG_LOG(LOG_ERROR, "object files rejected; the previous objects stay in use",
+		       LF_S("reason", err));
+}
+
+static struct objsource *open_source(const struct serve_opts *o, char *err, size_t errlen)
+{
+	if (o->objects)
+		return objsource_files_new(o->objects, err, errlen);
+	if (o->kubeconfig || getenv("KUBERNETES_SERVICE_HOST"))
+		return kube_source_new(o->kubeconfig, err, errlen);
+	RG_LOG(LOG_WARN, "no object source: not in a cluster and neither --objects nor "
+			 "--kubeconfig given; workloads will not be stamped",
+	       LF_END);
+	return NULL;
+}
+
+static int wait_loop(const sigset_t *sigs, struct certstore *cs, struct config_watch *cw,
+		     struct webhook *wh, struct objsource *src)
+{
+	struct timespec tick = { RELOAD_INTERVAL_S, 0 };
+	siginfo_t info;
+
+	for (;;) {
+		int sig = sigtimedwait(sigs, &info, &tick);
+		if (sig == SIGTERM || sig == SIGINT)
+			return sig;
+		reload_cert(cs);
+		reload_config(cw, wh);
+		reload_objects(src);
+	}
+}
+
+int cli_serve(int argc, char **argv)
+{
+	struct serve_opts o;
+	struct config_watch cw = { NULL, NULL, 0 };
+	struct certstore *cs = NULL;
+	struct objsource *src = NULL;
+	struct webhook *wh = NULL;
+	struct server *srv = NULL;
+	struct config *cfg = NULL;
+	sigset_t sigs;
+	char err[512];
+	int rc = 2, sig;
+
+	switch (parse_serve(argc, argv, &o)) {
+	case 1: return 0;
+	case -1: return 2;
+	default: break;
+	}
+	/* Before any thread exists, so every thread inherits the mask. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	log_setup(o.log_level, o.log_format);
+
+	cw.path = o.config;
+	cfg = load_config(&cw, err, sizeof(err));
+	if (!cfg)
+		goto fatal;
+	cs = certstore_open(o.tls_cert, o.tls_key, err, sizeof(err));
+	if (!cs)
+		goto fatal;
+	metrics_cert_expiry(certstore_expiry(cs));
+	src = open_source(&o, err, sizeof(err));
+	if (!src && (o.objects || o.kubeconfig || getenv("KUBERNETES_SERVICE_HOST")))
+		goto fatal;
+	wh = webhook_new(cfg, src);
+	if (!wh) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fatal;
+	}
+	srv = server_start(&o.srv, wh, err, sizeof(err));
+	if (!srv)
+		goto fatal;
+	server_set_ready(srv, 1);
+	RG_LOG(LOG_INFO, "listening", LF_S("version", ROLLGATE_VERSION), LF_S("addr", o.srv.listen),
+	       LF_I("port", server_port(srv)), LF_I("metrics_port", server_metrics_port(srv)),
+	       LF_S("objects", src ? src->name : "none"));
+
+	sig = wait_loop(&sigs, cs, &cw, wh, src);
+	RG_LOG(LOG_INFO, "shutting down", LF_S("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
+	server_shutdown(srv, o.drain_ms);
+	rc = 0;
+	goto out;
+fatal:
+	if (!wh && cfg) {
+		config_free(cfg);
+		free(cfg);
+	}
+	RG_LOG(LOG_ERROR, "cannot start", LF_S("reason", err));
+	fprintf(stderr, "rollgate serve: %s\n", err);
+out:
+	webhook_free(wh);
+	objsource_free(src);
+	certstore_close(cs);
+	free(cw.seen);
+	if (rc == 0)
+		RG_LOG(LOG_INFO, "stopped", LF_END);
+	return rc;
+}

@@ -1,0 +1,541 @@
+/*
+ * HTTP edge: routing, method/content-type/size checks, TLS, suspension of
+ * requests that wait on lookups, graceful drain. Decisions live in webhook.
+ */
+#include "server.h"
+
+#include <netdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <microhttpd.h>
+#include <sys/socket.h>
+#include <cjson/cJSON.h>
+
+#include "certstore.h"
+#include "log.h"
+#include "metrics.h"
+
+/* Mozilla "intermediate": TLS 1.2 and 1.3, ECDHE key exchange, AEAD only. */
+static const char tls_priorities[] =
+	"SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"
+	"+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE";
+
+struct server {
+	struct MHD_Daemon *https;
+	struct MHD_Daemon *metrics;
+	struct webhook *wh;
+	size_t max_body;
+	atomic_int ready;
+	atomic_int draining;
+	atomic_int inflight; /* admission requests between first byte and completion */
+};
+
+/* Per-request state, freed only in the completion callback. */
+struct request {
+	enum metrics_endpoint ep;
+	struct timespec start;
+	char *body;
+	size_t len;
+	size_t cap;
+	bool too_large;
+	struct webhook_call *call;
+	struct MHD_Connection *conn;
+	pthread_mutex_t lock;
+	bool suspended;
+	bool finished;
+	bool counted;
+};
+
+static double elapsed(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static enum MHD_Result send_buffer(struct server *srv, struct MHD_Connection *conn, int status,
+				   const char *ctype, void *buf, size_t len, enum MHD_ResponseMemoryMode mode)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, buf, mode);
+	enum MHD_Result ret;
+
+	if (!r) {
+		if (mode == MHD_RESPMEM_MUST_FREE)
+			free(buf);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	/* kube-apiserver reuses idle connections: a draining server tells it not to. */
+	if (atomic_load(&srv->draining))
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "POST");
+	ret = MHD_queue_response(conn, (unsigned)status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* A short JSON error body ({"error": "..."}), logged once. */
+static enum MHD_Result reject(struct server *srv, struct MHD_Connection *conn,
+			      struct request *rq, const char *method, const char *url, int status,
+			      const char *reason)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *body;
+
+	RG_LOG(LOG_WARN, "request rejected", LF_S("method", method), LF_S("path", url),
+	       LF_I("status", status), LF_S("reason", reason));
+	if (rq && !rq->counted) {
+		rq->counted = true;
+		metrics_request(rq->ep, OUT_INVALID, elapsed(&rq->start));
+	} else if (!rq) {
+		metrics_request(EP_OTHER, OUT_INVALID, 0);
+	}
+	if (!o || !cJSON_AddStringToObject(o, "error", reason)) {
+		cJSON_Delete(o);
+		return MHD_NO;
+	}
+	body = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (!body)
+		return MHD_NO;
+	return send_buffer(srv, conn, status, "application/json", body, strlen(body),
+			   MHD_RESPMEM_MUST_FREE);
+}
+
+static enum MHD_Result send_text(struct server *srv, struct MHD_Connection *conn, int status,
+				 const char *text)
+{
+	return send_buffer(srv, conn, status, "text/plain; charset=utf-8", (void *)text,
+			   strlen(text), MHD_RESPMEM_PERSISTENT);
+}
+
+static enum MHD_Result health(struct server *srv, struct MHD_Connection *conn, const char *url,
+			      const char *method)
+{
+	bool is_ready = strcmp(url, "/readyz") == 0;
+
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		return send_text(srv, conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
+	if (is_ready && !atomic_load(&srv->ready))
+		return send_text(srv, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready\n");
+	return send_text(srv, conn, MHD_HTTP_OK, "ok\n");
+}
+
+static bool is_json(const char *ctype)
+{
+	size_t n = strlen("application/json");
+
+	if (!ctype || strncasecmp(ctype, "application/json", n) != 0)
+		return false;
+	return ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ';
+}
+
+static struct request *request_new(enum metrics_endpoint ep, struct MHD_Connection *conn)
+{
+	struct request *rq = calloc(1, sizeof(*rq));
+
+	if (!rq)
+		return NULL;
+	rq->ep = ep;
+	rq->conn = conn;
+	clock_gettime(CLOCK_MONOTONIC, &rq->start);
+	pthread_mutex_init(&rq->lock, NULL);
+	return rq;
+}
+
+/* The first call for an admission request: checks that need no body. */
+static enum MHD_Result admission_begin(struct server *srv, struct MHD_Connection *conn,
+				       const char *url, const char *method, enum metrics_endpoint ep,
+				       void **con_cls)
+{
+	struct request *rq = request_new(ep, conn);
+	const char *clen;
+	char reason[96];
+
+	if (!rq)
+		return MHD_NO;
+	*con_cls = rq;
+	atomic_fetch_add(&srv->inflight, 1);
+	metrics_inflight(1);
+	if (strcmp(method, "POST") != 0)
+		return reject(srv, conn, rq, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
+			      "method not allowed: use POST");
+	if (!is_json(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
+		return reject(srv, conn, rq, method, url, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+			      "Content-Type must be application/json");
+	clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (clen && strtoull(clen, NULL, 10) > srv->max_body) {
+		snprintf(reason, sizeof(reason), "body larger than %zu bytes", srv->max_body);
+		return reject(srv, conn, rq, method, url, MHD_HTTP_CONTENT_TOO_LARGE, reason);
+	}
+	return MHD_YES;
+}
+
+/* Buffers body bytes up to the cap; past it, flags and drains. */
+static void admission_upload(struct server *srv, struct request *rq, const char *data, size_t size)
+{
+	if (rq->too_large)
+		return;
+	if (rq->len + size > srv->max_body) {
+		rq->too_large = true;
+		free(rq->body);
+		rq->body = NULL;
+		rq->len = rq->cap = 0;
+		return;
+	}
+	if (rq->len + size + 1 > rq->cap) {
+		size_t cap = rq->cap ? rq->cap : 16384;
+		char *nb;
+		while (cap < rq->len + size + 1)
+			cap *= 2;
+		if (cap > srv->max_body + 1)
+			cap = srv->max_body + 1;
+		nb = realloc(rq->body, cap);
+		if (!nb) {
+			/* Treated like an oversized body: the client gets a clean error. */
+			rq->too_large = true;
+			free(rq->body);
+			rq->body = NULL;
+			rq->len = rq->cap = 0;
+			return;
+		}
+		rq->body = nb;
+		rq->cap = cap;
+	}
+	memcpy(rq->body + rq->len, data, size);
+	rq->len += size;
+}
+
+static void call_done(void *arg)
+{
+	struct request *rq = arg;
+
+	pthread_mutex_lock(&rq->lock);
+	rq->finished = true;
+	if (rq->suspended) {
+		rq->suspended = false;
+		MHD_resume_connection(rq->conn);
+	}
+	pthread_mutex_unlock(&rq->lock);
+}
+
+static enum MHD_Result admission_respond(struct server *srv, struct MHD_Connection *conn,
+					 struct request *rq)
+{
+	size_t len;
+	const char *body = webhook_call_body(rq->call, &len);
+
+	rq->counted = true;
+	metrics_request(rq->ep, webhook_call_outcome(rq->call), elapsed(&rq->start));
+	return send_buffer(srv, conn, webhook_call_status(rq->call), "application/json",
+			   (void *)body, len, MHD_RESPMEM_PERSISTENT);
+}
+
+/* The last call: the whole body is in; run the review or wait for it. */
+static enum MHD_Result admission_finish(struct server *srv, struct MHD_Connection *conn,
+					const char *url, const char *method, struct request *rq)
+{
+	char reason[96];
+	int pending;
+
+	if (rq->call) /* resumed after lookups */
+		return admission_respond(srv, conn, rq);
+	if (rq->too_large) {
+		snprintf(reason, sizeof(reason), "body larger than %zu bytes", srv->max_body);
+		return reject(srv, conn, rq, method, url, MHD_HTTP_CONTENT_TOO_LARGE, reason);
+	}
+	if (!rq->body) {
+		rq->body = malloc(1);
+		if (!rq->body)
+			return MHD_NO;
+	}
+	rq->body[rq->len] = '\0';
+	rq->call = webhook_call_new(srv->wh, rq->ep == EP_MUTATE ? WEBHOOK_MUTATE : WEBHOOK_VALIDATE,
+				    rq->body, rq->len);
+	rq->body = NULL;
+	if (!rq->call)
+		return reject(srv, conn, rq, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	pthread_mutex_lock(&rq->lock);
+	pending = webhook_call_run(rq->call, call_done, rq);
+	if (pending && !rq->finished) {
+		rq->suspended = true;
+		MHD_suspend_connection(conn);
+	}
+	pthread_mutex_unlock(&rq->lock);
+	if (pending && rq->suspended)
+		return MHD_YES;
+	return admission_respond(srv, conn, rq);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	struct server *srv = cls;
+	struct request *rq = *con_cls;
+	enum metrics_endpoint ep;
+
+	(void)version;
+	if (!rq) {
+		if (strcmp(url, "/mutate") == 0)
+			ep = EP_MUTATE;
+		else if (strcmp(url, "/validate") == 0)
+			ep = EP_VALIDATE;
+		else if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0)
+			return health(srv, conn, url, method);
+		else
+			return reject(srv, conn, NULL, method, url, MHD_HTTP_NOT_FOUND, "not found");
+		return admission_begin(srv, conn, url, method, ep, con_cls);
+	}
+	if (*upload_data_size > 0) {
+		admission_upload(srv, rq, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	return admission_finish(srv, conn, url, method, rq);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct server *srv = cls;
+	struct request *rq = *con_cls;
+
+	(void)conn, (void)toe;
+	if (!rq)
+		return;
+	if (!rq->counted)
+		metrics_request(rq->ep, OUT_ERROR, elapsed(&rq->start));
+	webhook_call_free(rq->call);
+	free(rq->body);
+	pthread_mutex_destroy(&rq->lock);
+	free(rq);
+	*con_cls = NULL;
+	metrics_inflight(-1);
+	atomic_fetch_sub(&srv->inflight, 1);
+}
+
+static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	struct server *srv = cls;
+	char *text;
+
+	(void)version, (void)upload_data, (void)upload_data_size, (void)con_cls;
+	if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0)
+		return health(srv, conn, url, method);
+	if (strcmp(url, "/metrics") != 0)
+		return send_text(srv, conn, MHD_HTTP_NOT_FOUND, "not found\n");
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		return send_text(srv, conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
+	text = metrics_render();
+	if (!text)
+		return send_text(srv, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+	return send_buffer(srv, conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text,
+			   strlen(text), MHD_RESPMEM_MUST_FREE);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[256];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	RG_LOG(LOG_DEBUG, "libmicrohttpd", LF_S("detail", msg));
+}
+
+int server_parse_hostport(const char *s, char *host, size_t hostlen, unsigned *port)
+{
+	const char *colon;
+	char *end;
+	unsigned long p;
+	size_t hl;
+
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (!rb || rb[1] != ':')
+			return -1;
+		hl = (size_t)(rb - s - 1);
+		s++;
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -1;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= hostlen)
+		return -1;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	p = strtoul(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || p > 65535)
+		return -1;
+	*port = (unsigned)p;
+	return 0;
+}
+
+static struct addrinfo *resolve(const char *listen, char *err, size_t errlen)
+{
+	char host[256], portstr[8];
+	unsigned port;
+	struct addrinfo hints = { .ai_flags = AI_PASSIVE, .ai_socktype = SOCK_STREAM }, *ai = NULL;
+	int r;
+
+	if (server_parse_hostport(listen, host, sizeof(host), &port) < 0) {
+		snprintf(err, errlen, "listen address \"%s\": expected HOST:PORT", listen);
+		return NULL;
+	}
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	r = getaddrinfo(host, portstr, &hints, &ai);
+	if (r != 0) {
+		snprintf(err, errlen, "listen address \"%s\": %s", listen, gai_strerror(r));
+		return NULL;
+	}
+	return ai;
+}
+
+static struct MHD_Daemon *start_https(struct server *srv, const struct server_options *o,
+				      char *err, size_t errlen)
+{
+	struct addrinfo *ai = resolve(o->listen, err, errlen);
+	struct MHD_Daemon *d;
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TLS |
+			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	long threads = o->threads ? (long)o->threads : sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (!ai)
+		return NULL;
+	if (ai->ai_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	if (threads < 1)
+		threads = 1;
+	d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
+			     MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+			     MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
+			     MHD_OPTION_CONNECTION_LIMIT, o->conn_limit,
+			     MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout,
+			     MHD_OPTION_HTTPS_CERT_CALLBACK, certstore_retrieve,
+			     MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
+			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+			     MHD_OPTION_END);
+	freeaddrinfo(ai);
+	if (!d)
+		snprintf(err, errlen, "cannot listen on %s (address in use or not available)", o->listen);
+	return d;
+}
+
+static struct MHD_Daemon *start_metrics(struct server *srv, const char *listen, char *err,
+					size_t errlen)
+{
+	struct addrinfo *ai = resolve(listen, err, errlen);
+	struct MHD_Daemon *d;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
+			 MHD_USE_ERROR_LOG;
+
+	if (!ai)
+		return NULL;
+	if (ai->ai_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	d = MHD_start_daemon(flags, 0, NULL, NULL, on_metrics, srv,
+			     MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+			     MHD_OPTION_CONNECTION_LIMIT, 64u,
+			     MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+			     MHD_OPTION_END);
+	freeaddrinfo(ai);
+	if (!d)
+		snprintf(err, errlen, "cannot listen on %s (address in use or not available)", listen);
+	return d;
+}
+
+struct server *server_start(const struct server_options *opts, struct webhook *wh, char *err,
+			    size_t errlen)
+{
+	struct server *srv = calloc(1, sizeof(*srv));
+
+	if (!srv) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	srv->wh = wh;
+	srv->max_body = opts->max_body;
+	srv->https = start_https(srv, opts, err, errlen);
+	if (!srv->https)
+		goto fail;
+	if (opts->metrics_listen) {
+		srv->metrics = start_metrics(srv, opts->metrics_listen, err, errlen);
+		if (!srv->metrics)
+			goto fail;
+	}
+	return srv;
+fail:
+	if (srv->https)
+		MHD_stop_daemon(srv->https);
+	free(srv);
+	return NULL;
+}
+
+static unsigned daemon_port(struct MHD_Daemon *d)
+{
+	const union MHD_DaemonInfo *info;
+
+	if (!d)
+		return 0;
+	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	return info ? info->port : 0;
+}
+
+unsigned server_port(const struct server *srv)
+{
+	return daemon_port(srv->https);
+}
+
+unsigned server_metrics_port(const struct server *srv)
+{
+	return daemon_port(srv->metrics);
+}
+
+void server_set_ready(struct server *srv, int r)
+{
+	atomic_store(&srv->ready, r);
+	metrics_set_ready(r != 0);
+}
+
+void server_shutdown(struct server *srv, unsigned timeout_ms)
+{
+	struct timespec start, pause = { 0, 20 * 1000 * 1000 };
+	MHD_socket lsock;
+
+	if (!srv)
+		return;
+	server_set_ready(srv, 0);
+	atomic_store(&srv->draining, 1);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	lsock = MHD_quiesce_daemon(srv->https);
+	if (lsock != MHD_INVALID_SOCKET)
+		close(lsock);
+	while (atomic_load(&srv->inflight) > 0 && elapsed(&start) * 1000.0 < timeout_ms)
+		nanosleep(&pause, NULL);
+	RG_LOG(LOG_INFO, "drained", LF_I("in_flight_left", atomic_load(&srv->inflight)),
+	       LF_D("seconds", elapsed(&start)));
+	MHD_stop_daemon(srv->https);
+	if (srv->metrics)
+		MHD_stop_daemon(srv->metrics);
+	free(srv);
+}

@@ -1,0 +1,347 @@
+/*
+ * `rollgate stamp` (manifests in, stamped manifests out) and `rollgate fn`
+ * (the same plus the check results, as a KRM function over a ResourceList).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cliutil.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "manifest.h"
+#include "objsource.h"
+#include "pipeline.h"
+#include "yamljson.h"
+
+#define FN_MAX_INPUT (256u << 20)
+
+struct add_ctx {
+	struct engine *e;
+};
+
+static int add_object(cJSON *obj, const char *file, int line, void *arg)
+{
+	struct add_ctx *c = arg;
+	char why[256];
+
+	if (objsource_memory_add(c->e->src, obj, why, sizeof(why)) < 0) {
+		fprintf(stderr, "rollgate: %s:%d: %s\n", file, line, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* Loads config, the manifests' own objects and --objects into one engine. */
+static int open_with_objects(struct engine *e, const char *config, const char *objects,
+			     const struct mset *m, char *err, size_t errlen)
+{
+	struct add_ctx c = { e };
+
+	if (engine_open(e, config, NULL, NULL, err, errlen) < 0)
+		return -1;
+	if (pipeline_add_objects(e, m, err, errlen) < 0 ||
+	    (objects && manifest_read_tree(objects, add_object, &c, err, errlen) < 0)) {
+		engine_close(e);
+		return -1;
+	}
+	return 0;
+}
+
+static int emit_doc(const cJSON *root, bool first)
+{
+	char *y = yamljson_emit(root);
+
+	if (!y)
+		return -1;
+	if (!first)
+		fputs("---\n", stdout);
+	fputs(y, stdout);
+	free(y);
+	return 0;
+}
+
+static void stamp_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: rollgate stamp [--config FILE] [--objects DIR] PATH...\n\n"
+		"Prints the manifests under PATH as YAML with the config hash stamped on every\n"
+		"opted-in Deployment, StatefulSet, DaemonSet and Rollout, exactly as the webhook\n"
+		"would. ConfigMaps and Secrets come from the manifests themselves and from DIR.\n"
+		"Values, key order and document order are kept; comments are not.\n\n"
+		"Options:\n"
+		"  --config FILE   YAML config (default: built-in defaults)\n"
+		"  --objects DIR   more ConfigMaps and Secrets (manifests, recursively)\n"
+		"  -h, --help      show this help\n\n"
+		"Warnings go to stderr. Exit status: 0 success, 2 unreadable or invalid input.\n");
+}
+
+static int stamp_all(struct engine *e, struct mset *m, char *err, size_t errlen)
+{
+	char why[512];
+
+	for (size_t i = 0; i < m->n_objs; i++) {
+		struct admission_response resp;
+		struct pobj *o = &m->objs[i];
+		admission_response_init(&resp);
+		if (pipeline_stamp(e, o->obj, &resp, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "%s:%d: %s", o->file, o->line, why);
+			admission_response_free(&resp);
+			return -1;
+		}
+		for (size_t w = 0; w < resp.n_warnings; w++)
+			fprintf(stderr, "%s:%d: warning: %s\n", o->file, o->line, resp.warnings[w]);
+		admission_response_free(&resp);
+	}
+	return 0;
+}
+
+int cli_stamp(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "objects", required_argument, NULL, 'O' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config = NULL, *objects = NULL;
+	struct engine e;
+	struct mset m = { 0 };
+	char err[1024];
+	int c, rc = 2;
+	bool first = true;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'O': objects = optarg; break;
+		case 'h': stamp_usage(stdout); return 0;
+		default: stamp_usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc)
+		return cli_fail("stamp", "no PATH given (see --help)");
+	log_setup(LOG_ERROR, LOG_FORMAT_TEXT);
+	if (mset_load_paths(&m, argv + optind, argc - optind, err, sizeof(err)) < 0) {
+		mset_free(&m);
+		return cli_fail("stamp", "%s", err);
+	}
+	if (open_with_objects(&e, config, objects, &m, err, sizeof(err)) < 0) {
+		mset_free(&m);
+		return cli_fail("stamp", "%s", err);
+	}
+	if (stamp_all(&e, &m, err, sizeof(err)) < 0) {
+		cli_fail("stamp", "%s", err);
+		goto out;
+	}
+	for (size_t f = 0; f < m.n_files; f++) {
+		for (size_t d = 0; d < m.files[f].docs.n; d++, first = false) {
+			if (emit_doc(m.files[f].docs.docs[d].root, first) < 0) {
+				cli_fail("stamp", "out of memory");
+				goto out;
+			}
+		}
+	}
+	rc = 0;
+out:
+	mset_free(&m);
+	engine_close(&e);
+	return rc;
+}
+
+/* ---- KRM function ---- */
+
+static const char *severity(enum rule_mode m)
+{
+	return m == MODE_ENFORCE ? "error" : m == MODE_WARN ? "warning" : "info";
+}
+
+/* Where kpt and kustomize say an item came from. */
+static void add_file_ref(cJSON *res, const cJSON *item)
+{
+	const cJSON *ann = json_get_path(item, "metadata", "annotations", NULL);
+	const char *path = json_get_string(ann, "internal.config.kubernetes.io/path");
+	const char *index = json_get_string(ann, "internal.config.kubernetes.io/index");
+	cJSON *file;
+
+	if (!path)
+		path = json_get_string(ann, "config.kubernetes.io/path");
+	if (!index)
+		index = json_get_string(ann, "config.kubernetes.io/index");
+	if (!path)
+		return;
+	file = cJSON_AddObjectToObject(res, "file");
+	cJSON_AddStringToObject(file, "path", path);
+	if (index)
+		cJSON_AddNumberToObject(file, "index", atoi(index));
+}
+
+static const char *or_empty(const char *s)
+{
+	return s ? s : "";
+}
+
+static int add_result(cJSON *results, const cJSON *item, const char *sev, const char *rule,
+		      const char *message, const char *field)
+{
+	cJSON *res = cJSON_CreateObject(), *ref, *tags;
+	const cJSON *md = json_get(item, "metadata");
+	char text[1200];
+	const char *ns = json_get_string(md, "namespace");
+
+	if (!res)
+		return -1;
+	snprintf(text, sizeof(text), "%s: %s", rule, message);
+	cJSON_AddStringToObject(res, "message", text);
+	cJSON_AddStringToObject(res, "severity", sev);
+	ref = cJSON_AddObjectToObject(res, "resourceRef");
+	cJSON_AddStringToObject(ref, "apiVersion", or_empty(json_get_string(item, "apiVersion")));
+	cJSON_AddStringToObject(ref, "kind", or_empty(json_get_string(item, "kind")));
+	cJSON_AddStringToObject(ref, "name", or_empty(json_get_string(md, "name")));
+	if (ns)
+		cJSON_AddStringToObject(ref, "namespace", ns);
+	if (field && *field)
+		cJSON_AddStringToObject(cJSON_AddObjectToObject(res, "field"), "path", field);
+	add_file_ref(res, item);
+	tags = cJSON_AddObjectToObject(res, "tags");
+	cJSON_AddStringToObject(tags, "rule", rule);
+	return cJSON_AddItemToArray(results, res) ? 0 : -1;
+}
+
+/* Stamps and checks one item; returns the number of enforce violations or -1. */
+static int fn_item(struct engine *e, cJSON *item, cJSON *results, char *err, size_t errlen)
+{
+	struct admission_response resp;
+	struct verdict v;
+	int enforce = 0;
+
+	admission_response_init(&resp);
+	if (pipeline_stamp(e, item, &resp, err, errlen) < 0) {
+		admission_response_free(&resp);
+		return -1;
+	}
+	for (size_t w = 0; w < resp.n_warnings; w++)
+		add_result(results, item, "warning", "config-hash", resp.warnings[w], NULL);
+	admission_response_free(&resp);
+	if (pipeline_check(e, item, &v, err, errlen) < 0)
+		return -1;
+	if (v.note)
+		add_result(results, item, "info", "rollgate", v.note, NULL);
+	for (size_t i = 0; i < v.n; i++) {
+		add_result(results, item, severity(v.v[i].mode), config_rule_name(v.v[i].rule),
+			   v.v[i].message, v.v[i].path);
+		enforce += v.v[i].mode == MODE_ENFORCE;
+	}
+	verdict_free(&v);
+	return enforce;
+}
+
+static void fn_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: rollgate fn [--config FILE]\n\n"
+		"A KRM function (kpt, kustomize): reads a config.kubernetes.io/v1 ResourceList\n"
+		"on stdin, stamps config hashes on its items, appends the policy results to\n"
+		"'results', and writes the ResourceList to stdout.\n\n"
+		"  kpt fn eval DIR --exec \"rollgate fn\"\n\n"
+		"Exit status: 0 no enforce violation, 1 at least one, 2 invalid input.\n");
+}
+
+static int fn_input(cJSON *root, cJSON **items, cJSON **results, char *err, size_t errlen)
+{
+	const char *api = json_get_string(root, "apiVersion"), *kind = json_get_string(root, "kind");
+
+	if (!api || strcmp(api, "config.kubernetes.io/v1") != 0 || !kind ||
+	    strcmp(kind, "ResourceList") != 0) {
+		snprintf(err, errlen, "<stdin>: expected a config.kubernetes.io/v1 ResourceList");
+		return -1;
+	}
+	*items = cJSON_GetObjectItemCaseSensitive(root, "items");
+	if (!cJSON_IsArray(*items)) {
+		snprintf(err, errlen, "<stdin>: ResourceList.items must be a list");
+		return -1;
+	}
+	*results = cJSON_GetObjectItemCaseSensitive(root, "results");
+	if (!*results || cJSON_IsNull(*results)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(root, "results");
+		*results = cJSON_AddArrayToObject(root, "results");
+	}
+	if (!cJSON_IsArray(*results)) {
+		snprintf(err, errlen, "<stdin>: ResourceList.results must be a list");
+		return -1;
+	}
+	return 0;
+}
+
+int cli_fn(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config = NULL;
+	struct engine e;
+	struct mset m = { 0 };
+	cJSON *root, *items, *results, *item;
+	char err[1024], *buf;
+	size_t len = 0;
+	int c, rc = 2, enforce = 0, n;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'h': fn_usage(stdout); return 0;
+		default: fn_usage(stderr); return 2;
+		}
+	}
+	log_setup(LOG_ERROR, LOG_FORMAT_TEXT);
+	buf = manifest_slurp("-", FN_MAX_INPUT, &len, err, sizeof(err));
+	if (!buf)
+		return cli_fail("fn", "%s", err);
+	rc = mset_load_buffer(&m, "<stdin>", buf, len, err, sizeof(err));
+	free(buf);
+	if (rc < 0 || m.files[0].docs.n != 1) {
+		if (rc == 0)
+			snprintf(err, sizeof(err), "<stdin>: expected one ResourceList document");
+		mset_free(&m);
+		return cli_fail("fn", "%s", err);
+	}
+	rc = 2;
+	root = m.files[0].docs.docs[0].root;
+	if (fn_input(root, &items, &results, err, sizeof(err)) < 0) {
+		mset_free(&m);
+		return cli_fail("fn", "%s", err);
+	}
+	if (engine_open(&e, config, NULL, NULL, err, sizeof(err)) < 0) {
+		mset_free(&m);
+		return cli_fail("fn", "%s", err);
+	}
+	cJSON_ArrayForEach(item, items) {
+		if (objsource_memory_add(e.src, item, err, sizeof(err)) < 0) {
+			cli_fail("fn", "%s", err);
+			goto out;
+		}
+	}
+	cJSON_ArrayForEach(item, items) {
+		n = fn_item(&e, item, results, err, sizeof(err));
+		if (n < 0) {
+			cli_fail("fn", "%s", err);
+			goto out;
+		}
+		enforce += n;
+	}
+	if (emit_doc(root, true) < 0) {
+		cli_fail("fn", "out of memory");
+		goto out;
+	}
+	rc = enforce ? 1 : 0;
+out:
+	engine_close(&e);
+	mset_free(&m);
+	return rc;
+}

@@ -1,0 +1,1731 @@
+/*
+ * YAML to cJSON through libyaml's event API, read the way Kubernetes reads
+ * manifests (go-yaml v2 under sigs.k8s.io/yaml), and block YAML back out.
+ *
+ * The document loader is never used: it forgets whether a scalar was quoted,
+ * and go-yaml's typing of plain scalars depends on exactly that.
+ */
+#include "yamljson.h"
+#include "jsonutil.h"
+
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <yaml.h>
+
+#define TAG_PREFIX "tag:yaml.org,2002:"
+/* Output cap of yamljson_emit: far above anything the API server stores
+ * (etcd's object limit is 1.5 MiB), low enough to fail before memory does. */
+#define EMIT_MAX ((size_t)256 << 20)
+/* libyaml refuses implicit keys longer than 1024 characters; longer keys
+ * are written in the explicit "? key" form. */
+#define EMIT_SIMPLE_KEY_MAX 1000
+/* Tables that grew past this are freed rather than cleared for reuse. */
+#define TABLE_KEEP_CAP 64
+
+/* ---- node -> line map: open addressing keyed by pointer ---------------- */
+
+struct lm_slot {
+	const cJSON *node;
+	int line;
+};
+
+struct yaml_linemap {
+	struct lm_slot *slots;
+	size_t cap; /* power of two, or 0 */
+	size_t n;
+};
+
+static size_t lm_index(const cJSON *node, size_t cap)
+{
+	uint64_t h = (uint64_t)(uintptr_t)node;
+
+	h ^= h >> 29;
+	h *= 0x9E3779B97F4A7C15ULL;
+	h ^= h >> 32;
+	return (size_t)h & (cap - 1);
+}
+
+static int lm_grow(struct yaml_linemap *m)
+{
+	size_t ncap = m->cap ? m->cap * 2 : 1024;
+	struct lm_slot *ns = calloc(ncap, sizeof(*ns));
+
+	if (!ns)
+		return -1;
+	for (size_t i = 0; i < m->cap; i++) {
+		size_t j;
+		if (!m->slots[i].node)
+			continue;
+		j = lm_index(m->slots[i].node, ncap);
+		while (ns[j].node)
+			j = (j + 1) & (ncap - 1);
+		ns[j] = m->slots[i];
+	}
+	free(m->slots);
+	m->slots = ns;
+	m->cap = ncap;
+	return 0;
+}
+
+/* Inserts or updates: a freed node's address may come back for a new one. */
+static int lm_put(struct yaml_linemap *m, const cJSON *node, int line)
+{
+	size_t j;
+
+	if ((m->n + 1) * 2 > m->cap && lm_grow(m) < 0)
+		return -1;
+	j = lm_index(node, m->cap);
+	while (m->slots[j].node && m->slots[j].node != node)
+		j = (j + 1) & (m->cap - 1);
+	if (!m->slots[j].node)
+		m->n++;
+	m->slots[j].node = node;
+	m->slots[j].line = line;
+	return 0;
+}
+
+static int lm_get(const struct yaml_linemap *m, const cJSON *node)
+{
+	size_t j;
+
+	if (!m || !m->cap || !node)
+		return 0;
+	j = lm_index(node, m->cap);
+	while (m->slots[j].node) {
+		if (m->slots[j].node == node)
+			return m->slots[j].line;
+		j = (j + 1) & (m->cap - 1);
+	}
+	return 0;
+}
+
+static void lm_free(struct yaml_linemap *m)
+{
+	if (!m)
+		return;
+	free(m->slots);
+	free(m);
+}
+
+/* ---- string table: mapping keys and anchors ---------------------------- */
+
+/* Names come from the input, so the hash is seeded per load: a crafted set
+ * of colliding keys must not turn one mapping into quadratic work. */
+struct st_slot {
+	const char *name; /* NULL: empty slot */
+	void *val;
+	uint32_t hash;
+	int flag;
+};
+
+struct strtab {
+	struct st_slot *slots;
+	size_t cap; /* power of two, or 0 */
+	size_t n;
+	uint32_t seed;
+};
+
+static uint32_t st_hash(const struct strtab *t, const char *s)
+{
+	uint32_t h = 2166136261u ^ t->seed;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	h ^= h >> 16;
+	h *= 0x85EBCA6Bu;
+	h ^= h >> 13;
+	return h;
+}
+
+static struct st_slot *st_find(struct strtab *t, const char *name)
+{
+	uint32_t h;
+	size_t j;
+
+	if (!t->cap)
+		return NULL;
+	h = st_hash(t, name);
+	j = h & (t->cap - 1);
+	while (t->slots[j].name) {
+		if (t->slots[j].hash == h && strcmp(t->slots[j].name, name) == 0)
+			return &t->slots[j];
+		j = (j + 1) & (t->cap - 1);
+	}
+	return NULL;
+}
+
+static int st_grow(struct strtab *t)
+{
+	size_t ncap = t->cap ? t->cap * 2 : 16;
+	struct st_slot *ns = calloc(ncap, sizeof(*ns));
+
+	if (!ns)
+		return -1;
+	for (size_t i = 0; i < t->cap; i++) {
+		size_t j;
+		if (!t->slots[i].name)
+			continue;
+		j = t->slots[i].hash & (ncap - 1);
+		while (ns[j].name)
+			j = (j + 1) & (ncap - 1);
+		ns[j] = t->slots[i];
+	}
+	free(t->slots);
+	t->slots = ns;
+	t->cap = ncap;
+	return 0;
+}
+
+/* Adds a name the caller checked is absent; name must outlive the entry. */
+static int st_add(struct strtab *t, const char *name, void *val, int flag)
+{
+	uint32_t h;
+	size_t j;
+
+	if ((t->n + 1) * 2 > t->cap && st_grow(t) < 0)
+		return -1;
+	h = st_hash(t, name);
+	j = h & (t->cap - 1);
+	while (t->slots[j].name)
+		j = (j + 1) & (t->cap - 1);
+	t->slots[j] = (struct st_slot){ name, val, h, flag };
+	t->n++;
+	return 0;
+}
+
+/* Empties the table, keeping a small allocation for the next mapping. */
+static void st_clear(struct strtab *t)
+{
+	if (t->cap > TABLE_KEEP_CAP) {
+		free(t->slots);
+		t->slots = NULL;
+		t->cap = 0;
+	} else if (t->n) {
+		memset(t->slots, 0, t->cap * sizeof(*t->slots));
+	}
+	t->n = 0;
+}
+
+static void st_free(struct strtab *t)
+{
+	free(t->slots);
+	t->slots = NULL;
+	t->cap = t->n = 0;
+}
+
+/* ---- plain scalar resolution (go-yaml v2 resolve.go) ------------------- */
+
+enum rkind { RK_STR, RK_NULL, RK_BOOL, RK_INT, RK_UINT, RK_FLOAT, RK_NONFINITE };
+
+struct rval {
+	enum rkind kind;
+	bool b;
+	long long i;
+	unsigned long long u;
+	double d; /* RK_FLOAT, RK_NONFINITE */
+};
+
+static const struct {
+	const char *word;
+	enum rkind kind;
+	int v; /* bool value, or sign of an infinity (0: NaN) */
+} resolve_words[] = {
+	{ "y", RK_BOOL, 1 },	  { "Y", RK_BOOL, 1 },	   { "yes", RK_BOOL, 1 },
+	{ "Yes", RK_BOOL, 1 },	  { "YES", RK_BOOL, 1 },   { "true", RK_BOOL, 1 },
+	{ "True", RK_BOOL, 1 },	  { "TRUE", RK_BOOL, 1 },  { "on", RK_BOOL, 1 },
+	{ "On", RK_BOOL, 1 },	  { "ON", RK_BOOL, 1 },	   { "n", RK_BOOL, 0 },
+	{ "N", RK_BOOL, 0 },	  { "no", RK_BOOL, 0 },	   { "No", RK_BOOL, 0 },
+	{ "NO", RK_BOOL, 0 },	  { "false", RK_BOOL, 0 }, { "False", RK_BOOL, 0 },
+	{ "FALSE", RK_BOOL, 0 },  { "off", RK_BOOL, 0 },   { "Off", RK_BOOL, 0 },
+	{ "OFF", RK_BOOL, 0 },	  { "~", RK_NULL, 0 },	   { "null", RK_NULL, 0 },
+	{ "Null", RK_NULL, 0 },	  { "NULL", RK_NULL, 0 },  { ".nan", RK_NONFINITE, 0 },
+	{ ".NaN", RK_NONFINITE, 0 }, { ".NAN", RK_NONFINITE, 0 }, { ".inf", RK_NONFINITE, 1 },
+	{ ".Inf", RK_NONFINITE, 1 }, { ".INF", RK_NONFINITE, 1 }, { "+.inf", RK_NONFINITE, 1 },
+	{ "+.Inf", RK_NONFINITE, 1 }, { "+.INF", RK_NONFINITE, 1 }, { "-.inf", RK_NONFINITE, -1 },
+	{ "-.Inf", RK_NONFINITE, -1 }, { "-.INF", RK_NONFINITE, -1 },
+};
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* go-yaml's resolve_table: which first bytes may start a non-string. */
+static char resolve_hint(char c)
+{
+	if (c == '+' || c == '-')
+		return 'S';
+	if (is_digit(c))
+		return 'D';
+	if (c && strchr("yYnNtTfFoO~", c))
+		return 'M';
+	return c == '.' ? '.' : 0;
+}
+
+static bool lookup_word(const char *s, struct rval *v)
+{
+	for (size_t k = 0; k < sizeof(resolve_words) / sizeof(resolve_words[0]); k++) {
+		if (resolve_words[k].word[0] != s[0] || strcmp(resolve_words[k].word, s) != 0)
+			continue;
+		v->kind = resolve_words[k].kind;
+		v->b = resolve_words[k].v != 0;
+		if (v->kind == RK_NONFINITE)
+			v->d = resolve_words[k].v ? resolve_words[k].v * HUGE_VAL : NAN;
+		return true;
+	}
+	return false;
+}
+
+static int digit_value(char c)
+{
+	if (is_digit(c))
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return 99;
+}
+
+/* Go's strconv.ParseUint(s, 0, 64): 0x, 0o, 0b and leading-0 octal. */
+static int parse_uint_go(const char *s, unsigned long long *out)
+{
+	unsigned base = 10;
+	unsigned long long v = 0;
+
+	if (!*s)
+		return -1;
+	if (s[0] == '0' && s[1]) {
+		char c = (char)(s[1] | 0x20);
+		base = c == 'x' ? 16 : c == 'b' ? 2 : 8;
+		s += (c == 'x' || c == 'o' || c == 'b') ? 2 : 1;
+		if (!*s)
+			return -1;
+	}
+	for (; *s; s++) {
+		unsigned d = (unsigned)digit_value(*s);
+		if (d >= base || v > (ULLONG_MAX - d) / base)
+			return -1;
+		v = v * base + d;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Go's strconv.ParseInt(s, 0, 64): an optional sign, then ParseUint. */
+static int parse_int_go(const char *s, long long *out)
+{
+	bool neg = *s == '-';
+	unsigned long long u;
+
+	if (*s == '+' || *s == '-')
+		s++;
+	if (parse_uint_go(s, &u) < 0)
+		return -1;
+	if (u > (unsigned long long)LLONG_MAX + (neg ? 1 : 0))
+		return -1;
+	*out = neg ? (long long)(0 - u) : (long long)u;
+	return 0;
+}
+
+/* go-yaml's yamlStyleFloat: ^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$ */
+static bool yaml_style_float(const char *p)
+{
+	if (*p == '+' || *p == '-')
+		p++;
+	if (*p == '.') {
+		if (!is_digit(*++p))
+			return false;
+		while (is_digit(*p))
+			p++;
+	} else {
+		if (!is_digit(*p))
+			return false;
+		while (is_digit(*p))
+			p++;
+		if (*p == '.')
+			while (is_digit(*++p))
+				;
+	}
+	if (*p == 'e' || *p == 'E') {
+		p++;
+		if (*p == '+' || *p == '-')
+			p++;
+		if (!is_digit(*p))
+			return false;
+		while (is_digit(*p))
+			p++;
+	}
+	return *p == '\0';
+}
+
+/* Copies s without '_'. strict: Go's ParseFloat rule that each '_' sits
+ * between two digits; otherwise go-yaml's blanket strings.Replace. */
+static int strip_underscores(const char *s, size_t len, char *out, bool strict)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] != '_') {
+			out[j++] = s[i];
+			continue;
+		}
+		if (strict && !(i > 0 && is_digit(s[i - 1]) && i + 1 < len && is_digit(s[i + 1])))
+			return -1;
+	}
+	out[j] = '\0';
+	return 0;
+}
+
+/* Whether s can be a number at all: anything else stays a string cheaply. */
+static bool numberish(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (!(is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      c == '_' || c == '.' || c == '+' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* Finite floats only: Go's ParseFloat fails on overflow, and go-yaml then
+ * keeps the text as a string. */
+static void resolve_float(const char *p, struct rval *v)
+{
+	double d = strtod(p, NULL);
+
+	if (isfinite(d)) {
+		v->kind = RK_FLOAT;
+		v->d = d;
+	}
+}
+
+/* Hint 'D'/'S': ints (with go-yaml's '_' removal), then yamlStyleFloat. */
+static void resolve_number(const char *p, struct rval *v)
+{
+	if (parse_int_go(p, &v->i) == 0)
+		v->kind = RK_INT;
+	else if (parse_uint_go(p, &v->u) == 0)
+		v->kind = RK_UINT;
+	else if (yaml_style_float(p))
+		resolve_float(p, v);
+}
+
+/*
+ * Types a plain, untagged scalar of len bytes (NUL-terminated at len) as
+ * go-yaml v2's resolve() does. Timestamps stay strings, as go-yaml leaves
+ * them when decoding into interface{}. Returns -1 only when out of memory.
+ */
+static int resolve_plain(const char *s, size_t len, struct rval *v)
+{
+	char stackbuf[64];
+	char *buf = stackbuf;
+	char hint;
+
+	memset(v, 0, sizeof(*v));
+	v->kind = RK_STR;
+	if (len == 0) {
+		v->kind = RK_NULL;
+		return 0;
+	}
+	hint = resolve_hint(s[0]);
+	if (!hint || lookup_word(s, v) || hint == 'M' || !numberish(s, len))
+		return 0;
+	if (len >= sizeof(stackbuf)) {
+		buf = malloc(len + 1);
+		if (!buf)
+			return -1;
+	}
+	if (hint == '.') {
+		/* go-yaml hands these to ParseFloat untouched. */
+		if (strip_underscores(s, len, buf, true) == 0 && yaml_style_float(buf))
+			resolve_float(buf, v);
+	} else {
+		strip_underscores(s, len, buf, false);
+		resolve_number(buf, v);
+	}
+	if (buf != stackbuf)
+		free(buf);
+	return 0;
+}
+
+/* ---- key text (sigs.k8s.io/yaml's map key conversion) ------------------ */
+
+/* Go's strconv.FormatFloat(d, 'g', -1, 32), which sigs.k8s.io/yaml applies
+ * to float keys: shortest float32 digits, %e when exp < -4 || exp >= 6. */
+static void fmt_float_key(double d, char *out, size_t n)
+{
+	char tmp[40];
+	float f;
+	int p, exp;
+
+	if (isnan(d) || fabs(d) > FLT_MAX) {
+		snprintf(out, n, "%s", isnan(d) ? ".nan" : d > 0 ? ".inf" : "-.inf");
+		return;
+	}
+	f = (float)d;
+	for (p = 1; p < 9; p++) {
+		snprintf(tmp, sizeof(tmp), "%.*e", p - 1, (double)f);
+		if (strtof(tmp, NULL) == f)
+			break;
+	}
+	snprintf(tmp, sizeof(tmp), "%.*e", p - 1, (double)f);
+	exp = atoi(strchr(tmp, 'e') + 1);
+	if (exp < -4 || exp >= 6)
+		snprintf(out, n, "%s", tmp);
+	else
+		snprintf(out, n, "%.*f", p - 1 - exp > 0 ? p - 1 - exp : 0, (double)f);
+}
+
+/* The JSON member name of a resolved key: malloc'd, NULL when out of memory. */
+static char *key_text(const struct rval *v, const char *s, size_t len)
+{
+	char tmp[48];
+	char *out;
+
+	switch (v->kind) {
+	case RK_STR:
+		out = malloc(len + 1);
+		if (out) {
+			memcpy(out, s, len);
+			out[len] = '\0';
+		}
+		return out;
+	case RK_NULL:
+		return strdup("null");
+	case RK_BOOL:
+		return strdup(v->b ? "true" : "false");
+	case RK_INT:
+		snprintf(tmp, sizeof(tmp), "%lld", v->i);
+		break;
+	case RK_UINT:
+		snprintf(tmp, sizeof(tmp), "%llu", v->u);
+		break;
+	case RK_FLOAT:
+	case RK_NONFINITE:
+		fmt_float_key(v->d, tmp, sizeof(tmp));
+		break;
+	}
+	return strdup(tmp);
+}
+
+/* Key text of an aliased scalar: its type is all that is left, so integral
+ * numbers within 2^53 read as ints and others as floats. */
+static char *key_from_node(const cJSON *n)
+{
+	struct rval v = { .kind = RK_NULL };
+
+	if (cJSON_IsString(n))
+		return key_text(&(struct rval){ .kind = RK_STR }, n->valuestring,
+				strlen(n->valuestring));
+	if (cJSON_IsBool(n)) {
+		v.kind = RK_BOOL;
+		v.b = cJSON_IsTrue(n);
+	} else if (cJSON_IsNumber(n)) {
+		long long i = 0;
+		v.kind = json_number_int(n, &i) == 0 ? RK_INT : RK_FLOAT;
+		v.i = i;
+		v.d = n->valuedouble;
+	}
+	return key_text(&v, NULL, 0);
+}
+
+/* ---- the event-driven builder ------------------------------------------ */
+
+struct anchor {
+	char *name;
+	cJSON *node;  /* inside the current document, or in the graveyard */
+	size_t nodes; /* nodes created for it: an upper bound of its size */
+	size_t bytes; /* string and key bytes in it */
+	int height;   /* collection levels: 0 for a scalar */
+};
+
+/* One collection being built. Keys of a mapping are checked against keys,
+ * whose flag marks members that came from a "<<" merge. */
+struct frame {
+	cJSON *node;
+	char *anchor; /* malloc'd; registered when the collection ends */
+	size_t nodes0, bytes0;
+	int height; /* tallest child, in collection levels */
+	bool is_map;
+	bool want_value;    /* a key was read; its value comes next */
+	bool merge_pending; /* and that key was "<<" */
+	bool merged;        /* this mapping has had its "<<" */
+	char *key;          /* the pending key, malloc'd */
+	int key_line;
+	struct strtab keys;
+};
+
+struct builder {
+	struct frame stack[JSON_MAX_DEPTH];
+	int depth;
+	struct strtab anchors;
+	/* Nodes detached during a document that an anchor may still point
+	 * into (merge sources, anchored keys); freed when the document ends. */
+	cJSON *graveyard;
+	cJSON *root;
+	struct yaml_doc *docs;
+	size_t ndocs, capdocs;
+	struct yaml_linemap *lines;
+	size_t nodes, bytes, alias_nodes, alias_bytes;
+	uint32_t seed;
+	int line; /* of the event being handled, for errors */
+	bool oom;
+	char *err;
+	size_t errlen;
+};
+
+static int fail(struct builder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Writes "line N: <what>" (never input values) and returns -1. */
+static int fail(struct builder *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	n = snprintf(b->err, b->errlen, "line %d: ", b->line);
+	if (n < 0 || (size_t)n >= b->errlen)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(b->err + n, b->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int fail_oom(struct builder *b)
+{
+	b->oom = true;
+	return fail(b, "out of memory");
+}
+
+/* A short, log-safe rendering of a key for error messages. */
+static void safe_name(const char *s, char *out, size_t n)
+{
+	size_t i;
+
+	for (i = 0; s[i] && i + 4 < n && i < 40; i++) {
+		unsigned char c = (unsigned char)s[i];
+		out[i] = (c < 0x20 || c == 0x7F || c == '"' || c == '\\') ? '?' : (char)c;
+	}
+	if (s[i] && i + 4 < n)
+		memcpy(out + i, "...", 4);
+	else
+		out[i] = '\0';
+}
+
+static struct frame *top(struct builder *b)
+{
+	return b->depth ? &b->stack[b->depth - 1] : NULL;
+}
+
+/* Counts a node against YAML_MAX_NODES and records its line. Takes
+ * ownership: on failure the node is freed. */
+static int track_node(struct builder *b, cJSON *node, int line)
+{
+	if (!node)
+		return fail_oom(b);
+	if (b->nodes >= YAML_MAX_NODES) {
+		cJSON_Delete(node);
+		return fail(b, "more than %d nodes", YAML_MAX_NODES);
+	}
+	b->nodes++;
+	if (node->valuestring)
+		b->bytes += strlen(node->valuestring);
+	if (lm_put(b->lines, node, line) < 0) {
+		cJSON_Delete(node);
+		return fail_oom(b);
+	}
+	return 0;
+}
+
+static int bury(struct builder *b, cJSON *node)
+{
+	if (!b->graveyard)
+		b->graveyard = cJSON_CreateArray();
+	if (!b->graveyard) {
+		cJSON_Delete(node);
+		return fail_oom(b);
+	}
+	cJSON_AddItemToArray(b->graveyard, node);
+	return 0;
+}
+
+/* Deep copy for aliases and merges. Descendants keep their original's line;
+ * depth is bounded by the source's, which is within JSON_MAX_DEPTH. */
+static cJSON *copy_tree(struct builder *b, const cJSON *src)
+{
+	cJSON *dst;
+
+	if (cJSON_IsArray(src) || cJSON_IsObject(src)) {
+		dst = cJSON_IsArray(src) ? cJSON_CreateArray() : cJSON_CreateObject();
+	} else if (cJSON_IsNumber(src)) {
+		dst = cJSON_CreateNumber(src->valuedouble);
+	} else if (cJSON_IsString(src)) {
+		dst = cJSON_CreateString(src->valuestring);
+	} else if (cJSON_IsBool(src)) {
+		dst = cJSON_CreateBool(cJSON_IsTrue(src));
+	} else {
+		dst = cJSON_CreateNull();
+	}
+	if (track_node(b, dst, lm_get(b->lines, src)) < 0)
+		return NULL;
+	for (const cJSON *c = src->child; c; c = c->next) {
+		cJSON *cc = copy_tree(b, c);
+		if (!cc)
+			goto fail;
+		if (c->string) {
+			cc->string = strdup(c->string);
+			if (!cc->string) {
+				cJSON_Delete(cc);
+				fail_oom(b);
+				goto fail;
+			}
+			b->bytes += strlen(c->string);
+		}
+		cJSON_AddItemToArray(dst, cc);
+	}
+	return dst;
+fail:
+	cJSON_Delete(dst);
+	return NULL;
+}
+
+/* Starts a member: an explicit key repeated is an error (kubectl's strict
+ * decoding); one that only came from a merge is overridden later. */
+static int set_key(struct builder *b, struct frame *f, char *key)
+{
+	struct st_slot *slot;
+
+	if (!key)
+		return fail_oom(b);
+	slot = st_find(&f->keys, key);
+	if (slot && !slot->flag) {
+		char name[48];
+		safe_name(key, name, sizeof(name));
+		free(key);
+		return fail(b, "duplicate key \"%s\"", name);
+	}
+	b->bytes += strlen(key);
+	f->key = key;
+	f->key_line = b->line;
+	f->want_value = true;
+	return 0;
+}
+
+static int set_merge_key(struct builder *b, struct frame *f)
+{
+	if (f->merged)
+		return fail(b, "duplicate key \"<<\"");
+	f->merged = f->want_value = f->merge_pending = true;
+	f->key_line = b->line;
+	return 0;
+}
+
+/* Appends value v under the pending key, replacing a merged member. */
+static int map_add(struct builder *b, struct frame *f, cJSON *v)
+{
+	struct st_slot *slot = st_find(&f->keys, f->key);
+
+	if (slot)
+		cJSON_Delete(cJSON_DetachItemViaPointer(f->node, slot->val));
+	v->string = f->key;
+	v->type &= ~cJSON_StringIsConst;
+	f->key = NULL;
+	cJSON_AddItemToArray(f->node, v);
+	if (slot) {
+		*slot = (struct st_slot){ v->string, v, slot->hash, 0 };
+		return 0;
+	}
+	return st_add(&f->keys, v->string, v, 0) < 0 ? fail_oom(b) : 0;
+}
+
+/* Copies the members of src that f does not have yet: explicit keys win,
+ * and an earlier merged mapping wins over a later one (go-yaml v2). */
+static int merge_from(struct builder *b, struct frame *f, const cJSON *src)
+{
+	for (const cJSON *m = src->child; m; m = m->next) {
+		cJSON *c;
+		if (st_find(&f->keys, m->string))
+			continue;
+		c = copy_tree(b, m);
+		if (!c)
+			return -1;
+		c->string = strdup(m->string);
+		if (!c->string) {
+			cJSON_Delete(c);
+			return fail_oom(b);
+		}
+		b->bytes += strlen(m->string);
+		cJSON_AddItemToArray(f->node, c);
+		if (st_add(&f->keys, c->string, c, 1) < 0)
+			return fail_oom(b);
+	}
+	return 0;
+}
+
+/* "<<: *a" or "<<: [*a, *b]". The source is only read and then buried, as
+ * anchors may point into it. */
+static int map_merge(struct builder *b, struct frame *f, cJSON *v)
+{
+	const cJSON *c;
+
+	if (bury(b, v) < 0)
+		return -1;
+	b->line = f->key_line;
+	if (cJSON_IsObject(v))
+		return merge_from(b, f, v);
+	if (!cJSON_IsArray(v))
+		return fail(b, "map merge requires a mapping or a sequence of mappings");
+	cJSON_ArrayForEach(c, v) {
+		if (!cJSON_IsObject(c))
+			return fail(b, "map merge requires a mapping or a sequence of mappings");
+	}
+	cJSON_ArrayForEach(c, v) {
+		if (merge_from(b, f, c) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Hands a finished node to its parent (or makes it the root). Takes
+ * ownership of node in every case. */
+static int attach(struct builder *b, cJSON *node, int height)
+{
+	struct frame *f = top(b);
+
+	if (!f) {
+		b->root = node;
+		return 0;
+	}
+	if (height > f->height)
+		f->height = height;
+	if (!f->is_map) {
+		cJSON_AddItemToArray(f->node, node);
+		return 0;
+	}
+	f->want_value = false;
+	if (f->merge_pending) {
+		f->merge_pending = false;
+		return map_merge(b, f, node);
+	}
+	return map_add(b, f, node);
+}
+
+/* Anchors are registered when their node completes, so a node cannot
+ * contain an alias to itself. A redefined anchor replaces the old one. */
+static int add_anchor(struct builder *b, const char *name, cJSON *node, size_t nodes0,
+		      size_t bytes0, int height)
+{
+	struct st_slot *slot = st_find(&b->anchors, name);
+	struct anchor *a = slot ? slot->val : calloc(1, sizeof(*a));
+
+	if (!a)
+		return fail_oom(b);
+	if (!slot) {
+		a->name = strdup(name);
+		if (!a->name || st_add(&b->anchors, a->name, a, 0) < 0) {
+			free(a->name);
+			free(a);
+			return fail_oom(b);
+		}
+	}
+	a->node = node;
+	a->nodes = b->nodes - nodes0;
+	a->bytes = b->bytes - bytes0;
+	a->height = height;
+	return 0;
+}
+
+static int complete(struct builder *b, cJSON *node, const char *anchor, size_t nodes0,
+		    size_t bytes0, int height)
+{
+	if (anchor && add_anchor(b, anchor, node, nodes0, bytes0, height) < 0) {
+		cJSON_Delete(node);
+		return -1;
+	}
+	return attach(b, node, height);
+}
+
+static void reset_anchors(struct builder *b)
+{
+	for (size_t i = 0; i < b->anchors.cap; i++) {
+		struct anchor *a = b->anchors.slots[i].val;
+		if (b->anchors.slots[i].name) {
+			free(a->name);
+			free(a);
+		}
+	}
+	st_free(&b->anchors);
+	b->anchors.seed = b->seed;
+}
+
+/* ---- scalars ----------------------------------------------------------- */
+
+/* Types a scalar event: untagged quoted and block scalars are strings,
+ * explicit core tags are honoured, other tags (!!binary, !foo) give
+ * strings. .inf/.nan are refused unless for_key (JSON has no such values). */
+static int resolve_event(struct builder *b, const yaml_event_t *ev, struct rval *v, bool for_key)
+{
+	const char *tag = (const char *)ev->data.scalar.tag;
+	const char *s = (const char *)ev->data.scalar.value;
+	size_t len = ev->data.scalar.length;
+	const char *want = NULL;
+	bool ok;
+
+	memset(v, 0, sizeof(*v));
+	if (tag && strncmp(tag, TAG_PREFIX, strlen(TAG_PREFIX)) == 0)
+		want = tag + strlen(TAG_PREFIX);
+	if (tag && !(want && (!strcmp(want, "null") || !strcmp(want, "bool") ||
+			      !strcmp(want, "int") || !strcmp(want, "float"))))
+		return 0; /* RK_STR */
+	if (!tag && !ev->data.scalar.plain_implicit)
+		return 0;
+	if (resolve_plain(s, len, v) < 0)
+		return fail_oom(b);
+	if (want) {
+		bool isint = v->kind == RK_INT || v->kind == RK_UINT;
+		ok = (!strcmp(want, "null") && v->kind == RK_NULL) ||
+		     (!strcmp(want, "bool") && v->kind == RK_BOOL) ||
+		     (!strcmp(want, "int") && isint) ||
+		     (!strcmp(want, "float") && (isint || v->kind == RK_FLOAT || v->kind == RK_NONFINITE));
+		if (!ok)
+			return fail(b, "cannot decode value as !!%s", want);
+		if (!strcmp(want, "float") && isint) {
+			v->d = v->kind == RK_INT ? (double)v->i : (double)v->u;
+			v->kind = RK_FLOAT;
+		}
+	}
+	if (v->kind == RK_NONFINITE && !for_key)
+		return fail(b, ".inf and .nan have no JSON form");
+	return 0;
+}
+
+static cJSON *node_from(const struct rval *v, const char *s)
+{
+	switch (v->kind) {
+	case RK_NULL:
+		return cJSON_CreateNull();
+	case RK_BOOL:
+		return cJSON_CreateBool(v->b);
+	case RK_INT:
+		return cJSON_CreateNumber((double)v->i);
+	case RK_UINT:
+		return cJSON_CreateNumber((double)v->u);
+	case RK_FLOAT:
+		return cJSON_CreateNumber(v->d);
+	case RK_NONFINITE:
+	case RK_STR:
+		break;
+	}
+	return cJSON_CreateString(s);
+}
+
+static bool is_merge_key(const yaml_event_t *ev)
+{
+	const char *tag = (const char *)ev->data.scalar.tag;
+
+	if (ev->data.scalar.length != 2 || strcmp((const char *)ev->data.scalar.value, "<<") != 0)
+		return false;
+	return tag ? strcmp(tag, TAG_PREFIX "merge") == 0 : ev->data.scalar.plain_implicit;
+}
+
+/* A scalar in key position. Its node exists only if anchored, and then
+ * lives in the graveyard for the rest of the document. */
+static int on_key_scalar(struct builder *b, struct frame *f, const yaml_event_t *ev)
+{
+	const char *s = (const char *)ev->data.scalar.value;
+	const char *anchor = (const char *)ev->data.scalar.anchor;
+	size_t nodes0 = b->nodes, bytes0 = b->bytes;
+	struct rval v;
+	cJSON *node;
+
+	if (is_merge_key(ev))
+		return set_merge_key(b, f);
+	if (resolve_event(b, ev, &v, true) < 0)
+		return -1;
+	if (anchor) {
+		node = node_from(&v, s);
+		if (track_node(b, node, b->line) < 0 || bury(b, node) < 0 ||
+		    add_anchor(b, anchor, node, nodes0, bytes0, 0) < 0)
+			return -1;
+	}
+	return set_key(b, f, key_text(&v, s, ev->data.scalar.length));
+}
+
+/* "---" with nothing after it reads as one empty plain scalar. */
+static bool is_empty_document(const yaml_event_t *ev)
+{
+	return ev->data.scalar.length == 0 && !ev->data.scalar.tag && !ev->data.scalar.anchor &&
+	       ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+}
+
+static int on_scalar(struct builder *b, const yaml_event_t *ev)
+{
+	const char *s = (const char *)ev->data.scalar.value;
+	struct frame *f = top(b);
+	size_t nodes0 = b->nodes, bytes0 = b->bytes;
+	struct rval v;
+	cJSON *node;
+
+	/* cJSON strings end at the first NUL: "a\0b" would lose its tail. */
+	if (strlen(s) != ev->data.scalar.length)
+		return fail(b, "scalar contains a NUL character");
+	if (!f && is_empty_document(ev))
+		return 0;
+	if (f && f->is_map && !f->want_value)
+		return on_key_scalar(b, f, ev);
+	if (resolve_event(b, ev, &v, false) < 0)
+		return -1;
+	node = node_from(&v, s);
+	if (track_node(b, node, b->line) < 0)
+		return -1;
+	return complete(b, node, (const char *)ev->data.scalar.anchor, nodes0, bytes0, 0);
+}
+
+/* ---- aliases and collections ------------------------------------------ */
+
+static int alias_limits(struct builder *b, const struct anchor *a)
+{
+	if (b->alias_nodes + a->nodes > YAML_MAX_ALIAS_NODES)
+		return fail(b, "aliases expand to more than %d nodes", YAML_MAX_ALIAS_NODES);
+	if (b->alias_bytes + a->bytes > YAML_MAX_ALIAS_BYTES)
+		return fail(b, "aliases expand to more than %d bytes", YAML_MAX_ALIAS_BYTES);
+	if (b->depth + a->height > JSON_MAX_DEPTH)
+		return fail(b, "nesting deeper than %d levels", JSON_MAX_DEPTH);
+	return 0;
+}
+
+/* An alias copies its anchor's node; the copy's root gets the alias line. */
+static int on_alias(struct builder *b, const yaml_event_t *ev)
+{
+	struct st_slot *slot = st_find(&b->anchors, (const char *)ev->data.alias.anchor);
+	struct frame *f = top(b);
+	size_t nodes0 = b->nodes, bytes0 = b->bytes;
+	const struct anchor *a;
+	cJSON *copy;
+
+	if (!slot) {
+		char name[48];
+		safe_name((const char *)ev->data.alias.anchor, name, sizeof(name));
+		return fail(b, "unknown anchor \"%s\"", name);
+	}
+	a = slot->val;
+	if (f && f->is_map && !f->want_value) {
+		if (cJSON_IsArray(a->node) || cJSON_IsObject(a->node))
+			return fail(b, "mapping key is not a scalar");
+		return set_key(b, f, key_from_node(a->node));
+	}
+	if (alias_limits(b, a) < 0)
+		return -1;
+	b->alias_nodes += a->nodes;
+	b->alias_bytes += a->bytes;
+	copy = copy_tree(b, a->node);
+	if (!copy)
+		return -1;
+	if (lm_put(b->lines, copy, b->line) < 0) {
+		cJSON_Delete(copy);
+		return fail_oom(b);
+	}
+	return complete(b, copy, NULL, nodes0, bytes0, a->height);
+}
+
+static int on_start(struct builder *b, const yaml_event_t *ev, bool is_map)
+{
+	const char *anchor = (const char *)(is_map ? ev->data.mapping_start.anchor
+						   : ev->data.sequence_start.anchor);
+	struct frame *f = top(b);
+	size_t nodes0 = b->nodes, bytes0 = b->bytes;
+	cJSON *node;
+
+	if (f && f->is_map && !f->want_value)
+		return fail(b, "mapping key is not a scalar");
+	if (b->depth >= JSON_MAX_DEPTH)
+		return fail(b, "nesting deeper than %d levels", JSON_MAX_DEPTH);
+	node = is_map ? cJSON_CreateObject() : cJSON_CreateArray();
+	if (track_node(b, node, b->line) < 0)
+		return -1;
+	f = &b->stack[b->depth++];
+	f->node = node;
+	f->anchor = anchor ? strdup(anchor) : NULL;
+	f->nodes0 = nodes0;
+	f->bytes0 = bytes0;
+	f->height = 0;
+	f->is_map = is_map;
+	f->want_value = f->merge_pending = f->merged = false;
+	f->keys.seed = b->seed;
+	if (anchor && !f->anchor)
+		return fail_oom(b);
+	return 0;
+}
+
+static int on_end(struct builder *b)
+{
+	struct frame *f = &b->stack[--b->depth];
+	cJSON *node = f->node;
+	char *anchor = f->anchor;
+	int rc;
+
+	f->node = NULL;
+	f->anchor = NULL;
+	st_clear(&f->keys);
+	rc = complete(b, node, anchor, f->nodes0, f->bytes0, f->height + 1);
+	free(anchor);
+	return rc;
+}
+
+/* ---- documents and the event loop -------------------------------------- */
+
+static void end_document_state(struct builder *b)
+{
+	reset_anchors(b);
+	cJSON_Delete(b->graveyard);
+	b->graveyard = NULL;
+	cJSON_Delete(b->root);
+	b->root = NULL;
+}
+
+static int push_doc(struct builder *b, cJSON *root, int line)
+{
+	if (b->ndocs == b->capdocs) {
+		size_t ncap = b->capdocs ? b->capdocs * 2 : 4;
+		struct yaml_doc *nd = realloc(b->docs, ncap * sizeof(*nd));
+		if (!nd)
+			return -1;
+		b->docs = nd;
+		b->capdocs = ncap;
+	}
+	b->docs[b->ndocs].root = root;
+	b->docs[b->ndocs].line = line;
+	b->ndocs++;
+	return 0;
+}
+
+/* Keeps the document unless it was empty (every document holds at least
+ * one counted node, so YAML_MAX_NODES also caps the document count). */
+static int on_document_end(struct builder *b)
+{
+	if (b->root) {
+		if (push_doc(b, b->root, lm_get(b->lines, b->root)) < 0)
+			return fail_oom(b);
+		b->root = NULL;
+	}
+	end_document_state(b);
+	return 0;
+}
+
+static int handle_event(struct builder *b, const yaml_event_t *ev)
+{
+	switch (ev->type) {
+	case YAML_DOCUMENT_START_EVENT:
+		end_document_state(b);
+		return 0;
+	case YAML_DOCUMENT_END_EVENT:
+		return on_document_end(b);
+	case YAML_SCALAR_EVENT:
+		return on_scalar(b, ev);
+	case YAML_ALIAS_EVENT:
+		return on_alias(b, ev);
+	case YAML_SEQUENCE_START_EVENT:
+		return on_start(b, ev, false);
+	case YAML_MAPPING_START_EVENT:
+		return on_start(b, ev, true);
+	case YAML_SEQUENCE_END_EVENT:
+	case YAML_MAPPING_END_EVENT:
+		return on_end(b);
+	default:
+		return 0;
+	}
+}
+
+static int mark_line(size_t line0)
+{
+	return line0 < INT_MAX ? (int)line0 + 1 : INT_MAX;
+}
+
+/* libyaml's own message; reader errors (bad UTF-8, control characters)
+ * carry a byte offset instead of a mark. */
+static void parser_error(struct builder *b, const yaml_parser_t *p, const char *buf, size_t len)
+{
+	b->line = mark_line(p->problem_mark.line);
+	if (p->error == YAML_MEMORY_ERROR) {
+		fail_oom(b);
+		return;
+	}
+	if (p->error == YAML_READER_ERROR) {
+		size_t end = p->problem_offset < len ? p->problem_offset : len;
+		size_t nl = 0;
+		for (size_t i = 0; i < end; i++)
+			nl += buf[i] == '\n';
+		b->line = mark_line(nl);
+	}
+	if (p->context)
+		fail(b, "%s (%s at line %d)", p->problem ? p->problem : "invalid YAML", p->context,
+		     mark_line(p->context_mark.line));
+	else
+		fail(b, "%s", p->problem ? p->problem : "invalid YAML");
+}
+
+static int run_parser(struct builder *b, const char *buf, size_t len)
+{
+	yaml_parser_t p;
+	yaml_event_t ev;
+	bool done = false;
+	int rc = -1;
+
+	if (!yaml_parser_initialize(&p))
+		return fail_oom(b);
+	yaml_parser_set_input_string(&p, (const unsigned char *)(buf ? buf : ""), buf ? len : 0);
+	while (!done) {
+		int r;
+		if (!yaml_parser_parse(&p, &ev)) {
+			parser_error(b, &p, buf, len);
+			goto out;
+		}
+		b->line = mark_line(ev.start_mark.line);
+		done = ev.type == YAML_STREAM_END_EVENT;
+		r = handle_event(b, &ev);
+		yaml_event_delete(&ev);
+		if (r < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	yaml_parser_delete(&p);
+	return rc;
+}
+
+/* ---- JSON that YAML 1.1 cannot read ------------------------------------ */
+
+static bool looks_like_json(const char *buf, size_t len, size_t *start)
+{
+	size_t i = 0;
+
+	while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n'))
+		i++;
+	*start = i;
+	return i < len && (buf[i] == '{' || buf[i] == '[');
+}
+
+static size_t count_nodes(const cJSON *n)
+{
+	size_t k = 1;
+
+	for (const cJSON *c = n->child; c; c = c->next)
+		k += count_nodes(c);
+	return k;
+}
+
+/*
+ * libyaml rejects some valid JSON, chiefly "\ud83d\ude00" surrogate-pair
+ * escapes (Python's json.dumps writes them), which Kubernetes reads with its
+ * JSON decoder. Such input is read strictly as one JSON document; its nodes
+ * have no line numbers except the root's.
+ */
+static int load_json_fallback(struct builder *b, const char *buf, size_t len, size_t start)
+{
+	char jerr[128];
+	cJSON *root = NULL;
+	char *copy = malloc(len + 1);
+	size_t nl = 0;
+	int rc = -1;
+
+	if (!copy)
+		return -1;
+	memcpy(copy, buf, len);
+	copy[len] = '\0';
+	if (json_parse_strict(copy, len, &root, jerr, sizeof(jerr)) < 0 ||
+	    count_nodes(root) > YAML_MAX_NODES)
+		goto out;
+	for (size_t i = 0; i < start; i++)
+		nl += buf[i] == '\n';
+	if (lm_put(b->lines, root, mark_line(nl)) < 0 || push_doc(b, root, mark_line(nl)) < 0)
+		goto out;
+	root = NULL;
+	rc = 0;
+out:
+	cJSON_Delete(root);
+	free(copy);
+	return rc;
+}
+
+/* ---- public entry points ----------------------------------------------- */
+
+static void builder_free_state(struct builder *b)
+{
+	while (b->depth > 0) {
+		struct frame *f = &b->stack[--b->depth];
+		cJSON_Delete(f->node);
+		free(f->anchor);
+		f->node = NULL;
+		f->anchor = NULL;
+	}
+	for (int i = 0; i < JSON_MAX_DEPTH; i++) {
+		free(b->stack[i].key);
+		b->stack[i].key = NULL;
+		st_free(&b->stack[i].keys);
+	}
+	end_document_state(b);
+}
+
+static void free_docs(struct yaml_doc *docs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		cJSON_Delete(docs[i].root);
+	free(docs);
+}
+
+static uint32_t new_seed(void)
+{
+	uint32_t s;
+
+	if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s))
+		s = (uint32_t)(uintptr_t)&s ^ 0x5bd1e995u;
+	return s;
+}
+
+int yamljson_load(const char *buf, size_t len, struct yaml_docs *out, char *err, size_t errlen)
+{
+	struct builder *b = calloc(1, sizeof(*b));
+	size_t start;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (errlen)
+		err[0] = '\0';
+	if (!b || !(b->lines = calloc(1, sizeof(*b->lines)))) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	b->err = err;
+	b->errlen = errlen;
+	b->seed = new_seed();
+	b->anchors.seed = b->seed;
+	rc = run_parser(b, buf, len);
+	builder_free_state(b);
+	if (rc < 0 && !b->oom && buf && looks_like_json(buf, len, &start)) {
+		free_docs(b->docs, b->ndocs);
+		b->docs = NULL;
+		b->ndocs = b->capdocs = 0;
+		if (load_json_fallback(b, buf, len, start) == 0)
+			rc = 0;
+	}
+	if (rc == 0) {
+		out->docs = b->docs;
+		out->n = b->ndocs;
+		out->lines = b->lines;
+		b->docs = NULL;
+		b->ndocs = 0;
+		b->lines = NULL;
+	}
+out:
+	if (b) {
+		free_docs(b->docs, b->ndocs);
+		lm_free(b->lines);
+		free(b);
+	}
+	return rc;
+}
+
+int yamljson_line(const struct yaml_docs *docs, const cJSON *node)
+{
+	return docs ? lm_get(docs->lines, node) : 0;
+}
+
+cJSON *yamljson_take(struct yaml_docs *docs, size_t i)
+{
+	cJSON *r;
+
+	if (!docs || i >= docs->n)
+		return NULL;
+	r = docs->docs[i].root;
+	docs->docs[i].root = NULL;
+	return r;
+}
+
+void yamljson_free(struct yaml_docs *docs)
+{
+	if (!docs)
+		return;
+	free_docs(docs->docs, docs->n);
+	lm_free(docs->lines);
+	memset(docs, 0, sizeof(*docs));
+}
+
+/* ---- emitter ----------------------------------------------------------- */
+
+struct ebuf {
+	char *p;
+	size_t len, cap;
+	bool bad; /* out of memory, over EMIT_MAX, or unrepresentable input */
+};
+
+static void eb_put(struct ebuf *e, const char *s, size_t n)
+{
+	if (e->bad)
+		return;
+	if (n >= EMIT_MAX - e->len) {
+		e->bad = true;
+		return;
+	}
+	if (e->len + n + 1 > e->cap) {
+		size_t ncap = e->cap ? e->cap : 256;
+		char *np;
+		while (ncap < e->len + n + 1)
+			ncap *= 2;
+		np = realloc(e->p, ncap);
+		if (!np) {
+			e->bad = true;
+			return;
+		}
+		e->p = np;
+		e->cap = ncap;
+	}
+	memcpy(e->p + e->len, s, n);
+	e->len += n;
+	e->p[e->len] = '\0';
+}
+
+static void eb_puts(struct ebuf *e, const char *s)
+{
+	eb_put(e, s, strlen(s));
+}
+
+static void eb_pad(struct ebuf *e, int n)
+{
+	static const char spaces[] = "                                ";
+
+	while (n > 0) {
+		int k = n < 32 ? n : 32;
+		eb_put(e, spaces, (size_t)k);
+		n -= k;
+	}
+}
+
+/* Decodes one UTF-8 sequence; 0 when invalid (YAML text must be Unicode). */
+static int utf8_next(const unsigned char *s, uint32_t *cp)
+{
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	}
+	if (s[0] >= 0xC2 && s[0] <= 0xDF && (s[1] & 0xC0) == 0x80) {
+		*cp = ((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
+		return 2;
+	}
+	if (s[0] >= 0xE0 && s[0] <= 0xEF && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80) {
+		*cp = ((uint32_t)(s[0] & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+		return (*cp < 0x800 || (*cp >= 0xD800 && *cp <= 0xDFFF)) ? 0 : 3;
+	}
+	if (s[0] >= 0xF0 && s[0] <= 0xF4 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80 &&
+	    (s[3] & 0xC0) == 0x80) {
+		*cp = ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
+		      ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+		return (*cp < 0x10000 || *cp > 0x10FFFF) ? 0 : 4;
+	}
+	return 0;
+}
+
+/* Printable and not a break, tab or BOM: may appear raw in any style.
+ * libyaml treats NEL, LS and PS as line breaks, and a BOM at a line start
+ * is dropped. */
+static bool cp_safe(uint32_t c)
+{
+	if (c < 0x80)
+		return c >= 0x20 && c != 0x7F;
+	if (c < 0xA0)
+		return false;
+	return c != 0x2028 && c != 0x2029 && c != 0xFEFF && c != 0xFFFE && c != 0xFFFF;
+}
+
+enum sstyle { ST_PLAIN, ST_SINGLE, ST_DOUBLE, ST_LITERAL, ST_INVALID };
+
+/* Plain only when libyaml reads the same characters back and go-yaml's
+ * resolver types them as a string. */
+static bool plain_ok(const char *s)
+{
+	size_t n = strlen(s);
+	struct rval v;
+
+	if (n == 0 || s[0] == ' ' || s[n - 1] == ' ' || strcmp(s, "<<") == 0)
+		return false;
+	if (strchr("?:,[]{}#&*!|>'\"%@`", s[0]) || (s[0] == '-' && (s[1] == ' ' || !s[1])))
+		return false;
+	if (!strncmp(s, "---", 3) || !strncmp(s, "...", 3))
+		return false;
+	if (strstr(s, ": ") || strstr(s, " #") || s[n - 1] == ':')
+		return false;
+	return resolve_plain(s, n, &v) == 0 && v.kind == RK_STR;
+}
+
+static enum sstyle choose_style(const char *s, bool allow_literal)
+{
+	bool nl = false, special = false;
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		uint32_t c;
+		int k = utf8_next(p, &c);
+		if (!k)
+			return ST_INVALID;
+		if (c == '\n')
+			nl = true;
+		else if (!cp_safe(c))
+			special = true;
+		p += k;
+	}
+	if (special)
+		return ST_DOUBLE;
+	if (nl)
+		/* A leading blank or break would need an indentation indicator. */
+		return allow_literal && s[0] != ' ' && s[0] != '\n' ? ST_LITERAL : ST_DOUBLE;
+	return plain_ok(s) ? ST_PLAIN : ST_SINGLE;
+}
+
+static void emit_double(struct ebuf *e, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	eb_put(e, "\"", 1);
+	while (*p) {
+		uint32_t c;
+		int k = utf8_next(p, &c);
+		char esc[16];
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			eb_put(e, esc, 2);
+		} else if (c == '\n' || c == '\t' || c == '\r') {
+			eb_puts(e, c == '\n' ? "\\n" : c == '\t' ? "\\t" : "\\r");
+		} else if (cp_safe(c)) {
+			eb_put(e, (const char *)p, (size_t)k);
+		} else {
+			snprintf(esc, sizeof(esc), c < 0x100 ? "\\x%02X" : c < 0x10000 ? "\\u%04X" : "\\U%08X",
+				 (unsigned)c);
+			eb_puts(e, esc);
+		}
+		p += k;
+	}
+	eb_put(e, "\"", 1);
+}
+
+static void emit_single(struct ebuf *e, const char *s)
+{
+	eb_put(e, "'", 1);
+	for (const char *q; (q = strchr(s, '\'')) != NULL; s = q + 1) {
+		eb_put(e, s, (size_t)(q - s));
+		eb_put(e, "''", 2);
+	}
+	eb_puts(e, s);
+	eb_put(e, "'", 1);
+}
+
+/* "|" block: clip, strip or keep chomping says how many final breaks. The
+ * last break is the last line's own; every segment before it is a line. */
+static void emit_literal(struct ebuf *e, const char *s, int indent)
+{
+	size_t n = strlen(s);
+	const char *end = s + n;
+
+	if (s[n - 1] == '\n') {
+		end--;
+		eb_puts(e, n > 1 && s[n - 2] == '\n' ? "|+\n" : "|\n");
+	} else {
+		eb_puts(e, "|-\n");
+	}
+	for (;;) {
+		const char *nl = memchr(s, '\n', (size_t)(end - s));
+		const char *stop = nl ? nl : end;
+		if (stop > s)
+			eb_pad(e, indent);
+		eb_put(e, s, (size_t)(stop - s));
+		eb_put(e, "\n", 1);
+		if (!nl)
+			break;
+		s = nl + 1;
+	}
+}
+
+/* Writes a string (a literal block with its line ends) and returns the
+ * style used. */
+static enum sstyle emit_string(struct ebuf *e, const char *s, int indent, bool allow_literal)
+{
+	enum sstyle st = choose_style(s, allow_literal);
+
+	switch (st) {
+	case ST_PLAIN:
+		eb_puts(e, s);
+		break;
+	case ST_SINGLE:
+		emit_single(e, s);
+		break;
+	case ST_DOUBLE:
+		emit_double(e, s);
+		break;
+	case ST_LITERAL:
+		emit_literal(e, s, indent);
+		break;
+	case ST_INVALID:
+		e->bad = true;
+		break;
+	}
+	return st;
+}
+
+/* Integral values within 2^53 as integers, others in the shortest %g that
+ * reads back to the same double. */
+static void emit_number(struct ebuf *e, double d)
+{
+	char tmp[40];
+
+	if (!isfinite(d)) {
+		e->bad = true; /* JSON cannot carry it, so neither do we */
+		return;
+	}
+	if (d == floor(d) && fabs(d) <= 9007199254740992.0) {
+		snprintf(tmp, sizeof(tmp), "%.0f", d == 0 ? 0.0 : d);
+	} else {
+		for (int p = 15; p <= 17; p++) {
+			snprintf(tmp, sizeof(tmp), "%.*g", p, d);
+			if (strtod(tmp, NULL) == d)
+				break;
+		}
+	}
+	eb_puts(e, tmp);
+}
+
+static bool is_inline(const cJSON *v)
+{
+	return !(cJSON_IsArray(v) || cJSON_IsObject(v)) || !v->child;
+}
+
+/* A scalar or empty collection and its line end; indent is where a
+ * literal block's lines go. */
+static void emit_inline(struct ebuf *e, const cJSON *v, int indent, bool allow_literal)
+{
+	if (cJSON_IsString(v) && v->valuestring) {
+		if (emit_string(e, v->valuestring, indent, allow_literal) == ST_LITERAL)
+			return;
+	} else if (cJSON_IsNumber(v)) {
+		emit_number(e, v->valuedouble);
+	} else if (cJSON_IsBool(v)) {
+		eb_puts(e, cJSON_IsTrue(v) ? "true" : "false");
+	} else if (cJSON_IsNull(v)) {
+		eb_puts(e, "null");
+	} else if (cJSON_IsArray(v)) {
+		eb_puts(e, "[]");
+	} else if (cJSON_IsObject(v)) {
+		eb_puts(e, "{}");
+	} else {
+		e->bad = true; /* cJSON_Raw, cJSON_Invalid */
+	}
+	eb_put(e, "\n", 1);
+}
+
+static void emit_block(struct ebuf *e, const cJSON *node, int indent, bool inline_first, int depth);
+
+/* "key:", or "? key\n:" when too long for an implicit key. Returns true
+ * for the explicit form. */
+static bool emit_key(struct ebuf *e, const char *key, int indent)
+{
+	struct ebuf k = { 0 };
+	bool explicit;
+
+	if (!key) {
+		e->bad = true;
+		return false;
+	}
+	emit_string(&k, key, 0, false);
+	if (k.bad || !k.p) {
+		e->bad = true;
+		free(k.p);
+		return false;
+	}
+	explicit = k.len > EMIT_SIMPLE_KEY_MAX;
+	if (explicit)
+		eb_puts(e, "? ");
+	eb_put(e, k.p, k.len);
+	if (explicit) {
+		eb_put(e, "\n", 1);
+		eb_pad(e, indent);
+	}
+	eb_put(e, ":", 1);
+	free(k.p);
+	return explicit;
+}
+
+static void emit_members(struct ebuf *e, const cJSON *obj, int indent, bool inline_first, int depth)
+{
+	bool first = true;
+
+	for (const cJSON *m = obj->child; m && !e->bad; m = m->next) {
+		bool explicit;
+		if (!first || !inline_first)
+			eb_pad(e, indent);
+		first = false;
+		explicit = emit_key(e, m->string, indent);
+		if (is_inline(m)) {
+			eb_put(e, " ", 1);
+			emit_inline(e, m, indent + 2, true);
+		} else {
+			/* kubectl style: a sequence under a key is not indented. */
+			int in = cJSON_IsArray(m) && !explicit ? indent : indent + 2;
+			eb_put(e, "\n", 1);
+			emit_block(e, m, in, false, depth + 1);
+		}
+	}
+}
+
+static void emit_items(struct ebuf *e, const cJSON *arr, int indent, bool inline_first, int depth)
+{
+	bool first = true;
+
+	for (const cJSON *it = arr->child; it && !e->bad; it = it->next) {
+		if (!first || !inline_first)
+			eb_pad(e, indent);
+		first = false;
+		eb_put(e, "- ", 2);
+		if (is_inline(it))
+			emit_inline(e, it, indent + 2, true);
+		else
+			emit_block(e, it, indent + 2, true, depth + 1);
+	}
+}
+
+/* A non-empty collection; inline_first: its first line continues a "- ". */
+static void emit_block(struct ebuf *e, const cJSON *node, int indent, bool inline_first, int depth)
+{
+	if (depth > JSON_MAX_DEPTH) {
+		e->bad = true; /* could not be read back */
+		return;
+	}
+	if (cJSON_IsObject(node))
+		emit_members(e, node, indent, inline_first, depth);
+	else
+		emit_items(e, node, indent, inline_first, depth);
+}
+
+char *yamljson_emit(const cJSON *root)
+{
+	struct ebuf e = { 0 };
+
+	if (!root)
+		return NULL;
+	if (is_inline(root))
+		emit_inline(&e, root, 0, false);
+	else
+		emit_block(&e, root, 0, false, 1);
+	if (e.bad || !e.p) {
+		free(e.p);
+		return NULL;
+	}
+	return e.p;
+}
