@@ -174,8 +174,16 @@ static enum MHD_Result admission_begin(struct server *srv, struct MHD_Connection
 			      "Content-Type must be application/json");
 	clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (clen && strtoull(clen, NULL, 10) > srv->max_body) {
-		snprintf(reason, sizeof(reason), "body larger than %zu bytes", srv->max_body);
-		return reject(srv, conn, rq, method, url, MHD_HTTP_CONTENT_TOO_LARGE, reason);
+		/* A client waiting for 100-continue, or one announcing an abusive
+		 * size, is answered at once (the connection then closes). Others
+		 * are drained without buffering, so they read a clean 413 instead
+		 * of a reset in the middle of their upload. */
+		if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT) ||
+		    strtoull(clen, NULL, 10) / 16 > srv->max_body) {
+			snprintf(reason, sizeof(reason), "body larger than %zu bytes", srv->max_body);
+			return reject(srv, conn, rq, method, url, MHD_HTTP_CONTENT_TOO_LARGE, reason);
+		}
+		rq->too_large = true;
 	}
 	return MHD_YES;
 }

@@ -107,6 +107,22 @@ static int lm_get(const struct yaml_linemap *m, const cJSON *node)
 	return 0;
 }
 
+/* Sizes the table for the nodes a stream of len bytes usually holds
+ * (manifests average one per ~20 bytes; the table stays under half full),
+ * so big streams skip most regrowth. Capped at 2 Mi slots (32 MiB). */
+static int lm_reserve(struct yaml_linemap *m, size_t len)
+{
+	size_t want = 1024;
+
+	while (want < len / 10 && want < ((size_t)1 << 21))
+		want *= 2;
+	m->slots = calloc(want, sizeof(*m->slots));
+	if (!m->slots)
+		return -1;
+	m->cap = want;
+	return 0;
+}
+
 static void lm_free(struct yaml_linemap *m)
 {
 	if (!m)
@@ -1205,6 +1221,45 @@ out:
 
 /* ---- JSON that YAML 1.1 cannot read ------------------------------------ */
 
+/* Decodes one UTF-8 sequence; 0 when invalid (YAML text must be Unicode). */
+static int utf8_next(const unsigned char *s, uint32_t *cp)
+{
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	}
+	if (s[0] >= 0xC2 && s[0] <= 0xDF && (s[1] & 0xC0) == 0x80) {
+		*cp = ((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
+		return 2;
+	}
+	if (s[0] >= 0xE0 && s[0] <= 0xEF && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80) {
+		*cp = ((uint32_t)(s[0] & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+		return (*cp < 0x800 || (*cp >= 0xD800 && *cp <= 0xDFFF)) ? 0 : 3;
+	}
+	if (s[0] >= 0xF0 && s[0] <= 0xF4 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80 &&
+	    (s[3] & 0xC0) == 0x80) {
+		*cp = ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
+		      ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+		return (*cp < 0x10000 || *cp > 0x10FFFF) ? 0 : 4;
+	}
+	return 0;
+}
+
+/* YAML and JSON text must both be Unicode; cJSON does not check. */
+static bool utf8_valid(const char *buf, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)buf, *end = p + len;
+
+	while (p < end) {
+		uint32_t c;
+		int k = utf8_next(p, &c);
+		if (!k || k > end - p)
+			return false;
+		p += k;
+	}
+	return true;
+}
+
 static bool looks_like_json(const char *buf, size_t len, size_t *start)
 {
 	size_t i = 0;
@@ -1242,7 +1297,7 @@ static int load_json_fallback(struct builder *b, const char *buf, size_t len, si
 		return -1;
 	memcpy(copy, buf, len);
 	copy[len] = '\0';
-	if (json_parse_strict(copy, len, &root, jerr, sizeof(jerr)) < 0 ||
+	if (!utf8_valid(copy, len) || json_parse_strict(copy, len, &root, jerr, sizeof(jerr)) < 0 ||
 	    count_nodes(root) > YAML_MAX_NODES)
 		goto out;
 	for (size_t i = 0; i < start; i++)
@@ -1301,7 +1356,7 @@ int yamljson_load(const char *buf, size_t len, struct yaml_docs *out, char *err,
 	memset(out, 0, sizeof(*out));
 	if (errlen)
 		err[0] = '\0';
-	if (!b || !(b->lines = calloc(1, sizeof(*b->lines)))) {
+	if (!b || !(b->lines = calloc(1, sizeof(*b->lines))) || lm_reserve(b->lines, len) < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
@@ -1408,30 +1463,6 @@ static void eb_pad(struct ebuf *e, int n)
 		eb_put(e, spaces, (size_t)k);
 		n -= k;
 	}
-}
-
-/* Decodes one UTF-8 sequence; 0 when invalid (YAML text must be Unicode). */
-static int utf8_next(const unsigned char *s, uint32_t *cp)
-{
-	if (s[0] < 0x80) {
-		*cp = s[0];
-		return 1;
-	}
-	if (s[0] >= 0xC2 && s[0] <= 0xDF && (s[1] & 0xC0) == 0x80) {
-		*cp = ((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
-		return 2;
-	}
-	if (s[0] >= 0xE0 && s[0] <= 0xEF && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80) {
-		*cp = ((uint32_t)(s[0] & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
-		return (*cp < 0x800 || (*cp >= 0xD800 && *cp <= 0xDFFF)) ? 0 : 3;
-	}
-	if (s[0] >= 0xF0 && s[0] <= 0xF4 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80 &&
-	    (s[3] & 0xC0) == 0x80) {
-		*cp = ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
-		      ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
-		return (*cp < 0x10000 || *cp > 0x10FFFF) ? 0 : 4;
-	}
-	return 0;
 }
 
 /* Printable and not a break, tab or BOM: may appear raw in any style.

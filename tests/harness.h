@@ -101,7 +101,7 @@ static inline int h_start(struct rg_server *s, const char *logdir, const char *c
 	if (s->pid < 0)
 		return -1;
 	if (s->pid == 0) {
-		fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
 		if (fd >= 0) {
 			dup2(fd, 2);
 			dup2(fd, 1);
@@ -273,17 +273,17 @@ static inline void h_resp_free(struct h_resp *r)
 /* A minimal valid AdmissionReview for a Deployment; caller frees. */
 static inline char *h_review(const char *uid, const char *op, const char *object_json)
 {
-	const char *fmt =
-		"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
-		"\"uid\":\"%s\",\"kind\":{\"group\":\"apps\",\"version\":\"v1\",\"kind\":\"Deployment\"},"
-		"\"resource\":{\"group\":\"apps\",\"version\":\"v1\",\"resource\":\"deployments\"},"
-		"\"name\":\"web\",\"namespace\":\"shop\",\"operation\":\"%s\","
-		"\"userInfo\":{\"username\":\"alice\"},\"object\":%s}}";
-	size_t n = strlen(fmt) + strlen(uid) + strlen(op) + strlen(object_json) + 1;
+	size_t n = 600 + strlen(uid) + strlen(op) + strlen(object_json);
 	char *s = malloc(n);
 
 	if (s)
-		snprintf(s, n, fmt, uid, op, object_json);
+		snprintf(s, n,
+			 "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+			 "\"uid\":\"%s\",\"kind\":{\"group\":\"apps\",\"version\":\"v1\",\"kind\":\"Deployment\"},"
+			 "\"resource\":{\"group\":\"apps\",\"version\":\"v1\",\"resource\":\"deployments\"},"
+			 "\"name\":\"web\",\"namespace\":\"shop\",\"operation\":\"%s\","
+			 "\"userInfo\":{\"username\":\"alice\"},\"object\":%s}}",
+			 uid, op, object_json);
 	return s;
 }
 

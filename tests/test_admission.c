@@ -1,0 +1,278 @@
+/* The AdmissionReview contract: strict decoding and responses kube-apiserver accepts. */
+#include "testutil.h"
+
+#include <openssl/evp.h>
+
+#include "admission.h"
+#include "jsonutil.h"
+
+static const char *valid =
+	"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+	"\"uid\":\"u-1\",\"kind\":{\"group\":\"apps\",\"version\":\"v1\",\"kind\":\"Deployment\"},"
+	"\"resource\":{\"group\":\"apps\",\"version\":\"v1\",\"resource\":\"deployments\"},"
+	"\"name\":\"web\",\"namespace\":\"shop\",\"operation\":\"UPDATE\",\"dryRun\":true,"
+	"\"userInfo\":{\"username\":\"alice\",\"groups\":[\"dev\"]},"
+	"\"object\":{\"kind\":\"Deployment\"},\"oldObject\":{\"kind\":\"Deployment\"}}}";
+
+static int decode(const char *body, struct admission_request *req, char *err, size_t errlen)
+{
+	return admission_decode(body, strlen(body), req, err, errlen);
+}
+
+static void test_decode_valid(void **state)
+{
+	struct admission_request req;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(decode(valid, &req, err, sizeof(err)), 0);
+	assert_string_equal(req.uid, "u-1");
+	assert_string_equal(req.group, "apps");
+	assert_string_equal(req.kind, "Deployment");
+	assert_string_equal(req.resource, "deployments");
+	assert_string_equal(req.subresource, "");
+	assert_string_equal(req.namespace_, "shop");
+	assert_int_equal(req.operation, OP_UPDATE);
+	assert_true(req.dry_run);
+	assert_string_equal(req.username, "alice");
+	assert_non_null(req.object);
+	assert_non_null(req.old_object);
+	admission_request_free(&req);
+}
+
+/* Each body must give a 400 with a reason naming the problem. */
+static void expect_bad(const char *body, const char *reason_part)
+{
+	struct admission_request req;
+	char err[256] = "";
+
+	assert_int_equal(decode(body, &req, err, sizeof(err)), -1);
+	if (!strstr(err, reason_part))
+		fail_msg("reason \"%s\" lacks \"%s\"", err, reason_part);
+}
+
+static void test_decode_rejects(void **state)
+{
+	char deep[400];
+	size_t i;
+
+	(void)state;
+	expect_bad("{", "invalid JSON");
+	expect_bad("{} x", "invalid JSON");
+	expect_bad("[]", "JSON object");
+	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1beta1\",\"kind\":\"AdmissionReview\",\"request\":{}}",
+		   "apiVersion");
+	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"Review\",\"request\":{}}", "kind");
+	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\"}", "request");
+	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+		   "\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\"}}",
+		   "uid");
+	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+		   "\"uid\":7,\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\"}}",
+		   "uid");
+	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+		   "\"uid\":\"a\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"PATCH\"}}",
+		   "operation");
+	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+		   "\"uid\":\"a\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\",\"namespace\":5}}",
+		   "namespace");
+	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+		   "\"uid\":\"a\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\",\"object\":[]}}",
+		   "object");
+	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+		   "\"uid\":\"a\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\",\"dryRun\":\"yes\"}}",
+		   "dryRun");
+	/* Go's decoder keeps the last duplicate, cJSON the first: refuse both. */
+	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+		   "\"uid\":\"a\",\"uid\":\"b\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\"}}",
+		   "duplicate key");
+	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+		   "\"uid\":\"a\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\",\"namespace\":\"kube-system\\u0000x\"}}",
+		   "\\u0000");
+	/* Case matters: "Kind" is not "kind". */
+	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"Kind\":\"AdmissionReview\",\"request\":{}}",
+		   "kind");
+	for (i = 0; i < 100; i++)
+		deep[i] = '[';
+	for (; i < 200; i++)
+		deep[i] = ']';
+	deep[i] = '\0';
+	expect_bad(deep, "nested deeper");
+}
+
+static cJSON *encode_parse(const char *uid, const struct admission_response *r, bool allow_patch)
+{
+	char *out = admission_encode(uid, r, allow_patch);
+	cJSON *doc;
+
+	assert_non_null(out);
+	doc = cJSON_Parse(out);
+	free(out);
+	assert_non_null(doc);
+	assert_string_equal(json_get_string(doc, "apiVersion"), "admission.k8s.io/v1");
+	assert_string_equal(json_get_string(doc, "kind"), "AdmissionReview");
+	return doc;
+}
+
+static void test_encode_allowed_with_patch(void **state)
+{
+	struct admission_response r;
+	const cJSON *resp;
+	cJSON *doc;
+	unsigned char decoded[256];
+	const char *b64;
+	int n;
+
+	(void)state;
+	admission_response_init(&r);
+	r.patch = strdup("[{\"op\":\"add\",\"path\":\"/a\",\"value\":1}]");
+	doc = encode_parse("uid-\"q\"", &r, true);
+	resp = json_get(doc, "response");
+	assert_string_equal(json_get_string(resp, "uid"), "uid-\"q\"");
+	assert_true(cJSON_IsTrue(json_get(resp, "allowed")));
+	assert_string_equal(json_get_string(resp, "patchType"), "JSONPatch");
+	b64 = json_get_string(resp, "patch");
+	n = EVP_DecodeBlock(decoded, (const unsigned char *)b64, (int)strlen(b64));
+	assert_true(n > 0);
+	assert_memory_equal(decoded, r.patch, strlen(r.patch));
+	assert_null(json_get(resp, "status"));
+	cJSON_Delete(doc);
+
+	/* /validate and DELETE never carry a patch. */
+	doc = encode_parse("u", &r, false);
+	assert_null(json_get(json_get(doc, "response"), "patch"));
+	assert_null(json_get(json_get(doc, "response"), "patchType"));
+	cJSON_Delete(doc);
+	admission_response_free(&r);
+}
+
+static void test_encode_denied(void **state)
+{
+	struct admission_response r;
+	const cJSON *st;
+	cJSON *doc;
+
+	(void)state;
+	admission_response_init(&r);
+	assert_int_equal(admission_deny(&r, "rule-a: first"), 0);
+	assert_int_equal(admission_deny(&r, "rule-b: second"), 0);
+	r.patch = strdup("[]");
+	doc = encode_parse("u", &r, true);
+	assert_false(cJSON_IsTrue(json_get(json_get(doc, "response"), "allowed")));
+	st = json_get(json_get(doc, "response"), "status");
+	assert_int_equal(json_get(st, "code")->valueint, 403);
+	assert_string_equal(json_get_string(st, "reason"), "Forbidden");
+	assert_string_equal(json_get_string(st, "message"), "rule-a: first; rule-b: second");
+	/* A denial never patches. */
+	assert_null(json_get(json_get(doc, "response"), "patch"));
+	cJSON_Delete(doc);
+	admission_response_free(&r);
+}
+
+static bool valid_utf8_no_ctl(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		int len = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3 : (*p & 0xF8) == 0xF0 ? 4 : 0;
+		if (len == 0 || (len == 1 && (*p < 0x20 || *p == 0x7F)))
+			return false;
+		for (int i = 1; i < len; i++)
+			if ((p[i] & 0xC0) != 0x80)
+				return false;
+		p += len;
+	}
+	return true;
+}
+
+static void test_warnings_sanitised(void **state)
+{
+	struct admission_response r;
+	char long_text[400];
+	size_t total = 0;
+
+	(void)state;
+	admission_response_init(&r);
+	memset(long_text, 'x', sizeof(long_text) - 1);
+	long_text[sizeof(long_text) - 1] = '\0';
+	/* é straddling the cut must not be split. */
+	memcpy(long_text + 116, "\xc3\xa9\xc3\xa9", 4);
+	assert_int_equal(admission_warn(&r, long_text), 0);
+	assert_int_equal(admission_warn(&r, "tab\there\nnewline \x01 bad \xff utf8 \xc3"), 0);
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(admission_warn(&r, "another"), 0);
+	assert_int_equal(r.n_warnings, ADM_MAX_WARNINGS);
+	for (size_t i = 0; i < r.n_warnings; i++) {
+		assert_true(strlen(r.warnings[i]) <= ADM_WARNING_MAX_LEN);
+		assert_true(valid_utf8_no_ctl(r.warnings[i]));
+		total += strlen(r.warnings[i]);
+	}
+	assert_true(total < 4096 / 2);
+	assert_non_null(strstr(r.warnings[0], "..."));
+	assert_string_equal(r.warnings[1], "tab here newline   bad ? utf8 ?");
+	assert_non_null(strstr(r.warnings[ADM_MAX_WARNINGS - 1], "not shown: 27"));
+	admission_response_free(&r);
+}
+
+static void test_audit_keys(void **state)
+{
+	struct admission_response r;
+	char long_key[100];
+	cJSON *doc;
+	const cJSON *a;
+
+	(void)state;
+	memset(long_key, 'k', sizeof(long_key) - 1);
+	long_key[sizeof(long_key) - 1] = '\0';
+	admission_response_init(&r);
+	assert_int_equal(admission_audit(&r, "rollgate.io/mutable-image-tag", "image nginx"), 0);
+	assert_int_equal(admission_audit(&r, long_key, "v"), 0);
+	doc = encode_parse("u", &r, false);
+	a = json_get(json_get(doc, "response"), "auditAnnotations");
+	assert_non_null(json_get(a, "rollgate.io-mutable-image-tag"));
+	for (const cJSON *m = a->child; m; m = m->next) {
+		assert_null(strchr(m->string, '/'));
+		assert_true(strlen(m->string) <= 63);
+	}
+	cJSON_Delete(doc);
+	admission_response_free(&r);
+}
+
+static void test_corpus_review(void **state)
+{
+	const char *corpus = tu_corpus();
+	char path[4400], err[256];
+	struct admission_request req;
+	size_t len = 0;
+	char *buf;
+
+	(void)state;
+	if (!corpus)
+		skip();
+	snprintf(path, sizeof(path), "%s/upstream/kubernetes-api/admission.k8s.io.v1.AdmissionReview.json",
+		 corpus);
+	buf = tu_read_file(path, &len);
+	assert_non_null(buf);
+	/* The upstream round-trip fixture fills every field with placeholder
+	 * values; it must decode (or be refused with a reason), never crash. */
+	if (admission_decode(buf, len, &req, err, sizeof(err)) == 0) {
+		assert_non_null(req.uid);
+		admission_request_free(&req);
+	} else {
+		printf("upstream AdmissionReview fixture refused: %s\n", err);
+	}
+	free(buf);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_decode_valid),
+		cmocka_unit_test(test_decode_rejects),
+		cmocka_unit_test(test_encode_allowed_with_patch),
+		cmocka_unit_test(test_encode_denied),
+		cmocka_unit_test(test_warnings_sanitised),
+		cmocka_unit_test(test_audit_keys),
+		cmocka_unit_test(test_corpus_review),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
