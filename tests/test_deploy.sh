@@ -1,0 +1,448 @@
+#!/bin/sh
+# Checks the install manifests in deploy/ (docs/install.md):
+#  1. `kubectl kustomize` renders deploy/ and deploy/overlays/audit-only;
+#  2. rollgate passes its own rules: `rollgate check` on both renderings;
+#  3. the rendered objects fit together and with the binary (selectors, ports,
+#     paths, webhook wiring, certificate, RBAC, security context, probes) and
+#     each rendered config loads; the audit overlay enforces nothing.
+# Needs kubectl (skipped without it); step 3 needs python3 with PyYAML
+# (Debian: python3-yaml) and is skipped without it.
+# Env: ROLLGATE_BIN (the binary), ROLLGATE_ROOT (the repository); VERBOSE=1
+# lists every property checked, not only the failures.
+set -u
+
+root=${ROLLGATE_ROOT:-$(pwd)}
+bin=${ROLLGATE_BIN:-$root/build/rollgate}
+
+if ! command -v kubectl >/dev/null 2>&1; then
+	echo "test_deploy: SKIP: kubectl not found, deploy/ not checked"
+	exit 0
+fi
+
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' INT TERM
+fail=0
+
+ok() { printf 'ok   %s\n' "$1"; }
+bad() { printf 'FAIL %s\n' "$1"; fail=1; }
+
+# 1. Rendering.
+render() { # DIR OUT
+	if kubectl kustomize "$root/$1" >"$2" 2>"$tmp/err"; then
+		ok "kubectl kustomize $1 renders"
+	else
+		bad "kubectl kustomize $1: $(cat "$tmp/err")"
+		: >"$2"
+	fi
+}
+render deploy "$tmp/base.yaml"
+render deploy/overlays/audit-only "$tmp/audit.yaml"
+
+# 2. Dogfooding, with the built-in default config: no violation of any mode.
+dogfood() { # FILE WHAT
+	"$bin" check "$1" >"$tmp/out" 2>&1
+	rc=$?
+	if [ $rc -ne 0 ]; then
+		bad "rollgate check on the rendered $2 exits $rc: $(cat "$tmp/out")"
+	elif ! grep -q ' 0 enforce, 0 warn, 0 audit violations' "$tmp/out"; then
+		bad "rollgate check on the rendered $2 finds violations: $(cat "$tmp/out")"
+	else
+		ok "rollgate check passes the rendered $2: $(tail -n 1 "$tmp/out")"
+	fi
+}
+[ -s "$tmp/base.yaml" ] && dogfood "$tmp/base.yaml" "install"
+[ -s "$tmp/audit.yaml" ] && dogfood "$tmp/audit.yaml" "audit-only install"
+
+# 3. Properties.
+if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import yaml' 2>/dev/null; then
+	echo "test_deploy: SKIP property checks: python3 with PyYAML (Debian: python3-yaml) not found"
+	[ $fail -eq 0 ] && echo "test_deploy: rendering and dogfooding passed"
+	exit $fail
+fi
+
+# Breaks an enforce rule of each family; the default config must deny it and
+# the audit-only config must not.
+cat >"$tmp/violations.yaml" <<'EOF'
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: web}}
+  strategy: {rollingUpdate: {maxUnavailable: 100%}}
+  template:
+    metadata: {labels: {app: web, track: canary, pod-template-hash: 5d4f8c}}
+    spec:
+      containers:
+        - {name: web, image: "web:latest"}
+---
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: web-5d4f
+  namespace: shop
+  ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: web, uid: "1", controller: true}]
+spec:
+  replicas: 5
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - {name: web, image: "web:1.0"}
+EOF
+
+python3 - "$bin" "$root" "$tmp" <<'EOF' || fail=1
+import os, re, subprocess, sys
+import yaml
+
+BIN, ROOT, TMP = sys.argv[1:4]
+VERBOSE = os.environ.get("VERBOSE") == "1"
+counts = {"ok": 0, "fail": 0}
+
+def check(cond, what):
+    """Counts a property; prints failures (and passes with VERBOSE=1)."""
+    counts["ok" if cond else "fail"] += 1
+    if VERBOSE or not cond:
+        print(("ok   " if cond else "FAIL ") + what)
+    return cond
+
+def load(path):
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+def labels_match(selector, labels):
+    """Evaluates a metav1.LabelSelector against a label map."""
+    if selector is None:
+        return False
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in selector.get("matchExpressions") or []:
+        k, op, vals = e["key"], e["operator"], e.get("values") or []
+        if op == "In" and labels.get(k) not in vals:
+            return False
+        if op == "NotIn" and k in labels and labels[k] in vals:
+            return False
+        if op == "Exists" and k not in labels:
+            return False
+        if op == "DoesNotExist" and k in labels:
+            return False
+    return True
+
+# What the binary does by default, from `rollgate serve --help`.
+helptext = subprocess.run([BIN, "serve", "--help"], capture_output=True, text=True).stdout
+def help_default(pattern):
+    m = re.search(pattern, helptext, re.S)
+    check(m is not None, "serve --help states the default matching %r" % pattern)
+    return m.group(1) if m else None
+DEF = {
+    "--listen": help_default(r"--listen HOST:PORT\s+HTTPS address \(default ([^)]+)\)"),
+    "--metrics-listen": help_default(r"--metrics-listen HOST:PORT.*?\(default ([^)]+)\)"),
+    "--tls-cert": help_default(r"--tls-cert PATH.*?\(default ([^)]+)\)"),
+    "--tls-key": help_default(r"--tls-key PATH.*?\(default ([^)]+)\)"),
+    "--drain-timeout": help_default(r"--drain-timeout SECONDS.*?\(default (\d+)\)"),
+}
+RULE_IDS = re.findall(r"^\| \d+ \| \[`([a-z-]+)`\]", open(os.path.join(ROOT, "docs/rules.md")).read(), re.M)
+check(len(RULE_IDS) >= 10, "docs/rules.md lists the rule IDs (%d found)" % len(RULE_IDS))
+VERSION = open(os.path.join(ROOT, "VERSION")).read().strip()
+
+def arg_value(args, flag):
+    for i, a in enumerate(args):
+        if a == flag and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+    return None
+
+def port_of(hostport):
+    return int(hostport.rsplit(":", 1)[1])
+
+def covers(rules, group, resource, op):
+    for r in rules:
+        if (group in r.get("apiGroups", []) or "*" in r.get("apiGroups", [])) and \
+           (resource in r.get("resources", []) or "*" in r.get("resources", [])) and \
+           (op in r.get("operations", []) or "*" in r.get("operations", [])) and \
+           ("v1" in r.get("apiVersions", []) or group != "apps" or "*" in r.get("apiVersions", [])):
+            return True
+    return False
+
+def check_rendering(path, audit):
+    tag = "[audit-only] " if audit else ""
+    def ck(cond, what):
+        return check(cond, tag + what)
+    objs = load(path)
+    by = {}
+    for o in objs:
+        md = o.get("metadata", {})
+        by.setdefault(o["kind"], []).append(o)
+    def one(kind, name=None):
+        c = [o for o in by.get(kind, []) if name is None or o["metadata"]["name"] == name]
+        ck(len(c) == 1, "exactly one %s%s" % (kind, " " + name if name else ""))
+        return c[0] if c else None
+
+    for kind in ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
+                 "Deployment", "PodDisruptionBudget", "Service", "NetworkPolicy",
+                 "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        if not ck(len(by.get(kind, [])) == 1, "one %s" % kind):
+            return
+    ns = one("Namespace")["metadata"]["name"]
+    ck(ns == "rollgate", "namespace is rollgate")
+    cluster_kinds = {"Namespace", "ClusterRole", "ClusterRoleBinding",
+                     "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
+    for o in objs:
+        md = o["metadata"]
+        lb = md.get("labels") or {}
+        ident = "%s/%s" % (o["kind"], md["name"])
+        ck(lb.get("app.kubernetes.io/name") == "rollgate" and lb.get("app.kubernetes.io/part-of") == "rollgate",
+           "%s has the app.kubernetes.io name and part-of labels" % ident)
+        if o["kind"] not in cluster_kinds:
+            ck(md.get("namespace") == ns, "%s is in namespace %s" % (ident, ns))
+
+    # RBAC: exactly configmaps+secrets get/list/watch and apps deployments get.
+    role = one("ClusterRole")
+    granted, extra = set(), []
+    for r in role.get("rules", []):
+        extra += [k for k in r if k not in ("apiGroups", "resources", "verbs")]
+        for g in r.get("apiGroups", []):
+            for res in r.get("resources", []):
+                for v in r.get("verbs", []):
+                    granted.add((g, res, v))
+    want = {("", res, v) for res in ("configmaps", "secrets") for v in ("get", "list", "watch")}
+    want.add(("apps", "deployments", "get"))
+    ck(granted == want and not extra and not role.get("aggregationRule"),
+       "ClusterRole grants exactly configmaps/secrets get,list,watch and apps deployments get (got %s)"
+       % sorted(granted))
+    crb = one("ClusterRoleBinding")
+    sa = one("ServiceAccount")
+    ck(crb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                          "name": role["metadata"]["name"]}, "ClusterRoleBinding binds the ClusterRole")
+    ck(crb.get("subjects") == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": ns}],
+       "ClusterRoleBinding's only subject is the ServiceAccount")
+
+    # Deployment.
+    dep = one("Deployment")
+    spec = dep["spec"]
+    pod = spec["template"]["spec"]
+    plabels = spec["template"]["metadata"].get("labels") or {}
+    ck(spec.get("replicas") == 2, "Deployment has 2 replicas")
+    ck(labels_match(spec["selector"], plabels), "Deployment selector matches its pod labels")
+    ck(pod.get("serviceAccountName") == sa["metadata"]["name"], "pods run as the ServiceAccount")
+    ck(pod.get("automountServiceAccountToken") is True and sa.get("automountServiceAccountToken") is not False,
+       "the service account token is mounted")
+    ck("priorityClassName" not in pod, "no priorityClassName")
+    tsc = [t for t in pod.get("topologySpreadConstraints", []) if t.get("topologyKey") == "kubernetes.io/hostname"]
+    ck(len(tsc) == 1 and labels_match(tsc[0].get("labelSelector"), plabels),
+       "topologySpreadConstraints on kubernetes.io/hostname select the pods")
+    pref = ((pod.get("affinity") or {}).get("podAntiAffinity") or {}).get(
+        "preferredDuringSchedulingIgnoredDuringExecution", [])
+    ck(any(p["podAffinityTerm"].get("topologyKey") == "kubernetes.io/hostname" and
+           labels_match(p["podAffinityTerm"].get("labelSelector"), plabels) for p in pref),
+       "preferred podAntiAffinity on kubernetes.io/hostname selects the pods")
+    ck(len(pod["containers"]) == 1, "one container")
+    c = pod["containers"][0]
+    img = c.get("image", "")
+    ck(img == "ghcr.io/rollgate/rollgate:" + VERSION, "image is ghcr.io/rollgate/rollgate:%s (VERSION), got %s"
+       % (VERSION, img))
+    args = c.get("args") or []
+    ck(args[:1] == ["serve"], "container args start with serve")
+    ck(arg_value(args, "--log-format") == "json", "--log-format json")
+    eff = {f: arg_value(args, f) or DEF[f] for f in DEF}
+    cports = {p.get("name"): p.get("containerPort") for p in c.get("ports", [])}
+    ck(cports.get("https") == 8443 == port_of(eff["--listen"] or ":0"),
+       "container port https is 8443, where serve listens (%s)" % eff["--listen"])
+    ck(cports.get("metrics") == 9090 == port_of(eff["--metrics-listen"] or ":0"),
+       "container port metrics is 9090, where serve serves metrics (%s)" % eff["--metrics-listen"])
+    def resolve(port):
+        return cports.get(port) if isinstance(port, str) else port
+
+    # Probes on the metrics port.
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz"), ("startupProbe", None)):
+        p = c.get(probe)
+        if p is None and path is None:
+            continue
+        get = (p or {}).get("httpGet") or {}
+        ck(resolve(get.get("port")) == 9090 and get.get("scheme", "HTTP") == "HTTP" and
+           (path is None or get.get("path") == path),
+           "%s is an HTTP GET %s on the metrics port" % (probe, path or "(any path)"))
+
+    # Security context (a container setting overrides the pod's).
+    psc, csc = pod.get("securityContext") or {}, c.get("securityContext") or {}
+    def sc(key):
+        return csc.get(key, psc.get(key))
+    ck(sc("runAsNonRoot") is True and sc("runAsUser") == 65532, "runAsNonRoot, runAsUser 65532")
+    ck(csc.get("readOnlyRootFilesystem") is True, "read-only root filesystem")
+    ck(csc.get("allowPrivilegeEscalation") is False, "allowPrivilegeEscalation false")
+    ck(not csc.get("privileged"), "not privileged")
+    caps = csc.get("capabilities") or {}
+    ck("ALL" in (caps.get("drop") or []) and not caps.get("add"), "capabilities: drop ALL, add none")
+    ck((sc("seccompProfile") or {}).get("type") == "RuntimeDefault", "seccompProfile RuntimeDefault")
+    ck(not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC"), "no host namespaces")
+
+    # Resources.
+    res = c.get("resources") or {}
+    ck(res.get("requests") == {"cpu": "50m", "memory": "32Mi"}, "requests cpu 50m memory 32Mi")
+    ck(res.get("limits") == {"memory": "64Mi"}, "limits memory 64Mi, no cpu limit")
+
+    # Grace period longer than the preStop pause plus the drain.
+    pre = (((c.get("lifecycle") or {}).get("preStop") or {}).get("exec") or {}).get("command") or []
+    pause = int(pre[1]) if len(pre) == 2 and pre[0] in ("sleep", "/bin/sleep") else 0
+    drain = int(eff["--drain-timeout"] or 0)
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    ck(grace > pause + drain, "terminationGracePeriodSeconds %d > preStop %d s + drain %d s" % (grace, pause, drain))
+
+    # Volumes: the TLS Secret at the directory of --tls-cert/--tls-key, the
+    # config at the directory of --config.
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+    tls_dir = os.path.dirname(eff["--tls-cert"] or "")
+    ck(tls_dir == "/etc/rollgate/tls" and os.path.dirname(eff["--tls-key"] or "") == tls_dir,
+       "certificate and key are read from /etc/rollgate/tls")
+    tm = mounts.get(tls_dir, {})
+    tv = vols.get(tm.get("name"), {})
+    tls_secret = (tv.get("secret") or {}).get("secretName")
+    ck(tm.get("readOnly") is True and "subPath" not in tm and tls_secret == "rollgate-tls",
+       "Secret rollgate-tls is mounted read-only at /etc/rollgate/tls")
+    items = (tv.get("secret") or {}).get("items")
+    ck(items is None or {"tls.crt", "tls.key"} <= {i["path"] for i in items}, "tls.crt and tls.key are in the mount")
+    cfgpath = arg_value(args, "--config")
+    ck(cfgpath == "/etc/rollgate/config/rollgate.yaml", "--config /etc/rollgate/config/rollgate.yaml")
+    cm_mount = mounts.get(os.path.dirname(cfgpath or ""), {})
+    cm_vol = (vols.get(cm_mount.get("name"), {}).get("configMap") or {})
+    cm = one("ConfigMap", cm_vol.get("name"))
+    ck(cm_mount.get("readOnly") is True and "subPath" not in cm_mount,
+       "the config directory is mounted read-only, without subPath (so edits reach the pod)")
+    text = (cm or {}).get("data", {}).get(os.path.basename(cfgpath or ""))
+    if ck(text is not None, "the mounted ConfigMap holds %s" % os.path.basename(cfgpath or "")):
+        f = os.path.join(TMP, "config-%s.yaml" % ("audit" if audit else "base"))
+        empty = os.path.join(TMP, "empty.yaml")
+        open(f, "w").write(text)
+        open(empty, "w").close()
+        r = subprocess.run([BIN, "check", "--config", f, empty], capture_output=True, text=True)
+        ck(r.returncode == 0, "the config loads (rollgate check --config): %s" % (r.stderr.strip() or "ok"))
+        rules = (yaml.safe_load(text) or {}).get("rules") or {}
+        modes = {k: (v.get("mode") if isinstance(v, dict) else v) for k, v in rules.items()}
+        if audit:
+            ck(all(modes.get(r) == "warn" for r in RULE_IDS) and set(modes) <= set(RULE_IDS),
+               "every rule is in warn mode (%s)" % modes)
+        r = subprocess.run([BIN, "check", "--config", f, os.path.join(TMP, "violations.yaml")],
+                           capture_output=True, text=True)
+        if audit:
+            ck(r.returncode == 0, "enforce-rule violations are allowed (exit %d)" % r.returncode)
+        else:
+            ck(r.returncode == 1, "enforce-rule violations are denied (exit %d)" % r.returncode)
+
+    # PodDisruptionBudget, Service, NetworkPolicy select the pods.
+    pdb = one("PodDisruptionBudget")
+    ck(pdb["spec"].get("minAvailable") == 1 and labels_match(pdb["spec"].get("selector"), plabels),
+       "PodDisruptionBudget minAvailable 1 selects the pods")
+    svc = one("Service")
+    ck(svc["metadata"]["name"] == "rollgate" and svc["spec"].get("selector") and
+       labels_match({"matchLabels": svc["spec"]["selector"]}, plabels), "Service rollgate selects the pods")
+    sports = {p.get("name"): p for p in svc["spec"].get("ports", [])}
+    https, metrics = sports.get("https", {}), sports.get("metrics", {})
+    ck(https.get("port") == 443 and resolve(https.get("targetPort", https.get("port"))) == cports.get("https"),
+       "Service port https 443 reaches container port https")
+    ck(metrics.get("port") == 9090 and resolve(metrics.get("targetPort", metrics.get("port"))) == cports.get("metrics"),
+       "Service port metrics 9090 reaches container port metrics")
+    np = one("NetworkPolicy")
+    nps = np["spec"]
+    ck(labels_match(nps.get("podSelector"), plabels), "NetworkPolicy selects the pods")
+    ck(nps.get("policyTypes") == ["Ingress"], "NetworkPolicy policyTypes [Ingress] (egress open)")
+    allowed = set()
+    for rule in nps.get("ingress", []):
+        ck(rule.get("ports"), "every NetworkPolicy ingress rule names ports")
+        for p in rule.get("ports") or []:
+            allowed.add(resolve(p.get("port")))
+    ck(allowed == {8443, 9090}, "NetworkPolicy admits ports 8443 and 9090 only (got %s)" % sorted(map(str, allowed)))
+
+    # cert-manager: serving Certificate, CA Issuer, CA Certificate, self-signed Issuer.
+    certs = {o["metadata"]["name"]: o for o in by.get("Certificate", [])}
+    issuers = {o["metadata"]["name"]: o for o in by.get("Issuer", [])}
+    serving = certs.get("rollgate-serving")
+    if ck(serving is not None, "Certificate rollgate-serving exists"):
+        s = serving["spec"]
+        ck(s.get("secretName") == tls_secret, "its secretName is the mounted Secret (%s)" % tls_secret)
+        ck(s.get("duration") == "2160h" and s.get("renewBefore") == "720h", "duration 2160h, renewBefore 720h")
+        ck(s.get("privateKey") == {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+           "privateKey ECDSA P-256, rotationPolicy Always")
+        ck(not s.get("isCA"), "the serving certificate is not a CA")
+        ca_issuer = issuers.get(s["issuerRef"]["name"]) if s["issuerRef"].get("kind", "Issuer") == "Issuer" else None
+        ca_secret = ((ca_issuer or {}).get("spec", {}).get("ca") or {}).get("secretName")
+        ck(ca_secret is not None, "the serving certificate comes from a CA Issuer")
+        ca = [o for o in certs.values() if o["spec"].get("secretName") == ca_secret]
+        if ck(len(ca) == 1 and ca[0]["spec"].get("isCA") is True and ca_secret == "rollgate-ca",
+              "the CA Issuer's Secret rollgate-ca comes from an isCA Certificate"):
+            ca_root = issuers.get(ca[0]["spec"]["issuerRef"]["name"], {})
+            ck("selfSigned" in ca_root.get("spec", {}), "the CA Certificate comes from a self-signed Issuer")
+        dns = set(s.get("dnsNames", []))
+    else:
+        dns = set()
+
+    # Webhook configurations.
+    expect_fp = {"MutatingWebhookConfiguration": "Ignore",
+                 "ValidatingWebhookConfiguration": "Ignore" if audit else "Fail"}
+    expect_path = {"MutatingWebhookConfiguration": "/mutate", "ValidatingWebhookConfiguration": "/validate"}
+    base_res = [("apps", r) for r in ("deployments", "statefulsets", "daemonsets")] + [("argoproj.io", "rollouts")]
+    expect_res = {"MutatingWebhookConfiguration": base_res,
+                  "ValidatingWebhookConfiguration": base_res + [("apps", "replicasets"), ("apps", "replicasets/scale"),
+                                                                 ("flagger.app", "canaries")]}
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        wc = one(kind)
+        k = kind.replace("WebhookConfiguration", "")
+        ck(wc["metadata"]["name"] == "rollgate", "%s is named rollgate" % kind)
+        inj = (wc["metadata"].get("annotations") or {}).get("cert-manager.io/inject-ca-from", "")
+        ck(inj == "%s/%s" % (ns, serving["metadata"]["name"] if serving else "?"),
+           "%s: cert-manager.io/inject-ca-from names the serving Certificate (%s)" % (k, inj))
+        hooks = wc.get("webhooks", [])
+        if not ck(len(hooks) == 1, "%s has one webhook" % kind):
+            continue
+        w = hooks[0]
+        n = w["name"]
+        ck(n == ("stamp.rollgate.io" if k == "Mutating" else "policy.rollgate.io"), "%s webhook name %s" % (k, n))
+        ck(w.get("failurePolicy") == expect_fp[kind], "%s: failurePolicy %s" % (n, expect_fp[kind]))
+        ck(w.get("sideEffects") == "None", "%s: sideEffects None" % n)
+        ck(w.get("admissionReviewVersions") == ["v1"], "%s: admissionReviewVersions [v1]" % n)
+        ck(isinstance(w.get("timeoutSeconds"), int) and 1 <= w["timeoutSeconds"] <= 5, "%s: timeoutSeconds <= 5" % n)
+        ck(w.get("matchPolicy") == "Equivalent", "%s: matchPolicy Equivalent" % n)
+        if k == "Mutating":
+            ck(w.get("reinvocationPolicy") == "IfNeeded", "%s: reinvocationPolicy IfNeeded" % n)
+        cc = w.get("clientConfig", {})
+        cs = cc.get("service") or {}
+        ck("url" not in cc and cs.get("name") == svc["metadata"]["name"] and cs.get("namespace") == ns and
+           cs.get("port", 443) == https.get("port") and cs.get("path") == expect_path[kind],
+           "%s: calls the Service %s/%s port %s path %s" % (n, ns, svc["metadata"]["name"], https.get("port"),
+                                                            expect_path[kind]))
+        host = "%s.%s.svc" % (cs.get("name"), cs.get("namespace"))
+        ck(host in dns and host + ".cluster.local" in dns,
+           "%s: the serving certificate's dnsNames cover %s and %s.cluster.local" % (n, host, host))
+        sel = w.get("namespaceSelector")
+        for excluded in ("kube-system", "kube-node-lease", ns):
+            ck(not labels_match(sel, {"kubernetes.io/metadata.name": excluded}),
+               "%s: namespace %s is excluded" % (n, excluded))
+        ck(not labels_match(sel, {"kubernetes.io/metadata.name": "shop", "rollgate.io/ignore": ""}),
+           "%s: a namespace labelled rollgate.io/ignore is excluded" % n)
+        ck(labels_match(sel, {"kubernetes.io/metadata.name": "shop"}), "%s: other namespaces are included" % n)
+        ck(not w.get("objectSelector"), "%s: no objectSelector" % n)
+        for group, res in expect_res[kind]:
+            for op in ("CREATE", "UPDATE"):
+                if res == "replicasets/scale" and op == "CREATE":
+                    continue
+                ck(covers(w.get("rules", []), group, res, op), "%s: %s %s %s" % (n, op, group, res))
+        ops = {o for r in w.get("rules", []) for o in r.get("operations", [])}
+        ck(ops <= {"CREATE", "UPDATE"}, "%s: only CREATE and UPDATE (got %s)" % (n, sorted(ops)))
+
+check_rendering(os.path.join(TMP, "base.yaml"), False)
+check_rendering(os.path.join(TMP, "audit.yaml"), True)
+print("%s %d of %d properties of the rendered objects hold"
+      % ("ok  " if not counts["fail"] else "FAIL", counts["ok"], counts["ok"] + counts["fail"]))
+sys.exit(1 if counts["fail"] else 0)
+EOF
+
+if [ $fail -eq 0 ]; then
+	echo "test_deploy: all checks passed"
+else
+	echo "test_deploy: FAILED" >&2
+fi
+exit $fail
