@@ -70,7 +70,8 @@ bench:
 
 FUZZERS := $(patsubst fuzz/%.c,build/fuzz/%,$(wildcard fuzz/fuzz_*.c))
 fuzz: deps $(FUZZERS)
-	@for f in $(FUZZERS); do echo "== $$f"; $$f -max_total_time=$${FUZZ_SECONDS:-30} fuzz/corpus/$$(basename $$f) || exit 1; done
+	@for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p fuzz/seeds/$$n; echo "== $$n"; \
+		$$f -max_total_time=$${FUZZ_SECONDS:-30} fuzz/corpus/$$n fuzz/seeds/$$n || exit 1; done
 
 build/fuzz/%: fuzz/%.c $(LIBSRCS)
 	@mkdir -p build/fuzz fuzz/corpus/$*

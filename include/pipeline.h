@@ -32,9 +32,13 @@ struct mset {
 	size_t n_files;
 	struct pobj *objs;
 	size_t n_objs;
+	size_t n_skipped; /* kustomization files passed over in directory walks */
 };
 
-/* Reads every PATH (file, directory, "-" for stdin). Errors: "FILE:LINE: why". */
+/* Reads every PATH (file, directory, "-" for stdin) into m, which starts
+ * zeroed and is released with mset_free whatever the outcome. Directories are
+ * walked recursively (.yaml, .yml, .json) passing over kustomize's
+ * kustomization files. Errors: "FILE:LINE: why". */
 int mset_load_paths(struct mset *m, char *const *paths, int n, char *err, size_t errlen);
 /* Adds one in-memory stream (name for messages). */
 int mset_load_buffer(struct mset *m, const char *name, const char *buf, size_t len, char *err,

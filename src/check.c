@@ -153,21 +153,42 @@ static const char *sarif_level(enum rule_mode m)
 	return m == MODE_ENFORCE ? "error" : m == MODE_WARN ? "warning" : "note";
 }
 
+/* One line per rule for SARIF's rule metadata, in enum rule_id order. */
+static const char *const rule_summary[RULE_COUNT] = {
+	[RULE_REPLICASET_DIRECT_EDIT] = "Hand edits of ReplicaSets owned by a Deployment or Rollout",
+	[RULE_CANARY_WITHOUT_READINESS] = "Canary containers without a readinessProbe",
+	[RULE_ROLLOUT_WITHOUT_READINESS] = "Rolling-update containers without a readinessProbe",
+	[RULE_MUTABLE_IMAGE_TAG] = "Images without a tag, or tagged latest, and no digest",
+	[RULE_NO_ROLLBACK_HISTORY] = "revisionHistoryLimit: 0 leaves nothing to roll back to",
+	[RULE_FULL_OUTAGE_ROLLOUT] = "maxUnavailable that takes every replica down at once",
+	[RULE_LIVENESS_WITHOUT_STARTUP_GRACE] = "Liveness probes that start checking at once",
+	[RULE_UNGUARDED_CANARY_STEPS] = "Argo canaries nothing checks before full promotion",
+	[RULE_UNGUARDED_BLUE_GREEN] = "Argo blue-green Rollouts that promote unchecked",
+	[RULE_POD_TEMPLATE_HASH_TAMPER] = "Controller-owned hash labels in a pod template",
+};
+
 static cJSON *sarif_rules(const struct config *cfg)
 {
 	cJSON *rules = cJSON_CreateArray();
 
 	for (int i = 0; rules && i < RULE_COUNT; i++) {
+		const char *id = config_rule_name((enum rule_id)i);
+		const char *text = rule_summary[i] ? rule_summary[i] : id;
 		cJSON *r = cJSON_CreateObject(), *d, *c;
 		char uri[160];
 		if (!r)
 			break;
-		cJSON_AddStringToObject(r, "id", config_rule_name((enum rule_id)i));
+		cJSON_AddStringToObject(r, "id", id);
+		cJSON_AddStringToObject(r, "name", id);
 		d = cJSON_AddObjectToObject(r, "shortDescription");
-		cJSON_AddStringToObject(d, "text", config_rule_name((enum rule_id)i));
+		cJSON_AddStringToObject(d, "text", text);
+		d = cJSON_AddObjectToObject(r, "fullDescription");
+		cJSON_AddStringToObject(d, "text", text);
 		snprintf(uri, sizeof(uri), "https://github.com/rollgate/rollgate/blob/main/docs/rules.md#%s",
-			 config_rule_name((enum rule_id)i));
+			 id);
 		cJSON_AddStringToObject(r, "helpUri", uri);
+		d = cJSON_AddObjectToObject(r, "help");
+		cJSON_AddStringToObject(d, "text", text);
 		c = cJSON_AddObjectToObject(r, "defaultConfiguration");
 		cJSON_AddStringToObject(c, "level", cfg->rules[i].mode == MODE_OFF
 							    ? "none" : sarif_level(cfg->rules[i].mode));
@@ -176,13 +197,51 @@ static cJSON *sarif_rules(const struct config *cfg)
 	return rules;
 }
 
+/*
+ * The artifact URI of a file name: SARIF wants a URI reference, and code
+ * scanning resolves relative ones against the repository root. "./" goes,
+ * absolute paths become file:// URIs, and everything outside RFC 3986's
+ * unreserved set and "/" is percent-encoded. Returns a malloc'd string.
+ */
+static char *sarif_uri(const char *file)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const char *prefix = file[0] == '/' ? "file://" : "";
+	size_t n = strlen(file), o;
+	char *out;
+
+	while (strncmp(file, "./", 2) == 0)
+		file += 2, n -= 2;
+	out = malloc(strlen(prefix) + 3 * n + 1);
+	if (!out)
+		return NULL;
+	o = (size_t)sprintf(out, "%s", prefix);
+	for (const unsigned char *p = (const unsigned char *)file; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    strchr("-._~/", *p)) {
+			out[o++] = (char)*p;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
 static cJSON *sarif_result(const struct finding *f)
 {
-	cJSON *res = cJSON_CreateObject(), *msg, *locs, *loc, *phys, *art, *reg;
-	char text[1200];
+	cJSON *res = cJSON_CreateObject(), *msg, *locs, *loc, *phys, *art, *reg, *logical;
+	char text[1200], fqn[600];
+	char *uri = sarif_uri(f->o->file);
+	const char *ns = json_get_string(json_get(f->o->obj, "metadata"), "namespace");
 
-	if (!res)
+	if (!res || !uri) {
+		cJSON_Delete(res);
+		free(uri);
 		return NULL;
+	}
 	snprintf(text, sizeof(text), "%s/%s: %s", obj_kind(f->o->obj), obj_name(f->o->obj),
 		 f->v.message);
 	cJSON_AddStringToObject(res, "ruleId", config_rule_name(f->v.rule));
@@ -195,11 +254,19 @@ static cJSON *sarif_result(const struct finding *f)
 	cJSON_AddItemToArray(locs, loc);
 	phys = cJSON_AddObjectToObject(loc, "physicalLocation");
 	art = cJSON_AddObjectToObject(phys, "artifactLocation");
-	/* SARIF wants relative URIs for repository files. */
-	cJSON_AddStringToObject(art, "uri",
-				strncmp(f->o->file, "./", 2) == 0 ? f->o->file + 2 : f->o->file);
+	cJSON_AddStringToObject(art, "uri", uri);
 	reg = cJSON_AddObjectToObject(phys, "region");
 	cJSON_AddNumberToObject(reg, "startLine", f->o->line > 0 ? f->o->line : 1);
+	/* Which object and field, for readers that do not open the file. */
+	snprintf(fqn, sizeof(fqn), "%s%s%s/%s%s%s", ns && *ns ? ns : "", ns && *ns ? "/" : "",
+		 obj_kind(f->o->obj), obj_name(f->o->obj), f->v.path ? ":" : "",
+		 f->v.path ? f->v.path : "");
+	logical = cJSON_AddArrayToObject(loc, "logicalLocations");
+	loc = cJSON_CreateObject();
+	cJSON_AddItemToArray(logical, loc);
+	cJSON_AddStringToObject(loc, "fullyQualifiedName", fqn);
+	cJSON_AddStringToObject(loc, "kind", "resource");
+	free(uri);
 	return res;
 }
 

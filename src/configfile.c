@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "jsonutil.h"
+#include "manifest.h"
 #include "yamljson.h"
 
 #define CONFIG_MAX_BYTES (1 << 20)
@@ -71,6 +72,11 @@ static int read_strlist(struct cfgread *r, const cJSON *v, const char *key, stru
 
 static int read_mode(struct cfgread *r, const cJSON *v, const char *key, enum rule_mode *out)
 {
+	/* YAML 1.1 reads a bare `off` as false; it can only mean the mode. */
+	if (cJSON_IsFalse(v)) {
+		*out = MODE_OFF;
+		return 0;
+	}
 	if (!cJSON_IsString(v) || config_mode_from_name(v->valuestring, out) < 0)
 		return cfg_fail(r, v, key, "mode must be one of enforce, warn, audit, off");
 	return 0;
@@ -149,7 +155,7 @@ static int read_rule(struct cfgread *r, const cJSON *v, struct rule_config *rc)
 	const cJSON *m;
 	char key[160];
 
-	if (cJSON_IsString(v))
+	if (cJSON_IsString(v) || cJSON_IsBool(v))
 		return read_mode(r, v, v->string, &rc->mode);
 	if (!cJSON_IsObject(v))
 		return cfg_fail(r, v, v->string, "expected a mode or a mapping with mode");
@@ -229,36 +235,6 @@ static int read_top(struct cfgread *r, const cJSON *root, struct config *cfg)
 	return 0;
 }
 
-/* Reads a whole small file into a NUL-terminated buffer; caller frees. */
-static char *slurp(const char *path, size_t max, size_t *len, char *err, size_t errlen)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t n;
-
-	if (!f) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	buf = malloc(max + 1);
-	if (!buf) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		goto out;
-	}
-	n = fread(buf, 1, max + 1, f);
-	if (ferror(f) || n > max) {
-		snprintf(err, errlen, "%s: %s", path, ferror(f) ? "read error" : "file too large");
-		free(buf);
-		buf = NULL;
-		goto out;
-	}
-	buf[n] = '\0';
-	*len = n;
-out:
-	fclose(f);
-	return buf;
-}
-
 static int load_hmac_key(struct config *cfg, char *err, size_t errlen)
 {
 	size_t len = 0;
@@ -266,7 +242,7 @@ static int load_hmac_key(struct config *cfg, char *err, size_t errlen)
 
 	if (!cfg->hmac_key_file)
 		return 0;
-	key = slurp(cfg->hmac_key_file, HMAC_KEY_MAX_BYTES, &len, err, errlen);
+	key = manifest_slurp(cfg->hmac_key_file, HMAC_KEY_MAX_BYTES, &len, err, errlen);
 	if (!key)
 		return -1;
 	/* A trailing newline from `echo > file` is not part of the key. */
@@ -287,7 +263,6 @@ int config_load_buffer(const char *name, const char *buf, size_t len, struct con
 		       char *err, size_t errlen)
 {
 	struct yaml_docs docs = { 0 };
-	char yerr[256];
 	struct cfgread r = { name, &docs, err, errlen };
 	int rc = -1;
 
@@ -295,10 +270,8 @@ int config_load_buffer(const char *name, const char *buf, size_t len, struct con
 		snprintf(err, errlen, "%s: out of memory", name);
 		return -1;
 	}
-	if (yamljson_load(buf, len, &docs, yerr, sizeof(yerr)) < 0) {
-		snprintf(err, errlen, "%s: %s", name, yerr);
+	if (manifest_load_buffer(name, buf, len, &docs, err, errlen) < 0)
 		goto out;
-	}
 	if (docs.n > 1) {
 		snprintf(err, errlen, "%s:%d: expected one YAML document, found %zu", name,
 			 docs.docs[1].line, docs.n);
@@ -319,7 +292,7 @@ out:
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 {
 	size_t len = 0;
-	char *buf = slurp(path, CONFIG_MAX_BYTES, &len, err, errlen);
+	char *buf = manifest_slurp(path, CONFIG_MAX_BYTES, &len, err, errlen);
 	int rc;
 
 	if (!buf) {

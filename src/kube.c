@@ -7,12 +7,14 @@
  */
 #include "kube.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -27,6 +29,7 @@
 #define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 #define BODY_MAX (4u << 20) /* ConfigMaps and Secrets are at most 1 MiB */
 #define TOKEN_REREAD_S 60
+#define TOKEN_RETRY_S 5
 #define NAME_MAX_LEN 253
 
 struct pending {
@@ -46,6 +49,7 @@ struct xfer {
 	char *buf;
 	size_t len;
 	bool too_big;
+	struct xfer *prev, *next; /* the worker's list of running transfers */
 };
 
 struct kube {
@@ -55,6 +59,7 @@ struct kube {
 	pthread_mutex_t lock;
 	struct pending *queue;
 	bool stop;
+	struct xfer *active; /* worker thread only */
 	char *token; /* current bearer token */
 	time_t token_read;
 };
@@ -91,7 +96,7 @@ static char *read_small(const char *path, char *err, size_t errlen)
 int kube_conn_in_cluster(struct kube_conn *c, char *err, size_t errlen)
 {
 	const char *host = getenv("KUBERNETES_SERVICE_HOST"), *port = getenv("KUBERNETES_SERVICE_PORT");
-	char url[300];
+	char url[300], nserr[256];
 
 	memset(c, 0, sizeof(*c));
 	if (!host || !*host) {
@@ -101,13 +106,15 @@ int kube_conn_in_cluster(struct kube_conn *c, char *err, size_t errlen)
 	/* An IPv6 service host needs brackets in a URL. */
 	snprintf(url, sizeof(url), strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host,
 		 port && *port ? port : "443");
+	c->ca_pem = read_small(SA_DIR "/ca.crt", err, errlen);
+	if (!c->ca_pem)
+		return -1;
+	/* The namespace is informational: its absence is no error (and must
+	 * not overwrite one). */
+	c->namespace_ = read_small(SA_DIR "/namespace", nserr, sizeof(nserr));
 	c->server = strdup(url);
 	c->token_file = strdup(SA_DIR "/token");
-	c->ca_pem = read_small(SA_DIR "/ca.crt", err, errlen);
-	c->namespace_ = read_small(SA_DIR "/namespace", err, errlen);
-	if (!c->server || !c->token_file || !c->ca_pem) {
-		if (!c->ca_pem)
-			return kube_conn_free(c), -1;
+	if (!c->server || !c->token_file) {
 		snprintf(err, errlen, "out of memory");
 		kube_conn_free(c);
 		return -1;
@@ -115,14 +122,19 @@ int kube_conn_in_cluster(struct kube_conn *c, char *err, size_t errlen)
 	return 0;
 }
 
-/* Standard base64 (kubeconfig *-data fields) to a NUL-terminated string. */
+/* Standard base64 (kubeconfig *-data fields) to a NUL-terminated string;
+ * NULL when in is not canonical padded base64 or on OOM. */
 static char *b64_decode_str(const char *in)
 {
-	size_t n = strlen(in);
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t n = strlen(in), body = strspn(in, alphabet), pad = n - body;
 	unsigned char *out;
 	int len;
 
-	if (n % 4 != 0)
+	/* EVP_DecodeBlock skips blanks and decodes '=' inside the data; check
+	 * the shape first so only real base64 is accepted. */
+	if (n % 4 != 0 || n > (size_t)INT_MAX || pad > 2 || strspn(in + body, "=") != pad)
 		return NULL;
 	out = malloc(n / 4 * 3 + 1);
 	if (!out)
@@ -132,10 +144,7 @@ static char *b64_decode_str(const char *in)
 		free(out);
 		return NULL;
 	}
-	if (n >= 1 && in[n - 1] == '=')
-		len--;
-	if (n >= 2 && in[n - 2] == '=')
-		len--;
+	len -= (int)pad;
 	out[len] = '\0';
 	return (char *)out;
 }
@@ -153,29 +162,37 @@ static const cJSON *named(const cJSON *root, const char *list, const char *name,
 	return NULL;
 }
 
-/* A path in a kubeconfig is relative to the kubeconfig's directory. */
-static char *read_relative(const char *kcpath, const char *path, char *err, size_t errlen)
+/* A path in a kubeconfig is relative to the kubeconfig's directory.
+ * Returns a malloc'd path or NULL on OOM. */
+static char *resolve_path(const char *kcpath, const char *path)
 {
-	char full[4096];
 	const char *slash = strrchr(kcpath, '/');
+	size_t dirlen = slash ? (size_t)(slash - kcpath) : 0;
+	size_t n = dirlen + strlen(path) + 2;
+	char *full = malloc(n);
 
+	if (!full)
+		return NULL;
 	if (path[0] == '/' || !slash)
-		snprintf(full, sizeof(full), "%s", path);
+		snprintf(full, n, "%s", path);
 	else
-		snprintf(full, sizeof(full), "%.*s/%s", (int)(slash - kcpath), kcpath, path);
-	return read_small(full, err, errlen);
+		snprintf(full, n, "%.*s/%s", (int)dirlen, kcpath, path);
+	return full;
 }
 
-/* Reads "<field>-data" (base64) or "<field>" (a path) into *out. */
+/* Reads "<field>-data" (base64) or "<field>" (a path) into *out; neither is
+ * no error (*out stays NULL). An empty "-data" counts as absent, as in
+ * client-go. Errors name the kubeconfig and the key. */
 static int data_or_file(const char *kcpath, const cJSON *obj, const char *field, char **out,
 			char *err, size_t errlen)
 {
-	char key[64];
+	char key[64], ferr[512];
 	const char *v;
+	char *full;
 
 	snprintf(key, sizeof(key), "%s-data", field);
 	v = json_get_string(obj, key);
-	if (v) {
+	if (v && *v) {
 		*out = b64_decode_str(v);
 		if (!*out) {
 			snprintf(err, errlen, "%s: %s is not valid base64", kcpath, key);
@@ -184,54 +201,134 @@ static int data_or_file(const char *kcpath, const cJSON *obj, const char *field,
 		return 0;
 	}
 	v = json_get_string(obj, field);
-	if (!v)
+	if (!v || !*v)
 		return 0;
-	*out = read_relative(kcpath, v, err, errlen);
+	full = resolve_path(kcpath, v);
+	*out = full ? read_small(full, ferr, sizeof(ferr)) : NULL;
+	if (!*out)
+		snprintf(err, errlen, "%s: %s: %s", kcpath, field, full ? ferr : "out of memory");
+	free(full);
 	return *out ? 0 : -1;
 }
 
+/* A bearer token goes into a header line: no control characters. */
+static bool token_ok(const char *t)
+{
+	for (; *t; t++)
+		if ((unsigned char)*t < 0x20 || *t == 0x7f)
+			return false;
+	return true;
+}
+
+static char *dup_opt(const char *s, bool *oom)
+{
+	char *d;
+
+	if (!s)
+		return NULL;
+	d = strdup(s);
+	if (!d)
+		*oom = true;
+	return d;
+}
+
+/* The user's credentials: a token, a token file or a client certificate. */
+static int user_from_tree(const char *path, const char *us, const cJSON *user, struct kube_conn *c,
+			  char *err, size_t errlen)
+{
+	const char *tok = json_get_string(user, "token"), *tokfile = json_get_string(user, "tokenFile");
+	bool oom = false;
+
+	if (tok && *tok && !token_ok(tok)) {
+		snprintf(err, errlen, "%s: user \"%s\": token contains control characters", path, us);
+		return -1;
+	}
+	c->token = tok && *tok ? dup_opt(tok, &oom) : NULL;
+	if (tokfile && *tokfile) {
+		c->token_file = resolve_path(path, tokfile);
+		oom = oom || !c->token_file;
+	}
+	if (oom) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (data_or_file(path, user, "client-certificate", &c->cert_pem, err, errlen) < 0 ||
+	    data_or_file(path, user, "client-key", &c->key_pem, err, errlen) < 0)
+		return -1;
+	if (!c->cert_pem != !c->key_pem) {
+		snprintf(err, errlen, "%s: user \"%s\": a client certificate needs both %s and its key",
+			 path, us, c->cert_pem ? "client-certificate" : "client-key");
+		return -1;
+	}
+	if (!c->token && !c->token_file && !c->cert_pem &&
+	    (json_get(user, "exec") || json_get(user, "auth-provider"))) {
+		snprintf(err, errlen,
+			 "%s: user \"%s\": %s credential plugins are not supported; use a token, "
+			 "tokenFile or client certificate",
+			 path, us, json_get(user, "exec") ? "exec" : "auth-provider");
+		return -1;
+	}
+	return 0;
+}
+
+/* Finds the context, its cluster and its user; errors say which is missing. */
 static int conn_from_tree(const char *path, const cJSON *root, struct kube_conn *c, char *err,
 			  size_t errlen)
 {
 	const char *ctxname = json_get_string(root, "current-context"), *cl, *us, *server;
-	const cJSON *ctx, *cluster, *user;
+	const cJSON *ctx, *cluster, *user = NULL;
+	bool oom = false;
+	size_t n;
 
 	if (!ctxname || !*ctxname) {
 		snprintf(err, errlen, "%s: current-context is not set", path);
 		return -1;
 	}
 	ctx = named(root, "contexts", ctxname, "context");
+	if (!cJSON_IsObject(ctx)) {
+		snprintf(err, errlen, "%s: current-context \"%s\" is not among the contexts", path,
+			 ctxname);
+		return -1;
+	}
 	cl = json_get_string(ctx, "cluster");
 	us = json_get_string(ctx, "user");
 	cluster = cl ? named(root, "clusters", cl, "cluster") : NULL;
-	user = us ? named(root, "users", us, "user") : NULL;
+	if (!cJSON_IsObject(cluster)) {
+		snprintf(err, errlen, "%s: context \"%s\": cluster \"%s\" is not among the clusters",
+			 path, ctxname, cl ? cl : "");
+		return -1;
+	}
+	if (us && *us) {
+		user = named(root, "users", us, "user");
+		if (!cJSON_IsObject(user)) {
+			snprintf(err, errlen, "%s: context \"%s\": user \"%s\" is not among the users",
+				 path, ctxname, us);
+			return -1;
+		}
+	}
 	server = json_get_string(cluster, "server");
-	if (!ctx || !cluster || !server) {
-		snprintf(err, errlen, "%s: context \"%s\" has no cluster with a server", path, ctxname);
+	if (!server || !*server) {
+		snprintf(err, errlen, "%s: cluster \"%s\" has no server", path, cl);
 		return -1;
 	}
-	c->server = strdup(server);
-	if (c->server) {
-		size_t n = strlen(c->server);
-		while (n > 0 && c->server[n - 1] == '/')
-			c->server[--n] = '\0';
+	/* Lookups are HTTPS only (a bearer token never goes out in clear):
+	 * say so now rather than fail every lookup later. */
+	if (strncasecmp(server, "https://", 8) != 0) {
+		snprintf(err, errlen, "%s: cluster \"%s\": server must be an https:// URL", path, cl);
+		return -1;
 	}
+	c->server = dup_opt(server, &oom);
+	for (n = c->server ? strlen(c->server) : 0; n > 0 && c->server[n - 1] == '/';)
+		c->server[--n] = '\0';
 	c->insecure = json_get_bool(cluster, "insecure-skip-tls-verify");
-	if (json_get_string(ctx, "namespace"))
-		c->namespace_ = strdup(json_get_string(ctx, "namespace"));
-	if (json_get_string(user, "token"))
-		c->token = strdup(json_get_string(user, "token"));
-	if (json_get_string(user, "tokenFile"))
-		c->token_file = strdup(json_get_string(user, "tokenFile"));
-	if (data_or_file(path, cluster, "certificate-authority", &c->ca_pem, err, errlen) < 0 ||
-	    data_or_file(path, user, "client-certificate", &c->cert_pem, err, errlen) < 0 ||
-	    data_or_file(path, user, "client-key", &c->key_pem, err, errlen) < 0)
-		return -1;
-	if (!c->server) {
+	c->namespace_ = dup_opt(json_get_string(ctx, "namespace"), &oom);
+	if (oom) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	return 0;
+	if (data_or_file(path, cluster, "certificate-authority", &c->ca_pem, err, errlen) < 0)
+		return -1;
+	return user ? user_from_tree(path, us, user, c, err, errlen) : 0;
 }
 
 int kube_conn_from_kubeconfig(const char *path, struct kube_conn *c, char *err, size_t errlen)
@@ -265,6 +362,9 @@ out:
 
 /* ---- the worker ---- */
 
+/* The current bearer token. A token file is followed as it rotates (bound
+ * service-account tokens); while it cannot be read, the last token read (or
+ * the kubeconfig's token) is used and the read is retried every few seconds. */
 static const char *token(struct kube *k)
 {
 	time_t now = time(NULL);
@@ -273,27 +373,54 @@ static const char *token(struct kube *k)
 
 	if (!k->conn.token_file)
 		return k->conn.token;
-	/* Bound service-account tokens rotate; follow the file. */
-	if (!k->token || now - k->token_read >= TOKEN_REREAD_S) {
+	if (k->token_read == 0 || now - k->token_read >= (k->token ? TOKEN_REREAD_S : TOKEN_RETRY_S)) {
+		k->token_read = now;
 		t = read_small(k->conn.token_file, err, sizeof(err));
+		if (t && !token_ok(t)) {
+			snprintf(err, sizeof(err), "%s: token contains control characters",
+				 k->conn.token_file);
+			OPENSSL_cleanse(t, strlen(t));
+			free(t);
+			t = NULL;
+		}
 		if (t) {
 			if (k->token)
 				OPENSSL_cleanse(k->token, strlen(k->token));
 			free(k->token);
 			k->token = t;
-			k->token_read = now;
 		} else {
 			RG_LOG(LOG_WARN, "cannot read service-account token", LF_S("reason", err));
 		}
 	}
-	return k->token;
+	return k->token ? k->token : k->conn.token;
 }
 
+/* A DNS-1123 label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most max bytes. */
+static bool dns_label(const char *s, size_t n, size_t max)
+{
+	return n > 0 && n <= max && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") >= n &&
+	       s[0] != '-' && s[n - 1] != '-';
+}
+
+/* Object names are DNS-1123 subdomains: dot-separated labels, at most 253
+ * bytes. Namespaces are single labels. Both go into the URL path, so
+ * nothing else (no "..", no "/", no "%") may pass. */
 static bool valid_name(const char *s)
 {
 	size_t n = strlen(s);
-	return n > 0 && n <= NAME_MAX_LEN &&
-	       strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-.") == n;
+	const char *dot;
+
+	if (n == 0 || n > NAME_MAX_LEN)
+		return false;
+	for (; (dot = strchr(s, '.')) != NULL; s = dot + 1)
+		if (!dns_label(s, (size_t)(dot - s), NAME_MAX_LEN))
+			return false;
+	return dns_label(s, strlen(s), NAME_MAX_LEN);
+}
+
+static bool valid_namespace(const char *s)
+{
+	return dns_label(s, strlen(s), 63);
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
@@ -348,18 +475,19 @@ static void set_tls(struct kube *k, CURL *e)
 	}
 }
 
+static const char *const kind_names[] = { "ConfigMap", "Secret", "Deployment" };
+
 static int item_url(struct kube *k, const char *ns, const struct lookup_item *it, char *url,
 		    size_t len)
 {
 	static const char *const group[] = { "/api/v1", "/api/v1", "/apis/apps/v1" };
 	static const char *const resource[] = { "configmaps", "secrets", "deployments" };
 
-	/* Names go into the URL path: anything but a DNS name could reach
-	 * another endpoint. */
-	if (!ns || !valid_name(ns) || !valid_name(it->name))
+	if (!ns || !it->name || !valid_namespace(ns) || !valid_name(it->name))
 		return -1;
-	snprintf(url, len, "%s%s/namespaces/%s/%s/%s", k->conn.server, group[it->kind], ns,
-		 resource[it->kind], it->name);
+	if (snprintf(url, len, "%s%s/namespaces/%s/%s/%s", k->conn.server, group[it->kind], ns,
+		     resource[it->kind], it->name) >= (int)len)
+		return -1;
 	return 0;
 }
 
@@ -389,32 +517,77 @@ static void pending_item_done(struct pending *p)
 	}
 }
 
+/* Frees the header list, wiping the Authorization line first. */
+static void free_headers(struct curl_slist *h)
+{
+	for (struct curl_slist *l = h; l; l = l->next)
+		OPENSSL_cleanse(l->data, strlen(l->data));
+	curl_slist_free_all(h);
+}
+
+static void xfer_link(struct kube *k, struct xfer *x)
+{
+	x->prev = NULL;
+	x->next = k->active;
+	if (k->active)
+		k->active->prev = x;
+	k->active = x;
+}
+
+/* Releases a transfer whose item is finished, and counts the item done. */
+static void xfer_release(struct kube *k, struct xfer *x)
+{
+	struct pending *p = x->p;
+
+	if (x->prev)
+		x->prev->next = x->next;
+	else
+		k->active = x->next;
+	if (x->next)
+		x->next->prev = x->prev;
+	curl_multi_remove_handle(k->multi, x->easy);
+	curl_easy_cleanup(x->easy);
+	free_headers(x->hdrs);
+	if (x->buf) {
+		OPENSSL_cleanse(x->buf, x->len);
+		free(x->buf);
+	}
+	free(x);
+	pending_item_done(p);
+}
+
+/* Starts one GET. Returns 0 when the item is under way or already finished
+ * (an invalid name), -1 on OOM (the item is not finished). */
 static int start_xfer(struct kube *k, struct pending *p, struct lookup_item *it)
 {
-	struct xfer *x = calloc(1, sizeof(*x));
 	char url[1024], auth[8192];
-	const char *tok = token(k);
+	const char *tok;
+	struct xfer *x;
 
+	/* Names go into the URL path: anything but a DNS name could reach
+	 * another endpoint. Nothing is sent for them. */
+	if (item_url(k, p->b->namespace_, it, url, sizeof(url)) < 0) {
+		finish_item(it, LOOKUP_ERROR, "invalid namespace or name");
+		pending_item_done(p);
+		return 0;
+	}
+	x = calloc(1, sizeof(*x));
 	if (!x)
 		return -1;
 	x->p = p;
 	x->it = it;
 	x->easy = curl_easy_init();
-	if (!x->easy) {
-		free(x);
-		return -1;
-	}
-	if (item_url(k, p->b->namespace_, it, url, sizeof(url)) < 0) {
-		curl_easy_cleanup(x->easy);
-		free(x);
-		finish_item(it, LOOKUP_ERROR, "invalid namespace or name");
-		pending_item_done(p);
-		return 0;
-	}
 	x->hdrs = curl_slist_append(NULL, "Accept: application/json");
-	if (tok && snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok) < (int)sizeof(auth))
-		x->hdrs = curl_slist_append(x->hdrs, auth);
-	OPENSSL_cleanse(auth, sizeof(auth));
+	if (!x->easy || !x->hdrs)
+		goto fail;
+	tok = token(k);
+	if (tok && snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok) < (int)sizeof(auth)) {
+		struct curl_slist *h = curl_slist_append(x->hdrs, auth);
+		OPENSSL_cleanse(auth, sizeof(auth));
+		if (!h)
+			goto fail;
+		x->hdrs = h;
+	}
 	curl_easy_setopt(x->easy, CURLOPT_URL, url);
 	curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->hdrs);
 	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body);
@@ -427,8 +600,16 @@ static int start_xfer(struct kube *k, struct pending *p, struct lookup_item *it)
 	curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(x->easy, CURLOPT_USERAGENT, "rollgate/" ROLLGATE_VERSION);
 	set_tls(k, x->easy);
-	curl_multi_add_handle(k->multi, x->easy);
+	if (curl_multi_add_handle(k->multi, x->easy) != CURLM_OK)
+		goto fail;
+	xfer_link(k, x);
 	return 0;
+fail:
+	if (x->easy)
+		curl_easy_cleanup(x->easy);
+	free_headers(x->hdrs);
+	free(x);
+	return -1;
 }
 
 /* Wipes every string of a tree that held Secret values. */
@@ -441,15 +622,50 @@ static void cleanse_tree(cJSON *n)
 	}
 }
 
+/* Copies at most max bytes of s for a log line, cut on a UTF-8 character
+ * boundary, control characters replaced. */
+static void clip(char *out, size_t outlen, const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n > max) {
+		n = max;
+		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+			n--;
+	}
+	if (n >= outlen)
+		n = outlen - 1;
+	for (size_t i = 0; i < n; i++)
+		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
+	out[n] = '\0';
+}
+
+/* A 200 answer: the object asked for, digested (ConfigMap, Secret) or kept
+ * (Deployment). An object of another kind or name is a failed lookup, not
+ * data to hash. */
 static void parse_found(struct xfer *x)
 {
 	struct lookup_item *it = x->it;
+	const char *kind, *name;
 	cJSON *obj = NULL;
-	char err[160];
+	char err[160], got[48];
 
 	if (json_parse_strict(x->buf ? x->buf : "", x->len, &obj, err, sizeof(err)) < 0 ||
 	    !cJSON_IsObject(obj)) {
 		finish_item(it, LOOKUP_ERROR, "malformed answer from the API server");
+		goto out;
+	}
+	kind = json_get_string(obj, "kind");
+	name = json_get_string(json_get(obj, "metadata"), "name");
+	if (!kind || strcmp(kind, kind_names[it->kind]) != 0) {
+		clip(got, sizeof(got), kind ? kind : "(none)", 40);
+		finish_item(it, LOOKUP_ERROR, "API server answered with kind %s, not %s", got,
+			    kind_names[it->kind]);
+		goto out;
+	}
+	if (!name || strcmp(name, it->name) != 0) {
+		finish_item(it, LOOKUP_ERROR, "API server answered with another %s than the one asked for",
+			    kind_names[it->kind]);
 		goto out;
 	}
 	if (it->kind == SRC_DEPLOYMENT) {
@@ -475,17 +691,42 @@ out:
 	cJSON_Delete(obj);
 }
 
-/* The message of a Kubernetes Status body, if there is one. */
-static void status_reason(const struct xfer *x, long code)
+/* The API server's Status for a failed GET, parsed; NULL if there is none. */
+static cJSON *status_body(const struct xfer *x)
 {
 	cJSON *st = NULL;
 	char err[64];
-	const char *msg = NULL;
 
-	if (x->buf && json_parse_strict(x->buf, x->len, &st, err, sizeof(err)) == 0)
-		msg = json_get_string(st, "message");
-	finish_item(x->it, LOOKUP_ERROR, "HTTP %ld from the API server%s%.90s", code,
-		    msg ? ": " : "", msg ? msg : "");
+	if (!x->buf || json_parse_strict(x->buf, x->len, &st, err, sizeof(err)) < 0)
+		return NULL;
+	if (!cJSON_IsObject(st) || !json_get_string(st, "kind") ||
+	    strcmp(json_get_string(st, "kind"), "Status") != 0) {
+		cJSON_Delete(st);
+		return NULL;
+	}
+	return st;
+}
+
+/* A 404 means absent only when it is the API server's NotFound for this
+ * very object: a 404 from a proxy or a wrong server URL would otherwise
+ * read as "absent" and stamp a wrong hash. Anything else is a failure whose
+ * reason carries the code and the Status message (which never holds object
+ * values). */
+static void status_reason(const struct xfer *x, long code)
+{
+	cJSON *st = status_body(x);
+	const char *msg = json_get_string(st, "message"), *reason = json_get_string(st, "reason");
+	const char *name = json_get_string(json_get(st, "details"), "name");
+	char clipped[96];
+
+	if (code == 404 && reason && strcmp(reason, "NotFound") == 0 && name &&
+	    strcmp(name, x->it->name) == 0) {
+		finish_item(x->it, LOOKUP_ABSENT, NULL);
+	} else {
+		clip(clipped, sizeof(clipped), msg ? msg : "", 90);
+		finish_item(x->it, LOOKUP_ERROR, "HTTP %ld from the API server%s%s%s", code,
+			    msg ? ": " : "", clipped, code == 404 && !msg ? " (not a Kubernetes Status)" : "");
+	}
 	cJSON_Delete(st);
 }
 
@@ -500,42 +741,61 @@ static void end_xfer(struct kube *k, struct xfer *x, CURLcode res)
 		finish_item(x->it, LOOKUP_ERROR, "API answer larger than %u bytes", BODY_MAX);
 	else if (res != CURLE_OK)
 		finish_item(x->it, LOOKUP_ERROR, "API request failed: %s", curl_easy_strerror(res));
-	else if (code == 404)
-		finish_item(x->it, LOOKUP_ABSENT, NULL);
 	else if (code == 200)
 		parse_found(x);
 	else
 		status_reason(x, code);
-	curl_multi_remove_handle(k->multi, x->easy);
-	curl_easy_cleanup(x->easy);
-	curl_slist_free_all(x->hdrs);
-	if (x->buf) {
-		OPENSSL_cleanse(x->buf, x->len);
-		free(x->buf);
-	}
-	pending_item_done(x->p);
-	free(x);
+	xfer_release(k, x);
+}
+
+static struct pending *take_pending(struct kube *k)
+{
+	struct pending *q;
+
+	pthread_mutex_lock(&k->lock);
+	q = k->queue;
+	k->queue = NULL;
+	pthread_mutex_unlock(&k->lock);
+	return q;
 }
 
 static void take_queue(struct kube *k)
 {
 	struct pending *q, *next;
 
-	pthread_mutex_lock(&k->lock);
-	q = k->queue;
-	k->queue = NULL;
-	pthread_mutex_unlock(&k->lock);
-	for (; q; q = next) {
+	for (q = take_pending(k); q; q = next) {
+		struct lookup_item *items = q->b->items;
 		size_t n = q->b->n;
 		next = q->next;
-		/* Items may finish (and free q) while being started: count first. */
+		/* Items may finish (and free q) while being started: read q
+		 * before the loop, never inside it. */
 		for (size_t i = 0; i < n; i++) {
-			struct lookup_item *it = &q->b->items[i];
-			if (start_xfer(k, q, it) < 0) {
-				finish_item(it, LOOKUP_ERROR, "out of memory");
+			if (start_xfer(k, q, &items[i]) < 0) {
+				finish_item(&items[i], LOOKUP_ERROR, "out of memory");
 				pending_item_done(q);
 			}
 		}
+	}
+}
+
+/* On destroy: every queued or running lookup ends as failed, and every
+ * batch's done is called, once, before the worker exits. */
+static void abort_all(struct kube *k)
+{
+	struct pending *q, *next;
+
+	for (q = take_pending(k); q; q = next) {
+		struct lookup_item *items = q->b->items;
+		size_t n = q->b->n;
+		next = q->next;
+		for (size_t i = 0; i < n; i++) {
+			finish_item(&items[i], LOOKUP_ERROR, "object source stopped");
+			pending_item_done(q);
+		}
+	}
+	while (k->active) {
+		finish_item(k->active->it, LOOKUP_ERROR, "object source stopped");
+		xfer_release(k, k->active);
 	}
 }
 
@@ -544,10 +804,11 @@ static void *worker(void *arg)
 	struct kube *k = arg;
 	CURLMsg *msg;
 	int running, left;
+	bool stop;
 
 	for (;;) {
 		pthread_mutex_lock(&k->lock);
-		bool stop = k->stop;
+		stop = k->stop;
 		pthread_mutex_unlock(&k->lock);
 		if (stop)
 			break;
@@ -562,6 +823,7 @@ static void *worker(void *arg)
 		}
 		curl_multi_poll(k->multi, NULL, 0, 1000, NULL);
 	}
+	abort_all(k);
 	return NULL;
 }
 
@@ -598,6 +860,8 @@ static int kube_resolve(void *impl, struct lookup_batch *b, unsigned timeout_ms,
 	return 1;
 }
 
+/* Stops the worker, which first ends every lookup in flight (their batches'
+ * done is called from it), then frees everything. */
 static void kube_destroy(void *impl)
 {
 	struct kube *k = impl;

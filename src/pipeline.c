@@ -6,6 +6,7 @@
 #include "pipeline.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,11 +36,27 @@ static int add_pobj(cJSON *obj, const char *file, int line, void *arg)
 	return 0;
 }
 
+/* Adds the objects of one document, remembering which document it was. */
+static int add_doc_objects(struct mset *m, struct mfile *f, size_t d, char *err, size_t errlen)
+{
+	struct yaml_docs one = { &f->docs.docs[d], 1, f->docs.lines };
+	size_t first = m->n_objs;
+
+	if (manifest_each_object(&one, f->name, add_pobj, m, err, errlen) < 0) {
+		if (!*err)
+			snprintf(err, errlen, "%s:%d: too many objects or out of memory", f->name,
+				 f->docs.docs[d].line);
+		return -1;
+	}
+	for (size_t i = first; i < m->n_objs; i++)
+		m->objs[i].doc = d;
+	return 0;
+}
+
 int mset_load_buffer(struct mset *m, const char *name, const char *buf, size_t len, char *err,
 		     size_t errlen)
 {
 	struct mfile *nf = realloc(m->files, (m->n_files + 1) * sizeof(*nf)), *f;
-	size_t first;
 
 	if (!nf) {
 		snprintf(err, errlen, "%s: out of memory", name);
@@ -56,34 +73,44 @@ int mset_load_buffer(struct mset *m, const char *name, const char *buf, size_t l
 	m->n_files++;
 	if (manifest_load_buffer(name, buf, len, &f->docs, err, errlen) < 0)
 		return -1;
-	first = m->n_objs;
-	if (manifest_each_object(&f->docs, f->name, add_pobj, m, err, errlen) < 0) {
-		if (!*err)
-			snprintf(err, errlen, "%s: out of memory", name);
-		return -1;
-	}
-	/* Which document each object came from, for KRM index annotations. */
-	for (size_t i = first, d = 0; i < m->n_objs; i++) {
-		while (d + 1 < f->docs.n && m->objs[i].line >= f->docs.docs[d + 1].line)
-			d++;
-		m->objs[i].doc = d;
+	for (size_t d = 0; d < f->docs.n; d++) {
+		if (add_doc_objects(m, f, d, err, errlen) < 0)
+			return -1;
 	}
 	return 0;
 }
 
 struct load_ctx {
 	struct mset *m;
+	const char *top; /* the PATH being walked */
 	char *err;
 	size_t errlen;
 };
+
+/* kustomize's own files are not manifests (a kustomization.yaml may even
+ * lack kind), so a directory walk passes over them; named on the command
+ * line they are read like any other file. */
+static bool is_kustomization(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	return strcmp(base, "kustomization.yaml") == 0 || strcmp(base, "kustomization.yml") == 0 ||
+	       strcmp(base, "Kustomization") == 0;
+}
 
 static int load_file(const char *path, void *arg)
 {
 	struct load_ctx *c = arg;
 	size_t len = 0;
-	char *buf = manifest_slurp(path, MANIFEST_MAX_FILE_BYTES, &len, c->err, c->errlen);
+	char *buf;
 	int rc;
 
+	if (strcmp(path, c->top) != 0 && is_kustomization(path)) {
+		c->m->n_skipped++;
+		return 0;
+	}
+	buf = manifest_slurp(path, MANIFEST_MAX_FILE_BYTES, &len, c->err, c->errlen);
 	if (!buf)
 		return -1;
 	rc = mset_load_buffer(c->m, strcmp(path, "-") == 0 ? "<stdin>" : path, buf, len, c->err,
@@ -94,11 +121,16 @@ static int load_file(const char *path, void *arg)
 
 int mset_load_paths(struct mset *m, char *const *paths, int n, char *err, size_t errlen)
 {
-	struct load_ctx c = { m, err, errlen };
+	struct load_ctx c = { m, NULL, err, errlen };
 
 	for (int i = 0; i < n; i++) {
-		if (manifest_walk(paths[i], load_file, &c, err, errlen) < 0)
+		c.top = paths[i];
+		err[0] = '\0';
+		if (manifest_walk(paths[i], load_file, &c, err, errlen) < 0) {
+			if (!*err)
+				snprintf(err, errlen, "%s: cannot be read", paths[i]);
 			return -1;
+		}
 	}
 	return 0;
 }
@@ -127,19 +159,43 @@ int pipeline_add_objects(struct engine *e, const struct mset *m, char *err, size
 	return 0;
 }
 
-/* "Deployment" -> "deployments", "Canary" -> "canaries", as the API names them. */
+/* "Deployment" -> "deployments", "NetworkPolicy" -> "networkpolicies",
+ * "Ingress" -> "ingresses": the resource name the API would use for kind. */
 static void resource_name(const char *kind, char *out, size_t len)
 {
 	size_t n = strlen(kind), o = 0;
+	const char *suffix = "s";
 
 	for (size_t i = 0; i < n && o + 4 < len; i++)
 		out[o++] = (char)tolower((unsigned char)kind[i]);
-	if (o > 0 && out[o - 1] == 'y' && o + 3 < len) {
-		memcpy(out + o - 1, "ies", 4);
-		return;
-	}
-	out[o++] = 's';
 	out[o] = '\0';
+	if (o >= 2 && out[o - 1] == 'y' && !strchr("aeiou", out[o - 2])) {
+		o--;
+		suffix = "ies";
+	} else if (o >= 1 && (strchr("sxz", out[o - 1]) ||
+			      (o >= 2 && out[o - 1] == 'h' && strchr("cs", out[o - 2])))) {
+		suffix = "es";
+	}
+	snprintf(out + o, len - o, "%s", suffix);
+}
+
+/* Why obj cannot be reviewed as a Kubernetes object, or NULL. */
+static const char *object_problem(const cJSON *obj)
+{
+	const cJSON *api = json_get(obj, "apiVersion"), *kind = json_get(obj, "kind");
+	const cJSON *md = json_get(obj, "metadata");
+
+	if (!kind)
+		return "object has no kind";
+	if (!cJSON_IsString(kind) || !*kind->valuestring)
+		return "kind must be a non-empty string";
+	if (!api)
+		return "object has no apiVersion";
+	if (!cJSON_IsString(api) || !*api->valuestring)
+		return "apiVersion must be a non-empty string";
+	if (md && !cJSON_IsNull(md) && !cJSON_IsObject(md))
+		return "metadata must be a mapping";
+	return NULL;
 }
 
 static cJSON *build_review(const cJSON *obj, char *err, size_t errlen)
@@ -150,9 +206,10 @@ static cJSON *build_review(const cJSON *obj, char *err, size_t errlen)
 	char group[256] = "", resource[256];
 	const char *version, *slash;
 	cJSON *doc = NULL, *rq, *k, *r, *u;
+	const char *problem = object_problem(obj);
 
-	if (!api || !kind) {
-		snprintf(err, errlen, "object without apiVersion and kind");
+	if (problem) {
+		snprintf(err, errlen, "%s", problem);
 		return NULL;
 	}
 	slash = strchr(api, '/');

@@ -262,7 +262,7 @@ static inline int kd_start(struct kd *d, const char *certdir)
 	sa.sin_family = AF_INET;
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	d->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-					MHD_USE_TLS | MHD_USE_ERROR_LOG,
+					MHD_USE_TLS,
 				0, NULL, NULL, kd_handler, d, MHD_OPTION_HTTPS_MEM_CERT, d->cert,
 				MHD_OPTION_HTTPS_MEM_KEY, d->key, MHD_OPTION_SOCK_ADDR, &sa,
 				MHD_OPTION_NOTIFY_CONNECTION, kd_on_connection, d,

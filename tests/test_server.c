@@ -504,6 +504,122 @@ static void test_startup_errors(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* ---- config and object files re-read while serving ---- */
+
+static void write_file(const char *path, const char *text)
+{
+	char tmp[700];
+	FILE *f;
+
+	/* Replace atomically, as a ConfigMap mount or an editor does. */
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	assert_int_equal(rename(tmp, path), 0);
+}
+
+static const char *latest_deployment =
+	"{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"metadata\":{\"name\":\"web\","
+	"\"annotations\":{\"rollgate.io/reload\":\"true\"}},\"spec\":{\"template\":{\"spec\":"
+	"{\"containers\":[{\"name\":\"web\",\"image\":\"nginx:latest\",\"readinessProbe\":{},"
+	"\"envFrom\":[{\"configMapRef\":{\"name\":\"cfg\"}}]}]}}}}";
+
+/* POSTs the review and returns the parsed response (caller deletes). */
+static cJSON *ask(unsigned port, const char *path)
+{
+	struct h_resp r;
+	char *body = h_review("reload-1", "CREATE", latest_deployment);
+	cJSON *doc;
+
+	h_post(certdir, port, path, body, strlen(body), NULL, &r);
+	assert_int_equal(r.status, 200);
+	doc = cJSON_Parse(r.body);
+	assert_non_null(doc);
+	h_resp_free(&r);
+	free(body);
+	return doc;
+}
+
+static bool denied(unsigned port)
+{
+	cJSON *doc = ask(port, "/validate");
+	bool d = cJSON_IsFalse(json_get(json_get(doc, "response"), "allowed"));
+
+	cJSON_Delete(doc);
+	return d;
+}
+
+static char *patch_of(unsigned port)
+{
+	cJSON *doc = ask(port, "/mutate");
+	const char *p = json_get_string(json_get(doc, "response"), "patch");
+	char *out = p ? strdup(p) : NULL;
+
+	cJSON_Delete(doc);
+	return out;
+}
+
+static void test_config_and_objects_reload(void **state)
+{
+	char dir[512], cfg[600], objdir[600], obj[700], crt[600], key[600];
+	const char *args[12];
+	struct rg_server s4;
+	struct h_resp r;
+	char *p1, *p2 = NULL;
+	int i;
+
+	(void)state;
+	NEED_SERVER();
+	snprintf(dir, sizeof(dir), "%s/reload", certdir);
+	snprintf(cfg, sizeof(cfg), "%s/rollgate.yaml", dir);
+	snprintf(objdir, sizeof(objdir), "%s/objects", dir);
+	snprintf(obj, sizeof(obj), "%s/cfg.yaml", objdir);
+	snprintf(crt, sizeof(crt), "%s/tls.crt", certdir);
+	snprintf(key, sizeof(key), "%s/tls.key", certdir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(mkdir(objdir, 0700), 0);
+	write_file(cfg, "rules:\n  mutable-image-tag: warn\n");
+	write_file(obj, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {a: \"1\"}\n");
+	args[0] = "--tls-cert"; args[1] = crt; args[2] = "--tls-key"; args[3] = key;
+	args[4] = "--config"; args[5] = cfg; args[6] = "--objects"; args[7] = objdir; args[8] = NULL;
+	assert_int_equal(h_start(&s4, dir, args), 0);
+	assert_false(denied(s4.port));
+	p1 = patch_of(s4.port);
+	assert_non_null(p1);
+
+	write_file(cfg, "rules:\n  mutable-image-tag: enforce\n");
+	for (i = 0; i < 100 && !denied(s4.port); i++)
+		usleep(100 * 1000);
+	assert_true(i < 100);
+
+	/* A broken config is refused; the last good one stays in force. */
+	write_file(cfg, "rules:\n  mutable-image-tag: sometimes\n");
+	for (i = 0; i < 100 && !h_log_has(&s4, "config rejected"); i++)
+		usleep(100 * 1000);
+	assert_true(h_log_has(&s4, "rollgate.yaml:2: mutable-image-tag: mode must be"));
+	assert_true(denied(s4.port));
+	h_get_plain(s4.metrics_port, "/metrics", &r);
+	assert_non_null(strstr(r.body, "rollgate_reloads_total{what=\"config\",outcome=\"failure\"} 1"));
+	h_resp_free(&r);
+
+	/* A changed ConfigMap file changes the hash. */
+	write_file(obj, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {a: \"2\"}\n");
+	for (i = 0; i < 100; i++) {
+		free(p2);
+		p2 = patch_of(s4.port);
+		if (p2 && strcmp(p1, p2) != 0)
+			break;
+		usleep(100 * 1000);
+	}
+	assert_non_null(p2);
+	assert_string_not_equal(p1, p2);
+	free(p1);
+	free(p2);
+	assert_int_equal(h_stop(&s4, SIGTERM, 10), 0);
+}
+
 /* ---- graceful shutdown ---- */
 
 struct slow_upload {
@@ -618,6 +734,7 @@ int main(void)
 		cmocka_unit_test(test_log_lines),
 		cmocka_unit_test(test_cert_reload_symlink_swap),
 		cmocka_unit_test(test_startup_errors),
+		cmocka_unit_test(test_config_and_objects_reload),
 		cmocka_unit_test(test_graceful_shutdown),
 	};
 	curl_global_init(CURL_GLOBAL_DEFAULT);

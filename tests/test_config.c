@@ -1,0 +1,169 @@
+/* The config file: both rule forms, defaults, and errors naming file, line and key. */
+#include "testutil.h"
+
+#include <unistd.h>
+
+#include "config.h"
+
+static int load(const char *yaml, struct config *cfg, char *err, size_t errlen)
+{
+	return config_load_buffer("rollgate.yaml", yaml, strlen(yaml), cfg, err, errlen);
+}
+
+static void test_defaults(void **state)
+{
+	struct config cfg;
+
+	(void)state;
+	assert_int_equal(config_defaults(&cfg), 0);
+	assert_string_equal(cfg.annotation_prefix, "rollgate.io");
+	assert_int_equal(cfg.stamp_mode, STAMP_OPT_IN);
+	assert_true(strlist_contains(&cfg.exempt_namespaces, "kube-system"));
+	assert_true(strlist_contains(&cfg.controllers, "system:serviceaccount:kube-system:deployment-controller"));
+	assert_true(strlist_contains(&cfg.controllers, "system:serviceaccount:argo-rollouts:argo-rollouts"));
+	assert_int_equal(cfg.rules[RULE_REPLICASET_DIRECT_EDIT].mode, MODE_ENFORCE);
+	assert_int_equal(cfg.rules[RULE_MUTABLE_IMAGE_TAG].mode, MODE_WARN);
+	assert_int_equal(cfg.rules[RULE_POD_TEMPLATE_HASH_TAMPER].mode, MODE_ENFORCE);
+	assert_int_equal(cfg.lookup_timeout_ms, 2000);
+	assert_int_equal(cfg.n_canary_labels, 3);
+	config_free(&cfg);
+}
+
+static void test_full_example(void **state)
+{
+	struct config cfg;
+	char err[512];
+	const char *yaml =
+		"annotationPrefix: example.com\n"
+		"stamp:\n"
+		"  mode: all\n"
+		"exemptNamespaces: [kube-system, legacy-tools]\n"
+		"controllers: [system:serviceaccount:kube-system:deployment-controller]\n"
+		"canaryLabels: {track: canary}\n"
+		"lookupTimeout: 500ms\n"
+		"rules:\n"
+		"  mutable-image-tag: enforce\n"
+		"  rollout-without-readiness:\n"
+		"    mode: audit\n"
+		"    exemptNamespaces: [legacy]\n"
+		"    allowSkip: true\n"
+		"  no-rollback-history: off\n";
+
+	(void)state;
+	if (load(yaml, &cfg, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	assert_string_equal(cfg.annotation_prefix, "example.com");
+	assert_int_equal(cfg.stamp_mode, STAMP_ALL);
+	assert_int_equal(cfg.exempt_namespaces.n, 2);
+	assert_int_equal(cfg.controllers.n, 1);
+	assert_int_equal(cfg.n_canary_labels, 1);
+	assert_int_equal(cfg.lookup_timeout_ms, 500);
+	assert_int_equal(cfg.rules[RULE_MUTABLE_IMAGE_TAG].mode, MODE_ENFORCE);
+	assert_int_equal(cfg.rules[RULE_ROLLOUT_WITHOUT_READINESS].mode, MODE_AUDIT);
+	assert_true(strlist_contains(&cfg.rules[RULE_ROLLOUT_WITHOUT_READINESS].exempt_namespaces, "legacy"));
+	assert_true(cfg.rules[RULE_ROLLOUT_WITHOUT_READINESS].skippable);
+	/* YAML 1.1 reads a bare off as false: the mode must still be accepted
+	 * only as the string "off". */
+	assert_int_equal(cfg.rules[RULE_NO_ROLLBACK_HISTORY].mode, MODE_OFF);
+	/* Untouched rules keep their defaults. */
+	assert_int_equal(cfg.rules[RULE_REPLICASET_DIRECT_EDIT].mode, MODE_ENFORCE);
+	config_free(&cfg);
+}
+
+static void expect_error(const char *yaml, const char *want)
+{
+	struct config cfg;
+	char err[512] = "";
+
+	if (load(yaml, &cfg, err, sizeof(err)) == 0) {
+		config_free(&cfg);
+		fail_msg("accepted: %s", yaml);
+	}
+	if (!strstr(err, want))
+		fail_msg("error \"%s\" lacks \"%s\"", err, want);
+}
+
+static void test_errors_name_file_line_key(void **state)
+{
+	(void)state;
+	expect_error("rules:\n  mutable-image-tag: enforce\n  no-such-rule: warn\n",
+		     "rollgate.yaml:3: no-such-rule: unknown rule ID");
+	expect_error("stamp:\n  mode: sometimes\n", "rollgate.yaml:2: stamp.mode:");
+	expect_error("rules:\n  mutable-image-tag: block\n", "rollgate.yaml:2: mutable-image-tag: mode must be");
+	expect_error("annotationPrefx: rollgate.io\n", "rollgate.yaml:1: annotationPrefx: unknown key");
+	expect_error("exemptNamespaces: kube-system\n", "rollgate.yaml:1: exemptNamespaces: expected a list");
+	expect_error("exemptNamespaces: [a, 3]\n", "exemptNamespaces: expected a non-empty string");
+	expect_error("rules:\n  mutable-image-tag:\n    mode: warn\n    exempt: [x]\n",
+		     "rollgate.yaml:4: rules.mutable-image-tag.exempt: unknown key");
+	expect_error("rules:\n  mutable-image-tag:\n    allowSkip: maybe\n", "rollgate.yaml:3:");
+	expect_error("lookupTimeout: forever\n", "lookupTimeout: expected a duration");
+	expect_error("annotationPrefix: Not/Valid\n", "annotationPrefix: expected a DNS subdomain");
+	expect_error("canaryLabels: [track]\n", "canaryLabels: expected a mapping");
+	expect_error("stamp: [1]\n", "stamp: expected a mapping");
+	expect_error("- a\n- b\n", "expected a mapping");
+	expect_error("rules: {a: [}\n", "rollgate.yaml:1:");
+	expect_error("a: 1\n---\nb: 2\n", "expected one YAML document");
+	expect_error("rules:\n  mutable-image-tag: warn\n  mutable-image-tag: enforce\n", "duplicate");
+	expect_error("stamp:\n  hmacKeyFile: /nonexistent/key\n", "/nonexistent/key");
+}
+
+static void test_hmac_key(void **state)
+{
+	char path[] = "/tmp/rollgate-key-XXXXXX", yaml[256], err[512];
+	struct config cfg;
+	FILE *f;
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	fputs("short\n", f);
+	fclose(f);
+	snprintf(yaml, sizeof(yaml), "stamp:\n  hmacKeyFile: %s\n", path);
+	expect_error(yaml, "at least 16 bytes");
+	f = fopen(path, "w");
+	fputs("a-long-enough-key-value\n", f);
+	fclose(f);
+	if (load(yaml, &cfg, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	/* The trailing newline is not part of the key. */
+	assert_int_equal(cfg.hmac_key_len, strlen("a-long-enough-key-value"));
+	config_free(&cfg);
+	unlink(path);
+}
+
+static void test_empty_file_is_defaults(void **state)
+{
+	struct config cfg;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(load("# nothing\n", &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.rules[RULE_FULL_OUTAGE_ROLLOUT].mode, MODE_ENFORCE);
+	config_free(&cfg);
+}
+
+static void test_example_config_loads(void **state)
+{
+	struct config cfg;
+	char path[4200], err[512];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/examples/rollgate.yaml", tu_root());
+	if (config_load(path, &cfg, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	config_free(&cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_full_example),
+		cmocka_unit_test(test_errors_name_file_line_key),
+		cmocka_unit_test(test_hmac_key),
+		cmocka_unit_test(test_empty_file_is_defaults),
+		cmocka_unit_test(test_example_config_loads),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
