@@ -55,6 +55,14 @@ struct config {
 	size_t n_canary_labels;
 	struct rule_config rules[RULE_COUNT];
 	unsigned lookup_timeout_ms; /* budget for all API lookups of one review */
+	/* The API watch cache of ConfigMaps and Secrets (watch:). */
+	struct strlist watch_namespaces; /* empty: cluster-wide */
+	char *watch_label_selector;      /* NULL: every object */
+	/* The reload controller (reload:). */
+	bool reload_enabled;       /* with the API source */
+	double reload_rate;        /* patches per second */
+	unsigned reload_burst;     /* token bucket size */
+	unsigned reload_window_ms; /* changes to one workload within it coalesce */
 };
 
 /* Fills cfg with the built-in defaults. Returns 0, or -1 on allocation failure. */

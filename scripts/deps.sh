@@ -6,7 +6,7 @@ set -eu
 
 pkgs="build-essential pkg-config clang libclang-rt-14-dev openssl curl
 libmicrohttpd-dev libgnutls28-dev libssl-dev libcjson-dev libyaml-dev
-libcurl4-openssl-dev libcmocka-dev sslscan prometheus"
+libcurl4-openssl-dev libcmocka-dev sslscan prometheus python3 python3-yaml"
 if [ "${1:-build}" = bench ]; then
 	pkgs="$pkgs wrk nginx-light"
 fi

@@ -152,6 +152,8 @@ void config_free(struct config *cfg)
 	}
 	strlist_free(&cfg->exempt_namespaces);
 	strlist_free(&cfg->controllers);
+	strlist_free(&cfg->watch_namespaces);
+	free(cfg->watch_label_selector);
 	config_canary_clear(cfg);
 	for (int i = 0; i < RULE_COUNT; i++)
 		strlist_free(&cfg->rules[i].exempt_namespaces);
@@ -164,6 +166,10 @@ int config_defaults(struct config *cfg)
 	cfg->annotation_prefix = strdup("rollgate.io");
 	cfg->stamp_mode = STAMP_OPT_IN;
 	cfg->lookup_timeout_ms = 2000;
+	cfg->reload_enabled = true;
+	cfg->reload_rate = 1.0;
+	cfg->reload_burst = 50;
+	cfg->reload_window_ms = 2000;
 	if (!cfg->annotation_prefix || strlist_push(&cfg->exempt_namespaces, "kube-system") < 0)
 		goto fail;
 	for (size_t i = 0; i < sizeof(default_controllers) / sizeof(default_controllers[0]); i++) {

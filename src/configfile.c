@@ -134,6 +134,57 @@ static int read_stamp(struct cfgread *r, const cJSON *v, struct config *cfg)
 	return 0;
 }
 
+static int read_watch(struct cfgread *r, const cJSON *v, struct config *cfg)
+{
+	const cJSON *m;
+
+	if (!cJSON_IsObject(v))
+		return cfg_fail(r, v, "watch", "expected a mapping");
+	cJSON_ArrayForEach(m, v) {
+		if (strcmp(m->string, "namespaces") == 0) {
+			if (read_strlist(r, m, "watch.namespaces", &cfg->watch_namespaces) < 0)
+				return -1;
+		} else if (strcmp(m->string, "labelSelector") == 0) {
+			if (read_string(r, m, "watch.labelSelector", &cfg->watch_label_selector) < 0)
+				return -1;
+		} else {
+			return cfg_fail(r, m, m->string, "unknown key in watch (known: namespaces, labelSelector)");
+		}
+	}
+	return 0;
+}
+
+static int read_reload(struct cfgread *r, const cJSON *v, struct config *cfg)
+{
+	const cJSON *m;
+	long long n;
+
+	if (!cJSON_IsObject(v))
+		return cfg_fail(r, v, "reload", "expected a mapping");
+	cJSON_ArrayForEach(m, v) {
+		if (strcmp(m->string, "enabled") == 0) {
+			if (!cJSON_IsBool(m))
+				return cfg_fail(r, m, "reload.enabled", "expected true or false");
+			cfg->reload_enabled = cJSON_IsTrue(m);
+		} else if (strcmp(m->string, "rate") == 0) {
+			if (!cJSON_IsNumber(m) || !(m->valuedouble > 0 && m->valuedouble <= 1000))
+				return cfg_fail(r, m, "reload.rate", "expected patches per second, above 0 and at most 1000");
+			cfg->reload_rate = m->valuedouble;
+		} else if (strcmp(m->string, "burst") == 0) {
+			if (json_number_int(m, &n) < 0 || n < 1 || n > 100000)
+				return cfg_fail(r, m, "reload.burst", "expected a whole number from 1 to 100000");
+			cfg->reload_burst = (unsigned)n;
+		} else if (strcmp(m->string, "coalesceWindow") == 0) {
+			if (read_duration_ms(r, m, "reload.coalesceWindow", &cfg->reload_window_ms) < 0)
+				return -1;
+		} else {
+			return cfg_fail(r, m, m->string,
+					"unknown key in reload (known: enabled, rate, burst, coalesceWindow)");
+		}
+	}
+	return 0;
+}
+
 static int read_canary_labels(struct cfgread *r, const cJSON *v, struct config *cfg)
 {
 	const cJSON *m;
@@ -227,6 +278,10 @@ static int read_top(struct cfgread *r, const cJSON *root, struct config *cfg)
 			rc = read_rules(r, m, cfg);
 		else if (strcmp(k, "lookupTimeout") == 0)
 			rc = read_duration_ms(r, m, k, &cfg->lookup_timeout_ms);
+		else if (strcmp(k, "watch") == 0)
+			rc = read_watch(r, m, cfg);
+		else if (strcmp(k, "reload") == 0)
+			rc = read_reload(r, m, cfg);
 		else
 			rc = cfg_fail(r, m, k, "unknown key");
 		if (rc < 0)

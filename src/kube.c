@@ -407,15 +407,18 @@ static bool dns_label(const char *s, size_t n, size_t max)
  * nothing else (no "..", no "/", no "%") may pass. */
 static bool valid_name(const char *s)
 {
-	size_t n = strlen(s);
 	const char *dot;
 
-	if (n == 0 || n > NAME_MAX_LEN)
+	if (strlen(s) > NAME_MAX_LEN)
 		return false;
-	for (; (dot = strchr(s, '.')) != NULL; s = dot + 1)
-		if (!dns_label(s, (size_t)(dot - s), NAME_MAX_LEN))
+	for (;;) {
+		dot = strchr(s, '.');
+		if (!dns_label(s, dot ? (size_t)(dot - s) : strlen(s), NAME_MAX_LEN))
 			return false;
-	return dns_label(s, strlen(s), NAME_MAX_LEN);
+		if (!dot)
+			return true;
+		s = dot + 1;
+	}
 }
 
 static bool valid_namespace(const char *s)
@@ -814,7 +817,8 @@ static void *worker(void *arg)
 			break;
 		take_queue(k);
 		curl_multi_perform(k->multi, &running);
-		while ((msg = curl_multi_info_read(k->multi, &left)) != NULL) {
+		for (msg = curl_multi_info_read(k->multi, &left); msg;
+		     msg = curl_multi_info_read(k->multi, &left)) {
 			struct xfer *x = NULL;
 			if (msg->msg != CURLMSG_DONE)
 				continue;

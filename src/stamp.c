@@ -18,38 +18,34 @@
 
 #define FN_MAX_INPUT (256u << 20)
 
-struct add_ctx {
-	struct engine *e;
-};
-
 static int add_object(cJSON *obj, const char *file, int line, void *arg)
 {
-	struct add_ctx *c = arg;
+	struct engine *e = arg;
 	char why[256];
 
-	if (objsource_memory_add(c->e->src, obj, why, sizeof(why)) < 0) {
+	if (objsource_memory_add(e->src, obj, why, sizeof(why)) < 0) {
 		fprintf(stderr, "rollgate: %s:%d: %s\n", file, line, why);
 		return -1;
 	}
 	return 0;
 }
 
-/* Loads config, the manifests' own objects and --objects into one engine. */
+/* Loads config, the manifests' own objects and --objects into one engine;
+ * the manifests come first, so their definitions win. */
 static int open_with_objects(struct engine *e, const char *config, const char *objects,
 			     const struct mset *m, char *err, size_t errlen)
 {
-	struct add_ctx c = { e };
-
 	if (engine_open(e, config, NULL, NULL, err, errlen) < 0)
 		return -1;
 	if (pipeline_add_objects(e, m, err, errlen) < 0 ||
-	    (objects && manifest_read_tree(objects, add_object, &c, err, errlen) < 0)) {
+	    (objects && manifest_read_tree(objects, add_object, e, err, errlen) < 0)) {
 		engine_close(e);
 		return -1;
 	}
 	return 0;
 }
 
+/* Prints one document, "---" first unless it is the first of the output. */
 static int emit_doc(const cJSON *root, bool first)
 {
 	char *y = yamljson_emit(root);
@@ -63,19 +59,41 @@ static int emit_doc(const cJSON *root, bool first)
 	return 0;
 }
 
+/* Every document of the set, in file and document order. */
+static int emit_all(const struct mset *m, char *err, size_t errlen)
+{
+	bool first = true;
+
+	for (size_t f = 0; f < m->n_files; f++) {
+		for (size_t d = 0; d < m->files[f].docs.n; d++, first = false) {
+			if (emit_doc(m->files[f].docs.docs[d].root, first) < 0) {
+				snprintf(err, errlen,
+					 "%s:%d: cannot print the document as YAML (out of memory, "
+					 "too large or too deep)",
+					 m->files[f].name, m->files[f].docs.docs[d].line);
+				return -1;
+			}
+		}
+	}
+	return fflush(stdout) == 0 ? 0 : -1;
+}
+
 static void stamp_usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: rollgate stamp [--config FILE] [--objects DIR] PATH...\n\n"
-		"Prints the manifests under PATH as YAML with the config hash stamped on every\n"
-		"opted-in Deployment, StatefulSet, DaemonSet and Rollout, exactly as the webhook\n"
-		"would. ConfigMaps and Secrets come from the manifests themselves and from DIR.\n"
-		"Values, key order and document order are kept; comments are not.\n\n"
+		"Prints the manifests under PATH (files, or directories searched recursively\n"
+		"for .yaml, .yml and .json; '-' reads stdin) as YAML with the config hash\n"
+		"stamped on every opted-in Deployment, StatefulSet, DaemonSet and Rollout,\n"
+		"exactly as the webhook would. ConfigMaps and Secrets come from the manifests\n"
+		"themselves and from DIR. Values, key order and document order are kept;\n"
+		"comments are not. Stamping stamped output changes nothing.\n\n"
 		"Options:\n"
 		"  --config FILE   YAML config (default: built-in defaults)\n"
 		"  --objects DIR   more ConfigMaps and Secrets (manifests, recursively)\n"
 		"  -h, --help      show this help\n\n"
-		"Warnings go to stderr. Exit status: 0 success, 2 unreadable or invalid input.\n");
+		"Warnings go to stderr. Exit status: 0 success, 2 unreadable or invalid input\n"
+		"(stamp applies no policy rule, so it never exits 1; see 'rollgate check').\n");
 }
 
 static int stamp_all(struct engine *e, struct mset *m, char *err, size_t errlen)
@@ -111,7 +129,6 @@ int cli_stamp(int argc, char **argv)
 	struct mset m = { 0 };
 	char err[1024];
 	int c, rc = 2;
-	bool first = true;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -133,17 +150,9 @@ int cli_stamp(int argc, char **argv)
 		mset_free(&m);
 		return cli_fail("stamp", "%s", err);
 	}
-	if (stamp_all(&e, &m, err, sizeof(err)) < 0) {
+	if (stamp_all(&e, &m, err, sizeof(err)) < 0 || emit_all(&m, err, sizeof(err)) < 0) {
 		cli_fail("stamp", "%s", err);
 		goto out;
-	}
-	for (size_t f = 0; f < m.n_files; f++) {
-		for (size_t d = 0; d < m.files[f].docs.n; d++, first = false) {
-			if (emit_doc(m.files[f].docs.docs[d].root, first) < 0) {
-				cli_fail("stamp", "out of memory");
-				goto out;
-			}
-		}
 	}
 	rc = 0;
 out:
@@ -208,31 +217,57 @@ static int add_result(cJSON *results, const cJSON *item, const char *sev, const 
 	add_file_ref(res, item);
 	tags = cJSON_AddObjectToObject(res, "tags");
 	cJSON_AddStringToObject(tags, "rule", rule);
-	return cJSON_AddItemToArray(results, res) ? 0 : -1;
+	if (!cJSON_AddItemToArray(results, res)) {
+		cJSON_Delete(res);
+		return -1;
+	}
+	return 0;
 }
 
-/* Stamps and checks one item; returns the number of enforce violations or -1. */
-static int fn_item(struct engine *e, cJSON *item, cJSON *results, char *err, size_t errlen)
+/* Where fn's findings go: the ResourceList's results, or stderr for a plain
+ * stream (which has nowhere else to put them). */
+struct sink {
+	cJSON *results; /* NULL: stderr */
+};
+
+static void report(const struct sink *s, const struct pobj *o, const char *sev, const char *rule,
+		   const char *message, const char *field)
+{
+	const char *kind = json_get_string(o->obj, "kind");
+	const char *name = json_get_string(json_get(o->obj, "metadata"), "name");
+
+	if (s->results) {
+		/* Out of memory drops the result; the exit code still tells. */
+		(void)add_result(s->results, o->obj, sev, rule, message, field);
+		return;
+	}
+	fprintf(stderr, "%s:%d: %s %s %s/%s: %s\n", o->file, o->line, sev, rule, or_empty(kind),
+		or_empty(name), message);
+}
+
+/* Stamps and checks one object; returns the number of enforce violations or -1. */
+static int fn_object(struct engine *e, const struct pobj *o, const struct sink *s, char *err,
+		     size_t errlen)
 {
 	struct admission_response resp;
 	struct verdict v;
 	int enforce = 0;
 
 	admission_response_init(&resp);
-	if (pipeline_stamp(e, item, &resp, err, errlen) < 0) {
+	if (pipeline_stamp(e, o->obj, &resp, err, errlen) < 0) {
 		admission_response_free(&resp);
 		return -1;
 	}
 	for (size_t w = 0; w < resp.n_warnings; w++)
-		add_result(results, item, "warning", "config-hash", resp.warnings[w], NULL);
+		report(s, o, "warning", "config-hash", resp.warnings[w], NULL);
 	admission_response_free(&resp);
-	if (pipeline_check(e, item, &v, err, errlen) < 0)
+	if (pipeline_check(e, o->obj, &v, err, errlen) < 0)
 		return -1;
 	if (v.note)
-		add_result(results, item, "info", "rollgate", v.note, NULL);
+		report(s, o, "info", "rollgate", v.note, NULL);
 	for (size_t i = 0; i < v.n; i++) {
-		add_result(results, item, severity(v.v[i].mode), config_rule_name(v.v[i].rule),
-			   v.v[i].message, v.v[i].path);
+		report(s, o, severity(v.v[i].mode), config_rule_name(v.v[i].rule), v.v[i].message,
+		       v.v[i].path);
 		enforce += v.v[i].mode == MODE_ENFORCE;
 	}
 	verdict_free(&v);
@@ -244,23 +279,37 @@ static void fn_usage(FILE *out)
 	fprintf(out,
 		"Usage: rollgate fn [--config FILE]\n\n"
 		"A KRM function (kpt, kustomize): reads a config.kubernetes.io/v1 ResourceList\n"
-		"on stdin, stamps config hashes on its items, appends the policy results to\n"
-		"'results', and writes the ResourceList to stdout.\n\n"
-		"  kpt fn eval DIR --exec \"rollgate fn\"\n\n"
+		"on stdin, stamps config hashes on its items (ConfigMaps and Secrets come from\n"
+		"the items), appends the policy results to 'results', and writes the\n"
+		"ResourceList to stdout.\n\n"
+		"  kpt fn eval DIR --exec \"rollgate fn\"\n"
+		"  kustomize build --enable-alpha-plugins --enable-exec DIR   (exec function)\n\n"
+		"A plain YAML stream instead of a ResourceList (kustomize's legacy exec\n"
+		"plugins) is stamped and written back as a stream; the results go to stderr.\n\n"
+		"Options:\n"
+		"  --config FILE   YAML config (default: built-in defaults)\n"
+		"  -h, --help      show this help\n\n"
 		"Exit status: 0 no enforce violation, 1 at least one, 2 invalid input.\n");
 }
 
-static int fn_input(cJSON *root, cJSON **items, cJSON **results, char *err, size_t errlen)
+/* True when the stream is one ResourceList document (of any apiVersion). */
+static bool is_resource_list(const struct mset *m)
 {
-	const char *api = json_get_string(root, "apiVersion"), *kind = json_get_string(root, "kind");
+	const struct yaml_docs *d = &m->files[0].docs;
+	const char *kind = d->n == 1 ? json_get_string(d->docs[0].root, "kind") : NULL;
 
-	if (!api || strcmp(api, "config.kubernetes.io/v1") != 0 || !kind ||
-	    strcmp(kind, "ResourceList") != 0) {
+	return kind && strcmp(kind, "ResourceList") == 0;
+}
+
+static int fn_input(cJSON *root, cJSON **results, char *err, size_t errlen)
+{
+	const char *api = json_get_string(root, "apiVersion");
+
+	if (!api || strcmp(api, "config.kubernetes.io/v1") != 0) {
 		snprintf(err, errlen, "<stdin>: expected a config.kubernetes.io/v1 ResourceList");
 		return -1;
 	}
-	*items = cJSON_GetObjectItemCaseSensitive(root, "items");
-	if (!cJSON_IsArray(*items)) {
+	if (!cJSON_IsArray(json_get(root, "items"))) {
 		snprintf(err, errlen, "<stdin>: ResourceList.items must be a list");
 		return -1;
 	}
@@ -268,10 +317,41 @@ static int fn_input(cJSON *root, cJSON **items, cJSON **results, char *err, size
 	if (!*results || cJSON_IsNull(*results)) {
 		cJSON_DeleteItemFromObjectCaseSensitive(root, "results");
 		*results = cJSON_AddArrayToObject(root, "results");
+		if (!*results) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
 	}
 	if (!cJSON_IsArray(*results)) {
 		snprintf(err, errlen, "<stdin>: ResourceList.results must be a list");
 		return -1;
+	}
+	return 0;
+}
+
+/* Reads stdin into m: one ResourceList, or a plain stream of objects. */
+static int fn_read(struct mset *m, struct sink *s, char *err, size_t errlen)
+{
+	size_t len = 0;
+	char *buf = manifest_slurp("-", FN_MAX_INPUT, &len, err, errlen);
+	int rc;
+
+	if (!buf)
+		return -1;
+	rc = mset_load_buffer(m, "<stdin>", buf, len, err, errlen);
+	free(buf);
+	if (rc < 0)
+		return -1;
+	s->results = NULL;
+	if (is_resource_list(m))
+		return fn_input(m->files[0].docs.docs[0].root, &s->results, err, errlen);
+	for (size_t i = 0; i < m->files[0].docs.n; i++) {
+		const char *kind = json_get_string(m->files[0].docs.docs[i].root, "kind");
+		if (kind && strcmp(kind, "ResourceList") == 0) {
+			snprintf(err, errlen, "<stdin>:%d: a ResourceList must be the only document",
+				 m->files[0].docs.docs[i].line);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -286,9 +366,8 @@ int cli_fn(int argc, char **argv)
 	const char *config = NULL;
 	struct engine e;
 	struct mset m = { 0 };
-	cJSON *root, *items, *results, *item;
-	char err[1024], *buf;
-	size_t len = 0;
+	struct sink s = { NULL };
+	char err[1024];
 	int c, rc = 2, enforce = 0, n;
 
 	optind = 1;
@@ -299,44 +378,29 @@ int cli_fn(int argc, char **argv)
 		default: fn_usage(stderr); return 2;
 		}
 	}
+	if (optind < argc)
+		return cli_fail("fn", "unexpected argument \"%s\" (the input is read from stdin)",
+				argv[optind]);
 	log_setup(LOG_ERROR, LOG_FORMAT_TEXT);
-	buf = manifest_slurp("-", FN_MAX_INPUT, &len, err, sizeof(err));
-	if (!buf)
-		return cli_fail("fn", "%s", err);
-	rc = mset_load_buffer(&m, "<stdin>", buf, len, err, sizeof(err));
-	free(buf);
-	if (rc < 0 || m.files[0].docs.n != 1) {
-		if (rc == 0)
-			snprintf(err, sizeof(err), "<stdin>: expected one ResourceList document");
+	if (fn_read(&m, &s, err, sizeof(err)) < 0) {
 		mset_free(&m);
 		return cli_fail("fn", "%s", err);
 	}
-	rc = 2;
-	root = m.files[0].docs.docs[0].root;
-	if (fn_input(root, &items, &results, err, sizeof(err)) < 0) {
+	/* A ResourceList's items are the set's objects (it is a List kind). */
+	if (open_with_objects(&e, config, NULL, &m, err, sizeof(err)) < 0) {
 		mset_free(&m);
 		return cli_fail("fn", "%s", err);
 	}
-	if (engine_open(&e, config, NULL, NULL, err, sizeof(err)) < 0) {
-		mset_free(&m);
-		return cli_fail("fn", "%s", err);
-	}
-	cJSON_ArrayForEach(item, items) {
-		if (objsource_memory_add(e.src, item, err, sizeof(err)) < 0) {
-			cli_fail("fn", "%s", err);
-			goto out;
-		}
-	}
-	cJSON_ArrayForEach(item, items) {
-		n = fn_item(&e, item, results, err, sizeof(err));
+	for (size_t i = 0; i < m.n_objs; i++) {
+		n = fn_object(&e, &m.objs[i], &s, err, sizeof(err));
 		if (n < 0) {
-			cli_fail("fn", "%s", err);
+			cli_fail("fn", "%s:%d: %s", m.objs[i].file, m.objs[i].line, err);
 			goto out;
 		}
 		enforce += n;
 	}
-	if (emit_doc(root, true) < 0) {
-		cli_fail("fn", "out of memory");
+	if (emit_all(&m, err, sizeof(err)) < 0) {
+		cli_fail("fn", "%s", err);
 		goto out;
 	}
 	rc = enforce ? 1 : 0;

@@ -61,8 +61,9 @@ if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import yaml' 2>/dev/nul
 	exit $fail
 fi
 
-# Breaks an enforce rule of each family; the default config must deny it and
-# the audit-only config must not.
+# Breaks several enforce rules (full-outage-rollout, pod-template-hash-tamper,
+# canary-without-readiness, replicaset-direct-edit): the default config must
+# deny these objects and the audit-only config must not.
 cat >"$tmp/violations.yaml" <<'EOF'
 apiVersion: apps/v1
 kind: Deployment
@@ -175,7 +176,6 @@ def check_rendering(path, audit):
     objs = load(path)
     by = {}
     for o in objs:
-        md = o.get("metadata", {})
         by.setdefault(o["kind"], []).append(o)
     def one(kind, name=None):
         c = [o for o in by.get(kind, []) if name is None or o["metadata"]["name"] == name]
