@@ -4,6 +4,8 @@
  * of a batch runs in parallel under the batch's deadline, connections (and
  * HTTP/2 streams) are reused, and the batch's callback fires once, when its
  * last lookup ends. Secret bodies are wiped after they are digested.
+ * Destroying the source ends whatever is still in flight as failed lookups
+ * (each batch's callback still fires once) instead of abandoning it.
  */
 #include "kube.h"
 

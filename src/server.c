@@ -34,7 +34,8 @@ struct server {
 	size_t max_body;
 	atomic_int ready;
 	atomic_int draining;
-	atomic_int inflight; /* admission requests between first byte and completion */
+	atomic_int inflight;  /* admission requests between first byte and completion */
+	atomic_int suspended; /* of those, waiting on lookups */
 };
 
 /* Per-request state, freed only in the completion callback. */
@@ -47,6 +48,7 @@ struct request {
 	bool too_large;
 	struct webhook_call *call;
 	struct MHD_Connection *conn;
+	struct server *srv;
 	pthread_mutex_t lock;
 	bool suspended;
 	bool finished;
@@ -232,6 +234,7 @@ static void call_done(void *arg)
 	if (rq->suspended) {
 		rq->suspended = false;
 		MHD_resume_connection(rq->conn);
+		atomic_fetch_sub(&rq->srv->suspended, 1);
 	}
 	pthread_mutex_unlock(&rq->lock);
 }
@@ -276,6 +279,8 @@ static enum MHD_Result admission_finish(struct server *srv, struct MHD_Connectio
 	pending = webhook_call_run(rq->call, call_done, rq);
 	if (pending && !rq->finished) {
 		rq->suspended = true;
+		rq->srv = srv;
+		atomic_fetch_add(&srv->suspended, 1);
 		MHD_suspend_connection(conn);
 	}
 	pthread_mutex_unlock(&rq->lock);
@@ -540,8 +545,18 @@ void server_shutdown(struct server *srv, unsigned timeout_ms)
 		close(lsock);
 	while (atomic_load(&srv->inflight) > 0 && elapsed(&start) * 1000.0 < timeout_ms)
 		nanosleep(&pause, NULL);
+	/* A request waiting on lookups must be resumed before the daemon stops
+	 * (libmicrohttpd aborts otherwise); every lookup has a deadline, so this
+	 * wait ends, but it is capped all the same. */
+	while (atomic_load(&srv->suspended) > 0 && elapsed(&start) * 1000.0 < timeout_ms + 30000.0)
+		nanosleep(&pause, NULL);
 	RG_LOG(LOG_INFO, "drained", LF_I("in_flight_left", atomic_load(&srv->inflight)),
 	       LF_D("seconds", elapsed(&start)));
+	if (atomic_load(&srv->suspended) > 0) {
+		RG_LOG(LOG_ERROR, "requests still waiting on lookups; exiting without closing them",
+		       LF_I("suspended", atomic_load(&srv->suspended)));
+		return;
+	}
 	MHD_stop_daemon(srv->https);
 	if (srv->metrics)
 		MHD_stop_daemon(srv->metrics);

@@ -249,14 +249,13 @@ static void test_kubeconfig_errors(void **state)
 
 static void test_kubeconfig_good(void **state)
 {
-	char err[512] = "", *ca;
+	char err[512] = "", path[512], want[64], *ca;
 	struct kube_conn c;
-	char want[64];
 
 	(void)state;
 	snprintf(want, sizeof(want), "https://127.0.0.1:%u", dbl.port);
-	snprintf(err, sizeof(err), "%s/ca.crt", certdir);
-	ca = tu_read_file(err, NULL);
+	snprintf(path, sizeof(path), "%s/ca.crt", certdir);
+	ca = tu_read_file(path, NULL);
 	assert_non_null(ca);
 
 	/* The PEM, give or take the trailing newline. */
@@ -282,14 +281,10 @@ static void test_kubeconfig_good(void **state)
 
 	/* A trailing slash on the server is dropped; a tokenFile is relative to
 	 * the kubeconfig. */
-	snprintf(err, sizeof(err), "%s/kc-tokenfile.yaml", certdir);
-	write_text(err, KC_HEAD "current-context: x\n" KC_CLUSTER
+	snprintf(path, sizeof(path), "%s/kc-tokenfile.yaml", certdir);
+	write_text(path, KC_HEAD "current-context: x\n" KC_CLUSTER
 		   "users:\n- name: u\n  user:\n    tokenFile: token.txt\n" KC_CTX);
-	{
-		char path[512];
-		snprintf(path, sizeof(path), "%s", err);
-		assert_int_equal(kube_conn_from_kubeconfig(path, &c, err, sizeof(err)), 0);
-	}
+	assert_int_equal(kube_conn_from_kubeconfig(path, &c, err, sizeof(err)), 0);
 	assert_string_equal(c.server, "https://127.0.0.1:6443");
 	assert_non_null(c.token_file);
 	assert_true(strncmp(c.token_file, certdir, strlen(certdir)) == 0);
