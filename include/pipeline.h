@@ -6,6 +6,7 @@
 
 #include "admission.h"
 #include "cliutil.h"
+#include "refs.h"
 #include "rules.h"
 #include "yamljson.h"
 
@@ -55,6 +56,12 @@ int pipeline_request(const cJSON *obj, struct admission_request *req, char *err,
 /* Runs the policy rules on obj, resolving a Flagger target through e. */
 int pipeline_check(struct engine *e, const cJSON *obj, struct verdict *v, char *err,
 		   size_t errlen);
+
+/* The ConfigMaps and Secrets whose values stamping obj would hash (the
+ * webhook's opt-in and kind rules applied); empty when obj is not stamped.
+ * *out is the caller's to refs_free, whatever the outcome. */
+int pipeline_stamp_refs(struct engine *e, const cJSON *obj, struct refset *out, char *err,
+			size_t errlen);
 
 /* Stamps obj in place when it is an opted-in workload; resp gets the
  * warnings the webhook would give. */

@@ -89,7 +89,7 @@ static void report_free(struct report *r)
 	free(r->f);
 }
 
-static void print_text(const struct report *r, size_t files)
+static void print_text(const struct report *r, const struct mset *m)
 {
 	for (size_t i = 0; i < r->n_notes; i++)
 		printf("%s\n", r->notes[i]);
@@ -99,10 +99,13 @@ static void print_text(const struct report *r, size_t files)
 		       config_rule_name(f->v.rule), obj_kind(f->o->obj), obj_name(f->o->obj),
 		       f->v.message);
 	}
-	printf("%zu object%s in %zu file%s: %zu enforce, %zu warn, %zu audit violation%s\n",
-	       r->objects, r->objects == 1 ? "" : "s", files, files == 1 ? "" : "s",
-	       r->counts[MODE_ENFORCE], r->counts[MODE_WARN], r->counts[MODE_AUDIT],
-	       r->n == 1 ? "" : "s");
+	printf("%zu object%s in %zu file%s", r->objects, r->objects == 1 ? "" : "s", m->n_files,
+	       m->n_files == 1 ? "" : "s");
+	if (m->n_skipped)
+		printf(" (%zu kustomization file%s skipped)", m->n_skipped,
+		       m->n_skipped == 1 ? "" : "s");
+	printf(": %zu enforce, %zu warn, %zu audit violation%s\n", r->counts[MODE_ENFORCE],
+	       r->counts[MODE_WARN], r->counts[MODE_AUDIT], r->n == 1 ? "" : "s");
 }
 
 static cJSON *finding_json(const struct finding *f)
@@ -124,7 +127,7 @@ static cJSON *finding_json(const struct finding *f)
 	return o;
 }
 
-static cJSON *report_json(const struct report *r, size_t files)
+static cJSON *report_json(const struct report *r, const struct mset *m)
 {
 	cJSON *doc = cJSON_CreateObject(), *s, *arr, *notes;
 
@@ -133,7 +136,8 @@ static cJSON *report_json(const struct report *r, size_t files)
 	cJSON_AddStringToObject(doc, "tool", "rollgate");
 	cJSON_AddStringToObject(doc, "version", ROLLGATE_VERSION);
 	s = cJSON_AddObjectToObject(doc, "summary");
-	cJSON_AddNumberToObject(s, "files", (double)files);
+	cJSON_AddNumberToObject(s, "files", (double)m->n_files);
+	cJSON_AddNumberToObject(s, "skipped", (double)m->n_skipped);
 	cJSON_AddNumberToObject(s, "objects", (double)r->objects);
 	cJSON_AddNumberToObject(s, "enforce", (double)r->counts[MODE_ENFORCE]);
 	cJSON_AddNumberToObject(s, "warn", (double)r->counts[MODE_WARN]);
@@ -310,8 +314,10 @@ static void check_usage(FILE *out)
 	fprintf(out,
 		"Usage: rollgate check [--config FILE] [-o text|json|sarif] PATH...\n\n"
 		"Evaluates every object in the manifests under PATH (files, or directories\n"
-		"searched recursively for .yaml, .yml and .json; '-' reads stdin) with the\n"
-		"policy rules, as a CREATE by an ordinary user: the verdict the cluster gives.\n\n"
+		"searched recursively for .yaml, .yml and .json, passing over kustomization\n"
+		"files; '-' reads stdin) with the policy rules, as a CREATE by an ordinary\n"
+		"user: the verdict the cluster gives. Multi-document streams and List kinds\n"
+		"are read the way kubectl reads them.\n\n"
 		"Options:\n"
 		"  --config FILE        YAML config (default: built-in defaults)\n"
 		"  -o, --output FORMAT  text (default), json, or sarif (SARIF 2.1.0)\n"
@@ -389,8 +395,8 @@ int cli_check(int argc, char **argv)
 		goto out;
 	}
 	if (fmt == OUT_TEXT)
-		print_text(&r, m.n_files);
-	else if (print_json_doc(fmt == OUT_JSON ? report_json(&r, m.n_files)
+		print_text(&r, &m);
+	else if (print_json_doc(fmt == OUT_JSON ? report_json(&r, &m)
 						 : report_sarif(&r, e.cfg)) < 0) {
 		cli_fail("check", "out of memory");
 		goto out;

@@ -280,6 +280,29 @@ int pipeline_check(struct engine *e, const cJSON *obj, struct verdict *v, char *
 	return rc;
 }
 
+int pipeline_stamp_refs(struct engine *e, const cJSON *obj, struct refset *out, char *err,
+			size_t errlen)
+{
+	struct admission_request req;
+	struct stamp_plan plan;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (pipeline_request(obj, &req, err, errlen) < 0)
+		return -1;
+	if (mutate_plan(e->cfg, &req, &plan, err, errlen) < 0)
+		goto out;
+	if (plan.applies) {
+		*out = plan.refs;
+		memset(&plan.refs, 0, sizeof(plan.refs));
+	}
+	rc = 0;
+out:
+	stamp_plan_free(&plan);
+	admission_request_free(&req);
+	return rc;
+}
+
 int pipeline_stamp(struct engine *e, cJSON *obj, struct admission_response *resp, char *err,
 		   size_t errlen)
 {

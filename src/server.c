@@ -438,6 +438,7 @@ static struct MHD_Daemon *start_https(struct server *srv, const struct server_op
 	if (threads < 1)
 		threads = 1;
 	d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
+			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			     MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 			     MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
 			     MHD_OPTION_CONNECTION_LIMIT, o->conn_limit,
@@ -445,7 +446,6 @@ static struct MHD_Daemon *start_https(struct server *srv, const struct server_op
 			     MHD_OPTION_HTTPS_CERT_CALLBACK, certstore_retrieve,
 			     MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
 			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			     MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!d)
@@ -466,10 +466,10 @@ static struct MHD_Daemon *start_metrics(struct server *srv, const char *listen, 
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	d = MHD_start_daemon(flags, 0, NULL, NULL, on_metrics, srv,
+			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			     MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 			     MHD_OPTION_CONNECTION_LIMIT, 64u,
 			     MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			     MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!d)

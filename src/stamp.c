@@ -245,14 +245,76 @@ static void report(const struct sink *s, const struct pobj *o, const char *sev, 
 		or_empty(name), message);
 }
 
-/* Stamps and checks one object; returns the number of enforce violations or -1. */
-static int fn_object(struct engine *e, const struct pobj *o, const struct sink *s, char *err,
-		     size_t errlen)
+/*
+ * kustomize runs functions and exec plugins before it appends the content
+ * hash to generated ConfigMap and Secret names (the objects carry this
+ * annotation until then), so the names a function sees are not the names the
+ * webhook will hash. Stamping them would give a hash the webhook never
+ * agrees with, a diff that never goes away; the suffix already rolls the
+ * workload when the content changes.
+ */
+static bool gets_name_suffix(const cJSON *obj)
+{
+	const cJSON *ann = json_get_path(obj, "metadata", "annotations", NULL);
+	const char *v = json_get_string(ann, "internal.config.kubernetes.io/needsHashSuffix");
+	const char *legacy = json_get_string(ann, "kustomize.config.k8s.io/needs-hash");
+
+	return (v && strcmp(v, "enabled") == 0) || (legacy && strcmp(legacy, "true") == 0);
+}
+
+static bool same_namespace(const char *a, const char *b)
+{
+	return !a || !*a || !b || !*b || strcmp(a, b) == 0;
+}
+
+/* The first reference of obj's stamp to an object whose final name is not
+ * known yet, or NULL. Borrowed from m. */
+static const struct pobj *renamed_ref(const struct mset *m, const cJSON *obj,
+				      const struct refset *refs)
+{
+	const char *ns = json_get_string(json_get(obj, "metadata"), "namespace");
+
+	for (size_t i = 0; i < m->n_objs; i++) {
+		const cJSON *o = m->objs[i].obj, *md = json_get(o, "metadata");
+		const char *kind = json_get_string(o, "kind"), *name = json_get_string(md, "name");
+		if (!kind || !name || !gets_name_suffix(o) ||
+		    !same_namespace(ns, json_get_string(md, "namespace")))
+			continue;
+		for (size_t r = 0; r < refs->n; r++) {
+			if (strcmp(refs_kind_name(refs->refs[r].kind), kind) == 0 &&
+			    strcmp(refs->refs[r].name, name) == 0)
+				return &m->objs[i];
+		}
+	}
+	return NULL;
+}
+
+/* Stamps obj unless it uses an object kustomize renames later; the webhook
+ * then stamps it in the cluster. */
+static int fn_stamp(struct engine *e, const struct mset *m, const struct pobj *o,
+		    const struct sink *s, char *err, size_t errlen)
 {
 	struct admission_response resp;
-	struct verdict v;
-	int enforce = 0;
+	struct refset refs;
+	const struct pobj *later;
+	char msg[600];
+	int rc;
 
+	rc = pipeline_stamp_refs(e, o->obj, &refs, err, errlen);
+	later = rc == 0 ? renamed_ref(m, o->obj, &refs) : NULL;
+	refs_free(&refs);
+	if (rc < 0)
+		return -1;
+	if (later) {
+		snprintf(msg, sizeof(msg),
+			 "config hash not stamped: %s \"%s\" gets its name hash suffix after this "
+			 "function runs, which already rolls the workload out on change; the webhook "
+			 "stamps the final names",
+			 json_get_string(later->obj, "kind"),
+			 json_get_string(json_get(later->obj, "metadata"), "name"));
+		report(s, o, "info", "config-hash", msg, NULL);
+		return 0;
+	}
 	admission_response_init(&resp);
 	if (pipeline_stamp(e, o->obj, &resp, err, errlen) < 0) {
 		admission_response_free(&resp);
@@ -261,6 +323,18 @@ static int fn_object(struct engine *e, const struct pobj *o, const struct sink *
 	for (size_t w = 0; w < resp.n_warnings; w++)
 		report(s, o, "warning", "config-hash", resp.warnings[w], NULL);
 	admission_response_free(&resp);
+	return 0;
+}
+
+/* Stamps and checks one object; returns the number of enforce violations or -1. */
+static int fn_object(struct engine *e, const struct mset *m, const struct pobj *o,
+		     const struct sink *s, char *err, size_t errlen)
+{
+	struct verdict v;
+	int enforce = 0;
+
+	if (fn_stamp(e, m, o, s, err, errlen) < 0)
+		return -1;
 	if (pipeline_check(e, o->obj, &v, err, errlen) < 0)
 		return -1;
 	if (v.note)
@@ -392,7 +466,7 @@ int cli_fn(int argc, char **argv)
 		return cli_fail("fn", "%s", err);
 	}
 	for (size_t i = 0; i < m.n_objs; i++) {
-		n = fn_object(&e, &m.objs[i], &s, err, sizeof(err));
+		n = fn_object(&e, &m, &m.objs[i], &s, err, sizeof(err));
 		if (n < 0) {
 			cli_fail("fn", "%s:%d: %s", m.objs[i].file, m.objs[i].line, err);
 			goto out;

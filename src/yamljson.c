@@ -1347,24 +1347,23 @@ static uint32_t new_seed(void)
 	return s;
 }
 
-int yamljson_load(const char *buf, size_t len, struct yaml_docs *out, char *err, size_t errlen)
+/* Moves the parsed documents and line map into out. */
+static void builder_export(struct builder *b, struct yaml_docs *out)
 {
-	struct builder *b = calloc(1, sizeof(*b));
-	size_t start;
-	int rc = -1;
+	out->docs = b->docs;
+	out->n = b->ndocs;
+	out->lines = b->lines;
+	b->docs = NULL;
+	b->ndocs = 0;
+	b->lines = NULL;
+}
 
-	memset(out, 0, sizeof(*out));
-	if (errlen)
-		err[0] = '\0';
-	if (!b || !(b->lines = calloc(1, sizeof(*b->lines))) || lm_reserve(b->lines, len) < 0) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	b->err = err;
-	b->errlen = errlen;
-	b->seed = new_seed();
-	b->anchors.seed = b->seed;
-	rc = run_parser(b, buf, len);
+/* YAML first; JSON that libyaml refuses gets a second, strict reading. */
+static int builder_run(struct builder *b, const char *buf, size_t len)
+{
+	size_t start;
+	int rc = run_parser(b, buf, len);
+
 	builder_free_state(b);
 	if (rc < 0 && !b->oom && buf && looks_like_json(buf, len, &start)) {
 		free_docs(b->docs, b->ndocs);
@@ -1373,14 +1372,30 @@ int yamljson_load(const char *buf, size_t len, struct yaml_docs *out, char *err,
 		if (load_json_fallback(b, buf, len, start) == 0)
 			rc = 0;
 	}
-	if (rc == 0) {
-		out->docs = b->docs;
-		out->n = b->ndocs;
-		out->lines = b->lines;
-		b->docs = NULL;
-		b->ndocs = 0;
-		b->lines = NULL;
+	return rc;
+}
+
+int yamljson_load(const char *buf, size_t len, struct yaml_docs *out, char *err, size_t errlen)
+{
+	struct builder *b = calloc(1, sizeof(*b));
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (errlen)
+		err[0] = '\0';
+	if (b)
+		b->lines = calloc(1, sizeof(*b->lines));
+	if (!b || !b->lines || lm_reserve(b->lines, len) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
 	}
+	b->err = err;
+	b->errlen = errlen;
+	b->seed = new_seed();
+	b->anchors.seed = b->seed;
+	rc = builder_run(b, buf, len);
+	if (rc == 0)
+		builder_export(b, out);
 out:
 	if (b) {
 		free_docs(b->docs, b->ndocs);
@@ -1551,9 +1566,10 @@ static void emit_double(struct ebuf *e, const char *s)
 static void emit_single(struct ebuf *e, const char *s)
 {
 	eb_put(e, "'", 1);
-	for (const char *q; (q = strchr(s, '\'')) != NULL; s = q + 1) {
+	for (const char *q = strchr(s, '\''); q; q = strchr(s, '\'')) {
 		eb_put(e, s, (size_t)(q - s));
 		eb_put(e, "''", 2);
+		s = q + 1;
 	}
 	eb_puts(e, s);
 	eb_put(e, "'", 1);

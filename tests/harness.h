@@ -97,11 +97,17 @@ static inline int h_start(struct rg_server *s, const char *logdir, const char *c
 	for (int i = 0; args && args[i] && n < 62; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
+	/* Truncate before forking, so a previous server's "listening" line is
+	 * never read as this one's. */
+	fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		return -1;
+	close(fd);
 	s->pid = fork();
 	if (s->pid < 0)
 		return -1;
 	if (s->pid == 0) {
-		fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+		fd = open(s->log, O_WRONLY | O_APPEND, 0644);
 		if (fd >= 0) {
 			dup2(fd, 2);
 			dup2(fd, 1);

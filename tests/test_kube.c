@@ -880,6 +880,36 @@ static void test_serve_with_kubeconfig(void **state)
 	assert_int_equal(h_stop(&server, SIGTERM, 30), 0);
 }
 
+/* SIGTERM while a review waits on a slow lookup, with no drain time: the
+ * server must wait for the suspended request, answer it, and exit 0. */
+static void test_shutdown_during_lookup(void **state)
+{
+	char crt[512], key[512];
+	const char *args[] = { "--tls-cert", crt, "--tls-key", key, "--kubeconfig", kc_inline,
+			       "--drain-timeout", "0", NULL };
+	struct slow_call slow = { NULL, 0 };
+	pthread_t th;
+	int seen;
+
+	(void)state;
+	if (!h_bin())
+		skip();
+	snprintf(crt, sizeof(crt), "%s/tls.crt", certdir);
+	snprintf(key, sizeof(key), "%s/tls.key", certdir);
+	if (h_start(&server, certdir, args) < 0)
+		fail_msg("rollgate serve did not start; see %s", server.log);
+	seen = atomic_load(&dbl.slow_seen);
+	assert_int_equal(pthread_create(&th, NULL, slow_thread, &slow), 0);
+	for (int i = 0; i < 1000 && atomic_load(&dbl.slow_seen) == seen; i++)
+		usleep(5 * 1000);
+	assert_true(atomic_load(&dbl.slow_seen) > seen);
+	assert_int_equal(h_stop(&server, SIGTERM, 30), 0);
+	pthread_join(th, NULL);
+	assert_non_null(slow.root);
+	assert_true(json_get_bool(json_get(slow.root, "response"), "allowed"));
+	cJSON_Delete(slow.root);
+}
+
 static int stop_server(void **state)
 {
 	(void)state;
@@ -904,6 +934,7 @@ int main(void)
 		cmocka_unit_test(test_connection_reuse),
 		cmocka_unit_test(test_lookup_cost),
 		cmocka_unit_test_teardown(test_serve_with_kubeconfig, stop_server),
+		cmocka_unit_test_teardown(test_shutdown_during_lookup, stop_server),
 	};
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);

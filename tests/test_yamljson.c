@@ -1010,7 +1010,7 @@ static void walk_corpus(const char *dir, struct corpus_stats *st, int depth)
 
 	assert_non_null(d);
 	assert_true(depth < 32);
-	while ((e = readdir(d)) != NULL) {
+	for (e = readdir(d); e; e = readdir(d)) {
 		char path[4096];
 		struct stat sb;
 		if (e->d_name[0] == '.')
