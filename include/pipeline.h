@@ -1,6 +1,7 @@
 #ifndef ROLLGATE_PIPELINE_H
 #define ROLLGATE_PIPELINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <cjson/cJSON.h>
 
@@ -26,6 +27,8 @@ struct pobj {
 	const char *file; /* borrowed from mfile */
 	int line;
 	size_t doc;       /* index of its document within the file */
+	char *unusable;   /* malloc'd: why lookups cannot use this ConfigMap or
+			   * Secret (set by pipeline_add_objects), else NULL */
 };
 
 struct mset {
@@ -46,8 +49,18 @@ int mset_load_buffer(struct mset *m, const char *name, const char *buf, size_t l
 		     size_t errlen);
 void mset_free(struct mset *m);
 
-/* Makes the set's ConfigMaps, Secrets and Deployments known to e's source. */
-int pipeline_add_objects(struct engine *e, const struct mset *m, char *err, size_t errlen);
+/* True when kustomize has yet to append a hash suffix to obj's name (it does
+ * so after every function and exec plugin has run). */
+bool pipeline_renamed_later(const cJSON *obj);
+
+/* Makes the set's ConfigMaps, Secrets and Deployments known to e's source.
+ * An object the source refuses (a ConfigMap value that is not a string, a
+ * Secret whose data is not base64, as in a SOPS-encrypted file) is not an
+ * error: it is left out and its pobj.unusable says why. With
+ * PIPELINE_DEFER_SUFFIXED, ConfigMaps and Secrets that kustomize will still
+ * rename are left out the same way. Returns 0, or -1 with err on OOM. */
+#define PIPELINE_DEFER_SUFFIXED 1
+int pipeline_add_objects(struct engine *e, struct mset *m, int flags, char *err, size_t errlen);
 
 /* The CREATE AdmissionReview for obj by an ordinary user, decoded. obj is
  * referenced, not copied: it must outlive req. */
@@ -62,6 +75,12 @@ int pipeline_check(struct engine *e, const cJSON *obj, struct verdict *v, char *
  * *out is the caller's to refs_free, whatever the outcome. */
 int pipeline_stamp_refs(struct engine *e, const cJSON *obj, struct refset *out, char *err,
 			size_t errlen);
+
+/* The object of m that obj's stamp needs but lookups cannot use (see
+ * pipeline_add_objects), or NULL: the hash cannot be known, so the caller
+ * leaves obj unstamped, as the webhook does when a lookup fails. */
+int pipeline_stamp_blocker(struct engine *e, const struct mset *m, const cJSON *obj,
+			   const struct pobj **out, char *err, size_t errlen);
 
 /* Stamps obj in place when it is an opted-in workload; resp gets the
  * warnings the webhook would give. */

@@ -32,7 +32,7 @@ struct yaml_docs {
  * a bare scalar document is kept. On success fills *out, which the caller
  * releases with yamljson_free. On error returns -1, leaves *out empty and
  * writes "line N: problem" to err (1-based; never input values, at most a
- * shortened key or anchor name).
+ * shortened key or anchor name), or "out of memory" before any line.
  * Limits (per stream): JSON_MAX_DEPTH nesting, YAML_MAX_NODES nodes,
  * YAML_MAX_ALIAS_NODES nodes and YAML_MAX_ALIAS_BYTES bytes through aliases;
  * duplicate mapping keys are an error, as in kubectl.

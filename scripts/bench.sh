@@ -19,6 +19,7 @@
 #   BENCH_MICRO_SECONDS  seconds per micro-benchmark [1]
 #   BENCH_OUT        report file [docs/benchmarks.md]; "-" for stdout only
 #   BENCH_STRICT     1: exit 1 when a target fails [0]
+#   BENCH_DEADLINE   seconds after which the whole run is stopped [290]
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -31,6 +32,7 @@ THREADS=${BENCH_THREADS:-}
 MICRO_SECONDS=${BENCH_MICRO_SECONDS:-1}
 OUT=${BENCH_OUT:-docs/benchmarks.md}
 STRICT=${BENCH_STRICT:-0}
+DEADLINE=${BENCH_DEADLINE:-290}
 CREATE=bench/review-create.json
 UPDATE=bench/review-update.json
 OBJECTS=bench/objects
@@ -38,12 +40,17 @@ HZ=$(getconf CLK_TCK)
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rollgate-bench.XXXXXX")
 started=() # pids of every server we started
-sampler=""
+sampler=""  # the RSS sampler, while one runs
+child=""    # the wrk run in progress
+watchdog=""
 
 cleanup() {
 	local p
+	set +e
 	trap - EXIT INT TERM
-	[ -n "$sampler" ] && kill "$sampler" 2>/dev/null
+	for p in "$watchdog" "$sampler" "$child"; do
+		[ -n "$p" ] && kill "$p" 2>/dev/null
+	done
 	for p in "${started[@]}"; do
 		kill -TERM "$p" 2>/dev/null || true
 	done
@@ -53,7 +60,18 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
+# The whole run is bounded: past the deadline the script stops itself (and
+# the EXIT trap stops everything it started).
+(
+	trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+	sleep "$DEADLINE" &
+	nap=$!
+	wait "$nap"
+	echo "bench: deadline of ${DEADLINE}s reached, stopping" >&2
+	kill -TERM $$
+) &
+watchdog=$!
 
 die() {
 	echo "bench: $*" >&2
@@ -213,9 +231,12 @@ parse_result() {
 run_wrk() { # OUTFILE SECONDS CONNS URL BODY
 	local out=$1 secs=$2 conns=$3 url=$4 body=$5 threads=2
 	[ "$conns" -lt 2 ] && threads=1
+	# In the background, so a signal is handled at once rather than after wrk.
 	BENCH_BODY=$body timeout $((secs + 30)) wrk -t"$threads" -c"$conns" -d"${secs}s" \
-		--timeout 2s --latency -s bench/wrk.lua "$url" >"$out" 2>&1 ||
-		{ cat "$out" >&2; die "wrk failed against $url"; }
+		--timeout 2s --latency -s bench/wrk.lua "$url" >"$out" 2>&1 &
+	child=$!
+	wait "$child" || { cat "$out" >&2; die "wrk failed against $url"; }
+	child=""
 }
 
 # One row: warm-up, then the measured run with CPU and RSS accounting.
@@ -243,6 +264,11 @@ measure() {
 	ROWS+=("$key")
 	ROW[$key.label]=$label
 	ROW[$key.server]=$server
+	if [ "$server" = rollgate ]; then
+		ROW[$key.desc]="rollgate, $SERVER_THREADS threads, log $LOG_LEVEL"
+	else
+		ROW[$key.desc]="nginx, 2 workers"
+	fi
 	ROW[$key.conns]=$conns
 	ROW[$key.requests]=${R[requests]}
 	ROW[$key.rps]=$(awk -v n="${R[requests]}" -v d="${R[duration_us]}" 'BEGIN { printf "%.0f", n / (d / 1e6) }')
@@ -260,7 +286,7 @@ measure() {
 # Checks one response: 200 and the expected fields. URL BODY GREP_PATTERN OUT
 check_response() {
 	local code
-	code=$(curl -s --cacert "$tmp/certs/ca.crt" -H 'Content-Type: application/json' \
+	code=$(curl -s --max-time 5 --cacert "$tmp/certs/ca.crt" -H 'Content-Type: application/json' \
 		--data-binary "@$2" -o "$4" -w '%{http_code}' "$1") || die "POST $1 failed"
 	[ "$code" = 200 ] || die "POST $1: HTTP $code: $(cat "$4")"
 	grep -q "$3" "$4" || die "POST $1: unexpected response: $(cat "$4")"
@@ -273,8 +299,8 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 table() {
 	local key nkey ratio cpu cpureq
-	echo "| workload | conns | req/s | vs nginx | p50 ms | p90 ms | p99 ms | max ms | non-2xx | socket errors | server CPU s | CPU µs/req | RSS idle MiB | RSS peak MiB |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| workload | server | conns | req/s | vs nginx | p50 ms | p90 ms | p99 ms | max ms | non-2xx | socket errors | server CPU s | CPU µs/req | RSS idle MiB | RSS peak MiB |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for key in "${ROWS[@]}"; do
 		nkey="nginx/${ROW[$key.conns]}"
 		ratio="—"
@@ -284,8 +310,8 @@ table() {
 		cpu=$(awk -v t="${ROW[$key.cpu_ticks]}" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')
 		cpureq=$(awk -v t="${ROW[$key.cpu_ticks]}" -v hz="$HZ" -v n="${ROW[$key.requests]}" \
 			'BEGIN { printf "%.0f", n ? t / hz / n * 1e6 : 0 }')
-		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
-			"${ROW[$key.label]}" "${ROW[$key.conns]}" "${ROW[$key.rps]}" "$ratio" \
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+			"${ROW[$key.label]}" "${ROW[$key.desc]}" "${ROW[$key.conns]}" "${ROW[$key.rps]}" "$ratio" \
 			"$(ms "${ROW[$key.p50]}")" "$(ms "${ROW[$key.p90]}")" "$(ms "${ROW[$key.p99]}")" \
 			"$(ms "${ROW[$key.max]}")" "${ROW[$key.non2xx]}" "${ROW[$key.sockerr]}" "$cpu" \
 			"$cpureq" "$(mib "${ROW[$key.idle_kb]}")" "$(mib "${ROW[$key.peak_kb]}")"
@@ -380,6 +406,7 @@ write_report() {
 command -v wrk >/dev/null || die "wrk is not installed (scripts/deps.sh bench)"
 command -v nginx >/dev/null || die "nginx is not installed (scripts/deps.sh bench)"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+SERVER_THREADS=${THREADS:-$(nproc)}
 build
 certs/make-dev-certs.sh "$tmp/certs" 2>/dev/null
 

@@ -1,7 +1,9 @@
 /*
  * `rollgate check`: the policy rules over manifests, as text, JSON or SARIF.
  */
+#include <ctype.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,8 +61,17 @@ static int take_verdict(struct report *r, const struct pobj *o, struct verdict *
 {
 	struct finding *nf;
 
-	if (v->note && add_note(r, o, v->note) < 0)
-		return -1;
+	/* One note per line, each with its place, so every line greps alike. */
+	for (const char *p = v->note; p && *p;) {
+		const char *nl = strchr(p, '\n');
+		int n = nl ? (int)(nl - p) : (int)strlen(p);
+		char line[1100];
+		snprintf(line, sizeof(line), "note: %s/%s: %.*s", obj_kind(o->obj), obj_name(o->obj),
+			 n, p);
+		if (n > 0 && add_note(r, o, line) < 0)
+			return -1;
+		p = nl ? nl + 1 : p + n;
+	}
 	if (v->n == 0)
 		return 0;
 	nf = realloc(r->f, (r->n + v->n) * sizeof(*nf));
@@ -171,6 +182,24 @@ static const char *const rule_summary[RULE_COUNT] = {
 	[RULE_POD_TEMPLATE_HASH_TAMPER] = "Controller-owned hash labels in a pod template",
 };
 
+/* "full-outage-rollout" -> "FullOutageRollout": SARIF wants a rule name
+ * that differs from its id. */
+static void rule_pascal_name(const char *id, char *out, size_t len)
+{
+	size_t o = 0;
+	bool up = true;
+
+	for (const char *p = id; *p && o + 1 < len; p++) {
+		if (*p == '-') {
+			up = true;
+			continue;
+		}
+		out[o++] = up ? (char)toupper((unsigned char)*p) : *p;
+		up = false;
+	}
+	out[o] = '\0';
+}
+
 static cJSON *sarif_rules(const struct config *cfg)
 {
 	cJSON *rules = cJSON_CreateArray();
@@ -179,11 +208,12 @@ static cJSON *sarif_rules(const struct config *cfg)
 		const char *id = config_rule_name((enum rule_id)i);
 		const char *text = rule_summary[i] ? rule_summary[i] : id;
 		cJSON *r = cJSON_CreateObject(), *d, *c;
-		char uri[160];
+		char uri[160], name[64];
 		if (!r)
 			break;
+		rule_pascal_name(id, name, sizeof(name));
 		cJSON_AddStringToObject(r, "id", id);
-		cJSON_AddStringToObject(r, "name", id);
+		cJSON_AddStringToObject(r, "name", name);
 		d = cJSON_AddObjectToObject(r, "shortDescription");
 		cJSON_AddStringToObject(d, "text", text);
 		d = cJSON_AddObjectToObject(r, "fullDescription");
@@ -193,9 +223,10 @@ static cJSON *sarif_rules(const struct config *cfg)
 		cJSON_AddStringToObject(r, "helpUri", uri);
 		d = cJSON_AddObjectToObject(r, "help");
 		cJSON_AddStringToObject(d, "text", text);
+		/* An off rule stays listed (ruleIndex is the rule's number), disabled. */
 		c = cJSON_AddObjectToObject(r, "defaultConfiguration");
-		cJSON_AddStringToObject(c, "level", cfg->rules[i].mode == MODE_OFF
-							    ? "none" : sarif_level(cfg->rules[i].mode));
+		cJSON_AddBoolToObject(c, "enabled", cfg->rules[i].mode != MODE_OFF);
+		cJSON_AddStringToObject(c, "level", sarif_level(cfg->rules[i].mode));
 		cJSON_AddItemToArray(rules, r);
 	}
 	return rules;
@@ -331,6 +362,20 @@ static int check_all(struct engine *e, const struct mset *m, struct report *r, c
 {
 	char why[512];
 
+	/* Rules never read ConfigMap or Secret values: one that lookups cannot
+	 * use (a SOPS-encrypted Secret) is worth a note, not a failure. */
+	for (size_t i = 0; i < m->n_objs; i++) {
+		const struct pobj *o = &m->objs[i];
+		if (!o->unusable)
+			continue;
+		snprintf(why, sizeof(why), "note: %s/%s: not used for lookups: %s",
+			 obj_kind(o->obj), obj_name(o->obj), o->unusable);
+		if (add_note(r, o, why) < 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
+
 	for (size_t i = 0; i < m->n_objs; i++) {
 		struct verdict v;
 		const struct pobj *o = &m->objs[i];
@@ -389,7 +434,7 @@ int cli_check(int argc, char **argv)
 	if (engine_open(&e, config, NULL, NULL, err, sizeof(err)) < 0)
 		return cli_fail("check", "%s", err);
 	if (mset_load_paths(&m, argv + optind, argc - optind, err, sizeof(err)) < 0 ||
-	    pipeline_add_objects(&e, &m, err, sizeof(err)) < 0 ||
+	    pipeline_add_objects(&e, &m, 0, err, sizeof(err)) < 0 ||
 	    check_all(&e, &m, &r, err, sizeof(err)) < 0) {
 		cli_fail("check", "%s", err);
 		goto out;

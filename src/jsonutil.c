@@ -29,6 +29,10 @@ static int prescan(const char *buf, size_t len, char *err, size_t errlen)
 				i++;
 			} else if (c == '"') {
 				in_str = false;
+			} else if ((unsigned char)c < 0x20) {
+				/* Go's decoder refuses raw control characters; so do we. */
+				snprintf(err, errlen, "control character in a string at byte %zu", i);
+				return -1;
 			}
 			continue;
 		}
@@ -101,6 +105,20 @@ int json_check_duplicates(const cJSON *node, char *err, size_t errlen)
 	return 0;
 }
 
+/* Numbers beyond a double's range become infinity in cJSON; Go refuses them. */
+static int json_check_numbers(const cJSON *node, char *err, size_t errlen)
+{
+	for (const cJSON *c = node; c; c = c->next) {
+		if (cJSON_IsNumber(c) && !isfinite(c->valuedouble)) {
+			snprintf(err, errlen, "number out of range");
+			return -1;
+		}
+		if (c->child && json_check_numbers(c->child, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int json_parse_strict(const char *buf, size_t len, cJSON **out, char *err, size_t errlen)
 {
 	const char *end = NULL;
@@ -116,7 +134,7 @@ int json_parse_strict(const char *buf, size_t len, cJSON **out, char *err, size_
 		snprintf(err, errlen, "invalid JSON at byte %zu", off);
 		return -1;
 	}
-	if (json_check_duplicates(doc, err, errlen) < 0) {
+	if (json_check_numbers(doc, err, errlen) < 0 || json_check_duplicates(doc, err, errlen) < 0) {
 		cJSON_Delete(doc);
 		return -1;
 	}

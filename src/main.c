@@ -36,6 +36,14 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+		if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+			printf("Usage: rollgate version\n\nPrints the version.\n");
+			return 0;
+		}
+		if (argc > 2) {
+			fprintf(stderr, "rollgate version: unexpected argument \"%s\"\n", argv[2]);
+			return 2;
+		}
 		printf("rollgate %s\n", ROLLGATE_VERSION);
 		return 0;
 	}

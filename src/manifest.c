@@ -215,9 +215,12 @@ int manifest_each_object(const struct yaml_docs *docs, const char *name, manifes
 	int rc = 0;
 
 	err[0] = '\0';
-	for (size_t i = 0; i < docs->n && rc == 0; i++)
+	for (size_t i = 0; i < docs->n && rc == 0; i++) {
+		if (cJSON_IsNull(docs->docs[i].root))
+			continue; /* kubectl skips "null" documents */
 		rc = emit_object(docs->docs[i].root, name, docs->docs[i].line, docs, fn, arg, err,
 				 errlen);
+	}
 	return rc;
 }
 

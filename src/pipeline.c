@@ -19,35 +19,48 @@
 
 #define MSET_MAX_OBJECTS 1000000
 
+struct add_ctx {
+	struct mset *m;
+	char *err;
+	size_t errlen;
+};
+
 static int add_pobj(cJSON *obj, const char *file, int line, void *arg)
 {
-	struct mset *m = arg;
+	struct add_ctx *c = arg;
+	struct mset *m = c->m;
 	struct pobj *nv;
 
-	if (m->n_objs >= MSET_MAX_OBJECTS)
+	if (m->n_objs >= MSET_MAX_OBJECTS) {
+		snprintf(c->err, c->errlen, "%s:%d: more than %d objects", file, line,
+			 MSET_MAX_OBJECTS);
 		return -1;
+	}
 	if ((m->n_objs & (m->n_objs - 1)) == 0) {
 		nv = realloc(m->objs, (m->n_objs ? m->n_objs * 2 : 16) * sizeof(*nv));
-		if (!nv)
+		if (!nv) {
+			snprintf(c->err, c->errlen, "%s:%d: out of memory", file, line);
 			return -1;
+		}
 		m->objs = nv;
 	}
-	m->objs[m->n_objs++] = (struct pobj){ obj, file, line, 0 };
+	m->objs[m->n_objs++] = (struct pobj){ obj, file, line, 0, NULL };
 	return 0;
 }
 
-/* Adds the objects of one document, remembering which document it was. */
+/* Adds the objects of one document (a List's items one by one),
+ * remembering which document they came from. */
 static int add_doc_objects(struct mset *m, struct mfile *f, size_t d, char *err, size_t errlen)
 {
 	struct yaml_docs one = { &f->docs.docs[d], 1, f->docs.lines };
+	struct add_ctx c = { m, err, errlen };
 	size_t first = m->n_objs;
 
-	if (manifest_each_object(&one, f->name, add_pobj, m, err, errlen) < 0) {
-		if (!*err)
-			snprintf(err, errlen, "%s:%d: too many objects or out of memory", f->name,
-				 f->docs.docs[d].line);
+	/* kubectl passes over "null" documents as it does empty ones. */
+	if (cJSON_IsNull(f->docs.docs[d].root))
+		return 0;
+	if (manifest_each_object(&one, f->name, add_pobj, &c, err, errlen) < 0)
 		return -1;
-	}
 	for (size_t i = first; i < m->n_objs; i++)
 		m->objs[i].doc = d;
 	return 0;
@@ -141,22 +154,99 @@ void mset_free(struct mset *m)
 		free(m->files[i].name);
 		yamljson_free(&m->files[i].docs);
 	}
+	for (size_t i = 0; i < m->n_objs; i++)
+		free(m->objs[i].unusable);
 	free(m->files);
 	free(m->objs);
 	memset(m, 0, sizeof(*m));
 }
 
-int pipeline_add_objects(struct engine *e, const struct mset *m, char *err, size_t errlen)
+/*
+ * kustomize runs functions and exec plugins before it appends the content
+ * hash to the names of generated ConfigMaps and Secrets (which carry this
+ * annotation until then), so the name a function sees is not the name the
+ * webhook will hash. A hash over it would never agree with the webhook's, a
+ * diff that never goes away; the suffix already rolls the workload out.
+ */
+bool pipeline_renamed_later(const cJSON *obj)
+{
+	const cJSON *ann = json_get_path(obj, "metadata", "annotations", NULL);
+	const char *v = json_get_string(ann, "internal.config.kubernetes.io/needsHashSuffix");
+	const char *legacy = json_get_string(ann, "kustomize.config.k8s.io/needs-hash");
+
+	return (v && strcmp(v, "enabled") == 0) || (legacy && strcmp(legacy, "true") == 0);
+}
+
+static bool is_config_kind(const cJSON *obj)
+{
+	const char *api = json_get_string(obj, "apiVersion"), *kind = json_get_string(obj, "kind");
+
+	return api && kind && strcmp(api, "v1") == 0 &&
+	       (strcmp(kind, "ConfigMap") == 0 || strcmp(kind, "Secret") == 0);
+}
+
+int pipeline_add_objects(struct engine *e, struct mset *m, int flags, char *err,
+			 size_t errlen)
 {
 	char why[256];
 
 	for (size_t i = 0; i < m->n_objs; i++) {
-		if (objsource_memory_add(e->src, m->objs[i].obj, why, sizeof(why)) < 0) {
-			snprintf(err, errlen, "%s:%d: %s", m->objs[i].file, m->objs[i].line, why);
+		struct pobj *o = &m->objs[i];
+		free(o->unusable);
+		o->unusable = NULL;
+		if ((flags & PIPELINE_DEFER_SUFFIXED) && is_config_kind(o->obj) &&
+		    pipeline_renamed_later(o->obj))
+			snprintf(why, sizeof(why),
+				 "kustomize appends a hash suffix to its name after this function "
+				 "runs; that suffix rolls the workload out, and the webhook stamps "
+				 "the final name");
+		else if (objsource_memory_add(e->src, o->obj, why, sizeof(why)) == 0)
+			continue;
+		o->unusable = strdup(why);
+		if (!o->unusable) {
+			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
 	}
 	return 0;
+}
+
+static bool same_namespace(const char *a, const char *b)
+{
+	return !a || !*a || !b || !*b || strcmp(a, b) == 0;
+}
+
+/* The unusable object of m that refs (of a workload in namespace ns) names. */
+static const struct pobj *find_unusable(const struct mset *m, const char *ns,
+					const struct refset *refs)
+{
+	for (size_t i = 0; i < m->n_objs; i++) {
+		const cJSON *o = m->objs[i].obj, *md = json_get(o, "metadata");
+		const char *kind = json_get_string(o, "kind"), *name = json_get_string(md, "name");
+		if (!m->objs[i].unusable || !kind || !name ||
+		    !same_namespace(ns, json_get_string(md, "namespace")))
+			continue;
+		for (size_t r = 0; r < refs->n; r++) {
+			if (strcmp(refs_kind_name(refs->refs[r].kind), kind) == 0 &&
+			    strcmp(refs->refs[r].name, name) == 0)
+				return &m->objs[i];
+		}
+	}
+	return NULL;
+}
+
+int pipeline_stamp_blocker(struct engine *e, const struct mset *m, const cJSON *obj,
+			   const struct pobj **out, char *err, size_t errlen)
+{
+	struct refset refs;
+	int rc = pipeline_stamp_refs(e, obj, &refs, err, errlen);
+
+	*out = NULL;
+	if (rc == 0 && refs.n > 0)
+		*out = find_unusable(m, json_get_string(json_get(obj, "metadata"), "namespace"),
+				     &refs);
+	refs_free(&refs);
+	return rc;
 }
 
 /* "Deployment" -> "deployments", "NetworkPolicy" -> "networkpolicies",

@@ -33,11 +33,11 @@ static int add_object(cJSON *obj, const char *file, int line, void *arg)
 /* Loads config, the manifests' own objects and --objects into one engine;
  * the manifests come first, so their definitions win. */
 static int open_with_objects(struct engine *e, const char *config, const char *objects,
-			     const struct mset *m, char *err, size_t errlen)
+			     struct mset *m, int flags, char *err, size_t errlen)
 {
 	if (engine_open(e, config, NULL, NULL, err, errlen) < 0)
 		return -1;
-	if (pipeline_add_objects(e, m, err, errlen) < 0 ||
+	if (pipeline_add_objects(e, m, flags, err, errlen) < 0 ||
 	    (objects && manifest_read_tree(objects, add_object, e, err, errlen) < 0)) {
 		engine_close(e);
 		return -1;
@@ -96,22 +96,55 @@ static void stamp_usage(FILE *out)
 		"(stamp applies no policy rule, so it never exits 1; see 'rollgate check').\n");
 }
 
+/* Why obj is left unstamped, into msg, when an object it needs cannot be
+ * used; returns 1 then (2 when kustomize renames that object later), 0 when
+ * obj can be stamped, -1 on error. */
+static int blocked(struct engine *e, const struct mset *m, const cJSON *obj, char *msg,
+		   size_t msglen, char *err, size_t errlen)
+{
+	const struct pobj *b;
+
+	if (pipeline_stamp_blocker(e, m, obj, &b, err, errlen) < 0)
+		return -1;
+	if (!b)
+		return 0;
+	snprintf(msg, msglen, "config hash not stamped: %s \"%s\" (%s:%d) cannot be used: %s",
+		 json_get_string(b->obj, "kind"),
+		 json_get_string(json_get(b->obj, "metadata"), "name"), b->file, b->line,
+		 b->unusable);
+	return pipeline_renamed_later(b->obj) ? 2 : 1;
+}
+
+/* Stamps one object, warnings to stderr; 0 or -1 with why. */
+static int stamp_one(struct engine *e, const struct mset *m, const struct pobj *o, char *why,
+		     size_t whylen)
+{
+	struct admission_response resp;
+	char msg[768];
+	int rc = blocked(e, m, o->obj, msg, sizeof(msg), why, whylen);
+
+	if (rc != 0) {
+		if (rc > 0)
+			fprintf(stderr, "%s:%d: warning: %s\n", o->file, o->line, msg);
+		return rc < 0 ? -1 : 0;
+	}
+	admission_response_init(&resp);
+	rc = pipeline_stamp(e, o->obj, &resp, why, whylen);
+	for (size_t w = 0; rc == 0 && w < resp.n_warnings; w++)
+		fprintf(stderr, "%s:%d: warning: %s\n", o->file, o->line, resp.warnings[w]);
+	admission_response_free(&resp);
+	return rc;
+}
+
 static int stamp_all(struct engine *e, struct mset *m, char *err, size_t errlen)
 {
 	char why[512];
 
 	for (size_t i = 0; i < m->n_objs; i++) {
-		struct admission_response resp;
-		struct pobj *o = &m->objs[i];
-		admission_response_init(&resp);
-		if (pipeline_stamp(e, o->obj, &resp, why, sizeof(why)) < 0) {
-			snprintf(err, errlen, "%s:%d: %s", o->file, o->line, why);
-			admission_response_free(&resp);
+		if (stamp_one(e, m, &m->objs[i], why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "%s:%d: %s", m->objs[i].file, m->objs[i].line, why);
 			return -1;
 		}
-		for (size_t w = 0; w < resp.n_warnings; w++)
-			fprintf(stderr, "%s:%d: warning: %s\n", o->file, o->line, resp.warnings[w]);
-		admission_response_free(&resp);
 	}
 	return 0;
 }
@@ -146,7 +179,7 @@ int cli_stamp(int argc, char **argv)
 		mset_free(&m);
 		return cli_fail("stamp", "%s", err);
 	}
-	if (open_with_objects(&e, config, objects, &m, err, sizeof(err)) < 0) {
+	if (open_with_objects(&e, config, objects, &m, 0, err, sizeof(err)) < 0) {
 		mset_free(&m);
 		return cli_fail("stamp", "%s", err);
 	}
@@ -228,6 +261,7 @@ static int add_result(cJSON *results, const cJSON *item, const char *sev, const 
  * stream (which has nowhere else to put them). */
 struct sink {
 	cJSON *results; /* NULL: stderr */
+	bool kustomize; /* run by kustomize as a legacy exec plugin */
 };
 
 static void report(const struct sink *s, const struct pobj *o, const char *sev, const char *rule,
@@ -241,79 +275,31 @@ static void report(const struct sink *s, const struct pobj *o, const char *sev, 
 		(void)add_result(s->results, o->obj, sev, rule, message, field);
 		return;
 	}
-	fprintf(stderr, "%s:%d: %s %s %s/%s: %s\n", o->file, o->line, sev, rule, or_empty(kind),
-		or_empty(name), message);
-}
-
-/*
- * kustomize runs functions and exec plugins before it appends the content
- * hash to generated ConfigMap and Secret names (the objects carry this
- * annotation until then), so the names a function sees are not the names the
- * webhook will hash. Stamping them would give a hash the webhook never
- * agrees with, a diff that never goes away; the suffix already rolls the
- * workload when the content changes.
- */
-static bool gets_name_suffix(const cJSON *obj)
-{
-	const cJSON *ann = json_get_path(obj, "metadata", "annotations", NULL);
-	const char *v = json_get_string(ann, "internal.config.kubernetes.io/needsHashSuffix");
-	const char *legacy = json_get_string(ann, "kustomize.config.k8s.io/needs-hash");
-
-	return (v && strcmp(v, "enabled") == 0) || (legacy && strcmp(legacy, "true") == 0);
-}
-
-static bool same_namespace(const char *a, const char *b)
-{
-	return !a || !*a || !b || !*b || strcmp(a, b) == 0;
-}
-
-/* The first reference of obj's stamp to an object whose final name is not
- * known yet, or NULL. Borrowed from m. */
-static const struct pobj *renamed_ref(const struct mset *m, const cJSON *obj,
-				      const struct refset *refs)
-{
-	const char *ns = json_get_string(json_get(obj, "metadata"), "namespace");
-
-	for (size_t i = 0; i < m->n_objs; i++) {
-		const cJSON *o = m->objs[i].obj, *md = json_get(o, "metadata");
-		const char *kind = json_get_string(o, "kind"), *name = json_get_string(md, "name");
-		if (!kind || !name || !gets_name_suffix(o) ||
-		    !same_namespace(ns, json_get_string(md, "namespace")))
-			continue;
-		for (size_t r = 0; r < refs->n; r++) {
-			if (strcmp(refs_kind_name(refs->refs[r].kind), kind) == 0 &&
-			    strcmp(refs->refs[r].name, name) == 0)
-				return &m->objs[i];
-		}
+	fprintf(stderr, "%s:%d: %s %s %s/%s: ", o->file, o->line, sev, rule, or_empty(kind),
+		or_empty(name));
+	/* kustomize shows a legacy exec plugin's stderr through a format
+	 * string ("25%" reads "25%!(MISSING)"): double the '%' for it. */
+	for (const char *p = message; *p; p++) {
+		if (*p == '%' && s->kustomize)
+			fputc('%', stderr);
+		fputc(*p, stderr);
 	}
-	return NULL;
+	fputc('\n', stderr);
 }
 
-/* Stamps obj unless it uses an object kustomize renames later; the webhook
- * then stamps it in the cluster. */
+/* Stamps obj unless an object it needs cannot be used (kustomize renames it
+ * later, or it cannot be read); the webhook then stamps it in the cluster. */
 static int fn_stamp(struct engine *e, const struct mset *m, const struct pobj *o,
 		    const struct sink *s, char *err, size_t errlen)
 {
 	struct admission_response resp;
-	struct refset refs;
-	const struct pobj *later;
-	char msg[600];
-	int rc;
+	char msg[768];
+	int rc = blocked(e, m, o->obj, msg, sizeof(msg), err, errlen);
 
-	rc = pipeline_stamp_refs(e, o->obj, &refs, err, errlen);
-	later = rc == 0 ? renamed_ref(m, o->obj, &refs) : NULL;
-	refs_free(&refs);
-	if (rc < 0)
-		return -1;
-	if (later) {
-		snprintf(msg, sizeof(msg),
-			 "config hash not stamped: %s \"%s\" gets its name hash suffix after this "
-			 "function runs, which already rolls the workload out on change; the webhook "
-			 "stamps the final names",
-			 json_get_string(later->obj, "kind"),
-			 json_get_string(json_get(later->obj, "metadata"), "name"));
-		report(s, o, "info", "config-hash", msg, NULL);
-		return 0;
+	if (rc != 0) {
+		if (rc > 0)
+			report(s, o, rc == 2 ? "info" : "warning", "config-hash", msg, NULL);
+		return rc < 0 ? -1 : 0;
 	}
 	admission_response_init(&resp);
 	if (pipeline_stamp(e, o->obj, &resp, err, errlen) < 0) {
@@ -337,8 +323,15 @@ static int fn_object(struct engine *e, const struct mset *m, const struct pobj *
 		return -1;
 	if (pipeline_check(e, o->obj, &v, err, errlen) < 0)
 		return -1;
-	if (v.note)
-		report(s, o, "info", "rollgate", v.note, NULL);
+	for (const char *p = v.note; p && *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+		char line[1100];
+		snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) ? n : sizeof(line) - 1), p);
+		if (n > 0)
+			report(s, o, "info", "rollgate", line, NULL);
+		p += nl ? n + 1 : n;
+	}
 	for (size_t i = 0; i < v.n; i++) {
 		report(s, o, severity(v.v[i].mode), config_rule_name(v.v[i].rule), v.v[i].message,
 		       v.v[i].path);
@@ -358,8 +351,13 @@ static void fn_usage(FILE *out)
 		"ResourceList to stdout.\n\n"
 		"  kpt fn eval DIR --exec \"rollgate fn\"\n"
 		"  kustomize build --enable-alpha-plugins --enable-exec DIR   (exec function)\n\n"
-		"A plain YAML stream instead of a ResourceList (kustomize's legacy exec\n"
-		"plugins) is stamped and written back as a stream; the results go to stderr.\n\n"
+		"A plain YAML stream instead of a ResourceList is stamped and written back as\n"
+		"a stream, the results going to stderr: kustomize's legacy exec plugins, the\n"
+		"only kind 'kubectl kustomize --enable-alpha-plugins' runs, work this way\n"
+		"(an executable $KUSTOMIZE_PLUGIN_HOME/GROUP/VERSION/KIND-LOWERCASE/KIND that\n"
+		"runs 'rollgate fn' without arguments).\n\n"
+		"Workloads that use a ConfigMap or Secret kustomize will still give a hash\n"
+		"suffix, or one whose data cannot be read (SOPS), are left for the webhook.\n\n"
 		"Options:\n"
 		"  --config FILE   YAML config (default: built-in defaults)\n"
 		"  -h, --help      show this help\n\n"
@@ -417,6 +415,7 @@ static int fn_read(struct mset *m, struct sink *s, char *err, size_t errlen)
 	if (rc < 0)
 		return -1;
 	s->results = NULL;
+	s->kustomize = getenv("KUSTOMIZE_PLUGIN_CONFIG_ROOT") != NULL;
 	if (is_resource_list(m))
 		return fn_input(m->files[0].docs.docs[0].root, &s->results, err, errlen);
 	for (size_t i = 0; i < m->files[0].docs.n; i++) {
@@ -440,7 +439,7 @@ int cli_fn(int argc, char **argv)
 	const char *config = NULL;
 	struct engine e;
 	struct mset m = { 0 };
-	struct sink s = { NULL };
+	struct sink s = { NULL, false };
 	char err[1024];
 	int c, rc = 2, enforce = 0, n;
 
@@ -461,7 +460,7 @@ int cli_fn(int argc, char **argv)
 		return cli_fail("fn", "%s", err);
 	}
 	/* A ResourceList's items are the set's objects (it is a List kind). */
-	if (open_with_objects(&e, config, NULL, &m, err, sizeof(err)) < 0) {
+	if (open_with_objects(&e, config, NULL, &m, PIPELINE_DEFER_SUFFIXED, err, sizeof(err)) < 0) {
 		mset_free(&m);
 		return cli_fail("fn", "%s", err);
 	}

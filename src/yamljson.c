@@ -1270,13 +1270,29 @@ static bool looks_like_json(const char *buf, size_t len, size_t *start)
 	return i < len && (buf[i] == '{' || buf[i] == '[');
 }
 
-static size_t count_nodes(const cJSON *n)
+/* Counts nodes and refuses what json_parse_strict lets through but JSON
+ * (and Go's decoder) does not: numbers that overflowed to infinity. */
+static bool fallback_tree_ok(const cJSON *n, size_t *count)
 {
-	size_t k = 1;
+	if (++*count > YAML_MAX_NODES || (cJSON_IsNumber(n) && !isfinite(n->valuedouble)))
+		return false;
+	for (const cJSON *c = n->child; c; c = c->next) {
+		if (!fallback_tree_ok(c, count))
+			return false;
+	}
+	return true;
+}
 
-	for (const cJSON *c = n->child; c; c = c->next)
-		k += count_nodes(c);
-	return k;
+/* Raw control characters are invalid in JSON text (cJSON takes them inside
+ * strings); tab, CR and LF are whitespace outside strings. */
+static bool no_control_bytes(const char *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)buf[i];
+		if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+			return false;
+	}
+	return true;
 }
 
 /*
@@ -1290,15 +1306,16 @@ static int load_json_fallback(struct builder *b, const char *buf, size_t len, si
 	char jerr[128];
 	cJSON *root = NULL;
 	char *copy = malloc(len + 1);
-	size_t nl = 0;
+	size_t nl = 0, count = 0;
 	int rc = -1;
 
 	if (!copy)
 		return -1;
 	memcpy(copy, buf, len);
 	copy[len] = '\0';
-	if (!utf8_valid(copy, len) || json_parse_strict(copy, len, &root, jerr, sizeof(jerr)) < 0 ||
-	    count_nodes(root) > YAML_MAX_NODES)
+	if (!utf8_valid(copy, len) || !no_control_bytes(copy, len) ||
+	    json_parse_strict(copy, len, &root, jerr, sizeof(jerr)) < 0 ||
+	    !fallback_tree_ok(root, &count))
 		goto out;
 	for (size_t i = 0; i < start; i++)
 		nl += buf[i] == '\n';

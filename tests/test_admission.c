@@ -89,6 +89,12 @@ static void test_decode_rejects(void **state)
 	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
 		   "\"uid\":\"a\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\",\"namespace\":\"kube-system\\u0000x\"}}",
 		   "\\u0000");
+	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+		   "\"uid\":\"a\tb\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\"}}",
+		   "control character");
+	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+		   "\"uid\":\"a\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\",\"object\":{\"n\":1e999}}}",
+		   "out of range");
 	/* Case matters: "Kind" is not "kind". */
 	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"Kind\":\"AdmissionReview\",\"request\":{}}",
 		   "kind");

@@ -645,6 +645,9 @@ static void test_json_input(void **state)
 		char err[256];
 		load_err("{\"a\": \"\xff\\ud83d\\ude00\"}", err, sizeof(err));
 		assert_true(starts_with(err, "line 1: invalid leading UTF-8 octet"));
+		load_err("{\"a\": \"\x12\\ud83d\\ude00\"}", err, sizeof(err));
+		assert_true(starts_with(err, "line 1: control characters are not allowed"));
+		load_err("{\"a\": [1e999, \"\\ud83d\\ude00\"]}", err, sizeof(err));
 	}
 }
 
