@@ -879,7 +879,7 @@ static void test_skip_annotation(void **state)
 	struct config cfg;
 
 	/* Spaces tolerated; warn rules silenced; enforce ones are not. */
-	eval(dep(SKIPPED(" mutable-image-tag ,rollout-without-readiness,\tfull-outage-rollout ")), &r);
+	eval(dep(SKIPPED(" mutable-image-tag ,rollout-without-readiness,\\tfull-outage-rollout ")), &r);
 	assert_int_equal(n_rule(&r, RULE_MUTABLE_IMAGE_TAG), 0);
 	assert_int_equal(n_rule(&r, RULE_ROLLOUT_WITHOUT_READINESS), 0);
 	assert_int_equal(n_rule(&r, RULE_FULL_OUTAGE_ROLLOUT), 1);
