@@ -225,18 +225,29 @@ static void admission_upload(struct server *srv, struct request *rq, const char 
 	rq->len += size;
 }
 
+/*
+ * Called once, from the lookup thread, when a review is ready. Once the
+ * connection is resumed a worker may finish and free the request at any
+ * moment, so everything needed is taken under the lock and the request is
+ * not touched after MHD_resume_connection.
+ */
 static void call_done(void *arg)
 {
 	struct request *rq = arg;
+	struct MHD_Connection *conn = rq->conn;
+	struct server *srv;
+	bool was_suspended;
 
 	pthread_mutex_lock(&rq->lock);
 	rq->finished = true;
-	if (rq->suspended) {
-		rq->suspended = false;
-		MHD_resume_connection(rq->conn);
-		atomic_fetch_sub(&rq->srv->suspended, 1);
-	}
+	was_suspended = rq->suspended;
+	rq->suspended = false;
+	srv = rq->srv;
 	pthread_mutex_unlock(&rq->lock);
+	if (was_suspended) {
+		atomic_fetch_sub(&srv->suspended, 1);
+		MHD_resume_connection(conn);
+	}
 }
 
 static enum MHD_Result admission_respond(struct server *srv, struct MHD_Connection *conn,

@@ -43,7 +43,8 @@ static inline void h_rmrf(const char *dir)
 {
 	char cmd[4300];
 
-	if (!dir || strncmp(dir, "/tmp/rollgate-test-", 19) != 0)
+	/* ROLLGATE_KEEP_TMP keeps logs and certificates for a post-mortem. */
+	if (!dir || strncmp(dir, "/tmp/rollgate-test-", 19) != 0 || getenv("ROLLGATE_KEEP_TMP"))
 		return;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
