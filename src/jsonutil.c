@@ -10,41 +10,55 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One pass over the raw text: nesting depth outside strings, and "\u0000"
- * inside them. cJSON validates everything else. */
-static int prescan(const char *buf, size_t len, char *err, size_t errlen)
+/*
+ * "\u0000" anywhere in the text, unless its backslash is itself escaped.
+ * cJSON would cut the string there, so one body could mean two things.
+ * memmem keeps this a fast scan; the rest of the checks walk the tree.
+ */
+static int find_nul_escape(const char *buf, size_t len, char *err, size_t errlen)
 {
-	int depth = 0;
+	const char *p = buf, *end = buf + len, *hit;
+
+	while ((hit = memmem(p, (size_t)(end - p), "\\u0000", 6)) != NULL) {
+		size_t slashes = 0;
+		for (const char *q = hit; q > buf && q[-1] == '\\'; q--)
+			slashes++;
+		if (slashes % 2 == 0) {
+			snprintf(err, errlen, "string contains \\u0000");
+			return -1;
+		}
+		p = hit + 1;
+	}
+	return 0;
+}
+
+/*
+ * Raw control characters: Go refuses them inside strings and anywhere but
+ * as whitespace outside; cJSON takes them. One table-driven pass, since it
+ * runs over every request body.
+ */
+static int find_raw_control(const char *buf, size_t len, char *err, size_t errlen)
+{
+	/* Bit 1: stops the scan inside a string; bit 2: outside one
+	 * (where tab, newline and carriage return are whitespace). */
+	static const unsigned char cls[256] = {
+		[0 ... 8] = 3, ['\t'] = 1, ['\n'] = 1, [11 ... 12] = 3, ['\r'] = 1,
+		[14 ... 0x1f] = 3, ['"'] = 3, ['\\'] = 1,
+	};
+	const unsigned char *p = (const unsigned char *)buf, *end = p + len;
 	bool in_str = false;
 
-	for (size_t i = 0; i < len; i++) {
-		char c = buf[i];
-		if (in_str) {
-			if (c == '\\') {
-				if (i + 1 < len && buf[i + 1] == 'u' && i + 5 < len &&
-				    memcmp(buf + i + 2, "0000", 4) == 0) {
-					snprintf(err, errlen, "string contains \\u0000");
-					return -1;
-				}
-				i++;
-			} else if (c == '"') {
-				in_str = false;
-			} else if ((unsigned char)c < 0x20) {
-				/* Go's decoder refuses raw control characters; so do we. */
-				snprintf(err, errlen, "control character in a string at byte %zu", i);
-				return -1;
-			}
+	for (; p < end; p++) {
+		unsigned char k = cls[*p];
+		if (!(k & (in_str ? 1 : 2)))
 			continue;
-		}
-		if (c == '"') {
-			in_str = true;
-		} else if (c == '{' || c == '[') {
-			if (++depth > JSON_MAX_DEPTH) {
-				snprintf(err, errlen, "JSON nested deeper than %d levels", JSON_MAX_DEPTH);
-				return -1;
-			}
-		} else if (c == '}' || c == ']') {
-			depth--;
+		if (*p == '"') {
+			in_str = !in_str;
+		} else if (*p == '\\') {
+			p++; /* the escaped byte; cJSON validates escapes */
+		} else {
+			snprintf(err, errlen, "control character at byte %zu", (size_t)(p - (const unsigned char *)buf));
+			return -1;
 		}
 	}
 	return 0;
@@ -55,28 +69,36 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Duplicate member names of one object: pairwise for the small objects
+ * Kubernetes is made of, sorted for large ones. */
 static int check_object_keys(const cJSON *obj, char *err, size_t errlen)
 {
-	const char *stackv[32];
-	const char **names = stackv;
+	const char **names;
+	const cJSON *c, *d;
 	size_t n = 0, i;
-	const cJSON *c;
 	int rc = -1;
 
 	for (c = obj->child; c; c = c->next)
 		n++;
-	if (n < 2)
-		return 0;
-	if (n > sizeof(stackv) / sizeof(stackv[0])) {
-		names = malloc(n * sizeof(*names));
-		if (!names) {
-			snprintf(err, errlen, "out of memory");
-			return -1;
+	if (n <= 16) {
+		for (c = obj->child; c; c = c->next) {
+			for (d = c->next; d; d = d->next) {
+				if (strcmp(c->string, d->string) == 0) {
+					snprintf(err, errlen, "duplicate key \"%.64s\"", c->string);
+					return -1;
+				}
+			}
 		}
+		return 0;
+	}
+	names = malloc(n * sizeof(*names));
+	if (!names) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
 	}
 	i = 0;
 	for (c = obj->child; c; c = c->next)
-		names[i++] = c->string ? c->string : "";
+		names[i++] = c->string;
 	qsort(names, n, sizeof(*names), cmp_names);
 	for (i = 1; i < n; i++) {
 		if (strcmp(names[i - 1], names[i]) == 0) {
@@ -86,9 +108,32 @@ static int check_object_keys(const cJSON *obj, char *err, size_t errlen)
 	}
 	rc = 0;
 out:
-	if (names != stackv)
-		free(names);
+	free(names);
 	return rc;
+}
+
+/*
+ * One walk over a parsed tree for what Go's decoder refuses and cJSON
+ * accepts: nesting past JSON_MAX_DEPTH, duplicate keys, numbers beyond a
+ * double's range.
+ */
+static int check_tree(const cJSON *node, int depth, char *err, size_t errlen)
+{
+	if (depth > JSON_MAX_DEPTH) {
+		snprintf(err, errlen, "JSON nested deeper than %d levels", JSON_MAX_DEPTH);
+		return -1;
+	}
+	if (cJSON_IsObject(node) && check_object_keys(node, err, errlen) < 0)
+		return -1;
+	for (const cJSON *c = node->child; c; c = c->next) {
+		if (cJSON_IsNumber(c) && !isfinite(c->valuedouble)) {
+			snprintf(err, errlen, "number out of range");
+			return -1;
+		}
+		if (c->child && check_tree(c, depth + 1, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 int json_check_duplicates(const cJSON *node, char *err, size_t errlen)
@@ -98,22 +143,7 @@ int json_check_duplicates(const cJSON *node, char *err, size_t errlen)
 	if (cJSON_IsObject(node) && check_object_keys(node, err, errlen) < 0)
 		return -1;
 	for (const cJSON *c = node->child; c; c = c->next) {
-		if ((cJSON_IsObject(c) || cJSON_IsArray(c)) &&
-		    json_check_duplicates(c, err, errlen) < 0)
-			return -1;
-	}
-	return 0;
-}
-
-/* Numbers beyond a double's range become infinity in cJSON; Go refuses them. */
-static int json_check_numbers(const cJSON *node, char *err, size_t errlen)
-{
-	for (const cJSON *c = node; c; c = c->next) {
-		if (cJSON_IsNumber(c) && !isfinite(c->valuedouble)) {
-			snprintf(err, errlen, "number out of range");
-			return -1;
-		}
-		if (c->child && json_check_numbers(c->child, err, errlen) < 0)
+		if (c->child && json_check_duplicates(c, err, errlen) < 0)
 			return -1;
 	}
 	return 0;
@@ -125,7 +155,7 @@ int json_parse_strict(const char *buf, size_t len, cJSON **out, char *err, size_
 	cJSON *doc;
 
 	*out = NULL;
-	if (prescan(buf, len, err, errlen) < 0)
+	if (find_nul_escape(buf, len, err, errlen) < 0 || find_raw_control(buf, len, err, errlen) < 0)
 		return -1;
 	/* len + 1 takes in the terminating NUL, so trailing bytes fail. */
 	doc = cJSON_ParseWithLengthOpts(buf, len + 1, &end, 1);
@@ -134,7 +164,7 @@ int json_parse_strict(const char *buf, size_t len, cJSON **out, char *err, size_
 		snprintf(err, errlen, "invalid JSON at byte %zu", off);
 		return -1;
 	}
-	if (json_check_numbers(doc, err, errlen) < 0 || json_check_duplicates(doc, err, errlen) < 0) {
+	if (check_tree(doc, 1, err, errlen) < 0) {
 		cJSON_Delete(doc);
 		return -1;
 	}

@@ -189,15 +189,15 @@ static void expect_status(const char *path, const char *body, const char *ctype,
 
 static void test_bad_requests(void **state)
 {
-	char *deep = malloc(1000);
+	char *deep = malloc(1001);
 
 	(void)state;
 	NEED_SERVER();
 	expect_status("/mutate", "{", NULL, 400, "invalid JSON");
 	expect_status("/validate", "[1,2", NULL, 400, "invalid JSON");
 	memset(deep, '[', 500);
-	memset(deep + 500, ']', 499);
-	deep[999] = '\0';
+	memset(deep + 500, ']', 500);
+	deep[1000] = '\0';
 	expect_status("/validate", deep, NULL, 400, "nested");
 	free(deep);
 	expect_status("/validate", "{\"apiVersion\":\"v1\",\"kind\":\"Pod\"}", NULL, 400, "apiVersion");
