@@ -23,6 +23,24 @@ enum metrics_outcome {
 };
 enum metrics_reload { RELOAD_CERT, RELOAD_CONFIG, RELOAD_OBJECTS, RELOAD_COUNT };
 enum metrics_lookup { LOOKUP_OK, LOOKUP_NOT_FOUND, LOOKUP_FAILED, LOOKUP_OUT_COUNT };
+/* The API resources rollgate lists and watches. */
+enum metrics_resource {
+	MR_CONFIGMAPS,
+	MR_SECRETS,
+	MR_DEPLOYMENTS,
+	MR_STATEFULSETS,
+	MR_DAEMONSETS,
+	MR_ROLLOUTS,
+	MR_COUNT
+};
+/* Why a watch had to be opened again. */
+enum metrics_watch_restart {
+	WATCH_CLOSED,  /* the server ended it (timeout) */
+	WATCH_ERROR,   /* a transport, HTTP or stream error */
+	WATCH_EXPIRED, /* 410 Gone: resumed by a full relist */
+	WATCH_RESTART_COUNT
+};
+enum metrics_patch { PATCH_APPLIED, PATCH_FAILED, PATCH_NOT_FOUND, PATCH_OUT_COUNT };
 
 void metrics_request(enum metrics_endpoint ep, enum metrics_outcome oc, double seconds);
 void metrics_inflight(int delta);
@@ -32,6 +50,17 @@ void metrics_lookup(enum metrics_lookup outcome);
 void metrics_stamp_skipped(void); /* a workload allowed unstamped because a lookup failed */
 void metrics_violation(enum rule_id rule, enum rule_mode mode);
 void metrics_set_ready(bool ready);
+
+/* The watch cache and the reload controller. */
+void metrics_watch_restart(enum metrics_resource r, enum metrics_watch_restart why);
+/* Now is the last time a list or watch event confirmed resource r current. */
+void metrics_watch_synced(enum metrics_resource r);
+void metrics_cache_objects(enum metrics_resource r, long long count); /* ConfigMaps or Secrets */
+void metrics_cache_synced(bool synced);
+void metrics_reload_patch(enum metrics_patch outcome);
+void metrics_reload_rate_limited(void);
+void metrics_reload_workloads(long long count);
+void metrics_reload_leader(bool leader);
 
 /* Renders every metric; returns a malloc'd string (caller frees) or NULL. */
 char *metrics_render(void);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define RENDER_MAX (64 * 1024)
 
@@ -33,6 +34,18 @@ static atomic_ullong lookups[LOOKUP_OUT_COUNT];
 static atomic_ullong stamp_skipped;
 static atomic_ullong violations[RULE_COUNT][MODE_ENFORCE + 1];
 static atomic_int ready;
+static const char *const resource_names[MR_COUNT] = { "configmaps", "secrets",   "deployments",
+						      "statefulsets", "daemonsets", "rollouts" };
+static const char *const restart_names[WATCH_RESTART_COUNT] = { "closed", "error", "expired" };
+static const char *const patch_names[PATCH_OUT_COUNT] = { "applied", "failed", "not_found" };
+static atomic_ullong watch_restarts[MR_COUNT][WATCH_RESTART_COUNT];
+static atomic_llong watch_synced_ms[MR_COUNT]; /* CLOCK_MONOTONIC ms; 0: never */
+static atomic_llong cache_objects[2];
+static atomic_int cache_synced;
+static atomic_ullong reload_patches[PATCH_OUT_COUNT];
+static atomic_ullong reload_rate_limited;
+static atomic_llong reload_workloads;
+static atomic_int reload_leader;
 
 void metrics_request(enum metrics_endpoint ep, enum metrics_outcome oc, double seconds)
 {
@@ -82,6 +95,59 @@ void metrics_violation(enum rule_id rule, enum rule_mode mode)
 void metrics_set_ready(bool r)
 {
 	atomic_store(&ready, r ? 1 : 0);
+}
+
+static long long mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+void metrics_watch_restart(enum metrics_resource r, enum metrics_watch_restart why)
+{
+	if ((unsigned)r < MR_COUNT && (unsigned)why < WATCH_RESTART_COUNT)
+		atomic_fetch_add_explicit(&watch_restarts[r][why], 1, memory_order_relaxed);
+}
+
+void metrics_watch_synced(enum metrics_resource r)
+{
+	/* Never 0, which means "not yet". */
+	if ((unsigned)r < MR_COUNT)
+		atomic_store_explicit(&watch_synced_ms[r], mono_ms() | 1, memory_order_relaxed);
+}
+
+void metrics_cache_objects(enum metrics_resource r, long long count)
+{
+	if (r == MR_CONFIGMAPS || r == MR_SECRETS)
+		atomic_store_explicit(&cache_objects[r], count, memory_order_relaxed);
+}
+
+void metrics_cache_synced(bool synced)
+{
+	atomic_store(&cache_synced, synced ? 1 : 0);
+}
+
+void metrics_reload_patch(enum metrics_patch outcome)
+{
+	if ((unsigned)outcome < PATCH_OUT_COUNT)
+		atomic_fetch_add_explicit(&reload_patches[outcome], 1, memory_order_relaxed);
+}
+
+void metrics_reload_rate_limited(void)
+{
+	atomic_fetch_add_explicit(&reload_rate_limited, 1, memory_order_relaxed);
+}
+
+void metrics_reload_workloads(long long count)
+{
+	atomic_store_explicit(&reload_workloads, count, memory_order_relaxed);
+}
+
+void metrics_reload_leader(bool leader)
+{
+	atomic_store(&reload_leader, leader ? 1 : 0);
 }
 
 struct out {
@@ -178,6 +244,50 @@ static void render_state(struct out *o)
 	emit(o, "rollgate_build_info{version=\"%s\"} 1\n", ROLLGATE_VERSION);
 }
 
+/* Series of resources never watched are left out: an age without a sync
+ * would be meaningless. */
+static void render_watch(struct out *o)
+{
+	long long now = mono_ms();
+
+	header(o, "rollgate_cache_objects", "gauge",
+	       "ConfigMaps and Secrets held (as digests) by the watch cache.");
+	for (int r = MR_CONFIGMAPS; r <= MR_SECRETS; r++)
+		emit(o, "rollgate_cache_objects{resource=\"%s\"} %lld\n", resource_names[r],
+		     (long long)atomic_load(&cache_objects[r]));
+	header(o, "rollgate_cache_synced", "gauge",
+	       "1 once every ConfigMap and Secret watch has completed its first list.");
+	emit(o, "rollgate_cache_synced %d\n", atomic_load(&cache_synced));
+	header(o, "rollgate_watch_restarts_total", "counter",
+	       "Watches opened again after the first, by resource and reason.");
+	for (int r = 0; r < MR_COUNT; r++)
+		for (int w = 0; w < WATCH_RESTART_COUNT; w++)
+			emit(o, "rollgate_watch_restarts_total{resource=\"%s\",reason=\"%s\"} %llu\n",
+			     resource_names[r], restart_names[w], get(&watch_restarts[r][w]));
+	header(o, "rollgate_watch_last_sync_age_seconds", "gauge",
+	       "Seconds since a list, watch event or bookmark last confirmed the resource current.");
+	for (int r = 0; r < MR_COUNT; r++) {
+		long long t = atomic_load_explicit(&watch_synced_ms[r], memory_order_relaxed);
+		if (t != 0)
+			emit(o, "rollgate_watch_last_sync_age_seconds{resource=\"%s\"} %.3f\n",
+			     resource_names[r], (double)(now > t ? now - t : 0) / 1000.0);
+	}
+	header(o, "rollgate_reload_patches_total", "counter",
+	       "Rollouts triggered by the reload controller (pod-template hash patches), by outcome.");
+	for (int p = 0; p < PATCH_OUT_COUNT; p++)
+		emit(o, "rollgate_reload_patches_total{outcome=\"%s\"} %llu\n", patch_names[p],
+		     get(&reload_patches[p]));
+	header(o, "rollgate_reload_rate_limited_total", "counter",
+	       "Patches the reload controller delayed because its rate limit was exhausted.");
+	emit(o, "rollgate_reload_rate_limited_total %llu\n", get(&reload_rate_limited));
+	header(o, "rollgate_reload_workloads", "gauge",
+	       "Opted-in workloads the reload controller watches.");
+	emit(o, "rollgate_reload_workloads %lld\n", (long long)atomic_load(&reload_workloads));
+	header(o, "rollgate_reload_leader", "gauge",
+	       "1 while this replica holds the reload controller's leader lease.");
+	emit(o, "rollgate_reload_leader %d\n", atomic_load(&reload_leader));
+}
+
 char *metrics_render(void)
 {
 	struct out o = { malloc(RENDER_MAX), 0, false };
@@ -186,6 +296,7 @@ char *metrics_render(void)
 		return NULL;
 	render_requests(&o);
 	render_state(&o);
+	render_watch(&o);
 	if (o.full) {
 		free(o.buf);
 		return NULL;

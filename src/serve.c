@@ -2,7 +2,14 @@
  * `rollgate serve`: options, startup checks, the reload loop and graceful
  * shutdown. Signals are blocked before any library starts a thread and are
  * taken synchronously by the main thread, which also polls for certificate,
- * config and object file changes.
+ * config and object file changes, and turns readiness on once the watch
+ * cache has synced (or its sync timeout passed).
+ *
+ * With the Kubernetes API, lookups go through the watch cache (objcache),
+ * which falls back to GETs (kube) for what it cannot answer, and the reload
+ * controller (reloader) runs under leader election (lease). On SIGTERM the
+ * controller stops and the lease is released before the server drains, so
+ * another replica takes over at once.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,14 +23,19 @@
 #include "cli.h"
 #include "config.h"
 #include "kube.h"
+#include "kwatch.h"
+#include "lease.h"
 #include "log.h"
 #include "manifest.h"
 #include "metrics.h"
+#include "objcache.h"
 #include "objsource.h"
+#include "reloader.h"
 #include "server.h"
 #include "webhook.h"
 
 #define RELOAD_INTERVAL_S 2
+#define READY_POLL_MS 250
 
 struct serve_opts {
 	struct server_options srv;
@@ -32,9 +44,22 @@ struct serve_opts {
 	const char *config;
 	const char *objects;
 	const char *kubeconfig;
+	const char *lease_namespace;
 	enum log_format log_format;
 	enum log_level log_level;
 	unsigned drain_ms;
+	unsigned sync_timeout_s;
+};
+
+/* The Kubernetes API side: credentials, the watch cache, the controller. */
+struct api {
+	struct kube_conn conn;
+	struct kwatch_client *client;
+	struct objcache *cache;
+	struct lease *lease;
+	struct reloader *reloader;
+	struct strlist watch_namespaces; /* as started: changes need a restart */
+	char *watch_selector;
 };
 
 static void serve_usage(FILE *out)
@@ -54,6 +79,9 @@ static void serve_usage(FILE *out)
 		"                              in DIR instead of the Kubernetes API\n"
 		"  --kubeconfig PATH           reach the Kubernetes API through this kubeconfig\n"
 		"                              (default: in-cluster service account)\n"
+		"  --lease-namespace NS        namespace of the reload controller's leader Lease\n"
+		"                              when neither the service account nor the\n"
+		"                              kubeconfig context names one\n"
 		"  --log-format json|text      (default json)\n"
 		"  --log-level debug|info|warn|error  (default info)\n"
 		"  --max-body-bytes N          larger requests get 413 (default 8388608)\n"
@@ -62,8 +90,15 @@ static void serve_usage(FILE *out)
 		"  --threads N                 worker threads (default: number of CPUs)\n"
 		"  --drain-timeout SECONDS     on SIGTERM, wait this long for requests in flight\n"
 		"                              (default 8)\n"
+		"  --sync-timeout SECONDS      with the Kubernetes API, report ready once the watch\n"
+		"                              cache has synced, or after this long with a warning\n"
+		"                              (lookups use GETs until then; default 30)\n"
 		"  -h, --help                  show this help\n\n"
-		"Certificate, config and object files are re-read when they change.\n");
+		"Certificate, config and object files are re-read when they change.\n"
+		"With the Kubernetes API, ConfigMaps and Secrets are listed and watched into a\n"
+		"digest-only cache (config key watch:), and the reload controller (config key\n"
+		"reload:, on by default) rolls out opted-in workloads when a value they use\n"
+		"changes; replicas elect one leader through the Lease \"" LEASE_NAME "\".\n");
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -89,6 +124,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		{ "config", required_argument, NULL, 'C' },
 		{ "objects", required_argument, NULL, 'o' },
 		{ "kubeconfig", required_argument, NULL, 'K' },
+		{ "lease-namespace", required_argument, NULL, 'N' },
 		{ "log-format", required_argument, NULL, 'f' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "max-body-bytes", required_argument, NULL, 'b' },
@@ -96,6 +132,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "drain-timeout", required_argument, NULL, 'd' },
+		{ "sync-timeout", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -109,6 +146,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		.log_format = LOG_FORMAT_JSON,
 		.log_level = LOG_INFO,
 		.drain_ms = 8000,
+		.sync_timeout_s = 30,
 	};
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, &idx)) != -1) {
@@ -120,6 +158,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		case 'C': o->config = optarg; break;
 		case 'o': o->objects = optarg; break;
 		case 'K': o->kubeconfig = optarg; break;
+		case 'N': o->lease_namespace = optarg; break;
 		case 'f':
 			if (strcmp(optarg, "json") == 0)
 				o->log_format = LOG_FORMAT_JSON;
@@ -156,6 +195,11 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 			if (parse_uint(optarg, 600, &v) < 0)
 				goto bad;
 			o->drain_ms = (unsigned)v * 1000;
+			break;
+		case 's':
+			if (parse_uint(optarg, 3600, &v) < 0)
+				goto bad;
+			o->sync_timeout_s = (unsigned)v;
 			break;
 		case 'h':
 			serve_usage(stdout);
@@ -220,7 +264,42 @@ static struct config *load_config(struct config_watch *w, char *err, size_t errl
 	return cfg;
 }
 
-static void reload_config(struct config_watch *w, struct webhook *wh)
+static bool same_scope(const struct api *api, const struct config *cfg)
+{
+	const char *a = api->watch_selector ? api->watch_selector : "";
+	const char *b = cfg->watch_label_selector ? cfg->watch_label_selector : "";
+
+	if (strcmp(a, b) != 0 || api->watch_namespaces.n != cfg->watch_namespaces.n)
+		return false;
+	for (size_t i = 0; i < cfg->watch_namespaces.n; i++)
+		if (strcmp(api->watch_namespaces.v[i], cfg->watch_namespaces.v[i]) != 0)
+			return false;
+	return true;
+}
+
+/* A second copy of the config last read, for the reload controller (each
+ * config value has one owner). NULL with err. */
+static struct config *copy_config(const struct config_watch *w, char *err, size_t errlen)
+{
+	struct config *cfg = calloc(1, sizeof(*cfg));
+	int rc;
+
+	if (!cfg) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	rc = w->path ? config_load_buffer(w->path, w->seen, w->seen_len, cfg, err, errlen)
+		     : config_defaults(cfg);
+	if (rc < 0) {
+		if (!w->path)
+			snprintf(err, errlen, "out of memory");
+		free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+static void reload_config(struct config_watch *w, struct webhook *wh, struct api *api)
 {
 	char err[512];
 	size_t len = 0;
@@ -242,7 +321,20 @@ static void reload_config(struct config_watch *w, struct webhook *wh)
 		       LF_S("reason", err));
 		return;
 	}
+	if (api->cache && !same_scope(api, cfg))
+		RG_LOG(LOG_WARN, "watch: settings changed; they take effect on the next restart",
+		       LF_S("path", w->path));
+	if (api->cache && cfg->reload_enabled != (api->reloader != NULL))
+		RG_LOG(LOG_WARN, "reload.enabled changed; it takes effect on the next restart",
+		       LF_S("path", w->path));
 	webhook_set_config(wh, cfg);
+	if (api->reloader) {
+		struct config *copy = copy_config(w, err, sizeof(err));
+		if (copy)
+			reloader_set_config(api->reloader, copy);
+		else
+			RG_LOG(LOG_ERROR, "reload controller keeps its previous config", LF_S("reason", err));
+	}
 	RG_LOG(LOG_INFO, "config reloaded", LF_S("path", w->path));
 }
 
@@ -281,30 +373,182 @@ static void reload_objects(struct objsource *src)
 		       LF_S("reason", err));
 }
 
-static struct objsource *open_source(const struct serve_opts *o, char *err, size_t errlen)
+/* Stops patching, then gives the Lease up so another replica leads at once. */
+static void api_stop_controller(struct api *api)
+{
+	reloader_stop(api->reloader);
+	lease_stop(api->lease, true);
+}
+
+/* Frees the controller; the object source it borrows is still alive. */
+static void api_free_controller(struct api *api)
+{
+	api_stop_controller(api);
+	reloader_free(api->reloader);
+	lease_free(api->lease);
+	api->reloader = NULL;
+	api->lease = NULL;
+}
+
+/*
+ * The reload controller, when reload.enabled: its Lease lives in the pod's
+ * namespace (service account), else the kubeconfig context's, else
+ * --lease-namespace.
+ */
+static int start_controller(const struct serve_opts *o, struct api *api,
+			    const struct config_watch *cw, struct objsource *src, char *err,
+			    size_t errlen)
+{
+	struct lease_options lo;
+	struct config *cfg;
+	char identity[300];
+
+	lease_default_options(&lo);
+	lo.namespace_ = api->conn.namespace_ && *api->conn.namespace_ ? api->conn.namespace_
+								      : o->lease_namespace;
+	if (!lo.namespace_) {
+		snprintf(err, errlen,
+			 "the reload controller needs a namespace for its Lease: pass "
+			 "--lease-namespace, or set reload.enabled: false");
+		return -1;
+	}
+	lease_make_identity(identity, sizeof(identity));
+	lo.identity = identity;
+	api->lease = lease_new(api->client, &lo, err, errlen);
+	if (!api->lease || lease_start(api->lease, err, errlen) < 0)
+		return -1;
+	cfg = copy_config(cw, err, errlen);
+	if (!cfg)
+		return -1;
+	api->reloader = reloader_new(api->client, api->cache, src, api->lease, cfg, err, errlen);
+	if (!api->reloader)
+		return -1;
+	return reloader_start(api->reloader, err, errlen);
+}
+
+static void api_close(struct api *api)
+{
+	api_free_controller(api);
+	objcache_free(api->cache);
+	kwatch_client_free(api->client);
+	kube_conn_free(&api->conn);
+	strlist_free(&api->watch_namespaces);
+	free(api->watch_selector);
+	memset(api, 0, sizeof(*api));
+}
+
+/*
+ * The API source: GETs (kube) behind the watch cache. The cache starts
+ * listing now; lookups use GETs until it has synced.
+ */
+static struct objsource *open_api(const struct serve_opts *o, const struct config *cfg,
+				  struct api *api, char *err, size_t errlen)
+{
+	struct objsource *gets = kube_source_new(o->kubeconfig, err, errlen), *src;
+	int rc;
+
+	if (!gets)
+		return NULL;
+	rc = o->kubeconfig ? kube_conn_from_kubeconfig(o->kubeconfig, &api->conn, err, errlen)
+			   : kube_conn_in_cluster(&api->conn, err, errlen);
+	if (rc < 0)
+		goto fail;
+	for (size_t i = 0; i < cfg->watch_namespaces.n; i++)
+		if (strlist_push(&api->watch_namespaces, cfg->watch_namespaces.v[i]) < 0)
+			goto oom;
+	if (cfg->watch_label_selector) {
+		api->watch_selector = strdup(cfg->watch_label_selector);
+		if (!api->watch_selector)
+			goto oom;
+	}
+	api->client = kwatch_client_new(&api->conn, err, errlen);
+	if (!api->client)
+		goto fail;
+	api->cache = objcache_new(api->client, &cfg->watch_namespaces, cfg->watch_label_selector, err,
+				  errlen);
+	if (!api->cache || objcache_start(api->cache, err, errlen) < 0)
+		goto fail;
+	src = objsource_cached_new(api->cache, gets);
+	if (!src)
+		goto oom;
+	return src;
+oom:
+	snprintf(err, errlen, "out of memory");
+fail:
+	objsource_free(gets);
+	api_close(api);
+	return NULL;
+}
+
+static struct objsource *open_source(const struct serve_opts *o, const struct config *cfg,
+				     struct api *api, char *err, size_t errlen)
 {
 	if (o->objects)
 		return objsource_files_new(o->objects, err, errlen);
 	if (o->kubeconfig || getenv("KUBERNETES_SERVICE_HOST"))
-		return kube_source_new(o->kubeconfig, err, errlen);
+		return open_api(o, cfg, api, err, errlen);
 	RG_LOG(LOG_WARN, "no object source: not in a cluster and neither --objects nor "
 			 "--kubeconfig given; workloads will not be stamped",
 	       LF_END);
 	return NULL;
 }
 
-static int wait_loop(const sigset_t *sigs, struct certstore *cs, struct config_watch *cw,
-		     struct webhook *wh, struct objsource *src)
+static double mono_s(void)
 {
-	struct timespec tick = { RELOAD_INTERVAL_S, 0 };
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Readiness waits for the watch cache, but never forever: before its sync,
+ * lookups fall back to GETs, which is slower but correct. */
+struct readiness {
+	struct server *srv;
+	struct objcache *cache; /* NULL: ready at once */
+	double since;
+	unsigned timeout_s;
+	bool ready;
+};
+
+static void check_ready(struct readiness *r)
+{
+	bool synced;
+
+	if (r->ready)
+		return;
+	synced = !r->cache || objcache_synced(r->cache);
+	if (!synced && mono_s() - r->since < r->timeout_s)
+		return;
+	if (!synced)
+		RG_LOG(LOG_WARN, "watch cache not synced within the sync timeout; ready anyway, "
+				 "lookups use API GETs until it syncs",
+		       LF_I("sync_timeout_s", r->timeout_s));
+	r->ready = true;
+	server_set_ready(r->srv, 1);
+}
+
+static int wait_loop(const sigset_t *sigs, struct certstore *cs, struct config_watch *cw,
+		     struct webhook *wh, struct objsource *src, struct api *api,
+		     struct readiness *rd)
+{
+	double last = mono_s();
 	siginfo_t info;
 
 	for (;;) {
-		int sig = sigtimedwait(sigs, &info, &tick);
+		struct timespec tick = { RELOAD_INTERVAL_S, 0 };
+		int sig;
+		if (!rd->ready)
+			tick = (struct timespec){ 0, READY_POLL_MS * 1000000L };
+		sig = sigtimedwait(sigs, &info, &tick);
 		if (sig == SIGTERM || sig == SIGINT)
 			return sig;
+		check_ready(rd);
+		if (mono_s() - last < RELOAD_INTERVAL_S - 0.05)
+			continue;
+		last = mono_s();
 		reload_cert(cs);
-		reload_config(cw, wh);
+		reload_config(cw, wh, api);
 		reload_objects(src);
 	}
 }
@@ -315,6 +559,8 @@ int cli_serve(int argc, char **argv)
 	struct config_watch cw = { NULL, NULL, 0 };
 	struct certstore *cs = NULL;
 	struct objsource *src = NULL;
+	struct api api;
+	struct readiness rd;
 	struct webhook *wh = NULL;
 	struct server *srv = NULL;
 	struct config *cfg = NULL;
@@ -322,6 +568,7 @@ int cli_serve(int argc, char **argv)
 	char err[512];
 	int rc = 2, sig;
 
+	memset(&api, 0, sizeof(api));
 	switch (parse_serve(argc, argv, &o)) {
 	case 1: return 0;
 	case -1: return 2;
@@ -344,8 +591,11 @@ int cli_serve(int argc, char **argv)
 	if (!cs)
 		goto fatal;
 	metrics_cert_expiry(certstore_expiry(cs));
-	src = open_source(&o, err, sizeof(err));
+	src = open_source(&o, cfg, &api, err, sizeof(err));
 	if (!src && (o.objects || o.kubeconfig || getenv("KUBERNETES_SERVICE_HOST")))
+		goto fatal;
+	if (api.cache && cfg->reload_enabled &&
+	    start_controller(&o, &api, &cw, src, err, sizeof(err)) < 0)
 		goto fatal;
 	wh = webhook_new(cfg, src);
 	if (!wh) {
@@ -355,13 +605,15 @@ int cli_serve(int argc, char **argv)
 	srv = server_start(&o.srv, wh, err, sizeof(err));
 	if (!srv)
 		goto fatal;
-	server_set_ready(srv, 1);
+	rd = (struct readiness){ srv, api.cache, mono_s(), o.sync_timeout_s, false };
+	check_ready(&rd);
 	RG_LOG(LOG_INFO, "listening", LF_S("version", ROLLGATE_VERSION), LF_S("addr", o.srv.listen),
 	       LF_I("port", server_port(srv)), LF_I("metrics_port", server_metrics_port(srv)),
 	       LF_S("objects", src ? src->name : "none"));
 
-	sig = wait_loop(&sigs, cs, &cw, wh, src);
+	sig = wait_loop(&sigs, cs, &cw, wh, src, &api, &rd);
 	RG_LOG(LOG_INFO, "shutting down", LF_S("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
+	api_stop_controller(&api);
 	server_shutdown(srv, o.drain_ms);
 	rc = 0;
 	goto out;
@@ -374,7 +626,9 @@ fatal:
 	fprintf(stderr, "rollgate serve: %s\n", err);
 out:
 	webhook_free(wh);
+	api_free_controller(&api); /* it borrows src */
 	objsource_free(src);
+	api_close(&api);
 	certstore_close(cs);
 	free(cw.seen);
 	if (rc == 0)

@@ -200,19 +200,25 @@ def check_rendering(path, audit):
         if o["kind"] not in cluster_kinds:
             ck(md.get("namespace") == ns, "%s is in namespace %s" % (ident, ns))
 
-    # RBAC: exactly configmaps+secrets get/list/watch and apps deployments get.
+    # RBAC: exactly what the webhook and the reload controller use.
+    def grants(obj):
+        granted, extra = set(), []
+        for r in obj.get("rules", []):
+            extra.extend(k for k in r if k not in ("apiGroups", "resources", "verbs"))
+            for g in r.get("apiGroups", []):
+                for res in r.get("resources", []):
+                    for v in r.get("verbs", []):
+                        granted.add((g, res, v))
+        return granted, extra
     role = one("ClusterRole")
-    granted, extra = set(), []
-    for r in role.get("rules", []):
-        extra += [k for k in r if k not in ("apiGroups", "resources", "verbs")]
-        for g in r.get("apiGroups", []):
-            for res in r.get("resources", []):
-                for v in r.get("verbs", []):
-                    granted.add((g, res, v))
+    granted, extra = grants(role)
     want = {("", res, v) for res in ("configmaps", "secrets") for v in ("get", "list", "watch")}
-    want.add(("apps", "deployments", "get"))
+    want |= {("apps", res, v) for res in ("deployments", "statefulsets", "daemonsets")
+             for v in ("get", "list", "watch", "patch")}
+    want |= {("argoproj.io", "rollouts", v) for v in ("list", "watch", "patch")}
+    want.add(("", "events", "create"))
     ck(granted == want and not extra and not role.get("aggregationRule"),
-       "ClusterRole grants exactly configmaps/secrets get,list,watch and apps deployments get (got %s)"
+       "ClusterRole grants exactly the reads, workload patches and events rollgate uses (got %s)"
        % sorted(granted))
     crb = one("ClusterRoleBinding")
     sa = one("ServiceAccount")
@@ -220,6 +226,14 @@ def check_rendering(path, audit):
                           "name": role["metadata"]["name"]}, "ClusterRoleBinding binds the ClusterRole")
     ck(crb.get("subjects") == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": ns}],
        "ClusterRoleBinding's only subject is the ServiceAccount")
+    lrole = one("Role")
+    lgranted, lextra = grants(lrole) if lrole else (set(), [])
+    ck(lgranted == {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")} and not lextra,
+       "the namespaced Role grants exactly leases get,create,update (got %s)" % sorted(lgranted))
+    rb = one("RoleBinding")
+    ck(rb is not None and rb["roleRef"].get("name") == (lrole or {}).get("metadata", {}).get("name")
+       and rb.get("subjects") == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": ns}],
+       "RoleBinding binds the lease Role to the ServiceAccount")
 
     # Deployment.
     dep = one("Deployment")
@@ -283,7 +297,7 @@ def check_rendering(path, audit):
     # Resources.
     res = c.get("resources") or {}
     ck(res.get("requests") == {"cpu": "50m", "memory": "32Mi"}, "requests cpu 50m memory 32Mi")
-    ck(res.get("limits") == {"memory": "64Mi"}, "limits memory 64Mi, no cpu limit")
+    ck(res.get("limits") == {"memory": "96Mi"}, "limits memory 96Mi, no cpu limit")
 
     # Grace period longer than the preStop pause plus the drain.
     pre = (((c.get("lifecycle") or {}).get("preStop") or {}).get("exec") or {}).get("command") or []

@@ -1,0 +1,1002 @@
+/*
+ * The digest-only cache of ConfigMaps and Secrets, filled by kwatch.
+ *
+ * One writer (the watch thread) and many readers (admission lookups, the
+ * reload controller) under a read-write lock. The writer reads the table
+ * without the lock (nobody else writes it), builds every new record outside
+ * the lock, and takes the write lock only to link or unlink; what it
+ * unlinks it frees after unlocking (a reader can only reach a record under
+ * the read lock). The intern tables of namespaces and key lists belong to
+ * the writer alone: readers only follow pointers into entries that stay
+ * alive as long as a linked record references them.
+ *
+ * Memory per object: a 32-byte header, 32 bytes per key, the name and the
+ * resourceVersion, in one allocation; plus a bucket pointer.
+ */
+#include "objcache.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+#include "jsonutil.h"
+#include "log.h"
+#include "metrics.h"
+
+#define DIGEST_LEN CONFIGHASH_DIGEST_LEN
+
+/* ---- interning ---- */
+
+/* The common head of interned entries and records: a hash chain. */
+struct ihead {
+	struct ihead *next;
+	uint32_t hash;
+	uint32_t refs;
+};
+
+struct itab {
+	struct ihead **b;
+	size_t nb; /* power of two, or 0 */
+	size_t n;
+};
+
+struct nsent {
+	struct ihead h;
+	char s[];
+};
+
+/* A sorted key list shared by every object with the same keys. */
+struct keyset {
+	struct ihead h;
+	size_t n;
+	char *keys[]; /* into the bytes after the array */
+};
+
+static uint32_t fnv(uint32_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 16777619u;
+	return h;
+}
+
+#define FNV_INIT 2166136261u
+
+/* Grows the table when it holds more entries than buckets. -1 on OOM (the
+ * table stays valid, only slower). */
+static int itab_grow(struct itab *t)
+{
+	size_t nb = t->nb ? t->nb * 2 : 64;
+	struct ihead **b;
+
+	if (t->n < t->nb)
+		return 0;
+	b = calloc(nb, sizeof(*b));
+	if (!b)
+		return -1;
+	for (size_t i = 0; i < t->nb; i++) {
+		struct ihead *e = t->b[i], *next;
+		for (; e; e = next) {
+			next = e->next;
+			e->next = b[e->hash & (nb - 1)];
+			b[e->hash & (nb - 1)] = e;
+		}
+	}
+	free(t->b);
+	t->b = b;
+	t->nb = nb;
+	return 0;
+}
+
+static void itab_insert(struct itab *t, struct ihead *e)
+{
+	struct ihead **slot = &t->b[e->hash & (t->nb - 1)];
+
+	e->next = *slot;
+	*slot = e;
+	t->n++;
+}
+
+static void itab_remove(struct itab *t, struct ihead *e)
+{
+	struct ihead **p = &t->b[e->hash & (t->nb - 1)];
+
+	while (*p && *p != e)
+		p = &(*p)->next;
+	if (*p) {
+		*p = e->next;
+		t->n--;
+	}
+}
+
+static struct nsent *ns_intern(struct itab *t, const char *s)
+{
+	uint32_t h = fnv(FNV_INIT, s, strlen(s));
+	struct nsent *e;
+	size_t n = strlen(s) + 1;
+
+	for (struct ihead *i = t->nb ? t->b[h & (t->nb - 1)] : NULL; i; i = i->next) {
+		e = (struct nsent *)i;
+		if (i->hash == h && strcmp(e->s, s) == 0) {
+			i->refs++;
+			return e;
+		}
+	}
+	if (itab_grow(t) < 0 && t->nb == 0)
+		return NULL;
+	e = malloc(sizeof(*e) + n);
+	if (!e)
+		return NULL;
+	e->h.hash = h;
+	e->h.refs = 1;
+	memcpy(e->s, s, n);
+	itab_insert(t, &e->h);
+	return e;
+}
+
+static void ns_release(struct itab *t, struct nsent *e)
+{
+	if (e && --e->h.refs == 0) {
+		itab_remove(t, &e->h);
+		free(e);
+	}
+}
+
+static uint32_t keys_hash(const struct obj_digest *d)
+{
+	uint32_t h = FNV_INIT;
+
+	for (size_t i = 0; i < d->n; i++)
+		h = fnv(h, d->entries[i].key, strlen(d->entries[i].key) + 1);
+	return h;
+}
+
+static bool keys_equal(const struct keyset *ks, const struct obj_digest *d)
+{
+	if (ks->n != d->n)
+		return false;
+	for (size_t i = 0; i < d->n; i++)
+		if (strcmp(ks->keys[i], d->entries[i].key) != 0)
+			return false;
+	return true;
+}
+
+static struct keyset *keyset_intern(struct itab *t, const struct obj_digest *d)
+{
+	uint32_t h = keys_hash(d);
+	size_t bytes = 0;
+	struct keyset *ks;
+	char *p;
+
+	for (struct ihead *i = t->nb ? t->b[h & (t->nb - 1)] : NULL; i; i = i->next) {
+		ks = (struct keyset *)i;
+		if (i->hash == h && keys_equal(ks, d)) {
+			i->refs++;
+			return ks;
+		}
+	}
+	if (itab_grow(t) < 0 && t->nb == 0)
+		return NULL;
+	for (size_t i = 0; i < d->n; i++)
+		bytes += strlen(d->entries[i].key) + 1;
+	ks = malloc(sizeof(*ks) + d->n * sizeof(char *) + bytes);
+	if (!ks)
+		return NULL;
+	ks->h.hash = h;
+	ks->h.refs = 1;
+	ks->n = d->n;
+	p = (char *)&ks->keys[d->n];
+	for (size_t i = 0; i < d->n; i++) {
+		size_t n = strlen(d->entries[i].key) + 1;
+		memcpy(p, d->entries[i].key, n);
+		ks->keys[i] = p;
+		p += n;
+	}
+	itab_insert(t, &ks->h);
+	return ks;
+}
+
+static void keyset_release(struct itab *t, struct keyset *ks)
+{
+	if (ks && --ks->h.refs == 0) {
+		itab_remove(t, &ks->h);
+		free(ks);
+	}
+}
+
+/* ---- records ---- */
+
+struct cobj {
+	struct cobj *next;
+	struct nsent *ns;
+	struct keyset *ks; /* NULL: an object rollgate could not digest */
+	uint32_t hash;     /* of (kind, namespace, name); bit 0 holds the kind */
+	uint32_t gen;      /* list generation of its stream that last saw it */
+	unsigned char data[]; /* ks->n digests, then name NUL resourceVersion NUL */
+};
+
+static enum obj_kind cobj_kind(const struct cobj *o)
+{
+	return (enum obj_kind)(o->hash & 1u);
+}
+
+static const char *cobj_name(const struct cobj *o)
+{
+	return (const char *)o->data + (o->ks ? o->ks->n : 0) * DIGEST_LEN;
+}
+
+static const char *cobj_rv(const struct cobj *o)
+{
+	const char *name = cobj_name(o);
+
+	return name + strlen(name) + 1;
+}
+
+static const unsigned char *cobj_digest(const struct cobj *o, size_t i)
+{
+	return o->data + i * DIGEST_LEN;
+}
+
+static uint32_t obj_hash(enum obj_kind kind, const char *ns, const char *name)
+{
+	unsigned char k = (unsigned char)kind;
+	uint32_t h = fnv(FNV_INIT, &k, 1);
+
+	h = fnv(h, ns, strlen(ns) + 1);
+	h = fnv(h, name, strlen(name));
+	return (h & ~1u) | (uint32_t)kind;
+}
+
+/* One list+watch stream's view. */
+struct ocstream {
+	struct objcache *c;
+	enum obj_kind kind;
+	char *ns; /* NULL: cluster-wide */
+	uint32_t gen;
+	atomic_bool synced;
+};
+
+struct objcache {
+	struct kwatch_client *client;
+	struct kwatch *w;
+	struct strlist namespaces;
+	char *selector;
+	struct ocstream *streams;
+	size_t n_streams;
+
+	pthread_rwlock_t lock;
+	struct cobj **b;
+	size_t nb;
+	size_t count[2]; /* per kind; written under the write lock */
+
+	struct itab ns_tab, ks_tab; /* the writer's */
+
+	pthread_mutex_t sub_lock;
+	objcache_change_fn sub;
+	void *sub_arg;
+
+	pthread_mutex_t sync_lock;
+	pthread_cond_t sync_cond;
+	atomic_bool synced;
+};
+
+static struct cobj *find(const struct objcache *c, enum obj_kind kind, const char *ns,
+			 const char *name)
+{
+	uint32_t h = obj_hash(kind, ns, name);
+
+	if (c->nb == 0)
+		return NULL;
+	for (struct cobj *o = c->b[h & (c->nb - 1)]; o; o = o->next) {
+		if (o->hash == h && strcmp(o->ns->s, ns) == 0 && strcmp(cobj_name(o), name) == 0)
+			return o;
+	}
+	return NULL;
+}
+
+static void record_free(struct objcache *c, struct cobj *o)
+{
+	if (!o)
+		return;
+	ns_release(&c->ns_tab, o->ns);
+	keyset_release(&c->ks_tab, o->ks);
+	free(o);
+}
+
+/* Builds a record; d NULL marks an object that could not be digested. */
+static struct cobj *record_new(struct objcache *c, enum obj_kind kind, const char *ns,
+			       const char *name, const char *rv, const struct obj_digest *d)
+{
+	size_t n = d ? d->n : 0, nl = strlen(name) + 1, rl = strlen(rv) + 1;
+	struct cobj *o = malloc(sizeof(*o) + n * DIGEST_LEN + nl + rl);
+
+	if (!o)
+		return NULL;
+	o->next = NULL;
+	o->hash = obj_hash(kind, ns, name);
+	o->gen = 0;
+	o->ns = ns_intern(&c->ns_tab, ns);
+	o->ks = d ? keyset_intern(&c->ks_tab, d) : NULL;
+	if (!o->ns || (d && !o->ks)) {
+		record_free(c, o);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++)
+		memcpy(o->data + i * DIGEST_LEN, d->entries[i].digest, DIGEST_LEN);
+	memcpy(o->data + n * DIGEST_LEN, name, nl);
+	memcpy(o->data + n * DIGEST_LEN + nl, rv, rl);
+	return o;
+}
+
+/* Grows the bucket array; write lock held. */
+static void table_grow(struct objcache *c)
+{
+	size_t nb = c->nb ? c->nb * 2 : 1024;
+	struct cobj **b;
+
+	if (c->count[0] + c->count[1] < c->nb)
+		return;
+	b = calloc(nb, sizeof(*b));
+	if (!b)
+		return; /* longer chains, still correct */
+	for (size_t i = 0; i < c->nb; i++) {
+		struct cobj *o = c->b[i], *next;
+		for (; o; o = next) {
+			next = o->next;
+			o->next = b[o->hash & (nb - 1)];
+			b[o->hash & (nb - 1)] = o;
+		}
+	}
+	free(c->b);
+	c->b = b;
+	c->nb = nb;
+}
+
+/* Links o in place of old (or anew); write lock held. */
+static void table_put(struct objcache *c, struct cobj *old, struct cobj *o)
+{
+	struct cobj **p;
+
+	if (old) {
+		for (p = &c->b[old->hash & (c->nb - 1)]; *p != old; p = &(*p)->next)
+			;
+		o->next = old->next;
+		*p = o;
+		return;
+	}
+	table_grow(c);
+	p = &c->b[o->hash & (c->nb - 1)];
+	o->next = *p;
+	*p = o;
+	c->count[cobj_kind(o)]++;
+}
+
+static void table_unlink(struct objcache *c, struct cobj *o)
+{
+	struct cobj **p;
+
+	for (p = &c->b[o->hash & (c->nb - 1)]; *p != o; p = &(*p)->next)
+		;
+	*p = o->next;
+	c->count[cobj_kind(o)]--;
+}
+
+static void publish_counts(struct objcache *c)
+{
+	metrics_cache_objects(MR_CONFIGMAPS, (long long)c->count[OBJ_CONFIGMAP]);
+	metrics_cache_objects(MR_SECRETS, (long long)c->count[OBJ_SECRET]);
+}
+
+/* ---- change notification ---- */
+
+struct keylist {
+	const char **v;
+	size_t n;
+	bool oom;
+};
+
+static void keylist_add(struct keylist *l, const char *k)
+{
+	const char **nv;
+
+	if (l->oom)
+		return;
+	nv = realloc(l->v, (l->n + 1) * sizeof(*nv));
+	if (!nv) {
+		l->oom = true;
+		return;
+	}
+	l->v = nv;
+	l->v[l->n++] = k;
+}
+
+/* The keys whose digests differ between two records (both sorted). An
+ * undigestible record on either side counts as an existence change. */
+static bool diff_keys(const struct cobj *a, const struct cobj *b, struct keylist *out)
+{
+	size_t i = 0, j = 0;
+
+	if (!a || !b || !a->ks || !b->ks)
+		return true;
+	while (i < a->ks->n || j < b->ks->n) {
+		int cmp = i == a->ks->n ? 1 : j == b->ks->n ? -1 : strcmp(a->ks->keys[i], b->ks->keys[j]);
+		if (cmp < 0) {
+			keylist_add(out, a->ks->keys[i++]);
+		} else if (cmp > 0) {
+			keylist_add(out, b->ks->keys[j++]);
+		} else {
+			if (memcmp(cobj_digest(a, i), cobj_digest(b, j), DIGEST_LEN) != 0)
+				keylist_add(out, a->ks->keys[i]);
+			i++;
+			j++;
+		}
+	}
+	return out->oom; /* without the list, say everything changed */
+}
+
+static void notify(struct objcache *c, enum obj_kind kind, const char *ns, const char *name,
+		   bool existence, const struct keylist *keys)
+{
+	struct objcache_change ch = { kind, ns, name, existence, NULL, 0 };
+
+	if (!existence) {
+		if (!keys || keys->n == 0)
+			return;
+		ch.keys = keys->v;
+		ch.n_keys = keys->n;
+	}
+	pthread_mutex_lock(&c->sub_lock);
+	if (c->sub)
+		c->sub(c->sub_arg, &ch);
+	pthread_mutex_unlock(&c->sub_lock);
+}
+
+/* ---- the stream handlers (watch thread) ---- */
+
+static void on_list_start(void *arg)
+{
+	struct ocstream *st = arg;
+
+	st->gen++;
+}
+
+static void upsert(struct ocstream *st, const char *ns, const char *name, const char *rv,
+		   const cJSON *obj)
+{
+	struct objcache *c = st->c;
+	struct cobj *old = find(c, st->kind, ns, name), *o;
+	struct obj_digest d = { NULL, 0 };
+	struct keylist keys = { NULL, 0, false };
+	bool existence;
+	char err[200];
+	int rc;
+
+	if (old && strcmp(cobj_rv(old), rv) == 0) {
+		old->gen = st->gen; /* unchanged: nothing to digest */
+		return;
+	}
+	rc = confighash_digest_object(obj, st->kind, &d, err, sizeof(err));
+	if (rc < 0)
+		RG_LOG(LOG_WARN, "cannot digest object; its lookups go to the API",
+		       LF_S("kind", refs_kind_name(st->kind)), LF_S("namespace", ns),
+		       LF_S("name", name), LF_S("reason", err));
+	o = record_new(c, st->kind, ns, name, rv, rc < 0 ? NULL : &d);
+	confighash_digest_clear(&d);
+	if (!o) {
+		/* Keep the old record rather than answer wrongly; a relist
+		 * (the next 410) gets another chance. */
+		RG_LOG(LOG_ERROR, "out of memory caching an object", LF_S("namespace", ns),
+		       LF_S("name", name));
+		return;
+	}
+	o->gen = st->gen;
+	existence = diff_keys(old, o, &keys);
+	pthread_rwlock_wrlock(&c->lock);
+	table_put(c, old, o);
+	pthread_rwlock_unlock(&c->lock);
+	if (atomic_load(&st->synced))
+		notify(c, st->kind, ns, name, existence, &keys);
+	free(keys.v);
+	record_free(c, old);
+	publish_counts(c);
+}
+
+static void remove_one(struct ocstream *st, const char *ns, const char *name)
+{
+	struct objcache *c = st->c;
+	struct cobj *o = find(c, st->kind, ns, name);
+
+	if (!o)
+		return;
+	pthread_rwlock_wrlock(&c->lock);
+	table_unlink(c, o);
+	pthread_rwlock_unlock(&c->lock);
+	if (atomic_load(&st->synced))
+		notify(c, st->kind, ns, name, true, NULL);
+	record_free(c, o);
+	publish_counts(c);
+}
+
+static void on_object(void *arg, enum kwatch_event ev, const cJSON *obj)
+{
+	struct ocstream *st = arg;
+	const cJSON *meta = json_get(obj, "metadata");
+	const char *ns = json_get_string(meta, "namespace"), *name = json_get_string(meta, "name");
+	const char *rv = json_get_string(meta, "resourceVersion");
+
+	if (!ns || !name || !rv || !*name || (st->ns && strcmp(ns, st->ns) != 0))
+		return;
+	if (ev == KWATCH_DELETED)
+		remove_one(st, ns, name);
+	else
+		upsert(st, ns, name, rv, obj);
+}
+
+static bool stream_covers(const struct ocstream *st, const struct cobj *o)
+{
+	return cobj_kind(o) == st->kind && (!st->ns || strcmp(o->ns->s, st->ns) == 0);
+}
+
+/* After a (re)list: what the list did not deliver is gone. */
+static void sweep(struct ocstream *st)
+{
+	struct objcache *c = st->c;
+	struct cobj *dead = NULL, *o, *next;
+
+	pthread_rwlock_wrlock(&c->lock);
+	for (size_t i = 0; i < c->nb; i++) {
+		struct cobj **p = &c->b[i];
+		while (*p) {
+			o = *p;
+			if (stream_covers(st, o) && o->gen != st->gen) {
+				*p = o->next;
+				c->count[cobj_kind(o)]--;
+				o->next = dead;
+				dead = o;
+			} else {
+				p = &o->next;
+			}
+		}
+	}
+	pthread_rwlock_unlock(&c->lock);
+	for (o = dead; o; o = next) {
+		next = o->next;
+		if (atomic_load(&st->synced))
+			notify(c, st->kind, o->ns->s, cobj_name(o), true, NULL);
+		record_free(c, o);
+	}
+	publish_counts(c);
+}
+
+static bool all_synced(const struct objcache *c)
+{
+	for (size_t i = 0; i < c->n_streams; i++)
+		if (!atomic_load(&c->streams[i].synced))
+			return false;
+	return true;
+}
+
+static void on_synced(void *arg)
+{
+	struct ocstream *st = arg;
+	struct objcache *c = st->c;
+
+	sweep(st);
+	if (atomic_load(&st->synced))
+		return;
+	atomic_store(&st->synced, true);
+	if (!all_synced(c))
+		return;
+#ifdef __GLIBC__
+	/* The first lists parsed many pages: hand the freed pages back. */
+	malloc_trim(0);
+#endif
+	pthread_mutex_lock(&c->sync_lock);
+	atomic_store(&c->synced, true);
+	pthread_cond_broadcast(&c->sync_cond);
+	pthread_mutex_unlock(&c->sync_lock);
+	metrics_cache_synced(true);
+	RG_LOG(LOG_INFO, "watch cache synced", LF_I("configmaps", c->count[OBJ_CONFIGMAP]),
+	       LF_I("secrets", c->count[OBJ_SECRET]));
+}
+
+static void on_disabled(void *arg)
+{
+	(void)arg; /* core resources are never optional */
+}
+
+/* ---- the public side ---- */
+
+static int add_stream(struct objcache *c, struct ocstream *st, enum obj_kind kind, const char *ns,
+		      char *err, size_t errlen)
+{
+	char path[512];
+	struct kwatch_spec spec = {
+		.path = path,
+		.label_selector = c->selector,
+		.resource = kind == OBJ_SECRET ? MR_SECRETS : MR_CONFIGMAPS,
+		.sensitive = kind == OBJ_SECRET,
+		.optional = false,
+		.handler = { on_list_start, on_object, on_synced, on_disabled, st },
+	};
+
+	st->c = c;
+	st->kind = kind;
+	atomic_init(&st->synced, false);
+	if (ns && !kwatch_valid_namespace(ns)) {
+		snprintf(err, errlen, "watch.namespaces: \"%.80s\" is not a namespace name", ns);
+		return -1;
+	}
+	st->ns = ns ? strdup(ns) : NULL;
+	if (ns && !st->ns) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	snprintf(path, sizeof(path), "/api/v1/%s%s%s%s", ns ? "namespaces/" : "", ns ? ns : "",
+		 ns ? "/" : "", kind == OBJ_SECRET ? "secrets" : "configmaps");
+	return kwatch_add(c->w, &spec, err, errlen);
+}
+
+struct objcache *objcache_new(struct kwatch_client *client, const struct strlist *namespaces,
+			      const char *label_selector, char *err, size_t errlen)
+{
+	struct objcache *c = calloc(1, sizeof(*c));
+	size_t nns = namespaces ? namespaces->n : 0;
+
+	if (!c)
+		goto oom;
+	c->client = client;
+	pthread_rwlock_init(&c->lock, NULL);
+	pthread_mutex_init(&c->sub_lock, NULL);
+	pthread_mutex_init(&c->sync_lock, NULL);
+	pthread_cond_init(&c->sync_cond, NULL);
+	atomic_init(&c->synced, false);
+	for (size_t i = 0; i < nns; i++)
+		if (strlist_push(&c->namespaces, namespaces->v[i]) < 0)
+			goto oom;
+	if (label_selector && *label_selector) {
+		c->selector = strdup(label_selector);
+		if (!c->selector)
+			goto oom;
+	}
+	c->w = kwatch_new(client);
+	c->n_streams = 2 * (nns ? nns : 1);
+	c->streams = calloc(c->n_streams, sizeof(*c->streams));
+	if (!c->w || !c->streams)
+		goto oom;
+	for (size_t i = 0; i < c->n_streams; i++) {
+		const char *ns = nns ? c->namespaces.v[i / 2] : NULL;
+		if (add_stream(c, &c->streams[i], i % 2 ? OBJ_SECRET : OBJ_CONFIGMAP, ns, err, errlen) < 0)
+			goto fail;
+	}
+	metrics_cache_synced(false);
+	return c;
+oom:
+	snprintf(err, errlen, "out of memory");
+fail:
+	objcache_free(c);
+	return NULL;
+}
+
+int objcache_start(struct objcache *c, char *err, size_t errlen)
+{
+	if (kwatch_start(c->w, err, errlen) < 0)
+		return -1;
+	RG_LOG(LOG_INFO, "watching ConfigMaps and Secrets",
+	       LF_S("scope", c->namespaces.n ? "namespaces" : "cluster"),
+	       LF_I("namespaces", c->namespaces.n), LF_S("label_selector", c->selector ? c->selector : ""));
+	return 0;
+}
+
+void objcache_free(struct objcache *c)
+{
+	if (!c)
+		return;
+	kwatch_free(c->w);
+	for (size_t i = 0; i < c->nb; i++) {
+		struct cobj *o = c->b[i], *next;
+		for (; o; o = next) {
+			next = o->next;
+			record_free(c, o);
+		}
+	}
+	free(c->b);
+	free(c->ns_tab.b);
+	free(c->ks_tab.b);
+	for (size_t i = 0; c->streams && i < c->n_streams; i++)
+		free(c->streams[i].ns);
+	free(c->streams);
+	strlist_free(&c->namespaces);
+	free(c->selector);
+	pthread_rwlock_destroy(&c->lock);
+	pthread_mutex_destroy(&c->sub_lock);
+	pthread_mutex_destroy(&c->sync_lock);
+	pthread_cond_destroy(&c->sync_cond);
+	free(c);
+}
+
+bool objcache_synced(struct objcache *c)
+{
+	return atomic_load(&c->synced);
+}
+
+bool objcache_wait_synced(struct objcache *c, unsigned timeout_ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&c->sync_lock);
+	while (!atomic_load(&c->synced) &&
+	       pthread_cond_timedwait(&c->sync_cond, &c->sync_lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&c->sync_lock);
+	return atomic_load(&c->synced);
+}
+
+size_t objcache_count(struct objcache *c)
+{
+	size_t n;
+
+	pthread_rwlock_rdlock(&c->lock);
+	n = c->count[0] + c->count[1];
+	pthread_rwlock_unlock(&c->lock);
+	return n;
+}
+
+/* The stream whose scope holds (kind, ns), or NULL. */
+static const struct ocstream *covering(const struct objcache *c, enum obj_kind kind, const char *ns)
+{
+	for (size_t i = 0; i < c->n_streams; i++) {
+		const struct ocstream *st = &c->streams[i];
+		if (st->kind == kind && (!st->ns || strcmp(st->ns, ns) == 0))
+			return st;
+	}
+	return NULL;
+}
+
+static struct obj_digest *record_digest(const struct cobj *o)
+{
+	struct obj_digest *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	if (o->ks->n == 0)
+		return d;
+	d->entries = calloc(o->ks->n, sizeof(*d->entries));
+	if (!d->entries)
+		goto fail;
+	for (; d->n < o->ks->n; d->n++) {
+		d->entries[d->n].key = strdup(o->ks->keys[d->n]);
+		if (!d->entries[d->n].key)
+			goto fail;
+		memcpy(d->entries[d->n].digest, cobj_digest(o, d->n), DIGEST_LEN);
+	}
+	return d;
+fail:
+	confighash_digest_free(d);
+	return NULL;
+}
+
+enum objcache_answer objcache_lookup(struct objcache *c, enum obj_kind kind, const char *ns,
+				     const char *name, struct obj_digest **out)
+{
+	const struct ocstream *st = ns && name ? covering(c, kind, ns) : NULL;
+	enum objcache_answer a;
+	const struct cobj *o;
+
+	*out = NULL;
+	if (!st || !atomic_load(&st->synced))
+		return OBJCACHE_UNKNOWN;
+	pthread_rwlock_rdlock(&c->lock);
+	o = find(c, kind, ns, name);
+	if (!o) {
+		a = c->selector ? OBJCACHE_UNKNOWN : OBJCACHE_ABSENT;
+	} else if (!o->ks) {
+		a = OBJCACHE_UNKNOWN;
+	} else {
+		*out = record_digest(o);
+		a = *out ? OBJCACHE_FOUND : OBJCACHE_ERROR;
+	}
+	pthread_rwlock_unlock(&c->lock);
+	return a;
+}
+
+void objcache_subscribe(struct objcache *c, objcache_change_fn fn, void *arg)
+{
+	pthread_mutex_lock(&c->sub_lock);
+	c->sub = fn;
+	c->sub_arg = arg;
+	pthread_mutex_unlock(&c->sub_lock);
+}
+
+/* ---- the cached object source ---- */
+
+struct cached {
+	struct objcache *cache;
+	struct objsource *fallback;
+};
+
+/* The lookups the cache could not answer, sent on as one batch. */
+struct forward {
+	struct lookup_batch sub;
+	struct lookup_item **orig; /* orig[i] receives sub.items[i] */
+	lookup_done_fn done;
+	void *arg;
+};
+
+static void forward_copy_back(struct forward *f)
+{
+	for (size_t i = 0; i < f->sub.n; i++) {
+		struct lookup_item *o = f->orig[i], *s = &f->sub.items[i];
+		o->status = s->status;
+		o->digest = s->digest;
+		o->object = s->object;
+		memcpy(o->reason, s->reason, sizeof(o->reason));
+		s->digest = NULL;
+		s->object = NULL;
+	}
+}
+
+static void forward_free(struct forward *f)
+{
+	if (!f)
+		return;
+	lookup_batch_clear(&f->sub);
+	free(f->sub.items);
+	free(f->orig);
+	free(f);
+}
+
+static void forward_done(void *arg)
+{
+	struct forward *f = arg;
+	lookup_done_fn done = f->done;
+	void *darg = f->arg;
+
+	forward_copy_back(f);
+	forward_free(f);
+	done(darg);
+}
+
+static void item_fail(struct lookup_item *it, const char *why)
+{
+	it->status = LOOKUP_ERROR;
+	snprintf(it->reason, sizeof(it->reason), "%s", why);
+	metrics_lookup(LOOKUP_FAILED);
+}
+
+/* Answers from the cache; returns true when the item must go to the API. */
+static bool answer_cached(struct objcache *cache, const char *ns, struct lookup_item *it)
+{
+	struct obj_digest *d = NULL;
+
+	if (it->kind == SRC_DEPLOYMENT)
+		return true;
+	switch (objcache_lookup(cache, it->kind == SRC_SECRET ? OBJ_SECRET : OBJ_CONFIGMAP, ns,
+				it->name, &d)) {
+	case OBJCACHE_FOUND:
+		it->status = LOOKUP_FOUND;
+		it->digest = d;
+		metrics_lookup(LOOKUP_OK);
+		return false;
+	case OBJCACHE_ABSENT:
+		it->status = LOOKUP_ABSENT;
+		metrics_lookup(LOOKUP_NOT_FOUND);
+		return false;
+	case OBJCACHE_ERROR:
+		item_fail(it, "out of memory");
+		return false;
+	default:
+		return true;
+	}
+}
+
+static int cached_resolve(void *impl, struct lookup_batch *b, unsigned timeout_ms,
+			  lookup_done_fn done, void *arg)
+{
+	struct cached *cs = impl;
+	struct forward *f = NULL;
+	size_t n = 0;
+	bool *need = b->n ? calloc(b->n, sizeof(*need)) : NULL;
+	int r;
+
+	if (b->n && !need)
+		goto oom;
+	for (size_t i = 0; i < b->n; i++) {
+		need[i] = answer_cached(cs->cache, b->namespace_, &b->items[i]);
+		n += need[i];
+	}
+	if (n == 0)
+		goto now;
+	if (!cs->fallback) {
+		for (size_t i = 0; i < b->n; i++)
+			if (need[i])
+				item_fail(&b->items[i], "not in the watch cache and no API fallback");
+		goto now;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		goto oom;
+	f->sub.items = calloc(n, sizeof(*f->sub.items));
+	f->orig = calloc(n, sizeof(*f->orig));
+	if (!f->sub.items || !f->orig)
+		goto oom;
+	f->sub.namespace_ = b->namespace_;
+	f->done = done;
+	f->arg = arg;
+	for (size_t i = 0; i < b->n; i++) {
+		if (!need[i])
+			continue;
+		f->orig[f->sub.n] = &b->items[i];
+		f->sub.items[f->sub.n].kind = b->items[i].kind;
+		f->sub.items[f->sub.n].name = b->items[i].name;
+		f->sub.n++;
+	}
+	free(need);
+	r = objsource_resolve(cs->fallback, &f->sub, timeout_ms, forward_done, f);
+	if (r == 0) {
+		forward_copy_back(f);
+		forward_free(f);
+	}
+	return r;
+oom:
+	forward_free(f);
+	for (size_t i = 0; i < b->n; i++)
+		if (!need || need[i])
+			if (b->items[i].status == LOOKUP_NONE)
+				item_fail(&b->items[i], "out of memory");
+now:
+	free(need);
+	return 0;
+}
+
+static int cached_refresh(void *impl, char *err, size_t errlen)
+{
+	struct cached *cs = impl;
+
+	return cs->fallback ? objsource_refresh(cs->fallback, err, errlen) : 0;
+}
+
+static void cached_destroy(void *impl)
+{
+	struct cached *cs = impl;
+
+	if (!cs)
+		return;
+	objsource_free(cs->fallback);
+	free(cs);
+}
+
+static const struct objsource_ops cached_ops = { cached_resolve, cached_refresh, cached_destroy };
+
+struct objsource *objsource_cached_new(struct objcache *cache, struct objsource *fallback)
+{
+	struct objsource *src = calloc(1, sizeof(*src));
+	struct cached *cs = calloc(1, sizeof(*cs));
+
+	if (!src || !cs) {
+		free(src);
+		free(cs);
+		return NULL;
+	}
+	cs->cache = cache;
+	cs->fallback = fallback;
+	src->ops = &cached_ops;
+	src->impl = cs;
+	src->name = "kubernetes (watch cache)";
+	return src;
+}

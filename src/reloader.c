@@ -1,0 +1,1249 @@
+/*
+ * The reload controller (see reloader.h).
+ *
+ * Threads: the workload watch thread (kwatch) updates the workload table;
+ * the cache's watch thread reports changes (objcache_subscribe), which only
+ * mark workloads due; the controller thread computes hashes and patches.
+ * One mutex guards the table, the index and the due list. The controller
+ * never holds it across I/O: it copies what it needs, unlocks, resolves
+ * and patches, then relocks and finds the workload again by key.
+ *
+ * Per workload the controller keeps its kind, namespace, name, uid, the
+ * reference set of its pod template and the hash it carries; never the
+ * object.
+ */
+#include "reloader.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "admission.h"
+#include "confighash.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "metrics.h"
+#include "mutate.h"
+#include "patch.h"
+#include "refs.h"
+
+#define PATCH_TIMEOUT_MS 10000
+#define RETRY_MIN_MS 5000
+#define RETRY_MAX_MS 300000
+#define POLL_MS 500 /* leadership and sync are re-checked at least this often */
+#define TRIGGER_LEN 300
+
+enum wkind { WK_DEPLOYMENT, WK_STATEFULSET, WK_DAEMONSET, WK_ROLLOUT, WK_COUNT };
+
+static const struct wk {
+	const char *group, *version, *kind, *resource, *api_version, *prefix;
+	enum metrics_resource mr;
+	bool optional;
+} wks[WK_COUNT] = {
+	{ "apps", "v1", "Deployment", "deployments", "apps/v1", "/apis/apps/v1", MR_DEPLOYMENTS, false },
+	{ "apps", "v1", "StatefulSet", "statefulsets", "apps/v1", "/apis/apps/v1", MR_STATEFULSETS, false },
+	{ "apps", "v1", "DaemonSet", "daemonsets", "apps/v1", "/apis/apps/v1", MR_DAEMONSETS, false },
+	{ "argoproj.io", "v1alpha1", "Rollout", "rollouts", "argoproj.io/v1alpha1",
+	  "/apis/argoproj.io/v1alpha1", MR_ROLLOUTS, true },
+};
+
+struct workload {
+	struct workload *next;  /* hash chain */
+	struct workload *dnext; /* due list, when dirty */
+	uint32_t hash;
+	enum wkind kind;
+	char *ns, *name, *uid;
+	struct refset refs;
+	char *stamped; /* the hash it carries; NULL: never stamped */
+	uint32_t gen;
+	bool dirty;
+	long long due_ms;
+	char trigger[TRIGGER_LEN]; /* "ConfigMap \"x\"", or "" for a comparison */
+	unsigned more;             /* further objects coalesced into this rollout */
+	bool rate_counted;
+	unsigned failures;
+};
+
+/* An index entry: workload w uses (w->refs.refs[ref].kind, w->ns, .name). */
+struct use {
+	struct use *next;
+	uint32_t hash;
+	struct workload *w;
+	size_t ref;
+};
+
+struct wstream {
+	struct reloader *r;
+	enum wkind kind;
+	char *ns; /* NULL: cluster-wide */
+	uint32_t gen;
+	bool synced, disabled; /* under r->lock */
+};
+
+/* A config shared by the threads that are using it. */
+struct cfgref {
+	struct config *cfg;
+	int refs;
+};
+
+struct reloader {
+	struct kwatch_client *client;
+	struct objcache *cache;
+	struct objsource *src;
+	struct lease *lease;
+	struct kwatch *w;
+	struct wstream *streams;
+	size_t n_streams;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	bool started, stop, stopped;
+	struct cfgref *cfg;
+
+	struct workload **wb;
+	size_t wnb, wn;
+	struct use **ub;
+	size_t unb, un;
+	struct workload *due, *due_tail;
+	bool synced;       /* every workload stream listed */
+	bool compare_all;  /* compare every workload once synced and leading */
+	bool was_leader;
+	double tokens;
+	long long refill_ms;
+};
+
+static long long mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static uint32_t fnv(uint32_t h, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	return h;
+}
+
+static uint32_t key_hash(unsigned kind, const char *ns, const char *name)
+{
+	char k = (char)('0' + kind);
+	uint32_t h = fnv(2166136261u, &k, 1);
+
+	h = fnv(h, ns, strlen(ns) + 1);
+	return fnv(h, name, strlen(name));
+}
+
+/* ---- config references ---- */
+
+static struct cfgref *cfg_get(struct reloader *r)
+{
+	struct cfgref *c;
+
+	pthread_mutex_lock(&r->lock);
+	c = r->cfg;
+	c->refs++;
+	pthread_mutex_unlock(&r->lock);
+	return c;
+}
+
+static void cfg_put_locked(struct cfgref *c)
+{
+	if (--c->refs > 0)
+		return;
+	config_free(c->cfg);
+	free(c->cfg);
+	free(c);
+}
+
+static void cfg_put(struct reloader *r, struct cfgref *c)
+{
+	pthread_mutex_lock(&r->lock);
+	cfg_put_locked(c);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static struct cfgref *cfg_wrap(struct config *cfg)
+{
+	struct cfgref *c = calloc(1, sizeof(*c));
+
+	if (c) {
+		c->cfg = cfg;
+		c->refs = 1;
+	}
+	return c;
+}
+
+/* ---- the workload table and the index (lock held) ---- */
+
+/* Doubles a bucket array when it holds more entries than buckets. -1 only
+ * when there is no array at all; a failed growth just keeps chains longer. */
+static int grow_workloads(struct reloader *r)
+{
+	size_t nb = r->wnb ? r->wnb * 2 : 256;
+	struct workload **b;
+
+	if (r->wn < r->wnb)
+		return 0;
+	b = calloc(nb, sizeof(*b));
+	if (!b)
+		return r->wnb ? 0 : -1;
+	for (size_t i = 0; i < r->wnb; i++) {
+		struct workload *w = r->wb[i], *next;
+		for (; w; w = next) {
+			next = w->next;
+			w->next = b[w->hash & (nb - 1)];
+			b[w->hash & (nb - 1)] = w;
+		}
+	}
+	free(r->wb);
+	r->wb = b;
+	r->wnb = nb;
+	return 0;
+}
+
+static int grow_uses(struct reloader *r)
+{
+	size_t nb = r->unb ? r->unb * 2 : 256;
+	struct use **b;
+
+	if (r->un < r->unb)
+		return 0;
+	b = calloc(nb, sizeof(*b));
+	if (!b)
+		return r->unb ? 0 : -1;
+	for (size_t i = 0; i < r->unb; i++) {
+		struct use *u = r->ub[i], *next;
+		for (; u; u = next) {
+			next = u->next;
+			u->next = b[u->hash & (nb - 1)];
+			b[u->hash & (nb - 1)] = u;
+		}
+	}
+	free(r->ub);
+	r->ub = b;
+	r->unb = nb;
+	return 0;
+}
+
+static struct workload *wl_find(struct reloader *r, enum wkind kind, const char *ns,
+				const char *name)
+{
+	uint32_t h = key_hash(kind, ns, name);
+
+	if (!r->wnb)
+		return NULL;
+	for (struct workload *w = r->wb[h & (r->wnb - 1)]; w; w = w->next)
+		if (w->hash == h && w->kind == kind && strcmp(w->ns, ns) == 0 &&
+		    strcmp(w->name, name) == 0)
+			return w;
+	return NULL;
+}
+
+static void index_add(struct reloader *r, struct workload *w)
+{
+	for (size_t i = 0; i < w->refs.n; i++) {
+		struct use *u = malloc(sizeof(*u));
+		if (!u || grow_uses(r) < 0) {
+			/* Without the entry this workload misses changes of
+			 * one object until it is re-read: say so. */
+			free(u);
+			RG_LOG(LOG_ERROR, "out of memory indexing a workload", LF_S("name", w->name));
+			continue;
+		}
+		u->w = w;
+		u->ref = i;
+		u->hash = key_hash(w->refs.refs[i].kind, w->ns, w->refs.refs[i].name);
+		u->next = r->ub[u->hash & (r->unb - 1)];
+		r->ub[u->hash & (r->unb - 1)] = u;
+		r->un++;
+	}
+}
+
+static void index_remove(struct reloader *r, struct workload *w)
+{
+	for (size_t i = 0; i < w->refs.n && r->unb; i++) {
+		uint32_t h = key_hash(w->refs.refs[i].kind, w->ns, w->refs.refs[i].name);
+		struct use **p = &r->ub[h & (r->unb - 1)];
+		while (*p) {
+			if ((*p)->w == w && (*p)->ref == i) {
+				struct use *u = *p;
+				*p = u->next;
+				free(u);
+				r->un--;
+				break;
+			}
+			p = &(*p)->next;
+		}
+	}
+}
+
+static void due_unlink(struct reloader *r, struct workload *w)
+{
+	struct workload **p = &r->due, *prev = NULL;
+
+	if (!w->dirty)
+		return;
+	while (*p && *p != w) {
+		prev = *p;
+		p = &(*p)->dnext;
+	}
+	if (*p)
+		*p = w->dnext;
+	if (r->due_tail == w)
+		r->due_tail = prev;
+	w->dnext = NULL;
+	w->dirty = false;
+}
+
+/* Keeps the due list sorted by due time; new entries usually go last. */
+static void due_insert(struct reloader *r, struct workload *w, long long due)
+{
+	struct workload **p = &r->due, *prev = NULL;
+
+	w->due_ms = due;
+	w->dirty = true;
+	w->dnext = NULL;
+	if (!r->due_tail || r->due_tail->due_ms <= due) {
+		if (r->due_tail)
+			r->due_tail->dnext = w;
+		else
+			r->due = w;
+		r->due_tail = w;
+		return;
+	}
+	while (*p && (*p)->due_ms <= due) {
+		prev = *p;
+		p = &(*p)->dnext;
+	}
+	w->dnext = *p;
+	*p = w;
+	if (!w->dnext)
+		r->due_tail = w;
+	(void)prev;
+}
+
+static void wl_free(struct workload *w)
+{
+	if (!w)
+		return;
+	free(w->ns);
+	free(w->name);
+	free(w->uid);
+	free(w->stamped);
+	refs_free(&w->refs);
+	free(w);
+}
+
+static void wl_remove(struct reloader *r, struct workload *w)
+{
+	struct workload **p = &r->wb[w->hash & (r->wnb - 1)];
+
+	while (*p != w)
+		p = &(*p)->next;
+	*p = w->next;
+	r->wn--;
+	due_unlink(r, w);
+	index_remove(r, w);
+	wl_free(w);
+	metrics_reload_workloads((long long)r->wn);
+}
+
+/* Marks w due after the coalescing window, unless it already is: changes
+ * within the window join the rollout already scheduled. */
+static void schedule(struct reloader *r, struct workload *w, const char *trigger)
+{
+	if (w->dirty) {
+		if (trigger[0] && strcmp(trigger, w->trigger) != 0)
+			w->more++;
+		return;
+	}
+	snprintf(w->trigger, sizeof(w->trigger), "%s", trigger);
+	w->more = 0;
+	w->failures = 0;
+	w->rate_counted = false;
+	due_insert(r, w, mono_ms() + r->cfg->cfg->reload_window_ms);
+}
+
+/* ---- workload watch handlers (workload watch thread) ---- */
+
+static void on_list_start(void *arg)
+{
+	struct wstream *st = arg;
+
+	pthread_mutex_lock(&st->r->lock);
+	st->gen++;
+	pthread_mutex_unlock(&st->r->lock);
+}
+
+/* The workload's references and stamped hash, decided exactly as the
+ * webhook decides them for an UPDATE of the same object. Returns whether it
+ * is opted in; plan is the caller's to free. */
+static bool plan_workload(const struct config *cfg, const struct wk *k, const char *ns,
+			  const char *name, const cJSON *obj, struct stamp_plan *plan, char **stamped)
+{
+	struct admission_request req;
+	char err[256], key[300];
+	const char *v;
+
+	memset(&req, 0, sizeof(req));
+	req.uid = "rollgate-reloader";
+	req.group = k->group;
+	req.version = k->version;
+	req.kind = k->kind;
+	req.resource = k->resource;
+	req.subresource = "";
+	req.name = name;
+	req.namespace_ = ns;
+	req.operation = OP_UPDATE;
+	req.username = "";
+	req.object = obj;
+	*stamped = NULL;
+	if (mutate_plan(cfg, &req, plan, err, sizeof(err)) < 0) {
+		RG_LOG(LOG_DEBUG, "workload not watched: malformed", LF_S("kind", k->kind),
+		       LF_S("namespace", ns), LF_S("name", name), LF_S("reason", err));
+		return false;
+	}
+	if (!plan->applies)
+		return false;
+	v = json_get_string(json_get_path(obj, "spec", "template", "metadata", "annotations", NULL),
+			    config_annotation(cfg, "config-hash", key, sizeof(key)));
+	if (v && *v)
+		*stamped = strdup(v);
+	return true;
+}
+
+static struct workload *wl_new(struct reloader *r, enum wkind kind, const char *ns, const char *name)
+{
+	struct workload *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	w->kind = kind;
+	w->hash = key_hash(kind, ns, name);
+	w->ns = strdup(ns);
+	w->name = strdup(name);
+	if (!w->ns || !w->name || grow_workloads(r) < 0) {
+		wl_free(w);
+		return NULL;
+	}
+	w->next = r->wb[w->hash & (r->wnb - 1)];
+	r->wb[w->hash & (r->wnb - 1)] = w;
+	r->wn++;
+	metrics_reload_workloads((long long)r->wn);
+	return w;
+}
+
+static void on_object(void *arg, enum kwatch_event ev, const cJSON *obj)
+{
+	struct wstream *st = arg;
+	struct reloader *r = st->r;
+	const cJSON *meta = json_get(obj, "metadata");
+	const char *ns = json_get_string(meta, "namespace"), *name = json_get_string(meta, "name");
+	const char *uid = json_get_string(meta, "uid");
+	struct stamp_plan plan;
+	struct cfgref *cfg;
+	struct workload *w;
+	char *stamped = NULL;
+	bool applies = false;
+
+	if (!ns || !name || !*name)
+		return;
+	memset(&plan, 0, sizeof(plan));
+	if (ev != KWATCH_DELETED) {
+		cfg = cfg_get(r);
+		applies = plan_workload(cfg->cfg, &wks[st->kind], ns, name, obj, &plan, &stamped);
+		cfg_put(r, cfg);
+	}
+	pthread_mutex_lock(&r->lock);
+	w = wl_find(r, st->kind, ns, name);
+	if (!applies) {
+		if (w)
+			wl_remove(r, w);
+		goto out;
+	}
+	if (!w)
+		w = wl_new(r, st->kind, ns, name);
+	if (!w) {
+		RG_LOG(LOG_ERROR, "out of memory tracking a workload", LF_S("name", name));
+		goto out;
+	}
+	index_remove(r, w);
+	refs_free(&w->refs);
+	w->refs = plan.refs;
+	memset(&plan.refs, 0, sizeof(plan.refs));
+	free(w->stamped);
+	w->stamped = stamped;
+	stamped = NULL;
+	free(w->uid);
+	w->uid = uid ? strdup(uid) : NULL;
+	w->gen = st->gen;
+	index_add(r, w);
+out:
+	pthread_mutex_unlock(&r->lock);
+	free(stamped);
+	stamp_plan_free(&plan);
+}
+
+static bool all_streams_synced(const struct reloader *r)
+{
+	for (size_t i = 0; i < r->n_streams; i++)
+		if (!r->streams[i].synced && !r->streams[i].disabled)
+			return false;
+	return true;
+}
+
+/* Lock held. */
+static void note_synced(struct reloader *r)
+{
+	if (r->synced || !all_streams_synced(r))
+		return;
+	r->synced = true;
+	r->compare_all = true;
+	RG_LOG(LOG_INFO, "reload controller synced", LF_I("workloads", r->wn));
+	pthread_cond_broadcast(&r->cond);
+}
+
+static void on_synced(void *arg)
+{
+	struct wstream *st = arg;
+	struct reloader *r = st->r;
+
+	pthread_mutex_lock(&r->lock);
+	/* What the list did not deliver is gone. */
+	for (size_t i = 0; i < r->wnb; i++) {
+		struct workload *w = r->wb[i], *next;
+		for (; w; w = next) {
+			next = w->next;
+			if (w->kind == st->kind && (!st->ns || strcmp(w->ns, st->ns) == 0) &&
+			    w->gen != st->gen)
+				wl_remove(r, w);
+		}
+	}
+	st->synced = true;
+	note_synced(r);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static void on_disabled(void *arg)
+{
+	struct wstream *st = arg;
+
+	pthread_mutex_lock(&st->r->lock);
+	st->disabled = true;
+	note_synced(st->r);
+	pthread_mutex_unlock(&st->r->lock);
+}
+
+/* ---- config object changes (cache watch thread) ---- */
+
+static bool keys_meet(const struct ref *ref, const struct objcache_change *ch)
+{
+	size_t i = 0, j = 0;
+
+	while (i < ref->n_keys && j < ch->n_keys) {
+		int c = strcmp(ref->keys[i], ch->keys[j]);
+		if (c == 0)
+			return true;
+		if (c < 0)
+			i++;
+		else
+			j++;
+	}
+	return false;
+}
+
+static void on_change(void *arg, const struct objcache_change *ch)
+{
+	struct reloader *r = arg;
+	uint32_t h = key_hash(ch->kind, ch->ns, ch->name);
+	char trigger[TRIGGER_LEN];
+	bool any = false;
+
+	snprintf(trigger, sizeof(trigger), "%s \"%s\"", refs_kind_name(ch->kind), ch->name);
+	pthread_mutex_lock(&r->lock);
+	for (struct use *u = r->unb ? r->ub[h & (r->unb - 1)] : NULL; u; u = u->next) {
+		const struct ref *ref = &u->w->refs.refs[u->ref];
+		if (u->hash != h || ref->kind != ch->kind || strcmp(u->w->ns, ch->ns) != 0 ||
+		    strcmp(ref->name, ch->name) != 0)
+			continue;
+		/* Unselected keys and metadata never schedule anything. */
+		if (ch->existence || ref->whole || keys_meet(ref, ch)) {
+			schedule(r, u->w, trigger);
+			any = true;
+		}
+	}
+	if (any)
+		pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* ---- computing and patching (controller thread) ---- */
+
+/* What the controller needs of a workload while unlocked. */
+struct snap {
+	enum wkind kind;
+	char *ns, *name, *uid;
+	struct refset refs;
+	char trigger[TRIGGER_LEN];
+	unsigned more;
+	char key[300];
+};
+
+static void snap_free(struct snap *s)
+{
+	free(s->ns);
+	free(s->name);
+	free(s->uid);
+	refs_free(&s->refs);
+	memset(s, 0, sizeof(*s));
+}
+
+static int refs_dup(const struct refset *in, struct refset *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (in->n == 0)
+		return 0;
+	out->refs = calloc(in->n, sizeof(*out->refs));
+	if (!out->refs)
+		return -1;
+	for (; out->n < in->n; out->n++) {
+		const struct ref *a = &in->refs[out->n];
+		struct ref *b = &out->refs[out->n];
+		*b = (struct ref){ a->kind, strdup(a->name), a->whole, NULL, 0, a->optional, NULL };
+		b->user = a->user ? strdup(a->user) : NULL;
+		b->keys = a->n_keys ? calloc(a->n_keys, sizeof(*b->keys)) : NULL;
+		if (!b->name || (a->user && !b->user) || (a->n_keys && !b->keys))
+			return -1;
+		for (; b->n_keys < a->n_keys; b->n_keys++) {
+			b->keys[b->n_keys] = strdup(a->keys[b->n_keys]);
+			if (!b->keys[b->n_keys])
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static int snap_take(const struct workload *w, struct snap *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->kind = w->kind;
+	s->ns = strdup(w->ns);
+	s->name = strdup(w->name);
+	s->uid = w->uid ? strdup(w->uid) : NULL;
+	memcpy(s->trigger, w->trigger, sizeof(s->trigger));
+	s->more = w->more;
+	if (!s->ns || !s->name || (w->uid && !s->uid) || refs_dup(&w->refs, &s->refs) < 0) {
+		snap_free(s);
+		return -1;
+	}
+	return 0;
+}
+
+struct waiter {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	bool done;
+};
+
+static void on_resolved(void *arg)
+{
+	struct waiter *wt = arg;
+
+	pthread_mutex_lock(&wt->m);
+	wt->done = true;
+	pthread_cond_broadcast(&wt->c);
+	pthread_mutex_unlock(&wt->m);
+}
+
+/* Answers every lookup of the batch, waiting when the source works
+ * asynchronously (it always calls back, by its own deadline). */
+static void resolve(struct objsource *src, struct lookup_batch *b, unsigned timeout_ms)
+{
+	struct waiter wt = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false };
+
+	if (objsource_resolve(src, b, timeout_ms, on_resolved, &wt) == 1) {
+		pthread_mutex_lock(&wt.m);
+		while (!wt.done)
+			pthread_cond_wait(&wt.c, &wt.m);
+		pthread_mutex_unlock(&wt.m);
+	}
+	pthread_mutex_destroy(&wt.m);
+	pthread_cond_destroy(&wt.c);
+}
+
+enum outcome { HASH_OK, HASH_NONE, HASH_FAILED };
+
+/*
+ * The hash the webhook would stamp now: the same lookups through the same
+ * source, then mutate_finish on a bare template, whose patch carries the
+ * value. HASH_NONE: nothing referenced. HASH_FAILED: a lookup failed (the
+ * webhook would keep the old hash too); retried later.
+ */
+static enum outcome compute_hash(struct reloader *r, const struct config *cfg, struct snap *s,
+				 char out[CONFIGHASH_VALUE_LEN])
+{
+	struct stamp_plan plan;
+	struct admission_request req;
+	struct admission_response resp;
+	cJSON *obj = cJSON_Parse("{\"spec\":{\"template\":{\"metadata\":{}}}}");
+	const char *v;
+	char err[256];
+	enum outcome o = HASH_FAILED;
+
+	memset(&plan, 0, sizeof(plan));
+	memset(&req, 0, sizeof(req));
+	admission_response_init(&resp);
+	config_annotation(cfg, "config-hash", s->key, sizeof(s->key));
+	if (!obj)
+		goto out;
+	plan.applies = true;
+	plan.refs = s->refs; /* borrowed; never freed through plan */
+	plan.batch.namespace_ = s->ns;
+	plan.batch.n = s->refs.n;
+	plan.batch.items = s->refs.n ? calloc(s->refs.n, sizeof(*plan.batch.items)) : NULL;
+	if (s->refs.n && !plan.batch.items)
+		goto out;
+	for (size_t i = 0; i < s->refs.n; i++) {
+		plan.batch.items[i].kind = s->refs.refs[i].kind == OBJ_SECRET ? SRC_SECRET : SRC_CONFIGMAP;
+		plan.batch.items[i].name = s->refs.refs[i].name;
+	}
+	resolve(r->src, &plan.batch, cfg->lookup_timeout_ms);
+	for (size_t i = 0; i < plan.batch.n; i++) {
+		const struct lookup_item *it = &plan.batch.items[i];
+		if (it->status == LOOKUP_FOUND || it->status == LOOKUP_ABSENT)
+			continue;
+		RG_LOG(LOG_WARN, "reload: cannot read an object; retrying later",
+		       LF_S("namespace", s->ns), LF_S("workload", s->name),
+		       LF_S("object_kind", it->kind == SRC_SECRET ? "Secret" : "ConfigMap"),
+		       LF_S("object", it->name), LF_S("reason", it->reason));
+		goto out;
+	}
+	req.uid = "rollgate-reloader";
+	req.group = wks[s->kind].group;
+	req.version = wks[s->kind].version;
+	req.kind = wks[s->kind].kind;
+	req.resource = wks[s->kind].resource;
+	req.subresource = "";
+	req.name = s->name;
+	req.namespace_ = s->ns;
+	req.operation = OP_UPDATE;
+	req.username = "";
+	req.object = obj;
+	if (mutate_finish(cfg, &req, &plan, &resp) < 0)
+		goto out;
+	if (!resp.patch) {
+		o = HASH_NONE;
+		goto out;
+	}
+	if (patch_apply(obj, resp.patch, err, sizeof(err)) < 0)
+		goto out;
+	v = json_get_string(json_get_path(obj, "spec", "template", "metadata", "annotations", NULL),
+			    s->key);
+	if (!v || strlen(v) >= CONFIGHASH_VALUE_LEN)
+		goto out;
+	memcpy(out, v, strlen(v) + 1);
+	o = HASH_OK;
+out:
+	lookup_batch_clear(&plan.batch);
+	free(plan.batch.items);
+	admission_response_free(&resp);
+	cJSON_Delete(obj);
+	return o;
+}
+
+static char *apply_body(const struct snap *s, const char *hash)
+{
+	cJSON *o = cJSON_CreateObject(), *meta, *ann;
+	char *text = NULL;
+
+	if (!o)
+		return NULL;
+	meta = cJSON_AddObjectToObject(o, "metadata");
+	ann = cJSON_CreateObject();
+	if (!cJSON_AddStringToObject(o, "apiVersion", wks[s->kind].api_version) ||
+	    !cJSON_AddStringToObject(o, "kind", wks[s->kind].kind) || !meta || !ann ||
+	    !cJSON_AddStringToObject(meta, "name", s->name) ||
+	    !cJSON_AddStringToObject(meta, "namespace", s->ns) ||
+	    !cJSON_AddStringToObject(ann, s->key, hash)) {
+		cJSON_Delete(ann);
+		goto out;
+	}
+	{
+		cJSON *spec = cJSON_AddObjectToObject(o, "spec");
+		cJSON *tmpl = spec ? cJSON_AddObjectToObject(spec, "template") : NULL;
+		cJSON *tmeta = tmpl ? cJSON_AddObjectToObject(tmpl, "metadata") : NULL;
+		if (!tmeta || !cJSON_AddItemToObject(tmeta, "annotations", ann)) {
+			cJSON_Delete(ann);
+			goto out;
+		}
+	}
+	text = json_print(o);
+out:
+	cJSON_Delete(o);
+	return text;
+}
+
+static void rfc3339(char out[32])
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	if (strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		out[0] = '\0';
+}
+
+/* A Normal Event on the workload naming what triggered the rollout. Best
+ * effort: a failure is logged, never retried. */
+static void post_event(struct reloader *r, const struct snap *s, const char *hash)
+{
+	cJSON *e = cJSON_CreateObject(), *meta, *inv, *srcobj;
+	char msg[700], gen[300], path[400], ts[32], err[256], why[300];
+	struct kwatch_reply reply;
+	char *body = NULL;
+
+	if (s->trigger[0] && s->more)
+		snprintf(msg, sizeof(msg), "%s changed (and %u more objects): rolling out with config hash %s",
+			 s->trigger, s->more, hash);
+	else if (s->trigger[0])
+		snprintf(msg, sizeof(msg), "%s changed: rolling out with config hash %s", s->trigger, hash);
+	else
+		snprintf(msg, sizeof(msg),
+			 "referenced ConfigMaps or Secrets changed while no controller watched: rolling "
+			 "out with config hash %s",
+			 hash);
+	snprintf(gen, sizeof(gen), "%.240s.", s->name);
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/events", s->ns);
+	rfc3339(ts);
+	if (!e)
+		return;
+	meta = cJSON_AddObjectToObject(e, "metadata");
+	inv = cJSON_AddObjectToObject(e, "involvedObject");
+	srcobj = cJSON_AddObjectToObject(e, "source");
+	if (!meta || !inv || !srcobj || !cJSON_AddStringToObject(e, "apiVersion", "v1") ||
+	    !cJSON_AddStringToObject(e, "kind", "Event") ||
+	    !cJSON_AddStringToObject(meta, "generateName", gen) ||
+	    !cJSON_AddStringToObject(meta, "namespace", s->ns) ||
+	    !cJSON_AddStringToObject(inv, "apiVersion", wks[s->kind].api_version) ||
+	    !cJSON_AddStringToObject(inv, "kind", wks[s->kind].kind) ||
+	    !cJSON_AddStringToObject(inv, "name", s->name) ||
+	    !cJSON_AddStringToObject(inv, "namespace", s->ns) ||
+	    (s->uid && !cJSON_AddStringToObject(inv, "uid", s->uid)) ||
+	    !cJSON_AddStringToObject(e, "reason", "ConfigChanged") ||
+	    !cJSON_AddStringToObject(e, "message", msg) ||
+	    !cJSON_AddStringToObject(e, "type", "Normal") ||
+	    !cJSON_AddStringToObject(srcobj, "component", "rollgate") ||
+	    !cJSON_AddStringToObject(e, "firstTimestamp", ts) ||
+	    !cJSON_AddStringToObject(e, "lastTimestamp", ts) ||
+	    !cJSON_AddNumberToObject(e, "count", 1) ||
+	    !cJSON_AddStringToObject(e, "reportingComponent", "rollgate") ||
+	    !cJSON_AddStringToObject(e, "reportingInstance",
+				     r->lease ? lease_identity(r->lease) : "rollgate"))
+		goto out;
+	body = json_print(e);
+	if (!body)
+		goto out;
+	if (kwatch_client_request(r->client, "POST", path, "application/json", body, PATCH_TIMEOUT_MS,
+				  &reply, err, sizeof(err)) < 0) {
+		RG_LOG(LOG_WARN, "cannot record the rollout Event", LF_S("reason", err));
+		goto out;
+	}
+	if (reply.status != 201 && reply.status != 200) {
+		kwatch_reply_describe(&reply, why, sizeof(why));
+		RG_LOG(LOG_WARN, "cannot record the rollout Event", LF_S("reason", why));
+	}
+	kwatch_reply_free(&reply);
+out:
+	free(body);
+	cJSON_Delete(e);
+}
+
+/* The server-side apply of the hash. Returns the metrics outcome. */
+static enum metrics_patch send_patch(struct reloader *r, const struct snap *s, const char *hash)
+{
+	const struct wk *k = &wks[s->kind];
+	struct kwatch_reply reply;
+	char path[700], err[256], why[300];
+	char *body;
+	enum metrics_patch out = PATCH_FAILED;
+
+	if (!kwatch_valid_namespace(s->ns) || !kwatch_valid_name(s->name))
+		return PATCH_FAILED;
+	snprintf(path, sizeof(path), "%s/namespaces/%s/%s/%s?fieldManager=rollgate&force=true",
+		 k->prefix, s->ns, k->resource, s->name);
+	body = apply_body(s, hash);
+	if (!body)
+		return PATCH_FAILED;
+	if (kwatch_client_request(r->client, "PATCH", path, "application/apply-patch+yaml", body,
+				  PATCH_TIMEOUT_MS, &reply, err, sizeof(err)) < 0) {
+		RG_LOG(LOG_WARN, "reload: patch failed", LF_S("kind", k->kind), LF_S("namespace", s->ns),
+		       LF_S("name", s->name), LF_S("reason", err));
+		free(body);
+		return PATCH_FAILED;
+	}
+	free(body);
+	if (reply.status == 200 || reply.status == 201) {
+		out = PATCH_APPLIED;
+		RG_LOG(LOG_INFO, "reload: rollout triggered", LF_S("kind", k->kind),
+		       LF_S("namespace", s->ns), LF_S("name", s->name),
+		       LF_S("trigger", s->trigger[0] ? s->trigger : "comparison"), LF_I("more", s->more),
+		       LF_S("hash", hash));
+	} else {
+		out = reply.status == 404 ? PATCH_NOT_FOUND : PATCH_FAILED;
+		kwatch_reply_describe(&reply, why, sizeof(why));
+		RG_LOG(LOG_WARN, "reload: patch rejected", LF_S("kind", k->kind),
+		       LF_S("namespace", s->ns), LF_S("name", s->name), LF_S("reason", why));
+	}
+	kwatch_reply_free(&reply);
+	if (out == PATCH_APPLIED)
+		post_event(r, s, hash);
+	return out;
+}
+
+/* Token bucket; lock held. Returns 0 when a token was taken, else the ms
+ * until one is available. */
+static long long take_token(struct reloader *r, const struct config *cfg)
+{
+	long long now = mono_ms();
+	double rate = cfg->reload_rate > 0 ? cfg->reload_rate : 1.0;
+	double burst = cfg->reload_burst ? cfg->reload_burst : 1;
+
+	if (r->refill_ms == 0)
+		r->tokens = burst;
+	else
+		r->tokens += (double)(now - r->refill_ms) / 1000.0 * rate;
+	if (r->tokens > burst)
+		r->tokens = burst;
+	r->refill_ms = now;
+	if (r->tokens >= 1.0) {
+		r->tokens -= 1.0;
+		return 0;
+	}
+	return (long long)((1.0 - r->tokens) / rate * 1000.0) + 1;
+}
+
+static bool is_leader(struct reloader *r)
+{
+	return !r->lease || lease_is_leader(r->lease);
+}
+
+static void retry_later(struct reloader *r, struct workload *w)
+{
+	long long d = RETRY_MIN_MS;
+
+	for (unsigned i = 0; i < w->failures && d < RETRY_MAX_MS; i++)
+		d *= 2;
+	if (d > RETRY_MAX_MS)
+		d = RETRY_MAX_MS;
+	w->failures++;
+	due_insert(r, w, mono_ms() + d);
+}
+
+/*
+ * One due workload, lock held on entry and exit (released for the lookups
+ * and the PATCH). Compares with the hash the workload carries at decision
+ * time; equal or never stamped means no patch.
+ */
+static void process(struct reloader *r, struct workload *w)
+{
+	char hash[CONFIGHASH_VALUE_LEN];
+	enum wkind kind = w->kind;
+	struct cfgref *cfg;
+	enum outcome o;
+	enum metrics_patch res;
+	struct snap s;
+	long long wait;
+
+	if (snap_take(w, &s) < 0) {
+		retry_later(r, w);
+		return;
+	}
+	cfg = r->cfg;
+	cfg->refs++;
+	pthread_mutex_unlock(&r->lock);
+	o = compute_hash(r, cfg->cfg, &s, hash);
+	pthread_mutex_lock(&r->lock);
+	w = wl_find(r, kind, s.ns, s.name);
+	if (!w || w->dirty)
+		goto out; /* gone, or due again with newer news */
+	if (o == HASH_FAILED) {
+		retry_later(r, w);
+		goto out;
+	}
+	if (o == HASH_NONE || !w->stamped || strcmp(w->stamped, hash) == 0 || !is_leader(r))
+		goto out;
+	wait = take_token(r, cfg->cfg);
+	if (wait > 0) {
+		if (!w->rate_counted)
+			metrics_reload_rate_limited();
+		w->rate_counted = true;
+		due_insert(r, w, mono_ms() + wait);
+		goto out;
+	}
+	w->rate_counted = false;
+	pthread_mutex_unlock(&r->lock);
+	res = send_patch(r, &s, hash);
+	metrics_reload_patch(res);
+	pthread_mutex_lock(&r->lock);
+	w = wl_find(r, kind, s.ns, s.name);
+	if (w && res == PATCH_APPLIED) {
+		/* The watch confirms it shortly; until then assume it. */
+		char *h = strdup(hash);
+		if (h) {
+			free(w->stamped);
+			w->stamped = h;
+		}
+		w->failures = 0;
+	} else if (w && res == PATCH_FAILED && !w->dirty) {
+		retry_later(r, w);
+	}
+out:
+	cfg_put_locked(cfg);
+	snap_free(&s);
+}
+
+static void compare_all(struct reloader *r)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->wnb; i++)
+		for (struct workload *w = r->wb[i]; w; w = w->next, n++)
+			schedule(r, w, "");
+	RG_LOG(LOG_INFO, "reload: comparing every workload's hash", LF_I("workloads", n));
+}
+
+static void clear_due(struct reloader *r)
+{
+	while (r->due)
+		due_unlink(r, r->due);
+}
+
+static void wait_until(struct reloader *r, long long until_ms)
+{
+	struct timespec ts;
+	long long ms = until_ms - mono_ms();
+
+	if (ms <= 0)
+		return;
+	if (ms > POLL_MS)
+		ms = POLL_MS;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+}
+
+static void *run(void *arg)
+{
+	struct reloader *r = arg;
+
+	pthread_mutex_lock(&r->lock);
+	while (!r->stop) {
+		bool leader = is_leader(r);
+		struct workload *w;
+		if (leader != r->was_leader) {
+			r->was_leader = leader;
+			if (leader)
+				r->compare_all = true; /* a new leader trusts nobody's bookkeeping */
+			else
+				clear_due(r); /* the leader handles them */
+		}
+		if (!leader || !r->synced || !objcache_synced(r->cache)) {
+			clear_due(r);
+			wait_until(r, mono_ms() + POLL_MS);
+			continue;
+		}
+		if (r->compare_all) {
+			r->compare_all = false;
+			compare_all(r);
+		}
+		w = r->due;
+		if (!w || w->due_ms > mono_ms()) {
+			wait_until(r, w ? w->due_ms : mono_ms() + POLL_MS);
+			continue;
+		}
+		due_unlink(r, w);
+		process(r, w);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+static int add_stream(struct reloader *r, struct wstream *st, enum wkind kind, const char *ns,
+		      char *err, size_t errlen)
+{
+	char path[512];
+	struct kwatch_spec spec = {
+		.path = path,
+		.label_selector = NULL,
+		.resource = wks[kind].mr,
+		.sensitive = false,
+		.optional = wks[kind].optional,
+		.handler = { on_list_start, on_object, on_synced, on_disabled, st },
+	};
+
+	st->r = r;
+	st->kind = kind;
+	st->ns = ns ? strdup(ns) : NULL;
+	if (ns && !st->ns) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/%s%s%s%s", wks[kind].prefix, ns ? "namespaces/" : "",
+		 ns ? ns : "", ns ? "/" : "", wks[kind].resource);
+	return kwatch_add(r->w, &spec, err, errlen);
+}
+
+struct reloader *reloader_new(struct kwatch_client *client, struct objcache *cache,
+			      struct objsource *src, struct lease *lease, struct config *cfg,
+			      char *err, size_t errlen)
+{
+	struct reloader *r = calloc(1, sizeof(*r));
+	size_t nns = cfg->watch_namespaces.n;
+
+	if (r)
+		r->cfg = cfg_wrap(cfg);
+	if (!r || !r->cfg) {
+		snprintf(err, errlen, "out of memory");
+		config_free(cfg); /* taken in every case */
+		free(cfg);
+		free(r);
+		return NULL;
+	}
+	r->client = client;
+	r->cache = cache;
+	r->src = src;
+	r->lease = lease;
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	for (size_t i = 0; i < nns; i++) {
+		if (!kwatch_valid_namespace(cfg->watch_namespaces.v[i])) {
+			snprintf(err, errlen, "watch.namespaces: \"%.80s\" is not a namespace name",
+				 cfg->watch_namespaces.v[i]);
+			goto fail;
+		}
+	}
+	r->w = kwatch_new(client);
+	r->n_streams = WK_COUNT * (nns ? nns : 1);
+	r->streams = calloc(r->n_streams, sizeof(*r->streams));
+	if (!r->w || !r->streams) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < r->n_streams; i++)
+		if (add_stream(r, &r->streams[i], (enum wkind)(i % WK_COUNT),
+			       nns ? cfg->watch_namespaces.v[i / WK_COUNT] : NULL, err, errlen) < 0)
+			goto fail;
+	metrics_reload_workloads(0);
+	return r;
+fail:
+	reloader_free(r);
+	return NULL;
+}
+
+int reloader_start(struct reloader *r, char *err, size_t errlen)
+{
+	objcache_subscribe(r->cache, on_change, r);
+	if (kwatch_start(r->w, err, errlen) < 0)
+		return -1;
+	if (pthread_create(&r->thread, NULL, run, r) != 0) {
+		snprintf(err, errlen, "cannot start the reload controller thread");
+		return -1;
+	}
+	r->started = true;
+	RG_LOG(LOG_INFO, "reload controller started", LF_D("rate", r->cfg->cfg->reload_rate),
+	       LF_I("burst", r->cfg->cfg->reload_burst), LF_I("window_ms", r->cfg->cfg->reload_window_ms),
+	       LF_S("identity", r->lease ? lease_identity(r->lease) : "(no leader election)"));
+	return 0;
+}
+
+void reloader_set_config(struct reloader *r, struct config *cfg)
+{
+	struct cfgref *c = cfg_wrap(cfg), *old;
+
+	if (!c) {
+		config_free(cfg);
+		free(cfg);
+		RG_LOG(LOG_ERROR, "out of memory: the reload controller keeps its config", LF_END);
+		return;
+	}
+	pthread_mutex_lock(&r->lock);
+	old = r->cfg;
+	r->cfg = c;
+	cfg_put_locked(old);
+	pthread_mutex_unlock(&r->lock);
+	/* Opt-in and references may read differently now. */
+	kwatch_relist(r->w);
+}
+
+bool reloader_synced(struct reloader *r)
+{
+	bool s;
+
+	pthread_mutex_lock(&r->lock);
+	s = r->synced;
+	pthread_mutex_unlock(&r->lock);
+	return s;
+}
+
+void reloader_stop(struct reloader *r)
+{
+	if (!r || r->stopped)
+		return;
+	r->stopped = true;
+	if (r->cache)
+		objcache_subscribe(r->cache, NULL, NULL);
+	kwatch_free(r->w);
+	r->w = NULL;
+	if (r->started) {
+		pthread_mutex_lock(&r->lock);
+		r->stop = true;
+		pthread_cond_broadcast(&r->cond);
+		pthread_mutex_unlock(&r->lock);
+		pthread_join(r->thread, NULL);
+	}
+}
+
+void reloader_free(struct reloader *r)
+{
+	if (!r)
+		return;
+	reloader_stop(r);
+	for (size_t i = 0; i < r->wnb; i++) {
+		struct workload *w = r->wb[i], *next;
+		for (; w; w = next) {
+			next = w->next;
+			wl_free(w);
+		}
+	}
+	for (size_t i = 0; i < r->unb; i++) {
+		struct use *u = r->ub[i], *next;
+		for (; u; u = next) {
+			next = u->next;
+			free(u);
+		}
+	}
+	free(r->wb);
+	free(r->ub);
+	for (size_t i = 0; r->streams && i < r->n_streams; i++)
+		free(r->streams[i].ns);
+	free(r->streams);
+	if (r->cfg)
+		cfg_put_locked(r->cfg);
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->cond);
+	free(r);
+}

@@ -1,0 +1,899 @@
+/*
+ * The reload controller and its leader election against the kube-apiserver
+ * double (tests/apidouble.h): a selected key change gives exactly one
+ * server-side apply with the hash the webhook computes; unselected keys,
+ * metadata, restarts and leader changes give none; a burst coalesces into
+ * one patch per workload; the rate limit spaces patches; dropped and
+ * expired watches lose no change; two replicas never both patch and the
+ * second takes over when the leader stops; and `rollgate serve` end to end.
+ */
+#include "testutil.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "apidouble.h"
+#include "harness.h"
+
+#include "admission.h"
+#include "config.h"
+#include "confighash.h"
+#include "jsonutil.h"
+#include "kube.h"
+#include "kwatch.h"
+#include "lease.h"
+#include "log.h"
+#include "metrics.h"
+#include "mutate.h"
+#include "objcache.h"
+#include "objsource.h"
+#include "patch.h"
+#include "reloader.h"
+
+#define WAIT_MS 20000
+#define WINDOW_MS 400
+
+static char certdir[256];
+
+static long long now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static bool wait_for(bool (*cond)(void *), void *arg, long long ms)
+{
+	long long until = now_ms() + ms;
+
+	while (!cond(arg)) {
+		if (now_ms() > until)
+			return cond(arg);
+		usleep(10 * 1000);
+	}
+	return true;
+}
+
+/* ---- a replica: cache, cached source, lease, controller ---- */
+
+struct replica {
+	char kc[512];
+	struct kube_conn conn;
+	struct kwatch_client *client;
+	struct objcache *cache;
+	struct objsource *src;
+	struct lease *lease;
+	struct reloader *rl;
+	char identity[128];
+	bool up;
+};
+
+static const char default_cfg[] = "reload:\n  coalesceWindow: 400ms\n";
+
+static struct config *load_cfg(const char *yaml)
+{
+	struct config *cfg = calloc(1, sizeof(*cfg));
+	char err[512];
+
+	assert_non_null(cfg);
+	if (config_load_buffer("test.yaml", yaml, strlen(yaml), cfg, err, sizeof(err)) < 0)
+		fail_msg("config: %s", err);
+	return cfg;
+}
+
+/* lo NULL: no leader election (always leader). */
+static void replica_up(struct replica *rp, struct ad *d, const char *token, const char *yaml,
+		       const struct lease_options *lo)
+{
+	char err[512];
+	struct objsource *gets;
+	struct config *cfg = load_cfg(yaml ? yaml : default_cfg);
+
+	memset(rp, 0, sizeof(*rp));
+	snprintf(rp->kc, sizeof(rp->kc), "%s/kubeconfig-%s-%u", certdir, token, d->port);
+	assert_int_equal(ad_write_kubeconfig(d, certdir, rp->kc, token, "rollgate"), 0);
+	assert_int_equal(kube_conn_from_kubeconfig(rp->kc, &rp->conn, err, sizeof(err)), 0);
+	rp->client = kwatch_client_new(&rp->conn, err, sizeof(err));
+	assert_non_null(rp->client);
+	rp->cache = objcache_new(rp->client, &cfg->watch_namespaces, cfg->watch_label_selector, err,
+				 sizeof(err));
+	assert_non_null(rp->cache);
+	assert_int_equal(objcache_start(rp->cache, err, sizeof(err)), 0);
+	gets = kube_source_new(rp->kc, err, sizeof(err));
+	assert_non_null(gets);
+	rp->src = objsource_cached_new(rp->cache, gets);
+	assert_non_null(rp->src);
+	if (lo) {
+		struct lease_options o = *lo;
+		snprintf(rp->identity, sizeof(rp->identity), "%s_%u", token, d->port);
+		o.identity = rp->identity;
+		rp->lease = lease_new(rp->client, &o, err, sizeof(err));
+		assert_non_null(rp->lease);
+		assert_int_equal(lease_start(rp->lease, err, sizeof(err)), 0);
+	}
+	rp->rl = reloader_new(rp->client, rp->cache, rp->src, rp->lease, cfg, err, sizeof(err));
+	if (!rp->rl)
+		fail_msg("reloader_new: %s", err);
+	assert_int_equal(reloader_start(rp->rl, err, sizeof(err)), 0);
+	rp->up = true;
+}
+
+/* Graceful (release the lease) or a crash (just stop). */
+static void replica_down(struct replica *rp, bool graceful)
+{
+	if (!rp->up)
+		return;
+	reloader_stop(rp->rl);
+	lease_stop(rp->lease, graceful);
+	reloader_free(rp->rl);
+	objsource_free(rp->src);
+	objcache_free(rp->cache);
+	lease_free(rp->lease);
+	kwatch_client_free(rp->client);
+	kube_conn_free(&rp->conn);
+	unlink(rp->kc);
+	rp->up = false;
+}
+
+static bool replica_synced(void *arg)
+{
+	struct replica *rp = arg;
+
+	return reloader_synced(rp->rl) && objcache_synced(rp->cache);
+}
+
+/* ---- per-test state ---- */
+
+struct env {
+	struct ad d;
+	struct replica a, b;
+	struct rg_server srv;
+};
+
+static int env_setup(void **state)
+{
+	struct env *e = calloc(1, sizeof(*e));
+
+	if (!e || ad_start(&e->d, certdir) < 0)
+		return -1;
+	*state = e;
+	return 0;
+}
+
+static int env_teardown(void **state)
+{
+	struct env *e = *state;
+
+	long long t0 = now_ms(), t1, t2;
+
+	if (e->srv.pid > 0)
+		h_stop(&e->srv, SIGKILL, 10);
+	replica_down(&e->a, false);
+	replica_down(&e->b, false);
+	t1 = now_ms();
+	ad_stop(&e->d);
+	t2 = now_ms();
+	if (getenv("TEST_TIMING"))
+		printf("teardown: replicas %lld ms, double %lld ms\n", t1 - t0, t2 - t1);
+	free(e);
+	return 0;
+}
+
+/* ---- objects ---- */
+
+static const char cm_v1[] = "{\"data\":{\"LOG_LEVEL\":\"info\",\"other\":\"1\"}}";
+static const char secret_v1[] = "{\"data\":{\"password\":\"czNjcjN0\"}}";
+
+/* A workload whose pods read ConfigMap app-config key LOG_LEVEL and the
+ * whole Secret db-creds, opted in, carrying hash (NULL: none). */
+static char *workload_json(const char *hash, const char *cm)
+{
+	char *s = malloc(4096);
+
+	snprintf(s, 4096,
+		 "{\"metadata\":{\"annotations\":{\"rollgate.io/reload\":\"true\"}},"
+		 "\"spec\":{\"selector\":{\"matchLabels\":{\"app\":\"web\"}},\"template\":{"
+		 "\"metadata\":{\"labels\":{\"app\":\"web\"}%s%s%s},"
+		 "\"spec\":{\"containers\":[{\"name\":\"app\",\"image\":\"nginx:1.25\","
+		 "\"env\":[{\"name\":\"LEVEL\",\"valueFrom\":{\"configMapKeyRef\":{\"name\":\"%s\","
+		 "\"key\":\"LOG_LEVEL\"}}}],\"envFrom\":[{\"secretRef\":{\"name\":\"db-creds\"}}]}]}}}}",
+		 hash ? ",\"annotations\":{\"rollgate.io/config-hash\":\"" : "", hash ? hash : "",
+		 hash ? "\"}" : "", cm);
+	return s;
+}
+
+/* The hash the webhook stamps for the stored workload, given the objects
+ * the double holds now: an UPDATE review through mutate_plan, the
+ * in-memory object source and mutate_finish, the patch applied. */
+static void webhook_hash(struct ad *d, const char *res, const char *kind, const char *ns,
+			 const char *name, char out[CONFIGHASH_VALUE_LEN])
+{
+	char *obj = ad_get_json(d, res, ns, name), err[256], *review;
+	struct objsource *mem = objsource_memory_new();
+	struct admission_request req;
+	struct admission_response resp;
+	struct stamp_plan plan;
+	struct config cfg;
+	const char *group = strcmp(res, "rollouts") == 0 ? "argoproj.io" : "apps";
+	const char *version = strcmp(res, "rollouts") == 0 ? "v1alpha1" : "v1";
+	cJSON *doc;
+	size_t n;
+	const char *v;
+
+	assert_non_null(obj);
+	ad_begin(d);
+	for (size_t i = 0; i < d->n_objs; i++) {
+		const char *r = d->objs[i].k->res;
+		if (strcmp(r, "configmaps") == 0 || strcmp(r, "secrets") == 0)
+			assert_int_equal(objsource_memory_add(mem, d->objs[i].obj, err, sizeof(err)), 0);
+	}
+	ad_end(d);
+	n = strlen(obj) * 2 + 1024;
+	review = malloc(n);
+	snprintf(review, n,
+		 "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+		 "\"uid\":\"u-1\",\"kind\":{\"group\":\"%s\",\"version\":\"%s\",\"kind\":\"%s\"},"
+		 "\"resource\":{\"group\":\"%s\",\"version\":\"%s\",\"resource\":\"%s\"},"
+		 "\"name\":\"%s\",\"namespace\":\"%s\",\"operation\":\"UPDATE\","
+		 "\"userInfo\":{\"username\":\"alice\"},\"object\":%s,\"oldObject\":%s}}",
+		 group, version, kind, group, version, res, name, ns, obj, obj);
+	assert_int_equal(config_defaults(&cfg), 0);
+	assert_int_equal(admission_decode(review, strlen(review), &req, err, sizeof(err)), 0);
+	assert_int_equal(mutate_plan(&cfg, &req, &plan, err, sizeof(err)), 0);
+	assert_true(plan.applies);
+	assert_int_equal(objsource_resolve(mem, &plan.batch, 1000, NULL, NULL), 0);
+	admission_response_init(&resp);
+	assert_int_equal(mutate_finish(&cfg, &req, &plan, &resp), 0);
+	doc = cJSON_Parse(obj);
+	if (resp.patch)
+		assert_int_equal(patch_apply(doc, resp.patch, err, sizeof(err)), 0);
+	v = json_get_string(json_get_path(doc, "spec", "template", "metadata", "annotations", NULL),
+			    "rollgate.io/config-hash");
+	assert_non_null(v);
+	snprintf(out, CONFIGHASH_VALUE_LEN, "%s", v);
+	cJSON_Delete(doc);
+	admission_response_free(&resp);
+	stamp_plan_free(&plan);
+	admission_request_free(&req);
+	config_free(&cfg);
+	objsource_free(mem);
+	free(review);
+	free(obj);
+}
+
+/* Stores a workload stamped with the hash the webhook would give it now. */
+static void put_stamped(struct ad *d, const char *res, const char *kind, const char *ns,
+			const char *name, const char *cm)
+{
+	char hash[CONFIGHASH_VALUE_LEN];
+	char *w = workload_json(NULL, cm);
+
+	ad_put(d, res, ns, name, w);
+	free(w);
+	webhook_hash(d, res, kind, ns, name, hash);
+	w = workload_json(hash, cm);
+	ad_put(d, res, ns, name, w);
+	free(w);
+}
+
+static void put_basics(struct ad *d)
+{
+	ad_put(d, "configmaps", "shop", "app-config", cm_v1);
+	ad_put(d, "secrets", "shop", "db-creds", secret_v1);
+	put_stamped(d, "deployments", "Deployment", "shop", "web", "app-config");
+}
+
+static void set_level(struct ad *d, const char *level)
+{
+	char cm[256];
+
+	snprintf(cm, sizeof(cm), "{\"data\":{\"LOG_LEVEL\":\"%s\",\"other\":\"1\"}}", level);
+	ad_put(d, "configmaps", "shop", "app-config", cm);
+}
+
+struct patch_probe {
+	struct ad *d;
+	size_t n;
+};
+
+static bool patches_reach(void *arg)
+{
+	struct patch_probe *p = arg;
+
+	return ad_patch_count(p->d) >= p->n;
+}
+
+static void expect_patches(struct ad *d, size_t n)
+{
+	struct patch_probe p = { d, n };
+
+	if (!wait_for(patches_reach, &p, WAIT_MS))
+		fail_msg("expected %zu patches, saw %zu", n, ad_patch_count(d));
+}
+
+/* Long enough for anything due to have happened: the window, a rate-limit
+ * token or two, scheduling on a loaded machine. */
+static void settle(void)
+{
+	usleep((WINDOW_MS + 800) * 1000);
+}
+
+/* The hash a recorded PATCH sets, checked for the server-side apply shape. */
+static void patch_hash(struct ad *d, size_t i, const char *path, char out[CONFIGHASH_VALUE_LEN])
+{
+	struct ad_patch p;
+	cJSON *body;
+	const char *v;
+
+	ad_begin(d);
+	p = d->patches[i];
+	body = cJSON_Parse(p.body);
+	ad_end(d);
+	assert_string_equal(p.path, path);
+	assert_string_equal(p.query, "fieldManager=rollgate&force=true");
+	assert_string_equal(p.ctype, "application/apply-patch+yaml");
+	assert_non_null(body);
+	assert_non_null(json_get_string(body, "apiVersion"));
+	assert_non_null(json_get_string(body, "kind"));
+	assert_non_null(json_get_string(json_get(body, "metadata"), "name"));
+	assert_non_null(json_get_string(json_get(body, "metadata"), "namespace"));
+	v = json_get_string(json_get_path(body, "spec", "template", "metadata", "annotations", NULL),
+			    "rollgate.io/config-hash");
+	assert_non_null(v);
+	snprintf(out, CONFIGHASH_VALUE_LEN, "%s", v);
+	cJSON_Delete(body);
+}
+
+static double metric_value(const char *prefix)
+{
+	char *m = metrics_render(), line[300];
+	const char *p;
+	double v = -1;
+
+	snprintf(line, sizeof(line), "\n%s", prefix);
+	p = m ? strstr(m, line) : NULL;
+	if (p)
+		v = strtod(p + strlen(line), NULL);
+	free(m);
+	return v;
+}
+
+/* ---- the controller ---- */
+
+static void test_selected_key_change_patches_once(void **state)
+{
+	struct env *e = *state;
+	char want[CONFIGHASH_VALUE_LEN], got[CONFIGHASH_VALUE_LEN];
+	double applied;
+	char *w;
+	cJSON *ev;
+
+	put_basics(&e->d);
+	/* Never stamped: the webhook stamps it on its next write, not us. */
+	w = workload_json(NULL, "app-config");
+	ad_put(&e->d, "deployments", "shop", "fresh", w);
+	free(w);
+	replica_up(&e->a, &e->d, "replica-a", NULL, NULL);
+	assert_true(wait_for(replica_synced, &e->a, WAIT_MS));
+	settle();
+	assert_int_equal(ad_patch_count(&e->d), 0); /* startup: nothing differs */
+
+	applied = metric_value("rollgate_reload_patches_total{outcome=\"applied\"} ");
+	set_level(&e->d, "debug");
+	expect_patches(&e->d, 1);
+	webhook_hash(&e->d, "deployments", "Deployment", "shop", "web", want);
+	patch_hash(&e->d, 0, "/apis/apps/v1/namespaces/shop/deployments/web", got);
+	assert_string_equal(got, want);
+	settle();
+	assert_int_equal(ad_patch_count(&e->d), 1);
+	assert_true(metric_value("rollgate_reload_patches_total{outcome=\"applied\"} ") == applied + 1);
+
+	/* The Event says what triggered the rollout. */
+	assert_int_equal(ad_posted_count(&e->d), 1);
+	ad_begin(&e->d);
+	ev = cJSON_Parse(e->d.posted[0]);
+	ad_end(&e->d);
+	assert_string_equal(json_get_string(ev, "reason"), "ConfigChanged");
+	assert_string_equal(json_get_string(ev, "type"), "Normal");
+	assert_string_equal(json_get_string(json_get(ev, "source"), "component"), "rollgate");
+	assert_string_equal(json_get_string(json_get(ev, "involvedObject"), "kind"), "Deployment");
+	assert_string_equal(json_get_string(json_get(ev, "involvedObject"), "name"), "web");
+	assert_string_equal(json_get_string(json_get(ev, "involvedObject"), "namespace"), "shop");
+	assert_non_null(json_get_string(json_get(ev, "involvedObject"), "uid"));
+	assert_non_null(strstr(json_get_string(ev, "message"), "ConfigMap \"app-config\""));
+	assert_non_null(strstr(json_get_string(ev, "message"), want));
+	cJSON_Delete(ev);
+
+	/* A Secret taken whole: any key counts. */
+	ad_put(&e->d, "secrets", "shop", "db-creds", "{\"data\":{\"password\":\"bmV3\"}}");
+	expect_patches(&e->d, 2);
+	webhook_hash(&e->d, "deployments", "Deployment", "shop", "web", want);
+	patch_hash(&e->d, 1, "/apis/apps/v1/namespaces/shop/deployments/web", got);
+	assert_string_equal(got, want);
+	settle();
+	assert_int_equal(ad_patch_count(&e->d), 2);
+}
+
+static void test_unselected_changes_patch_nothing(void **state)
+{
+	struct env *e = *state;
+
+	put_basics(&e->d);
+	ad_put(&e->d, "configmaps", "shop", "unused", "{\"data\":{\"a\":\"1\"}}");
+	replica_up(&e->a, &e->d, "replica-a", NULL, NULL);
+	assert_true(wait_for(replica_synced, &e->a, WAIT_MS));
+	/* A key the workload does not select, labels only, an object it does
+	 * not use, the same values written again. */
+	ad_put(&e->d, "configmaps", "shop", "app-config", "{\"data\":{\"LOG_LEVEL\":\"info\",\"other\":\"2\"}}");
+	ad_put(&e->d, "configmaps", "shop", "app-config",
+	       "{\"metadata\":{\"labels\":{\"x\":\"y\"}},\"data\":{\"LOG_LEVEL\":\"info\",\"other\":\"2\"}}");
+	ad_put(&e->d, "configmaps", "shop", "unused", "{\"data\":{\"a\":\"2\"}}");
+	ad_put(&e->d, "secrets", "shop", "db-creds", secret_v1);
+	/* A same-named ConfigMap in another namespace. */
+	ad_put(&e->d, "configmaps", "other", "app-config", "{\"data\":{\"LOG_LEVEL\":\"debug\"}}");
+	settle();
+	assert_int_equal(ad_patch_count(&e->d), 0);
+}
+
+static void test_burst_coalesces_per_workload(void **state)
+{
+	struct env *e = *state;
+	char want[CONFIGHASH_VALUE_LEN], got[CONFIGHASH_VALUE_LEN], level[32];
+	static const char *const res[] = { "deployments", "statefulsets", "daemonsets" };
+	static const char *const kinds[] = { "Deployment", "StatefulSet", "DaemonSet" };
+	long long t0;
+
+	ad_put(&e->d, "configmaps", "shop", "app-config", cm_v1);
+	ad_put(&e->d, "secrets", "shop", "db-creds", secret_v1);
+	for (int i = 0; i < 3; i++)
+		put_stamped(&e->d, res[i], kinds[i], "shop", "web", "app-config");
+	/* The default coalescing window, 2 s. */
+	replica_up(&e->a, &e->d, "replica-a", "reload:\n  coalesceWindow: 2s\n", NULL);
+	assert_true(wait_for(replica_synced, &e->a, WAIT_MS));
+	/* The startup comparison runs one window after the controller sees the
+	 * sync (which it checks every 0.5 s): let it pass before the burst. */
+	usleep(3200 * 1000);
+	assert_int_equal(ad_patch_count(&e->d), 0);
+	/* 100 changes within one second. */
+	t0 = now_ms();
+	for (int i = 0; i < 100; i++) {
+		snprintf(level, sizeof(level), "level-%d", i);
+		set_level(&e->d, level);
+		usleep(5 * 1000);
+	}
+	printf("100 changes written in %lld ms\n", now_ms() - t0);
+	expect_patches(&e->d, 3);
+	printf("first patch %.0f ms after the first change\n",
+	       (e->d.patches[0].t - (double)t0 / 1000.0) * 1000.0);
+	usleep(2300 * 1000); /* a second round would come one window later */
+	if (ad_patch_count(&e->d) != 3)
+		for (size_t i = 0; i < ad_patch_count(&e->d); i++)
+			printf("patch %zu at +%.0f ms: %s\n", i,
+			       (e->d.patches[i].t - (double)t0 / 1000.0) * 1000.0, e->d.patches[i].path);
+	assert_int_equal(ad_patch_count(&e->d), 3);
+	for (int i = 0; i < 3; i++) {
+		char path[200];
+		size_t j;
+		for (j = 0; j < 3; j++) {
+			snprintf(path, sizeof(path), "/apis/apps/v1/namespaces/shop/%s/web", res[i]);
+			if (strcmp(e->d.patches[j].path, path) == 0)
+				break;
+		}
+		assert_true(j < 3);
+		patch_hash(&e->d, j, path, got);
+		webhook_hash(&e->d, res[i], kinds[i], "shop", "web", want);
+		assert_string_equal(got, want);
+	}
+	printf("burst: 100 changes -> %zu patches for 3 workloads\n", ad_patch_count(&e->d));
+}
+
+static void test_restart_rolls_nothing_out(void **state)
+{
+	struct env *e = *state;
+	char want[CONFIGHASH_VALUE_LEN], got[CONFIGHASH_VALUE_LEN];
+
+	put_basics(&e->d);
+	replica_up(&e->a, &e->d, "replica-a", NULL, NULL);
+	assert_true(wait_for(replica_synced, &e->a, WAIT_MS));
+	set_level(&e->d, "debug");
+	expect_patches(&e->d, 1);
+	settle();
+	replica_down(&e->a, true);
+	/* A restart: the same state, nothing to do. */
+	replica_up(&e->a, &e->d, "replica-a", NULL, NULL);
+	assert_true(wait_for(replica_synced, &e->a, WAIT_MS));
+	settle();
+	assert_int_equal(ad_patch_count(&e->d), 1);
+	replica_down(&e->a, true);
+	/* A change while nobody watched is a real difference: patched once
+	 * after the next start. */
+	set_level(&e->d, "trace");
+	replica_up(&e->a, &e->d, "replica-a", NULL, NULL);
+	expect_patches(&e->d, 2);
+	webhook_hash(&e->d, "deployments", "Deployment", "shop", "web", want);
+	patch_hash(&e->d, 1, "/apis/apps/v1/namespaces/shop/deployments/web", got);
+	assert_string_equal(got, want);
+	settle();
+	assert_int_equal(ad_patch_count(&e->d), 2);
+	printf("restart: 0 patches; change while stopped: 1 patch on start\n");
+}
+
+static void test_dropped_and_expired_watches_lose_nothing(void **state)
+{
+	struct env *e = *state;
+	char want[CONFIGHASH_VALUE_LEN], got[CONFIGHASH_VALUE_LEN];
+
+	put_basics(&e->d);
+	replica_up(&e->a, &e->d, "replica-a", NULL, NULL);
+	assert_true(wait_for(replica_synced, &e->a, WAIT_MS));
+	/* Streams cut, the change lands before any reconnect. */
+	ad_begin(&e->d);
+	e->d.drop_gen++;
+	ad_put_locked(&e->d, "configmaps", "shop", "app-config",
+		      "{\"data\":{\"LOG_LEVEL\":\"dropped\",\"other\":\"1\"}}");
+	ad_end(&e->d);
+	expect_patches(&e->d, 1);
+	webhook_hash(&e->d, "deployments", "Deployment", "shop", "web", want);
+	patch_hash(&e->d, 0, "/apis/apps/v1/namespaces/shop/deployments/web", got);
+	assert_string_equal(got, want);
+	settle();
+	/* The change, then the history compacted: 410, relist, still seen. */
+	ad_begin(&e->d);
+	ad_put_locked(&e->d, "configmaps", "shop", "app-config",
+		      "{\"data\":{\"LOG_LEVEL\":\"expired\",\"other\":\"1\"}}");
+	ad_compact_locked(&e->d);
+	ad_end(&e->d);
+	expect_patches(&e->d, 2);
+	webhook_hash(&e->d, "deployments", "Deployment", "shop", "web", want);
+	patch_hash(&e->d, 1, "/apis/apps/v1/namespaces/shop/deployments/web", got);
+	assert_string_equal(got, want);
+	settle();
+	assert_int_equal(ad_patch_count(&e->d), 2);
+	/* A deleted object changes the hash as well. */
+	ad_delete(&e->d, "secrets", "shop", "db-creds");
+	expect_patches(&e->d, 3);
+	settle();
+	assert_int_equal(ad_patch_count(&e->d), 3);
+}
+
+static void test_rollouts_absent_and_present(void **state)
+{
+	struct env *e = *state;
+	char want[CONFIGHASH_VALUE_LEN], got[CONFIGHASH_VALUE_LEN];
+
+	put_basics(&e->d);
+	e->d.no_rollouts = true;
+	replica_up(&e->a, &e->d, "replica-a", NULL, NULL);
+	assert_true(wait_for(replica_synced, &e->a, WAIT_MS));
+	set_level(&e->d, "debug");
+	expect_patches(&e->d, 1);
+	replica_down(&e->a, true);
+	/* With the CRD served, Rollouts are rolled out too. */
+	e->d.no_rollouts = false;
+	put_stamped(&e->d, "rollouts", "Rollout", "shop", "canary", "app-config");
+	replica_up(&e->a, &e->d, "replica-a", NULL, NULL);
+	assert_true(wait_for(replica_synced, &e->a, WAIT_MS));
+	settle();
+	assert_int_equal(ad_patch_count(&e->d), 1);
+	set_level(&e->d, "warn");
+	expect_patches(&e->d, 3);
+	settle();
+	assert_int_equal(ad_patch_count(&e->d), 3);
+	for (size_t i = 1; i < 3; i++) {
+		if (strstr(e->d.patches[i].path, "rollouts")) {
+			patch_hash(&e->d, i, "/apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/canary", got);
+			webhook_hash(&e->d, "rollouts", "Rollout", "shop", "canary", want);
+			assert_string_equal(got, want);
+		}
+	}
+}
+
+static void test_rate_limit_spaces_patches(void **state)
+{
+	struct env *e = *state;
+	double limited = metric_value("rollgate_reload_rate_limited_total ");
+	double t0, t2;
+	char name[32];
+
+	ad_put(&e->d, "configmaps", "shop", "app-config", cm_v1);
+	ad_put(&e->d, "secrets", "shop", "db-creds", secret_v1);
+	for (int i = 0; i < 3; i++) {
+		snprintf(name, sizeof(name), "web-%d", i);
+		put_stamped(&e->d, "deployments", "Deployment", "shop", name, "app-config");
+	}
+	replica_up(&e->a, &e->d, "replica-a",
+		   "reload:\n  coalesceWindow: 100ms\n  rate: 1\n  burst: 1\n", NULL);
+	assert_true(wait_for(replica_synced, &e->a, WAIT_MS));
+	usleep(1500 * 1000);
+	set_level(&e->d, "debug");
+	expect_patches(&e->d, 3);
+	t0 = e->d.patches[0].t;
+	t2 = e->d.patches[2].t;
+	printf("rate limit 1/s, burst 1: 3 patches over %.2f s\n", t2 - t0);
+	assert_true(t2 - t0 >= 1.5);
+	assert_true(metric_value("rollgate_reload_rate_limited_total ") >= limited + 2);
+}
+
+/* ---- leader election ---- */
+
+static bool leads(void *arg)
+{
+	return lease_is_leader(((struct replica *)arg)->lease);
+}
+
+static bool either_leads(void *arg)
+{
+	struct env *e = arg;
+
+	return lease_is_leader(e->a.lease) || lease_is_leader(e->b.lease);
+}
+
+struct exclusive {
+	struct replica *a, *b;
+	atomic_bool stop;
+	atomic_int both;
+};
+
+static void *watch_exclusive(void *arg)
+{
+	struct exclusive *x = arg;
+
+	while (!atomic_load(&x->stop)) {
+		if (x->a->up && x->b->up && lease_is_leader(x->a->lease) && lease_is_leader(x->b->lease))
+			atomic_fetch_add(&x->both, 1);
+		usleep(2000);
+	}
+	return NULL;
+}
+
+static void test_two_replicas_one_patcher_and_takeover(void **state)
+{
+	struct env *e = *state;
+	struct lease_options lo;
+	struct replica *leader, *other;
+	struct exclusive x;
+	pthread_t t;
+	long long t0;
+	double took;
+
+	lease_default_options(&lo);
+	lo.namespace_ = "rollgate";
+	put_basics(&e->d);
+	replica_up(&e->a, &e->d, "replica-a", NULL, &lo);
+	replica_up(&e->b, &e->d, "replica-b", NULL, &lo);
+	x.a = &e->a;
+	x.b = &e->b;
+	atomic_init(&x.stop, false);
+	atomic_init(&x.both, 0);
+	pthread_create(&t, NULL, watch_exclusive, &x);
+	assert_true(wait_for(replica_synced, &e->a, WAIT_MS));
+	assert_true(wait_for(replica_synced, &e->b, WAIT_MS));
+	assert_true(wait_for(either_leads, e, WAIT_MS));
+	leader = lease_is_leader(e->a.lease) ? &e->a : &e->b;
+	other = leader == &e->a ? &e->b : &e->a;
+	settle();
+	assert_int_equal(ad_patch_count(&e->d), 0);
+	/* Both replicas see the change; only the leader patches. */
+	set_level(&e->d, "debug");
+	expect_patches(&e->d, 1);
+	settle();
+	assert_int_equal(ad_patch_count(&e->d), 1);
+	assert_string_equal(e->d.patches[0].token, leader == &e->a ? "replica-a" : "replica-b");
+
+	/* The leader stops (gracefully, releasing the lease). */
+	t0 = now_ms();
+	replica_down(leader, true);
+	assert_true(wait_for(leads, other, WAIT_MS));
+	took = (double)(now_ms() - t0) / 1000.0;
+	printf("graceful leader stop: takeover after %.2f s\n", took);
+	assert_true(took < 20.0);
+	/* A leader change rolls nothing out... */
+	settle();
+	assert_int_equal(ad_patch_count(&e->d), 1);
+	/* ...and the new leader patches the next change. */
+	set_level(&e->d, "trace");
+	expect_patches(&e->d, 2);
+	settle();
+	assert_int_equal(ad_patch_count(&e->d), 2);
+	assert_string_equal(e->d.patches[1].token, other == &e->a ? "replica-a" : "replica-b");
+	atomic_store(&x.stop, true);
+	pthread_join(t, NULL);
+	assert_int_equal(atomic_load(&x.both), 0);
+	/* The released lease was empty with a 1 s duration before the takeover. */
+	ad_begin(&e->d);
+	{
+		bool released = false;
+		for (size_t i = 0; i < e->d.n_lease_log; i++)
+			released = released || e->d.lease_log[i].holder[0] == '\0';
+		assert_true(released);
+	}
+	ad_end(&e->d);
+}
+
+static void test_leader_crash_takeover(void **state)
+{
+	struct env *e = *state;
+	struct lease_options lo;
+	struct replica *leader, *other;
+	long long t0;
+	double took;
+
+	/* Short timings keep the test quick; the production ones (15 s, 10 s,
+	 * 2 s) bound the takeover after a crash by about 19 s. */
+	lease_default_options(&lo);
+	lo.namespace_ = "rollgate";
+	lo.duration_s = 3;
+	lo.renew_deadline_ms = 2000;
+	lo.retry_ms = 500;
+	put_basics(&e->d);
+	replica_up(&e->a, &e->d, "replica-a", NULL, &lo);
+	replica_up(&e->b, &e->d, "replica-b", NULL, &lo);
+	assert_true(wait_for(either_leads, e, WAIT_MS));
+	leader = lease_is_leader(e->a.lease) ? &e->a : &e->b;
+	other = leader == &e->a ? &e->b : &e->a;
+	assert_false(lease_is_leader(other->lease));
+	t0 = now_ms();
+	replica_down(leader, false); /* no release: the lease must expire */
+	assert_true(wait_for(leads, other, WAIT_MS));
+	took = (double)(now_ms() - t0) / 1000.0;
+	printf("leader crash (3 s lease): takeover after %.2f s\n", took);
+	assert_true(took >= 1.5 && took < 20.0);
+}
+
+static void test_lease_conflict(void **state)
+{
+	struct env *e = *state;
+	struct lease_options lo;
+	char err[256];
+	int leaders = 0;
+
+	lease_default_options(&lo);
+	lo.namespace_ = "rollgate";
+	e->d.lease_write_delay_ms = 300; /* both read "absent" before either writes */
+	replica_up(&e->a, &e->d, "replica-a", NULL, &lo);
+	replica_up(&e->b, &e->d, "replica-b", NULL, &lo);
+	assert_true(wait_for(either_leads, e, WAIT_MS));
+	usleep(2500 * 1000);
+	leaders = lease_is_leader(e->a.lease) + lease_is_leader(e->b.lease);
+	assert_int_equal(leaders, 1);
+	assert_true(atomic_load(&e->d.lease_conflicts) >= 1);
+	printf("lease race: %d conflict(s), 1 leader\n", atomic_load(&e->d.lease_conflicts));
+	/* Invalid options are refused. */
+	lo.renew_deadline_ms = 20000;
+	lo.identity = "x";
+	assert_null(lease_new(e->a.client, &lo, err, sizeof(err)));
+}
+
+/* ---- rollgate serve ---- */
+
+#define NEED_BIN()                                                    \
+	do {                                                          \
+		if (!h_bin()) {                                       \
+			printf("[  SKIP    ] ROLLGATE_BIN not set\n"); \
+			return;                                       \
+		}                                                     \
+	} while (0)
+
+struct lease_holder_probe {
+	struct ad *d;
+	bool want_empty;
+};
+
+static bool lease_held(void *arg)
+{
+	struct lease_holder_probe *p = arg;
+	char *j = ad_get_json(p->d, "leases", "ops", LEASE_NAME);
+	cJSON *o = j ? cJSON_Parse(j) : NULL;
+	const char *h = json_get_string(json_get(o, "spec"), "holderIdentity");
+	bool ok = h && (p->want_empty ? *h == '\0' : *h != '\0');
+
+	cJSON_Delete(o);
+	free(j);
+	return ok;
+}
+
+static void test_serve_end_to_end(void **state)
+{
+	struct env *e = *state;
+	char kc[600], cert[600], key[600], cfgpath[600], want[CONFIGHASH_VALUE_LEN],
+		got[CONFIGHASH_VALUE_LEN];
+	struct lease_holder_probe lp = { &e->d, false };
+	const char *args[16];
+	FILE *f;
+
+	NEED_BIN();
+	put_basics(&e->d);
+	snprintf(kc, sizeof(kc), "%s/kubeconfig-serve-%u", certdir, e->d.port);
+	/* No namespace in the kubeconfig: --lease-namespace decides. */
+	assert_int_equal(ad_write_kubeconfig(&e->d, certdir, kc, "serve-token", NULL), 0);
+	snprintf(cert, sizeof(cert), "%s/tls.crt", certdir);
+	snprintf(key, sizeof(key), "%s/tls.key", certdir);
+	snprintf(cfgpath, sizeof(cfgpath), "%s/reload-config.yaml", certdir);
+	f = fopen(cfgpath, "w");
+	assert_non_null(f);
+	fputs("reload:\n  coalesceWindow: 400ms\n", f);
+	fclose(f);
+	args[0] = "--tls-cert";
+	args[1] = cert;
+	args[2] = "--tls-key";
+	args[3] = key;
+	args[4] = "--kubeconfig";
+	args[5] = kc;
+	args[6] = "--lease-namespace";
+	args[7] = "ops";
+	args[8] = "--config";
+	args[9] = cfgpath;
+	args[10] = NULL;
+	assert_int_equal(h_start(&e->srv, certdir, args), 0);
+	assert_true(wait_for(lease_held, &lp, WAIT_MS));
+	usleep(2500 * 1000);
+	assert_int_equal(ad_patch_count(&e->d), 0);
+	set_level(&e->d, "debug");
+	expect_patches(&e->d, 1);
+	webhook_hash(&e->d, "deployments", "Deployment", "shop", "web", want);
+	patch_hash(&e->d, 0, "/apis/apps/v1/namespaces/shop/deployments/web", got);
+	assert_string_equal(got, want);
+	assert_true(h_log_has(&e->srv, "reload: rollout triggered"));
+	/* SIGTERM releases the lease. */
+	assert_int_equal(h_stop(&e->srv, SIGTERM, 20), 0);
+	lp.want_empty = true;
+	assert_true(lease_held(&lp));
+	assert_int_equal(ad_patch_count(&e->d), 1);
+	unlink(kc);
+	unlink(cfgpath);
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	if (h_make_certs(certdir, sizeof(certdir)) < 0)
+		return -1;
+	if (!h_bin()) {
+#if defined(__SANITIZE_ADDRESS__)
+		const char *bin = "build/asan/rollgate";
+#else
+		const char *bin = "build/rollgate";
+#endif
+		char abs[4096];
+		if (access(bin, X_OK) == 0 && realpath(bin, abs))
+			setenv("ROLLGATE_BIN", abs, 0);
+	}
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	if (getenv("KEEP_TEST_DIR"))
+		printf("test directory kept: %s\n", certdir);
+	else
+		h_rmrf(certdir);
+	return 0;
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, env_setup, env_teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_selected_key_change_patches_once),
+		T(test_unselected_changes_patch_nothing),
+		T(test_burst_coalesces_per_workload),
+		T(test_restart_rolls_nothing_out),
+		T(test_dropped_and_expired_watches_lose_nothing),
+		T(test_rollouts_absent_and_present),
+		T(test_rate_limit_spaces_patches),
+		T(test_two_replicas_one_patcher_and_takeover),
+		T(test_leader_crash_takeover),
+		T(test_lease_conflict),
+		T(test_serve_end_to_end),
+	};
+
+	log_setup(LOG_ERROR, LOG_FORMAT_TEXT);
+	if (getenv("TEST_LOG"))
+		log_setup(LOG_DEBUG, LOG_FORMAT_TEXT);
+	if (getenv("TEST_FILTER"))
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
