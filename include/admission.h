@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <cjson/cJSON.h>
 
+struct json_region;
+
 /*
  * The admission.k8s.io/v1 AdmissionReview contract: decoding a request,
  * building a response that kube-apiserver accepts, encoding it.
@@ -16,6 +18,7 @@ enum adm_operation { OP_CREATE, OP_UPDATE, OP_DELETE, OP_CONNECT };
  * request owns; admission_request_free releases it. */
 struct admission_request {
 	cJSON *doc;
+	struct json_region *region; /* holds doc when not NULL (admission_decode) */
 	const char *uid;
 	const char *group;   /* request.kind.group ("" for core) */
 	const char *version; /* request.kind.version */

@@ -190,19 +190,35 @@ int admission_decode_tree(cJSON *doc, struct admission_request *req, char *err, 
 int admission_decode(const char *body, size_t len, struct admission_request *req, char *err,
 		     size_t errlen)
 {
+	struct json_region *region = json_region_new(), *prev;
 	cJSON *doc = NULL;
+	int rc;
 
 	memset(req, 0, sizeof(*req));
-	if (json_parse_strict(body, len, &doc, err, errlen) < 0)
+	prev = json_region_enter(region);
+	rc = json_parse_strict(body, len, &doc, err, errlen);
+	json_region_enter(prev);
+	if (rc < 0) {
+		json_region_delete(region, NULL);
 		return -1;
-	return admission_decode_tree(doc, req, err, errlen);
+	}
+	/* decode_tree frees doc on failure: with the region entered. */
+	prev = json_region_enter(region);
+	rc = admission_decode_tree(doc, req, err, errlen);
+	json_region_enter(prev);
+	if (rc < 0) {
+		json_region_delete(region, NULL);
+		return -1;
+	}
+	req->region = region;
+	return 0;
 }
 
 void admission_request_free(struct admission_request *req)
 {
 	if (!req)
 		return;
-	cJSON_Delete(req->doc);
+	json_region_delete(req->region, req->doc);
 	memset(req, 0, sizeof(*req));
 }
 

@@ -5,7 +5,10 @@
 #include "jsonutil.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,4 +226,149 @@ bool json_get_bool(const cJSON *obj, const char *key)
 char *json_print(const cJSON *item)
 {
 	return cJSON_PrintUnformatted(item);
+}
+
+/* ---- regions ---------------------------------------------------------- */
+
+#define REGION_CHUNK (64u * 1024)
+
+struct region_chunk {
+	struct region_chunk *next;
+	size_t used, cap;
+	max_align_t data[];
+};
+
+struct json_region {
+	struct region_chunk *chunks; /* newest first */
+	size_t total;
+	bool overflowed; /* some allocation came from malloc */
+};
+
+static _Thread_local struct json_region *active;
+/* One chunk kept per thread between requests, freed when the thread ends. */
+static pthread_key_t spare_key;
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+
+static bool region_owns(const struct json_region *r, const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+
+	for (const struct region_chunk *c = r->chunks; c; c = c->next)
+		if (a >= (uintptr_t)c->data && a < (uintptr_t)c->data + c->cap)
+			return true;
+	return false;
+}
+
+static struct region_chunk *chunk_new(void)
+{
+	struct region_chunk *c = pthread_getspecific(spare_key);
+
+	if (c) {
+		pthread_setspecific(spare_key, NULL);
+	} else {
+		c = malloc(sizeof(*c) + REGION_CHUNK);
+		if (!c)
+			return NULL;
+		c->cap = REGION_CHUNK;
+	}
+	c->next = NULL;
+	c->used = 0;
+	return c;
+}
+
+static void *region_alloc(struct json_region *r, size_t n)
+{
+	struct region_chunk *c = r->chunks;
+	size_t need = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+	void *p;
+
+	if (need > REGION_CHUNK / 4 || r->total + need > JSON_REGION_MAX)
+		return NULL;
+	if (!c || c->cap - c->used < need) {
+		c = chunk_new();
+		if (!c)
+			return NULL;
+		c->next = r->chunks;
+		r->chunks = c;
+	}
+	p = (char *)c->data + c->used;
+	c->used += need;
+	r->total += need;
+	return p;
+}
+
+static void *hook_malloc(size_t n)
+{
+	struct json_region *r = active;
+	void *p;
+
+	if (r) {
+		p = region_alloc(r, n);
+		if (p)
+			return p;
+		r->overflowed = true;
+	}
+	return malloc(n);
+}
+
+static void hook_free(void *p)
+{
+	struct json_region *r = active;
+
+	if (p && r && region_owns(r, p))
+		return;
+	free(p);
+}
+
+static void install_hooks(void)
+{
+	cJSON_Hooks h = { hook_malloc, hook_free };
+
+	if (pthread_key_create(&spare_key, free) != 0)
+		abort();
+	cJSON_InitHooks(&h);
+}
+
+void json_hooks_install(void)
+{
+	pthread_once(&hooks_once, install_hooks);
+}
+
+struct json_region *json_region_new(void)
+{
+	json_hooks_install();
+	return calloc(1, sizeof(struct json_region));
+}
+
+struct json_region *json_region_enter(struct json_region *r)
+{
+	struct json_region *prev = active;
+
+	active = r;
+	return prev;
+}
+
+void json_region_delete(struct json_region *r, cJSON *doc)
+{
+	struct json_region *prev;
+	struct region_chunk *c, *next;
+
+	if (!r) {
+		cJSON_Delete(doc);
+		return;
+	}
+	/* Nodes that came from malloc need the walk; region ones are no-ops. */
+	if (r->overflowed) {
+		prev = json_region_enter(r);
+		cJSON_Delete(doc);
+		json_region_enter(prev);
+	}
+	for (c = r->chunks; c; c = next) {
+		next = c->next;
+		if (c->cap == REGION_CHUNK && !pthread_getspecific(spare_key) &&
+		    pthread_setspecific(spare_key, c) == 0)
+			continue;
+		free(c);
+	}
+	free(r);
 }

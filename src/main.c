@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "jsonutil.h"
 
 static void usage(FILE *out)
 {
@@ -27,6 +28,7 @@ int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 
+	json_hooks_install(); /* before any thread exists */
 	if (!cmd) {
 		usage(stderr);
 		return 2;

@@ -5,6 +5,9 @@
 #include "server.h"
 
 #include <netdb.h>
+#include <stdint.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -27,8 +30,14 @@ static const char tls_priorities[] =
 	"SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"
 	"+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE";
 
+/* One single-threaded daemon per worker, all bound to the port with
+ * SO_REUSEPORT: the kernel spreads connections evenly over them, where one
+ * MHD thread pool lets whichever thread wakes first accept them all. */
+#define MAX_WORKERS 256
+
 struct server {
-	struct MHD_Daemon *https;
+	struct MHD_Daemon *https[MAX_WORKERS];
+	unsigned n_https;
 	struct MHD_Daemon *metrics;
 	struct webhook *wh;
 	size_t max_body;
@@ -433,35 +442,84 @@ static struct addrinfo *resolve(const char *listen, char *err, size_t errlen)
 	return ai;
 }
 
-static struct MHD_Daemon *start_https(struct server *srv, const struct server_options *o,
-				      char *err, size_t errlen)
+/* Starts one HTTPS daemon on ai (port 0 picks one; later workers pass the
+ * port the first one got). */
+static struct MHD_Daemon *start_worker(struct server *srv, const struct server_options *o,
+				       struct addrinfo *ai, unsigned port, unsigned conn_limit)
 {
-	struct addrinfo *ai = resolve(o->listen, err, errlen);
-	struct MHD_Daemon *d;
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TLS |
 			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-	long threads = o->threads ? (long)o->threads : sysconf(_SC_NPROCESSORS_ONLN);
 
-	if (!ai)
-		return NULL;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	if (port) {
+		if (ai->ai_family == AF_INET6)
+			((struct sockaddr_in6 *)ai->ai_addr)->sin6_port = htons((uint16_t)port);
+		else
+			((struct sockaddr_in *)ai->ai_addr)->sin_port = htons((uint16_t)port);
+	}
+	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
+				MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+				MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+				MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+				MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout,
+				MHD_OPTION_HTTPS_CERT_CALLBACK, certstore_retrieve,
+				MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+				MHD_OPTION_END);
+}
+
+static unsigned daemon_port(struct MHD_Daemon *d);
+
+/* SO_REUSEPORT would let this server share a port another process of the
+ * same user already listens on; a plain bind first keeps "address in use"
+ * an error. */
+static int port_free(const struct addrinfo *ai)
+{
+	int fd = socket(ai->ai_family, SOCK_STREAM, 0), ok;
+
+	if (fd < 0)
+		return 1;
+	ok = bind(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+	close(fd);
+	return ok;
+}
+
+static int start_https(struct server *srv, const struct server_options *o, char *err,
+		       size_t errlen)
+{
+	struct addrinfo *ai = resolve(o->listen, err, errlen);
+	long threads = o->threads ? (long)o->threads : sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned port = 0, limit;
+
+	if (!ai)
+		return -1;
+	if (!port_free(ai)) {
+		snprintf(err, errlen, "cannot listen on %s (address in use or not available)", o->listen);
+		freeaddrinfo(ai);
+		return -1;
+	}
 	if (threads < 1)
 		threads = 1;
-	d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
-			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-			     MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-			     MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
-			     MHD_OPTION_CONNECTION_LIMIT, o->conn_limit,
-			     MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout,
-			     MHD_OPTION_HTTPS_CERT_CALLBACK, certstore_retrieve,
-			     MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
-			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-			     MHD_OPTION_END);
+	if (threads > MAX_WORKERS)
+		threads = MAX_WORKERS;
+	limit = o->conn_limit / (unsigned)threads;
+	if (limit < 1)
+		limit = 1;
+	for (long i = 0; i < threads; i++) {
+		struct MHD_Daemon *d = start_worker(srv, o, ai, port, limit);
+		if (!d) {
+			snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
+				 o->listen);
+			freeaddrinfo(ai);
+			return -1;
+		}
+		srv->https[srv->n_https++] = d;
+		port = daemon_port(d);
+	}
 	freeaddrinfo(ai);
-	if (!d)
-		snprintf(err, errlen, "cannot listen on %s (address in use or not available)", o->listen);
-	return d;
+	return 0;
 }
 
 static struct MHD_Daemon *start_metrics(struct server *srv, const char *listen, char *err,
@@ -499,8 +557,7 @@ struct server *server_start(const struct server_options *opts, struct webhook *w
 	}
 	srv->wh = wh;
 	srv->max_body = opts->max_body;
-	srv->https = start_https(srv, opts, err, errlen);
-	if (!srv->https)
+	if (start_https(srv, opts, err, errlen) < 0)
 		goto fail;
 	if (opts->metrics_listen) {
 		srv->metrics = start_metrics(srv, opts->metrics_listen, err, errlen);
@@ -509,8 +566,8 @@ struct server *server_start(const struct server_options *opts, struct webhook *w
 	}
 	return srv;
 fail:
-	if (srv->https)
-		MHD_stop_daemon(srv->https);
+	for (unsigned i = 0; i < srv->n_https; i++)
+		MHD_stop_daemon(srv->https[i]);
 	free(srv);
 	return NULL;
 }
@@ -527,7 +584,7 @@ static unsigned daemon_port(struct MHD_Daemon *d)
 
 unsigned server_port(const struct server *srv)
 {
-	return daemon_port(srv->https);
+	return srv->n_https ? daemon_port(srv->https[0]) : 0;
 }
 
 unsigned server_metrics_port(const struct server *srv)
@@ -551,9 +608,11 @@ void server_shutdown(struct server *srv, unsigned timeout_ms)
 	server_set_ready(srv, 0);
 	atomic_store(&srv->draining, 1);
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	lsock = MHD_quiesce_daemon(srv->https);
-	if (lsock != MHD_INVALID_SOCKET)
-		close(lsock);
+	for (unsigned i = 0; i < srv->n_https; i++) {
+		lsock = MHD_quiesce_daemon(srv->https[i]);
+		if (lsock != MHD_INVALID_SOCKET)
+			close(lsock);
+	}
 	while (atomic_load(&srv->inflight) > 0 && elapsed(&start) * 1000.0 < timeout_ms)
 		nanosleep(&pause, NULL);
 	/* A request waiting on lookups must be resumed before the daemon stops
@@ -568,7 +627,8 @@ void server_shutdown(struct server *srv, unsigned timeout_ms)
 		       LF_I("suspended", atomic_load(&srv->suspended)));
 		return;
 	}
-	MHD_stop_daemon(srv->https);
+	for (unsigned i = 0; i < srv->n_https; i++)
+		MHD_stop_daemon(srv->https[i]);
 	if (srv->metrics)
 		MHD_stop_daemon(srv->metrics);
 	free(srv);

@@ -498,6 +498,11 @@ static void test_startup_errors(void **state)
 		 "%s serve --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --tls-cert %s/ca.key "
 		 "--tls-key %s/tls.key 2>&1 | grep -q 'not a PEM certificate'", h_bin(), certdir, certdir);
 	assert_int_equal(system(cmd), 0);
+	/* The port the suite's server holds is refused, not shared. */
+	snprintf(cmd, sizeof(cmd),
+		 "%s serve --listen 127.0.0.1:%u --metrics-listen 127.0.0.1:0 --tls-cert %s/tls.crt "
+		 "--tls-key %s/tls.key 2>&1 | grep -q 'address in use'", h_bin(), srv.port, certdir, certdir);
+	assert_int_equal(system(cmd), 0);
 	snprintf(cmd, sizeof(cmd), "%s serve --bogus >/dev/null 2>&1; test $? -eq 2", h_bin());
 	assert_int_equal(system(cmd), 0);
 	snprintf(cmd, sizeof(cmd), "%s serve --help | grep -q -- --metrics-listen", h_bin());
