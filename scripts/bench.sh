@@ -298,23 +298,27 @@ ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 table() {
-	local key nkey ratio cpu cpureq
-	echo "| workload | server | conns | req/s | vs nginx | p50 ms | p90 ms | p99 ms | max ms | non-2xx | socket errors | server CPU s | CPU µs/req | RSS idle MiB | RSS peak MiB |"
-	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	local key nkey ratio cpuratio cpu cpureq
+	echo "| workload | server | conns | req/s | req/s vs nginx | p50 ms | p90 ms | p99 ms | max ms | non-2xx | socket errors | server CPU s | CPU µs/req | CPU/req: nginx ÷ this | RSS idle MiB | RSS peak MiB |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for key in "${ROWS[@]}"; do
 		nkey="nginx/${ROW[$key.conns]}"
 		ratio="—"
+		cpuratio="—"
 		if [ "${ROW[$key.server]}" = rollgate ] && [ -n "${ROW[$nkey.rps]:-}" ]; then
 			ratio=$(awk -v a="${ROW[$key.rps]}" -v b="${ROW[$nkey.rps]}" 'BEGIN { printf "%.0f%%", 100 * a / b }')
+			cpuratio=$(awk -v t="${ROW[$key.cpu_ticks]}" -v n="${ROW[$key.requests]}" \
+				-v nt="${ROW[$nkey.cpu_ticks]}" -v nn="${ROW[$nkey.requests]}" \
+				'BEGIN { printf "%.0f%%", t && nn ? 100 * (nt / nn) / (t / n) : 0 }')
 		fi
 		cpu=$(awk -v t="${ROW[$key.cpu_ticks]}" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')
 		cpureq=$(awk -v t="${ROW[$key.cpu_ticks]}" -v hz="$HZ" -v n="${ROW[$key.requests]}" \
 			'BEGIN { printf "%.0f", n ? t / hz / n * 1e6 : 0 }')
-		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
 			"${ROW[$key.label]}" "${ROW[$key.desc]}" "${ROW[$key.conns]}" "${ROW[$key.rps]}" "$ratio" \
 			"$(ms "${ROW[$key.p50]}")" "$(ms "${ROW[$key.p90]}")" "$(ms "${ROW[$key.p99]}")" \
 			"$(ms "${ROW[$key.max]}")" "${ROW[$key.non2xx]}" "${ROW[$key.sockerr]}" "$cpu" \
-			"$cpureq" "$(mib "${ROW[$key.idle_kb]}")" "$(mib "${ROW[$key.peak_kb]}")"
+			"$cpureq" "$cpuratio" "$(mib "${ROW[$key.idle_kb]}")" "$(mib "${ROW[$key.peak_kb]}")"
 	done
 }
 
@@ -329,22 +333,27 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }' && echo 1 || echo 0; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }' && echo 1 || echo 0; }
 
 targets() {
-	local key pct id
+	local key pct id ref
 	echo "| target | measured | result |"
 	echo "|---|---|---|"
-	for id in validate-create:50 mutate-create:40 mutate-update:40; do
+	# The spec's throughput targets are on the CREATE body; the UPDATE row
+	# is reported in the table only.
+	for id in validate-create:50 mutate-create:40; do
 		key="${id%%:*}/32"
 		pct=$(awk -v a="${ROW[$key.rps]}" -v b="${ROW[nginx/32.rps]}" 'BEGIN { printf "%.0f", 100 * a / b }')
 		target "${ROW[$key.label]}, 32 conns: ≥ ${id#*:}% of nginx req/s" "$pct%" "$(ge "$pct" "${id#*:}")"
 	done
 	for key in "${ROWS[@]}"; do
 		[ "${ROW[$key.server]}" = rollgate ] || continue
+		# nginx's p99 in the same run, for context: on a shared machine
+		# the tail is mostly scheduling.
+		ref=" (nginx: $(ms "${ROW[nginx/${ROW[$key.conns]}.p99]}") ms)"
 		if [ "${ROW[$key.conns]}" = 1 ]; then
-			target "${ROW[$key.label]}, 1 conn: p99 ≤ 1 ms" "$(ms "${ROW[$key.p99]}") ms" \
+			target "${ROW[$key.label]}, 1 conn: p99 ≤ 1 ms" "$(ms "${ROW[$key.p99]}") ms$ref" \
 				"$(le "${ROW[$key.p99]}" 1000)"
 		else
 			target "${ROW[$key.label]}, ${ROW[$key.conns]} conns: p99 ≤ 5 ms" \
-				"$(ms "${ROW[$key.p99]}") ms" "$(le "${ROW[$key.p99]}" 5000)"
+				"$(ms "${ROW[$key.p99]}") ms$ref" "$(le "${ROW[$key.p99]}" 5000)"
 		fi
 	done
 	target "rollgate RSS idle ≤ 8 MiB (no object source)" "$(mib "$IDLE_PLAIN") MiB" \
