@@ -54,6 +54,10 @@ struct json_region *json_region_enter(struct json_region *r);
 /* Deletes doc, built in r, and frees r; accepts NULLs. */
 void json_region_delete(struct json_region *r, cJSON *doc);
 
+/* Wipes every string value of a tree (one that held Secret values) before
+ * it is freed. */
+void json_cleanse_tree(cJSON *node);
+
 /* cJSON_PrintUnformatted, but NULL-safe about allocation failure semantics:
  * returns a malloc'd string or NULL. */
 char *json_print(const cJSON *item);

@@ -2,6 +2,7 @@
 #define ROLLGATE_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /*
  * One logging module. Lines go to stderr as JSON (default) or as
@@ -29,6 +30,10 @@ void log_setup(enum log_level level, enum log_format format);
 bool log_enabled(enum log_level level);
 void log_emit(enum log_level level, const char *msg, const struct log_field *fields);
 int log_level_parse(const char *s, enum log_level *out);
+
+/* Copies at most max bytes of untrusted s into out for a log line or an
+ * error: cut on a UTF-8 boundary, control characters as spaces. */
+void log_clip(char *out, size_t outlen, const char *s, size_t max);
 
 /* RG_LOG(LOG_INFO, "message", LF_S("k", v), LF_I("n", 3)); at least one field
  * or LF_END must follow the message. */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/crypto.h>
 
 /*
  * "\u0000" anywhere in the text, unless its backslash is itself escaped.
@@ -221,6 +222,15 @@ int json_get_int(const cJSON *obj, const char *key, long long *out)
 bool json_get_bool(const cJSON *obj, const char *key)
 {
 	return cJSON_IsTrue(json_get(obj, key));
+}
+
+void json_cleanse_tree(cJSON *n)
+{
+	for (; n; n = n->next) {
+		if (n->valuestring)
+			OPENSSL_cleanse(n->valuestring, strlen(n->valuestring));
+		json_cleanse_tree(n->child);
+	}
 }
 
 char *json_print(const cJSON *item)

@@ -617,34 +617,6 @@ fail:
 	return -1;
 }
 
-/* Wipes every string of a tree that held Secret values. */
-static void cleanse_tree(cJSON *n)
-{
-	for (; n; n = n->next) {
-		if (n->valuestring)
-			OPENSSL_cleanse(n->valuestring, strlen(n->valuestring));
-		cleanse_tree(n->child);
-	}
-}
-
-/* Copies at most max bytes of s for a log line, cut on a UTF-8 character
- * boundary, control characters replaced. */
-static void clip(char *out, size_t outlen, const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n > max) {
-		n = max;
-		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-			n--;
-	}
-	if (n >= outlen)
-		n = outlen - 1;
-	for (size_t i = 0; i < n; i++)
-		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
-	out[n] = '\0';
-}
-
 /* A 200 answer: the object asked for, digested (ConfigMap, Secret) or kept
  * (Deployment). An object of another kind or name is a failed lookup, not
  * data to hash. */
@@ -663,7 +635,7 @@ static void parse_found(struct xfer *x)
 	kind = json_get_string(obj, "kind");
 	name = json_get_string(json_get(obj, "metadata"), "name");
 	if (!kind || strcmp(kind, kind_names[it->kind]) != 0) {
-		clip(got, sizeof(got), kind ? kind : "(none)", 40);
+		log_clip(got, sizeof(got), kind ? kind : "(none)", 40);
 		finish_item(it, LOOKUP_ERROR, "API server answered with kind %s, not %s", got,
 			    kind_names[it->kind]);
 		goto out;
@@ -692,7 +664,7 @@ static void parse_found(struct xfer *x)
 	}
 out:
 	if (obj && it->kind == SRC_SECRET)
-		cleanse_tree(obj);
+		json_cleanse_tree(obj);
 	cJSON_Delete(obj);
 }
 
@@ -728,7 +700,7 @@ static void status_reason(const struct xfer *x, long code)
 	    strcmp(name, x->it->name) == 0) {
 		finish_item(x->it, LOOKUP_ABSENT, NULL);
 	} else {
-		clip(clipped, sizeof(clipped), msg ? msg : "", 90);
+		log_clip(clipped, sizeof(clipped), msg ? msg : "", 90);
 		finish_item(x->it, LOOKUP_ERROR, "HTTP %ld from the API server%s%s%s", code,
 			    msg ? ": " : "", clipped, code == 404 && !msg ? " (not a Kubernetes Status)" : "");
 	}

@@ -122,33 +122,6 @@ static void buf_consume(struct buf *b, size_t n)
 	b->p[b->len] = '\0';
 }
 
-static void cleanse_tree(cJSON *n)
-{
-	for (; n; n = n->next) {
-		if (n->valuestring)
-			OPENSSL_cleanse(n->valuestring, strlen(n->valuestring));
-		cleanse_tree(n->child);
-	}
-}
-
-/* Copies at most max bytes of s for a log line, cut on a UTF-8 boundary,
- * control characters replaced. */
-static void clip(char *out, size_t outlen, const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n > max) {
-		n = max;
-		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-			n--;
-	}
-	if (n >= outlen)
-		n = outlen - 1;
-	for (size_t i = 0; i < n; i++)
-		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
-	out[n] = '\0';
-}
-
 /* The message of a metav1 Status body, clipped, or "". */
 static void status_message(const char *body, size_t len, char *out, size_t outlen)
 {
@@ -161,7 +134,7 @@ static void status_message(const char *body, size_t len, char *out, size_t outle
 		return;
 	msg = json_get_string(st, "message");
 	if (msg && json_get_string(st, "kind") && strcmp(json_get_string(st, "kind"), "Status") == 0)
-		clip(out, outlen, msg, 200);
+		log_clip(out, outlen, msg, 200);
 	cJSON_Delete(st);
 }
 
@@ -646,7 +619,7 @@ static int process_event(struct xfer *x, char *line, size_t len)
 			x->expired = true;
 			goto out;
 		}
-		clip(err, sizeof(err), json_get_string(obj, "message") ? json_get_string(obj, "message") : "",
+		log_clip(err, sizeof(err), json_get_string(obj, "message") ? json_get_string(obj, "message") : "",
 		     100);
 		snprintf(x->why, sizeof(x->why), "watch error event: %s", err);
 		goto bad;
@@ -671,7 +644,7 @@ bad:
 	x->failed = true;
 out:
 	if (ev && s->sensitive)
-		cleanse_tree(ev);
+		json_cleanse_tree(ev);
 	cJSON_Delete(ev);
 	return rc;
 }
@@ -848,7 +821,7 @@ static int take_page(struct stream *s, struct xfer *x, char *why, size_t whylen)
 	rc = 0;
 out:
 	if (list && s->sensitive)
-		cleanse_tree(list);
+		json_cleanse_tree(list);
 	cJSON_Delete(list);
 	return rc;
 }

@@ -143,3 +143,19 @@ void log_emit(enum log_level level, const char *msg, const struct log_field *fie
 	if (write(STDERR_FILENO, l.buf, l.len) < 0)
 		return;
 }
+
+void log_clip(char *out, size_t outlen, const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n > max) {
+		n = max;
+		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+			n--;
+	}
+	if (n >= outlen)
+		n = outlen - 1;
+	for (size_t i = 0; i < n; i++)
+		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
+	out[n] = '\0';
+}
