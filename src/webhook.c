@@ -193,7 +193,7 @@ static void fail_call(struct webhook_call *c, int status, const char *reason)
 		c->out = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	c->out_len = c->out ? strlen(c->out) : 0;
-	RG_LOG(status >= 500 ? LOG_ERROR : LOG_WARN, "request rejected",
+	RG_LOG(status >= 500 ? LOG_ERROR : LOG_WARN, "request rejected", LF_S("method", "POST"),
 	       LF_S("path", c->kind == WEBHOOK_MUTATE ? "/mutate" : "/validate"), LF_I("status", status),
 	       LF_S("reason", reason), LF_S("uid", c->decoded ? c->req.uid : ""));
 }

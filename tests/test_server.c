@@ -498,6 +498,13 @@ static void test_startup_errors(void **state)
 		 "%s serve --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --tls-cert %s/ca.key "
 		 "--tls-key %s/tls.key 2>&1 | grep -q 'not a PEM certificate'", h_bin(), certdir, certdir);
 	assert_int_equal(system(cmd), 0);
+	/* An invalid config stops the start, naming file, line and key. */
+	snprintf(cmd, sizeof(cmd),
+		 "printf 'rules:\\n  no-such-rule: warn\\n' > %s/bad.yaml && "
+		 "%s serve --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --tls-cert %s/tls.crt "
+		 "--tls-key %s/tls.key --config %s/bad.yaml 2>&1 | grep -q 'bad.yaml:2: no-such-rule: unknown rule ID'",
+		 certdir, h_bin(), certdir, certdir, certdir);
+	assert_int_equal(system(cmd), 0);
 	/* The port the suite's server holds is refused, not shared. */
 	snprintf(cmd, sizeof(cmd),
 		 "%s serve --listen 127.0.0.1:%u --metrics-listen 127.0.0.1:0 --tls-cert %s/tls.crt "
