@@ -107,6 +107,32 @@ static void test_errors_name_file_line_key(void **state)
 	expect_error("stamp:\n  hmacKeyFile: /nonexistent/key\n", "/nonexistent/key");
 }
 
+static void test_watch_and_reload(void **state)
+{
+	struct config cfg;
+	char err[512];
+	const char *yaml = "watch:\n  namespaces: [shop, web]\n  labelSelector: team=shop\n"
+			   "reload:\n  enabled: false\n  rate: 0.5\n  burst: 10\n  coalesceWindow: 500ms\n";
+
+	(void)state;
+	assert_int_equal(config_defaults(&cfg), 0);
+	assert_true(cfg.reload_enabled);
+	assert_int_equal(cfg.reload_burst, 50);
+	config_free(&cfg);
+	if (load(yaml, &cfg, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	assert_int_equal(cfg.watch_namespaces.n, 2);
+	assert_string_equal(cfg.watch_label_selector, "team=shop");
+	assert_false(cfg.reload_enabled);
+	assert_true(cfg.reload_rate == 0.5);
+	assert_int_equal(cfg.reload_burst, 10);
+	assert_int_equal(cfg.reload_window_ms, 500);
+	config_free(&cfg);
+	expect_error("reload:\n  rate: 0\n", "rollgate.yaml:2: reload.rate:");
+	expect_error("reload:\n  burst: 1.5\n", "reload.burst: expected a whole number");
+	expect_error("watch:\n  selector: x\n", "rollgate.yaml:2: selector: unknown key in watch");
+}
+
 static void test_hmac_key(void **state)
 {
 	char path[] = "/tmp/rollgate-key-XXXXXX", yaml[256], err[512];
@@ -161,6 +187,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_full_example),
 		cmocka_unit_test(test_errors_name_file_line_key),
+		cmocka_unit_test(test_watch_and_reload),
 		cmocka_unit_test(test_hmac_key),
 		cmocka_unit_test(test_empty_file_is_defaults),
 		cmocka_unit_test(test_example_config_loads),
