@@ -235,14 +235,29 @@ static void test_wrong_method(void **state)
 	h_resp_free(&r);
 }
 
+/* POSTs body to /validate with one extra header; expects status. */
+static void post_with_header(const char *body, const char *header, long status)
+{
+	struct h_resp r;
+	char url[256];
+	CURL *c = h_curl(certdir, srv.port, "/validate", url, sizeof(url));
+	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+
+	h = curl_slist_append(h, header);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	h_perform(c, &r);
+	assert_int_equal(r.status, status);
+	h_resp_free(&r);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+}
+
 static void test_body_too_large(void **state)
 {
 	size_t n = MAX_BODY * 4;
 	char *big = malloc(n + 1);
 	struct h_resp r;
-	char url[256];
-	CURL *c;
-	struct curl_slist *h;
 
 	(void)state;
 	NEED_SERVER();
@@ -251,27 +266,9 @@ static void test_body_too_large(void **state)
 	/* With Content-Length: drained and refused. */
 	expect_status("/validate", big, NULL, 413, "larger than");
 	/* With Expect: 100-continue: refused before the body is sent. */
-	c = h_curl(certdir, srv.port, "/validate", url, sizeof(url));
-	h = curl_slist_append(NULL, "Content-Type: application/json");
-	h = curl_slist_append(h, "Expect: 100-continue");
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, big);
-	h_perform(c, &r);
-	assert_int_equal(r.status, 413);
-	h_resp_free(&r);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
+	post_with_header(big, "Expect: 100-continue", 413);
 	/* Chunked: drained, then refused. */
-	c = h_curl(certdir, srv.port, "/validate", url, sizeof(url));
-	h = curl_slist_append(NULL, "Content-Type: application/json");
-	h = curl_slist_append(h, "Transfer-Encoding: chunked");
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, big);
-	h_perform(c, &r);
-	assert_int_equal(r.status, 413);
-	h_resp_free(&r);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
+	post_with_header(big, "Transfer-Encoding: chunked", 413);
 	free(big);
 	/* And the server keeps serving. */
 	h_get(certdir, srv.port, "/healthz", &r);
