@@ -33,9 +33,11 @@ void server_set_ready(struct server *srv, int ready);
 /*
  * Graceful stop: not ready, stop accepting, let requests in flight finish
  * (up to timeout_ms), answer them with Connection: close, then close every
- * connection and free the server.
+ * connection and free the server. Returns -1 when reviews still waited on
+ * lookups past the grace period: the daemons were not stopped, the server
+ * was not freed, and the caller must exit without freeing what they use.
  */
-void server_shutdown(struct server *srv, unsigned timeout_ms);
+int server_shutdown(struct server *srv, unsigned timeout_ms);
 
 /* Splits "HOST:PORT" / "[V6]:PORT"; host is copied into buf. */
 int server_parse_hostport(const char *s, char *host, size_t hostlen, unsigned *port);

@@ -55,6 +55,8 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
 	if (!buf || ferror(f) || n > PEM_MAX_BYTES || n == 0) {
 		snprintf(err, errlen, "%s: %s", path,
 			 !buf ? "out of memory" : n == 0 ? "file is empty" : "unreadable or too large");
+		if (buf)
+			OPENSSL_cleanse(buf, PEM_MAX_BYTES + 1); /* it may hold a key */
 		free(buf);
 		fclose(f);
 		return NULL;

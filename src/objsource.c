@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "jsonutil.h"
@@ -120,11 +121,14 @@ static const struct stored *table_find(const struct table *t, enum src_kind k, c
 
 /* Secret manifests often carry stringData, which the API server merges into
  * data (base64) before anyone reads it; do the same so a manifest and the
- * live object hash alike. Returns a new tree or NULL on OOM. */
+ * live object hash alike. Returns a new tree (the caller wipes it with
+ * json_cleanse_tree) or NULL on OOM: never a partial merge, which would give
+ * a wrong hash. */
 static cJSON *secret_as_served(const cJSON *obj)
 {
 	cJSON *copy = cJSON_Duplicate(obj, 1), *data, *sd;
 	const cJSON *m;
+	bool ok = true;
 
 	if (!copy)
 		return NULL;
@@ -138,21 +142,33 @@ static cJSON *secret_as_served(const cJSON *obj)
 		cJSON_DeleteItemFromObjectCaseSensitive(copy, "data");
 		data = cJSON_AddObjectToObject(copy, "data");
 	}
+	ok = data != NULL;
 	cJSON_ArrayForEach(m, sd) {
 		size_t n;
 		char *b64;
-		if (!data || !cJSON_IsString(m))
+		if (!ok)
+			break;
+		if (!cJSON_IsString(m))
 			continue;
 		n = strlen(m->valuestring);
 		b64 = malloc(4 * ((n + 2) / 3) + 1);
-		if (!b64)
+		if (!b64) {
+			ok = false;
 			break;
+		}
 		EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)m->valuestring, (int)n);
 		cJSON_DeleteItemFromObjectCaseSensitive(data, m->string);
-		cJSON_AddStringToObject(data, m->string, b64);
+		ok = cJSON_AddStringToObject(data, m->string, b64) != NULL;
+		OPENSSL_cleanse(b64, strlen(b64));
 		free(b64);
 	}
+	json_cleanse_tree(sd);
 	cJSON_Delete(sd);
+	if (!ok) {
+		json_cleanse_tree(copy);
+		cJSON_Delete(copy);
+		return NULL;
+	}
 	return copy;
 }
 
@@ -194,6 +210,7 @@ static int stored_fill(struct stored *s, const cJSON *obj, enum src_kind kind, c
 	rc = confighash_digest_object(served ? served : obj,
 				      kind == SRC_SECRET ? OBJ_SECRET : OBJ_CONFIGMAP, s->digest, err,
 				      errlen);
+	json_cleanse_tree(served);
 	cJSON_Delete(served);
 	return rc;
 }
@@ -227,14 +244,14 @@ static int table_add(struct table *t, const cJSON *obj, char *err, size_t errlen
 	t->sealed = false;
 	s->ns = strdup(ns ? ns : "");
 	s->name = strdup(name);
-	t->n++;
-	if (!s->ns || !s->name)
-		goto oom;
-	if (stored_fill(s, obj, kind, err, errlen) < 0) {
+	if (!s->ns || !s->name || stored_fill(s, obj, kind, err, errlen) < 0) {
+		/* Never leave a half-filled entry behind. */
+		stored_clear(s);
 		if (!*err)
 			goto oom;
 		return -1;
 	}
+	t->n++;
 	return 0;
 oom:
 	snprintf(err, errlen, "out of memory");

@@ -18,6 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "certstore.h"
 #include "cli.h"
@@ -230,7 +234,43 @@ struct config_watch {
 	const char *path;
 	char *seen;
 	size_t seen_len;
+	char *key_path;            /* stamp.hmacKeyFile of the config in force */
+	unsigned char key_sha[32]; /* SHA-256 of that file: a rotated key reloads */
 };
+
+/* SHA-256 of a small file (the HMAC key), so its rotation is noticed
+ * without keeping a second copy of the key. Zeroes when unreadable. */
+static void file_fingerprint(const char *path, unsigned char out[32])
+{
+	char err[256];
+	size_t len = 0;
+	char *buf = manifest_slurp(path, 4096, &len, err, sizeof(err));
+
+	memset(out, 0, 32);
+	if (!buf)
+		return;
+	EVP_Digest(buf, len, out, NULL, EVP_sha256(), NULL);
+	OPENSSL_cleanse(buf, len);
+	free(buf);
+}
+
+static void remember_key(struct config_watch *w, const struct config *cfg)
+{
+	free(w->key_path);
+	w->key_path = cfg->hmac_key_file ? strdup(cfg->hmac_key_file) : NULL;
+	if (w->key_path)
+		file_fingerprint(w->key_path, w->key_sha);
+}
+
+static bool key_changed(const struct config_watch *w)
+{
+	unsigned char now[32];
+
+	if (!w->key_path)
+		return false;
+	file_fingerprint(w->key_path, now);
+	return memcmp(now, w->key_sha, sizeof(now)) != 0;
+}
 
 static struct config *load_config(struct config_watch *w, char *err, size_t errlen)
 {
@@ -261,6 +301,7 @@ static struct config *load_config(struct config_watch *w, char *err, size_t errl
 		free(cfg);
 		return NULL;
 	}
+	remember_key(w, cfg);
 	return cfg;
 }
 
@@ -309,7 +350,8 @@ static void reload_config(struct config_watch *w, struct webhook *wh, struct api
 	if (!w->path)
 		return;
 	buf = manifest_slurp(w->path, 1u << 20, &len, err, sizeof(err));
-	if (buf && w->seen && len == w->seen_len && memcmp(buf, w->seen, len) == 0) {
+	if (buf && w->seen && len == w->seen_len && memcmp(buf, w->seen, len) == 0 &&
+	    !key_changed(w)) {
 		free(buf);
 		return;
 	}
@@ -319,6 +361,9 @@ static void reload_config(struct config_watch *w, struct webhook *wh, struct api
 	if (!cfg) {
 		RG_LOG(LOG_ERROR, "config rejected; the last good config stays in force",
 		       LF_S("reason", err));
+		/* Report a bad key file once, not at every poll. */
+		if (w->key_path)
+			file_fingerprint(w->key_path, w->key_sha);
 		return;
 	}
 	if (api->cache && !same_scope(api, cfg))
@@ -556,7 +601,7 @@ static int wait_loop(const sigset_t *sigs, struct certstore *cs, struct config_w
 int cli_serve(int argc, char **argv)
 {
 	struct serve_opts o;
-	struct config_watch cw = { NULL, NULL, 0 };
+	struct config_watch cw = { 0 };
 	struct certstore *cs = NULL;
 	struct objsource *src = NULL;
 	struct api api;
@@ -614,7 +659,12 @@ int cli_serve(int argc, char **argv)
 	sig = wait_loop(&sigs, cs, &cw, wh, src, &api, &rd);
 	RG_LOG(LOG_INFO, "shutting down", LF_S("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
 	api_stop_controller(&api);
-	server_shutdown(srv, o.drain_ms);
+	if (server_shutdown(srv, o.drain_ms) < 0) {
+		/* The daemons still run and use the engine and the certificates:
+		 * nothing may be freed under them. */
+		RG_LOG(LOG_ERROR, "stopped without a clean drain", LF_END);
+		_exit(1);
+	}
 	rc = 0;
 	goto out;
 fatal:
@@ -631,6 +681,7 @@ out:
 	api_close(&api);
 	certstore_close(cs);
 	free(cw.seen);
+	free(cw.key_path);
 	if (rc == 0)
 		RG_LOG(LOG_INFO, "stopped", LF_END);
 	return rc;

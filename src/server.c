@@ -35,6 +35,9 @@ static const char tls_priorities[] =
  * MHD thread pool lets whichever thread wakes first accept them all. */
 #define MAX_WORKERS 256
 
+/* How long past the drain a stop waits for reviews still on lookups. */
+#define STOP_GRACE_MS 10000.0
+
 struct server {
 	struct MHD_Daemon *https[MAX_WORKERS];
 	unsigned n_https;
@@ -44,7 +47,8 @@ struct server {
 	atomic_int ready;
 	atomic_int draining;
 	atomic_int inflight;  /* admission requests between first byte and completion */
-	atomic_int suspended; /* of those, waiting on lookups */
+	atomic_int reviewing; /* reviews between their start and their answer or resumption */
+	atomic_int stopping;  /* set once the daemons are about to stop: no new reviews */
 };
 
 /* Per-request state, freed only in the completion callback. */
@@ -254,8 +258,9 @@ static void call_done(void *arg)
 	srv = rq->srv;
 	pthread_mutex_unlock(&rq->lock);
 	if (was_suspended) {
-		atomic_fetch_sub(&srv->suspended, 1);
 		MHD_resume_connection(conn);
+		/* Only now may shutdown see zero and stop the daemons. */
+		atomic_fetch_sub(&srv->reviewing, 1);
 	}
 }
 
@@ -277,6 +282,7 @@ static enum MHD_Result admission_finish(struct server *srv, struct MHD_Connectio
 {
 	char reason[96];
 	int pending;
+	bool wait;
 
 	if (rq->call) /* resumed after lookups */
 		return admission_respond(srv, conn, rq);
@@ -289,23 +295,33 @@ static enum MHD_Result admission_finish(struct server *srv, struct MHD_Connectio
 		if (!rq->body)
 			return MHD_NO;
 	}
+	/* Counted before stopping is read, so a shutdown that has set stopping
+	 * and then sees zero knows no review can still suspend a connection. */
+	atomic_fetch_add(&srv->reviewing, 1);
+	if (atomic_load(&srv->stopping)) {
+		atomic_fetch_sub(&srv->reviewing, 1);
+		return reject(srv, conn, rq, method, url, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
+	}
 	rq->body[rq->len] = '\0';
 	rq->call = webhook_call_new(srv->wh, rq->ep == EP_MUTATE ? WEBHOOK_MUTATE : WEBHOOK_VALIDATE,
 				    rq->body, rq->len);
 	rq->body = NULL;
-	if (!rq->call)
+	if (!rq->call) {
+		atomic_fetch_sub(&srv->reviewing, 1);
 		return reject(srv, conn, rq, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	}
 	pthread_mutex_lock(&rq->lock);
 	pending = webhook_call_run(rq->call, call_done, rq);
-	if (pending && !rq->finished) {
+	wait = pending && !rq->finished;
+	if (wait) {
 		rq->suspended = true;
 		rq->srv = srv;
-		atomic_fetch_add(&srv->suspended, 1);
 		MHD_suspend_connection(conn);
 	}
 	pthread_mutex_unlock(&rq->lock);
-	if (pending && rq->suspended)
-		return MHD_YES;
+	if (wait)
+		return MHD_YES; /* call_done resumes and uncounts it */
+	atomic_fetch_sub(&srv->reviewing, 1);
 	return admission_respond(srv, conn, rq);
 }
 
@@ -481,6 +497,9 @@ static int port_free(const struct addrinfo *ai)
 
 	if (fd < 0)
 		return 1;
+	/* SO_REUSEADDR: connections of a previous run in TIME_WAIT do not
+	 * count; a live listener still does. */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int));
 	ok = bind(fd, ai->ai_addr, ai->ai_addrlen) == 0;
 	close(fd);
 	return ok;
@@ -598,13 +617,13 @@ void server_set_ready(struct server *srv, int r)
 	metrics_set_ready(r != 0);
 }
 
-void server_shutdown(struct server *srv, unsigned timeout_ms)
+int server_shutdown(struct server *srv, unsigned timeout_ms)
 {
 	struct timespec start, pause = { 0, 20 * 1000 * 1000 };
 	MHD_socket lsock;
 
 	if (!srv)
-		return;
+		return 0;
 	server_set_ready(srv, 0);
 	atomic_store(&srv->draining, 1);
 	clock_gettime(CLOCK_MONOTONIC, &start);
@@ -615,21 +634,25 @@ void server_shutdown(struct server *srv, unsigned timeout_ms)
 	}
 	while (atomic_load(&srv->inflight) > 0 && elapsed(&start) * 1000.0 < timeout_ms)
 		nanosleep(&pause, NULL);
-	/* A request waiting on lookups must be resumed before the daemon stops
-	 * (libmicrohttpd aborts otherwise); every lookup has a deadline, so this
-	 * wait ends, but it is capped all the same. */
-	while (atomic_load(&srv->suspended) > 0 && elapsed(&start) * 1000.0 < timeout_ms + 30000.0)
+	/* Keep-alive connections may still bring reviews: from here they get
+	 * 503. A review waiting on lookups must be resumed before its daemon
+	 * stops (libmicrohttpd aborts otherwise); lookups have deadlines, so
+	 * this ends, and it is capped all the same. */
+	atomic_store(&srv->stopping, 1);
+	while (atomic_load(&srv->reviewing) > 0 &&
+	       elapsed(&start) * 1000.0 < timeout_ms + STOP_GRACE_MS)
 		nanosleep(&pause, NULL);
 	RG_LOG(LOG_INFO, "drained", LF_I("in_flight_left", atomic_load(&srv->inflight)),
 	       LF_D("seconds", elapsed(&start)));
-	if (atomic_load(&srv->suspended) > 0) {
+	if (atomic_load(&srv->reviewing) > 0) {
 		RG_LOG(LOG_ERROR, "requests still waiting on lookups; exiting without closing them",
-		       LF_I("suspended", atomic_load(&srv->suspended)));
-		return;
+		       LF_I("reviewing", atomic_load(&srv->reviewing)));
+		return -1;
 	}
 	for (unsigned i = 0; i < srv->n_https; i++)
 		MHD_stop_daemon(srv->https[i]);
 	if (srv->metrics)
 		MHD_stop_daemon(srv->metrics);
 	free(srv);
+	return 0;
 }

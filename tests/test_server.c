@@ -570,6 +570,22 @@ static char *patch_of(unsigned port)
 	return out;
 }
 
+/* Polls /mutate until its patch differs from old (up to 10 s). */
+static char *wait_patch_change(unsigned port, const char *old)
+{
+	char *p = NULL;
+
+	for (int i = 0; i < 100; i++) {
+		free(p);
+		p = patch_of(port);
+		if (p && strcmp(p, old) != 0)
+			return p;
+		usleep(100 * 1000);
+	}
+	fail_msg("the hash did not change within 10 s");
+	return p;
+}
+
 static void test_config_and_objects_reload(void **state)
 {
 	char dir[512], cfg[600], objdir[600], obj[700], crt[600], key[600];
@@ -624,6 +640,18 @@ static void test_config_and_objects_reload(void **state)
 	}
 	assert_non_null(p2);
 	assert_string_not_equal(p1, p2);
+
+	/* A rotated HMAC key file is picked up without a config edit. */
+	char keyfile[700], cfgtext[900];
+	snprintf(keyfile, sizeof(keyfile), "%s/hmac.key", dir);
+	write_file(keyfile, "first-key-0123456789\n");
+	snprintf(cfgtext, sizeof(cfgtext), "stamp:\n  hmacKeyFile: %s\n", keyfile);
+	write_file(cfg, cfgtext);
+	free(p1);
+	p1 = wait_patch_change(s4.port, p2);
+	write_file(keyfile, "second-key-0123456789\n");
+	free(p2);
+	p2 = wait_patch_change(s4.port, p1);
 	free(p1);
 	free(p2);
 	assert_int_equal(h_stop(&s4, SIGTERM, 10), 0);
