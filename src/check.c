@@ -208,7 +208,7 @@ static cJSON *sarif_rules(const struct config *cfg)
 		const char *id = config_rule_name((enum rule_id)i);
 		const char *text = rule_summary[i] ? rule_summary[i] : id;
 		cJSON *r = cJSON_CreateObject(), *d, *c;
-		char uri[160], name[64];
+		char help[400], name[64];
 		if (!r)
 			break;
 		rule_pascal_name(id, name, sizeof(name));
@@ -218,11 +218,11 @@ static cJSON *sarif_rules(const struct config *cfg)
 		cJSON_AddStringToObject(d, "text", text);
 		d = cJSON_AddObjectToObject(r, "fullDescription");
 		cJSON_AddStringToObject(d, "text", text);
-		snprintf(uri, sizeof(uri), "https://github.com/rollgate/rollgate/blob/main/docs/rules.md#%s",
-			 id);
-		cJSON_AddStringToObject(r, "helpUri", uri);
+		/* No helpUri: where the docs are published is the user's to say;
+		 * the help names the section of docs/rules.md. */
+		snprintf(help, sizeof(help), "%s. See docs/rules.md, section %s.", text, id);
 		d = cJSON_AddObjectToObject(r, "help");
-		cJSON_AddStringToObject(d, "text", text);
+		cJSON_AddStringToObject(d, "text", help);
 		/* An off rule stays listed (ruleIndex is the rule's number), disabled. */
 		c = cJSON_AddObjectToObject(r, "defaultConfiguration");
 		cJSON_AddBoolToObject(c, "enabled", cfg->rules[i].mode != MODE_OFF);
@@ -320,7 +320,6 @@ static cJSON *report_sarif(const struct report *r, const struct config *cfg)
 	drv = cJSON_AddObjectToObject(tool, "driver");
 	cJSON_AddStringToObject(drv, "name", "rollgate");
 	cJSON_AddStringToObject(drv, "version", ROLLGATE_VERSION);
-	cJSON_AddStringToObject(drv, "informationUri", "https://github.com/rollgate/rollgate");
 	cJSON_AddItemToObject(drv, "rules", sarif_rules(cfg));
 	results = cJSON_AddArrayToObject(run, "results");
 	for (size_t i = 0; results && i < r->n; i++)

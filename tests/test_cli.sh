@@ -241,7 +241,7 @@ assert drv["name"] == "rollgate"
 ids = [r["id"] for r in drv["rules"]]
 assert len(ids) == 10 and len(set(ids)) == 10, ids
 for r in drv["rules"]:
-    assert r["shortDescription"]["text"] and r["helpUri"].startswith("https://")
+    assert r["shortDescription"]["text"] and "docs/rules.md" in r["help"]["text"]
     assert r["defaultConfiguration"]["level"] in ("error", "warning", "note", "none")
 res = run["results"]
 assert len(res) == 5, res
