@@ -46,6 +46,7 @@
 #include <openssl/evp.h>
 
 #include "testutil.h"
+#include "tlsdouble.h"
 
 struct ad_kind {
 	const char *res, *prefix, *kind, *api;
@@ -1080,34 +1081,12 @@ static inline void ad_completed(void *cls, struct MHD_Connection *conn, void **c
 /* Starts the double with certdir/tls.crt and tls.key. Returns 0 or -1. */
 static inline int ad_start(struct ad *d, const char *certdir)
 {
-	char path[4200];
-	struct sockaddr_in sa;
-	const union MHD_DaemonInfo *info;
-
 	memset(d, 0, sizeof(*d));
+	d->rv = 1000;
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->cond, NULL);
-	d->rv = 1000;
-	snprintf(path, sizeof(path), "%s/tls.crt", certdir);
-	d->cert = tu_read_file(path, NULL);
-	snprintf(path, sizeof(path), "%s/tls.key", certdir);
-	d->key = tu_read_file(path, NULL);
-	if (!d->cert || !d->key)
-		return -1;
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	d->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-					MHD_USE_TLS | MHD_USE_POLL,
-				0, NULL, NULL, ad_handler, d, MHD_OPTION_HTTPS_MEM_CERT, d->cert,
-				MHD_OPTION_HTTPS_MEM_KEY, d->key, MHD_OPTION_SOCK_ADDR, &sa,
-				MHD_OPTION_NOTIFY_COMPLETED, ad_completed, d,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
-	if (!d->d)
-		return -1;
-	info = MHD_get_daemon_info(d->d, MHD_DAEMON_INFO_BIND_PORT);
-	d->port = info ? info->port : 0;
-	return d->port ? 0 : -1;
+	d->d = td_start(certdir, ad_handler, d, ad_completed, NULL, 60u, &d->cert, &d->key, &d->port);
+	return d->d ? 0 : -1;
 }
 
 /* Ends every watch, stops the daemon, frees everything. */

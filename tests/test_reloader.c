@@ -35,26 +35,6 @@
 
 static char certdir[256];
 
-static long long now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-static bool wait_for(bool (*cond)(void *), void *arg, long long ms)
-{
-	long long until = now_ms() + ms;
-
-	while (!cond(arg)) {
-		if (now_ms() > until)
-			return cond(arg);
-		usleep(10 * 1000);
-	}
-	return true;
-}
-
 /* ---- a replica: cache, cached source, lease, controller ---- */
 
 struct replica {
@@ -165,15 +145,15 @@ static int env_teardown(void **state)
 {
 	struct env *e = *state;
 
-	long long t0 = now_ms(), t1, t2;
+	long long t0 = tu_now_ms(), t1, t2;
 
 	if (e->srv.pid > 0)
 		h_stop(&e->srv, SIGKILL, 10);
 	replica_down(&e->a, false);
 	replica_down(&e->b, false);
-	t1 = now_ms();
+	t1 = tu_now_ms();
 	ad_stop(&e->d);
-	t2 = now_ms();
+	t2 = tu_now_ms();
 	if (getenv("TEST_TIMING"))
 		printf("teardown: replicas %lld ms, double %lld ms\n", t1 - t0, t2 - t1);
 	free(e);
@@ -308,7 +288,7 @@ static void expect_patches(struct ad *d, size_t n)
 {
 	struct patch_probe p = { d, n };
 
-	if (!wait_for(patches_reach, &p, WAIT_MS))
+	if (!tu_wait_for(patches_reach, &p, WAIT_MS))
 		fail_msg("expected %zu patches, saw %zu", n, ad_patch_count(d));
 }
 
@@ -375,7 +355,7 @@ static void test_selected_key_change_patches_once(void **state)
 	ad_put(&e->d, "deployments", "shop", "fresh", w);
 	free(w);
 	replica_up(&e->a, &e->d, "replica-a", NULL, NULL);
-	assert_true(wait_for(replica_synced, &e->a, WAIT_MS));
+	assert_true(tu_wait_for(replica_synced, &e->a, WAIT_MS));
 	settle();
 	assert_int_equal(ad_patch_count(&e->d), 0); /* startup: nothing differs */
 
@@ -422,7 +402,7 @@ static void test_unselected_changes_patch_nothing(void **state)
 	put_basics(&e->d);
 	ad_put(&e->d, "configmaps", "shop", "unused", "{\"data\":{\"a\":\"1\"}}");
 	replica_up(&e->a, &e->d, "replica-a", NULL, NULL);
-	assert_true(wait_for(replica_synced, &e->a, WAIT_MS));
+	assert_true(tu_wait_for(replica_synced, &e->a, WAIT_MS));
 	/* A key the workload does not select, labels only, an object it does
 	 * not use, the same values written again. */
 	ad_put(&e->d, "configmaps", "shop", "app-config", "{\"data\":{\"LOG_LEVEL\":\"info\",\"other\":\"2\"}}");
@@ -450,19 +430,19 @@ static void test_burst_coalesces_per_workload(void **state)
 		put_stamped(&e->d, res[i], kinds[i], "shop", "web", "app-config");
 	/* The default coalescing window, 2 s. */
 	replica_up(&e->a, &e->d, "replica-a", "reload:\n  coalesceWindow: 2s\n", NULL);
-	assert_true(wait_for(replica_synced, &e->a, WAIT_MS));
+	assert_true(tu_wait_for(replica_synced, &e->a, WAIT_MS));
 	/* The startup comparison runs one window after the controller sees the
 	 * sync (which it checks every 0.5 s): let it pass before the burst. */
 	usleep(3200 * 1000);
 	assert_int_equal(ad_patch_count(&e->d), 0);
 	/* 100 changes within one second. */
-	t0 = now_ms();
+	t0 = tu_now_ms();
 	for (int i = 0; i < 100; i++) {
 		snprintf(level, sizeof(level), "level-%d", i);
 		set_level(&e->d, level);
 		usleep(5 * 1000);
 	}
-	printf("100 changes written in %lld ms\n", now_ms() - t0);
+	printf("100 changes written in %lld ms\n", tu_now_ms() - t0);
 	expect_patches(&e->d, 3);
 	printf("first patch %.0f ms after the first change\n",
 	       (e->d.patches[0].t - (double)t0 / 1000.0) * 1000.0);
@@ -495,14 +475,14 @@ static void test_restart_rolls_nothing_out(void **state)
 
 	put_basics(&e->d);
 	replica_up(&e->a, &e->d, "replica-a", NULL, NULL);
-	assert_true(wait_for(replica_synced, &e->a, WAIT_MS));
+	assert_true(tu_wait_for(replica_synced, &e->a, WAIT_MS));
 	set_level(&e->d, "debug");
 	expect_patches(&e->d, 1);
 	settle();
 	replica_down(&e->a, true);
 	/* A restart: the same state, nothing to do. */
 	replica_up(&e->a, &e->d, "replica-a", NULL, NULL);
-	assert_true(wait_for(replica_synced, &e->a, WAIT_MS));
+	assert_true(tu_wait_for(replica_synced, &e->a, WAIT_MS));
 	settle();
 	assert_int_equal(ad_patch_count(&e->d), 1);
 	replica_down(&e->a, true);
@@ -526,7 +506,7 @@ static void test_dropped_and_expired_watches_lose_nothing(void **state)
 
 	put_basics(&e->d);
 	replica_up(&e->a, &e->d, "replica-a", NULL, NULL);
-	assert_true(wait_for(replica_synced, &e->a, WAIT_MS));
+	assert_true(tu_wait_for(replica_synced, &e->a, WAIT_MS));
 	/* Streams cut, the change lands before any reconnect. */
 	ad_begin(&e->d);
 	e->d.drop_gen++;
@@ -565,7 +545,7 @@ static void test_rollouts_absent_and_present(void **state)
 	put_basics(&e->d);
 	e->d.no_rollouts = true;
 	replica_up(&e->a, &e->d, "replica-a", NULL, NULL);
-	assert_true(wait_for(replica_synced, &e->a, WAIT_MS));
+	assert_true(tu_wait_for(replica_synced, &e->a, WAIT_MS));
 	set_level(&e->d, "debug");
 	expect_patches(&e->d, 1);
 	replica_down(&e->a, true);
@@ -573,7 +553,7 @@ static void test_rollouts_absent_and_present(void **state)
 	e->d.no_rollouts = false;
 	put_stamped(&e->d, "rollouts", "Rollout", "shop", "canary", "app-config");
 	replica_up(&e->a, &e->d, "replica-a", NULL, NULL);
-	assert_true(wait_for(replica_synced, &e->a, WAIT_MS));
+	assert_true(tu_wait_for(replica_synced, &e->a, WAIT_MS));
 	settle();
 	assert_int_equal(ad_patch_count(&e->d), 1);
 	set_level(&e->d, "warn");
@@ -604,7 +584,7 @@ static void test_rate_limit_spaces_patches(void **state)
 	}
 	replica_up(&e->a, &e->d, "replica-a",
 		   "reload:\n  coalesceWindow: 100ms\n  rate: 1\n  burst: 1\n", NULL);
-	assert_true(wait_for(replica_synced, &e->a, WAIT_MS));
+	assert_true(tu_wait_for(replica_synced, &e->a, WAIT_MS));
 	usleep(1500 * 1000);
 	set_level(&e->d, "debug");
 	expect_patches(&e->d, 3);
@@ -667,9 +647,9 @@ static void test_two_replicas_one_patcher_and_takeover(void **state)
 	atomic_init(&x.stop, false);
 	atomic_init(&x.both, 0);
 	pthread_create(&t, NULL, watch_exclusive, &x);
-	assert_true(wait_for(replica_synced, &e->a, WAIT_MS));
-	assert_true(wait_for(replica_synced, &e->b, WAIT_MS));
-	assert_true(wait_for(either_leads, e, WAIT_MS));
+	assert_true(tu_wait_for(replica_synced, &e->a, WAIT_MS));
+	assert_true(tu_wait_for(replica_synced, &e->b, WAIT_MS));
+	assert_true(tu_wait_for(either_leads, e, WAIT_MS));
 	leader = lease_is_leader(e->a.lease) ? &e->a : &e->b;
 	other = leader == &e->a ? &e->b : &e->a;
 	settle();
@@ -682,10 +662,10 @@ static void test_two_replicas_one_patcher_and_takeover(void **state)
 	assert_string_equal(e->d.patches[0].token, leader == &e->a ? "replica-a" : "replica-b");
 
 	/* The leader stops (gracefully, releasing the lease). */
-	t0 = now_ms();
+	t0 = tu_now_ms();
 	replica_down(leader, true);
-	assert_true(wait_for(leads, other, WAIT_MS));
-	took = (double)(now_ms() - t0) / 1000.0;
+	assert_true(tu_wait_for(leads, other, WAIT_MS));
+	took = (double)(tu_now_ms() - t0) / 1000.0;
 	printf("graceful leader stop: takeover after %.2f s\n", took);
 	assert_true(took < 20.0);
 	/* A leader change rolls nothing out... */
@@ -729,14 +709,14 @@ static void test_leader_crash_takeover(void **state)
 	put_basics(&e->d);
 	replica_up(&e->a, &e->d, "replica-a", NULL, &lo);
 	replica_up(&e->b, &e->d, "replica-b", NULL, &lo);
-	assert_true(wait_for(either_leads, e, WAIT_MS));
+	assert_true(tu_wait_for(either_leads, e, WAIT_MS));
 	leader = lease_is_leader(e->a.lease) ? &e->a : &e->b;
 	other = leader == &e->a ? &e->b : &e->a;
 	assert_false(lease_is_leader(other->lease));
-	t0 = now_ms();
+	t0 = tu_now_ms();
 	replica_down(leader, false); /* no release: the lease must expire */
-	assert_true(wait_for(leads, other, WAIT_MS));
-	took = (double)(now_ms() - t0) / 1000.0;
+	assert_true(tu_wait_for(leads, other, WAIT_MS));
+	took = (double)(tu_now_ms() - t0) / 1000.0;
 	printf("leader crash (3 s lease): takeover after %.2f s\n", took);
 	assert_true(took >= 1.5 && took < 20.0);
 }
@@ -753,7 +733,7 @@ static void test_lease_conflict(void **state)
 	e->d.lease_write_delay_ms = 300; /* both read "absent" before either writes */
 	replica_up(&e->a, &e->d, "replica-a", NULL, &lo);
 	replica_up(&e->b, &e->d, "replica-b", NULL, &lo);
-	assert_true(wait_for(either_leads, e, WAIT_MS));
+	assert_true(tu_wait_for(either_leads, e, WAIT_MS));
 	usleep(2500 * 1000);
 	leaders = lease_is_leader(e->a.lease) + lease_is_leader(e->b.lease);
 	assert_int_equal(leaders, 1);
@@ -826,7 +806,7 @@ static void test_serve_end_to_end(void **state)
 	args[9] = cfgpath;
 	args[10] = NULL;
 	assert_int_equal(h_start(&e->srv, certdir, args), 0);
-	assert_true(wait_for(lease_held, &lp, WAIT_MS));
+	assert_true(tu_wait_for(lease_held, &lp, WAIT_MS));
 	usleep(2500 * 1000);
 	assert_int_equal(ad_patch_count(&e->d), 0);
 	set_level(&e->d, "debug");

@@ -78,27 +78,6 @@ static void env_down(struct env *e)
 	unlink(e->kc);
 }
 
-static long long now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-/* Polls cond(arg) every 10 ms for up to ms; returns its last value. */
-static bool wait_for(bool (*cond)(void *), void *arg, long long ms)
-{
-	long long until = now_ms() + ms;
-
-	while (!cond(arg)) {
-		if (now_ms() > until)
-			return cond(arg);
-		usleep(10 * 1000);
-	}
-	return true;
-}
-
 /* The cache's answer for one object compared with the digest of what the
  * double serves: FOUND with the same keys and digests, or ABSENT. */
 static void expect_cached(struct env *e, enum obj_kind kind, const char *ns, const char *name)
@@ -265,7 +244,7 @@ static void test_sync_and_lookup(void **state)
 	/* The watches start at the list's resourceVersion. */
 	{
 		struct rv_probe rp = { &e->d, 0, "1005" };
-		assert_true(wait_for(watch_rv_is, &rp, WAIT_MS));
+		assert_true(tu_wait_for(watch_rv_is, &rp, WAIT_MS));
 	}
 }
 
@@ -315,7 +294,7 @@ static void test_watch_changes(void **state)
 	       "{\"data\":{\"LOG_LEVEL\":\"info\",\"app.properties\":\"x=1\\n\"},"
 	       "\"binaryData\":{\"blob\":\"3q2+7w==\"}}");
 	cp.n = 1;
-	assert_true(wait_for(changes_reach, &cp, WAIT_MS));
+	assert_true(tu_wait_for(changes_reach, &cp, WAIT_MS));
 	assert_true(changes_has(&ch, "ConfigMap/shop/app-config:LOG_LEVEL"));
 	expect_cached(e, OBJ_CONFIGMAP, "shop", "app-config");
 
@@ -327,7 +306,7 @@ static void test_watch_changes(void **state)
 	ad_put(&e->d, "configmaps", "shop", "app-config",
 	       "{\"data\":{\"LOG_LEVEL\":\"info\",\"new\":\"1\"},\"binaryData\":{\"blob\":\"3q2+7w==\"}}");
 	cp.n = 2;
-	assert_true(wait_for(changes_reach, &cp, WAIT_MS));
+	assert_true(tu_wait_for(changes_reach, &cp, WAIT_MS));
 	assert_true(changes_has(&ch, "ConfigMap/shop/app-config:app.properties,new"));
 	assert_int_equal(ch.n, 2);
 
@@ -335,7 +314,7 @@ static void test_watch_changes(void **state)
 	ad_put(&e->d, "secrets", "shop", "db-creds", secret_db);
 	ad_delete(&e->d, "configmaps", "shop", "app-config");
 	cp.n = 4;
-	assert_true(wait_for(changes_reach, &cp, WAIT_MS));
+	assert_true(tu_wait_for(changes_reach, &cp, WAIT_MS));
 	assert_true(changes_has(&ch, "Secret/shop/db-creds:existence"));
 	assert_true(changes_has(&ch, "ConfigMap/shop/app-config:existence"));
 	lp = (struct lookup_probe){ e->cache, OBJ_CONFIGMAP, "shop", "app-config", OBJCACHE_ABSENT };
@@ -360,13 +339,13 @@ static void test_bookmark_resume(void **state)
 	ad_put(&e->d, "configmaps", "shop", "a", "{}");
 	ad_put(&e->d, "configmaps", "shop", "b", "{}");
 	rp = (struct rv_probe){ &e->d, 1, "1001" };
-	assert_true(wait_for(watch_rv_is, &rp, WAIT_MS)); /* the Secret watch started at the list's rv */
+	assert_true(tu_wait_for(watch_rv_is, &rp, WAIT_MS)); /* the Secret watch started at the list's rv */
 	ad_bookmark(&e->d);
 	usleep(300 * 1000); /* let the bookmark reach the client */
 	watches = atomic_load(&e->d.watches);
 	ad_drop_watches(&e->d);
 	rp = (struct rv_probe){ &e->d, 1, "1003" };
-	assert_true(wait_for(watch_rv_is, &rp, WAIT_MS));
+	assert_true(tu_wait_for(watch_rv_is, &rp, WAIT_MS));
 	assert_true(atomic_load(&e->d.watches) > watches);
 }
 
@@ -390,7 +369,7 @@ static void test_dropped_watch_loses_nothing(void **state)
 	ad_delete_locked(&e->d, "secrets", "shop", "db-creds");
 	ad_put_locked(&e->d, "secrets", "shop", "new", "{\"data\":{\"a\":\"Yg==\"}}");
 	ad_end(&e->d);
-	assert_true(wait_for(changes_reach, &cp, WAIT_MS));
+	assert_true(tu_wait_for(changes_reach, &cp, WAIT_MS));
 	expect_cached(e, OBJ_CONFIGMAP, "shop", "app-config");
 	expect_cached(e, OBJ_SECRET, "shop", "db-creds");
 	expect_cached(e, OBJ_SECRET, "shop", "new");
@@ -422,7 +401,7 @@ static void test_expired_watch_relists(void **state)
 	ad_put_locked(&e->d, "secrets", "shop", "db-creds", "{\"data\":{\"password\":\"bmV3\"}}");
 	ad_compact_locked(&e->d);
 	ad_end(&e->d);
-	assert_true(wait_for(changes_reach, &cp, WAIT_MS));
+	assert_true(tu_wait_for(changes_reach, &cp, WAIT_MS));
 	assert_true(changes_has(&ch, "ConfigMap/shop/doomed:existence"));
 	assert_true(changes_has(&ch, "Secret/shop/db-creds:password,tls.key"));
 	expect_cached(e, OBJ_CONFIGMAP, "shop", "app-config");
@@ -433,7 +412,7 @@ static void test_expired_watch_relists(void **state)
 	ad_expire_watches(&e->d);
 	ad_put(&e->d, "configmaps", "shop", "later", "{}");
 	cp.n = 4;
-	assert_true(wait_for(changes_reach, &cp, WAIT_MS));
+	assert_true(tu_wait_for(changes_reach, &cp, WAIT_MS));
 	expect_cached(e, OBJ_CONFIGMAP, "shop", "later");
 	objcache_subscribe(e->cache, NULL, NULL);
 	pthread_mutex_destroy(&ch.m);
@@ -522,7 +501,7 @@ static void test_cached_source(void **state)
 	/* Synced: ConfigMaps and Secrets come from memory, at once; only the
 	 * Deployment is fetched. */
 	atomic_store(&e->d.list_fail, 0);
-	assert_true(wait_for(synced, e->cache, WAIT_MS));
+	assert_true(tu_wait_for(synced, e->cache, WAIT_MS));
 	for (int i = 0; i < 4; i++)
 		items[i].status = LOOKUP_NONE;
 	gets = atomic_load(&e->d.gets);
@@ -682,7 +661,7 @@ static void test_serve_readiness(void **state)
 	assert_int_equal(serve_start(e, NULL), 0);
 	/* Lists take 2.5 s: not ready before. */
 	assert_int_equal(readyz(e), 503);
-	assert_true(wait_for(is_ready, e, WAIT_MS));
+	assert_true(tu_wait_for(is_ready, e, WAIT_MS));
 	assert_true(metric(e, "rollgate_cache_synced ") == 1);
 	assert_true(metric(e, "rollgate_cache_objects{resource=\"secrets\"} ") == 1);
 	assert_true(metric(e, "rollgate_watch_last_sync_age_seconds{resource=\"secrets\"} ") >= 0);
@@ -713,10 +692,10 @@ static void test_serve_sync_timeout(void **state)
 
 	NEED_BIN();
 	atomic_store(&e->d.list_fail, 1);
-	t0 = now_ms();
+	t0 = tu_now_ms();
 	assert_int_equal(serve_start(e, extra), 0);
-	assert_true(wait_for(is_ready, e, WAIT_MS));
-	assert_true(now_ms() - t0 >= 1500);
+	assert_true(tu_wait_for(is_ready, e, WAIT_MS));
+	assert_true(tu_now_ms() - t0 >= 1500);
 	assert_true(h_log_has(&e->srv, "not synced within the sync timeout"));
 	assert_true(metric(e, "rollgate_cache_synced ") == 0);
 	assert_int_equal(h_stop(&e->srv, SIGTERM, 20), 0);
@@ -774,15 +753,15 @@ static void test_memory_100k_secrets(void **state)
 	e->d.synth_secrets = n;
 	e->d.synth_keys = 10;
 	p.want = n;
-	t0 = now_ms();
+	t0 = tu_now_ms();
 	assert_int_equal(serve_start(e, NULL), 0);
-	assert_true(wait_for(secrets_cached, &p, 50000));
+	assert_true(tu_wait_for(secrets_cached, &p, 50000));
 	usleep(500 * 1000);
 	rss = proc_kib(e->srv.pid, "VmRSS:");
 	hwm = proc_kib(e->srv.pid, "VmHWM:");
 	printf("memory: %u Secrets x 10 keys cached in %.1f s; rollgate serve VmRSS %ld KiB "
 	       "(%.1f MiB), VmHWM %ld KiB (%.1f MiB)%s\n",
-	       n, (double)(now_ms() - t0) / 1000.0, rss, rss / 1024.0, hwm, hwm / 1024.0,
+	       n, (double)(tu_now_ms() - t0) / 1000.0, rss, rss / 1024.0, hwm, hwm / 1024.0,
 #ifdef RG_ASAN
 	       " [ASan build: not meaningful]"
 #else

@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
+#include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 /* Reads a whole file into a NUL-terminated malloc'd buffer; NULL if absent. */
@@ -34,6 +37,30 @@ static inline char *tu_read_file(const char *path, size_t *len)
 	}
 	fclose(f);
 	return buf;
+}
+
+/* Monotonic milliseconds. */
+static inline long long tu_now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Polls cond(arg) every 10 ms for up to ms; returns its last value. Tests
+ * wait for conditions, never for fixed times, so a loaded machine only
+ * makes them slower. */
+static inline bool tu_wait_for(bool (*cond)(void *), void *arg, long long ms)
+{
+	long long until = tu_now_ms() + ms;
+
+	while (!cond(arg)) {
+		if (tu_now_ms() > until)
+			return cond(arg);
+		usleep(10 * 1000);
+	}
+	return true;
 }
 
 /* The project root (tests run from it; ROLLGATE_ROOT overrides). */
