@@ -62,8 +62,7 @@ struct kube {
 	struct pending *queue;
 	bool stop;
 	struct xfer *active; /* worker thread only */
-	char *token; /* current bearer token */
-	time_t token_read;
+	struct kube_token token; /* worker thread only */
 };
 
 void kube_conn_free(struct kube_conn *c)
@@ -364,37 +363,41 @@ out:
 
 /* ---- the worker ---- */
 
-/* The current bearer token. A token file is followed as it rotates (bound
- * service-account tokens); while it cannot be read, the last token read (or
- * the kubeconfig's token) is used and the read is retried every few seconds. */
-static const char *token(struct kube *k)
+const char *kube_token_current(struct kube_token *t, const struct kube_conn *conn)
 {
 	time_t now = time(NULL);
 	char err[256];
-	char *t;
+	char *v;
 
-	if (!k->conn.token_file)
-		return k->conn.token;
-	if (k->token_read == 0 || now - k->token_read >= (k->token ? TOKEN_REREAD_S : TOKEN_RETRY_S)) {
-		k->token_read = now;
-		t = read_small(k->conn.token_file, err, sizeof(err));
-		if (t && !token_ok(t)) {
+	if (!conn->token_file)
+		return conn->token;
+	if (t->read_at == 0 || now - t->read_at >= (t->value ? TOKEN_REREAD_S : TOKEN_RETRY_S)) {
+		t->read_at = now;
+		v = read_small(conn->token_file, err, sizeof(err));
+		if (v && !token_ok(v)) {
 			snprintf(err, sizeof(err), "%s: token contains control characters",
-				 k->conn.token_file);
-			OPENSSL_cleanse(t, strlen(t));
-			free(t);
-			t = NULL;
+				 conn->token_file);
+			OPENSSL_cleanse(v, strlen(v));
+			free(v);
+			v = NULL;
 		}
-		if (t) {
-			if (k->token)
-				OPENSSL_cleanse(k->token, strlen(k->token));
-			free(k->token);
-			k->token = t;
+		if (v) {
+			kube_token_free(t);
+			t->value = v;
+			t->read_at = now;
 		} else {
 			RG_LOG(LOG_WARN, "cannot read service-account token", LF_S("reason", err));
 		}
 	}
-	return k->token ? k->token : k->conn.token;
+	return t->value ? t->value : conn->token;
+}
+
+void kube_token_free(struct kube_token *t)
+{
+	if (t->value)
+		OPENSSL_cleanse(t->value, strlen(t->value));
+	free(t->value);
+	t->value = NULL;
 }
 
 /* A DNS-1123 label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most max bytes. */
@@ -458,23 +461,23 @@ static long remaining_ms(const struct timespec *deadline)
 	return ms < 1 ? 1 : ms;
 }
 
-static void set_tls(struct kube *k, CURL *e)
+void kube_conn_set_tls(const struct kube_conn *conn, CURL *e)
 {
 	struct curl_blob blob;
 
-	if (k->conn.ca_pem) {
-		blob = (struct curl_blob){ k->conn.ca_pem, strlen(k->conn.ca_pem), CURL_BLOB_COPY };
+	if (conn->ca_pem) {
+		blob = (struct curl_blob){ conn->ca_pem, strlen(conn->ca_pem), CURL_BLOB_COPY };
 		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &blob);
 	}
-	if (k->conn.cert_pem && k->conn.key_pem) {
-		blob = (struct curl_blob){ k->conn.cert_pem, strlen(k->conn.cert_pem), CURL_BLOB_COPY };
+	if (conn->cert_pem && conn->key_pem) {
+		blob = (struct curl_blob){ conn->cert_pem, strlen(conn->cert_pem), CURL_BLOB_COPY };
 		curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &blob);
 		curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
-		blob = (struct curl_blob){ k->conn.key_pem, strlen(k->conn.key_pem), CURL_BLOB_COPY };
+		blob = (struct curl_blob){ conn->key_pem, strlen(conn->key_pem), CURL_BLOB_COPY };
 		curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &blob);
 		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
 	}
-	if (k->conn.insecure) {
+	if (conn->insecure) {
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
@@ -585,7 +588,7 @@ static int start_xfer(struct kube *k, struct pending *p, struct lookup_item *it)
 	x->hdrs = curl_slist_append(NULL, "Accept: application/json");
 	if (!x->easy || !x->hdrs)
 		goto fail;
-	tok = token(k);
+	tok = kube_token_current(&k->token, &k->conn);
 	if (tok && snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok) < (int)sizeof(auth)) {
 		struct curl_slist *h = curl_slist_append(x->hdrs, auth);
 		OPENSSL_cleanse(auth, sizeof(auth));
@@ -604,7 +607,7 @@ static int start_xfer(struct kube *k, struct pending *p, struct lookup_item *it)
 	curl_easy_setopt(x->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(x->easy, CURLOPT_USERAGENT, "rollgate/" ROLLGATE_VERSION);
-	set_tls(k, x->easy);
+	kube_conn_set_tls(&k->conn, x->easy);
 	if (curl_multi_add_handle(k->multi, x->easy) != CURLM_OK)
 		goto fail;
 	xfer_link(k, x);
@@ -854,9 +857,7 @@ static void kube_destroy(void *impl)
 	curl_multi_cleanup(k->multi);
 	pthread_mutex_destroy(&k->lock);
 	kube_conn_free(&k->conn);
-	if (k->token)
-		OPENSSL_cleanse(k->token, strlen(k->token));
-	free(k->token);
+	kube_token_free(&k->token);
 	free(k);
 }
 

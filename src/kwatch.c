@@ -36,8 +36,6 @@
 #define PAGE_MAX_BYTES (16u << 20) /* one list page; past it the page size halves */
 #define PAGE_LIMIT 500
 #define RV_MAX 64
-#define TOKEN_REREAD_S 60
-#define TOKEN_RETRY_S 5
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define LIST_TIMEOUT_MS 60000
@@ -195,8 +193,7 @@ char *kwatch_escape(const char *s)
 struct kwatch_client {
 	const struct kube_conn *conn;
 	pthread_mutex_t lock;
-	char *token; /* last token read from conn->token_file */
-	time_t token_read;
+	struct kube_token token; /* under lock */
 	CURL *idle[IDLE_HANDLES]; /* kept for their live connections */
 	size_t n_idle;
 };
@@ -221,51 +218,9 @@ void kwatch_client_free(struct kwatch_client *c)
 		return;
 	for (size_t i = 0; i < c->n_idle; i++)
 		curl_easy_cleanup(c->idle[i]);
-	if (c->token)
-		OPENSSL_cleanse(c->token, strlen(c->token));
-	free(c->token);
+	kube_token_free(&c->token);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
-}
-
-static bool token_ok(const char *t)
-{
-	for (; *t; t++)
-		if ((unsigned char)*t < 0x20 || *t == 0x7f)
-			return false;
-	return true;
-}
-
-/* Re-reads a rotating token file (bound service-account tokens) every
- * minute, or every few seconds while it cannot be read. Lock held. */
-static void refresh_token(struct kwatch_client *c)
-{
-	time_t now = time(NULL);
-	char err[256];
-	size_t len = 0;
-	char *t;
-
-	if (!c->conn->token_file ||
-	    (c->token_read != 0 && now - c->token_read < (c->token ? TOKEN_REREAD_S : TOKEN_RETRY_S)))
-		return;
-	c->token_read = now;
-	t = manifest_slurp(c->conn->token_file, 64u << 10, &len, err, sizeof(err));
-	while (t && len > 0 && (t[len - 1] == '\n' || t[len - 1] == '\r' || t[len - 1] == ' '))
-		t[--len] = '\0';
-	if (t && !token_ok(t)) {
-		snprintf(err, sizeof(err), "%s: token contains control characters", c->conn->token_file);
-		OPENSSL_cleanse(t, len);
-		free(t);
-		t = NULL;
-	}
-	if (!t) {
-		RG_LOG(LOG_WARN, "cannot read service-account token", LF_S("reason", err));
-		return;
-	}
-	if (c->token)
-		OPENSSL_cleanse(c->token, strlen(c->token));
-	free(c->token);
-	c->token = t;
 }
 
 /* Headers for one request: Accept, the bearer token, and extra (may be
@@ -280,8 +235,7 @@ static struct curl_slist *make_headers(struct kwatch_client *c, const char *extr
 	if (!h)
 		return NULL;
 	pthread_mutex_lock(&c->lock);
-	refresh_token(c);
-	tok = c->token ? c->token : c->conn->token;
+	tok = kube_token_current(&c->token, c->conn);
 	if (tok)
 		len = snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
 	pthread_mutex_unlock(&c->lock);
@@ -312,28 +266,6 @@ static void free_headers(struct curl_slist *h)
 	curl_slist_free_all(h);
 }
 
-static void set_tls(const struct kube_conn *conn, CURL *e)
-{
-	struct curl_blob blob;
-
-	if (conn->ca_pem) {
-		blob = (struct curl_blob){ conn->ca_pem, strlen(conn->ca_pem), CURL_BLOB_COPY };
-		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &blob);
-	}
-	if (conn->cert_pem && conn->key_pem) {
-		blob = (struct curl_blob){ conn->cert_pem, strlen(conn->cert_pem), CURL_BLOB_COPY };
-		curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &blob);
-		curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
-		blob = (struct curl_blob){ conn->key_pem, strlen(conn->key_pem), CURL_BLOB_COPY };
-		curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &blob);
-		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
-	}
-	if (conn->insecure) {
-		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
-}
-
 /* Options every request shares: HTTPS only, HTTP/2 when offered, TLS
  * material, keepalive probes for long watches. */
 static void setup_easy(const struct kube_conn *conn, CURL *e, const char *url,
@@ -351,7 +283,7 @@ static void setup_easy(const struct kube_conn *conn, CURL *e, const char *url,
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 10L);
-	set_tls(conn, e);
+	kube_conn_set_tls(conn, e);
 }
 
 /* server + path (+ query); malloc'd. */
