@@ -1,12 +1,20 @@
 #!/bin/sh
 # Checks the install manifests in deploy/ (docs/install.md):
-#  1. `kubectl kustomize` renders deploy/ and deploy/overlays/audit-only;
-#  2. rollgate passes its own rules: `rollgate check` on both renderings;
+#  1. `kubectl kustomize` renders the server (deploy/), the webhook
+#     configurations (deploy/webhooks) and the overlays audit-only, fail-open
+#     and no-match-conditions;
+#  2. rollgate passes its own rules: `rollgate check` on the server renderings;
 #  3. the rendered objects fit together and with the binary (selectors, ports,
-#     paths, webhook wiring, certificate, RBAC, security context, probes) and
-#     each rendered config loads; the audit overlay enforces nothing.
-# Needs kubectl (skipped without it); step 3 needs python3 with PyYAML
-# (Debian: python3-yaml) and is skipped without it.
+#     paths, webhook wiring, certificate, RBAC, security context, probes,
+#     image and VERSION) and each rendered config loads; the audit overlay
+#     enforces nothing; the server holds no webhook configuration (it is
+#     applied before them); each overlay changes only what it says;
+#  4. the webhooks' matchConditions are the ones rendered from the config's
+#     `controllers` (scripts/render-match-conditions.py), and the binary treats
+#     exactly those users as controllers. tests/test_matchconditions.sh
+#     evaluates the CEL expressions themselves.
+# Needs kubectl (skipped without it); steps 3 and 4 need python3 with PyYAML
+# (Debian: python3-yaml) and are skipped without it.
 # Env: ROLLGATE_BIN (the binary), ROLLGATE_ROOT (the repository); VERBOSE=1
 # lists every property checked, not only the failures.
 set -u
@@ -37,7 +45,10 @@ render() { # DIR OUT
 	fi
 }
 render deploy "$tmp/base.yaml"
+render deploy/webhooks "$tmp/webhooks.yaml"
 render deploy/overlays/audit-only "$tmp/audit.yaml"
+render deploy/overlays/fail-open "$tmp/fail-open.yaml"
+render deploy/overlays/no-match-conditions "$tmp/no-mc.yaml"
 
 # 2. Dogfooding, with the built-in default config: no violation of any mode.
 dogfood() { # FILE WHAT
@@ -56,7 +67,7 @@ dogfood() { # FILE WHAT
 
 # 3. Properties.
 if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import yaml' 2>/dev/null; then
-	echo "test_deploy: SKIP property checks: python3 with PyYAML (Debian: python3-yaml) not found"
+	echo "test_deploy: SKIP property and matchConditions checks: python3 with PyYAML (Debian: python3-yaml) not found"
 	[ $fail -eq 0 ] && echo "test_deploy: rendering and dogfooding passed"
 	exit $fail
 fi
@@ -95,7 +106,7 @@ spec:
 EOF
 
 python3 - "$bin" "$root" "$tmp" <<'EOF' || fail=1
-import os, re, subprocess, sys
+import json, os, re, subprocess, sys
 import yaml
 
 BIN, ROOT, TMP = sys.argv[1:4]
@@ -169,11 +180,23 @@ def covers(rules, group, resource, op):
             return True
     return False
 
-def check_rendering(path, audit):
+# The generator of the matchConditions, imported (its file name has dashes).
+import importlib.util
+_spec = importlib.util.spec_from_file_location("rmc", os.path.join(ROOT, "scripts/render-match-conditions.py"))
+RMC = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(RMC)
+
+def kinds(objs):
+    return sorted(o["kind"] for o in objs)
+
+def webhook_configs(objs):
+    return {o["kind"]: o for o in objs if o["kind"].endswith("WebhookConfiguration")}
+
+def check_rendering(paths, audit):
     tag = "[audit-only] " if audit else ""
     def ck(cond, what):
         return check(cond, tag + what)
-    objs = load(path)
+    objs = [o for p in paths for o in load(p)]
     by = {}
     for o in objs:
         by.setdefault(o["kind"], []).append(o)
@@ -257,8 +280,7 @@ def check_rendering(path, audit):
     ck(len(pod["containers"]) == 1, "one container")
     c = pod["containers"][0]
     img = c.get("image", "")
-    ck(img == "ghcr.io/rollgate/rollgate:" + VERSION, "image is ghcr.io/rollgate/rollgate:%s (VERSION), got %s"
-       % (VERSION, img))
+    ck(img == "rollgate:" + VERSION, "image is rollgate:%s (the VERSION file), got %s" % (VERSION, img))
     args = c.get("args") or []
     ck(args[:1] == ["serve"], "container args start with serve")
     ck(arg_value(args, "--log-format") == "json", "--log-format json")
@@ -394,14 +416,26 @@ def check_rendering(path, audit):
     else:
         dns = set()
 
-    # Webhook configurations.
-    expect_fp = {"MutatingWebhookConfiguration": "Ignore",
-                 "ValidatingWebhookConfiguration": "Ignore" if audit else "Fail"}
+    # Webhook configurations: the mutating one has one entry, the validating
+    # one two (workloads; ReplicaSets), so each can fail open on its own.
+    expect_fp = {"stamp.rollgate.io": "Ignore",
+                 "policy.rollgate.io": "Ignore" if audit else "Fail",
+                 "replicasets.policy.rollgate.io": "Ignore" if audit else "Fail"}
     expect_path = {"MutatingWebhookConfiguration": "/mutate", "ValidatingWebhookConfiguration": "/validate"}
-    base_res = [("apps", r) for r in ("deployments", "statefulsets", "daemonsets")] + [("argoproj.io", "rollouts")]
-    expect_res = {"MutatingWebhookConfiguration": base_res,
-                  "ValidatingWebhookConfiguration": base_res + [("apps", "replicasets"), ("apps", "replicasets/scale"),
-                                                                 ("flagger.app", "canaries")]}
+    workloads = [("apps", r) for r in ("deployments", "statefulsets", "daemonsets")] + [("argoproj.io", "rollouts")]
+    expect_res = {"stamp.rollgate.io": workloads,
+                  "policy.rollgate.io": workloads + [("flagger.app", "canaries")],
+                  "replicasets.policy.rollgate.io": [("apps", "replicasets"), ("apps", "replicasets/scale")]}
+    expect_hooks = {"MutatingWebhookConfiguration": ["stamp.rollgate.io"],
+                    "ValidatingWebhookConfiguration": ["policy.rollgate.io", "replicasets.policy.rollgate.io"]}
+    all_res = {x for v in expect_res.values() for x in v}
+    # The users the webhooks must skip: the rendered config's controllers
+    # (the built-in defaults if it sets none), plus rollgate's own
+    # ServiceAccount for the validating webhook.
+    cfg_doc = yaml.safe_load(text or "") or {}
+    controllers = cfg_doc["controllers"] if "controllers" in cfg_doc else \
+        RMC.default_controllers(os.path.join(ROOT, "src/config.c"))
+    own_sa = "system:serviceaccount:%s:%s" % (ns, sa["metadata"]["name"])
     for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
         wc = one(kind)
         k = kind.replace("WebhookConfiguration", "")
@@ -410,45 +444,132 @@ def check_rendering(path, audit):
         ck(inj == "%s/%s" % (ns, serving["metadata"]["name"] if serving else "?"),
            "%s: cert-manager.io/inject-ca-from names the serving Certificate (%s)" % (k, inj))
         hooks = wc.get("webhooks", [])
-        if not ck(len(hooks) == 1, "%s has one webhook" % kind):
+        if not ck([w.get("name") for w in hooks] == expect_hooks[kind],
+                  "%s has the webhooks %s" % (kind, expect_hooks[kind])):
             continue
-        w = hooks[0]
-        n = w["name"]
-        ck(n == ("stamp.rollgate.io" if k == "Mutating" else "policy.rollgate.io"), "%s webhook name %s" % (k, n))
-        ck(w.get("failurePolicy") == expect_fp[kind], "%s: failurePolicy %s" % (n, expect_fp[kind]))
-        ck(w.get("sideEffects") == "None", "%s: sideEffects None" % n)
-        ck(w.get("admissionReviewVersions") == ["v1"], "%s: admissionReviewVersions [v1]" % n)
-        ck(isinstance(w.get("timeoutSeconds"), int) and 1 <= w["timeoutSeconds"] <= 5, "%s: timeoutSeconds <= 5" % n)
-        ck(w.get("matchPolicy") == "Equivalent", "%s: matchPolicy Equivalent" % n)
-        if k == "Mutating":
-            ck(w.get("reinvocationPolicy") == "IfNeeded", "%s: reinvocationPolicy IfNeeded" % n)
-        cc = w.get("clientConfig", {})
-        cs = cc.get("service") or {}
-        ck("url" not in cc and cs.get("name") == svc["metadata"]["name"] and cs.get("namespace") == ns and
-           cs.get("port", 443) == https.get("port") and cs.get("path") == expect_path[kind],
-           "%s: calls the Service %s/%s port %s path %s" % (n, ns, svc["metadata"]["name"], https.get("port"),
-                                                            expect_path[kind]))
-        host = "%s.%s.svc" % (cs.get("name"), cs.get("namespace"))
-        ck(host in dns and host + ".cluster.local" in dns,
-           "%s: the serving certificate's dnsNames cover %s and %s.cluster.local" % (n, host, host))
-        sel = w.get("namespaceSelector")
-        for excluded in ("kube-system", "kube-node-lease", ns):
-            ck(not labels_match(sel, {"kubernetes.io/metadata.name": excluded}),
-               "%s: namespace %s is excluded" % (n, excluded))
-        ck(not labels_match(sel, {"kubernetes.io/metadata.name": "shop", "rollgate.io/ignore": ""}),
-           "%s: a namespace labelled rollgate.io/ignore is excluded" % n)
-        ck(labels_match(sel, {"kubernetes.io/metadata.name": "shop"}), "%s: other namespaces are included" % n)
-        ck(not w.get("objectSelector"), "%s: no objectSelector" % n)
-        for group, res in expect_res[kind]:
-            for op in ("CREATE", "UPDATE"):
-                if res == "replicasets/scale" and op == "CREATE":
-                    continue
-                ck(covers(w.get("rules", []), group, res, op), "%s: %s %s %s" % (n, op, group, res))
-        ops = {o for r in w.get("rules", []) for o in r.get("operations", [])}
-        ck(ops <= {"CREATE", "UPDATE"}, "%s: only CREATE and UPDATE (got %s)" % (n, sorted(ops)))
+        users = RMC.exempt(kind, list(controllers), own_sa)
+        want_mc = [{"name": "not-a-controller", "expression": RMC.expression(users)}]
+        for w in hooks:
+            n = w["name"]
+            ck(w.get("failurePolicy") == expect_fp[n], "%s: failurePolicy %s" % (n, expect_fp[n]))
+            ck(w.get("sideEffects") == "None", "%s: sideEffects None" % n)
+            ck(w.get("admissionReviewVersions") == ["v1"], "%s: admissionReviewVersions [v1]" % n)
+            ck(isinstance(w.get("timeoutSeconds"), int) and 1 <= w["timeoutSeconds"] <= 5,
+               "%s: timeoutSeconds <= 5" % n)
+            ck(w.get("matchPolicy") == "Equivalent", "%s: matchPolicy Equivalent" % n)
+            if k == "Mutating":
+                ck(w.get("reinvocationPolicy") == "IfNeeded", "%s: reinvocationPolicy IfNeeded" % n)
+            ck(w.get("matchConditions") == want_mc,
+               "%s: matchConditions skip exactly %s (the config's controllers%s)"
+               % (n, users, " and rollgate's ServiceAccount" if k == "Validating" else ""))
+            cc = w.get("clientConfig", {})
+            cs = cc.get("service") or {}
+            ck("url" not in cc and cs.get("name") == svc["metadata"]["name"] and cs.get("namespace") == ns and
+               cs.get("port", 443) == https.get("port") and cs.get("path") == expect_path[kind],
+               "%s: calls the Service %s/%s port %s path %s" % (n, ns, svc["metadata"]["name"], https.get("port"),
+                                                                expect_path[kind]))
+            host = "%s.%s.svc" % (cs.get("name"), cs.get("namespace"))
+            ck(host in dns and host + ".cluster.local" in dns,
+               "%s: the serving certificate's dnsNames cover %s and %s.cluster.local" % (n, host, host))
+            sel = w.get("namespaceSelector")
+            for excluded in ("kube-system", "kube-node-lease", ns):
+                ck(not labels_match(sel, {"kubernetes.io/metadata.name": excluded}),
+                   "%s: namespace %s is excluded" % (n, excluded))
+            ck(not labels_match(sel, {"kubernetes.io/metadata.name": "shop", "rollgate.io/ignore": ""}),
+               "%s: a namespace labelled rollgate.io/ignore is excluded" % n)
+            ck(labels_match(sel, {"kubernetes.io/metadata.name": "shop"}), "%s: other namespaces are included" % n)
+            ck(not w.get("objectSelector"), "%s: no objectSelector" % n)
+            for group, res in all_res:
+                for op in ("CREATE", "UPDATE"):
+                    if res == "replicasets/scale" and op == "CREATE":
+                        continue
+                    want = (group, res) in expect_res[n]
+                    ck(covers(w.get("rules", []), group, res, op) == want,
+                       "%s: %s %s %s %s" % (n, op, group, res, "covered" if want else "not covered"))
+            ops = {o for r in w.get("rules", []) for o in r.get("operations", [])}
+            ck(ops <= {"CREATE", "UPDATE"}, "%s: only CREATE and UPDATE (got %s)" % (n, sorted(ops)))
+    return cfg_doc, controllers
 
-check_rendering(os.path.join(TMP, "base.yaml"), False)
-check_rendering(os.path.join(TMP, "audit.yaml"), True)
+P = lambda name: os.path.join(TMP, name)
+server, hooks, audit_objs = load(P("base.yaml")), load(P("webhooks.yaml")), load(P("audit.yaml"))
+fail_open, no_mc = load(P("fail-open.yaml")), load(P("no-mc.yaml"))
+
+# Layout: the server holds no webhook configuration (it is applied, and
+# serving, before them); deploy/webhooks holds exactly the two.
+check(not webhook_configs(server), "deploy/ renders no webhook configuration (got %s)" % kinds(server))
+check(kinds(hooks) == ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"],
+      "deploy/webhooks renders the two webhook configurations and nothing else (got %s)" % kinds(hooks))
+check(kinds(audit_objs) == sorted(kinds(server) + kinds(hooks)),
+      "deploy/overlays/audit-only renders the server and the webhook configurations")
+
+enforced = check_rendering([P("base.yaml"), P("webhooks.yaml")], False)
+audited = check_rendering([P("audit.yaml")], True)
+
+# Each overlay of the webhooks changes only what it says.
+def strip(objs, fields):
+    """The webhook configurations with the given entry fields removed."""
+    out = {}
+    for kind, wc in webhook_configs(objs).items():
+        wc = yaml.safe_load(yaml.safe_dump(wc))
+        for w in wc.get("webhooks", []):
+            for f in fields:
+                w.pop(f, None)
+        out[kind] = wc
+    return out
+def policies(objs):
+    return {w["name"]: w.get("failurePolicy") for wc in webhook_configs(objs).values() for w in wc["webhooks"]}
+check(strip(fail_open, ["failurePolicy"]) == strip(hooks, ["failurePolicy"]),
+      "fail-open differs from deploy/webhooks only in failurePolicy")
+check(set(policies(fail_open).values()) == {"Ignore"}, "fail-open: every webhook fails open (%s)" % policies(fail_open))
+check(strip(audit_objs, []) == strip(fail_open, []),
+      "audit-only's webhook configurations are those of fail-open")
+check(strip(no_mc, ["failurePolicy", "matchConditions"]) == strip(hooks, ["failurePolicy", "matchConditions"]),
+      "no-match-conditions differs from deploy/webhooks only in failurePolicy and matchConditions")
+check(all("matchConditions" not in w for wc in webhook_configs(no_mc).values() for w in wc["webhooks"]),
+      "no-match-conditions: no webhook has matchConditions")
+check(policies(no_mc) == {"stamp.rollgate.io": "Ignore", "policy.rollgate.io": "Fail",
+                          "replicasets.policy.rollgate.io": "Ignore"},
+      "no-match-conditions: only the ReplicaSet entry (and the mutating one) fail open (%s)" % policies(no_mc))
+
+# The generated patch is current, and both configs list the same controllers,
+# which include every built-in default.
+r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts/render-match-conditions.py"), "--root", ROOT,
+                    "--check"], capture_output=True, text=True)
+check(r.returncode == 0, "deploy/webhooks/match-conditions.yaml is what scripts/render-match-conditions.py renders "
+      "from deploy/rollgate.yaml%s" % ((": " + r.stdout + r.stderr) if r.returncode else ""))
+defaults = RMC.default_controllers(os.path.join(ROOT, "src/config.c"))
+check(len(defaults) >= 3, "src/config.c: default_controllers parsed (%s)" % defaults)
+if enforced and audited:
+    check(enforced[1] == audited[1], "deploy/ and audit-only configure the same controllers")
+    check(set(defaults) <= set(enforced[1]),
+          "the install's controllers include every built-in default (missing %s)"
+          % sorted(set(defaults) - set(enforced[1])))
+
+    # The binary agrees: with the rendered config, a direct ReplicaSet edit by
+    # each listed controller is allowed, and by anyone else denied.
+    cfg = P("config-base.yaml")
+    review = json.load(open(os.path.join(ROOT, "examples/review-replicaset-edit.json")))
+    def verdict(user):
+        review["request"]["userInfo"] = {"username": user, "groups": ["system:authenticated"]}
+        r = subprocess.run([BIN, "review", "--validate", "--config", cfg, "-"], input=json.dumps(review),
+                           capture_output=True, text=True)
+        return r.returncode
+    for user in enforced[1]:
+        check(verdict(user) == 0, "rollgate review: %s edits a managed ReplicaSet unjudged (a controller)" % user)
+    for user in ("alice@example.com", "system:serviceaccount:kube-system:deployment-controller-evil",
+                 "system:serviceaccount:ci:deployer"):
+        check(verdict(user) == 1, "rollgate review: %s is judged (not a controller)" % user)
+
+# The image: `rollgate` in the Deployment, its tag only in the base's images:
+# entry, equal to the VERSION file.
+base_k = yaml.safe_load(open(os.path.join(ROOT, "deploy/base/kustomization.yaml")))
+imgs = base_k.get("images") or []
+check(imgs == [{"name": "rollgate", "newTag": VERSION}],
+      "deploy/base/kustomization.yaml: images sets rollgate's tag to VERSION %s (got %s)" % (VERSION, imgs))
+raw = [c.get("image") for d in load(os.path.join(ROOT, "deploy/base/deployment.yaml"))
+       for c in d["spec"]["template"]["spec"]["containers"]]
+check(raw == ["rollgate"], "deploy/base/deployment.yaml names the image rollgate, untagged (got %s)" % raw)
+
 print("%s %d of %d properties of the rendered objects hold"
       % ("ok  " if not counts["fail"] else "FAIL", counts["ok"], counts["ok"] + counts["fail"]))
 sys.exit(1 if counts["fail"] else 0)
