@@ -88,6 +88,20 @@ def default_controllers(config_c):
     return names
 
 
+def key_line(path, key):
+    """The line of a top-level key of a YAML file, for error messages."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            node = yaml.compose(f)
+    except (OSError, yaml.YAMLError):
+        return 0
+    if isinstance(node, yaml.MappingNode):
+        for k, _ in node.value:
+            if k.value == key:
+                return k.start_mark.line + 1
+    return 0
+
+
 def config_controllers(config, config_c):
     docs = load_yaml_docs(config)
     if len(docs) > 1:
@@ -97,9 +111,13 @@ def config_controllers(config, config_c):
         raise InputError("%s: the config is not a mapping" % config)
     if "controllers" not in doc:
         return default_controllers(config_c)
+    where = "%s:%d: controllers" % (config, key_line(config, "controllers"))
     names = doc["controllers"]
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-        raise InputError("%s: controllers: a list of non-empty user names expected" % config)
+        raise InputError("%s: a list of non-empty user names expected" % where)
+    for n in names:
+        if any(ord(c) < 0x20 or ord(c) == 0x7f for c in n):
+            raise InputError("%s: user name %r contains a control character" % (where, n))
     return names
 
 
@@ -128,9 +146,7 @@ def webhook_entries(webhooks):
 
 
 def cel_string(s):
-    """A CEL single-quoted string literal for s."""
-    if any(ord(c) < 0x20 or ord(c) == 0x7f for c in s):
-        raise InputError("user name %r contains a control character" % s)
+    """A CEL single-quoted string literal for s (no control characters)."""
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 

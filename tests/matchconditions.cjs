@@ -6,10 +6,12 @@
 //
 // Usage: node tests/matchconditions.cjs NODE_DIR INPUT.json
 //   NODE_DIR: where @bufbuild/cel is installed (npm --prefix NODE_DIR)
-//   INPUT.json: {"webhooks": [{"source", "kind", "name", "matchConditions"}],
-//                "exempt": {"mutating": [users], "validating": [users]}}
-//   "exempt" is what scripts/render-match-conditions.py --list prints: the
-//   source of truth. The identities below are the contract on top of it.
+//   INPUT.json: {"webhooks": [{"source", "kind", "name", "matchConditions",
+//                "exempt": [users], "gated": [users], "contract": bool}]}
+//   "exempt" is what scripts/render-match-conditions.py --list prints for the
+//   config the entry was rendered from (the source of truth); "gated" adds
+//   users that must still be sent. With "contract", the well-known
+//   identities below are checked too (the install's own configurations).
 // Prints one line per failed check (every check with VERBOSE=1) and a
 // summary; exits 1 if any check failed, 2 on bad input.
 "use strict";
@@ -113,16 +115,20 @@ for (const hook of input.webhooks) {
   const names = mcs.map((m) => m.name);
   check(new Set(names).size === names.length && names.every((n) => QUALIFIED.test(n) && n.length <= 63),
     `${id}: condition names are unique qualified names (${names})`);
-  const exempt = new Set([...CONTROLLERS, ...input.exempt[validating ? "validating" : "mutating"]]);
-  if (validating) exempt.add(ROLLGATE);
+  const exempt = new Set(hook.exempt);
+  const gated = [...GATED, ...(hook.gated || []), undefined];
+  if (hook.contract) {
+    for (const u of CONTROLLERS) exempt.add(u);
+    if (validating) exempt.add(ROLLGATE);
+    else gated.push(ROLLGATE);
+  }
+  if (!check(exempt.size > 0 && gated.every((u) => !exempt.has(u)), `${id}: the cases are consistent`)) continue;
   for (const user of exempt) {
     for (const groups of [[], ["system:serviceaccounts", "system:authenticated"]]) {
       const r = sent(hook, user, groups);
       check(r === false, `${id}: ${show(user)} (groups ${groups}) is skipped` + (r === false ? "" : `: ${r === true ? "sent" : r}`));
     }
   }
-  const gated = [...GATED, undefined];
-  if (!validating) gated.push(ROLLGATE);
   for (const user of gated) {
     for (const groups of [["system:authenticated"], ["system:masters", "system:authenticated"]]) {
       const r = sent(hook, user, groups);

@@ -537,6 +537,17 @@ r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts/render-match-con
                     "--check"], capture_output=True, text=True)
 check(r.returncode == 0, "deploy/webhooks/match-conditions.yaml is what scripts/render-match-conditions.py renders "
       "from deploy/rollgate.yaml%s" % ((": " + r.stdout + r.stderr) if r.returncode else ""))
+for name, body, want in (("bad-type.yaml", "lookupTimeout: 2s\ncontrollers: deployer\n", ":2: controllers: a list"),
+                         ("bad-char.yaml", 'controllers: ["a\\tb"]\n', ":1: controllers: user name 'a\\tb'"),
+                         ("bad-yaml.yaml", "controllers: [a\n", "invalid YAML")):
+    bad = P(name)
+    with open(bad, "w") as f:
+        f.write(body)
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts/render-match-conditions.py"), "--root", ROOT,
+                        "--config", bad, "--output", "-"], capture_output=True, text=True)
+    check(r.returncode == 2 and r.stdout == "" and bad in r.stderr and want in r.stderr,
+          "render-match-conditions refuses %s with exit 2 and %r (got %d: %s)"
+          % (name, want, r.returncode, r.stderr.strip()))
 defaults = RMC.default_controllers(os.path.join(ROOT, "src/config.c"))
 check(len(defaults) >= 3, "src/config.c: default_controllers parsed (%s)" % defaults)
 if enforced and audited:

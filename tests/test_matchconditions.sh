@@ -46,8 +46,9 @@ tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' INT TERM
 
-# The rendered webhook entries that carry matchConditions, and the users the
-# source of truth exempts.
+# The rendered webhook entries that carry matchConditions: the install's
+# (checked against the well-known controllers too), and a patch rendered
+# from a config whose user names need quoting in CEL.
 for d in deploy/webhooks deploy/overlays/fail-open deploy/overlays/audit-only; do
 	out="$tmp/$(echo "$d" | tr / _).yaml"
 	if ! kubectl kustomize "$root/$d" >"$out" 2>"$tmp/err"; then
@@ -55,28 +56,52 @@ for d in deploy/webhooks deploy/overlays/fail-open deploy/overlays/audit-only; d
 		exit 1
 	fi
 done
+cat >"$tmp/tricky.yaml" <<'EOF'
+controllers:
+  - "it's"
+  - 'back\slash'
+  - "x']) || true || (['"
+  - "ünï:cödé"
+  - "a, b"
+EOF
+printf '%s\n' its 'back\\slash' 'back/slash' "x'" x true a b 'unï:cödé' >"$tmp/tricky-gated.txt"
+rmc() { python3 "$root/scripts/render-match-conditions.py" --root "$root" "$@"; }
 for kind in mutating validating; do
-	if ! python3 "$root/scripts/render-match-conditions.py" --root "$root" --list "$kind" >"$tmp/$kind.txt"; then
+	if ! rmc --list "$kind" >"$tmp/deploy_webhooks.$kind" ||
+		! rmc --config "$tmp/tricky.yaml" --list "$kind" >"$tmp/tricky.$kind"; then
 		echo "test_matchconditions: FAIL: scripts/render-match-conditions.py --list $kind"
 		exit 1
 	fi
 done
+if ! rmc --config "$tmp/tricky.yaml" --output "$tmp/tricky.patch"; then
+	echo "test_matchconditions: FAIL: scripts/render-match-conditions.py --config tricky.yaml"
+	exit 1
+fi
+
 python3 - "$tmp" <<'EOF' >"$tmp/input.json" || exit 1
-import glob, json, os, sys
+import json, os, sys
 import yaml
 
 tmp = sys.argv[1]
+def lines(name):
+    with open(os.path.join(tmp, name), encoding="utf-8") as f:
+        return f.read().split("\n")[:-1]
 hooks = []
-for path in sorted(glob.glob(os.path.join(tmp, "deploy_*.yaml"))):
-    source = os.path.basename(path)[:-5].replace("_", "/")
-    with open(path) as f:
+def add(path, source, exempt_prefix, contract, gated):
+    with open(path, encoding="utf-8") as f:
         for doc in yaml.safe_load_all(f):
             if doc and doc.get("kind", "").endswith("WebhookConfiguration"):
+                kind = "validating" if doc["kind"].startswith("Validating") else "mutating"
                 for w in doc.get("webhooks") or []:
                     hooks.append({"source": source, "kind": doc["kind"], "name": w.get("name"),
-                                  "matchConditions": w.get("matchConditions") or []})
-exempt = {k: open(os.path.join(tmp, k + ".txt")).read().split("\n")[:-1] for k in ("mutating", "validating")}
-json.dump({"webhooks": hooks, "exempt": exempt}, sys.stdout)
+                                  "matchConditions": w.get("matchConditions") or [],
+                                  "exempt": lines("%s.%s" % (exempt_prefix, kind)),
+                                  "gated": gated, "contract": contract})
+for d in ("deploy/webhooks", "deploy/overlays/fail-open", "deploy/overlays/audit-only"):
+    add(os.path.join(tmp, d.replace("/", "_") + ".yaml"), d, "deploy_webhooks", True, [])
+add(os.path.join(tmp, "tricky.patch"), "a config with quotes and backslashes", "tricky", False,
+    lines("tricky-gated.txt"))
+json.dump({"webhooks": hooks}, sys.stdout)
 EOF
 
 node "$root/tests/matchconditions.cjs" "$node_dir" "$tmp/input.json"
