@@ -3,7 +3,7 @@
 
 #include <stddef.h>
 
-#include "kubeconn.h"
+#include "kubeclient.h"
 #include "objsource.h"
 
 /*

@@ -23,8 +23,7 @@
 #include "log.h"
 #include "metrics.h"
 
-#define BODY_MAX (4u << 20) /* ConfigMaps and Secrets are at most 1 MiB */
-#define NAME_MAX_LEN 253
+#define MAX_CONNS 8L
 
 struct pending {
 	struct lookup_batch *b;
@@ -38,74 +37,31 @@ struct pending {
 struct xfer {
 	struct pending *p;
 	struct lookup_item *it;
-	CURL *easy;
-	struct curl_slist *hdrs;
-	char *buf;
-	size_t len;
+	struct kube_xfer t;
+	struct kube_buf body; /* wiped: it may hold a Secret */
 	bool too_big;
 	struct xfer *prev, *next; /* the worker's list of running transfers */
 };
 
 struct kube {
 	struct kube_conn conn;
-	CURLM *multi;
-	pthread_t thread;
+	struct kube_client *client;
+	struct kube_loop *loop;
 	pthread_mutex_t lock;
 	struct pending *queue;
-	bool stop;
 	struct xfer *active; /* worker thread only */
-	struct kube_token token; /* worker thread only */
 };
-
-/* A DNS-1123 label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most max bytes. */
-static bool dns_label(const char *s, size_t n, size_t max)
-{
-	return n > 0 && n <= max && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") >= n &&
-	       s[0] != '-' && s[n - 1] != '-';
-}
-
-/* Object names are DNS-1123 subdomains: dot-separated labels, at most 253
- * bytes. Namespaces are single labels. Both go into the URL path, so
- * nothing else (no "..", no "/", no "%") may pass. */
-static bool valid_name(const char *s)
-{
-	const char *dot;
-
-	if (strlen(s) > NAME_MAX_LEN)
-		return false;
-	for (;;) {
-		dot = strchr(s, '.');
-		if (!dns_label(s, dot ? (size_t)(dot - s) : strlen(s), NAME_MAX_LEN))
-			return false;
-		if (!dot)
-			return true;
-		s = dot + 1;
-	}
-}
-
-static bool valid_namespace(const char *s)
-{
-	return dns_label(s, strlen(s), 63);
-}
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct xfer *x = arg;
 	size_t n = size * nmemb;
-	char *nb;
 
-	if (x->len + n > BODY_MAX) {
+	if (n > x->body.max - x->body.len) {
 		x->too_big = true;
 		return 0;
 	}
-	nb = realloc(x->buf, x->len + n + 1);
-	if (!nb)
-		return 0;
-	memcpy(nb + x->len, data, n);
-	x->buf = nb;
-	x->len += n;
-	x->buf[x->len] = '\0';
-	return n;
+	return kube_buf_append(&x->body, data, n) < 0 ? 0 : n;
 }
 
 static long remaining_ms(const struct timespec *deadline)
@@ -120,16 +76,17 @@ static long remaining_ms(const struct timespec *deadline)
 
 static const char *const kind_names[] = { "ConfigMap", "Secret", "Deployment" };
 
-static int item_url(struct kube *k, const char *ns, const struct lookup_item *it, char *url,
-		    size_t len)
+/* The item's path: names are DNS names (anything else could reach another
+ * endpoint) and the path fits in len. */
+static int item_path(const char *ns, const struct lookup_item *it, char *path, size_t len)
 {
 	static const char *const group[] = { "/api/v1", "/api/v1", "/apis/apps/v1" };
 	static const char *const resource[] = { "configmaps", "secrets", "deployments" };
 
-	if (!ns || !it->name || !valid_namespace(ns) || !valid_name(it->name))
+	if (!kube_valid_namespace(ns) || !kube_valid_name(it->name))
 		return -1;
-	if (snprintf(url, len, "%s%s/namespaces/%s/%s/%s", k->conn.server, group[it->kind], ns,
-		     resource[it->kind], it->name) >= (int)len)
+	if (snprintf(path, len, "%s/namespaces/%s/%s/%s", group[it->kind], ns, resource[it->kind],
+		     it->name) >= (int)len)
 		return -1;
 	return 0;
 }
@@ -160,14 +117,6 @@ static void pending_item_done(struct pending *p)
 	}
 }
 
-/* Frees the header list, wiping the Authorization line first. */
-static void free_headers(struct curl_slist *h)
-{
-	for (struct curl_slist *l = h; l; l = l->next)
-		OPENSSL_cleanse(l->data, strlen(l->data));
-	curl_slist_free_all(h);
-}
-
 static void xfer_link(struct kube *k, struct xfer *x)
 {
 	x->prev = NULL;
@@ -188,13 +137,9 @@ static void xfer_release(struct kube *k, struct xfer *x)
 		k->active = x->next;
 	if (x->next)
 		x->next->prev = x->prev;
-	curl_multi_remove_handle(k->multi, x->easy);
-	curl_easy_cleanup(x->easy);
-	free_headers(x->hdrs);
-	if (x->buf) {
-		OPENSSL_cleanse(x->buf, x->len);
-		free(x->buf);
-	}
+	kube_loop_remove(k->loop, x->t.easy);
+	kube_xfer_close(&x->t);
+	kube_buf_free(&x->body);
 	free(x);
 	pending_item_done(p);
 }
@@ -203,13 +148,11 @@ static void xfer_release(struct kube *k, struct xfer *x)
  * (an invalid name), -1 on OOM (the item is not finished). */
 static int start_xfer(struct kube *k, struct pending *p, struct lookup_item *it)
 {
-	char url[1024], auth[8192];
-	const char *tok;
+	char path[1024];
 	struct xfer *x;
 
-	/* Names go into the URL path: anything but a DNS name could reach
-	 * another endpoint. Nothing is sent for them. */
-	if (item_url(k, p->b->namespace_, it, url, sizeof(url)) < 0) {
+	/* Nothing is sent for a name that is not a DNS name. */
+	if (item_path(p->b->namespace_, it, path, sizeof(path)) < 0) {
 		finish_item(it, LOOKUP_ERROR, "invalid namespace or name");
 		pending_item_done(p);
 		return 0;
@@ -219,38 +162,17 @@ static int start_xfer(struct kube *k, struct pending *p, struct lookup_item *it)
 		return -1;
 	x->p = p;
 	x->it = it;
-	x->easy = curl_easy_init();
-	x->hdrs = curl_slist_append(NULL, "Accept: application/json");
-	if (!x->easy || !x->hdrs)
+	x->body = (struct kube_buf){ NULL, 0, 0, KUBE_REPLY_MAX, true };
+	if (kube_xfer_open(k->client, &x->t, path, NULL, remaining_ms(&p->deadline)) < 0)
 		goto fail;
-	tok = kube_token_current(&k->token, &k->conn);
-	if (tok && snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok) < (int)sizeof(auth)) {
-		struct curl_slist *h = curl_slist_append(x->hdrs, auth);
-		OPENSSL_cleanse(auth, sizeof(auth));
-		if (!h)
-			goto fail;
-		x->hdrs = h;
-	}
-	curl_easy_setopt(x->easy, CURLOPT_URL, url);
-	curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->hdrs);
-	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
-	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
-	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, remaining_ms(&p->deadline));
-	curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(x->easy, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(x->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT, 1L);
-	curl_easy_setopt(x->easy, CURLOPT_USERAGENT, "rollgate/" ROLLGATE_VERSION);
-	kube_conn_set_tls(&k->conn, x->easy);
-	if (curl_multi_add_handle(k->multi, x->easy) != CURLM_OK)
+	curl_easy_setopt(x->t.easy, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(x->t.easy, CURLOPT_WRITEDATA, x);
+	if (kube_loop_add(k->loop, x->t.easy, x) < 0)
 		goto fail;
 	xfer_link(k, x);
 	return 0;
 fail:
-	if (x->easy)
-		curl_easy_cleanup(x->easy);
-	free_headers(x->hdrs);
+	kube_xfer_close(&x->t);
 	free(x);
 	return -1;
 }
@@ -265,7 +187,7 @@ static void parse_found(struct xfer *x)
 	cJSON *obj = NULL;
 	char err[160], got[48];
 
-	if (json_parse_strict(x->buf ? x->buf : "", x->len, &obj, err, sizeof(err)) < 0 ||
+	if (json_parse_strict(x->body.p ? x->body.p : "", x->body.len, &obj, err, sizeof(err)) < 0 ||
 	    !cJSON_IsObject(obj)) {
 		finish_item(it, LOOKUP_ERROR, "malformed answer from the API server");
 		goto out;
@@ -306,22 +228,6 @@ out:
 	cJSON_Delete(obj);
 }
 
-/* The API server's Status for a failed GET, parsed; NULL if there is none. */
-static cJSON *status_body(const struct xfer *x)
-{
-	cJSON *st = NULL;
-	char err[64];
-
-	if (!x->buf || json_parse_strict(x->buf, x->len, &st, err, sizeof(err)) < 0)
-		return NULL;
-	if (!cJSON_IsObject(st) || !json_get_string(st, "kind") ||
-	    strcmp(json_get_string(st, "kind"), "Status") != 0) {
-		cJSON_Delete(st);
-		return NULL;
-	}
-	return st;
-}
-
 /* A 404 means absent only when it is the API server's NotFound for this
  * very object: a 404 from a proxy or a wrong server URL would otherwise
  * read as "absent" and stamp a wrong hash. Anything else is a failure whose
@@ -329,7 +235,7 @@ static cJSON *status_body(const struct xfer *x)
  * values). */
 static void status_reason(const struct xfer *x, long code)
 {
-	cJSON *st = status_body(x);
+	cJSON *st = kube_status_parse(x->body.p, x->body.len);
 	const char *msg = json_get_string(st, "message"), *reason = json_get_string(st, "reason");
 	const char *name = json_get_string(json_get(st, "details"), "name");
 	char clipped[96];
@@ -345,22 +251,22 @@ static void status_reason(const struct xfer *x, long code)
 	cJSON_Delete(st);
 }
 
-static void end_xfer(struct kube *k, struct xfer *x, CURLcode res)
+/* A GET ended (loop thread): the item's answer, then the transfer goes. */
+static void end_xfer(void *arg, void *priv, CURLcode res, long code)
 {
-	long code = 0;
+	struct xfer *x = priv;
 
-	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
 	if (res == CURLE_OPERATION_TIMEDOUT)
 		finish_item(x->it, LOOKUP_ERROR, "API lookup timed out");
 	else if (x->too_big)
-		finish_item(x->it, LOOKUP_ERROR, "API answer larger than %u bytes", BODY_MAX);
+		finish_item(x->it, LOOKUP_ERROR, "API answer larger than %u bytes", KUBE_REPLY_MAX);
 	else if (res != CURLE_OK)
 		finish_item(x->it, LOOKUP_ERROR, "API request failed: %s", curl_easy_strerror(res));
 	else if (code == 200)
 		parse_found(x);
 	else
 		status_reason(x, code);
-	xfer_release(k, x);
+	xfer_release(arg, x);
 }
 
 static struct pending *take_pending(struct kube *k)
@@ -374,8 +280,10 @@ static struct pending *take_pending(struct kube *k)
 	return q;
 }
 
-static void take_queue(struct kube *k)
+/* Each round of the loop: start the batches queued since the last one. */
+static long take_queue(void *arg)
 {
+	struct kube *k = arg;
 	struct pending *q, *next;
 
 	for (q = take_pending(k); q; q = next) {
@@ -391,12 +299,14 @@ static void take_queue(struct kube *k)
 			}
 		}
 	}
+	return 1000;
 }
 
 /* On destroy: every queued or running lookup ends as failed, and every
  * batch's done is called, once, before the worker exits. */
-static void abort_all(struct kube *k)
+static void abort_all(void *arg)
 {
+	struct kube *k = arg;
 	struct pending *q, *next;
 
 	for (q = take_pending(k); q; q = next) {
@@ -412,35 +322,6 @@ static void abort_all(struct kube *k)
 		finish_item(k->active->it, LOOKUP_ERROR, "object source stopped");
 		xfer_release(k, k->active);
 	}
-}
-
-static void *worker(void *arg)
-{
-	struct kube *k = arg;
-	CURLMsg *msg;
-	int running, left;
-	bool stop;
-
-	for (;;) {
-		pthread_mutex_lock(&k->lock);
-		stop = k->stop;
-		pthread_mutex_unlock(&k->lock);
-		if (stop)
-			break;
-		take_queue(k);
-		curl_multi_perform(k->multi, &running);
-		for (msg = curl_multi_info_read(k->multi, &left); msg;
-		     msg = curl_multi_info_read(k->multi, &left)) {
-			struct xfer *x = NULL;
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-			end_xfer(k, x, msg->data.result);
-		}
-		curl_multi_poll(k->multi, NULL, 0, 1000, NULL);
-	}
-	abort_all(k);
-	return NULL;
 }
 
 static int kube_resolve(void *impl, struct lookup_batch *b, unsigned timeout_ms,
@@ -472,7 +353,7 @@ static int kube_resolve(void *impl, struct lookup_batch *b, unsigned timeout_ms,
 	p->next = k->queue;
 	k->queue = p;
 	pthread_mutex_unlock(&k->lock);
-	curl_multi_wakeup(k->multi);
+	kube_loop_wake(k->loop);
 	return 1;
 }
 
@@ -484,15 +365,10 @@ static void kube_destroy(void *impl)
 
 	if (!k)
 		return;
-	pthread_mutex_lock(&k->lock);
-	k->stop = true;
-	pthread_mutex_unlock(&k->lock);
-	curl_multi_wakeup(k->multi);
-	pthread_join(k->thread, NULL);
-	curl_multi_cleanup(k->multi);
+	kube_loop_free(k->loop);
+	kube_client_free(k->client);
 	pthread_mutex_destroy(&k->lock);
 	kube_conn_free(&k->conn);
-	kube_token_free(&k->token);
 	free(k);
 }
 
@@ -502,6 +378,7 @@ struct objsource *kube_source_new(const char *kubeconfig, char *err, size_t errl
 {
 	struct kube *k = calloc(1, sizeof(*k));
 	struct objsource *src = calloc(1, sizeof(*src));
+	const struct kube_loop_ops ops = { take_queue, end_xfer, abort_all, k };
 
 	if (!k || !src) {
 		snprintf(err, errlen, "out of memory");
@@ -509,26 +386,20 @@ struct objsource *kube_source_new(const char *kubeconfig, char *err, size_t errl
 	}
 	if (kube_conn_open(kubeconfig, &k->conn, err, errlen) < 0)
 		goto fail;
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	k->multi = curl_multi_init();
-	if (!k->multi) {
-		snprintf(err, errlen, "cannot initialise libcurl");
-		goto fail;
-	}
-	curl_multi_setopt(k->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-	curl_multi_setopt(k->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 8L);
 	pthread_mutex_init(&k->lock, NULL);
-	if (pthread_create(&k->thread, NULL, worker, k) != 0) {
-		snprintf(err, errlen, "cannot start the API worker thread");
-		pthread_mutex_destroy(&k->lock);
-		curl_multi_cleanup(k->multi);
-		goto fail;
-	}
+	k->client = kube_client_new(&k->conn, err, errlen);
+	k->loop = k->client ? kube_loop_new(MAX_CONNS, err, errlen) : NULL;
+	if (!k->loop || kube_loop_start(k->loop, &ops, err, errlen) < 0)
+		goto fail_locked;
 	src->ops = &kube_ops;
 	src->impl = k;
 	src->name = "kubernetes";
 	RG_LOG(LOG_INFO, "object source: Kubernetes API", LF_S("server", k->conn.server));
 	return src;
+fail_locked:
+	kube_loop_free(k->loop);
+	kube_client_free(k->client);
+	pthread_mutex_destroy(&k->lock);
 fail:
 	if (k)
 		kube_conn_free(&k->conn);

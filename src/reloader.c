@@ -90,7 +90,7 @@ struct cfgref {
 };
 
 struct reloader {
-	struct kwatch_client *client;
+	struct kube_client *client;
 	struct objcache *cache;
 	struct objsource *src;
 	struct lease *lease;
@@ -806,7 +806,7 @@ static void post_event(struct reloader *r, const struct snap *s, const char *has
 {
 	cJSON *e = cJSON_CreateObject(), *meta, *inv, *srcobj;
 	char msg[700], gen[300], path[400], ts[32], err[256], why[300];
-	struct kwatch_reply reply;
+	struct kube_reply reply;
 	char *body = NULL;
 
 	if (s->trigger[0] && s->more)
@@ -850,16 +850,16 @@ static void post_event(struct reloader *r, const struct snap *s, const char *has
 	body = json_print(e);
 	if (!body)
 		goto out;
-	if (kwatch_client_request(r->client, "POST", path, "application/json", body, PATCH_TIMEOUT_MS,
+	if (kube_client_request(r->client, "POST", path, "application/json", body, PATCH_TIMEOUT_MS,
 				  &reply, err, sizeof(err)) < 0) {
 		RG_LOG(LOG_WARN, "cannot record the rollout Event", LF_S("reason", err));
 		goto out;
 	}
 	if (reply.status != 201 && reply.status != 200) {
-		kwatch_reply_describe(&reply, why, sizeof(why));
+		kube_reply_describe(&reply, why, sizeof(why));
 		RG_LOG(LOG_WARN, "cannot record the rollout Event", LF_S("reason", why));
 	}
-	kwatch_reply_free(&reply);
+	kube_reply_free(&reply);
 out:
 	free(body);
 	cJSON_Delete(e);
@@ -869,19 +869,19 @@ out:
 static enum metrics_patch send_patch(struct reloader *r, const struct snap *s, const char *hash)
 {
 	const struct wk *k = &wks[s->kind];
-	struct kwatch_reply reply;
+	struct kube_reply reply;
 	char path[700], err[256], why[300];
 	char *body;
 	enum metrics_patch out = PATCH_FAILED;
 
-	if (!kwatch_valid_namespace(s->ns) || !kwatch_valid_name(s->name))
+	if (!kube_valid_namespace(s->ns) || !kube_valid_name(s->name))
 		return PATCH_FAILED;
 	snprintf(path, sizeof(path), "%s/namespaces/%s/%s/%s?fieldManager=rollgate&force=true",
 		 k->prefix, s->ns, k->resource, s->name);
 	body = apply_body(s, hash);
 	if (!body)
 		return PATCH_FAILED;
-	if (kwatch_client_request(r->client, "PATCH", path, "application/apply-patch+yaml", body,
+	if (kube_client_request(r->client, "PATCH", path, "application/apply-patch+yaml", body,
 				  PATCH_TIMEOUT_MS, &reply, err, sizeof(err)) < 0) {
 		RG_LOG(LOG_WARN, "reload: patch failed", LF_S("kind", k->kind), LF_S("namespace", s->ns),
 		       LF_S("name", s->name), LF_S("reason", err));
@@ -897,11 +897,11 @@ static enum metrics_patch send_patch(struct reloader *r, const struct snap *s, c
 		       LF_S("hash", hash));
 	} else {
 		out = reply.status == 404 ? PATCH_NOT_FOUND : PATCH_FAILED;
-		kwatch_reply_describe(&reply, why, sizeof(why));
+		kube_reply_describe(&reply, why, sizeof(why));
 		RG_LOG(LOG_WARN, "reload: patch rejected", LF_S("kind", k->kind),
 		       LF_S("namespace", s->ns), LF_S("name", s->name), LF_S("reason", why));
 	}
-	kwatch_reply_free(&reply);
+	kube_reply_free(&reply);
 	if (out == PATCH_APPLIED)
 		post_event(r, s, hash);
 	return out;
@@ -1107,7 +1107,7 @@ static int add_stream(struct reloader *r, struct wstream *st, enum wkind kind, c
 	return kwatch_add(r->w, &spec, err, errlen);
 }
 
-struct reloader *reloader_new(struct kwatch_client *client, struct objcache *cache,
+struct reloader *reloader_new(struct kube_client *client, struct objcache *cache,
 			      struct objsource *src, struct lease *lease, struct config *cfg,
 			      char *err, size_t errlen)
 {
@@ -1130,7 +1130,7 @@ struct reloader *reloader_new(struct kwatch_client *client, struct objcache *cac
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
 	for (size_t i = 0; i < nns; i++) {
-		if (!kwatch_valid_namespace(cfg->watch_namespaces.v[i])) {
+		if (!kube_valid_namespace(cfg->watch_namespaces.v[i])) {
 			snprintf(err, errlen, "watch.namespaces: \"%.80s\" is not a namespace name",
 				 cfg->watch_namespaces.v[i]);
 			goto fail;

@@ -58,7 +58,7 @@ struct serve_opts {
 /* The Kubernetes API side: credentials, the watch cache, the controller. */
 struct api {
 	struct kube_conn conn;
-	struct kwatch_client *client;
+	struct kube_client *client;
 	struct objcache *cache;
 	struct lease *lease;
 	struct reloader *reloader;
@@ -475,7 +475,7 @@ static void api_close(struct api *api)
 {
 	api_free_controller(api);
 	objcache_free(api->cache);
-	kwatch_client_free(api->client);
+	kube_client_free(api->client);
 	kube_conn_free(&api->conn);
 	strlist_free(&api->watch_namespaces);
 	free(api->watch_selector);
@@ -506,7 +506,7 @@ static struct objsource *open_api(const struct serve_opts *o, const struct confi
 		if (!api->watch_selector)
 			goto oom;
 	}
-	api->client = kwatch_client_new(&api->conn, err, errlen);
+	api->client = kube_client_new(&api->conn, err, errlen);
 	if (!api->client)
 		goto fail;
 	api->cache = objcache_new(api->client, &cfg->watch_namespaces, cfg->watch_label_selector, err,

@@ -40,7 +40,7 @@ static char certdir[256];
 struct replica {
 	char kc[512];
 	struct kube_conn conn;
-	struct kwatch_client *client;
+	struct kube_client *client;
 	struct objcache *cache;
 	struct objsource *src;
 	struct lease *lease;
@@ -74,7 +74,7 @@ static void replica_up(struct replica *rp, struct ad *d, const char *token, cons
 	snprintf(rp->kc, sizeof(rp->kc), "%s/kubeconfig-%s-%u", certdir, token, d->port);
 	assert_int_equal(ad_write_kubeconfig(d, certdir, rp->kc, token, "rollgate"), 0);
 	assert_int_equal(kube_conn_from_kubeconfig(rp->kc, &rp->conn, err, sizeof(err)), 0);
-	rp->client = kwatch_client_new(&rp->conn, err, sizeof(err));
+	rp->client = kube_client_new(&rp->conn, err, sizeof(err));
 	assert_non_null(rp->client);
 	rp->cache = objcache_new(rp->client, &cfg->watch_namespaces, cfg->watch_label_selector, err,
 				 sizeof(err));
@@ -110,7 +110,7 @@ static void replica_down(struct replica *rp, bool graceful)
 	objsource_free(rp->src);
 	objcache_free(rp->cache);
 	lease_free(rp->lease);
-	kwatch_client_free(rp->client);
+	kube_client_free(rp->client);
 	kube_conn_free(&rp->conn);
 	unlink(rp->kc);
 	rp->up = false;

@@ -40,7 +40,7 @@ struct env {
 	struct ad d;
 	char kc[512];
 	struct kube_conn conn;
-	struct kwatch_client *client;
+	struct kube_client *client;
 	struct objcache *cache;
 	struct rg_server srv; /* serve tests */
 };
@@ -54,7 +54,7 @@ static void env_up(struct env *e)
 	snprintf(e->kc, sizeof(e->kc), "%s/kubeconfig-%u", certdir, e->d.port);
 	assert_int_equal(ad_write_kubeconfig(&e->d, certdir, e->kc, TOKEN, "rollgate"), 0);
 	assert_int_equal(kube_conn_from_kubeconfig(e->kc, &e->conn, err, sizeof(err)), 0);
-	e->client = kwatch_client_new(&e->conn, err, sizeof(err));
+	e->client = kube_client_new(&e->conn, err, sizeof(err));
 	assert_non_null(e->client);
 }
 
@@ -72,7 +72,7 @@ static void env_down(struct env *e)
 	if (e->srv.pid > 0)
 		h_stop(&e->srv, SIGKILL, 10);
 	objcache_free(e->cache);
-	kwatch_client_free(e->client);
+	kube_client_free(e->client);
 	kube_conn_free(&e->conn);
 	ad_stop(&e->d);
 	unlink(e->kc);
