@@ -4,7 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "kwatch.h"
+#include "kubeclient.h"
 
 /*
  * Leader election on a coordination.k8s.io/v1 Lease, as client-go's

@@ -6,7 +6,7 @@
 
 #include "config.h"
 #include "confighash.h"
-#include "kwatch.h"
+#include "kubeclient.h"
 #include "objsource.h"
 #include "refs.h"
 

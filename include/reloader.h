@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 #include "config.h"
-#include "kwatch.h"
+#include "kubeclient.h"
 #include "lease.h"
 #include "objcache.h"
 #include "objsource.h"

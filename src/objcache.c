@@ -27,6 +27,7 @@
 #endif
 
 #include "jsonutil.h"
+#include "kwatch.h"
 #include "log.h"
 #include "metrics.h"
 

@@ -24,6 +24,7 @@
 #include "admission.h"
 #include "confighash.h"
 #include "jsonutil.h"
+#include "kwatch.h"
 #include "log.h"
 #include "metrics.h"
 #include "mutate.h"
