@@ -26,7 +26,7 @@
 #include "certstore.h"
 #include "cli.h"
 #include "config.h"
-#include "kube.h"
+#include "kubesource.h"
 #include "kwatch.h"
 #include "lease.h"
 #include "log.h"
@@ -489,7 +489,7 @@ static void api_close(struct api *api)
 static struct objsource *open_api(const struct serve_opts *o, const struct config *cfg,
 				  struct api *api, char *err, size_t errlen)
 {
-	struct objsource *gets = kube_source_new(o->kubeconfig, err, errlen), *src;
+	struct objsource *gets = kubesource_new(o->kubeconfig, err, errlen), *src;
 	int rc;
 
 	if (!gets)

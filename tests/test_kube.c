@@ -16,7 +16,7 @@
 
 #include "confighash.h"
 #include "jsonutil.h"
-#include "kube.h"
+#include "kubesource.h"
 #include "objsource.h"
 #include "refs.h"
 
@@ -101,10 +101,10 @@ static double run_batch(struct objsource *src, struct lookup_batch *b, unsigned 
 static struct objsource *new_source(const char *kc)
 {
 	char err[512] = "";
-	struct objsource *src = kube_source_new(kc, err, sizeof(err));
+	struct objsource *src = kubesource_new(kc, err, sizeof(err));
 
 	if (!src)
-		fail_msg("kube_source_new: %s", err);
+		fail_msg("kubesource_new: %s", err);
 	assert_string_equal(src->name, "kubernetes");
 	return src;
 }
@@ -299,7 +299,7 @@ static void test_source_new_errors(void **state)
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/does-not-exist.yaml", certdir);
-	assert_null(kube_source_new(path, err, sizeof(err)));
+	assert_null(kubesource_new(path, err, sizeof(err)));
 	assert_non_null(strstr(err, path));
 }
 

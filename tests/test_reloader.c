@@ -19,7 +19,7 @@
 #include "config.h"
 #include "confighash.h"
 #include "jsonutil.h"
-#include "kube.h"
+#include "kubesource.h"
 #include "kwatch.h"
 #include "lease.h"
 #include "log.h"
@@ -80,7 +80,7 @@ static void replica_up(struct replica *rp, struct ad *d, const char *token, cons
 				 sizeof(err));
 	assert_non_null(rp->cache);
 	assert_int_equal(objcache_start(rp->cache, err, sizeof(err)), 0);
-	gets = kube_source_new(rp->kc, err, sizeof(err));
+	gets = kubesource_new(rp->kc, err, sizeof(err));
 	assert_non_null(gets);
 	rp->src = objsource_cached_new(rp->cache, gets);
 	assert_non_null(rp->src);

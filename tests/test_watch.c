@@ -15,7 +15,7 @@
 
 #include "confighash.h"
 #include "jsonutil.h"
-#include "kube.h"
+#include "kubesource.h"
 #include "kwatch.h"
 #include "log.h"
 #include "objcache.h"
@@ -461,7 +461,7 @@ static int resolve_wait(struct objsource *src, struct lookup_batch *b)
 static struct objsource *cached_source(struct env *e)
 {
 	char err[512];
-	struct objsource *gets = kube_source_new(e->kc, err, sizeof(err)), *src;
+	struct objsource *gets = kubesource_new(e->kc, err, sizeof(err)), *src;
 
 	assert_non_null(gets);
 	src = objsource_cached_new(e->cache, gets);

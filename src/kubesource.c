@@ -1,13 +1,13 @@
 /*
- * Kubernetes API object source. One worker thread drives a curl multi
- * handle: batches arrive through a locked queue and a wakeup, every lookup
+ * Kubernetes API object source. One worker thread drives a kube_loop
+ * (kubeclient): batches arrive through a locked queue and a wakeup, every lookup
  * of a batch runs in parallel under the batch's deadline, connections (and
  * HTTP/2 streams) are reused, and the batch's callback fires once, when its
  * last lookup ends. Secret bodies are wiped after they are digested.
  * Destroying the source ends whatever is still in flight as failed lookups
  * (each batch's callback still fires once) instead of abandoning it.
  */
-#include "kube.h"
+#include "kubesource.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -374,7 +374,7 @@ static void kube_destroy(void *impl)
 
 static const struct objsource_ops kube_ops = { kube_resolve, NULL, kube_destroy };
 
-struct objsource *kube_source_new(const char *kubeconfig, char *err, size_t errlen)
+struct objsource *kubesource_new(const char *kubeconfig, char *err, size_t errlen)
 {
 	struct kube *k = calloc(1, sizeof(*k));
 	struct objsource *src = calloc(1, sizeof(*src));
