@@ -28,7 +28,6 @@
 #include "log.h"
 #include "metrics.h"
 #include "mutate.h"
-#include "patch.h"
 #include "refs.h"
 
 #define PATCH_TIMEOUT_MS 10000
@@ -681,81 +680,56 @@ static void resolve(struct objsource *src, struct lookup_batch *b, unsigned time
 
 enum outcome { HASH_OK, HASH_NONE, HASH_FAILED };
 
-/*
- * The hash the webhook would stamp now: the same lookups through the same
- * source, then mutate_finish on a bare template, whose patch carries the
- * value. HASH_NONE: nothing referenced. HASH_FAILED: a lookup failed (the
- * webhook would keep the old hash too); retried later.
- */
-static enum outcome compute_hash(struct reloader *r, const struct config *cfg, struct snap *s,
-				 char out[CONFIGHASH_VALUE_LEN])
+/* Names the first object whose lookup failed; no values. */
+static void log_unread(const struct snap *s, const struct lookup_batch *b)
 {
-	struct stamp_plan plan;
-	struct admission_request req;
-	struct admission_response resp;
-	cJSON *obj = cJSON_Parse("{\"spec\":{\"template\":{\"metadata\":{}}}}");
-	const char *v;
-	char err[256];
-	enum outcome o = HASH_FAILED;
-
-	memset(&plan, 0, sizeof(plan));
-	memset(&req, 0, sizeof(req));
-	admission_response_init(&resp);
-	config_annotation(cfg, "config-hash", s->key, sizeof(s->key));
-	if (!obj)
-		goto out;
-	plan.applies = true;
-	plan.refs = s->refs; /* borrowed; never freed through plan */
-	plan.batch.namespace_ = s->ns;
-	plan.batch.n = s->refs.n;
-	plan.batch.items = s->refs.n ? calloc(s->refs.n, sizeof(*plan.batch.items)) : NULL;
-	if (s->refs.n && !plan.batch.items)
-		goto out;
-	for (size_t i = 0; i < s->refs.n; i++) {
-		plan.batch.items[i].kind = s->refs.refs[i].kind == OBJ_SECRET ? SRC_SECRET : SRC_CONFIGMAP;
-		plan.batch.items[i].name = s->refs.refs[i].name;
-	}
-	resolve(r->src, &plan.batch, cfg->lookup_timeout_ms);
-	for (size_t i = 0; i < plan.batch.n; i++) {
-		const struct lookup_item *it = &plan.batch.items[i];
+	for (size_t i = 0; i < b->n; i++) {
+		const struct lookup_item *it = &b->items[i];
 		if (it->status == LOOKUP_FOUND || it->status == LOOKUP_ABSENT)
 			continue;
 		RG_LOG(LOG_WARN, "reload: cannot read an object; retrying later",
 		       LF_S("namespace", s->ns), LF_S("workload", s->name),
 		       LF_S("object_kind", it->kind == SRC_SECRET ? "Secret" : "ConfigMap"),
 		       LF_S("object", it->name), LF_S("reason", it->reason));
-		goto out;
+		return;
 	}
-	req.uid = "rollgate-reloader";
-	req.group = wks[s->kind].group;
-	req.version = wks[s->kind].version;
-	req.kind = wks[s->kind].kind;
-	req.resource = wks[s->kind].resource;
-	req.subresource = "";
-	req.name = s->name;
-	req.namespace_ = s->ns;
-	req.operation = OP_UPDATE;
-	req.username = "";
-	req.object = obj;
-	if (mutate_finish(cfg, &req, &plan, &resp) < 0)
-		goto out;
-	if (!resp.patch) {
+}
+
+/*
+ * The hash the webhook would stamp now: the same lookups through the same
+ * source, then mutate_hash. HASH_NONE: nothing referenced. HASH_FAILED: a
+ * lookup failed (the webhook would keep the old hash too); retried later.
+ */
+static enum outcome compute_hash(struct reloader *r, const struct config *cfg, struct snap *s,
+				 char out[CONFIGHASH_VALUE_LEN])
+{
+	struct lookup_batch b = { s->ns, NULL, s->refs.n };
+	enum outcome o = HASH_FAILED;
+
+	config_annotation(cfg, "config-hash", s->key, sizeof(s->key));
+	b.items = b.n ? calloc(b.n, sizeof(*b.items)) : NULL;
+	if (b.n && !b.items)
+		return HASH_FAILED;
+	for (size_t i = 0; i < b.n; i++) {
+		b.items[i].kind = s->refs.refs[i].kind == OBJ_SECRET ? SRC_SECRET : SRC_CONFIGMAP;
+		b.items[i].name = s->refs.refs[i].name;
+	}
+	resolve(r->src, &b, cfg->lookup_timeout_ms);
+	switch (mutate_hash(cfg, &s->refs, &b, out, CONFIGHASH_VALUE_LEN)) {
+	case MUTATE_HASH_OK:
+		o = HASH_OK;
+		break;
+	case MUTATE_HASH_NONE:
 		o = HASH_NONE;
-		goto out;
+		break;
+	case MUTATE_HASH_UNKNOWN:
+		log_unread(s, &b);
+		break;
+	case MUTATE_HASH_ERROR:
+		break;
 	}
-	if (patch_apply(obj, resp.patch, err, sizeof(err)) < 0)
-		goto out;
-	v = json_get_string(json_get_path(obj, "spec", "template", "metadata", "annotations", NULL),
-			    s->key);
-	if (!v || strlen(v) >= CONFIGHASH_VALUE_LEN)
-		goto out;
-	memcpy(out, v, strlen(v) + 1);
-	o = HASH_OK;
-out:
-	lookup_batch_clear(&plan.batch);
-	free(plan.batch.items);
-	admission_response_free(&resp);
-	cJSON_Delete(obj);
+	lookup_batch_clear(&b);
+	free(b.items);
 	return o;
 }
 
