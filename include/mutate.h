@@ -7,7 +7,7 @@
 
 #include "admission.h"
 #include "config.h"
-#include "objsource.h"
+#include "lookup.h"
 #include "refs.h"
 
 /*

@@ -19,6 +19,7 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
+#include "confighash.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "metrics.h"

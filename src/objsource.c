@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "confighash.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "manifest.h"
