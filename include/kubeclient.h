@@ -41,17 +41,21 @@ char *kube_escape(const char *s);
 
 /* ---- capped buffers ---- */
 
-/* Starts as { NULL, 0, 0, max, sensitive }; always NUL-terminated once
+/* Starts as { NULL, 0, 0, max, sensitive, false }; always NUL-terminated once
  * something was appended. A sensitive buffer is wiped before it is freed,
  * when it grows (growing copies, never realloc) and where bytes are dropped. */
 struct kube_buf {
 	char *p;
 	size_t len, cap, max;
 	bool sensitive;
+	bool too_big; /* an append went past max */
 };
 
-/* Appends n bytes. -1 past max (nothing appended) or on OOM. */
+/* Appends n bytes. -1 past max (nothing appended; too_big set) or on OOM. */
 int kube_buf_append(struct kube_buf *b, const char *d, size_t n);
+/* A CURLOPT_WRITEFUNCTION appending to the struct kube_buf of
+ * CURLOPT_WRITEDATA; past its max (too_big) or on OOM the transfer fails. */
+size_t kube_buf_write(char *data, size_t size, size_t nmemb, void *buf);
 /* Drops the first n bytes (n <= len). */
 void kube_buf_consume(struct kube_buf *b, size_t n);
 /* Frees the bytes (wiping a sensitive buffer); b can be used again. */

@@ -33,6 +33,10 @@ struct objsource {
 
 int objsource_resolve(struct objsource *src, struct lookup_batch *b, unsigned timeout_ms,
 		      lookup_done_fn done, void *arg);
+/* objsource_resolve for a thread that may block (the controller, the CLI):
+ * waits for a later answer, which every source gives by its own deadline.
+ * Returns what objsource_resolve returned (0 at once, 1 after waiting). */
+int objsource_resolve_wait(struct objsource *src, struct lookup_batch *b, unsigned timeout_ms);
 int objsource_refresh(struct objsource *src, char *err, size_t errlen);
 void objsource_free(struct objsource *src);
 

@@ -99,8 +99,10 @@ void kube_buf_free(struct kube_buf *b)
 
 int kube_buf_append(struct kube_buf *b, const char *d, size_t n)
 {
-	if (n > b->max - b->len)
+	if (n > b->max - b->len) {
+		b->too_big = true;
 		return -1;
+	}
 	if (b->len + n + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 16384, len = b->len;
 		char *np;
@@ -272,12 +274,11 @@ static void setup_easy(const struct kube_conn *conn, CURL *e, const char *url,
 	kube_conn_set_tls(conn, e);
 }
 
-static size_t on_reply(char *data, size_t size, size_t nmemb, void *arg)
+size_t kube_buf_write(char *data, size_t size, size_t nmemb, void *buf)
 {
-	struct kube_buf *b = arg;
 	size_t n = size * nmemb;
 
-	return kube_buf_append(b, data, n) < 0 ? 0 : n;
+	return kube_buf_append(buf, data, n) < 0 ? 0 : n;
 }
 
 static CURL *take_handle(struct kube_client *c)
@@ -311,7 +312,7 @@ int kube_client_request(struct kube_client *c, const char *method, const char *p
 			const char *content_type, const char *body, unsigned timeout_ms,
 			struct kube_reply *reply, char *err, size_t errlen)
 {
-	struct kube_buf b = { NULL, 0, 0, KUBE_REPLY_MAX, false };
+	struct kube_buf b = { NULL, 0, 0, KUBE_REPLY_MAX, false, false };
 	struct curl_slist *hdrs = NULL;
 	char ctype[160], *url = NULL;
 	CURL *e = NULL;
@@ -333,12 +334,12 @@ int kube_client_request(struct kube_client *c, const char *method, const char *p
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	}
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_reply);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, kube_buf_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
 	res = curl_easy_perform(e);
 	if (res != CURLE_OK) {
 		snprintf(err, errlen, "%s",
-			 b.len >= KUBE_REPLY_MAX ? "answer too large" : curl_easy_strerror(res));
+			 b.too_big ? "answer too large" : curl_easy_strerror(res));
 		goto out;
 	}
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &reply->status);

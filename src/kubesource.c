@@ -40,7 +40,6 @@ struct xfer {
 	struct lookup_item *it;
 	struct kube_xfer t;
 	struct kube_buf body; /* wiped: it may hold a Secret */
-	bool too_big;
 	struct xfer *prev, *next; /* the worker's list of running transfers */
 };
 
@@ -52,18 +51,6 @@ struct kube {
 	struct pending *queue;
 	struct xfer *active; /* worker thread only */
 };
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct xfer *x = arg;
-	size_t n = size * nmemb;
-
-	if (n > x->body.max - x->body.len) {
-		x->too_big = true;
-		return 0;
-	}
-	return kube_buf_append(&x->body, data, n) < 0 ? 0 : n;
-}
 
 static long remaining_ms(const struct timespec *deadline)
 {
@@ -163,11 +150,11 @@ static int start_xfer(struct kube *k, struct pending *p, struct lookup_item *it)
 		return -1;
 	x->p = p;
 	x->it = it;
-	x->body = (struct kube_buf){ NULL, 0, 0, KUBE_REPLY_MAX, true };
+	x->body = (struct kube_buf){ NULL, 0, 0, KUBE_REPLY_MAX, true, false };
 	if (kube_xfer_open(k->client, &x->t, path, NULL, remaining_ms(&p->deadline)) < 0)
 		goto fail;
-	curl_easy_setopt(x->t.easy, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(x->t.easy, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(x->t.easy, CURLOPT_WRITEFUNCTION, kube_buf_write);
+	curl_easy_setopt(x->t.easy, CURLOPT_WRITEDATA, &x->body);
 	if (kube_loop_add(k->loop, x->t.easy, x) < 0)
 		goto fail;
 	xfer_link(k, x);
@@ -259,7 +246,7 @@ static void end_xfer(void *arg, void *priv, CURLcode res, long code)
 
 	if (res == CURLE_OPERATION_TIMEDOUT)
 		finish_item(x->it, LOOKUP_ERROR, "API lookup timed out");
-	else if (x->too_big)
+	else if (x->body.too_big)
 		finish_item(x->it, LOOKUP_ERROR, "API answer larger than %u bytes", KUBE_REPLY_MAX);
 	else if (res != CURLE_OK)
 		finish_item(x->it, LOOKUP_ERROR, "API request failed: %s", curl_easy_strerror(res));
@@ -281,25 +268,41 @@ static struct pending *take_pending(struct kube *k)
 	return q;
 }
 
-/* Each round of the loop: start the batches queued since the last one. */
-static long take_queue(void *arg)
+/* Takes the queue and hands every item of every queued batch to fn. An
+ * item may finish its batch (and free it): each batch is read before its
+ * items are handed on, never after. */
+static void each_queued(struct kube *k, void (*fn)(struct kube *k, struct pending *p,
+						  struct lookup_item *it))
 {
-	struct kube *k = arg;
 	struct pending *q, *next;
 
 	for (q = take_pending(k); q; q = next) {
 		struct lookup_item *items = q->b->items;
 		size_t n = q->b->n;
 		next = q->next;
-		/* Items may finish (and free q) while being started: read q
-		 * before the loop, never inside it. */
-		for (size_t i = 0; i < n; i++) {
-			if (start_xfer(k, q, &items[i]) < 0) {
-				finish_item(&items[i], LOOKUP_ERROR, "out of memory");
-				pending_item_done(q);
-			}
-		}
+		for (size_t i = 0; i < n; i++)
+			fn(k, q, &items[i]);
 	}
+}
+
+static void start_item(struct kube *k, struct pending *p, struct lookup_item *it)
+{
+	if (start_xfer(k, p, it) < 0) {
+		finish_item(it, LOOKUP_ERROR, "out of memory");
+		pending_item_done(p);
+	}
+}
+
+static void stop_item(struct kube *k, struct pending *p, struct lookup_item *it)
+{
+	finish_item(it, LOOKUP_ERROR, "object source stopped");
+	pending_item_done(p);
+}
+
+/* Each round of the loop: start the batches queued since the last one. */
+static long take_queue(void *arg)
+{
+	each_queued(arg, start_item);
 	return 1000;
 }
 
@@ -308,17 +311,8 @@ static long take_queue(void *arg)
 static void abort_all(void *arg)
 {
 	struct kube *k = arg;
-	struct pending *q, *next;
 
-	for (q = take_pending(k); q; q = next) {
-		struct lookup_item *items = q->b->items;
-		size_t n = q->b->n;
-		next = q->next;
-		for (size_t i = 0; i < n; i++) {
-			finish_item(&items[i], LOOKUP_ERROR, "object source stopped");
-			pending_item_done(q);
-		}
-	}
+	each_queued(k, stop_item);
 	while (k->active) {
 		finish_item(k->active->it, LOOKUP_ERROR, "object source stopped");
 		xfer_release(k, k->active);

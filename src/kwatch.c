@@ -83,7 +83,6 @@ struct xfer {
 	struct kube_xfer t;
 	struct kube_buf body;
 	bool watch;
-	bool too_big; /* a list page past PAGE_MAX_BYTES */
 	bool expired; /* 410 Gone in the stream */
 	bool failed;  /* a malformed or ERROR event: why says what */
 	unsigned events;
@@ -266,18 +265,6 @@ static size_t on_watch_data(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-static size_t on_list_data(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct xfer *x = arg;
-	size_t n = size * nmemb;
-
-	if (n > x->body.max - x->body.len) {
-		x->too_big = true;
-		return 0;
-	}
-	return kube_buf_append(&x->body, data, n) < 0 ? 0 : n;
-}
-
 /* Appends "&name=escaped(value)" to q (capacity cap); -1 on OOM or overflow. */
 static int query_add(char *q, size_t cap, const char *name, const char *value)
 {
@@ -335,15 +322,15 @@ static void start_stream(struct kwatch *w, struct stream *s)
 	s->x = x;
 	x->watch = watch;
 	x->started_ms = mono_ms();
-	x->body = (struct kube_buf){ NULL, 0, 0, watch ? LINE_MAX_BYTES : PAGE_MAX_BYTES, s->sensitive };
+	x->body = (struct kube_buf){ NULL, 0, 0, watch ? LINE_MAX_BYTES : PAGE_MAX_BYTES, s->sensitive, false };
 	if (stream_query(s, watch, timeout_s, q, sizeof(q)) < 0 ||
 	    kube_xfer_open(w->c, &x->t, s->path, q,
 			   watch ? (long)(timeout_s + 60) * 1000 : LIST_TIMEOUT_MS) < 0)
 		goto fail;
 	if (!watch)
 		curl_easy_setopt(x->t.easy, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(x->t.easy, CURLOPT_WRITEFUNCTION, watch ? on_watch_data : on_list_data);
-	curl_easy_setopt(x->t.easy, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(x->t.easy, CURLOPT_WRITEFUNCTION, watch ? on_watch_data : kube_buf_write);
+	curl_easy_setopt(x->t.easy, CURLOPT_WRITEDATA, watch ? (void *)x : (void *)&x->body);
 	if (kube_loop_add(w->loop, x->t.easy, x) < 0) {
 		kube_xfer_close(&x->t);
 		goto fail;
@@ -418,13 +405,13 @@ static void end_list(struct stream *s, struct xfer *x, CURLcode res, long code)
 {
 	char why[300];
 
-	if (x->too_big && s->limit > 1) {
+	if (x->body.too_big && s->limit > 1) {
 		/* A page past the cap: ask for fewer objects per page. */
 		s->limit /= 2;
 		s->next_ms = mono_ms();
 		return;
 	}
-	if (x->too_big) {
+	if (x->body.too_big) {
 		snprintf(why, sizeof(why), "one object is larger than %u bytes", PAGE_MAX_BYTES);
 	} else if (res != CURLE_OK) {
 		snprintf(why, sizeof(why), "%s", curl_easy_strerror(res));

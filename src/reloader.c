@@ -646,38 +646,6 @@ static int snap_take(const struct workload *w, struct snap *s)
 	return 0;
 }
 
-struct waiter {
-	pthread_mutex_t m;
-	pthread_cond_t c;
-	bool done;
-};
-
-static void on_resolved(void *arg)
-{
-	struct waiter *wt = arg;
-
-	pthread_mutex_lock(&wt->m);
-	wt->done = true;
-	pthread_cond_broadcast(&wt->c);
-	pthread_mutex_unlock(&wt->m);
-}
-
-/* Answers every lookup of the batch, waiting when the source works
- * asynchronously (it always calls back, by its own deadline). */
-static void resolve(struct objsource *src, struct lookup_batch *b, unsigned timeout_ms)
-{
-	struct waiter wt = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false };
-
-	if (objsource_resolve(src, b, timeout_ms, on_resolved, &wt) == 1) {
-		pthread_mutex_lock(&wt.m);
-		while (!wt.done)
-			pthread_cond_wait(&wt.c, &wt.m);
-		pthread_mutex_unlock(&wt.m);
-	}
-	pthread_mutex_destroy(&wt.m);
-	pthread_cond_destroy(&wt.c);
-}
-
 enum outcome { HASH_OK, HASH_NONE, HASH_FAILED };
 
 /* Names the first object whose lookup failed; no values. */
@@ -714,7 +682,7 @@ static enum outcome compute_hash(struct reloader *r, const struct config *cfg, s
 		b.items[i].kind = s->refs.refs[i].kind == OBJ_SECRET ? SRC_SECRET : SRC_CONFIGMAP;
 		b.items[i].name = s->refs.refs[i].name;
 	}
-	resolve(r->src, &b, cfg->lookup_timeout_ms);
+	objsource_resolve_wait(r->src, &b, cfg->lookup_timeout_ms);
 	switch (mutate_hash(cfg, &s->refs, &b, out, CONFIGHASH_VALUE_LEN)) {
 	case MUTATE_HASH_OK:
 		o = HASH_OK;
