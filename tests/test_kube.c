@@ -785,6 +785,7 @@ static int warnings(const cJSON *resp)
 struct slow_call {
 	cJSON *root;
 	double secs;
+	atomic_bool done;
 };
 
 static void *slow_thread(void *arg)
@@ -801,6 +802,7 @@ static void *slow_thread(void *arg)
 	    json_parse_strict(r.body, r.len, &s->root, err, sizeof(err)) < 0)
 		s->root = NULL;
 	h_resp_free(&r);
+	atomic_store(&s->done, true);
 	return NULL;
 }
 
@@ -811,7 +813,7 @@ static void test_serve_with_kubeconfig(void **state)
 	cJSON *root, *patch;
 	const cJSON *resp;
 	const char *hash;
-	struct slow_call slow = { NULL, 0 };
+	struct slow_call slow = { NULL, 0, false };
 	pthread_t th;
 	double worst = 0, secs;
 	int seen;
@@ -850,7 +852,9 @@ static void test_serve_with_kubeconfig(void **state)
 			       "forbidden-cm"));
 	cJSON_Delete(root);
 
-	/* A slow API server never holds up other requests. */
+	/* A slow API server never holds up other requests: they are answered
+	 * while the lookup still waits (an order, not a time, so a loaded
+	 * machine only makes both slower). */
 	seen = atomic_load(&dbl.slow_seen);
 	assert_int_equal(pthread_create(&th, NULL, slow_thread, &slow), 0);
 	for (int i = 0; i < 1000 && atomic_load(&dbl.slow_seen) == seen; i++)
@@ -862,7 +866,8 @@ static void test_serve_with_kubeconfig(void **state)
 		root = post_review("/validate", uid, "app-config", &secs);
 		cJSON_Delete(root);
 		worst = secs > worst ? secs : worst;
-		assert_true(secs < 0.5);
+		if (i == 0)
+			assert_false(atomic_load(&slow.done));
 	}
 	pthread_join(th, NULL);
 	print_message("20 /validate while a lookup waits: slowest %.3f s; the slow /mutate took %.3f s\n",
@@ -888,7 +893,7 @@ static void test_shutdown_during_lookup(void **state)
 	char crt[512], key[512];
 	const char *args[] = { "--tls-cert", crt, "--tls-key", key, "--kubeconfig", kc_inline,
 			       "--drain-timeout", "0", NULL };
-	struct slow_call slow = { NULL, 0 };
+	struct slow_call slow = { NULL, 0, false };
 	pthread_t th;
 	int seen;
 
