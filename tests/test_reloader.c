@@ -773,6 +773,11 @@ static bool lease_held(void *arg)
 	return ok;
 }
 
+static bool rollout_logged(void *arg)
+{
+	return h_log_has(arg, "reload: rollout triggered");
+}
+
 static void test_serve_end_to_end(void **state)
 {
 	struct env *e = *state;
@@ -810,7 +815,8 @@ static void test_serve_end_to_end(void **state)
 	assert_int_equal(ad_patch_count(&e->d), 0);
 	set_level(&e->d, "debug");
 	expect_web_patch(&e->d, 0, want);
-	assert_true(h_log_has(&e->srv, "reload: rollout triggered"));
+	/* The line follows the PATCH's answer: wait for it. */
+	assert_true(tu_wait_for(rollout_logged, &e->srv, WAIT_MS));
 	/* SIGTERM releases the lease. */
 	assert_int_equal(h_stop(&e->srv, SIGTERM, 20), 0);
 	lp.want_empty = true;

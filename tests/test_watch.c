@@ -425,42 +425,11 @@ static void test_expired_watch_relists(void **state)
 
 /* ---- the cached object source ---- */
 
-struct waiter {
-	pthread_mutex_t m;
-	pthread_cond_t c;
-	int calls;
-};
-
-static void on_done(void *arg)
-{
-	struct waiter *w = arg;
-
-	pthread_mutex_lock(&w->m);
-	w->calls++;
-	pthread_cond_broadcast(&w->c);
-	pthread_mutex_unlock(&w->m);
-}
-
 /* Resolves b through src, waiting for an asynchronous answer; returns what
  * resolve returned (0 at once, 1 later). */
 static int resolve_wait(struct objsource *src, struct lookup_batch *b)
 {
-	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
-	struct timespec until;
-	int r = objsource_resolve(src, b, 10000, on_done, &w);
-
-	if (r == 1) {
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += 20;
-		pthread_mutex_lock(&w.m);
-		while (w.calls == 0 && pthread_cond_timedwait(&w.c, &w.m, &until) == 0)
-			;
-		pthread_mutex_unlock(&w.m);
-		assert_int_equal(w.calls, 1);
-	}
-	pthread_mutex_destroy(&w.m);
-	pthread_cond_destroy(&w.c);
-	return r;
+	return objsource_resolve_wait(src, b, 10000);
 }
 
 static struct objsource *cached_source(struct env *e)
