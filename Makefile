@@ -39,8 +39,10 @@ $(B)/librollgate.a: $(patsubst src/%.c,$(B)/obj/%.o,$(LIBSRCS))
 $(B)/rollgate: $(B)/obj/main.o $(B)/librollgate.a
 	$(CC) $(ALL_CFLAGS) $(HARDEN) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(B)/librollgate.a | $(B)/tests
-	$(CC) $(ALL_CFLAGS) $(HARDEN) $(ALL_LDFLAGS) -Itests -o $@ $< $(B)/librollgate.a $(LDLIBS) -lcmocka
+# Each test links the shared helpers (tests/*.c other than test_*.c: the API
+# double, testutil).
+$(B)/tests/%: tests/%.c $(filter-out tests/test_%.c,$(wildcard tests/*.c)) $(wildcard tests/*.h) $(B)/librollgate.a | $(B)/tests
+	$(CC) $(ALL_CFLAGS) $(HARDEN) $(ALL_LDFLAGS) -Itests -o $@ $< $(filter-out tests/test_%.c,$(wildcard tests/*.c)) $(B)/librollgate.a $(LDLIBS) -lcmocka
 
 $(B)/obj $(B)/tests:
 	mkdir -p $@

@@ -5,57 +5,19 @@
 #include <stddef.h>
 #include <cjson/cJSON.h>
 
-#include "kube.h"
+#include "kubeclient.h"
 #include "metrics.h"
 
 /*
- * List+watch of Kubernetes collections, and the small HTTP client it is
- * built on (shared with the leader lease and the reload controller).
+ * List+watch of Kubernetes collections, on the transport of kubeclient.
  *
- * The client: one kube_conn's credentials (bearer token re-read as it
- * rotates, client certificate, CA), HTTPS only, blocking JSON requests with
- * a reply cap, connections kept alive between requests.
- *
- * The watch: one thread drives every stream of a kwatch through one curl
- * multi handle (HTTP/2 multiplexes them over one connection). Each stream
- * lists its collection in pages (limit/continue, a consistent read), then
- * watches from the list's resourceVersion with bookmarks, resumes from the
- * last resourceVersion seen (events and bookmarks) when a watch ends or
- * drops, relists on 410 Gone, and backs off exponentially on errors.
+ * One thread drives every stream of a kwatch through one curl-multi loop
+ * (HTTP/2 multiplexes them over one connection). Each stream lists its
+ * collection in pages (limit/continue, a consistent read), then watches
+ * from the list's resourceVersion with bookmarks, resumes from the last
+ * resourceVersion seen (events and bookmarks) when a watch ends or drops,
+ * relists on 410 Gone, and backs off exponentially on errors.
  */
-
-struct kwatch_client;
-
-/* conn is borrowed and must outlive the client. Returns NULL on OOM. */
-struct kwatch_client *kwatch_client_new(const struct kube_conn *conn, char *err, size_t errlen);
-void kwatch_client_free(struct kwatch_client *c);
-
-struct kwatch_reply {
-	long status;  /* HTTP status */
-	char *body;   /* NUL-terminated, malloc'd; may be NULL */
-	size_t len;
-};
-
-/*
- * One blocking request: method to server + path (path includes the query,
- * already escaped). body (NUL-terminated) is sent with content_type when
- * not NULL. Returns 0 when an HTTP answer arrived (any status: see
- * reply->status; the body is capped at 4 MiB), or -1 with err on a transport
- * error, a timeout or OOM. Thread-safe; the caller frees the reply.
- */
-int kwatch_client_request(struct kwatch_client *c, const char *method, const char *path,
-			  const char *content_type, const char *body, unsigned timeout_ms,
-			  struct kwatch_reply *reply, char *err, size_t errlen);
-void kwatch_reply_free(struct kwatch_reply *r);
-/* "HTTP 409: <Status message, clipped>" for a log line; never object values
- * (a Status message names objects, not their contents). */
-void kwatch_reply_describe(const struct kwatch_reply *r, char *out, size_t outlen);
-
-/* Percent-encodes s for a URL query value; malloc'd, NULL on OOM. */
-char *kwatch_escape(const char *s);
-/* A DNS-1123 subdomain (object name) / label (namespace): safe in a URL path. */
-bool kwatch_valid_name(const char *s);
-bool kwatch_valid_namespace(const char *s);
 
 enum kwatch_event { KWATCH_ADDED, KWATCH_MODIFIED, KWATCH_DELETED };
 
@@ -87,8 +49,8 @@ struct kwatch_spec {
 
 struct kwatch;
 
-/* The client is borrowed. */
-struct kwatch *kwatch_new(struct kwatch_client *c);
+/* The client is borrowed. NULL on OOM. */
+struct kwatch *kwatch_new(struct kube_client *c);
 /* Adds a stream (before kwatch_start; strings are copied). Returns 0 or -1. */
 int kwatch_add(struct kwatch *w, const struct kwatch_spec *spec, char *err, size_t errlen);
 /* Starts the thread. Returns 0 or -1 with err. */

@@ -4,7 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "kwatch.h"
+#include "kubeclient.h"
 
 /*
  * Leader election on a coordination.k8s.io/v1 Lease, as client-go's
@@ -41,7 +41,7 @@ struct lease;
 /* The client is borrowed; the strings of o are copied. NULL with err when an
  * option is invalid (a namespace or name that is not a DNS name, a renew
  * deadline not shorter than the duration, ...) or on OOM. */
-struct lease *lease_new(struct kwatch_client *c, const struct lease_options *o, char *err,
+struct lease *lease_new(struct kube_client *c, const struct lease_options *o, char *err,
 			size_t errlen);
 /* Starts the election thread. Returns 0 or -1 with err. */
 int lease_start(struct lease *l, char *err, size_t errlen);

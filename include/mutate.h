@@ -7,7 +7,7 @@
 
 #include "admission.h"
 #include "config.h"
-#include "objsource.h"
+#include "lookup.h"
 #include "refs.h"
 
 /*
@@ -25,6 +25,21 @@ struct stamp_plan {
  * workload is malformed; the caller then allows without a patch. */
 int mutate_plan(const struct config *cfg, const struct admission_request *req,
 		struct stamp_plan *plan, char *err, size_t errlen);
+
+enum mutate_hash_status {
+	MUTATE_HASH_OK,      /* out holds "sha256:<64 hex>" */
+	MUTATE_HASH_NONE,    /* nothing referenced: no hash (out is "") */
+	MUTATE_HASH_UNKNOWN, /* a lookup failed or was not made: the hash cannot be known */
+	MUTATE_HASH_ERROR    /* a crypto failure, or outlen < CONFIGHASH_VALUE_LEN */
+};
+
+/*
+ * The config-hash value alone, as mutate_finish stamps it: refs (finished)
+ * with the answers of batch (items[i] answers refs->refs[i]) and the
+ * config's HMAC key. Pure. out receives at most outlen bytes.
+ */
+enum mutate_hash_status mutate_hash(const struct config *cfg, const struct refset *refs,
+				    const struct lookup_batch *batch, char *out, size_t outlen);
 
 /*
  * With every lookup answered: when any lookup failed, allows without a patch

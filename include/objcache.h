@@ -6,7 +6,7 @@
 
 #include "config.h"
 #include "confighash.h"
-#include "kwatch.h"
+#include "kubeclient.h"
 #include "objsource.h"
 #include "refs.h"
 
@@ -24,7 +24,7 @@ struct objcache;
 
 /* namespaces (empty: cluster-wide) and label_selector (NULL: none) are
  * copied; the client is borrowed. Returns NULL with err. */
-struct objcache *objcache_new(struct kwatch_client *client, const struct strlist *namespaces,
+struct objcache *objcache_new(struct kube_client *client, const struct strlist *namespaces,
 			      const char *label_selector, char *err, size_t errlen);
 /* Starts listing and watching. Returns 0 or -1 with err. */
 int objcache_start(struct objcache *c, char *err, size_t errlen);

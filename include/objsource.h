@@ -4,8 +4,7 @@
 #include <stddef.h>
 #include <cjson/cJSON.h>
 
-#include "confighash.h"
-#include "rules.h"
+#include "lookup.h"
 
 /*
  * Where ConfigMaps, Secrets (as digests only) and Flagger target Deployments
@@ -14,23 +13,6 @@
  * (files, a synced cache) or later from its own thread (API GETs), so no
  * serving thread ever blocks on the network.
  */
-enum src_kind { SRC_CONFIGMAP, SRC_SECRET, SRC_DEPLOYMENT };
-
-struct lookup_item {
-	enum src_kind kind;
-	const char *name;            /* borrowed from the request */
-	enum lookup_status status;   /* set by the source */
-	struct obj_digest *digest;   /* ConfigMap/Secret when FOUND; owned by the item */
-	cJSON *object;               /* Deployment when FOUND; owned by the item */
-	char reason[128];            /* why, when LOOKUP_ERROR (no values) */
-};
-
-struct lookup_batch {
-	const char *namespace_;
-	struct lookup_item *items;
-	size_t n;
-};
-
 typedef void (*lookup_done_fn)(void *arg);
 
 struct objsource_ops {
@@ -51,9 +33,12 @@ struct objsource {
 
 int objsource_resolve(struct objsource *src, struct lookup_batch *b, unsigned timeout_ms,
 		      lookup_done_fn done, void *arg);
+/* objsource_resolve for a thread that may block (the controller, the CLI):
+ * waits for a later answer, which every source gives by its own deadline.
+ * Returns what objsource_resolve returned (0 at once, 1 after waiting). */
+int objsource_resolve_wait(struct objsource *src, struct lookup_batch *b, unsigned timeout_ms);
 int objsource_refresh(struct objsource *src, char *err, size_t errlen);
 void objsource_free(struct objsource *src);
-void lookup_batch_clear(struct lookup_batch *b);
 
 /*
  * The file source: every ConfigMap, Secret and Deployment in the YAML/JSON

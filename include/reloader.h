@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 #include "config.h"
-#include "kwatch.h"
+#include "kubeclient.h"
 #include "lease.h"
 #include "objcache.h"
 #include "objsource.h"
@@ -39,7 +39,7 @@ struct reloader;
  * workload watches cover cfg->watch_namespaces (empty: the cluster).
  * Returns NULL with err.
  */
-struct reloader *reloader_new(struct kwatch_client *client, struct objcache *cache,
+struct reloader *reloader_new(struct kube_client *client, struct objcache *cache,
 			      struct objsource *src, struct lease *lease, struct config *cfg,
 			      char *err, size_t errlen);
 /* Starts the workload watches and the controller thread. 0 or -1 with err. */

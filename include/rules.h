@@ -7,14 +7,13 @@
 
 #include "admission.h"
 #include "config.h"
+#include "lookup.h"
 
 /*
  * The validating policy gate (docs/rules.md). Pure: takes a decoded request
  * and a config, returns violations; no I/O. The caller resolves a Flagger
  * Canary's target Deployment beforehand and passes it in `extra`.
  */
-
-enum lookup_status { LOOKUP_NONE, LOOKUP_FOUND, LOOKUP_ABSENT, LOOKUP_ERROR };
 
 struct rules_extra {
 	enum lookup_status flagger_target_status;

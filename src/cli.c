@@ -10,7 +10,7 @@
 
 #include "cli.h"
 #include "cliutil.h"
-#include "kube.h"
+#include "kubesource.h"
 #include "log.h"
 #include "manifest.h"
 #include "objsource.h"

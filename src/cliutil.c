@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kube.h"
+#include "kubesource.h"
 
 int cli_fail(const char *cmd, const char *fmt, ...)
 {
@@ -41,7 +41,7 @@ int engine_open(struct engine *e, const char *config, const char *objects_dir,
 	if (objects_dir)
 		e->src = objsource_files_new(objects_dir, err, errlen);
 	else if (kubeconfig)
-		e->src = kube_source_new(kubeconfig, err, errlen);
+		e->src = kubesource_new(kubeconfig, err, errlen);
 	else {
 		e->src = objsource_memory_new();
 		if (!e->src)

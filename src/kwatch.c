@@ -1,6 +1,6 @@
 /*
- * List+watch of Kubernetes collections over one curl multi handle, and the
- * blocking request client the lease and the reload controller share.
+ * List+watch of Kubernetes collections over one curl-multi loop
+ * (kubeclient's kube_loop); requests, caps and names are kubeclient's.
  *
  * A stream is a small state machine driven by its transfers' ends:
  *
@@ -16,7 +16,6 @@
  */
 #include "kwatch.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,9 +28,7 @@
 
 #include "jsonutil.h"
 #include "log.h"
-#include "manifest.h"
 
-#define REPLY_MAX (4u << 20)
 #define LINE_MAX_BYTES (8u << 20)  /* one watch event; objects are at most ~1.5 MiB */
 #define PAGE_MAX_BYTES (16u << 20) /* one list page; past it the page size halves */
 #define PAGE_LIMIT 500
@@ -40,7 +37,6 @@
 #define BACKOFF_MAX_MS 30000
 #define LIST_TIMEOUT_MS 60000
 #define WATCH_MIN_S 300 /* server-side watch timeout: 5 to 10 minutes, as client-go */
-#define IDLE_HANDLES 4
 
 static long long mono_ms(void)
 {
@@ -59,344 +55,6 @@ static unsigned rand_below(unsigned n)
 	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v))
 		v = (unsigned)mono_ms() * 2654435761u;
 	return v % n;
-}
-
-/* ---- capped buffers ---- */
-
-struct buf {
-	char *p;
-	size_t len, cap, max;
-	bool sensitive; /* wipe before free and when bytes are dropped */
-};
-
-static void buf_free(struct buf *b)
-{
-	if (b->p && b->sensitive)
-		OPENSSL_cleanse(b->p, b->cap);
-	free(b->p);
-	b->p = NULL;
-	b->len = b->cap = 0;
-}
-
-/* Appends n bytes and keeps the buffer NUL-terminated. Growing copies
- * (never realloc) so a sensitive old block can be wiped. -1 past max or OOM. */
-static int buf_append(struct buf *b, const char *d, size_t n)
-{
-	if (n > b->max - b->len)
-		return -1;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 16384;
-		char *np;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if (cap > b->max + 1)
-			cap = b->max + 1;
-		np = malloc(cap);
-		if (!np)
-			return -1;
-		size_t len = b->len;
-		if (len)
-			memcpy(np, b->p, len);
-		buf_free(b);
-		b->p = np;
-		b->len = len;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, d, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return 0;
-}
-
-/* Drops the first n bytes. */
-static void buf_consume(struct buf *b, size_t n)
-{
-	if (n == 0)
-		return;
-	memmove(b->p, b->p + n, b->len - n);
-	if (b->sensitive)
-		OPENSSL_cleanse(b->p + b->len - n, n);
-	b->len -= n;
-	b->p[b->len] = '\0';
-}
-
-/* The message of a metav1 Status body, clipped, or "". */
-static void status_message(const char *body, size_t len, char *out, size_t outlen)
-{
-	cJSON *st = NULL;
-	char err[64];
-	const char *msg;
-
-	out[0] = '\0';
-	if (!body || json_parse_strict(body, len, &st, err, sizeof(err)) < 0)
-		return;
-	msg = json_get_string(st, "message");
-	if (msg && json_get_string(st, "kind") && strcmp(json_get_string(st, "kind"), "Status") == 0)
-		log_clip(out, outlen, msg, 200);
-	cJSON_Delete(st);
-}
-
-/* ---- names and URLs ---- */
-
-static bool dns_label(const char *s, size_t n, size_t max)
-{
-	return n > 0 && n <= max && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") >= n &&
-	       s[0] != '-' && s[n - 1] != '-';
-}
-
-bool kwatch_valid_name(const char *s)
-{
-	const char *dot;
-
-	if (!s || strlen(s) > 253)
-		return false;
-	for (;;) {
-		dot = strchr(s, '.');
-		if (!dns_label(s, dot ? (size_t)(dot - s) : strlen(s), 253))
-			return false;
-		if (!dot)
-			return true;
-		s = dot + 1;
-	}
-}
-
-bool kwatch_valid_namespace(const char *s)
-{
-	return s && dns_label(s, strlen(s), 63);
-}
-
-char *kwatch_escape(const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t n = strlen(s);
-	char *out = malloc(3 * n + 1), *o = out;
-
-	if (!out)
-		return NULL;
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		    c == '-' || c == '.' || c == '_' || c == '~') {
-			*o++ = (char)c;
-		} else {
-			*o++ = '%';
-			*o++ = hex[c >> 4];
-			*o++ = hex[c & 15];
-		}
-	}
-	*o = '\0';
-	return out;
-}
-
-/* ---- the client ---- */
-
-struct kwatch_client {
-	const struct kube_conn *conn;
-	pthread_mutex_t lock;
-	struct kube_token token; /* under lock */
-	CURL *idle[IDLE_HANDLES]; /* kept for their live connections */
-	size_t n_idle;
-};
-
-struct kwatch_client *kwatch_client_new(const struct kube_conn *conn, char *err, size_t errlen)
-{
-	struct kwatch_client *c = calloc(1, sizeof(*c));
-
-	if (!c) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	c->conn = conn;
-	pthread_mutex_init(&c->lock, NULL);
-	return c;
-}
-
-void kwatch_client_free(struct kwatch_client *c)
-{
-	if (!c)
-		return;
-	for (size_t i = 0; i < c->n_idle; i++)
-		curl_easy_cleanup(c->idle[i]);
-	kube_token_free(&c->token);
-	pthread_mutex_destroy(&c->lock);
-	free(c);
-}
-
-/* Headers for one request: Accept, the bearer token, and extra (may be
- * NULL). Returns NULL on OOM. The caller frees with free_headers. */
-static struct curl_slist *make_headers(struct kwatch_client *c, const char *extra)
-{
-	struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json"), *n;
-	char auth[8192];
-	const char *tok;
-	int len = -1;
-
-	if (!h)
-		return NULL;
-	pthread_mutex_lock(&c->lock);
-	tok = kube_token_current(&c->token, c->conn);
-	if (tok)
-		len = snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
-	pthread_mutex_unlock(&c->lock);
-	if (len > 0 && len < (int)sizeof(auth)) {
-		n = curl_slist_append(h, auth);
-		OPENSSL_cleanse(auth, sizeof(auth));
-		if (!n)
-			goto fail;
-		h = n;
-	}
-	if (extra) {
-		n = curl_slist_append(h, extra);
-		if (!n)
-			goto fail;
-		h = n;
-	}
-	return h;
-fail:
-	curl_slist_free_all(h);
-	return NULL;
-}
-
-/* Wipes the Authorization line before freeing. */
-static void free_headers(struct curl_slist *h)
-{
-	for (struct curl_slist *l = h; l; l = l->next)
-		OPENSSL_cleanse(l->data, strlen(l->data));
-	curl_slist_free_all(h);
-}
-
-/* Options every request shares: HTTPS only, HTTP/2 when offered, TLS
- * material, keepalive probes for long watches. */
-static void setup_easy(const struct kube_conn *conn, CURL *e, const char *url,
-		       struct curl_slist *hdrs, long timeout_ms)
-{
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "rollgate/" ROLLGATE_VERSION);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
-	curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 10L);
-	kube_conn_set_tls(conn, e);
-}
-
-/* server + path (+ query); malloc'd. */
-static char *make_url(const char *server, const char *path, const char *query)
-{
-	size_t n = strlen(server) + strlen(path) + (query ? strlen(query) + 1 : 0) + 1;
-	char *u = malloc(n);
-
-	if (u)
-		snprintf(u, n, "%s%s%s%s", server, path, query ? "?" : "", query ? query : "");
-	return u;
-}
-
-static size_t on_reply(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct buf *b = arg;
-	size_t n = size * nmemb;
-
-	return buf_append(b, data, n) < 0 ? 0 : n;
-}
-
-static CURL *take_handle(struct kwatch_client *c)
-{
-	CURL *e = NULL;
-
-	pthread_mutex_lock(&c->lock);
-	if (c->n_idle > 0)
-		e = c->idle[--c->n_idle];
-	pthread_mutex_unlock(&c->lock);
-	if (e)
-		curl_easy_reset(e); /* keeps its live connection */
-	else
-		e = curl_easy_init();
-	return e;
-}
-
-static void give_handle(struct kwatch_client *c, CURL *e)
-{
-	pthread_mutex_lock(&c->lock);
-	if (c->n_idle < IDLE_HANDLES) {
-		c->idle[c->n_idle++] = e;
-		e = NULL;
-	}
-	pthread_mutex_unlock(&c->lock);
-	if (e)
-		curl_easy_cleanup(e);
-}
-
-int kwatch_client_request(struct kwatch_client *c, const char *method, const char *path,
-			  const char *content_type, const char *body, unsigned timeout_ms,
-			  struct kwatch_reply *reply, char *err, size_t errlen)
-{
-	struct buf b = { NULL, 0, 0, REPLY_MAX, false };
-	struct curl_slist *hdrs = NULL;
-	char ctype[160], *url = NULL;
-	CURL *e = NULL;
-	CURLcode res;
-	int rc = -1;
-
-	memset(reply, 0, sizeof(*reply));
-	snprintf(ctype, sizeof(ctype), "Content-Type: %s", content_type ? content_type : "");
-	url = make_url(c->conn->server, path, NULL);
-	hdrs = make_headers(c, body ? ctype : NULL);
-	e = take_handle(c);
-	if (!url || !hdrs || !e) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	setup_easy(c->conn, e, url, hdrs, (long)timeout_ms);
-	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-	if (body) {
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	}
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_reply);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-	res = curl_easy_perform(e);
-	if (res != CURLE_OK) {
-		snprintf(err, errlen, "%s", b.len >= REPLY_MAX ? "answer too large" : curl_easy_strerror(res));
-		goto out;
-	}
-	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &reply->status);
-	reply->body = b.p;
-	reply->len = b.len;
-	b.p = NULL;
-	rc = 0;
-out:
-	buf_free(&b);
-	free_headers(hdrs);
-	free(url);
-	if (e) {
-		/* Options point at our buffers; clear them before the handle idles. */
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
-		curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
-		give_handle(c, e);
-	}
-	return rc;
-}
-
-void kwatch_reply_free(struct kwatch_reply *r)
-{
-	if (!r)
-		return;
-	free(r->body);
-	memset(r, 0, sizeof(*r));
-}
-
-void kwatch_reply_describe(const struct kwatch_reply *r, char *out, size_t outlen)
-{
-	char msg[256];
-
-	status_message(r->body, r->len, msg, sizeof(msg));
-	snprintf(out, outlen, "HTTP %ld%s%s", r->status, msg[0] ? ": " : "", msg);
 }
 
 /* ---- streams ---- */
@@ -422,12 +80,9 @@ struct stream {
 
 struct xfer {
 	struct stream *s;
-	CURL *easy;
-	struct curl_slist *hdrs;
-	char *url;
-	struct buf body;
+	struct kube_xfer t;
+	struct kube_buf body;
 	bool watch;
-	bool too_big; /* a list page past PAGE_MAX_BYTES */
 	bool expired; /* 410 Gone in the stream */
 	bool failed;  /* a malformed or ERROR event: why says what */
 	unsigned events;
@@ -436,25 +91,27 @@ struct xfer {
 };
 
 struct kwatch {
-	struct kwatch_client *c;
+	struct kube_client *c;
 	struct stream **s;
 	size_t n;
-	CURLM *multi;
-	pthread_t thread;
-	bool started;
-	atomic_bool stop;
+	struct kube_loop *loop;
 	atomic_bool relist;
 };
 
-struct kwatch *kwatch_new(struct kwatch_client *c)
+struct kwatch *kwatch_new(struct kube_client *c)
 {
 	struct kwatch *w = calloc(1, sizeof(*w));
+	char err[128];
 
 	if (!w)
 		return NULL;
 	w->c = c;
-	atomic_init(&w->stop, false);
 	atomic_init(&w->relist, false);
+	w->loop = kube_loop_new(0, err, sizeof(err));
+	if (!w->loop) {
+		free(w);
+		return NULL;
+	}
 	return w;
 }
 
@@ -499,13 +156,10 @@ static void xfer_free(struct kwatch *w, struct xfer *x)
 {
 	if (!x)
 		return;
-	if (x->easy) {
-		curl_multi_remove_handle(w->multi, x->easy);
-		curl_easy_cleanup(x->easy);
-	}
-	free_headers(x->hdrs);
-	free(x->url);
-	buf_free(&x->body);
+	if (x->t.easy)
+		kube_loop_remove(w->loop, x->t.easy);
+	kube_xfer_close(&x->t);
+	kube_buf_free(&x->body);
 	x->s->x = NULL;
 	free(x);
 }
@@ -586,7 +240,7 @@ static size_t on_watch_data(char *data, size_t size, size_t nmemb, void *arg)
 	struct xfer *x = arg;
 	size_t n = size * nmemb, start = 0;
 
-	if (buf_append(&x->body, data, n) < 0) {
+	if (kube_buf_append(&x->body, data, n) < 0) {
 		snprintf(x->why, sizeof(x->why), "watch event larger than %u bytes", LINE_MAX_BYTES);
 		x->failed = true;
 		return 0;
@@ -600,33 +254,21 @@ static size_t on_watch_data(char *data, size_t size, size_t nmemb, void *arg)
 		llen = (size_t)(nl - line);
 		*nl = '\0';
 		if (llen > 0 && process_event(x, line, llen) < 0) {
-			buf_consume(&x->body, x->body.len);
+			kube_buf_consume(&x->body, x->body.len);
 			return 0;
 		}
 		if (x->s->sensitive)
 			OPENSSL_cleanse(line, llen);
 		start += llen + 1;
 	}
-	buf_consume(&x->body, start);
+	kube_buf_consume(&x->body, start);
 	return n;
-}
-
-static size_t on_list_data(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct xfer *x = arg;
-	size_t n = size * nmemb;
-
-	if (n > x->body.max - x->body.len) {
-		x->too_big = true;
-		return 0;
-	}
-	return buf_append(&x->body, data, n) < 0 ? 0 : n;
 }
 
 /* Appends "&name=escaped(value)" to q (capacity cap); -1 on OOM or overflow. */
 static int query_add(char *q, size_t cap, const char *name, const char *value)
 {
-	char *esc = kwatch_escape(value);
+	char *esc = kube_escape(value);
 	size_t have = strlen(q);
 	int n;
 
@@ -680,24 +322,17 @@ static void start_stream(struct kwatch *w, struct stream *s)
 	s->x = x;
 	x->watch = watch;
 	x->started_ms = mono_ms();
-	x->body = (struct buf){ NULL, 0, 0, watch ? LINE_MAX_BYTES : PAGE_MAX_BYTES, s->sensitive };
-	if (stream_query(s, watch, timeout_s, q, sizeof(q)) < 0)
+	x->body = (struct kube_buf){ NULL, 0, 0, watch ? LINE_MAX_BYTES : PAGE_MAX_BYTES, s->sensitive, false };
+	if (stream_query(s, watch, timeout_s, q, sizeof(q)) < 0 ||
+	    kube_xfer_open(w->c, &x->t, s->path, q,
+			   watch ? (long)(timeout_s + 60) * 1000 : LIST_TIMEOUT_MS) < 0)
 		goto fail;
-	x->url = make_url(w->c->conn->server, s->path, q);
-	x->hdrs = make_headers(w->c, NULL);
-	x->easy = curl_easy_init();
-	if (!x->url || !x->hdrs || !x->easy)
-		goto fail;
-	setup_easy(w->c->conn, x->easy, x->url, x->hdrs,
-		   watch ? (long)(timeout_s + 60) * 1000 : LIST_TIMEOUT_MS);
 	if (!watch)
-		curl_easy_setopt(x->easy, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, watch ? on_watch_data : on_list_data);
-	curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
-	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
-	if (curl_multi_add_handle(w->multi, x->easy) != CURLM_OK) {
-		curl_easy_cleanup(x->easy);
-		x->easy = NULL;
+		curl_easy_setopt(x->t.easy, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(x->t.easy, CURLOPT_WRITEFUNCTION, watch ? on_watch_data : kube_buf_write);
+	curl_easy_setopt(x->t.easy, CURLOPT_WRITEDATA, watch ? (void *)x : (void *)&x->body);
+	if (kube_loop_add(w->loop, x->t.easy, x) < 0) {
+		kube_xfer_close(&x->t);
 		goto fail;
 	}
 	s->state = ST_RUNNING;
@@ -758,17 +393,25 @@ out:
 	return rc;
 }
 
+/* "HTTP <code>: <Status message>" of a failed list or watch. */
+static void reply_why(const struct xfer *x, long code, char *why, size_t whylen)
+{
+	const struct kube_reply r = { code, x->body.p, x->body.len };
+
+	kube_reply_describe(&r, why, whylen);
+}
+
 static void end_list(struct stream *s, struct xfer *x, CURLcode res, long code)
 {
-	char why[300], msg[256];
+	char why[300];
 
-	if (x->too_big && s->limit > 1) {
+	if (x->body.too_big && s->limit > 1) {
 		/* A page past the cap: ask for fewer objects per page. */
 		s->limit /= 2;
 		s->next_ms = mono_ms();
 		return;
 	}
-	if (x->too_big) {
+	if (x->body.too_big) {
 		snprintf(why, sizeof(why), "one object is larger than %u bytes", PAGE_MAX_BYTES);
 	} else if (res != CURLE_OK) {
 		snprintf(why, sizeof(why), "%s", curl_easy_strerror(res));
@@ -791,8 +434,7 @@ static void end_list(struct stream *s, struct xfer *x, CURLcode res, long code)
 		s->next_ms = mono_ms();
 		return;
 	} else {
-		status_message(x->body.p, x->body.len, msg, sizeof(msg));
-		snprintf(why, sizeof(why), "HTTP %ld%s%s", code, msg[0] ? ": " : "", msg);
+		reply_why(x, code, why, sizeof(why));
 	}
 	backoff(s, "list failed; retrying", why);
 }
@@ -800,7 +442,7 @@ static void end_list(struct stream *s, struct xfer *x, CURLcode res, long code)
 static void end_watch(struct stream *s, struct xfer *x, CURLcode res, long code)
 {
 	long long lasted = mono_ms() - x->started_ms;
-	char why[300], msg[256];
+	char why[300];
 
 	if (x->expired || code == 410) {
 		/* History is gone: only a full list can bring the stream back. */
@@ -826,24 +468,23 @@ static void end_watch(struct stream *s, struct xfer *x, CURLcode res, long code)
 	} else if (res != CURLE_OK) {
 		snprintf(why, sizeof(why), "%s", curl_easy_strerror(res));
 	} else {
-		status_message(x->body.p, x->body.len, msg, sizeof(msg));
-		snprintf(why, sizeof(why), "HTTP %ld%s%s", code, msg[0] ? ": " : "", msg);
+		reply_why(x, code, why, sizeof(why));
 	}
 	backoff(s, "watch failed; resuming from the last resourceVersion", why);
 }
 
-static void end_xfer(struct kwatch *w, struct xfer *x, CURLcode res)
+/* A transfer ended (loop thread): the stream's next step. */
+static void end_xfer(void *arg, void *priv, CURLcode res, long code)
 {
+	struct xfer *x = priv;
 	struct stream *s = x->s;
-	long code = 0;
 
-	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
 	s->state = ST_IDLE;
 	if (x->watch)
 		end_watch(s, x, res, code);
 	else
 		end_list(s, x, res, code);
-	xfer_free(w, x);
+	xfer_free(arg, x);
 }
 
 /* Every stream lists again; running transfers are dropped. */
@@ -879,68 +520,43 @@ static long start_due(struct kwatch *w)
 	return wait;
 }
 
-static void *run(void *arg)
+/* Each round of the loop: a relist when asked, then what is due. */
+static long tick(void *arg)
 {
 	struct kwatch *w = arg;
-	CURLMsg *msg;
-	int running, left;
 
-	while (!atomic_load(&w->stop)) {
-		long wait;
-		if (atomic_exchange(&w->relist, false))
-			relist_all(w);
-		wait = start_due(w);
-		curl_multi_perform(w->multi, &running);
-		while ((msg = curl_multi_info_read(w->multi, &left)) != NULL) {
-			struct xfer *x = NULL;
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-			end_xfer(w, x, msg->data.result);
-			wait = 0; /* its next step may be due now */
-		}
-		if (wait > 0)
-			curl_multi_poll(w->multi, NULL, 0, (int)wait, NULL);
-	}
+	if (atomic_exchange(&w->relist, false))
+		relist_all(w);
+	return start_due(w);
+}
+
+/* The loop is stopping: its transfers go. */
+static void drain(void *arg)
+{
+	struct kwatch *w = arg;
+
 	for (size_t i = 0; i < w->n; i++)
 		xfer_free(w, w->s[i]->x);
-	return NULL;
 }
 
 int kwatch_start(struct kwatch *w, char *err, size_t errlen)
 {
-	w->multi = curl_multi_init();
-	if (!w->multi) {
-		snprintf(err, errlen, "cannot initialise libcurl");
-		return -1;
-	}
-	curl_multi_setopt(w->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-	if (pthread_create(&w->thread, NULL, run, w) != 0) {
-		snprintf(err, errlen, "cannot start the watch thread");
-		return -1;
-	}
-	w->started = true;
-	return 0;
+	const struct kube_loop_ops ops = { tick, end_xfer, drain, w };
+
+	return kube_loop_start(w->loop, &ops, err, errlen);
 }
 
 void kwatch_relist(struct kwatch *w)
 {
 	atomic_store(&w->relist, true);
-	if (w->multi)
-		curl_multi_wakeup(w->multi);
+	kube_loop_wake(w->loop);
 }
 
 void kwatch_free(struct kwatch *w)
 {
 	if (!w)
 		return;
-	if (w->started) {
-		atomic_store(&w->stop, true);
-		curl_multi_wakeup(w->multi);
-		pthread_join(w->thread, NULL);
-	}
-	if (w->multi)
-		curl_multi_cleanup(w->multi);
+	kube_loop_free(w->loop);
 	for (size_t i = 0; i < w->n; i++)
 		stream_free(w->s[i]);
 	free(w->s);

@@ -31,7 +31,7 @@ struct record {
 };
 
 struct lease {
-	struct kwatch_client *c;
+	struct kube_client *c;
 	char *ns, *name, *identity;
 	unsigned duration_s, renew_deadline_ms, retry_ms;
 	char *path; /* the Lease */
@@ -112,17 +112,17 @@ static char *dup_printf(const char *a, const char *b, const char *c, const char 
 	return s;
 }
 
-struct lease *lease_new(struct kwatch_client *c, const struct lease_options *o, char *err,
+struct lease *lease_new(struct kube_client *c, const struct lease_options *o, char *err,
 			size_t errlen)
 {
 	struct lease *l;
 
-	if (!o->namespace_ || !kwatch_valid_namespace(o->namespace_)) {
+	if (!o->namespace_ || !kube_valid_namespace(o->namespace_)) {
 		snprintf(err, errlen, "lease namespace \"%.80s\" is not a namespace name",
 			 o->namespace_ ? o->namespace_ : "");
 		return NULL;
 	}
-	if (!o->name || !kwatch_valid_name(o->name) || !o->identity || !*o->identity ||
+	if (!o->name || !kube_valid_name(o->name) || !o->identity || !*o->identity ||
 	    strlen(o->identity) >= HOLDER_MAX) {
 		snprintf(err, errlen, "lease name or identity invalid");
 		return NULL;
@@ -165,7 +165,7 @@ static bool record_equal(const struct record *a, const struct record *b)
 }
 
 /* Reads the spec and resourceVersion of a Lease body; -1 when malformed. */
-static int parse_lease(const struct kwatch_reply *r, struct record *rec, char *rv, size_t rvlen)
+static int parse_lease(const struct kube_reply *r, struct record *rec, char *rv, size_t rvlen)
 {
 	cJSON *obj = NULL;
 	const cJSON *spec;
@@ -226,11 +226,11 @@ out:
 
 enum attempt { ATTEMPT_WON, ATTEMPT_LOST, ATTEMPT_ERROR };
 
-static void log_reply(const char *what, const struct kwatch_reply *r)
+static void log_reply(const char *what, const struct kube_reply *r)
 {
 	char why[300];
 
-	kwatch_reply_describe(r, why, sizeof(why));
+	kube_reply_describe(r, why, sizeof(why));
 	RG_LOG(LOG_WARN, what, LF_S("reason", why));
 }
 
@@ -238,14 +238,14 @@ static void log_reply(const char *what, const struct kwatch_reply *r)
 static enum attempt write_record(struct lease *l, const struct record *rec, const char *rv,
 				 long long started)
 {
-	struct kwatch_reply r;
+	struct kube_reply r;
 	char err[256], nrv[64];
 	char *body = lease_body(l, rec, rv);
 	enum attempt a = ATTEMPT_ERROR;
 
 	if (!body)
 		return ATTEMPT_ERROR;
-	if (kwatch_client_request(l->c, rv ? "PUT" : "POST", rv ? l->path : l->coll,
+	if (kube_client_request(l->c, rv ? "PUT" : "POST", rv ? l->path : l->coll,
 				  "application/json", body, l->retry_ms, &r, err, sizeof(err)) < 0) {
 		RG_LOG(LOG_WARN, "lease write failed", LF_S("reason", err));
 		free(body);
@@ -266,7 +266,7 @@ static enum attempt write_record(struct lease *l, const struct record *rec, cons
 	} else {
 		log_reply("lease write rejected", &r);
 	}
-	kwatch_reply_free(&r);
+	kube_reply_free(&r);
 	return a;
 }
 
@@ -279,19 +279,19 @@ static enum attempt write_record(struct lease *l, const struct record *rec, cons
 static enum attempt try_acquire_or_renew(struct lease *l)
 {
 	long long started = mono_ms();
-	struct kwatch_reply r;
+	struct kube_reply r;
 	struct record cur, next;
 	char err[256], rv[64], now[TIME_LEN];
 	bool mine;
 
-	if (kwatch_client_request(l->c, "GET", l->path, NULL, NULL, l->retry_ms, &r, err,
+	if (kube_client_request(l->c, "GET", l->path, NULL, NULL, l->retry_ms, &r, err,
 				  sizeof(err)) < 0) {
 		RG_LOG(LOG_WARN, "lease read failed", LF_S("reason", err));
 		return ATTEMPT_ERROR;
 	}
 	micro_time(now);
 	if (r.status == 404) {
-		kwatch_reply_free(&r);
+		kube_reply_free(&r);
 		memset(&next, 0, sizeof(next));
 		snprintf(next.holder, sizeof(next.holder), "%s", l->identity);
 		next.duration_s = l->duration_s;
@@ -301,10 +301,10 @@ static enum attempt try_acquire_or_renew(struct lease *l)
 	}
 	if (r.status != 200 || parse_lease(&r, &cur, rv, sizeof(rv)) < 0) {
 		log_reply("lease read rejected", &r);
-		kwatch_reply_free(&r);
+		kube_reply_free(&r);
 		return ATTEMPT_ERROR;
 	}
-	kwatch_reply_free(&r);
+	kube_reply_free(&r);
 	if (!l->have_observed || !record_equal(&cur, &l->observed)) {
 		l->observed = cur;
 		l->have_observed = true;
@@ -408,19 +408,19 @@ const char *lease_identity(const struct lease *l)
  * next attempt instead of waiting for the lease to expire. */
 static void release(struct lease *l)
 {
-	struct kwatch_reply r;
+	struct kube_reply r;
 	struct record cur, next;
 	char err[256], rv[64];
 
-	if (kwatch_client_request(l->c, "GET", l->path, NULL, NULL, l->retry_ms, &r, err,
+	if (kube_client_request(l->c, "GET", l->path, NULL, NULL, l->retry_ms, &r, err,
 				  sizeof(err)) < 0)
 		return;
 	if (r.status != 200 || parse_lease(&r, &cur, rv, sizeof(rv)) < 0 ||
 	    strcmp(cur.holder, l->identity) != 0) {
-		kwatch_reply_free(&r);
+		kube_reply_free(&r);
 		return;
 	}
-	kwatch_reply_free(&r);
+	kube_reply_free(&r);
 	next = cur;
 	next.holder[0] = '\0';
 	next.duration_s = 1;

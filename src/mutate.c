@@ -230,42 +230,66 @@ static int warn_missing(const struct stamp_plan *plan, struct admission_response
 	return 0;
 }
 
+/* The first item without an answer, or NULL when every lookup answered. */
+static const struct lookup_item *failed_item(const struct lookup_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (b->items[i].status == LOOKUP_ERROR || b->items[i].status == LOOKUP_NONE)
+			return &b->items[i];
+	return NULL;
+}
+
+enum mutate_hash_status mutate_hash(const struct config *cfg, const struct refset *refs,
+				    const struct lookup_batch *batch, char *out, size_t outlen)
+{
+	const struct obj_digest **objs = NULL;
+	enum mutate_hash_status st = MUTATE_HASH_ERROR;
+
+	if (outlen > 0)
+		out[0] = '\0';
+	if (failed_item(batch))
+		return MUTATE_HASH_UNKNOWN;
+	if (refs->n == 0)
+		return MUTATE_HASH_NONE;
+	if (outlen < CONFIGHASH_VALUE_LEN || batch->n != refs->n)
+		return MUTATE_HASH_ERROR;
+	objs = calloc(refs->n, sizeof(*objs));
+	if (!objs)
+		return MUTATE_HASH_ERROR;
+	for (size_t i = 0; i < refs->n; i++)
+		objs[i] = batch->items[i].status == LOOKUP_FOUND ? batch->items[i].digest : NULL;
+	if (confighash_compute(refs, objs, cfg->hmac_key, cfg->hmac_key_len, out) == 0)
+		st = MUTATE_HASH_OK;
+	free(objs);
+	return st;
+}
+
 int mutate_finish(const struct config *cfg, const struct admission_request *req,
 		  struct stamp_plan *plan, struct admission_response *resp)
 {
 	char key[300], value[CONFIGHASH_VALUE_LEN];
-	const struct obj_digest **objs = NULL;
-	int rc = -1;
 
 	if (!plan->applies)
 		return 0;
 	config_annotation(cfg, "config-hash", key, sizeof(key));
-	for (size_t i = 0; i < plan->batch.n; i++) {
-		if (plan->batch.items[i].status == LOOKUP_ERROR ||
-		    plan->batch.items[i].status == LOOKUP_NONE)
-			return lookup_failed(req, &plan->batch.items[i], key, resp);
-	}
-	if (plan->refs.n == 0) {
+	switch (mutate_hash(cfg, &plan->refs, &plan->batch, value, sizeof(value))) {
+	case MUTATE_HASH_UNKNOWN:
+		return lookup_failed(req, failed_item(&plan->batch), key, resp);
+	case MUTATE_HASH_NONE:
 		/* Nothing referenced: a stale hash goes. */
 		(void)patch_template_annotation(req->object, key, NULL, &resp->patch);
 		return 0;
-	}
-	objs = calloc(plan->refs.n, sizeof(*objs));
-	if (!objs)
+	case MUTATE_HASH_ERROR:
 		return -1;
-	for (size_t i = 0; i < plan->refs.n; i++)
-		objs[i] = plan->batch.items[i].status == LOOKUP_FOUND ? plan->batch.items[i].digest : NULL;
-	if (confighash_compute(&plan->refs, objs, cfg->hmac_key, cfg->hmac_key_len, value) < 0)
-		goto out;
+	case MUTATE_HASH_OK:
+		break;
+	}
 	if (warn_missing(plan, resp) < 0)
-		goto out;
+		return -1;
 	if (patch_template_annotation(req->object, key, value, &resp->patch) < 0 &&
 	    admission_warn(resp, "rollgate: config hash not set: pod template metadata is malformed") < 0)
-		goto out;
-	rc = 0;
-out:
-	free(objs);
-	return rc;
+		return -1;
+	return 0;
 }
 
 void stamp_plan_free(struct stamp_plan *plan)

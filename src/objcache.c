@@ -27,6 +27,7 @@
 #endif
 
 #include "jsonutil.h"
+#include "kwatch.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -265,7 +266,7 @@ struct ocstream {
 };
 
 struct objcache {
-	struct kwatch_client *client;
+	struct kube_client *client;
 	struct kwatch *w;
 	struct strlist namespaces;
 	char *selector;
@@ -631,7 +632,7 @@ static int add_stream(struct objcache *c, struct ocstream *st, enum obj_kind kin
 	st->c = c;
 	st->kind = kind;
 	atomic_init(&st->synced, false);
-	if (ns && !kwatch_valid_namespace(ns)) {
+	if (ns && !kube_valid_namespace(ns)) {
 		snprintf(err, errlen, "watch.namespaces: \"%.80s\" is not a namespace name", ns);
 		return -1;
 	}
@@ -645,7 +646,7 @@ static int add_stream(struct objcache *c, struct ocstream *st, enum obj_kind kin
 	return kwatch_add(c->w, &spec, err, errlen);
 }
 
-struct objcache *objcache_new(struct kwatch_client *client, const struct strlist *namespaces,
+struct objcache *objcache_new(struct kube_client *client, const struct strlist *namespaces,
 			      const char *label_selector, char *err, size_t errlen)
 {
 	struct objcache *c = calloc(1, sizeof(*c));

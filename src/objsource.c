@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "confighash.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "manifest.h"
@@ -23,6 +24,38 @@ int objsource_resolve(struct objsource *src, struct lookup_batch *b, unsigned ti
 		      lookup_done_fn done, void *arg)
 {
 	return src->ops->resolve(src->impl, b, timeout_ms, done, arg);
+}
+
+struct waiter {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	bool done;
+};
+
+static void on_resolved(void *arg)
+{
+	struct waiter *wt = arg;
+
+	pthread_mutex_lock(&wt->m);
+	wt->done = true;
+	pthread_cond_broadcast(&wt->c);
+	pthread_mutex_unlock(&wt->m);
+}
+
+int objsource_resolve_wait(struct objsource *src, struct lookup_batch *b, unsigned timeout_ms)
+{
+	struct waiter wt = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false };
+	int rc = objsource_resolve(src, b, timeout_ms, on_resolved, &wt);
+
+	if (rc == 1) {
+		pthread_mutex_lock(&wt.m);
+		while (!wt.done)
+			pthread_cond_wait(&wt.c, &wt.m);
+		pthread_mutex_unlock(&wt.m);
+	}
+	pthread_mutex_destroy(&wt.m);
+	pthread_cond_destroy(&wt.c);
+	return rc;
 }
 
 int objsource_refresh(struct objsource *src, char *err, size_t errlen)

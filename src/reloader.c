@@ -24,10 +24,10 @@
 #include "admission.h"
 #include "confighash.h"
 #include "jsonutil.h"
+#include "kwatch.h"
 #include "log.h"
 #include "metrics.h"
 #include "mutate.h"
-#include "patch.h"
 #include "refs.h"
 
 #define PATCH_TIMEOUT_MS 10000
@@ -90,7 +90,7 @@ struct cfgref {
 };
 
 struct reloader {
-	struct kwatch_client *client;
+	struct kube_client *client;
 	struct objcache *cache;
 	struct objsource *src;
 	struct lease *lease;
@@ -646,115 +646,58 @@ static int snap_take(const struct workload *w, struct snap *s)
 	return 0;
 }
 
-struct waiter {
-	pthread_mutex_t m;
-	pthread_cond_t c;
-	bool done;
-};
-
-static void on_resolved(void *arg)
-{
-	struct waiter *wt = arg;
-
-	pthread_mutex_lock(&wt->m);
-	wt->done = true;
-	pthread_cond_broadcast(&wt->c);
-	pthread_mutex_unlock(&wt->m);
-}
-
-/* Answers every lookup of the batch, waiting when the source works
- * asynchronously (it always calls back, by its own deadline). */
-static void resolve(struct objsource *src, struct lookup_batch *b, unsigned timeout_ms)
-{
-	struct waiter wt = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false };
-
-	if (objsource_resolve(src, b, timeout_ms, on_resolved, &wt) == 1) {
-		pthread_mutex_lock(&wt.m);
-		while (!wt.done)
-			pthread_cond_wait(&wt.c, &wt.m);
-		pthread_mutex_unlock(&wt.m);
-	}
-	pthread_mutex_destroy(&wt.m);
-	pthread_cond_destroy(&wt.c);
-}
-
 enum outcome { HASH_OK, HASH_NONE, HASH_FAILED };
 
-/*
- * The hash the webhook would stamp now: the same lookups through the same
- * source, then mutate_finish on a bare template, whose patch carries the
- * value. HASH_NONE: nothing referenced. HASH_FAILED: a lookup failed (the
- * webhook would keep the old hash too); retried later.
- */
-static enum outcome compute_hash(struct reloader *r, const struct config *cfg, struct snap *s,
-				 char out[CONFIGHASH_VALUE_LEN])
+/* Names the first object whose lookup failed; no values. */
+static void log_unread(const struct snap *s, const struct lookup_batch *b)
 {
-	struct stamp_plan plan;
-	struct admission_request req;
-	struct admission_response resp;
-	cJSON *obj = cJSON_Parse("{\"spec\":{\"template\":{\"metadata\":{}}}}");
-	const char *v;
-	char err[256];
-	enum outcome o = HASH_FAILED;
-
-	memset(&plan, 0, sizeof(plan));
-	memset(&req, 0, sizeof(req));
-	admission_response_init(&resp);
-	config_annotation(cfg, "config-hash", s->key, sizeof(s->key));
-	if (!obj)
-		goto out;
-	plan.applies = true;
-	plan.refs = s->refs; /* borrowed; never freed through plan */
-	plan.batch.namespace_ = s->ns;
-	plan.batch.n = s->refs.n;
-	plan.batch.items = s->refs.n ? calloc(s->refs.n, sizeof(*plan.batch.items)) : NULL;
-	if (s->refs.n && !plan.batch.items)
-		goto out;
-	for (size_t i = 0; i < s->refs.n; i++) {
-		plan.batch.items[i].kind = s->refs.refs[i].kind == OBJ_SECRET ? SRC_SECRET : SRC_CONFIGMAP;
-		plan.batch.items[i].name = s->refs.refs[i].name;
-	}
-	resolve(r->src, &plan.batch, cfg->lookup_timeout_ms);
-	for (size_t i = 0; i < plan.batch.n; i++) {
-		const struct lookup_item *it = &plan.batch.items[i];
+	for (size_t i = 0; i < b->n; i++) {
+		const struct lookup_item *it = &b->items[i];
 		if (it->status == LOOKUP_FOUND || it->status == LOOKUP_ABSENT)
 			continue;
 		RG_LOG(LOG_WARN, "reload: cannot read an object; retrying later",
 		       LF_S("namespace", s->ns), LF_S("workload", s->name),
 		       LF_S("object_kind", it->kind == SRC_SECRET ? "Secret" : "ConfigMap"),
 		       LF_S("object", it->name), LF_S("reason", it->reason));
-		goto out;
+		return;
 	}
-	req.uid = "rollgate-reloader";
-	req.group = wks[s->kind].group;
-	req.version = wks[s->kind].version;
-	req.kind = wks[s->kind].kind;
-	req.resource = wks[s->kind].resource;
-	req.subresource = "";
-	req.name = s->name;
-	req.namespace_ = s->ns;
-	req.operation = OP_UPDATE;
-	req.username = "";
-	req.object = obj;
-	if (mutate_finish(cfg, &req, &plan, &resp) < 0)
-		goto out;
-	if (!resp.patch) {
+}
+
+/*
+ * The hash the webhook would stamp now: the same lookups through the same
+ * source, then mutate_hash. HASH_NONE: nothing referenced. HASH_FAILED: a
+ * lookup failed (the webhook would keep the old hash too); retried later.
+ */
+static enum outcome compute_hash(struct reloader *r, const struct config *cfg, struct snap *s,
+				 char out[CONFIGHASH_VALUE_LEN])
+{
+	struct lookup_batch b = { s->ns, NULL, s->refs.n };
+	enum outcome o = HASH_FAILED;
+
+	config_annotation(cfg, "config-hash", s->key, sizeof(s->key));
+	b.items = b.n ? calloc(b.n, sizeof(*b.items)) : NULL;
+	if (b.n && !b.items)
+		return HASH_FAILED;
+	for (size_t i = 0; i < b.n; i++) {
+		b.items[i].kind = s->refs.refs[i].kind == OBJ_SECRET ? SRC_SECRET : SRC_CONFIGMAP;
+		b.items[i].name = s->refs.refs[i].name;
+	}
+	objsource_resolve_wait(r->src, &b, cfg->lookup_timeout_ms);
+	switch (mutate_hash(cfg, &s->refs, &b, out, CONFIGHASH_VALUE_LEN)) {
+	case MUTATE_HASH_OK:
+		o = HASH_OK;
+		break;
+	case MUTATE_HASH_NONE:
 		o = HASH_NONE;
-		goto out;
+		break;
+	case MUTATE_HASH_UNKNOWN:
+		log_unread(s, &b);
+		break;
+	case MUTATE_HASH_ERROR:
+		break;
 	}
-	if (patch_apply(obj, resp.patch, err, sizeof(err)) < 0)
-		goto out;
-	v = json_get_string(json_get_path(obj, "spec", "template", "metadata", "annotations", NULL),
-			    s->key);
-	if (!v || strlen(v) >= CONFIGHASH_VALUE_LEN)
-		goto out;
-	memcpy(out, v, strlen(v) + 1);
-	o = HASH_OK;
-out:
-	lookup_batch_clear(&plan.batch);
-	free(plan.batch.items);
-	admission_response_free(&resp);
-	cJSON_Delete(obj);
+	lookup_batch_clear(&b);
+	free(b.items);
 	return o;
 }
 
@@ -806,7 +749,7 @@ static void post_event(struct reloader *r, const struct snap *s, const char *has
 {
 	cJSON *e = cJSON_CreateObject(), *meta, *inv, *srcobj;
 	char msg[700], gen[300], path[400], ts[32], err[256], why[300];
-	struct kwatch_reply reply;
+	struct kube_reply reply;
 	char *body = NULL;
 
 	if (s->trigger[0] && s->more)
@@ -850,16 +793,16 @@ static void post_event(struct reloader *r, const struct snap *s, const char *has
 	body = json_print(e);
 	if (!body)
 		goto out;
-	if (kwatch_client_request(r->client, "POST", path, "application/json", body, PATCH_TIMEOUT_MS,
+	if (kube_client_request(r->client, "POST", path, "application/json", body, PATCH_TIMEOUT_MS,
 				  &reply, err, sizeof(err)) < 0) {
 		RG_LOG(LOG_WARN, "cannot record the rollout Event", LF_S("reason", err));
 		goto out;
 	}
 	if (reply.status != 201 && reply.status != 200) {
-		kwatch_reply_describe(&reply, why, sizeof(why));
+		kube_reply_describe(&reply, why, sizeof(why));
 		RG_LOG(LOG_WARN, "cannot record the rollout Event", LF_S("reason", why));
 	}
-	kwatch_reply_free(&reply);
+	kube_reply_free(&reply);
 out:
 	free(body);
 	cJSON_Delete(e);
@@ -869,19 +812,19 @@ out:
 static enum metrics_patch send_patch(struct reloader *r, const struct snap *s, const char *hash)
 {
 	const struct wk *k = &wks[s->kind];
-	struct kwatch_reply reply;
+	struct kube_reply reply;
 	char path[700], err[256], why[300];
 	char *body;
 	enum metrics_patch out = PATCH_FAILED;
 
-	if (!kwatch_valid_namespace(s->ns) || !kwatch_valid_name(s->name))
+	if (!kube_valid_namespace(s->ns) || !kube_valid_name(s->name))
 		return PATCH_FAILED;
 	snprintf(path, sizeof(path), "%s/namespaces/%s/%s/%s?fieldManager=rollgate&force=true",
 		 k->prefix, s->ns, k->resource, s->name);
 	body = apply_body(s, hash);
 	if (!body)
 		return PATCH_FAILED;
-	if (kwatch_client_request(r->client, "PATCH", path, "application/apply-patch+yaml", body,
+	if (kube_client_request(r->client, "PATCH", path, "application/apply-patch+yaml", body,
 				  PATCH_TIMEOUT_MS, &reply, err, sizeof(err)) < 0) {
 		RG_LOG(LOG_WARN, "reload: patch failed", LF_S("kind", k->kind), LF_S("namespace", s->ns),
 		       LF_S("name", s->name), LF_S("reason", err));
@@ -897,11 +840,11 @@ static enum metrics_patch send_patch(struct reloader *r, const struct snap *s, c
 		       LF_S("hash", hash));
 	} else {
 		out = reply.status == 404 ? PATCH_NOT_FOUND : PATCH_FAILED;
-		kwatch_reply_describe(&reply, why, sizeof(why));
+		kube_reply_describe(&reply, why, sizeof(why));
 		RG_LOG(LOG_WARN, "reload: patch rejected", LF_S("kind", k->kind),
 		       LF_S("namespace", s->ns), LF_S("name", s->name), LF_S("reason", why));
 	}
-	kwatch_reply_free(&reply);
+	kube_reply_free(&reply);
 	if (out == PATCH_APPLIED)
 		post_event(r, s, hash);
 	return out;
@@ -1107,7 +1050,7 @@ static int add_stream(struct reloader *r, struct wstream *st, enum wkind kind, c
 	return kwatch_add(r->w, &spec, err, errlen);
 }
 
-struct reloader *reloader_new(struct kwatch_client *client, struct objcache *cache,
+struct reloader *reloader_new(struct kube_client *client, struct objcache *cache,
 			      struct objsource *src, struct lease *lease, struct config *cfg,
 			      char *err, size_t errlen)
 {
@@ -1130,7 +1073,7 @@ struct reloader *reloader_new(struct kwatch_client *client, struct objcache *cac
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
 	for (size_t i = 0; i < nns; i++) {
-		if (!kwatch_valid_namespace(cfg->watch_namespaces.v[i])) {
+		if (!kube_valid_namespace(cfg->watch_namespaces.v[i])) {
 			snprintf(err, errlen, "watch.namespaces: \"%.80s\" is not a namespace name",
 				 cfg->watch_namespaces.v[i]);
 			goto fail;

@@ -26,7 +26,7 @@
 #include "certstore.h"
 #include "cli.h"
 #include "config.h"
-#include "kube.h"
+#include "kubesource.h"
 #include "kwatch.h"
 #include "lease.h"
 #include "log.h"
@@ -58,7 +58,7 @@ struct serve_opts {
 /* The Kubernetes API side: credentials, the watch cache, the controller. */
 struct api {
 	struct kube_conn conn;
-	struct kwatch_client *client;
+	struct kube_client *client;
 	struct objcache *cache;
 	struct lease *lease;
 	struct reloader *reloader;
@@ -475,7 +475,7 @@ static void api_close(struct api *api)
 {
 	api_free_controller(api);
 	objcache_free(api->cache);
-	kwatch_client_free(api->client);
+	kube_client_free(api->client);
 	kube_conn_free(&api->conn);
 	strlist_free(&api->watch_namespaces);
 	free(api->watch_selector);
@@ -489,7 +489,7 @@ static void api_close(struct api *api)
 static struct objsource *open_api(const struct serve_opts *o, const struct config *cfg,
 				  struct api *api, char *err, size_t errlen)
 {
-	struct objsource *gets = kube_source_new(o->kubeconfig, err, errlen), *src;
+	struct objsource *gets = kubesource_new(o->kubeconfig, err, errlen), *src;
 	int rc;
 
 	if (!gets)
@@ -506,7 +506,7 @@ static struct objsource *open_api(const struct serve_opts *o, const struct confi
 		if (!api->watch_selector)
 			goto oom;
 	}
-	api->client = kwatch_client_new(&api->conn, err, errlen);
+	api->client = kube_client_new(&api->conn, err, errlen);
 	if (!api->client)
 		goto fail;
 	api->cache = objcache_new(api->client, &cfg->watch_namespaces, cfg->watch_label_selector, err,

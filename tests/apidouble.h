@@ -2,9 +2,10 @@
 #define ROLLGATE_APIDOUBLE_H
 
 /*
- * A kube-apiserver test double for list+watch, server-side apply, Leases and
- * Events: libmicrohttpd over HTTPS, one thread per connection, on an
- * ephemeral 127.0.0.1 port. Include testutil.h first.
+ * The kube-apiserver test double every test shares (tests/apidouble.c,
+ * linked into each test binary): libmicrohttpd over HTTPS, one thread per
+ * connection (a slow answer never holds up another), on an ephemeral
+ * 127.0.0.1 port, with the certificate of certdir.
  *
  * - Objects of every resource below live in one store with one global
  *   resourceVersion counter; every write appends a watch event.
@@ -15,6 +16,21 @@
  *   an ERROR 410 when the requested resourceVersion was compacted away
  *   (ad_compact_locked) or on ad_expire_watches(); ad_drop_watches() cuts
  *   every stream without a clean end.
+ * - GETs of one object answer from the store (404 NotFound Status when it
+ *   is absent). With by_name set, the double serves nothing but GETs of
+ *   one ConfigMap, Secret or Deployment (other GETs: 404, other methods:
+ *   405), answered by the object's name without any store (the objects of
+ *   ad_object_json):
+ *
+ *     missing*    404 with a metav1 Status (reason NotFound)
+ *     plain404*   404 with an HTML body (a proxy, not an API server)
+ *     forbidden*  403 Status (reason Forbidden)
+ *     boom        500 Status (reason InternalError)
+ *     garbage*    200 with a body that is not JSON (it holds AD_SECRET_VALUE)
+ *     wrongkind*  200 with an object of another kind
+ *     slow*       the object, after slow_ms (3 s); ad_stop interrupts the wait
+ *     anything    200 with the object
+ *
  * - PATCH of workloads: every request is recorded (path, query, content
  *   type, body, bearer token); a server-side apply with fieldManager=rollgate
  *   and force=true merges the pod-template annotations and emits MODIFIED.
@@ -26,43 +42,31 @@
  * - synth_secrets: the Secret list also serves that many generated Secrets
  *   of synth_keys keys each, built on the fly (nothing stored), for memory
  *   tests.
+ * - Counters: requests, TCP connections, lists, watches, GETs, slow GETs;
+ *   the Authorization header of the last request.
+ *
  * Writes from the test: ad_put / ad_delete, or ad_begin(); ..._locked(); ad_end()
- * to make several changes atomically as seen by the watches.
+ * to make several changes atomically as seen by the watches. Settings
+ * (by_name, max_limit, ...) are set after ad_start, before the requests
+ * they shape.
  */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
+#include <stddef.h>
 #include <cjson/cJSON.h>
-#include <microhttpd.h>
-#include <openssl/evp.h>
 
-#include "testutil.h"
-#include "tlsdouble.h"
+/* The value every by_name Secret holds, plain and base64. */
+#define AD_SECRET_VALUE "s3cr3t-value"
+#define AD_SECRET_VALUE_B64 "czNjcjN0LXZhbHVl"
+
+/* configmaps, secrets, events, deployments, statefulsets, daemonsets,
+ * rollouts, leases: last_watch_rv is indexed in this order. */
+#define AD_NKINDS 8
 
 struct ad_kind {
 	const char *res, *prefix, *kind, *api;
 };
-
-static const struct ad_kind ad_kinds[] = {
-	{ "configmaps", "/api/v1", "ConfigMap", "v1" },
-	{ "secrets", "/api/v1", "Secret", "v1" },
-	{ "events", "/api/v1", "Event", "v1" },
-	{ "deployments", "/apis/apps/v1", "Deployment", "apps/v1" },
-	{ "statefulsets", "/apis/apps/v1", "StatefulSet", "apps/v1" },
-	{ "daemonsets", "/apis/apps/v1", "DaemonSet", "apps/v1" },
-	{ "rollouts", "/apis/argoproj.io/v1alpha1", "Rollout", "argoproj.io/v1alpha1" },
-	{ "leases", "/apis/coordination.k8s.io/v1", "Lease", "coordination.k8s.io/v1" },
-};
-#define AD_NKINDS (sizeof(ad_kinds) / sizeof(ad_kinds[0]))
 
 struct ad_obj {
 	const struct ad_kind *k;
@@ -85,7 +89,7 @@ struct ad_patch {
 	char ctype[128];
 	char token[128];
 	char *body;
-	double t;
+	double t; /* monotonic seconds */
 };
 
 struct ad_lease_write {
@@ -113,7 +117,10 @@ struct ad {
 	size_t n_posted, cap_posted;
 	struct ad_lease_write *lease_log;
 	size_t n_lease_log, cap_lease_log;
+	char last_auth[1024];
 	/* behaviour */
+	bool by_name; /* GETs of one object answered by name (see above) */
+	unsigned slow_ms;
 	bool no_rollouts;
 	unsigned max_limit;
 	unsigned list_delay_ms;
@@ -123,1039 +130,51 @@ struct ad {
 	unsigned lease_write_delay_ms; /* lease POST/PUT wait this long before deciding */
 	unsigned synth_secrets, synth_keys;
 	/* counters */
-	atomic_int requests, lists, watches, gets, lease_conflicts;
+	atomic_int requests, connections, lists, watches, gets, slow_seen, lease_conflicts;
 	char last_watch_rv[AD_NKINDS][32];
 };
 
-static inline double ad_now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static inline void *ad_grow(void *arr, size_t *cap, size_t n, size_t size)
-{
-	void *nv;
-
-	if (n < *cap)
-		return arr;
-	*cap = *cap ? *cap * 2 : 64;
-	nv = realloc(arr, *cap * size);
-	if (!nv)
-		abort();
-	return nv;
-}
-
-static inline const struct ad_kind *ad_kind_of(const char *res)
-{
-	for (size_t i = 0; i < AD_NKINDS; i++)
-		if (strcmp(ad_kinds[i].res, res) == 0)
-			return &ad_kinds[i];
-	return NULL;
-}
-
-static inline struct ad_obj *ad_find_locked(struct ad *d, const struct ad_kind *k, const char *ns,
-					    const char *name)
-{
-	for (size_t i = 0; i < d->n_objs; i++) {
-		struct ad_obj *o = &d->objs[i];
-		if (o->k == k && strcmp(o->ns, ns) == 0 && strcmp(o->name, name) == 0)
-			return o;
-	}
-	return NULL;
-}
-
-static inline void ad_set_rv(cJSON *obj, unsigned long long rv)
-{
-	char s[32];
-	cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
-
-	snprintf(s, sizeof(s), "%llu", rv);
-	cJSON_DeleteItemFromObjectCaseSensitive(meta, "resourceVersion");
-	cJSON_AddStringToObject(meta, "resourceVersion", s);
-}
-
-static inline void ad_log_event_locked(struct ad *d, const struct ad_kind *k, const char *ns,
-				       const char *type, const cJSON *obj)
-{
-	struct ad_event *e;
-
-	d->evs = ad_grow(d->evs, &d->cap_evs, d->n_evs, sizeof(*d->evs));
-	e = &d->evs[d->n_evs++];
-	e->rv = d->rv;
-	e->k = k;
-	e->ns = strdup(ns);
-	snprintf(e->type, sizeof(e->type), "%s", type);
-	e->obj = cJSON_Duplicate(obj, 1);
-}
-
-/* Stores obj (taken) as res/ns/name: metadata name, namespace, uid and a new
- * resourceVersion are set; an existing object keeps its uid. Returns the rv. */
-static inline unsigned long long ad_store_locked(struct ad *d, const struct ad_kind *k,
-						 const char *ns, const char *name, cJSON *obj)
-{
-	struct ad_obj *o = ad_find_locked(d, k, ns, name);
-	cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
-	char uid[64];
-
-	if (!meta)
-		meta = cJSON_AddObjectToObject(obj, "metadata");
-	cJSON_DeleteItemFromObjectCaseSensitive(obj, "kind");
-	cJSON_DeleteItemFromObjectCaseSensitive(obj, "apiVersion");
-	cJSON_AddStringToObject(obj, "kind", k->kind);
-	cJSON_AddStringToObject(obj, "apiVersion", k->api);
-	cJSON_DeleteItemFromObjectCaseSensitive(meta, "name");
-	cJSON_DeleteItemFromObjectCaseSensitive(meta, "namespace");
-	cJSON_AddStringToObject(meta, "name", name);
-	cJSON_AddStringToObject(meta, "namespace", ns);
-	if (o) {
-		const char *old = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-			cJSON_GetObjectItemCaseSensitive(o->obj, "metadata"), "uid"));
-		snprintf(uid, sizeof(uid), "%s", old ? old : "");
-	} else {
-		snprintf(uid, sizeof(uid), "00000000-0000-4000-8000-%012llu", d->rv + 1);
-	}
-	cJSON_DeleteItemFromObjectCaseSensitive(meta, "uid");
-	cJSON_AddStringToObject(meta, "uid", uid);
-	d->rv++;
-	ad_set_rv(obj, d->rv);
-	if (o) {
-		cJSON_Delete(o->obj);
-		o->obj = obj;
-		o->rv = d->rv;
-		ad_log_event_locked(d, k, ns, "MODIFIED", obj);
-	} else {
-		d->objs = ad_grow(d->objs, &d->cap_objs, d->n_objs, sizeof(*d->objs));
-		o = &d->objs[d->n_objs++];
-		o->k = k;
-		o->ns = strdup(ns);
-		o->name = strdup(name);
-		o->obj = obj;
-		o->rv = d->rv;
-		ad_log_event_locked(d, k, ns, "ADDED", obj);
-	}
-	return d->rv;
-}
-
-static inline void ad_begin(struct ad *d)
-{
-	pthread_mutex_lock(&d->lock);
-}
-
-static inline void ad_end(struct ad *d)
-{
-	pthread_cond_broadcast(&d->cond);
-	pthread_mutex_unlock(&d->lock);
-}
-
-/* Creates or replaces res/ns/name from the JSON text of its fields (data,
- * spec, metadata.labels...). Returns the new resourceVersion, 0 on bad JSON. */
-static inline unsigned long long ad_put_locked(struct ad *d, const char *res, const char *ns,
-					       const char *name, const char *json)
-{
-	cJSON *obj = cJSON_Parse(json);
-	const struct ad_kind *k = ad_kind_of(res);
-
-	if (!obj || !k) {
-		cJSON_Delete(obj);
-		return 0;
-	}
-	return ad_store_locked(d, k, ns, name, obj);
-}
-
-static inline unsigned long long ad_put(struct ad *d, const char *res, const char *ns,
-					const char *name, const char *json)
-{
-	unsigned long long rv;
-
-	ad_begin(d);
-	rv = ad_put_locked(d, res, ns, name, json);
-	ad_end(d);
-	return rv;
-}
-
-static inline void ad_delete_locked(struct ad *d, const char *res, const char *ns, const char *name)
-{
-	const struct ad_kind *k = ad_kind_of(res);
-	struct ad_obj *o = k ? ad_find_locked(d, k, ns, name) : NULL;
-
-	if (!o)
-		return;
-	d->rv++;
-	ad_set_rv(o->obj, d->rv);
-	ad_log_event_locked(d, k, ns, "DELETED", o->obj);
-	cJSON_Delete(o->obj);
-	free(o->ns);
-	free(o->name);
-	*o = d->objs[--d->n_objs];
-}
-
-static inline void ad_delete(struct ad *d, const char *res, const char *ns, const char *name)
-{
-	ad_begin(d);
-	ad_delete_locked(d, res, ns, name);
-	ad_end(d);
-}
-
-/* Forgets the event history: watches from an older resourceVersion get 410. */
-static inline void ad_compact_locked(struct ad *d)
-{
-	for (size_t i = 0; i < d->n_evs; i++) {
-		free(d->evs[i].ns);
-		cJSON_Delete(d->evs[i].obj);
-	}
-	d->n_evs = 0;
-	d->compacted = d->rv;
-}
-
-static inline void ad_drop_watches(struct ad *d)
-{
-	ad_begin(d);
-	d->drop_gen++;
-	ad_end(d);
-}
-
-static inline void ad_expire_watches(struct ad *d)
-{
-	ad_begin(d);
-	d->err_gen++;
-	ad_end(d);
-}
-
-static inline void ad_bookmark(struct ad *d)
-{
-	ad_begin(d);
-	d->bm_gen++;
-	ad_end(d);
-}
-
-/* A copy of the stored object as JSON text (caller frees), or NULL. */
-static inline char *ad_get_json(struct ad *d, const char *res, const char *ns, const char *name)
-{
-	const struct ad_kind *k = ad_kind_of(res);
-	struct ad_obj *o;
-	char *s = NULL;
-
-	ad_begin(d);
-	o = k ? ad_find_locked(d, k, ns, name) : NULL;
-	if (o)
-		s = cJSON_PrintUnformatted(o->obj);
-	ad_end(d);
-	return s;
-}
-
-static inline size_t ad_patch_count(struct ad *d)
-{
-	size_t n;
-
-	ad_begin(d);
-	n = d->n_patches;
-	ad_end(d);
-	return n;
-}
-
-static inline size_t ad_posted_count(struct ad *d)
-{
-	size_t n;
-
-	ad_begin(d);
-	n = d->n_posted;
-	ad_end(d);
-	return n;
-}
-
-/* ---- label selectors: k=v, k==v, k!=v, k (exists), comma-separated ---- */
-
-static inline bool ad_selector_matches(const char *sel, const cJSON *obj)
-{
-	const cJSON *labels = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "labels");
-	char buf[512], *save = NULL, *term;
-
-	if (!sel || !*sel)
-		return true;
-	snprintf(buf, sizeof(buf), "%s", sel);
-	for (term = strtok_r(buf, ",", &save); term; term = strtok_r(NULL, ",", &save)) {
-		char *op = strstr(term, "!="), *eq;
-		const char *v;
-		if (op) {
-			*op = '\0';
-			v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(labels, term));
-			if (v && strcmp(v, op + 2) == 0)
-				return false;
-			continue;
-		}
-		eq = strchr(term, '=');
-		if (!eq) {
-			if (!cJSON_GetObjectItemCaseSensitive(labels, term))
-				return false;
-			continue;
-		}
-		*eq = '\0';
-		v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(labels, term));
-		if (!v || strcmp(v, eq[1] == '=' ? eq + 2 : eq + 1) != 0)
-			return false;
-	}
-	return true;
-}
-
-/* ---- HTTP plumbing ---- */
-
-struct ad_req {
-	char *body;
-	size_t len;
-};
-
-static inline enum MHD_Result ad_send(struct MHD_Connection *conn, unsigned code, char *body)
-{
-	struct MHD_Response *r;
-	enum MHD_Result ret;
-
-	if (!body)
-		return MHD_NO;
-	r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-	if (!r) {
-		free(body);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, "Content-Type", "application/json");
-	ret = MHD_queue_response(conn, code, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
-static inline enum MHD_Result ad_status(struct MHD_Connection *conn, int code, const char *reason,
-					const char *message, const char *name, const char *res)
-{
-	cJSON *st = cJSON_CreateObject(), *det;
-
-	cJSON_AddStringToObject(st, "kind", "Status");
-	cJSON_AddStringToObject(st, "apiVersion", "v1");
-	cJSON_AddObjectToObject(st, "metadata");
-	cJSON_AddStringToObject(st, "status", "Failure");
-	cJSON_AddStringToObject(st, "message", message);
-	cJSON_AddStringToObject(st, "reason", reason);
-	det = cJSON_AddObjectToObject(st, "details");
-	cJSON_AddStringToObject(det, "name", name ? name : "");
-	cJSON_AddStringToObject(det, "kind", res ? res : "");
-	cJSON_AddNumberToObject(st, "code", code);
-	{
-		char *s = cJSON_PrintUnformatted(st);
-		cJSON_Delete(st);
-		return ad_send(conn, (unsigned)code, s);
-	}
-}
-
-static inline enum MHD_Result ad_send_obj(struct MHD_Connection *conn, unsigned code, const cJSON *o)
-{
-	return ad_send(conn, code, cJSON_PrintUnformatted(o));
-}
-
-/* Splits PREFIX[/namespaces/NS]/RES[/NAME]. */
-static inline const struct ad_kind *ad_parse_url(const char *url, char *ns, char *name)
-{
-	ns[0] = name[0] = '\0';
-	for (size_t i = 0; i < AD_NKINDS; i++) {
-		const struct ad_kind *k = &ad_kinds[i];
-		size_t pl = strlen(k->prefix), rl = strlen(k->res);
-		const char *p = url;
-		int used = 0;
-		if (strncmp(p, k->prefix, pl) != 0 || p[pl] != '/')
-			continue;
-		p += pl + 1;
-		if (strncmp(p, "namespaces/", 11) == 0) {
-			if (sscanf(p + 11, "%255[^/]%n", ns, &used) != 1 || p[11 + used] != '/')
-				continue;
-			p += 11 + used + 1;
-		}
-		if (strncmp(p, k->res, rl) != 0 || (p[rl] != '\0' && p[rl] != '/'))
-			continue;
-		p += rl;
-		if (*p == '/') {
-			if (sscanf(p + 1, "%255[^/]%n", name, &used) != 1 || p[1 + used] != '\0')
-				continue;
-		}
-		return k;
-	}
-	return NULL;
-}
-
-static inline void ad_token(struct MHD_Connection *conn, char *out, size_t len)
-{
-	const char *a = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-
-	snprintf(out, len, "%s", a && strncmp(a, "Bearer ", 7) == 0 ? a + 7 : "");
-}
-
-/* ---- lists ---- */
-
-struct ad_sortent {
-	const char *ns, *name;
-	const cJSON *obj;
-};
-
-static inline int ad_sortcmp(const void *a, const void *b)
-{
-	const struct ad_sortent *x = a, *y = b;
-	int c = strcmp(x->ns, y->ns);
-
-	return c ? c : strcmp(x->name, y->name);
-}
-
-/* Appends generated Secret i (synth mode) to a JSON text buffer. */
-static inline void ad_synth_secret(const struct ad *d, unsigned i, char **buf, size_t *len,
-				   size_t *cap)
-{
-	char item[16384], *p = item;
-	size_t left = sizeof(item);
-	int n;
-
-	n = snprintf(p, left,
-		     "{\"metadata\":{\"name\":\"secret-%06u\",\"namespace\":\"ns-%03u\","
-		     "\"uid\":\"5d3c1f0e-0000-4000-8000-%012u\",\"resourceVersion\":\"1\","
-		     "\"creationTimestamp\":\"2024-05-01T10:00:00Z\",\"labels\":{\"app\":\"svc-%u\"},"
-		     "\"managedFields\":[{\"manager\":\"kubectl\",\"operation\":\"Update\","
-		     "\"apiVersion\":\"v1\",\"time\":\"2024-05-01T10:00:00Z\",\"fieldsType\":\"FieldsV1\","
-		     "\"fieldsV1\":{\"f:data\":{}}}]},\"type\":\"Opaque\",\"data\":{",
-		     i, i % 100, i, i % 50);
-	p += n;
-	left -= (size_t)n;
-	for (unsigned k = 0; k < d->synth_keys && left > 200; k++) {
-		unsigned char raw[24];
-		char b64[40];
-		uint32_t x = i * 2654435761u ^ (k + 1) * 40503u;
-		for (size_t j = 0; j < sizeof(raw); j++) {
-			x = x * 1664525u + 1013904223u;
-			raw[j] = (unsigned char)(x >> 24);
-		}
-		EVP_EncodeBlock((unsigned char *)b64, raw, sizeof(raw));
-		n = snprintf(p, left, "%s\"key-%02u\":\"%s\"", k ? "," : "", k, b64);
-		p += n;
-		left -= (size_t)n;
-	}
-	n = snprintf(p, left, "}}");
-	p += n;
-	n = (int)(p - item);
-	while (*len + (size_t)n + 2 > *cap) {
-		*cap *= 2;
-		*buf = realloc(*buf, *cap);
-		if (!*buf)
-			abort();
-	}
-	memcpy(*buf + *len, item, (size_t)n);
-	*len += (size_t)n;
-}
-
-static inline enum MHD_Result ad_list_synth(struct ad *d, struct MHD_Connection *conn,
-					    unsigned long long rv, unsigned start, unsigned limit)
-{
-	size_t cap = 1 << 20, len = 0;
-	char *buf = malloc(cap), head[256], cont[64] = "";
-	unsigned end = limit && start + limit < d->synth_secrets ? start + limit : d->synth_secrets;
-
-	if (!buf)
-		abort();
-	if (end < d->synth_secrets)
-		snprintf(cont, sizeof(cont), "%llu:#%u", rv, end);
-	len = (size_t)snprintf(buf, cap,
-			       "{\"kind\":\"SecretList\",\"apiVersion\":\"v1\",\"metadata\":"
-			       "{\"resourceVersion\":\"%llu\",\"continue\":\"%s\"},\"items\":[",
-			       rv, cont);
-	for (unsigned i = start; i < end; i++) {
-		if (i > start)
-			buf[len++] = ',';
-		ad_synth_secret(d, i, &buf, &len, &cap);
-	}
-	snprintf(head, sizeof(head), "]}");
-	if (len + 3 > cap)
-		buf = realloc(buf, cap + 3);
-	memcpy(buf + len, head, 3);
-	return ad_send(conn, 200, buf);
-}
-
-static inline enum MHD_Result ad_list(struct ad *d, struct MHD_Connection *conn,
-				      const struct ad_kind *k, const char *ns)
-{
-	const char *lim = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
-	const char *cont = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "continue");
-	const char *sel = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "labelSelector");
-	unsigned limit = lim ? (unsigned)strtoul(lim, NULL, 10) : 0;
-	unsigned long long rv;
-	char after_ns[256] = "", after_name[256] = "", listkind[64], next[600] = "";
-	struct ad_sortent *v = NULL;
-	size_t n = 0, first = 0, taken = 0;
-	cJSON *list, *items, *meta;
-
-	atomic_fetch_add(&d->lists, 1);
-	if (d->list_delay_ms)
-		usleep(d->list_delay_ms * 1000u);
-	if (atomic_load(&d->list_fail))
-		return ad_status(conn, 500, "InternalError", "Internal error occurred: list failed", "",
-				 k->res);
-	if (strcmp(k->res, "rollouts") == 0 && d->no_rollouts)
-		return ad_status(conn, 404, "NotFound", "the server could not find the requested resource",
-				 "", "");
-	if (d->max_limit && (limit == 0 || limit > d->max_limit))
-		limit = d->max_limit;
-	ad_begin(d);
-	rv = d->rv;
-	if (cont && *cont) {
-		unsigned long long crv = 0;
-		char key[600] = "";
-		if (sscanf(cont, "%llu:%599s", &crv, key) != 2) {
-			ad_end(d);
-			return ad_status(conn, 400, "BadRequest", "invalid continue token", "", "");
-		}
-		rv = crv;
-		if (key[0] == '#') {
-			ad_end(d);
-			return ad_list_synth(d, conn, rv, (unsigned)strtoul(key + 1, NULL, 10), limit);
-		}
-		sscanf(key, "%255[^/]/%255s", after_ns, after_name);
-	} else if (strcmp(k->res, "secrets") == 0 && d->synth_secrets) {
-		ad_end(d);
-		return ad_list_synth(d, conn, rv, 0, limit);
-	}
-	v = calloc(d->n_objs + 1, sizeof(*v));
-	for (size_t i = 0; i < d->n_objs; i++) {
-		struct ad_obj *o = &d->objs[i];
-		if (o->k != k || (*ns && strcmp(o->ns, ns) != 0) || !ad_selector_matches(sel, o->obj))
-			continue;
-		v[n++] = (struct ad_sortent){ o->ns, o->name, o->obj };
-	}
-	qsort(v, n, sizeof(*v), ad_sortcmp);
-	if (after_name[0]) {
-		struct ad_sortent key = { after_ns, after_name, NULL };
-		while (first < n && ad_sortcmp(&v[first], &key) <= 0)
-			first++;
-	}
-	list = cJSON_CreateObject();
-	snprintf(listkind, sizeof(listkind), "%sList", k->kind);
-	cJSON_AddStringToObject(list, "kind", listkind);
-	cJSON_AddStringToObject(list, "apiVersion", k->api);
-	meta = cJSON_AddObjectToObject(list, "metadata");
-	items = cJSON_AddArrayToObject(list, "items");
-	for (size_t i = first; i < n && (!limit || taken < limit); i++, taken++) {
-		cJSON *copy = cJSON_Duplicate(v[i].obj, 1);
-		/* Real lists leave kind and apiVersion out of their items. */
-		cJSON_DeleteItemFromObjectCaseSensitive(copy, "kind");
-		cJSON_DeleteItemFromObjectCaseSensitive(copy, "apiVersion");
-		cJSON_AddItemToArray(items, copy);
-		if (limit && taken + 1 == limit && i + 1 < n)
-			snprintf(next, sizeof(next), "%llu:%s/%s", rv, v[i].ns, v[i].name);
-	}
-	ad_end(d);
-	{
-		char rvs[32];
-		snprintf(rvs, sizeof(rvs), "%llu", rv);
-		cJSON_AddStringToObject(meta, "resourceVersion", rvs);
-		if (next[0])
-			cJSON_AddStringToObject(meta, "continue", next);
-	}
-	free(v);
-	{
-		enum MHD_Result r = ad_send_obj(conn, 200, list);
-		cJSON_Delete(list);
-		return r;
-	}
-}
-
-/* ---- watches ---- */
-
-struct ad_watch {
-	struct ad *d;
-	const struct ad_kind *k;
-	char ns[256];
-	char sel[256];
-	unsigned long long cursor;
-	bool bookmarks;
-	double deadline;
-	unsigned drop_gen, err_gen, bm_gen;
-	char *pending;
-	size_t plen, poff;
-	bool end_after;
-};
-
-static inline char *ad_event_line(const char *type, const cJSON *obj)
-{
-	cJSON *ev = cJSON_CreateObject();
-	char *s, *line;
-	size_t n;
-
-	cJSON_AddStringToObject(ev, "type", type);
-	cJSON_AddItemToObject(ev, "object", cJSON_Duplicate(obj, 1));
-	s = cJSON_PrintUnformatted(ev);
-	cJSON_Delete(ev);
-	n = strlen(s);
-	line = malloc(n + 2);
-	memcpy(line, s, n);
-	line[n] = '\n';
-	line[n + 1] = '\0';
-	free(s);
-	return line;
-}
-
-/* The first event after the watch's cursor that it selects; lock held. */
-static inline struct ad_event *ad_next_event_locked(struct ad *d, struct ad_watch *w)
-{
-	size_t lo = 0, hi = d->n_evs;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (d->evs[mid].rv <= w->cursor)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (size_t i = lo; i < d->n_evs; i++) {
-		struct ad_event *e = &d->evs[i];
-		if (e->k == w->k && (!w->ns[0] || strcmp(e->ns, w->ns) == 0) &&
-		    ad_selector_matches(w->sel, e->obj))
-			return e;
-	}
-	return NULL;
-}
-
-/* Fills w->pending with the next line, or returns an MHD end code; lock held. */
-static inline ssize_t ad_watch_next_locked(struct ad *d, struct ad_watch *w)
-{
-	struct ad_event *e;
-
-	for (;;) {
-		struct timespec until;
-		if (d->stopping || d->drop_gen != w->drop_gen)
-			return MHD_CONTENT_READER_END_WITH_ERROR;
-		if (w->cursor < d->compacted || d->err_gen != w->err_gen) {
-			cJSON *st = cJSON_CreateObject();
-			cJSON_AddStringToObject(st, "kind", "Status");
-			cJSON_AddStringToObject(st, "apiVersion", "v1");
-			cJSON_AddObjectToObject(st, "metadata");
-			cJSON_AddStringToObject(st, "status", "Failure");
-			cJSON_AddStringToObject(st, "message", "too old resource version");
-			cJSON_AddStringToObject(st, "reason", "Expired");
-			cJSON_AddNumberToObject(st, "code", 410);
-			w->pending = ad_event_line("ERROR", st);
-			cJSON_Delete(st);
-			w->end_after = true;
-			return 0;
-		}
-		e = ad_next_event_locked(d, w);
-		if (e) {
-			w->pending = ad_event_line(e->type, e->obj);
-			w->cursor = e->rv;
-			return 0;
-		}
-		if (w->bookmarks && d->bm_gen != w->bm_gen) {
-			cJSON *bm = cJSON_CreateObject(), *meta;
-			char rvs[32];
-			w->bm_gen = d->bm_gen;
-			snprintf(rvs, sizeof(rvs), "%llu", d->rv);
-			cJSON_AddStringToObject(bm, "kind", w->k->kind);
-			cJSON_AddStringToObject(bm, "apiVersion", w->k->api);
-			meta = cJSON_AddObjectToObject(bm, "metadata");
-			cJSON_AddStringToObject(meta, "resourceVersion", rvs);
-			w->pending = ad_event_line("BOOKMARK", bm);
-			cJSON_Delete(bm);
-			w->cursor = d->rv;
-			return 0;
-		}
-		if (ad_now() > w->deadline)
-			return MHD_CONTENT_READER_END_OF_STREAM;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 200 * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&d->cond, &d->lock, &until);
-	}
-}
-
-static inline ssize_t ad_watch_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-	struct ad_watch *w = cls;
-	struct ad *d = w->d;
-	ssize_t r;
-	size_t n;
-
-	(void)pos;
-	if (!w->pending) {
-		if (w->end_after)
-			return MHD_CONTENT_READER_END_OF_STREAM;
-		pthread_mutex_lock(&d->lock);
-		r = ad_watch_next_locked(d, w);
-		pthread_mutex_unlock(&d->lock);
-		if (r != 0)
-			return r;
-		w->plen = strlen(w->pending);
-		w->poff = 0;
-	}
-	n = w->plen - w->poff < max ? w->plen - w->poff : max;
-	memcpy(buf, w->pending + w->poff, n);
-	w->poff += n;
-	if (w->poff == w->plen) {
-		free(w->pending);
-		w->pending = NULL;
-	}
-	return (ssize_t)n;
-}
-
-static inline void ad_watch_free(void *cls)
-{
-	struct ad_watch *w = cls;
-
-	free(w->pending);
-	free(w);
-}
-
-static inline enum MHD_Result ad_watch(struct ad *d, struct MHD_Connection *conn,
-				       const struct ad_kind *k, const char *ns)
-{
-	const char *rv = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "resourceVersion");
-	const char *bm = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "allowWatchBookmarks");
-	const char *to = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "timeoutSeconds");
-	const char *sel = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "labelSelector");
-	struct ad_watch *w = calloc(1, sizeof(*w));
-	struct MHD_Response *r;
-	enum MHD_Result ret;
-
-	atomic_fetch_add(&d->watches, 1);
-	w->d = d;
-	w->k = k;
-	snprintf(w->ns, sizeof(w->ns), "%s", ns);
-	snprintf(w->sel, sizeof(w->sel), "%s", sel ? sel : "");
-	w->cursor = rv ? strtoull(rv, NULL, 10) : 0;
-	w->bookmarks = bm && strcmp(bm, "true") == 0;
-	w->deadline = ad_now() + (to ? strtod(to, NULL) : 1800);
-	ad_begin(d);
-	w->drop_gen = d->drop_gen;
-	w->err_gen = d->err_gen;
-	w->bm_gen = d->bm_gen;
-	snprintf(d->last_watch_rv[k - ad_kinds], sizeof(d->last_watch_rv[0]), "%s", rv ? rv : "");
-	if (strcmp(k->res, "rollouts") == 0 && d->no_rollouts) {
-		ad_end(d);
-		free(w);
-		return ad_status(conn, 404, "NotFound", "the server could not find the requested resource",
-				 "", "");
-	}
-	ad_end(d);
-	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, ad_watch_read, w, ad_watch_free);
-	if (!r) {
-		ad_watch_free(w);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, "Content-Type", "application/json");
-	ret = MHD_queue_response(conn, 200, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
-/* ---- writes ---- */
-
-static inline enum MHD_Result ad_patch(struct ad *d, struct MHD_Connection *conn,
-				       const struct ad_kind *k, const char *ns, const char *name,
-				       const char *url, const struct ad_req *rq)
-{
-	const char *fm = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "fieldManager");
-	const char *force = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "force");
-	const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
-	struct ad_patch *p;
-	struct ad_obj *o;
-	cJSON *body = rq->body ? cJSON_Parse(rq->body) : NULL, *copy, *tmeta, *ann;
-	const cJSON *want, *m;
-	enum MHD_Result ret;
-
-	ad_begin(d);
-	d->patches = ad_grow(d->patches, &d->cap_patches, d->n_patches, sizeof(*d->patches));
-	p = &d->patches[d->n_patches++];
-	memset(p, 0, sizeof(*p));
-	snprintf(p->path, sizeof(p->path), "%s", url);
-	snprintf(p->query, sizeof(p->query), "fieldManager=%s&force=%s", fm ? fm : "",
-		 force ? force : "");
-	snprintf(p->ctype, sizeof(p->ctype), "%s", ct ? ct : "");
-	ad_token(conn, p->token, sizeof(p->token));
-	p->body = strdup(rq->body ? rq->body : "");
-	p->t = ad_now();
-	o = ad_find_locked(d, k, ns, name);
-	if (atomic_load(&d->patch_fail) || !o || !body || !ct ||
-	    strcmp(ct, "application/apply-patch+yaml") != 0 || !fm || strcmp(fm, "rollgate") != 0) {
-		int fail = atomic_load(&d->patch_fail);
-		ad_end(d);
-		cJSON_Delete(body);
-		if (fail)
-			return ad_status(conn, 500, "InternalError", "patch failed", name, k->res);
-		if (!o)
-			return ad_status(conn, 404, "NotFound", "not found", name, k->res);
-		return ad_status(conn, 415, "UnsupportedMediaType", "unexpected patch", name, k->res);
-	}
-	want = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(
-			cJSON_GetObjectItemCaseSensitive(
-				cJSON_GetObjectItemCaseSensitive(body, "spec"), "template"),
-			"metadata"),
-		"annotations");
-	copy = cJSON_Duplicate(o->obj, 1);
-	{
-		cJSON *spec = cJSON_GetObjectItemCaseSensitive(copy, "spec"), *tmpl;
-		if (!spec)
-			spec = cJSON_AddObjectToObject(copy, "spec");
-		tmpl = cJSON_GetObjectItemCaseSensitive(spec, "template");
-		if (!tmpl)
-			tmpl = cJSON_AddObjectToObject(spec, "template");
-		tmeta = cJSON_GetObjectItemCaseSensitive(tmpl, "metadata");
-		if (!tmeta)
-			tmeta = cJSON_AddObjectToObject(tmpl, "metadata");
-		ann = cJSON_GetObjectItemCaseSensitive(tmeta, "annotations");
-		if (!ann)
-			ann = cJSON_AddObjectToObject(tmeta, "annotations");
-	}
-	cJSON_ArrayForEach(m, want) {
-		cJSON_DeleteItemFromObjectCaseSensitive(ann, m->string);
-		cJSON_AddItemToObject(ann, m->string, cJSON_Duplicate(m, 1));
-	}
-	ad_store_locked(d, k, ns, name, copy);
-	o = ad_find_locked(d, k, ns, name);
-	ret = ad_send_obj(conn, 200, o->obj);
-	ad_end(d);
-	cJSON_Delete(body);
-	return ret;
-}
-
-static inline void ad_log_lease_locked(struct ad *d, struct MHD_Connection *conn, const cJSON *obj)
-{
-	const char *h = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(obj, "spec"), "holderIdentity"));
-	struct ad_lease_write *l;
-
-	d->lease_log = ad_grow(d->lease_log, &d->cap_lease_log, d->n_lease_log, sizeof(*d->lease_log));
-	l = &d->lease_log[d->n_lease_log++];
-	snprintf(l->holder, sizeof(l->holder), "%s", h ? h : "");
-	ad_token(conn, l->token, sizeof(l->token));
-	l->t = ad_now();
-}
-
-static inline enum MHD_Result ad_write(struct ad *d, struct MHD_Connection *conn, const char *method,
-				       const struct ad_kind *k, const char *ns, const char *name,
-				       const struct ad_req *rq)
-{
-	cJSON *body = rq->body ? cJSON_Parse(rq->body) : NULL;
-	const char *bname = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(body, "metadata"), "name"));
-	const char *brv = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(body, "metadata"), "resourceVersion"));
-	char nm[256], rvs[32];
-	struct ad_obj *o;
-	enum MHD_Result ret;
-
-	if (!body)
-		return ad_status(conn, 400, "BadRequest", "invalid body", "", k->res);
-	if (strcmp(k->res, "events") == 0) {
-		ad_begin(d);
-		d->posted = ad_grow(d->posted, &d->cap_posted, d->n_posted, sizeof(*d->posted));
-		d->posted[d->n_posted++] = strdup(rq->body);
-		ad_end(d);
-		ret = ad_send_obj(conn, 201, body);
-		cJSON_Delete(body);
-		return ret;
-	}
-	if (strcmp(k->res, "leases") != 0) {
-		cJSON_Delete(body);
-		return ad_status(conn, 405, "MethodNotAllowed", "not supported", "", k->res);
-	}
-	if (atomic_load(&d->lease_fail)) {
-		cJSON_Delete(body);
-		return ad_status(conn, 503, "ServiceUnavailable", "unavailable", "", k->res);
-	}
-	snprintf(nm, sizeof(nm), "%s", strcmp(method, "POST") == 0 ? (bname ? bname : "") : name);
-	if (d->lease_write_delay_ms)
-		usleep(d->lease_write_delay_ms * 1000u);
-	ad_begin(d);
-	o = ad_find_locked(d, k, ns, nm);
-	if (strcmp(method, "POST") == 0 && o) {
-		atomic_fetch_add(&d->lease_conflicts, 1);
-		ad_end(d);
-		cJSON_Delete(body);
-		return ad_status(conn, 409, "AlreadyExists", "already exists", nm, k->res);
-	}
-	if (strcmp(method, "PUT") == 0) {
-		if (!o) {
-			ad_end(d);
-			cJSON_Delete(body);
-			return ad_status(conn, 404, "NotFound", "not found", nm, k->res);
-		}
-		snprintf(rvs, sizeof(rvs), "%llu", o->rv);
-		if (!brv || strcmp(brv, rvs) != 0) {
-			atomic_fetch_add(&d->lease_conflicts, 1);
-			ad_end(d);
-			cJSON_Delete(body);
-			return ad_status(conn, 409, "Conflict",
-					 "Operation cannot be fulfilled on leases: the object has been modified",
-					 nm, k->res);
-		}
-	}
-	ad_log_lease_locked(d, conn, body);
-	ad_store_locked(d, k, ns, nm, body);
-	o = ad_find_locked(d, k, ns, nm);
-	ret = ad_send_obj(conn, strcmp(method, "POST") == 0 ? 201 : 200, o->obj);
-	ad_end(d);
-	return ret;
-}
-
-static inline enum MHD_Result ad_handler(void *cls, struct MHD_Connection *conn, const char *url,
-					 const char *method, const char *version,
-					 const char *upload_data, size_t *upload_data_size,
-					 void **con_cls)
-{
-	struct ad *d = cls;
-	struct ad_req *rq = *con_cls;
-	const struct ad_kind *k;
-	char ns[256], name[256];
-
-	(void)version;
-	if (!rq) {
-		*con_cls = calloc(1, sizeof(struct ad_req));
-		return *con_cls ? MHD_YES : MHD_NO;
-	}
-	if (*upload_data_size) {
-		char *nb = realloc(rq->body, rq->len + *upload_data_size + 1);
-		if (!nb)
-			return MHD_NO;
-		memcpy(nb + rq->len, upload_data, *upload_data_size);
-		rq->body = nb;
-		rq->len += *upload_data_size;
-		rq->body[rq->len] = '\0';
-		*upload_data_size = 0;
-		return MHD_YES;
-	}
-	atomic_fetch_add(&d->requests, 1);
-	k = ad_parse_url(url, ns, name);
-	if (!k)
-		return ad_status(conn, 404, "NotFound", "the server could not find the requested resource",
-				 "", "");
-	if (strcmp(k->res, "leases") == 0 && atomic_load(&d->lease_fail))
-		return ad_status(conn, 503, "ServiceUnavailable", "unavailable", "", k->res);
-	if (strcmp(method, "GET") == 0 && !name[0]) {
-		const char *wq = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "watch");
-		if (wq && (strcmp(wq, "1") == 0 || strcmp(wq, "true") == 0))
-			return ad_watch(d, conn, k, ns);
-		return ad_list(d, conn, k, ns);
-	}
-	if (strcmp(method, "GET") == 0) {
-		struct ad_obj *o;
-		enum MHD_Result r;
-		char msg[600];
-		atomic_fetch_add(&d->gets, 1);
-		ad_begin(d);
-		o = ad_find_locked(d, k, ns, name);
-		if (o) {
-			r = ad_send_obj(conn, 200, o->obj);
-			ad_end(d);
-			return r;
-		}
-		ad_end(d);
-		snprintf(msg, sizeof(msg), "%s \"%s\" not found", k->res, name);
-		return ad_status(conn, 404, "NotFound", msg, name, k->res);
-	}
-	if (strcmp(method, "PATCH") == 0 && name[0])
-		return ad_patch(d, conn, k, ns, name, url, rq);
-	if ((strcmp(method, "POST") == 0 && !name[0]) || (strcmp(method, "PUT") == 0 && name[0]))
-		return ad_write(d, conn, method, k, ns, name, rq);
-	return ad_status(conn, 405, "MethodNotAllowed", "the server does not allow this method", "", "");
-}
-
-static inline void ad_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-				enum MHD_RequestTerminationCode toe)
-{
-	struct ad_req *rq = *con_cls;
-
-	(void)cls, (void)conn, (void)toe;
-	if (rq) {
-		free(rq->body);
-		free(rq);
-	}
-	*con_cls = NULL;
-}
-
 /* Starts the double with certdir/tls.crt and tls.key. Returns 0 or -1. */
-static inline int ad_start(struct ad *d, const char *certdir)
-{
-	memset(d, 0, sizeof(*d));
-	d->rv = 1000;
-	pthread_mutex_init(&d->lock, NULL);
-	pthread_cond_init(&d->cond, NULL);
-	d->d = td_start(certdir, ad_handler, d, ad_completed, NULL, 60u, &d->cert, &d->key, &d->port);
-	return d->d ? 0 : -1;
-}
-
-/* Ends every watch, stops the daemon, frees everything. */
-static inline void ad_stop(struct ad *d)
-{
-	pthread_mutex_lock(&d->lock);
-	d->stopping = true;
-	pthread_cond_broadcast(&d->cond);
-	pthread_mutex_unlock(&d->lock);
-	if (d->d)
-		MHD_stop_daemon(d->d);
-	d->d = NULL;
-	for (size_t i = 0; i < d->n_objs; i++) {
-		free(d->objs[i].ns);
-		free(d->objs[i].name);
-		cJSON_Delete(d->objs[i].obj);
-	}
-	free(d->objs);
-	ad_compact_locked(d);
-	free(d->evs);
-	for (size_t i = 0; i < d->n_patches; i++)
-		free(d->patches[i].body);
-	free(d->patches);
-	for (size_t i = 0; i < d->n_posted; i++)
-		free(d->posted[i]);
-	free(d->posted);
-	free(d->lease_log);
-	free(d->cert);
-	free(d->key);
-	pthread_cond_destroy(&d->cond);
-	pthread_mutex_destroy(&d->lock);
-	memset(d, 0, sizeof(*d));
-}
+int ad_start(struct ad *d, const char *certdir);
+/* Interrupts slow answers, ends every watch, stops the daemon, frees
+ * everything; safe after a failed start. */
+void ad_stop(struct ad *d);
 
 /*
- * Writes a kubeconfig for the double at path: server https://127.0.0.1:PORT,
- * the CA inline, a bearer token and the context namespace (NULL: none).
+ * Writes a kubeconfig for the double at path: current-context "test" (next
+ * to a decoy context), server https://127.0.0.1:PORT, the CA inline
+ * (certificate-authority-data) or as the relative path "ca.crt" (the
+ * kubeconfig must then sit next to it), a bearer token, and the context
+ * namespace ns (NULL: none). Returns 0 or -1.
  */
-static inline int ad_write_kubeconfig(const struct ad *d, const char *certdir, const char *path,
-				      const char *token, const char *ns)
-{
-	char capath[4200], *ca, *b64;
-	size_t len = 0;
-	FILE *f;
+int ad_write_kubeconfig(const struct ad *d, const char *certdir, const char *path,
+			const char *token, const char *ns, bool ca_inline);
 
-	snprintf(capath, sizeof(capath), "%s/ca.crt", certdir);
-	ca = tu_read_file(capath, &len);
-	if (!ca)
-		return -1;
-	b64 = malloc(len / 3 * 4 + 8);
-	f = fopen(path, "w");
-	if (!b64 || !f) {
-		free(ca);
-		free(b64);
-		if (f)
-			fclose(f);
-		return -1;
-	}
-	EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)ca, (int)len);
-	fprintf(f,
-		"apiVersion: v1\nkind: Config\ncurrent-context: test\nclusters:\n"
-		"- name: double\n  cluster:\n    server: https://127.0.0.1:%u\n"
-		"    certificate-authority-data: %s\n"
-		"contexts:\n- name: test\n  context:\n    cluster: double\n    user: tester\n%s%s%s"
-		"users:\n- name: tester\n  user:\n    token: %s\n",
-		d->port, b64, ns ? "    namespace: " : "", ns ? ns : "", ns ? "\n" : "", token);
-	free(ca);
-	free(b64);
-	return fclose(f) == 0 ? 0 : -1;
-}
+/* Locks and unlocks the store; ad_end wakes the watches. */
+void ad_begin(struct ad *d);
+void ad_end(struct ad *d);
+/* Creates or replaces res/ns/name from the JSON text of its fields (data,
+ * spec, metadata.labels...). Returns the new resourceVersion, 0 on bad JSON. */
+unsigned long long ad_put_locked(struct ad *d, const char *res, const char *ns, const char *name,
+				 const char *json);
+unsigned long long ad_put(struct ad *d, const char *res, const char *ns, const char *name,
+			  const char *json);
+void ad_delete_locked(struct ad *d, const char *res, const char *ns, const char *name);
+void ad_delete(struct ad *d, const char *res, const char *ns, const char *name);
+/* Forgets the event history: watches from an older resourceVersion get 410. */
+void ad_compact_locked(struct ad *d);
+void ad_drop_watches(struct ad *d);
+void ad_expire_watches(struct ad *d);
+void ad_bookmark(struct ad *d);
+/* A copy of the stored object as JSON text (caller frees), or NULL. */
+char *ad_get_json(struct ad *d, const char *res, const char *ns, const char *name);
+size_t ad_patch_count(struct ad *d);
+size_t ad_posted_count(struct ad *d);
+
+/* The object a by_name GET answers with, as JSON; malloc'd, caller frees.
+ * resource is "configmaps", "secrets" or "deployments". */
+char *ad_object_json(const char *resource, const char *ns, const char *name);
+/* The Authorization header of the last request, copied to out. */
+void ad_last_auth(struct ad *d, char *out, size_t len);
 
 #endif

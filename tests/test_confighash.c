@@ -30,23 +30,6 @@
 #define H_FAST "115dc3606fbf8691fb69f2aefec86f2ecd302362a0502b3a9648bf2c4dc8290f"
 #define H_EMPTY "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
-static cJSON *parse(const char *sq)
-{
-	char err[128];
-	char *buf = strdup(sq);
-	cJSON *doc = NULL;
-
-	assert_non_null(buf);
-	for (char *p = buf; *p; p++) {
-		if (*p == '\'')
-			*p = '"';
-	}
-	if (json_parse_strict(buf, strlen(buf), &doc, err, sizeof(err)) < 0)
-		fail_msg("bad test JSON: %s: %s", err, sq);
-	free(buf);
-	return doc;
-}
-
 static void hex(const unsigned char *d, char out[65])
 {
 	for (int i = 0; i < 32; i++)
@@ -56,7 +39,7 @@ static void hex(const unsigned char *d, char out[65])
 static void digest_ok(const char *json, enum obj_kind kind, struct obj_digest *d)
 {
 	char err[256] = "";
-	cJSON *obj = parse(json);
+	cJSON *obj = tu_parse(json);
 
 	if (confighash_digest_object(obj, kind, d, err, sizeof(err)) != 0)
 		fail_msg("digest_object: %s", err);
@@ -67,7 +50,7 @@ static void digest_err(const char *json, enum obj_kind kind, const char *want)
 {
 	struct obj_digest d = { (struct obj_entry *)1, 7 };
 	char err[256] = "";
-	cJSON *obj = parse(json);
+	cJSON *obj = tu_parse(json);
 
 	assert_int_equal(confighash_digest_object(obj, kind, &d, err, sizeof(err)), -1);
 	assert_string_equal(err, want);
@@ -146,7 +129,7 @@ static const struct obj_digest *lookup(const struct vector *v, const struct ref 
 				       struct obj_digest *store)
 {
 	for (size_t i = 0; i < 3 && v->objects[i]; i++) {
-		cJSON *obj = parse(v->objects[i]);
+		cJSON *obj = tu_parse(v->objects[i]);
 		const char *kind = json_get_string(obj, "kind");
 		const char *name = json_get_string(json_get(obj, "metadata"), "name");
 		bool match = strcmp(kind, refs_kind_name(r->kind)) == 0 && strcmp(name, r->name) == 0;
@@ -171,7 +154,7 @@ static void run_vector(const struct vector *v)
 	char value[CONFIGHASH_VALUE_LEN], err[256] = "";
 	char *stream;
 	size_t len;
-	cJSON *spec = parse(v->podspec);
+	cJSON *spec = tu_parse(v->podspec);
 
 	assert_int_equal(refs_collect(spec, &set, err, sizeof(err)), 0);
 	refs_finish(&set);
@@ -308,7 +291,7 @@ static void test_error_never_names_value(void **state)
 {
 	struct obj_digest d;
 	char err[256];
-	cJSON *obj = parse("{'data':{'token':'SUPERSECRETVALUE*'}}");
+	cJSON *obj = tu_parse("{'data':{'token':'SUPERSECRETVALUE*'}}");
 
 	assert_int_equal(confighash_digest_object(obj, OBJ_SECRET, &d, err, sizeof(err)), -1);
 	assert_null(strstr(err, "SUPERSECRET"));
@@ -485,7 +468,7 @@ static void test_heap_digest(void **state)
 
 	for (size_t i = 0; i < 2; i++) {
 		struct obj_digest *d = calloc(1, sizeof(*d));
-		cJSON *obj = parse(objs[i]);
+		cJSON *obj = tu_parse(objs[i]);
 
 		assert_int_equal(confighash_digest_object(obj, OBJ_SECRET, d, err, sizeof(err)),
 				 i == 0 ? 0 : -1);

@@ -1,9 +1,9 @@
 /*
- * The Kubernetes API object source against a kube-apiserver test double
- * (tests/kubedouble.h): kubeconfig reading, lookups through the objsource
- * API (found, absent, failed, timed out, invalid names, concurrency,
- * connection reuse, teardown with lookups in flight), and `rollgate serve
- * --kubeconfig` end to end.
+ * The Kubernetes API object source against the kube-apiserver test double
+ * (tests/apidouble.c, answering GETs by name): kubeconfig reading, lookups
+ * through the objsource API (found, absent, failed, timed out, invalid
+ * names, concurrency, connection reuse, teardown with lookups in flight),
+ * and `rollgate serve --kubeconfig` end to end.
  */
 #include "testutil.h"
 
@@ -12,11 +12,11 @@
 #include <openssl/evp.h>
 
 #include "harness.h"
-#include "kubedouble.h"
+#include "apidouble.h"
 
 #include "confighash.h"
 #include "jsonutil.h"
-#include "kube.h"
+#include "kubesource.h"
 #include "objsource.h"
 #include "refs.h"
 
@@ -25,7 +25,7 @@
 static char certdir[256];
 static char kc_inline[512]; /* certificate-authority-data */
 static char kc_file[512];   /* certificate-authority: ca.crt (relative) */
-static struct kd dbl;
+static struct ad dbl;
 static struct rg_server server;
 
 static double now_s(void)
@@ -101,10 +101,10 @@ static double run_batch(struct objsource *src, struct lookup_batch *b, unsigned 
 static struct objsource *new_source(const char *kc)
 {
 	char err[512] = "";
-	struct objsource *src = kube_source_new(kc, err, sizeof(err));
+	struct objsource *src = kubesource_new(kc, err, sizeof(err));
 
 	if (!src)
-		fail_msg("kube_source_new: %s", err);
+		fail_msg("kubesource_new: %s", err);
 	assert_string_equal(src->name, "kubernetes");
 	return src;
 }
@@ -119,7 +119,7 @@ static void item(struct lookup_item *it, enum src_kind kind, const char *name)
 /* item->digest equals confighash_digest_object of the double's JSON. */
 static void assert_digest_matches(const struct lookup_item *it, const char *resource)
 {
-	char *json = kd_object_json(resource, "ns1", it->name), err[256];
+	char *json = ad_object_json(resource, "ns1", it->name), err[256];
 	cJSON *obj = NULL;
 	struct obj_digest want = { 0 };
 
@@ -151,14 +151,15 @@ static int group_setup(void **state)
 		fprintf(stderr, "cannot make certificates in %s\n", certdir);
 		return -1;
 	}
-	if (kd_start(&dbl, certdir) < 0) {
+	if (ad_start(&dbl, certdir) < 0) {
 		fprintf(stderr, "cannot start the API double\n");
 		return -1;
 	}
+	dbl.by_name = true;
 	snprintf(kc_inline, sizeof(kc_inline), "%s/kubeconfig-inline.yaml", certdir);
 	snprintf(kc_file, sizeof(kc_file), "%s/kubeconfig-file.yaml", certdir);
-	if (kd_write_kubeconfig(&dbl, certdir, kc_inline, true, TOKEN) < 0 ||
-	    kd_write_kubeconfig(&dbl, certdir, kc_file, false, TOKEN) < 0)
+	if (ad_write_kubeconfig(&dbl, certdir, kc_inline, TOKEN, "ns1", true) < 0 ||
+	    ad_write_kubeconfig(&dbl, certdir, kc_file, TOKEN, "ns1", false) < 0)
 		return -1;
 	return 0;
 }
@@ -168,7 +169,7 @@ static int group_teardown(void **state)
 	(void)state;
 	if (server.pid > 0)
 		h_stop(&server, SIGKILL, 5);
-	kd_stop(&dbl);
+	ad_stop(&dbl);
 	h_rmrf(certdir);
 	return 0;
 }
@@ -299,7 +300,7 @@ static void test_source_new_errors(void **state)
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/does-not-exist.yaml", certdir);
-	assert_null(kube_source_new(path, err, sizeof(err)));
+	assert_null(kubesource_new(path, err, sizeof(err)));
 	assert_non_null(strstr(err, path));
 }
 
@@ -321,7 +322,7 @@ static void test_found_configmap(void **state)
 		assert_null(it[i].object);
 		assert_digest_matches(&it[i], "configmaps");
 	}
-	kd_last_auth(&dbl, auth, sizeof(auth));
+	ad_last_auth(&dbl, auth, sizeof(auth));
 	assert_string_equal(auth, "Bearer " TOKEN);
 	lookup_batch_clear(&b);
 	assert_null(it[0].digest);
@@ -356,8 +357,8 @@ static void assert_error_reason(const struct lookup_item *it, const char *want)
 		fail_msg("%s: status %d, want LOOKUP_ERROR", it->name, (int)it->status);
 	if (!strstr(it->reason, want))
 		fail_msg("%s: reason \"%s\" should mention \"%s\"", it->name, it->reason, want);
-	assert_null(strstr(it->reason, KD_SECRET_VALUE));
-	assert_null(strstr(it->reason, KD_SECRET_VALUE_B64));
+	assert_null(strstr(it->reason, AD_SECRET_VALUE));
+	assert_null(strstr(it->reason, AD_SECRET_VALUE_B64));
 	assert_null(strstr(it->reason, TOKEN));
 	assert_null(it->digest);
 	assert_null(it->object);
@@ -683,7 +684,7 @@ static char *deployment_review(const char *uid, const char *cm)
 /* The hash rollgate should stamp for a pod spec using configmap cm. */
 static void expected_hash(const char *cm, char out[CONFIGHASH_VALUE_LEN])
 {
-	char *review = deployment_review("x", cm), *json = kd_object_json("configmaps", "ns1", cm);
+	char *review = deployment_review("x", cm), *json = ad_object_json("configmaps", "ns1", cm);
 	char err[256];
 	cJSON *r = NULL, *obj = NULL;
 	struct refset set;
@@ -784,6 +785,7 @@ static int warnings(const cJSON *resp)
 struct slow_call {
 	cJSON *root;
 	double secs;
+	atomic_bool done;
 };
 
 static void *slow_thread(void *arg)
@@ -800,6 +802,7 @@ static void *slow_thread(void *arg)
 	    json_parse_strict(r.body, r.len, &s->root, err, sizeof(err)) < 0)
 		s->root = NULL;
 	h_resp_free(&r);
+	atomic_store(&s->done, true);
 	return NULL;
 }
 
@@ -810,7 +813,7 @@ static void test_serve_with_kubeconfig(void **state)
 	cJSON *root, *patch;
 	const cJSON *resp;
 	const char *hash;
-	struct slow_call slow = { NULL, 0 };
+	struct slow_call slow = { NULL, 0, false };
 	pthread_t th;
 	double worst = 0, secs;
 	int seen;
@@ -834,7 +837,7 @@ static void test_serve_with_kubeconfig(void **state)
 	assert_true(strncmp(hash, "sha256:", 7) == 0 && strlen(hash) == 71);
 	expected_hash("app-config", want);
 	assert_string_equal(hash, want);
-	kd_last_auth(&dbl, auth, sizeof(auth));
+	ad_last_auth(&dbl, auth, sizeof(auth));
 	assert_string_equal(auth, "Bearer " TOKEN);
 	print_message("stamped review over the API double in %.3f s\n", secs);
 	cJSON_Delete(patch);
@@ -849,7 +852,9 @@ static void test_serve_with_kubeconfig(void **state)
 			       "forbidden-cm"));
 	cJSON_Delete(root);
 
-	/* A slow API server never holds up other requests. */
+	/* A slow API server never holds up other requests: they are answered
+	 * while the lookup still waits (an order, not a time, so a loaded
+	 * machine only makes both slower). */
 	seen = atomic_load(&dbl.slow_seen);
 	assert_int_equal(pthread_create(&th, NULL, slow_thread, &slow), 0);
 	for (int i = 0; i < 1000 && atomic_load(&dbl.slow_seen) == seen; i++)
@@ -861,7 +866,8 @@ static void test_serve_with_kubeconfig(void **state)
 		root = post_review("/validate", uid, "app-config", &secs);
 		cJSON_Delete(root);
 		worst = secs > worst ? secs : worst;
-		assert_true(secs < 0.5);
+		if (i == 0)
+			assert_false(atomic_load(&slow.done));
 	}
 	pthread_join(th, NULL);
 	print_message("20 /validate while a lookup waits: slowest %.3f s; the slow /mutate took %.3f s\n",
@@ -887,7 +893,7 @@ static void test_shutdown_during_lookup(void **state)
 	char crt[512], key[512];
 	const char *args[] = { "--tls-cert", crt, "--tls-key", key, "--kubeconfig", kc_inline,
 			       "--drain-timeout", "0", NULL };
-	struct slow_call slow = { NULL, 0 };
+	struct slow_call slow = { NULL, 0, false };
 	pthread_t th;
 	int seen;
 

@@ -13,6 +13,7 @@
 #include "jsonutil.h"
 #include "log.h"
 #include "manifest.h"
+#include "mutate.h"
 #include "objsource.h"
 #include "patch.h"
 #include "webhook.h"
@@ -459,6 +460,57 @@ static void test_hmac_key_changes_hash(void **state)
 	unlink(keyfile);
 }
 
+/* mutate_hash gives the value mutate_finish stamps, and says when there is
+ * none (nothing referenced) or it cannot be known (a failed lookup). */
+static void test_mutate_hash_alone(void **state)
+{
+	struct env e;
+	struct config *cfg = config_with(NULL);
+	struct admission_request req;
+	struct stamp_plan plan;
+	struct refset none = { NULL, 0 };
+	struct lookup_batch empty = { "shop", NULL, 0 };
+	char *d = deployment("\"rollgate.io/reload\":\"true\"", envfrom_app, NULL), *stamped;
+	char review[20000], err[256], value[CONFIGHASH_VALUE_LEN], small[16];
+	struct outcome o;
+
+	(void)state;
+	env_open(&e, NULL);
+	o = run(e.wh, "CREATE", "apps", "Deployment", d, NULL);
+	stamped = patched_hash(&o, "rollgate.io/config-hash");
+	outcome_free(&o);
+	assert_non_null(stamped);
+	snprintf(review, sizeof(review),
+		 "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+		 "\"uid\":\"t-1\",\"kind\":{\"group\":\"apps\",\"version\":\"v1\",\"kind\":\"Deployment\"},"
+		 "\"namespace\":\"shop\",\"operation\":\"CREATE\",\"object\":%s}}",
+		 d);
+	assert_int_equal(admission_decode(review, strlen(review), &req, err, sizeof(err)), 0);
+	assert_int_equal(mutate_plan(cfg, &req, &plan, err, sizeof(err)), 0);
+	assert_true(plan.applies);
+	/* Not answered yet: unknown. */
+	assert_int_equal(mutate_hash(cfg, &plan.refs, &plan.batch, value, sizeof(value)),
+			 MUTATE_HASH_UNKNOWN);
+	assert_int_equal(objsource_resolve(e.src, &plan.batch, 1000, never_called, NULL), 0);
+	assert_int_equal(mutate_hash(cfg, &plan.refs, &plan.batch, value, sizeof(value)),
+			 MUTATE_HASH_OK);
+	assert_string_equal(value, stamped);
+	assert_int_equal(mutate_hash(cfg, &plan.refs, &plan.batch, small, sizeof(small)),
+			 MUTATE_HASH_ERROR);
+	assert_int_equal(mutate_hash(cfg, &none, &empty, value, sizeof(value)), MUTATE_HASH_NONE);
+	assert_string_equal(value, "");
+	plan.batch.items[0].status = LOOKUP_ERROR;
+	assert_int_equal(mutate_hash(cfg, &plan.refs, &plan.batch, value, sizeof(value)),
+			 MUTATE_HASH_UNKNOWN);
+	stamp_plan_free(&plan);
+	admission_request_free(&req);
+	config_free(cfg);
+	free(cfg);
+	free(stamped);
+	free(d);
+	env_close(&e);
+}
+
 /* ---- corpus: every workload that references configuration gets a hash ---- */
 
 struct corpus_ctx {
@@ -543,6 +595,7 @@ int main(void)
 		cmocka_unit_test(test_missing_objects_warn),
 		cmocka_unit_test(test_lookup_failure_never_stamps_wrong),
 		cmocka_unit_test(test_hmac_key_changes_hash),
+		cmocka_unit_test(test_mutate_hash_alone),
 		cmocka_unit_test(test_corpus),
 	};
 	log_setup(LOG_ERROR, LOG_FORMAT_TEXT);

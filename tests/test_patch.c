@@ -9,23 +9,6 @@
 #define KEY "rollgate.io/config-hash"
 #define VAL "sha256:abc"
 
-static cJSON *parse(const char *sq)
-{
-	char err[128];
-	char *buf = strdup(sq);
-	cJSON *doc = NULL;
-
-	assert_non_null(buf);
-	for (char *p = buf; *p; p++) {
-		if (*p == '\'')
-			*p = '"';
-	}
-	if (json_parse_strict(buf, strlen(buf), &doc, err, sizeof(err)) < 0)
-		fail_msg("bad test JSON: %s: %s", err, sq);
-	free(buf);
-	return doc;
-}
-
 /* ---- a minimal JSON Patch applier ---------------------------------------- */
 
 /* Decodes one RFC 6901 reference token in place: "~1" is '/', "~0" is '~'. */
@@ -112,8 +95,8 @@ static void apply(cJSON *doc, const char *patch)
 static cJSON *roundtrip(const char *doc_sq, const char *key, const char *value,
 			const char *want_sq)
 {
-	cJSON *doc = parse(doc_sq);
-	cJSON *want = want_sq ? parse(want_sq) : NULL;
+	cJSON *doc = tu_parse(doc_sq);
+	cJSON *want = want_sq ? tu_parse(want_sq) : NULL;
 	char *want_text = want ? json_print(want) : NULL;
 	char *out = (char *)1, *again = (char *)1;
 	const cJSON *ann;
@@ -253,7 +236,7 @@ static void test_key_escaping(void **state)
 static void test_value_escaping(void **state)
 {
 	const char *v = "q\"b\\s\xc3\xa9\n";
-	cJSON *doc = parse("{'spec':{'template':{'metadata':{'annotations':{}}}}}");
+	cJSON *doc = tu_parse("{'spec':{'template':{'metadata':{'annotations':{}}}}}");
 	char *out = NULL;
 
 	assert_int_equal(patch_template_annotation(doc, "k", v, &out), 0);
@@ -316,7 +299,7 @@ static void test_wrong_shapes(void **state)
 	};
 
 	for (size_t i = 0; i < sizeof(docs) / sizeof(*docs); i++) {
-		cJSON *doc = parse(docs[i]);
+		cJSON *doc = tu_parse(docs[i]);
 		char *out = (char *)1;
 
 		if (patch_template_annotation(doc, KEY, VAL, &out) != -1)
@@ -329,7 +312,7 @@ static void test_wrong_shapes(void **state)
 	}
 	{
 		char *out = (char *)1;
-		cJSON *doc = parse("{'spec':{'template':{}}}");
+		cJSON *doc = tu_parse("{'spec':{'template':{}}}");
 
 		assert_int_equal(patch_template_annotation(NULL, KEY, VAL, &out), -1);
 		assert_null(out);

@@ -7,29 +7,11 @@
 #include "jsonutil.h"
 #include "refs.h"
 
-/* Parses JSON written with single quotes (readable C literals). */
-static cJSON *parse(const char *sq)
-{
-	char err[128];
-	char *buf = strdup(sq);
-	cJSON *doc = NULL;
-
-	assert_non_null(buf);
-	for (char *p = buf; *p; p++) {
-		if (*p == '\'')
-			*p = '"';
-	}
-	if (json_parse_strict(buf, strlen(buf), &doc, err, sizeof(err)) < 0)
-		fail_msg("bad test JSON: %s: %s", err, sq);
-	free(buf);
-	return doc;
-}
-
 /* Collects from a pod spec literal; asserts success. */
 static void collect_ok(const char *podspec, struct refset *set)
 {
 	char err[256] = "";
-	cJSON *spec = parse(podspec);
+	cJSON *spec = tu_parse(podspec);
 
 	if (refs_collect(spec, set, err, sizeof(err)) != 0)
 		fail_msg("refs_collect failed: %s", err);
@@ -42,7 +24,7 @@ static void collect_err(const char *podspec, const char *want)
 {
 	struct refset set = { 0 };
 	char err[256] = "";
-	cJSON *spec = parse(podspec);
+	cJSON *spec = tu_parse(podspec);
 
 	assert_int_equal(refs_collect(spec, &set, err, sizeof(err)), -1);
 	assert_string_equal(err, want);
@@ -357,7 +339,7 @@ static void test_collect_at_prefix(void **state)
 {
 	struct refset set = { 0 };
 	char err[256] = "";
-	cJSON *spec = parse("{'containers':3}");
+	cJSON *spec = tu_parse("{'containers':3}");
 
 	assert_int_equal(refs_collect_at(spec, "spec.jobTemplate.spec.template.spec", &set, err,
 					 sizeof(err)), -1);

@@ -19,7 +19,7 @@
 #include "config.h"
 #include "confighash.h"
 #include "jsonutil.h"
-#include "kube.h"
+#include "kubesource.h"
 #include "kwatch.h"
 #include "lease.h"
 #include "log.h"
@@ -40,7 +40,7 @@ static char certdir[256];
 struct replica {
 	char kc[512];
 	struct kube_conn conn;
-	struct kwatch_client *client;
+	struct kube_client *client;
 	struct objcache *cache;
 	struct objsource *src;
 	struct lease *lease;
@@ -72,15 +72,15 @@ static void replica_up(struct replica *rp, struct ad *d, const char *token, cons
 
 	memset(rp, 0, sizeof(*rp));
 	snprintf(rp->kc, sizeof(rp->kc), "%s/kubeconfig-%s-%u", certdir, token, d->port);
-	assert_int_equal(ad_write_kubeconfig(d, certdir, rp->kc, token, "rollgate"), 0);
+	assert_int_equal(ad_write_kubeconfig(d, certdir, rp->kc, token, "rollgate", true), 0);
 	assert_int_equal(kube_conn_from_kubeconfig(rp->kc, &rp->conn, err, sizeof(err)), 0);
-	rp->client = kwatch_client_new(&rp->conn, err, sizeof(err));
+	rp->client = kube_client_new(&rp->conn, err, sizeof(err));
 	assert_non_null(rp->client);
 	rp->cache = objcache_new(rp->client, &cfg->watch_namespaces, cfg->watch_label_selector, err,
 				 sizeof(err));
 	assert_non_null(rp->cache);
 	assert_int_equal(objcache_start(rp->cache, err, sizeof(err)), 0);
-	gets = kube_source_new(rp->kc, err, sizeof(err));
+	gets = kubesource_new(rp->kc, err, sizeof(err));
 	assert_non_null(gets);
 	rp->src = objsource_cached_new(rp->cache, gets);
 	assert_non_null(rp->src);
@@ -110,7 +110,7 @@ static void replica_down(struct replica *rp, bool graceful)
 	objsource_free(rp->src);
 	objcache_free(rp->cache);
 	lease_free(rp->lease);
-	kwatch_client_free(rp->client);
+	kube_client_free(rp->client);
 	kube_conn_free(&rp->conn);
 	unlink(rp->kc);
 	rp->up = false;
@@ -325,6 +325,19 @@ static void patch_hash(struct ad *d, size_t i, const char *path, char out[CONFIG
 	cJSON_Delete(body);
 }
 
+/* Waits for patch i (the i+1-th) and checks that it is a server-side apply
+ * of Deployment shop/web carrying the hash the webhook computes now, which
+ * it writes to want. */
+static void expect_web_patch(struct ad *d, size_t i, char want[CONFIGHASH_VALUE_LEN])
+{
+	char got[CONFIGHASH_VALUE_LEN];
+
+	expect_patches(d, i + 1);
+	webhook_hash(d, "deployments", "Deployment", "shop", "web", want);
+	patch_hash(d, i, "/apis/apps/v1/namespaces/shop/deployments/web", got);
+	assert_string_equal(got, want);
+}
+
 static double metric_value(const char *prefix)
 {
 	char *m = metrics_render(), line[300];
@@ -344,7 +357,7 @@ static double metric_value(const char *prefix)
 static void test_selected_key_change_patches_once(void **state)
 {
 	struct env *e = *state;
-	char want[CONFIGHASH_VALUE_LEN], got[CONFIGHASH_VALUE_LEN];
+	char want[CONFIGHASH_VALUE_LEN];
 	double applied;
 	char *w;
 	cJSON *ev;
@@ -361,10 +374,7 @@ static void test_selected_key_change_patches_once(void **state)
 
 	applied = metric_value("rollgate_reload_patches_total{outcome=\"applied\"} ");
 	set_level(&e->d, "debug");
-	expect_patches(&e->d, 1);
-	webhook_hash(&e->d, "deployments", "Deployment", "shop", "web", want);
-	patch_hash(&e->d, 0, "/apis/apps/v1/namespaces/shop/deployments/web", got);
-	assert_string_equal(got, want);
+	expect_web_patch(&e->d, 0, want);
 	settle();
 	assert_int_equal(ad_patch_count(&e->d), 1);
 	assert_true(metric_value("rollgate_reload_patches_total{outcome=\"applied\"} ") == applied + 1);
@@ -387,10 +397,7 @@ static void test_selected_key_change_patches_once(void **state)
 
 	/* A Secret taken whole: any key counts. */
 	ad_put(&e->d, "secrets", "shop", "db-creds", "{\"data\":{\"password\":\"bmV3\"}}");
-	expect_patches(&e->d, 2);
-	webhook_hash(&e->d, "deployments", "Deployment", "shop", "web", want);
-	patch_hash(&e->d, 1, "/apis/apps/v1/namespaces/shop/deployments/web", got);
-	assert_string_equal(got, want);
+	expect_web_patch(&e->d, 1, want);
 	settle();
 	assert_int_equal(ad_patch_count(&e->d), 2);
 }
@@ -471,7 +478,7 @@ static void test_burst_coalesces_per_workload(void **state)
 static void test_restart_rolls_nothing_out(void **state)
 {
 	struct env *e = *state;
-	char want[CONFIGHASH_VALUE_LEN], got[CONFIGHASH_VALUE_LEN];
+	char want[CONFIGHASH_VALUE_LEN];
 
 	put_basics(&e->d);
 	replica_up(&e->a, &e->d, "replica-a", NULL, NULL);
@@ -490,10 +497,7 @@ static void test_restart_rolls_nothing_out(void **state)
 	 * after the next start. */
 	set_level(&e->d, "trace");
 	replica_up(&e->a, &e->d, "replica-a", NULL, NULL);
-	expect_patches(&e->d, 2);
-	webhook_hash(&e->d, "deployments", "Deployment", "shop", "web", want);
-	patch_hash(&e->d, 1, "/apis/apps/v1/namespaces/shop/deployments/web", got);
-	assert_string_equal(got, want);
+	expect_web_patch(&e->d, 1, want);
 	settle();
 	assert_int_equal(ad_patch_count(&e->d), 2);
 	printf("restart: 0 patches; change while stopped: 1 patch on start\n");
@@ -502,7 +506,7 @@ static void test_restart_rolls_nothing_out(void **state)
 static void test_dropped_and_expired_watches_lose_nothing(void **state)
 {
 	struct env *e = *state;
-	char want[CONFIGHASH_VALUE_LEN], got[CONFIGHASH_VALUE_LEN];
+	char want[CONFIGHASH_VALUE_LEN];
 
 	put_basics(&e->d);
 	replica_up(&e->a, &e->d, "replica-a", NULL, NULL);
@@ -513,10 +517,7 @@ static void test_dropped_and_expired_watches_lose_nothing(void **state)
 	ad_put_locked(&e->d, "configmaps", "shop", "app-config",
 		      "{\"data\":{\"LOG_LEVEL\":\"dropped\",\"other\":\"1\"}}");
 	ad_end(&e->d);
-	expect_patches(&e->d, 1);
-	webhook_hash(&e->d, "deployments", "Deployment", "shop", "web", want);
-	patch_hash(&e->d, 0, "/apis/apps/v1/namespaces/shop/deployments/web", got);
-	assert_string_equal(got, want);
+	expect_web_patch(&e->d, 0, want);
 	settle();
 	/* The change, then the history compacted: 410, relist, still seen. */
 	ad_begin(&e->d);
@@ -524,10 +525,7 @@ static void test_dropped_and_expired_watches_lose_nothing(void **state)
 		      "{\"data\":{\"LOG_LEVEL\":\"expired\",\"other\":\"1\"}}");
 	ad_compact_locked(&e->d);
 	ad_end(&e->d);
-	expect_patches(&e->d, 2);
-	webhook_hash(&e->d, "deployments", "Deployment", "shop", "web", want);
-	patch_hash(&e->d, 1, "/apis/apps/v1/namespaces/shop/deployments/web", got);
-	assert_string_equal(got, want);
+	expect_web_patch(&e->d, 1, want);
 	settle();
 	assert_int_equal(ad_patch_count(&e->d), 2);
 	/* A deleted object changes the hash as well. */
@@ -775,11 +773,15 @@ static bool lease_held(void *arg)
 	return ok;
 }
 
+static bool rollout_logged(void *arg)
+{
+	return h_log_has(arg, "reload: rollout triggered");
+}
+
 static void test_serve_end_to_end(void **state)
 {
 	struct env *e = *state;
-	char kc[600], cert[600], key[600], cfgpath[600], want[CONFIGHASH_VALUE_LEN],
-		got[CONFIGHASH_VALUE_LEN];
+	char kc[600], cert[600], key[600], cfgpath[600], want[CONFIGHASH_VALUE_LEN];
 	struct lease_holder_probe lp = { &e->d, false };
 	const char *args[16];
 	FILE *f;
@@ -788,7 +790,7 @@ static void test_serve_end_to_end(void **state)
 	put_basics(&e->d);
 	snprintf(kc, sizeof(kc), "%s/kubeconfig-serve-%u", certdir, e->d.port);
 	/* No namespace in the kubeconfig: --lease-namespace decides. */
-	assert_int_equal(ad_write_kubeconfig(&e->d, certdir, kc, "serve-token", NULL), 0);
+	assert_int_equal(ad_write_kubeconfig(&e->d, certdir, kc, "serve-token", NULL, true), 0);
 	snprintf(cert, sizeof(cert), "%s/tls.crt", certdir);
 	snprintf(key, sizeof(key), "%s/tls.key", certdir);
 	snprintf(cfgpath, sizeof(cfgpath), "%s/reload-config.yaml", certdir);
@@ -812,11 +814,9 @@ static void test_serve_end_to_end(void **state)
 	usleep(2500 * 1000);
 	assert_int_equal(ad_patch_count(&e->d), 0);
 	set_level(&e->d, "debug");
-	expect_patches(&e->d, 1);
-	webhook_hash(&e->d, "deployments", "Deployment", "shop", "web", want);
-	patch_hash(&e->d, 0, "/apis/apps/v1/namespaces/shop/deployments/web", got);
-	assert_string_equal(got, want);
-	assert_true(h_log_has(&e->srv, "reload: rollout triggered"));
+	expect_web_patch(&e->d, 0, want);
+	/* The line follows the PATCH's answer: wait for it. */
+	assert_true(tu_wait_for(rollout_logged, &e->srv, WAIT_MS));
 	/* SIGTERM releases the lease. */
 	assert_int_equal(h_stop(&e->srv, SIGTERM, 20), 0);
 	lp.want_empty = true;
@@ -829,28 +829,13 @@ static void test_serve_end_to_end(void **state)
 static int group_setup(void **state)
 {
 	(void)state;
-	if (h_make_certs(certdir, sizeof(certdir)) < 0)
-		return -1;
-	if (!h_bin()) {
-#if defined(__SANITIZE_ADDRESS__)
-		const char *bin = "build/asan/rollgate";
-#else
-		const char *bin = "build/rollgate";
-#endif
-		char abs[4096];
-		if (access(bin, X_OK) == 0 && realpath(bin, abs))
-			setenv("ROLLGATE_BIN", abs, 0);
-	}
-	return 0;
+	return tu_certs_setup(certdir, sizeof(certdir));
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	if (getenv("KEEP_TEST_DIR"))
-		printf("test directory kept: %s\n", certdir);
-	else
-		h_rmrf(certdir);
+	tu_certs_teardown(certdir);
 	return 0;
 }
 

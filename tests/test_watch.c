@@ -15,7 +15,7 @@
 
 #include "confighash.h"
 #include "jsonutil.h"
-#include "kube.h"
+#include "kubesource.h"
 #include "kwatch.h"
 #include "log.h"
 #include "objcache.h"
@@ -40,7 +40,7 @@ struct env {
 	struct ad d;
 	char kc[512];
 	struct kube_conn conn;
-	struct kwatch_client *client;
+	struct kube_client *client;
 	struct objcache *cache;
 	struct rg_server srv; /* serve tests */
 };
@@ -52,9 +52,9 @@ static void env_up(struct env *e)
 	memset(e, 0, sizeof(*e));
 	assert_int_equal(ad_start(&e->d, certdir), 0);
 	snprintf(e->kc, sizeof(e->kc), "%s/kubeconfig-%u", certdir, e->d.port);
-	assert_int_equal(ad_write_kubeconfig(&e->d, certdir, e->kc, TOKEN, "rollgate"), 0);
+	assert_int_equal(ad_write_kubeconfig(&e->d, certdir, e->kc, TOKEN, "rollgate", true), 0);
 	assert_int_equal(kube_conn_from_kubeconfig(e->kc, &e->conn, err, sizeof(err)), 0);
-	e->client = kwatch_client_new(&e->conn, err, sizeof(err));
+	e->client = kube_client_new(&e->conn, err, sizeof(err));
 	assert_non_null(e->client);
 }
 
@@ -72,7 +72,7 @@ static void env_down(struct env *e)
 	if (e->srv.pid > 0)
 		h_stop(&e->srv, SIGKILL, 10);
 	objcache_free(e->cache);
-	kwatch_client_free(e->client);
+	kube_client_free(e->client);
 	kube_conn_free(&e->conn);
 	ad_stop(&e->d);
 	unlink(e->kc);
@@ -192,6 +192,22 @@ static bool changes_has(struct changes *c, const char *line)
 	return found;
 }
 
+/* Starts the cache over what the double holds, reporting changes to ch,
+ * and waits for its first sync. Returns the lists the double served so far. */
+static int cache_watching(struct env *e, struct changes *ch)
+{
+	env_cache(e, NULL, NULL);
+	objcache_subscribe(e->cache, on_change, ch);
+	assert_true(objcache_wait_synced(e->cache, WAIT_MS));
+	return atomic_load(&e->d.lists);
+}
+
+static void cache_unwatch(struct env *e, struct changes *ch)
+{
+	objcache_subscribe(e->cache, NULL, NULL);
+	pthread_mutex_destroy(&ch->m);
+}
+
 /* ---- tests ---- */
 
 struct rv_probe {
@@ -284,9 +300,7 @@ static void test_watch_changes(void **state)
 	struct lookup_probe lp;
 
 	ad_put(&e->d, "configmaps", "shop", "app-config", cm_app);
-	env_cache(e, NULL, NULL);
-	objcache_subscribe(e->cache, on_change, &ch);
-	assert_true(objcache_wait_synced(e->cache, WAIT_MS));
+	cache_watching(e, &ch);
 	assert_int_equal(ch.n, 0); /* the first list reports nothing */
 
 	/* One key changes: reported with that key only. */
@@ -321,8 +335,7 @@ static void test_watch_changes(void **state)
 	assert_true(answer_is(&lp));
 	expect_cached(e, OBJ_SECRET, "shop", "db-creds");
 
-	objcache_subscribe(e->cache, NULL, NULL);
-	pthread_mutex_destroy(&ch.m);
+	cache_unwatch(e, &ch);
 }
 
 static void test_bookmark_resume(void **state)
@@ -358,10 +371,7 @@ static void test_dropped_watch_loses_nothing(void **state)
 
 	ad_put(&e->d, "configmaps", "shop", "app-config", cm_app);
 	ad_put(&e->d, "secrets", "shop", "db-creds", secret_db);
-	env_cache(e, NULL, NULL);
-	objcache_subscribe(e->cache, on_change, &ch);
-	assert_true(objcache_wait_synced(e->cache, WAIT_MS));
-	lists = atomic_load(&e->d.lists);
+	lists = cache_watching(e, &ch);
 	/* The streams break, and the changes happen before any reconnect. */
 	ad_begin(&e->d);
 	e->d.drop_gen++;
@@ -375,8 +385,7 @@ static void test_dropped_watch_loses_nothing(void **state)
 	expect_cached(e, OBJ_SECRET, "shop", "new");
 	/* Resumed from the last resourceVersion: no relist was needed. */
 	assert_int_equal(atomic_load(&e->d.lists), lists);
-	objcache_subscribe(e->cache, NULL, NULL);
-	pthread_mutex_destroy(&ch.m);
+	cache_unwatch(e, &ch);
 }
 
 static void test_expired_watch_relists(void **state)
@@ -389,10 +398,7 @@ static void test_expired_watch_relists(void **state)
 	ad_put(&e->d, "configmaps", "shop", "app-config", cm_app);
 	ad_put(&e->d, "configmaps", "shop", "doomed", "{\"data\":{\"a\":\"b\"}}");
 	ad_put(&e->d, "secrets", "shop", "db-creds", secret_db);
-	env_cache(e, NULL, NULL);
-	objcache_subscribe(e->cache, on_change, &ch);
-	assert_true(objcache_wait_synced(e->cache, WAIT_MS));
-	lists = atomic_load(&e->d.lists);
+	lists = cache_watching(e, &ch);
 	/* Changes, then the history is compacted before a watch can see them:
 	 * the watches get ERROR 410 and must relist to learn about them. */
 	ad_begin(&e->d);
@@ -414,54 +420,22 @@ static void test_expired_watch_relists(void **state)
 	cp.n = 4;
 	assert_true(tu_wait_for(changes_reach, &cp, WAIT_MS));
 	expect_cached(e, OBJ_CONFIGMAP, "shop", "later");
-	objcache_subscribe(e->cache, NULL, NULL);
-	pthread_mutex_destroy(&ch.m);
+	cache_unwatch(e, &ch);
 }
 
 /* ---- the cached object source ---- */
-
-struct waiter {
-	pthread_mutex_t m;
-	pthread_cond_t c;
-	int calls;
-};
-
-static void on_done(void *arg)
-{
-	struct waiter *w = arg;
-
-	pthread_mutex_lock(&w->m);
-	w->calls++;
-	pthread_cond_broadcast(&w->c);
-	pthread_mutex_unlock(&w->m);
-}
 
 /* Resolves b through src, waiting for an asynchronous answer; returns what
  * resolve returned (0 at once, 1 later). */
 static int resolve_wait(struct objsource *src, struct lookup_batch *b)
 {
-	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
-	struct timespec until;
-	int r = objsource_resolve(src, b, 10000, on_done, &w);
-
-	if (r == 1) {
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += 20;
-		pthread_mutex_lock(&w.m);
-		while (w.calls == 0 && pthread_cond_timedwait(&w.c, &w.m, &until) == 0)
-			;
-		pthread_mutex_unlock(&w.m);
-		assert_int_equal(w.calls, 1);
-	}
-	pthread_mutex_destroy(&w.m);
-	pthread_cond_destroy(&w.c);
-	return r;
+	return objsource_resolve_wait(src, b, 10000);
 }
 
 static struct objsource *cached_source(struct env *e)
 {
 	char err[512];
-	struct objsource *gets = kube_source_new(e->kc, err, sizeof(err)), *src;
+	struct objsource *gets = kubesource_new(e->kc, err, sizeof(err)), *src;
 
 	assert_non_null(gets);
 	src = objsource_cached_new(e->cache, gets);
@@ -797,31 +771,13 @@ static int env_teardown(void **state)
 static int group_setup(void **state)
 {
 	(void)state;
-	if (h_make_certs(certdir, sizeof(certdir)) < 0)
-		return -1;
-	if (!h_bin()) {
-		/* Run by hand: use the build this test belongs to. */
-#ifdef RG_ASAN
-		const char *bin = "build/asan/rollgate";
-#else
-		const char *bin = "build/rollgate";
-#endif
-		if (access(bin, X_OK) == 0) {
-			char abs[4096];
-			if (realpath(bin, abs))
-				setenv("ROLLGATE_BIN", abs, 0);
-		}
-	}
-	return 0;
+	return tu_certs_setup(certdir, sizeof(certdir));
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	if (getenv("KEEP_TEST_DIR"))
-		printf("test directory kept: %s\n", certdir);
-	else
-		h_rmrf(certdir);
+	tu_certs_teardown(certdir);
 	return 0;
 }
 

@@ -1,7 +1,8 @@
 #ifndef ROLLGATE_TESTUTIL_H
 #define ROLLGATE_TESTUTIL_H
 
-/* Shared helpers for cmocka tests. */
+/* Shared helpers for cmocka tests (tests/testutil.c, linked into every
+ * test binary). Include this first: it brings cmocka and its prerequisites. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,80 +14,38 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <cjson/cJSON.h>
 
 /* Reads a whole file into a NUL-terminated malloc'd buffer; NULL if absent. */
-static inline char *tu_read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	long n;
-
-	if (!f)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-		buf = malloc((size_t)n + 1);
-		if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-			free(buf);
-			buf = NULL;
-		}
-		if (buf) {
-			buf[n] = '\0';
-			if (len)
-				*len = (size_t)n;
-		}
-	}
-	fclose(f);
-	return buf;
-}
+char *tu_read_file(const char *path, size_t *len);
 
 /* Monotonic milliseconds. */
-static inline long long tu_now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
+long long tu_now_ms(void);
 
 /* Polls cond(arg) every 10 ms for up to ms; returns its last value. Tests
  * wait for conditions, never for fixed times, so a loaded machine only
  * makes them slower. */
-static inline bool tu_wait_for(bool (*cond)(void *), void *arg, long long ms)
-{
-	long long until = tu_now_ms() + ms;
-
-	while (!cond(arg)) {
-		if (tu_now_ms() > until)
-			return cond(arg);
-		usleep(10 * 1000);
-	}
-	return true;
-}
+bool tu_wait_for(bool (*cond)(void *), void *arg, long long ms);
 
 /* The project root (tests run from it; ROLLGATE_ROOT overrides). */
-static inline const char *tu_root(void)
-{
-	const char *r = getenv("ROLLGATE_ROOT");
-	return r && *r ? r : ".";
-}
+const char *tu_root(void);
 
 /* Path of the shared corpus or NULL (with a message) when it is absent. */
-static inline const char *tu_corpus(void)
-{
-	static char path[4096];
-	const char *env = getenv("ROLLGATE_CORPUS");
-	FILE *f;
+const char *tu_corpus(void);
 
-	snprintf(path, sizeof(path), "%s", env && *env ? env : "../shared/corpus");
-	char probe[4200];
-	snprintf(probe, sizeof(probe), "%s/SOURCES.md", path);
-	f = fopen(probe, "r");
-	if (!f) {
-		printf("[  SKIP    ] corpus not found at %s (set ROLLGATE_CORPUS)\n", path);
-		return NULL;
-	}
-	fclose(f);
-	return path;
-}
+/* Parses JSON written with single quotes (readable C literals) strictly;
+ * fails the test on bad JSON. The caller deletes the tree. */
+cJSON *tu_parse(const char *sq);
+
+/* Run by hand (ROLLGATE_BIN unset): points ROLLGATE_BIN at the rollgate of
+ * the build this test belongs to (build/ or build/asan/), when it exists. */
+void tu_use_build_bin(void);
+
+/* Group setup of the tests that run a server: a fresh directory with dev
+ * certificates (h_make_certs; its path in dir) and tu_use_build_bin.
+ * Returns 0 or -1. */
+int tu_certs_setup(char *dir, size_t len);
+/* Removes that directory, or keeps it (and says where) with KEEP_TEST_DIR. */
+void tu_certs_teardown(const char *dir);
 
 #endif
