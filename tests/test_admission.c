@@ -175,29 +175,6 @@ static void test_encode_denied(void **state)
 	admission_response_free(&r);
 }
 
-static bool valid_utf8_no_ctl(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	while (*p) {
-		int len = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3 : (*p & 0xF8) == 0xF0 ? 4 : 0;
-		if (len == 0 || (len == 1 && (*p < 0x20 || *p == 0x7F)))
-			return false;
-		for (int i = 1; i < len; i++)
-			if ((p[i] & 0xC0) != 0x80)
-				return false;
-		p += len;
-	}
-	return true;
-}
-
-static size_t runes(const char *s)
-{
-	size_t n = 0;
-	for (; *s; s++)
-		n += ((unsigned char)*s & 0xC0) != 0x80;
-	return n;
-}
-
 static void test_warnings_sanitised(void **state)
 {
 	struct admission_response r;
@@ -217,10 +194,10 @@ static void test_warnings_sanitised(void **state)
 	assert_int_equal(admission_warn(&r, ""), 0);
 	assert_int_equal(r.n_warnings, 3);
 	for (size_t i = 0; i < r.n_warnings; i++) {
-		assert_true(runes(r.warnings[i]) <= ADM_WARNING_MAX_RUNES);
-		assert_true(valid_utf8_no_ctl(r.warnings[i]));
+		assert_true(tu_runes(r.warnings[i]) <= ADM_WARNING_MAX_RUNES);
+		assert_true(tu_valid_warning(r.warnings[i]));
 	}
-	assert_int_equal(runes(r.warnings[0]), ADM_WARNING_MAX_RUNES);
+	assert_int_equal(tu_runes(r.warnings[0]), ADM_WARNING_MAX_RUNES);
 	assert_non_null(strstr(r.warnings[0], "xx\xc3\xa9..."));
 	/* A C1 control (U+0085) makes the API server drop the whole warning. */
 	assert_string_equal(r.warnings[1], "tab here newline   bad ? utf8 ?? ?");
@@ -241,7 +218,7 @@ static void test_warnings_budget(void **state)
 	admission_response_init(&r);
 	for (int i = 0; i < 30; i++) {
 		size_t o = (size_t)snprintf(text, sizeof(text), "%03d ", i);
-		while (runes(text) < 200) {
+		while (tu_runes(text) < 200) {
 			memcpy(text + o, "\xc3\xbc", 3);
 			o += 2;
 		}
@@ -249,8 +226,8 @@ static void test_warnings_budget(void **state)
 	}
 	assert_int_equal(r.n_warnings, 21);
 	for (size_t i = 0; i < r.n_warnings; i++) {
-		assert_true(valid_utf8_no_ctl(r.warnings[i]));
-		total += runes(r.warnings[i]);
+		assert_true(tu_valid_warning(r.warnings[i]));
+		total += tu_runes(r.warnings[i]);
 		bytes += strlen(r.warnings[i]);
 	}
 	assert_true(total <= ADM_WARNINGS_MAX_RUNES);

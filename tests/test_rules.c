@@ -142,14 +142,6 @@ static size_t n_rule(const struct result *r, enum rule_id id)
 	return n;
 }
 
-static size_t runes(const char *s)
-{
-	size_t n = 0;
-	for (; *s; s++)
-		n += ((unsigned char)*s & 0xC0) != 0x80;
-	return n;
-}
-
 /* The violation of rule id at path (any path when NULL), or NULL. */
 static const struct violation *viol(const struct result *r, enum rule_id id, const char *path)
 {
@@ -1015,7 +1007,7 @@ static void test_warnings_fit(void **state)
 		eval_with(&cfg, i == 0 ? dep(objs[i]) : rollout(objs[i]), NULL, &r);
 		assert_true(r.resp.n_warnings > 0);
 		for (size_t w = 0; w < r.resp.n_warnings; w++) {
-			if (runes(r.resp.warnings[w]) > 120)
+			if (tu_runes(r.resp.warnings[w]) > 120)
 				fail_msg("warning over 120 characters: %s", r.resp.warnings[w]);
 		}
 		result_free(&r);
@@ -1024,23 +1016,6 @@ static void test_warnings_fit(void **state)
 }
 
 /* ---- warnings: every rule shown, within the API server's budget ---- */
-
-/* Valid UTF-8 (no sequence cut), no control character: what kube-apiserver
- * keeps. */
-static bool warning_ok(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	while (*p) {
-		int len = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3 : (*p & 0xF8) == 0xF0 ? 4 : 0;
-		if (len == 0 || (len == 1 && (*p < 0x20 || *p == 0x7F)) || (len == 2 && p[0] == 0xC2 && p[1] < 0xA0))
-			return false;
-		for (int i = 1; i < len; i++)
-			if ((p[i] & 0xC0) != 0x80)
-				return false;
-		p += len;
-	}
-	return true;
-}
 
 /* The response's warnings are what the API server would keep whole: within
  * 4096 runes, each valid, none twice, none cut by it (<= 256 runes). */
@@ -1051,10 +1026,10 @@ static void assert_warnings_kept(const struct admission_response *resp)
 	assert_true(resp->n_warnings <= ADM_MAX_WARNINGS);
 	for (size_t i = 0; i < resp->n_warnings; i++) {
 		const char *w = resp->warnings[i];
-		if (!warning_ok(w))
+		if (!tu_valid_warning(w))
 			fail_msg("warning %zu is not kept by the API server: %s", i, w);
-		assert_true(runes(w) <= ADM_WARNING_MAX_RUNES);
-		total += runes(w);
+		assert_true(tu_runes(w) <= ADM_WARNING_MAX_RUNES);
+		total += tu_runes(w);
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(resp->warnings[j], w) == 0)
 				fail_msg("warning %zu repeats %zu: %s", i, j, w);
@@ -1196,7 +1171,7 @@ static void add_violation(struct verdict *v, enum rule_id id, enum rule_mode mod
 /* text of n runes: a prefix, then the multi-byte character ch repeated. */
 static void fill(char *buf, size_t len, const char *prefix, const char *ch, size_t n)
 {
-	size_t o = (size_t)snprintf(buf, len, "%s", prefix), r = runes(buf);
+	size_t o = (size_t)snprintf(buf, len, "%s", prefix), r = tu_runes(buf);
 
 	for (; r < n && o + strlen(ch) < len; r++)
 		o += (size_t)snprintf(buf + o, len - o, "%s", ch);
@@ -1240,7 +1215,7 @@ static void test_warnings_utf8_budget(void **state)
 		bytes += strlen(resp.warnings[i]);
 	assert_true(bytes > ADM_WARNINGS_MAX_RUNES);
 	assert_contains(resp.warnings[0], "m0.0 ");
-	assert_int_equal(runes(resp.warnings[0]), ADM_WARNING_MAX_RUNES);
+	assert_int_equal(tu_runes(resp.warnings[0]), ADM_WARNING_MAX_RUNES);
 	assert_contains(resp.warnings[1], "replicaset-direct-edit: 36 more violations not shown");
 	/* The notes that did not fit are counted; the response never needed
 	 * its own "not shown" line. */
@@ -1268,7 +1243,7 @@ static void test_warnings_budget_edge(void **state)
 	assert_int_equal(rules_warnings(&v, &b, &l), 0);
 	assert_int_equal(l.n, 3);
 	for (size_t i = 0; i < l.n; i++) {
-		assert_int_equal(runes(l.l[i].text), 119);
+		assert_int_equal(tu_runes(l.l[i].text), 119);
 		assert_int_equal(l.l[i].violation, i);
 		assert_int_equal(l.l[i].rule, RULE_MUTABLE_IMAGE_TAG);
 	}
