@@ -53,7 +53,7 @@ struct rules_lines {
 
 /* How much of a verdict one rendering shows. */
 struct rules_budget {
-	size_t per_rule;   /* messages of one rule listed before the rest are counted */
+	size_t per_rule;   /* messages of one rule listed before the rest are counted (>= 1) */
 	size_t item_runes; /* longest line, in runes (>= 96) */
 	size_t runes;      /* all lines together, in runes */
 	size_t lines;      /* number of lines */

@@ -1235,7 +1235,7 @@ static void test_warnings_budget_edge(void **state)
 	char msg[512];
 
 	for (int k = 0; k < 3; k++) {
-		char prefix[8];
+		char prefix[16];
 		snprintf(prefix, sizeof(prefix), "%d", k);
 		fill(msg, sizeof(msg), prefix, "\xe2\x82\xac", 100);
 		add_violation(&v, RULE_MUTABLE_IMAGE_TAG, MODE_WARN, msg);
