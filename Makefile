@@ -70,15 +70,44 @@ bench:
 	@scripts/deps.sh bench
 	@scripts/bench.sh
 
-FUZZERS := $(patsubst fuzz/%.c,build/fuzz/%,$(wildcard fuzz/fuzz_*.c))
-fuzz: deps $(FUZZERS)
-	@for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p fuzz/seeds/$$n; echo "== $$n"; \
-		$$f -max_total_time=$${FUZZ_SECONDS:-30} fuzz/corpus/$$n fuzz/seeds/$$n || exit 1; done
+# Fuzzing (libFuzzer, clang). Every harness links one instrumented copy of
+# the library (build/fuzz/obj/*.o in build/fuzz/librollgate.a), compiled with
+# the main build's warnings. Seeds and dictionaries live in the tree
+# (fuzz/seeds/<harness>/, fuzz/<harness>.dict); what a run finds goes to
+# build/fuzz/corpus/<harness>/, crashes to build/fuzz/artifacts/. Any finding
+# fails the target.
+FUZZ_SECONDS ?= 30
+FUZZ_B      := build/fuzz
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -g -O1 -fno-omit-frame-pointer \
+	-fsanitize=address,undefined -fno-sanitize-recover=all -Iinclude \
+	-DROLLGATE_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+FUZZERS     := $(patsubst fuzz/%.c,$(FUZZ_B)/%,$(wildcard fuzz/fuzz_*.c))
 
-build/fuzz/%: fuzz/%.c $(LIBSRCS)
-	@mkdir -p build/fuzz fuzz/corpus/$*
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude \
-		-DROLLGATE_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS)) -o $@ $< $(LIBSRCS) $(LDLIBS)
+fuzz: deps $(FUZZERS)
+	@mkdir -p $(FUZZ_B)/artifacts; passed=0; \
+	for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p $(FUZZ_B)/corpus/$$n; \
+		echo "== $$n: $(FUZZ_SECONDS) s"; \
+		if ! $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+			-dict=fuzz/$$n.dict -artifact_prefix=$(FUZZ_B)/artifacts/$$n- \
+			$(FUZZ_B)/corpus/$$n fuzz/seeds/$$n >$(FUZZ_B)/$$n.log 2>&1; then \
+			tail -n 60 $(FUZZ_B)/$$n.log; \
+			echo "$$n failed: log $(FUZZ_B)/$$n.log, failing input in $(FUZZ_B)/artifacts/"; \
+			echo "fuzz: $$passed passed, 1 failed"; exit 1; fi; \
+		sed -n 's/^stat::number_of_executed_units: */   executions: /p' $(FUZZ_B)/$$n.log; \
+		passed=$$((passed + 1)); done; \
+	echo "fuzz: $$passed passed, 0 failed"
+
+$(FUZZ_B)/obj/%.o: src/%.c $(wildcard include/*.h) | $(FUZZ_B)/obj
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_B)/librollgate.a: $(patsubst src/%.c,$(FUZZ_B)/obj/%.o,$(LIBSRCS))
+	ar rcs $@ $^
+
+$(FUZZ_B)/%: fuzz/%.c $(FUZZ_B)/librollgate.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_B)/librollgate.a $(LDLIBS)
+
+$(FUZZ_B)/obj:
+	mkdir -p $@
 
 image:
 	@if command -v docker >/dev/null && docker info >/dev/null 2>&1; then \

@@ -35,8 +35,19 @@ struct admission_request {
 	const cJSON *old_object; /* NULL on CREATE */
 };
 
-#define ADM_MAX_WARNINGS 16
-#define ADM_WARNING_MAX_LEN 120
+/*
+ * Warnings. kube-apiserver keeps 4096 runes of warning text per request, from
+ * every source together; past that budget it cuts each item to 256 runes and
+ * drops what still does not fit. It drops exact duplicates, and items with
+ * invalid UTF-8 or a control character (WithWarningRecorder in
+ * staging/src/k8s.io/apiserver/pkg/endpoints/filters/warning.go, and
+ * NewWarningHeader in staging/src/k8s.io/apimachinery/pkg/util/net/http.go).
+ * 120 characters is the advised length of one warning.
+ */
+#define ADM_WARNINGS_MAX_RUNES 4096 /* the whole response */
+#define ADM_WARNING_MAX_RUNES 256   /* one warning: never cut by the API server */
+#define ADM_WARNINGS_RESERVE 64     /* runes kept for the "not shown" line */
+#define ADM_MAX_WARNINGS 64
 #define ADM_MAX_AUDIT 16
 
 struct admission_response {
@@ -46,6 +57,8 @@ struct admission_response {
 	char *patch;   /* JSON Patch array text, malloc'd; NULL when none */
 	char *warnings[ADM_MAX_WARNINGS];
 	size_t n_warnings;
+	size_t warning_runes;    /* runes in warnings[], the "not shown" line aside */
+	size_t warnings_dropped; /* counted in the last warning */
 	char *audit_keys[ADM_MAX_AUDIT];
 	char *audit_values[ADM_MAX_AUDIT];
 	size_t n_audit;
@@ -72,10 +85,19 @@ void admission_response_free(struct admission_response *resp);
  * when the response is already denied. Returns 0 or -1 on OOM. */
 int admission_deny(struct admission_response *resp, const char *message);
 /*
- * Adds a warning after making it acceptable to kube-apiserver: invalid UTF-8
- * and control characters replaced, cut to ADM_WARNING_MAX_LEN bytes on a
- * character boundary. Past ADM_MAX_WARNINGS the last slot says how many more
- * there were. Returns 0 or -1 on OOM.
+ * The text of a warning as kube-apiserver keeps it: invalid UTF-8 as '?',
+ * control characters as spaces, at most max_runes runes (max_runes >= 4), cut
+ * on a character boundary with "..." when longer. Returns a malloc'd string
+ * (the caller frees it) with its length in runes in *runes, or NULL on OOM.
+ */
+char *admission_warning_text(const char *text, size_t max_runes, size_t *runes);
+/*
+ * Adds admission_warning_text(text, ADM_WARNING_MAX_RUNES). Empty texts and
+ * exact duplicates are dropped, as kube-apiserver drops them. The response
+ * keeps at most ADM_WARNINGS_MAX_RUNES runes of warnings in total: a warning
+ * past that budget (or past ADM_MAX_WARNINGS) is counted, with every later
+ * one, in a last "and more warnings not shown: N" warning. Returns 0 or -1 on
+ * OOM.
  */
 int admission_warn(struct admission_response *resp, const char *text);
 /* Adds an audit annotation; the key is sanitised (no '/', at most 63 bytes). */

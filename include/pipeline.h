@@ -70,6 +70,13 @@ int pipeline_request(const cJSON *obj, struct admission_request *req, char *err,
 int pipeline_check(struct engine *e, const cJSON *obj, struct verdict *v, char *err,
 		   size_t errlen);
 
+/* The lines of rules_warnings(v) that are not a violation's own message:
+ * the notes, and the counts of violations past RULES_MAX_PER_RULE, worded as
+ * the webhook words them (the pipeline commands list each violation
+ * themselves). *out is the caller's to rules_lines_free. Returns 0 or -1 on
+ * OOM. */
+int pipeline_notes(const struct verdict *v, struct rules_lines *out);
+
 /* The ConfigMaps and Secrets whose values stamping obj would hash (the
  * webhook's opt-in and kind rules applied); empty when obj is not stamped.
  * *out is the caller's to refs_free, whatever the outcome. */

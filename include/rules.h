@@ -31,9 +31,35 @@ struct violation {
 struct verdict {
 	struct violation *v;
 	size_t n;
+	size_t dropped[RULE_COUNT]; /* violations past RULES_MAX_PER_RULE, per rule */
 	char *note; /* malloc'd informational warnings (e.g. Flagger lookup failed), one per
 		     * '\n'-separated line, or NULL */
 };
+
+/* One line of what a verdict tells a person, besides the denial. */
+struct rules_line {
+	enum rule_id rule; /* the rule it speaks for; RULE_COUNT for a note */
+	size_t violation;  /* index in verdict.v when the line is that violation's
+			    * message, else RULES_NO_VIOLATION */
+	char *text;        /* malloc'd, as admission_warning_text returns it */
+};
+#define RULES_NO_VIOLATION ((size_t)-1)
+
+struct rules_lines {
+	struct rules_line *l;
+	size_t n;
+};
+
+/* How much of a verdict one rendering shows. */
+struct rules_budget {
+	size_t per_rule;   /* messages of one rule listed before the rest are counted (>= 1) */
+	size_t item_runes; /* longest line, in runes (>= 96) */
+	size_t runes;      /* all lines together, in runes */
+	size_t lines;      /* number of lines */
+};
+
+/* Messages of one warn rule the webhook lists before counting the rest. */
+#define RULES_WARN_PER_RULE 3
 
 /* Names the Flagger Canary target to look up, or NULL when req is not a
  * Flagger Canary CREATE/UPDATE with a Deployment target. Borrowed pointer. */
@@ -51,11 +77,29 @@ int rules_evaluate(const struct config *cfg, const struct admission_request *req
 		   const struct rules_extra *extra, struct verdict *out);
 
 /*
+ * The warning lines of a verdict: the one list that /validate returns and
+ * that `rollgate check` and `rollgate fn` take their notes from. In rule
+ * order, each rule with warn violations lists up to b->per_rule distinct
+ * messages ("rule-id: message"; exact duplicates once), then one line
+ * "rule-id: N more violations not shown" for the rest, including those
+ * past RULES_MAX_PER_RULE; a rule in another mode gets that line only for
+ * those. Then each note line, duplicates once. Every line is cut to
+ * b->item_runes. When the lines exceed b->runes or b->lines, rules list
+ * fewer messages first (down to one each, so every rule with violations
+ * still appears), then the last notes go, counted in a final line. *out
+ * is overwritten; the caller releases it with rules_lines_free. Returns 0,
+ * or -1 on OOM (out is then empty).
+ */
+int rules_warnings(const struct verdict *v, const struct rules_budget *b, struct rules_lines *out);
+void rules_lines_free(struct rules_lines *l);
+
+/*
  * Turns a verdict into the response: enforce violations deny (403) with
- * every message prefixed by its rule ID, warn ones become warnings (one per
- * violation, prefixed), audit ones one audit annotation per rule (key: the
- * rule ID; several messages joined by "; "), each note line a warning.
- * Warn and audit output is added on denials too. Returns 0 or -1 on OOM.
+ * every message prefixed by its rule ID, rules_warnings become warnings
+ * (within what is left of the response's budget), audit violations one
+ * audit annotation per rule (key: the rule ID; several messages joined by
+ * "; "). Warnings and audit annotations are added on denials too. Returns 0
+ * or -1 on OOM.
  */
 int rules_decide(const struct verdict *v, struct admission_response *resp);
 
@@ -78,8 +122,8 @@ enum rules_target {
 	RT_FLAGGER_CANARY,
 };
 
-/* Violations kept per rule; the rest are counted in the note. Keeping a few
- * of every rule means an enforce violation is never crowded out. */
+/* Violations kept per rule; the rest are counted in verdict.dropped. Keeping
+ * a few of every rule means an enforce violation is never crowded out. */
 #define RULES_MAX_PER_RULE 32
 /* Longest violation message and note kept, in bytes. */
 #define RULES_MAX_MESSAGE 1024
@@ -94,7 +138,6 @@ struct rules_ctx {
 	enum rules_target target;
 	bool active[RULE_COUNT];    /* mode not off, not exempt, not skipped */
 	size_t kept[RULE_COUNT];    /* violations recorded per rule */
-	size_t dropped[RULE_COUNT]; /* past RULES_MAX_PER_RULE */
 	struct verdict *out;
 	bool oom;
 };

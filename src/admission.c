@@ -290,23 +290,23 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 	return len;
 }
 
-/* Copies text into a new string of at most max bytes (max >= 4) that
- * kube-apiserver keeps: valid UTF-8, control characters as spaces, cut on a
- * character boundary with "..." when longer. */
-static char *sanitize_text(const char *text, size_t max)
+char *admission_warning_text(const char *text, size_t max_runes, size_t *runes)
 {
 	const unsigned char *s = (const unsigned char *)text;
-	size_t n = strlen(text), i = 0, o = 0, keep = 0;
-	char *out = malloc(max + 1);
+	size_t n = strlen(text), i = 0, o = 0, r = 0, keep = 0, keep_r = 0;
+	/* Every rune comes out no longer than it went in, and "..." replaces
+	 * at least three runes: n bytes are enough. */
+	char *out = malloc(n + 1);
 
 	if (!out)
 		return NULL;
 	while (i < n) {
 		size_t len = utf8_seq(s + i, n - i);
 		size_t olen = len ? len : 1;
-		if (o + olen > max) {
+		if (r == max_runes) {
 			memcpy(out + keep, "...", 3);
 			o = keep + 3;
+			r = keep_r + 3;
 			break;
 		}
 		if (len == 0)
@@ -316,44 +316,66 @@ static char *sanitize_text(const char *text, size_t max)
 		else
 			memcpy(out + o, s + i, len);
 		o += olen;
-		i += len ? len : 1;
-		if (o <= max - 3)
+		r++;
+		i += olen;
+		if (r <= max_runes - 3) {
 			keep = o; /* last boundary that leaves room for "..." */
+			keep_r = r;
+		}
 	}
 	out[o] = '\0';
+	*runes = r;
 	return out;
 }
 
-int admission_warn(struct admission_response *resp, const char *text)
+static bool warning_known(const struct admission_response *resp, const char *w)
+{
+	for (size_t i = 0; i < resp->n_warnings; i++) {
+		if (strcmp(resp->warnings[i], w) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Counts one more warning that did not fit in the last slot, which the
+ * budget's reserve keeps room for. */
+static int warn_dropped(struct admission_response *resp)
 {
 	char more[64];
 	char *w;
 
-	if (resp->n_warnings == ADM_MAX_WARNINGS) {
-		/* The last slot counts what did not fit. */
-		static const char prefix[] = "and more warnings not shown: ";
-		unsigned long extra = 1;
-		char *last = resp->warnings[ADM_MAX_WARNINGS - 1];
-		if (strncmp(last, prefix, sizeof(prefix) - 1) == 0)
-			extra = strtoul(last + sizeof(prefix) - 1, NULL, 10) + 1;
-		else
-			extra = 2;
-		snprintf(more, sizeof(more), "%s%lu", prefix, extra);
-		w = strdup(more);
-		if (!w)
-			return -1;
-		free(last);
-		resp->warnings[ADM_MAX_WARNINGS - 1] = w;
-		return 0;
-	}
-	w = sanitize_text(text, ADM_WARNING_MAX_LEN);
+	snprintf(more, sizeof(more), "and more warnings not shown: %zu", resp->warnings_dropped + 1);
+	w = strdup(more);
 	if (!w)
 		return -1;
+	if (resp->warnings_dropped)
+		free(resp->warnings[--resp->n_warnings]);
 	resp->warnings[resp->n_warnings++] = w;
+	resp->warnings_dropped++;
 	return 0;
 }
 
-/* Audit annotation keys: a qualified name without prefix, at most 63. */
+int admission_warn(struct admission_response *resp, const char *text)
+{
+	size_t runes;
+	char *w = admission_warning_text(text, ADM_WARNING_MAX_RUNES, &runes);
+
+	if (!w)
+		return -1;
+	if (runes == 0 || warning_known(resp, w)) {
+		free(w);
+		return 0;
+	}
+	if (resp->warnings_dropped == 0 && resp->n_warnings < ADM_MAX_WARNINGS - 1 &&
+	    resp->warning_runes + runes <= ADM_WARNINGS_MAX_RUNES - ADM_WARNINGS_RESERVE) {
+		resp->warnings[resp->n_warnings++] = w;
+		resp->warning_runes += runes;
+		return 0;
+	}
+	free(w);
+	return warn_dropped(resp);
+}
+
 static char *sanitize_key(const char *key)
 {
 	size_t n = strlen(key), o = 0;
@@ -380,11 +402,12 @@ static char *sanitize_key(const char *key)
 int admission_audit(struct admission_response *resp, const char *key, const char *value)
 {
 	char *k, *v;
+	size_t runes;
 
 	if (resp->n_audit == ADM_MAX_AUDIT)
 		return 0;
 	k = sanitize_key(key);
-	v = sanitize_text(value, 1024);
+	v = admission_warning_text(value, 1024, &runes);
 	if (!k || !v) {
 		free(k);
 		free(v);

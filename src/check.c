@@ -60,18 +60,21 @@ static int add_note(struct report *r, const struct pobj *o, const char *text)
 static int take_verdict(struct report *r, const struct pobj *o, struct verdict *v)
 {
 	struct finding *nf;
+	struct rules_lines notes;
+	int rc = 0;
 
 	/* One note per line, each with its place, so every line greps alike. */
-	for (const char *p = v->note; p && *p;) {
-		const char *nl = strchr(p, '\n');
-		int n = nl ? (int)(nl - p) : (int)strlen(p);
+	if (pipeline_notes(v, &notes) < 0)
+		return -1;
+	for (size_t i = 0; rc == 0 && i < notes.n; i++) {
 		char line[1100];
-		snprintf(line, sizeof(line), "note: %s/%s: %.*s", obj_kind(o->obj), obj_name(o->obj),
-			 n, p);
-		if (n > 0 && add_note(r, o, line) < 0)
-			return -1;
-		p = nl ? nl + 1 : p + n;
+		snprintf(line, sizeof(line), "note: %s/%s: %s", obj_kind(o->obj), obj_name(o->obj),
+			 notes.l[i].text);
+		rc = add_note(r, o, line);
 	}
+	rules_lines_free(&notes);
+	if (rc < 0)
+		return -1;
 	if (v->n == 0)
 		return 0;
 	nf = realloc(r->f, (r->n + v->n) * sizeof(*nf));

@@ -27,6 +27,8 @@ struct cfgread {
 };
 
 static int cfg_fail(struct cfgread *r, const cJSON *node, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int cfg_fail(struct cfgread *r, const cJSON *node, const char *key, const char *fmt, ...)
 {
 	char what[256];
 	va_list ap;

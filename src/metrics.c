@@ -156,6 +156,7 @@ struct out {
 	bool full;
 };
 
+static void emit(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void emit(struct out *o, const char *fmt, ...)
 {
 	va_list ap;

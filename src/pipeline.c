@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,6 +369,23 @@ int pipeline_check(struct engine *e, const cJSON *obj, struct verdict *v, char *
 	lookup_batch_clear(&b);
 	admission_request_free(&req);
 	return rc;
+}
+
+int pipeline_notes(const struct verdict *v, struct rules_lines *out)
+{
+	static const struct rules_budget all = { RULES_MAX_PER_RULE, SIZE_MAX, SIZE_MAX, SIZE_MAX };
+	size_t kept = 0;
+
+	if (rules_warnings(v, &all, out) < 0)
+		return -1;
+	for (size_t i = 0; i < out->n; i++) {
+		if (out->l[i].violation == RULES_NO_VIOLATION)
+			out->l[kept++] = out->l[i];
+		else
+			free(out->l[i].text);
+	}
+	out->n = kept;
+	return 0;
 }
 
 int pipeline_stamp_refs(struct engine *e, const cJSON *obj, struct refset *out, char *err,

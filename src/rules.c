@@ -7,6 +7,7 @@
 #include "rules.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,12 +158,13 @@ void rules_report(struct rules_ctx *ctx, enum rule_id id, const char *path, cons
 {
 	char msg[RULES_MAX_MESSAGE];
 	struct violation *nv, *v;
+	size_t runes;
 	va_list ap;
 
 	if (ctx->oom || (unsigned)id >= RULE_COUNT || !ctx->active[id])
 		return;
 	if (ctx->kept[id] >= RULES_MAX_PER_RULE) {
-		ctx->dropped[id]++;
+		ctx->out->dropped[id]++;
 		return;
 	}
 	va_start(ap, fmt);
@@ -177,7 +179,8 @@ void rules_report(struct rules_ctx *ctx, enum rule_id id, const char *path, cons
 	v = &nv[ctx->out->n];
 	v->rule = id;
 	v->mode = ctx->cfg->rules[id].mode;
-	v->message = strdup(msg);
+	/* "%.63s" may have cut a character: every reader gets valid UTF-8. */
+	v->message = admission_warning_text(msg, SIZE_MAX, &runes);
 	v->path = strdup(path);
 	if (!v->message || !v->path) {
 		free(v->message);
@@ -192,7 +195,7 @@ void rules_report(struct rules_ctx *ctx, enum rule_id id, const char *path, cons
 void rules_note(struct rules_ctx *ctx, const char *fmt, ...)
 {
 	char line[512];
-	char *note = ctx->out->note;
+	char *note = ctx->out->note, *clean;
 	size_t old = note ? strlen(note) : 0, add;
 	va_list ap;
 
@@ -201,19 +204,27 @@ void rules_note(struct rules_ctx *ctx, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	add = strlen(line);
-	/* Past the cap the earlier lines are worth more than the later ones. */
-	if (old + add + 2 > RULES_MAX_NOTE)
-		return;
-	note = realloc(note, old + add + 2);
-	if (!note) {
+	/* Control characters (a newline would split the line) and characters
+	 * that "%.253s" cut are made safe first. */
+	clean = admission_warning_text(line, SIZE_MAX, &add);
+	if (!clean) {
 		ctx->oom = true;
 		return;
 	}
-	if (old)
-		note[old++] = '\n';
-	memcpy(note + old, line, add + 1);
-	ctx->out->note = note;
+	add = strlen(clean);
+	/* Past the cap the earlier lines are worth more than the later ones. */
+	if (old + add + 2 <= RULES_MAX_NOTE) {
+		note = realloc(note, old + add + 2);
+		if (!note) {
+			ctx->oom = true;
+		} else {
+			if (old)
+				note[old++] = '\n';
+			memcpy(note + old, clean, add + 1);
+			ctx->out->note = note;
+		}
+	}
+	free(clean);
 }
 
 bool rules_reported(const struct rules_ctx *ctx, enum rule_id id, const char *path)
@@ -238,15 +249,6 @@ static void sort_by_rule(struct verdict *v)
 			j--;
 		}
 		v->v[j] = cur;
-	}
-}
-
-static void note_dropped(struct rules_ctx *ctx)
-{
-	for (int i = 0; i < RULE_COUNT; i++) {
-		if (ctx->dropped[i])
-			rules_note(ctx, "%s: %zu more violations not shown",
-				   config_rule_name((enum rule_id)i), ctx->dropped[i]);
 	}
 }
 
@@ -275,7 +277,6 @@ int rules_evaluate(const struct config *cfg, const struct admission_request *req
 	rules_check_flagger(&ctx);
 	rules_check_workload(&ctx);
 	rules_check_rollout(&ctx);
-	note_dropped(&ctx);
 	if (ctx.oom) {
 		verdict_free(out);
 		return -1;
@@ -296,23 +297,42 @@ static char *prefixed(const struct violation *v)
 	return s;
 }
 
-/* Denials and warnings: one entry per violation of that mode. */
-static int decide_mode(const struct verdict *v, enum rule_mode mode, struct admission_response *resp)
+/* Denials: one entry per enforce violation. */
+static int decide_enforce(const struct verdict *v, struct admission_response *resp)
 {
 	for (size_t i = 0; i < v->n; i++) {
 		char *s;
 		int rc;
-		if (v->v[i].mode != mode)
+		if (v->v[i].mode != MODE_ENFORCE)
 			continue;
 		s = prefixed(&v->v[i]);
 		if (!s)
 			return -1;
-		rc = mode == MODE_ENFORCE ? admission_deny(resp, s) : admission_warn(resp, s);
+		rc = admission_deny(resp, s);
 		free(s);
 		if (rc < 0)
 			return -1;
 	}
 	return 0;
+}
+
+/* The warnings, within what the response has left of the API server's
+ * budget. */
+static int decide_warnings(const struct verdict *v, struct admission_response *resp)
+{
+	struct rules_budget b = { RULES_WARN_PER_RULE, ADM_WARNING_MAX_RUNES, 0, 0 };
+	struct rules_lines w;
+	size_t room = ADM_WARNINGS_MAX_RUNES - ADM_WARNINGS_RESERVE;
+	int rc = 0;
+
+	b.runes = resp->warning_runes < room ? room - resp->warning_runes : 0;
+	b.lines = resp->n_warnings < ADM_MAX_WARNINGS - 1 ? ADM_MAX_WARNINGS - 1 - resp->n_warnings : 0;
+	if (rules_warnings(v, &b, &w) < 0)
+		return -1;
+	for (size_t i = 0; rc == 0 && i < w.n; i++)
+		rc = admission_warn(resp, w.l[i].text);
+	rules_lines_free(&w);
+	return rc;
 }
 
 /* Audit annotations: one per rule (keys must be unique in the response
@@ -346,33 +366,15 @@ out:
 	return rc;
 }
 
-/* Each line of the note becomes a warning of its own. */
-static int decide_note(const char *note, struct admission_response *resp)
-{
-	char line[RULES_MAX_NOTE + 1];
-
-	while (note && *note) {
-		size_t n = strcspn(note, "\n");
-		memcpy(line, note, n);
-		line[n] = '\0';
-		if (n && admission_warn(resp, line) < 0)
-			return -1;
-		note += n;
-		if (*note == '\n')
-			note++;
-	}
-	return 0;
-}
-
 int rules_decide(const struct verdict *v, struct admission_response *resp)
 {
-	if (decide_mode(v, MODE_ENFORCE, resp) < 0 || decide_mode(v, MODE_WARN, resp) < 0)
+	if (decide_enforce(v, resp) < 0 || decide_warnings(v, resp) < 0)
 		return -1;
 	for (int i = 0; i < RULE_COUNT; i++) {
 		if (decide_audit_rule(v, (enum rule_id)i, resp) < 0)
 			return -1;
 	}
-	return decide_note(v->note, resp);
+	return 0;
 }
 
 void verdict_free(struct verdict *v)

@@ -394,6 +394,7 @@ static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *conn, const 
 			   strlen(text), MHD_RESPMEM_MUST_FREE);
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[256];

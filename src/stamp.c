@@ -317,21 +317,21 @@ static int fn_object(struct engine *e, const struct mset *m, const struct pobj *
 		     const struct sink *s, char *err, size_t errlen)
 {
 	struct verdict v;
+	struct rules_lines notes;
 	int enforce = 0;
 
 	if (fn_stamp(e, m, o, s, err, errlen) < 0)
 		return -1;
 	if (pipeline_check(e, o->obj, &v, err, errlen) < 0)
 		return -1;
-	for (const char *p = v.note; p && *p;) {
-		const char *nl = strchr(p, '\n');
-		size_t n = nl ? (size_t)(nl - p) : strlen(p);
-		char line[1100];
-		snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) ? n : sizeof(line) - 1), p);
-		if (n > 0)
-			report(s, o, "info", "rollgate", line, NULL);
-		p += nl ? n + 1 : n;
+	if (pipeline_notes(&v, &notes) < 0) {
+		verdict_free(&v);
+		snprintf(err, errlen, "out of memory");
+		return -1;
 	}
+	for (size_t i = 0; i < notes.n; i++)
+		report(s, o, "info", "rollgate", notes.l[i].text, NULL);
+	rules_lines_free(&notes);
 	for (size_t i = 0; i < v.n; i++) {
 		report(s, o, severity(v.v[i].mode), config_rule_name(v.v[i].rule), v.v[i].message,
 		       v.v[i].path);

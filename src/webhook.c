@@ -207,6 +207,7 @@ static void log_decision(const struct webhook_call *c)
 	       LF_S("kind", r->kind), LF_S("namespace", r->namespace_), LF_S("name", r->name),
 	       LF_S("operation", admission_operation_name(r->operation)),
 	       LF_S("decision", decision), LF_I("warnings", c->resp.n_warnings),
+	       LF_I("warnings_not_shown", c->resp.warnings_dropped),
 	       LF_I("dry_run", r->dry_run), LF_D("duration_ms", since(&c->start) * 1000.0));
 }
 

@@ -175,47 +175,79 @@ static void test_encode_denied(void **state)
 	admission_response_free(&r);
 }
 
-static bool valid_utf8_no_ctl(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	while (*p) {
-		int len = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3 : (*p & 0xF8) == 0xF0 ? 4 : 0;
-		if (len == 0 || (len == 1 && (*p < 0x20 || *p == 0x7F)))
-			return false;
-		for (int i = 1; i < len; i++)
-			if ((p[i] & 0xC0) != 0x80)
-				return false;
-		p += len;
-	}
-	return true;
-}
-
 static void test_warnings_sanitised(void **state)
 {
 	struct admission_response r;
 	char long_text[400];
-	size_t total = 0;
 
 	(void)state;
 	admission_response_init(&r);
 	memset(long_text, 'x', sizeof(long_text) - 1);
 	long_text[sizeof(long_text) - 1] = '\0';
 	/* é straddling the cut must not be split. */
-	memcpy(long_text + 116, "\xc3\xa9\xc3\xa9", 4);
+	memcpy(long_text + 252, "\xc3\xa9\xc3\xa9", 4);
 	assert_int_equal(admission_warn(&r, long_text), 0);
-	assert_int_equal(admission_warn(&r, "tab\there\nnewline \x01 bad \xff utf8 \xc3"), 0);
+	assert_int_equal(admission_warn(&r, "tab\there\nnewline \x01 bad \xff utf8 \xc2\x85 \xc3"), 0);
+	/* kube-apiserver keeps one of each text, and none that is empty. */
 	for (int i = 0; i < 40; i++)
 		assert_int_equal(admission_warn(&r, "another"), 0);
-	assert_int_equal(r.n_warnings, ADM_MAX_WARNINGS);
+	assert_int_equal(admission_warn(&r, ""), 0);
+	assert_int_equal(r.n_warnings, 3);
 	for (size_t i = 0; i < r.n_warnings; i++) {
-		assert_true(strlen(r.warnings[i]) <= ADM_WARNING_MAX_LEN);
-		assert_true(valid_utf8_no_ctl(r.warnings[i]));
-		total += strlen(r.warnings[i]);
+		assert_true(tu_runes(r.warnings[i]) <= ADM_WARNING_MAX_RUNES);
+		assert_true(tu_valid_warning(r.warnings[i]));
 	}
-	assert_true(total < 4096 / 2);
-	assert_non_null(strstr(r.warnings[0], "..."));
-	assert_string_equal(r.warnings[1], "tab here newline   bad ? utf8 ?");
-	assert_non_null(strstr(r.warnings[ADM_MAX_WARNINGS - 1], "not shown: 27"));
+	assert_int_equal(tu_runes(r.warnings[0]), ADM_WARNING_MAX_RUNES);
+	assert_non_null(strstr(r.warnings[0], "xx\xc3\xa9..."));
+	/* A C1 control (U+0085) makes the API server drop the whole warning. */
+	assert_string_equal(r.warnings[1], "tab here newline   bad ? utf8 ?? ?");
+	assert_string_equal(r.warnings[2], "another");
+	admission_response_free(&r);
+}
+
+/* The budget is 4096 runes of the API server's, not bytes: 200-rune
+ * warnings of two-byte characters fit 20 times (8000 bytes); the 21st and
+ * later ones are counted in a last warning. */
+static void test_warnings_budget(void **state)
+{
+	struct admission_response r;
+	char text[2 * 200 + 16];
+	size_t total = 0, bytes = 0;
+
+	(void)state;
+	admission_response_init(&r);
+	for (int i = 0; i < 30; i++) {
+		size_t o = (size_t)snprintf(text, sizeof(text), "%03d ", i);
+		while (tu_runes(text) < 200) {
+			memcpy(text + o, "\xc3\xbc", 3);
+			o += 2;
+		}
+		assert_int_equal(admission_warn(&r, text), 0);
+	}
+	assert_int_equal(r.n_warnings, 21);
+	for (size_t i = 0; i < r.n_warnings; i++) {
+		assert_true(tu_valid_warning(r.warnings[i]));
+		total += tu_runes(r.warnings[i]);
+		bytes += strlen(r.warnings[i]);
+	}
+	assert_true(total <= ADM_WARNINGS_MAX_RUNES);
+	assert_true(bytes > ADM_WARNINGS_MAX_RUNES);
+	assert_int_equal(r.warning_runes, 20 * 200);
+	assert_string_equal(r.warnings[20], "and more warnings not shown: 10");
+	/* Past the budget nothing else gets in, however short. */
+	assert_int_equal(admission_warn(&r, "short"), 0);
+	assert_int_equal(r.n_warnings, 21);
+	assert_string_equal(r.warnings[20], "and more warnings not shown: 11");
+	admission_response_free(&r);
+
+	/* Past ADM_MAX_WARNINGS the same. */
+	admission_response_init(&r);
+	for (int i = 0; i < ADM_MAX_WARNINGS + 5; i++) {
+		snprintf(text, sizeof(text), "w%d", i);
+		assert_int_equal(admission_warn(&r, text), 0);
+	}
+	assert_int_equal(r.n_warnings, ADM_MAX_WARNINGS);
+	assert_string_equal(r.warnings[ADM_MAX_WARNINGS - 1], "and more warnings not shown: 6");
 	admission_response_free(&r);
 }
 
@@ -277,6 +309,7 @@ int main(void)
 		cmocka_unit_test(test_encode_allowed_with_patch),
 		cmocka_unit_test(test_encode_denied),
 		cmocka_unit_test(test_warnings_sanitised),
+		cmocka_unit_test(test_warnings_budget),
 		cmocka_unit_test(test_audit_keys),
 		cmocka_unit_test(test_corpus_review),
 	};

@@ -790,4 +790,61 @@ else
 	echo "SKIP: no corpus at $CORPUS"
 fi
 
+# ---- check and /validate report the same rules ----
+
+say "check and review --validate: 40 containers breaking several rules, every rule in both, warnings within budget"
+cat >"$TMP/modes.yaml" <<'EOF'
+rules:
+  mutable-image-tag: {mode: audit}
+  no-rollback-history: {mode: enforce}
+EOF
+python3 - "$TMP/many.json" "$TMP/many-review.json" <<'EOF'
+import json, sys
+containers = [{"name": "c%d-\u00fc\u20ac" % i, "image": "shop/app" if i % 2 else "shop/app:latest",
+               "livenessProbe": {"tcpSocket": {"port": 80}}} for i in range(40)]
+obj = {"apiVersion": "apps/v1", "kind": "Deployment",
+       "metadata": {"name": "many", "namespace": "shop"},
+       "spec": {"replicas": 4, "revisionHistoryLimit": 0, "selector": {"matchLabels": {"app": "m"}},
+                "strategy": {"rollingUpdate": {"maxUnavailable": "100%"}},
+                "template": {"metadata": {"labels": {"app": "m"}}, "spec": {"containers": containers}}}}
+json.dump(obj, open(sys.argv[1], "w"), ensure_ascii=False)
+json.dump({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+    "uid": "5d7f3a52-40c1-4a0e-9a43-6f0f2a5d8e11",
+    "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+    "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+    "name": "many", "namespace": "shop", "operation": "CREATE",
+    "userInfo": {"username": "alice@example.com"}, "object": obj}}, open(sys.argv[2], "w"), ensure_ascii=False)
+EOF
+for cfg in "" "$TMP/modes.yaml"; do
+	set -- "$TMP/many.json"
+	[ -n "$cfg" ] && set -- --config "$cfg" "$@"
+	run "$BIN" check -o json "$@"
+	cp "$OUT" "$TMP/many-check.json"
+	set -- "$TMP/many-review.json"
+	[ -n "$cfg" ] && set -- --config "$cfg" "$@"
+	run "$BIN" review --validate "$@"
+	[ "$RC" -le 1 ] || fail "review exited $RC"
+	python3 - "$TMP/many-check.json" "$OUT" <<'EOF' || fail "check and review --validate disagree"
+import json, sys
+check = json.load(open(sys.argv[1]))
+resp = json.load(open(sys.argv[2]))["response"]
+rules = {v["rule"] for v in check["violations"]}
+assert len(rules) >= 5, rules
+warnings = resp.get("warnings", [])
+message = resp.get("status", {}).get("message", "")
+audit = resp.get("auditAnnotations", {})
+shown = {r for r in rules if any(w.startswith(r + ": ") for w in warnings)
+         or message.startswith(r + ": ") or ("; " + r + ": ") in message or r in audit}
+assert shown == rules, (sorted(rules), sorted(shown), warnings)
+# Only rules that check reports, and nothing the API server would drop or cut.
+named = {w.split(": ", 1)[0] for w in warnings}
+assert named <= rules, named
+assert len(warnings) == len(set(warnings)), warnings
+assert sum(len(w) for w in warnings) <= 4096, sum(len(w) for w in warnings)
+assert all(len(w) <= 256 and w.isprintable() for w in warnings), warnings
+assert any(w.endswith(" more violations not shown") for w in warnings), warnings
+assert any("\u00fc\u20ac" in w for w in warnings), warnings
+EOF
+done
+
 echo "test_cli: all checks passed"

@@ -340,6 +340,50 @@ static void test_check_flagger_target(void **state)
 	mset_free(&m);
 }
 
+/* The pipeline's notes are the webhook's warnings less the violations'
+ * own messages: here a skip note and the count past RULES_MAX_PER_RULE. The
+ * webhook's response for the same object names the same rules. */
+static void test_notes_match_webhook(void **state)
+{
+	char text[8192] = "apiVersion: apps/v1\nkind: Deployment\n"
+			  "metadata: {name: web, annotations: {rollgate.io/skip: nope}}\n"
+			  "spec:\n  template:\n    spec:\n      containers:\n";
+	struct mset m = { 0 };
+	struct engine e;
+	struct verdict v;
+	struct rules_lines notes;
+	struct admission_response resp;
+	char err[256];
+
+	(void)state;
+	for (int i = 0; i < 40; i++) {
+		size_t n = strlen(text);
+		snprintf(text + n, sizeof(text) - n, "      - {name: c%d, image: 'x:1'}\n", i);
+	}
+	load_buffer_ok(&m, text);
+	open_engine(&e, NULL);
+	assert_int_equal(pipeline_add_objects(&e, &m, 0, err, sizeof(err)), 0);
+	assert_int_equal(pipeline_check(&e, m.objs[0].obj, &v, err, sizeof(err)), 0);
+	assert_int_equal(v.n, RULES_MAX_PER_RULE);
+	assert_int_equal(pipeline_notes(&v, &notes), 0);
+	assert_int_equal(notes.n, 2);
+	assert_string_equal(notes.l[0].text, "rollout-without-readiness: 8 more violations not shown");
+	assert_int_equal(notes.l[0].rule, RULE_ROLLOUT_WITHOUT_READINESS);
+	assert_non_null(strstr(notes.l[1].text, "unknown rule IDs \"nope\""));
+	assert_int_equal(notes.l[1].rule, RULE_COUNT);
+	admission_response_init(&resp);
+	assert_int_equal(rules_decide(&v, &resp), 0);
+	assert_int_equal(resp.n_warnings, RULES_WARN_PER_RULE + 2);
+	assert_string_equal(resp.warnings[RULES_WARN_PER_RULE],
+			    "rollout-without-readiness: 37 more violations not shown");
+	assert_string_equal(resp.warnings[RULES_WARN_PER_RULE + 1], notes.l[1].text);
+	admission_response_free(&resp);
+	rules_lines_free(&notes);
+	verdict_free(&v);
+	engine_close(&e);
+	mset_free(&m);
+}
+
 /* Objects lookups cannot use block the stamps that need them, and only those. */
 static void test_stamp_blocker(void **state)
 {
@@ -476,6 +520,7 @@ int main(void)
 		cmocka_unit_test(test_stamp_keeps_everything_else),
 		cmocka_unit_test(test_stamp_refs),
 		cmocka_unit_test(test_check_flagger_target),
+		cmocka_unit_test(test_notes_match_webhook),
 		cmocka_unit_test(test_stamp_blocker),
 		cmocka_unit_test(test_corpus_stamp_all),
 	};

@@ -986,7 +986,8 @@ static void test_modes_shape_the_response(void **state)
 	config_free(&cfg);
 }
 
-/* Warnings are cut at 120 bytes: the usual messages must fit whole. */
+/* The API documentation advises at most 120 characters per warning: the
+ * usual messages keep to it. */
 static void test_warnings_fit(void **state)
 {
 	struct config cfg;
@@ -1006,37 +1007,289 @@ static void test_warnings_fit(void **state)
 		eval_with(&cfg, i == 0 ? dep(objs[i]) : rollout(objs[i]), NULL, &r);
 		assert_true(r.resp.n_warnings > 0);
 		for (size_t w = 0; w < r.resp.n_warnings; w++) {
-			size_t n = strlen(r.resp.warnings[w]);
-			if (n >= 3 && strcmp(r.resp.warnings[w] + n - 3, "...") == 0)
-				fail_msg("warning cut: %s", r.resp.warnings[w]);
+			if (tu_runes(r.resp.warnings[w]) > 120)
+				fail_msg("warning over 120 characters: %s", r.resp.warnings[w]);
 		}
 		result_free(&r);
 	}
 	config_free(&cfg);
 }
 
+/* ---- warnings: every rule shown, within the API server's budget ---- */
+
+/* The response's warnings are what the API server would keep whole: within
+ * 4096 runes, each valid, none twice, none cut by it (<= 256 runes). */
+static void assert_warnings_kept(const struct admission_response *resp)
+{
+	size_t total = 0;
+
+	assert_true(resp->n_warnings <= ADM_MAX_WARNINGS);
+	for (size_t i = 0; i < resp->n_warnings; i++) {
+		const char *w = resp->warnings[i];
+		if (!tu_valid_warning(w))
+			fail_msg("warning %zu is not kept by the API server: %s", i, w);
+		assert_true(tu_runes(w) <= ADM_WARNING_MAX_RUNES);
+		total += tu_runes(w);
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(resp->warnings[j], w) == 0)
+				fail_msg("warning %zu repeats %zu: %s", i, j, w);
+		}
+	}
+	if (total > ADM_WARNINGS_MAX_RUNES)
+		fail_msg("%zu runes of warnings", total);
+}
+
+/* Warnings that start with "rule-id: ". */
+static size_t n_warned(const struct admission_response *resp, enum rule_id id)
+{
+	const char *name = config_rule_name(id);
+	size_t n = 0, len = strlen(name);
+
+	for (size_t i = 0; i < resp->n_warnings; i++)
+		n += strncmp(resp->warnings[i], name, len) == 0 && strncmp(resp->warnings[i] + len, ": ", 2) == 0;
+	return n;
+}
+
+/* Every rule of the verdict is in the response: its warnings, the denial or
+ * the audit annotations, as its mode says. */
+static void assert_every_rule_shown(const struct result *r)
+{
+	for (int i = 0; i < RULE_COUNT; i++) {
+		const struct violation *x = viol(r, (enum rule_id)i, NULL);
+		const char *name = config_rule_name((enum rule_id)i);
+		bool audited = false;
+		if (!x)
+			continue;
+		for (size_t a = 0; a < r->resp.n_audit; a++)
+			audited |= strcmp(r->resp.audit_keys[a], name) == 0;
+		if (x->mode == MODE_WARN && n_warned(&r->resp, (enum rule_id)i) == 0)
+			fail_msg("no warning of %s", name);
+		if (x->mode == MODE_ENFORCE && !strstr(r->resp.message, name))
+			fail_msg("%s not in the denial", name);
+		if (x->mode == MODE_AUDIT && !audited)
+			fail_msg("%s not audited", name);
+	}
+}
+
+/* A pod template of n containers, each breaking the readiness, image tag
+ * and liveness rules, named prefix + index. Returns malloc'd JSON. */
+static char *many_containers(int n, const char *prefix)
+{
+	size_t cap = (size_t)n * 512 + 512, len = 0;
+	char *buf = malloc(cap), name[256];
+
+	assert_non_null(buf);
+	len += (size_t)snprintf(buf, cap, "{'apiVersion':'apps/v1','kind':'Deployment','metadata':{'name':'web'},"
+				"'spec':{'revisionHistoryLimit':0,'replicas':4,'strategy':{'rollingUpdate':{'maxUnavailable':'100%%'}},"
+				"'template':{'metadata':{'labels':{'pod-template-hash':'x'}},'spec':{'containers':[");
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "%s%d", prefix, i);
+		len += (size_t)snprintf(buf + len, cap - len,
+					"%s{'name':'%s','image':'nginx','livenessProbe':{'tcpSocket':{'port':80}}}",
+					i ? "," : "", name);
+	}
+	snprintf(buf + len, cap - len, "]}}}}");
+	return buf;
+}
+
 /* Past RULES_MAX_PER_RULE a rule's violations are counted, not listed. */
 static void test_per_rule_cap(void **state)
 {
-	char containers[40 * 40] = "", *obj;
-	size_t n;
+	char *obj = many_containers(40, "c");
 	struct result r;
-	struct rq q;
 
-	for (int i = 0; i < 40; i++) {
-		n = strlen(containers);
-		snprintf(containers + n, sizeof(containers) - n, "%s{'name':'c%d','image':'x:1'}", i ? "," : "", i);
-	}
-	n = strlen(containers) + 256;
-	obj = malloc(n);
-	assert_non_null(obj);
-	snprintf(obj, n, "{'metadata':{'name':'web'},'spec':{'template':{'spec':{'containers':[%s]}}}}", containers);
-	q = dep(obj);
-	eval(q, &r);
+	eval(dep(obj), &r);
 	assert_int_equal(n_rule(&r, RULE_ROLLOUT_WITHOUT_READINESS), RULES_MAX_PER_RULE);
-	assert_contains(r.v.note, "rollout-without-readiness: 8 more violations not shown");
+	assert_int_equal(r.v.dropped[RULE_ROLLOUT_WITHOUT_READINESS], 8);
+	assert_int_equal(r.v.dropped[RULE_NO_ROLLBACK_HISTORY], 0);
+	assert_null(r.v.note);
+	/* The webhook lists three and counts the other 37. */
+	assert_int_equal(n_warned(&r.resp, RULE_ROLLOUT_WITHOUT_READINESS), RULES_WARN_PER_RULE + 1);
+	assert_contains(r.resp.warnings[0], "rollout-without-readiness: container \"c0\" has no readinessProbe");
+	assert_contains(r.resp.warnings[2], "container \"c2\"");
+	assert_string_equal(r.resp.warnings[3], "rollout-without-readiness: 37 more violations not shown");
 	result_free(&r);
 	free(obj);
+}
+
+/* 40 containers breaking three rules, and three more rules on the
+ * Deployment: every rule is in the response, whatever its mode. */
+static void test_warnings_every_rule(void **state)
+{
+	static const enum rule_id rules[] = { RULE_ROLLOUT_WITHOUT_READINESS, RULE_MUTABLE_IMAGE_TAG,
+					      RULE_NO_ROLLBACK_HISTORY, RULE_FULL_OUTAGE_ROLLOUT,
+					      RULE_LIVENESS_WITHOUT_STARTUP_GRACE, RULE_POD_TEMPLATE_HASH_TAMPER };
+	char *obj = many_containers(40, "c");
+	struct config cfg;
+	struct result r;
+
+	assert_int_equal(config_defaults(&cfg), 0);
+	for (int i = 0; i < RULE_COUNT; i++)
+		cfg.rules[i].mode = MODE_WARN;
+	eval_with(&cfg, dep(obj), NULL, &r);
+	assert_true(r.resp.allowed);
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+		size_t want = n_rule(&r, rules[i]) > RULES_WARN_PER_RULE ? RULES_WARN_PER_RULE + 1 : 1;
+		assert_int_equal(n_warned(&r.resp, rules[i]), want);
+	}
+	assert_int_equal(r.resp.n_warnings, 3 * (RULES_WARN_PER_RULE + 1) + 3);
+	assert_warnings_kept(&r.resp);
+	assert_every_rule_shown(&r);
+	result_free(&r);
+
+	/* The defaults: two of them deny, the rest warn; an audited one. */
+	config_free(&cfg);
+	assert_int_equal(config_defaults(&cfg), 0);
+	cfg.rules[RULE_MUTABLE_IMAGE_TAG].mode = MODE_AUDIT;
+	eval_with(&cfg, dep(obj), NULL, &r);
+	assert_false(r.resp.allowed);
+	assert_warnings_kept(&r.resp);
+	assert_every_rule_shown(&r);
+	assert_int_equal(n_warned(&r.resp, RULE_FULL_OUTAGE_ROLLOUT), 0);
+	assert_int_equal(n_warned(&r.resp, RULE_MUTABLE_IMAGE_TAG), 1); /* the 8 dropped */
+	assert_string_equal(r.resp.warnings[4], "mutable-image-tag: 8 more violations not shown");
+	result_free(&r);
+	config_free(&cfg);
+	free(obj);
+}
+
+/* Adds a violation to a verdict built by hand. */
+static void add_violation(struct verdict *v, enum rule_id id, enum rule_mode mode, const char *msg)
+{
+	struct violation *nv = realloc(v->v, (v->n + 1) * sizeof(*nv));
+
+	assert_non_null(nv);
+	v->v = nv;
+	nv[v->n].rule = id;
+	nv[v->n].mode = mode;
+	nv[v->n].message = strdup(msg);
+	nv[v->n].path = strdup("spec");
+	assert_non_null(nv[v->n].message);
+	v->n++;
+}
+
+/* text of n runes: a prefix, then the multi-byte character ch repeated. */
+static void fill(char *buf, size_t len, const char *prefix, const char *ch, size_t n)
+{
+	size_t o = (size_t)snprintf(buf, len, "%s", prefix), r = tu_runes(buf);
+
+	for (; r < n && o + strlen(ch) < len; r++)
+		o += (size_t)snprintf(buf + o, len - o, "%s", ch);
+}
+
+/* Every rule at once, with long messages of 2-, 3- and 4-byte characters
+ * and long notes: the budget is counted in runes, nothing is cut inside a
+ * character, and every rule still appears. */
+static void test_warnings_utf8_budget(void **state)
+{
+	static const char *const chars[] = { "\xc3\xbc", "\xe2\x82\xac", "\xf0\x9f\x9a\x80" };
+	struct verdict v = { 0 };
+	struct admission_response resp;
+	char msg[2048], note[8 * 600] = "";
+	size_t bytes = 0;
+
+	for (int i = 0; i < RULE_COUNT; i++) {
+		for (int k = 0; k < RULES_MAX_PER_RULE; k++) {
+			char prefix[32];
+			snprintf(prefix, sizeof(prefix), "m%d.%d ", i, k);
+			fill(msg, sizeof(msg), prefix, chars[(i + k) % 3], 300);
+			add_violation(&v, (enum rule_id)i, MODE_WARN, msg);
+		}
+		v.dropped[i] = 5;
+	}
+	for (int k = 0; k < 6; k++) {
+		char prefix[32];
+		snprintf(prefix, sizeof(prefix), "%snote %d ", k ? "\n" : "", k);
+		fill(msg, sizeof(msg), prefix, chars[k % 3], 200);
+		strcat(note, msg);
+	}
+	v.note = strdup(note);
+	admission_response_init(&resp);
+	assert_int_equal(rules_decide(&v, &resp), 0);
+	assert_warnings_kept(&resp);
+	for (int i = 0; i < RULE_COUNT; i++) {
+		/* One message, cut to 256 runes on a character, and the count. */
+		assert_int_equal(n_warned(&resp, (enum rule_id)i), 2);
+	}
+	for (size_t i = 0; i < resp.n_warnings; i++)
+		bytes += strlen(resp.warnings[i]);
+	assert_true(bytes > ADM_WARNINGS_MAX_RUNES);
+	assert_contains(resp.warnings[0], "m0.0 ");
+	assert_int_equal(tu_runes(resp.warnings[0]), ADM_WARNING_MAX_RUNES);
+	assert_contains(resp.warnings[1], "replicaset-direct-edit: 36 more violations not shown");
+	/* The notes that did not fit are counted; the response never needed
+	 * its own "not shown" line. */
+	assert_contains(resp.warnings[resp.n_warnings - 1], "more notes not shown");
+	assert_int_equal(resp.warnings_dropped, 0);
+	admission_response_free(&resp);
+	verdict_free(&v);
+}
+
+/* The budget edge, in runes: three 119-rune lines of 3-byte characters fit
+ * 357 runes (1017 bytes) exactly; one rune less and the third is counted. */
+static void test_warnings_budget_edge(void **state)
+{
+	struct rules_budget b = { 3, ADM_WARNING_MAX_RUNES, 357, 10 };
+	struct verdict v = { 0 };
+	struct rules_lines l;
+	char msg[512];
+
+	for (int k = 0; k < 3; k++) {
+		char prefix[16];
+		snprintf(prefix, sizeof(prefix), "%d", k);
+		fill(msg, sizeof(msg), prefix, "\xe2\x82\xac", 100);
+		add_violation(&v, RULE_MUTABLE_IMAGE_TAG, MODE_WARN, msg);
+	}
+	assert_int_equal(rules_warnings(&v, &b, &l), 0);
+	assert_int_equal(l.n, 3);
+	for (size_t i = 0; i < l.n; i++) {
+		assert_int_equal(tu_runes(l.l[i].text), 119);
+		assert_int_equal(l.l[i].violation, i);
+		assert_int_equal(l.l[i].rule, RULE_MUTABLE_IMAGE_TAG);
+	}
+	rules_lines_free(&l);
+	b.runes = 356;
+	assert_int_equal(rules_warnings(&v, &b, &l), 0);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(l.l[1].violation, 1);
+	assert_string_equal(l.l[2].text, "mutable-image-tag: 1 more violations not shown");
+	assert_int_equal(l.l[2].violation, RULES_NO_VIOLATION);
+	rules_lines_free(&l);
+	/* Far too small: still one line per rule. */
+	b.runes = 10;
+	assert_int_equal(rules_warnings(&v, &b, &l), 0);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.l[1].text, "mutable-image-tag: 2 more violations not shown");
+	rules_lines_free(&l);
+	verdict_free(&v);
+}
+
+/* Exact duplicates are listed once and not counted as more. */
+static void test_warnings_dedupe(void **state)
+{
+	struct rules_budget b = { 3, ADM_WARNING_MAX_RUNES, 4000, 60 };
+	struct verdict v = { 0 };
+	struct admission_response resp;
+	struct rules_lines l;
+
+	for (int k = 0; k < 5; k++)
+		add_violation(&v, RULE_MUTABLE_IMAGE_TAG, MODE_WARN, "container \"web\" image \"nginx\" has no tag");
+	add_violation(&v, RULE_MUTABLE_IMAGE_TAG, MODE_WARN, "container \"side\" image \"envoy\" has no tag");
+	v.note = strdup("same note\nsame note\nother note");
+	admission_response_init(&resp);
+	assert_int_equal(rules_decide(&v, &resp), 0);
+	assert_int_equal(resp.n_warnings, 4);
+	assert_int_equal(rules_warnings(&v, &b, &l), 0);
+	assert_int_equal(l.n, 4);
+	assert_int_equal(l.l[1].violation, 5);
+	assert_int_equal(l.l[2].rule, RULE_COUNT);
+	rules_lines_free(&l);
+	assert_string_equal(resp.warnings[0], "mutable-image-tag: container \"web\" image \"nginx\" has no tag");
+	assert_string_equal(resp.warnings[1], "mutable-image-tag: container \"side\" image \"envoy\" has no tag");
+	assert_string_equal(resp.warnings[2], "same note");
+	assert_string_equal(resp.warnings[3], "other note");
+	admission_response_free(&resp);
+	verdict_free(&v);
 }
 
 /* Shapes Kubernetes would reject must not crash or mislead the gate. */
@@ -1173,6 +1426,10 @@ int main(void)
 		cmocka_unit_test(test_modes_shape_the_response),
 		cmocka_unit_test(test_warnings_fit),
 		cmocka_unit_test(test_per_rule_cap),
+		cmocka_unit_test(test_warnings_every_rule),
+		cmocka_unit_test(test_warnings_utf8_budget),
+		cmocka_unit_test(test_warnings_budget_edge),
+		cmocka_unit_test(test_warnings_dedupe),
 		cmocka_unit_test(test_odd_shapes),
 		cmocka_unit_test(test_verdict_free_null_safe),
 		cmocka_unit_test(test_corpus_no_crash),

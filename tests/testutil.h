@@ -16,6 +16,32 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
+/* Characters (runes) in a UTF-8 string: bytes that do not continue one. */
+static inline size_t tu_runes(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xC0) != 0x80;
+	return n;
+}
+
+/* True when s is what kube-apiserver keeps as a warning: valid UTF-8 (no
+ * sequence cut short), no C0 or C1 control character, no DEL. */
+static inline bool tu_valid_warning(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		int len = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3 : (*p & 0xF8) == 0xF0 ? 4 : 0;
+		if (len == 0 || (len == 1 && (*p < 0x20 || *p == 0x7F)) || (len == 2 && p[0] == 0xC2 && p[1] < 0xA0))
+			return false;
+		for (int i = 1; i < len; i++)
+			if ((p[i] & 0xC0) != 0x80)
+				return false;
+		p += len;
+	}
+	return true;
+}
+
 /* Reads a whole file into a NUL-terminated malloc'd buffer; NULL if absent. */
 char *tu_read_file(const char *path, size_t *len);
 
