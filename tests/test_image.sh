@@ -24,7 +24,7 @@ set -u
 BIN=${ROLLGATE_BIN:?set ROLLGATE_BIN to the rollgate binary}
 ROOT=${ROLLGATE_ROOT:?set ROLLGATE_ROOT to the repository root}
 cd "$ROOT" || exit 1
-. tests/server.shlib
+. tests/shtest.shlib
 
 skip() {
 	echo "test_image: SKIP: $*"
@@ -53,12 +53,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-fail=0
-ok() { printf 'ok   %s\n' "$1"; }
-bad() {
-	printf 'FAIL %s\n' "$1"
-	fail=1
-}
 # describe ARCHIVE KEY: one field of image-archive.py describe --json.
 describe() {
 	python3 scripts/image-archive.py describe "$1" --json |

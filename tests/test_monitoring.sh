@@ -21,7 +21,7 @@ set -u
 BIN=${ROLLGATE_BIN:?set ROLLGATE_BIN to the rollgate binary}
 ROOT=${ROLLGATE_ROOT:?set ROLLGATE_ROOT to the repository root}
 cd "$ROOT" || exit 1
-. tests/server.shlib
+. tests/shtest.shlib
 MON=deploy/monitoring
 
 for t in promtool python3 curl openssl; do
@@ -38,12 +38,6 @@ fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/rollgate-mon.XXXXXX") || exit 1
 trap 'srv_stop >/dev/null 2>&1; rm -rf "$TMP"' EXIT
 trap 'exit 1' INT TERM
-fail=0
-ok() { printf 'ok   %s\n' "$1"; }
-bad() {
-	printf 'FAIL %s\n' "$1"
-	fail=1
-}
 
 # ---- 1. promtool on the alerts ----
 
