@@ -145,7 +145,7 @@ if [ -n "$old" ] && [ "${id#sha256:}" != "${old#sha256:}" ] &&
 fi
 
 rm -f "$work/saved.tar"
-podman save --uncompressed --format oci-archive -o "$work/saved.tar" "$name:$version" || die "podman save failed"
+podman save -q --uncompressed --format oci-archive -o "$work/saved.tar" "$name:$version" || die "podman save failed"
 python3 scripts/image-archive.py pack "$work/saved.tar" "$archive" "$name:$version" ||
 	die "cannot write $archive"
 rm -f "$work/saved.tar"
