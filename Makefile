@@ -5,6 +5,7 @@
 #   make bench    load and micro benchmarks (see docs/benchmarks.md)
 #   make fuzz     libFuzzer harnesses (clang)
 #   make deps     install missing Debian packages
+#   make image    container image rollgate:VERSION and its archive (podman)
 
 CC      ?= cc
 PKGS    := libmicrohttpd gnutls openssl libcjson yaml-0.1 libcurl
@@ -109,11 +110,13 @@ $(FUZZ_B)/%: fuzz/%.c $(FUZZ_B)/librollgate.a
 $(FUZZ_B)/obj:
 	mkdir -p $@
 
+# The container image from Debian packages alone, no registry (docs/image.md):
+# local image rollgate:$(VERSION) and build/rollgate-$(VERSION).oci.tar. The
+# binary is a release build (-O2, no -g) in its own flavour directory.
 image:
-	@if command -v docker >/dev/null && docker info >/dev/null 2>&1; then \
-		docker build -t rollgate:$(VERSION) . ; \
-	elif command -v podman >/dev/null; then podman build -t rollgate:$(VERSION) . ; \
-	else echo "image: no container engine (docker or podman) is running" >&2; exit 1; fi
+	@scripts/deps.sh image
+	$(MAKE) B=build/release CFLAGS=-O2 build/release/rollgate
+	@scripts/image.sh build/release/rollgate
 
 clean:
 	rm -rf build
