@@ -9,7 +9,7 @@
  * cmocka's test_malloc family, so a block the code under test forgets fails
  * the test. On top of that a test can
  *   - make the next allocation fail (aw_fail_next),
- *   - see the largest size asked for and count the reallocs,
+ *   - see the largest size asked for, count allocations and reallocs,
  *   - watch one block: when it is freed, aw_watch_freed says whether its
  *     first n bytes were all zero at that moment (the wipe of a sensitive
  *     buffer, seen from outside).
@@ -20,31 +20,33 @@
 static struct {
 	int fail_in;     /* > 0: the fail_in-th allocation from now fails */
 	size_t largest;  /* largest size requested */
+	unsigned allocs; /* malloc, calloc and realloc calls */
 	unsigned reallocs;
 	const void *watch;
 	size_t watch_len;
 	bool watch_freed, watch_zero;
 } aw;
 
-static void aw_reset(void)
+static inline void aw_reset(void)
 {
 	memset(&aw, 0, sizeof(aw));
 }
 
-static void aw_fail_next(int nth)
+static inline void aw_fail_next(int nth)
 {
 	aw.fail_in = nth;
 }
 
-static void aw_watch(const void *p, size_t n)
+static inline void aw_watch(const void *p, size_t n)
 {
 	aw.watch = p;
 	aw.watch_len = n;
 	aw.watch_freed = aw.watch_zero = false;
 }
 
-static bool aw_failing(size_t size)
+static inline bool aw_failing(size_t size)
 {
+	aw.allocs++;
 	if (size > aw.largest)
 		aw.largest = size;
 	return aw.fail_in > 0 && --aw.fail_in == 0;
