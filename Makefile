@@ -45,7 +45,7 @@ $(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(B)/librollgate.a | $(B)/tests
 # These unit tests watch every allocation of the code they drive
 # (tests/allocwrap.h).
 WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free
-$(B)/tests/test_dynbuf $(B)/tests/test_htable: ALL_LDFLAGS += $(WRAP_ALLOC)
+$(B)/tests/test_array $(B)/tests/test_dynbuf $(B)/tests/test_htable: ALL_LDFLAGS += $(WRAP_ALLOC)
 
 $(B)/obj $(B)/tests:
 	mkdir -p $@
