@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 /*
  * A growing byte buffer with a hard cap (curl's dynbuf). The contents are
@@ -54,10 +55,19 @@ void dynbuf_set_sensitive(struct dynbuf *b);
  * released). addf formats into the buffer itself: output that would pass
  * the cap fails as a whole, nothing of it is kept and nothing past the cap
  * is allocated. */
-int dynbuf_addn(struct dynbuf *b, const void *mem, size_t n);
+static inline int dynbuf_addn(struct dynbuf *b, const void *mem, size_t n);
 int dynbuf_add(struct dynbuf *b, const char *s);
 int dynbuf_addf(struct dynbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int dynbuf_vaddf(struct dynbuf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+/* For reading straight into the buffer (read(2), fread): makes room for at
+ * least n more bytes (growing as an add of n bytes would) and returns where
+ * they go, with *avail set to the free room, n or more but never past the
+ * cap; dynbuf_commit(b, k) then appends the k <= *avail bytes written
+ * there. Returns NULL with the sticky error (DYNBUF_E_TOOBIG when n bytes
+ * would pass the cap). */
+char *dynbuf_room(struct dynbuf *b, size_t n, size_t *avail);
+void dynbuf_commit(struct dynbuf *b, size_t k);
 
 /* Drops the first n bytes (n <= length, RG_ASSERT), keeping the rest. */
 void dynbuf_consume(struct dynbuf *b, size_t n);
@@ -82,5 +92,22 @@ char *dynbuf_take(struct dynbuf *b, size_t *len);
 /* Releases the memory (wiped when sensitive); b stays initialised, empty,
  * with its cap and sensitivity, and without a sticky error. */
 void dynbuf_clear(struct dynbuf *b);
+
+/* The rest of dynbuf_addn, out of line: growth, the cap, errors. */
+int dynbuf_addn_slow(struct dynbuf *b, const void *mem, size_t n);
+
+/* Inline for the common case, bytes that fit the allocation: emitters add
+ * many small pieces. alloc is 0 after a failure and never more than cap +
+ * 1, so fitting means no sticky error and within the cap. */
+static inline int dynbuf_addn(struct dynbuf *b, const void *mem, size_t n)
+{
+	if (n && n < b->alloc - b->len) {
+		memcpy(b->p + b->len, mem, n);
+		b->len += n;
+		b->p[b->len] = '\0';
+		return DYNBUF_OK;
+	}
+	return dynbuf_addn_slow(b, mem, n);
+}
 
 #endif

@@ -53,16 +53,19 @@ void dynbuf_set_sensitive(struct dynbuf *b)
 	b->sensitive = true;
 }
 
-/* Grows the allocation to hold need content bytes and the NUL: doubling,
- * never past max + 1. need <= max. A sensitive buffer copies, so the old
- * block can be wiped before it is freed. */
+/* Grows the allocation to hold need content bytes and the NUL: the first
+ * allocation fits (at least DYNBUF_MIN_ALLOC), later ones double; never
+ * past max + 1. need <= max. A sensitive buffer copies, so the old block
+ * can be wiped before it is freed. */
 static int grow(struct dynbuf *b, size_t need)
 {
-	size_t a = b->alloc ? b->alloc : DYNBUF_MIN_ALLOC;
+	size_t a = b->alloc;
 	bool first = !b->p;
 	char *np;
 
 	RG_ASSERT(need <= b->max);
+	if (!a)
+		a = need + 1 > DYNBUF_MIN_ALLOC ? need + 1 : DYNBUF_MIN_ALLOC;
 	while (a < need + 1)
 		a *= 2; /* no overflow: a <= 2 * (DYNBUF_MAX_CAP + 1) */
 	if (a > b->max + 1)
@@ -87,18 +90,17 @@ static int grow(struct dynbuf *b, size_t need)
 	return DYNBUF_OK;
 }
 
-int dynbuf_addn(struct dynbuf *b, const void *mem, size_t n)
+int dynbuf_addn_slow(struct dynbuf *b, const void *mem, size_t n)
 {
 	RG_ASSERT(b->init == DYNBUF_MAGIC);
 	RG_ASSERT(mem || !n);
-	if (b->err)
+	if (b->err || n == 0)
 		return b->err;
 	if (n > b->max - b->len)
 		return fail(b, DYNBUF_E_TOOBIG);
 	if (b->len + n + 1 > b->alloc && grow(b, b->len + n) < 0)
 		return b->err;
-	if (n)
-		memcpy(b->p + b->len, mem, n);
+	memcpy(b->p + b->len, mem, n);
 	b->len += n;
 	b->p[b->len] = '\0';
 	return DYNBUF_OK;
@@ -108,6 +110,31 @@ int dynbuf_add(struct dynbuf *b, const char *s)
 {
 	RG_ASSERT(s);
 	return dynbuf_addn(b, s, strlen(s));
+}
+
+char *dynbuf_room(struct dynbuf *b, size_t n, size_t *avail)
+{
+	RG_ASSERT(b->init == DYNBUF_MAGIC);
+	if (b->err)
+		return NULL;
+	if (n > b->max - b->len) {
+		fail(b, DYNBUF_E_TOOBIG);
+		return NULL;
+	}
+	if (b->len + n + 1 > b->alloc && grow(b, b->len + n) < 0)
+		return NULL;
+	*avail = b->alloc - b->len - 1; /* alloc <= max + 1: within the cap */
+	return b->p + b->len;
+}
+
+void dynbuf_commit(struct dynbuf *b, size_t k)
+{
+	RG_ASSERT(b->init == DYNBUF_MAGIC);
+	if (k == 0)
+		return;
+	RG_ASSERT(!b->err && b->len + k < b->alloc);
+	b->len += k;
+	b->p[b->len] = '\0';
 }
 
 /* Formats straight into the free room; when the output does not fit, grows

@@ -7,7 +7,7 @@
 
 struct pair {
 	int a;
-	char b[12];
+	char b[16];
 };
 
 static int setup(void **state)
@@ -29,7 +29,7 @@ static void test_append(void **state)
 		n++;
 	}
 	for (int i = 0; i < 1000; i++) {
-		char want[12];
+		char want[16];
 		snprintf(want, sizeof(want), "p%d", i);
 		assert_int_equal(v[i].a, i);
 		assert_string_equal(v[i].b, want);

@@ -184,6 +184,54 @@ static void test_consume(void **state)
 	dynbuf_clear(&b);
 }
 
+/* Reading straight into the buffer: room is at least what was asked, never
+ * past the cap, and commit appends what was written. */
+static void test_room_commit(void **state)
+{
+	struct dynbuf b;
+	size_t avail = 0;
+	char *room;
+
+	dynbuf_init(&b, 100);
+	room = dynbuf_room(&b, 10, &avail);
+	assert_non_null(room);
+	assert_true(avail >= 10 && avail <= 100);
+	memcpy(room, "0123456789", 10);
+	dynbuf_commit(&b, 10);
+	dynbuf_commit(&b, 0);
+	assert_string_equal(dynbuf_ptr(&b), "0123456789");
+	room = dynbuf_room(&b, 90, &avail);
+	assert_non_null(room);
+	assert_int_equal(avail, 90); /* the cap */
+	memset(room, 'x', 5);
+	dynbuf_commit(&b, 5);
+	assert_int_equal(dynbuf_len(&b), 15);
+	assert_string_equal(dynbuf_ptr(&b) + 10, "xxxxx");
+	assert_null(dynbuf_room(&b, 86, &avail));
+	assert_int_equal(dynbuf_error(&b), DYNBUF_E_TOOBIG);
+	dynbuf_clear(&b);
+	aw_fail_next(1);
+	assert_null(dynbuf_room(&b, 1, &avail));
+	assert_int_equal(dynbuf_error(&b), DYNBUF_E_NOMEM);
+	dynbuf_clear(&b);
+}
+
+/* The first allocation fits what is added (a file read in one go), later
+ * ones double. */
+static void test_first_allocation_fits(void **state)
+{
+	struct dynbuf b;
+	char big[5000];
+
+	memset(big, 'f', sizeof(big));
+	dynbuf_init(&b, 1 << 20);
+	assert_int_equal(dynbuf_addn(&b, big, sizeof(big)), DYNBUF_OK);
+	assert_int_equal(aw.largest, sizeof(big) + 1);
+	assert_int_equal(dynbuf_add(&b, "+"), DYNBUF_OK);
+	assert_int_equal(aw.largest, 2 * (sizeof(big) + 1));
+	dynbuf_clear(&b);
+}
+
 /* A sensitive buffer never reallocs, and every block it gives back was
  * zero when freed: on growth, on clear, and on failure. */
 static void test_sensitive_wipes(void **state)
@@ -266,6 +314,8 @@ int main(void)
 		cmocka_unit_test_setup(test_addf_at_cap, setup),
 		cmocka_unit_test_setup(test_take, setup),
 		cmocka_unit_test_setup(test_consume, setup),
+		cmocka_unit_test_setup(test_room_commit, setup),
+		cmocka_unit_test_setup(test_first_allocation_fits, setup),
 		cmocka_unit_test_setup(test_sensitive_wipes, setup),
 		cmocka_unit_test_setup(test_plain_is_not_wiped, setup),
 		cmocka_unit_test_setup(test_sensitive_consume_and_reset, setup),
