@@ -62,8 +62,9 @@ struct htable_iter {
 	unsigned long moves;
 };
 
-/* Return values of htable_set and htable_reserve. */
+/* Return values of htable_set, htable_add and htable_reserve. */
 enum {
+	HTABLE_EXISTS = 1,   /* htable_add: the key is there already */
 	HTABLE_E_NOMEM = -1, /* an allocation failed */
 	HTABLE_E_FULL = -2,  /* the table holds max entries already */
 };
@@ -88,6 +89,12 @@ int htable_reserve(struct htable *t, size_t n);
  * the table is unchanged and the caller keeps key and val.
  */
 int htable_set(struct htable *t, void *key, void *val);
+
+/* Inserts key -> val unless an equal key is stored. Returns 0 (inserted),
+ * HTABLE_EXISTS (the table is unchanged, the caller keeps key and val, and
+ * *existing, when not NULL, gets the stored value), or HTABLE_E_FULL /
+ * HTABLE_E_NOMEM as htable_set. One lookup for find-or-insert callers. */
+int htable_add(struct htable *t, void *key, void *val, void **existing);
 
 /* Looks key up: true when present, with its value in *val (val may be
  * NULL). Never allocates or changes t. */
@@ -136,5 +143,8 @@ void htable_clear(struct htable *t);
 uint64_t htable_hash_bytes(const void *p, size_t n, const uint64_t seed[2]);
 uint64_t htable_hash_str(const void *key, const uint64_t seed[2]);
 uint64_t htable_hash_ptr(const void *key, const uint64_t seed[2]);
+
+/* key_equal for NUL-terminated strings. */
+bool htable_equal_str(const void *a, const void *b);
 
 #endif

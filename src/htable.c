@@ -11,6 +11,7 @@
  */
 #include "htable.h"
 
+#include <endian.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,11 +47,10 @@ static char tomb_mark;
 
 static uint64_t load_le64(const unsigned char *p)
 {
-	uint64_t v = 0;
+	uint64_t v;
 
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
+	memcpy(&v, p, sizeof(v));
+	return le64toh(v);
 }
 
 /* SipHash-1-3 (Aumasson and Bernstein's reference with one compression and
@@ -85,9 +85,9 @@ uint64_t htable_hash_str(const void *key, const uint64_t seed[2])
 	return htable_hash_bytes(key, strlen(key), seed);
 }
 
-uint64_t htable_hash_ptr(const void *key, const uint64_t seed[2])
+static inline uint64_t mix_ptr(const void *key, uint64_t seed)
 {
-	uint64_t h = (uint64_t)(uintptr_t)key ^ seed[0];
+	uint64_t h = (uint64_t)(uintptr_t)key ^ seed;
 
 	h ^= h >> 29;
 	h *= 0x9E3779B97F4A7C15ULL;
@@ -95,12 +95,17 @@ uint64_t htable_hash_ptr(const void *key, const uint64_t seed[2])
 	return h;
 }
 
-static bool str_equal(const void *a, const void *b)
+uint64_t htable_hash_ptr(const void *key, const uint64_t seed[2])
+{
+	return mix_ptr(key, seed[0]);
+}
+
+bool htable_equal_str(const void *a, const void *b)
 {
 	return strcmp(a, b) == 0;
 }
 
-const struct htable_type htable_type_str = { htable_hash_str, str_equal, NULL, NULL };
+const struct htable_type htable_type_str = { htable_hash_str, htable_equal_str, NULL, NULL };
 const struct htable_type htable_type_ptr = { htable_hash_ptr, NULL, NULL, NULL };
 
 static uint64_t process_seed[2];
@@ -126,7 +131,7 @@ static uint64_t key_hash(const struct htable *t, const void *key)
 {
 	if (t->type->hash)
 		return t->type->hash(key, t->seed);
-	return htable_hash_ptr(key, t->seed);
+	return mix_ptr(key, t->seed[0]);
 }
 
 static bool key_matches(const struct htable *t, const struct htable_slot *s, const void *key,
@@ -139,7 +144,8 @@ static bool key_matches(const struct htable *t, const struct htable_slot *s, con
 
 /* The slot holding key, or (not found) where to insert it: the first
  * tombstone on its probe path, else the empty slot that ended it. */
-static struct htable_slot *probe(const struct htable *t, const void *key, uint64_t h, bool *found)
+static inline struct htable_slot *probe(const struct htable *t, const void *key, uint64_t h,
+					bool *found)
 {
 	size_t mask = t->cap - 1, i = (size_t)h & mask;
 	struct htable_slot *free_slot = NULL;
@@ -251,6 +257,25 @@ int htable_reserve(struct htable *t, size_t n)
 	return rebuild(t, ncap);
 }
 
+/* Puts a new entry where probe said, making room first if needed. */
+static int insert_new(struct htable *t, struct htable_slot *s, void *key, void *val, uint64_t h)
+{
+	bool found;
+
+	if (t->n >= t->max)
+		return HTABLE_E_FULL;
+	if ((t->n + t->tombs + 1) * 2 > t->cap) {
+		if (make_room(t) < 0)
+			return HTABLE_E_NOMEM;
+		s = probe(t, key, h, &found);
+	}
+	if (s->key == TOMB)
+		t->tombs--;
+	*s = (struct htable_slot){ key, val, h };
+	t->n++;
+	return 0;
+}
+
 int htable_set(struct htable *t, void *key, void *val)
 {
 	uint64_t h;
@@ -268,18 +293,25 @@ int htable_set(struct htable *t, void *key, void *val)
 		release(t, okey != key ? okey : NULL, oval != val ? oval : NULL);
 		return 0;
 	}
-	if (t->n >= t->max)
-		return HTABLE_E_FULL;
-	if ((t->n + t->tombs + 1) * 2 > t->cap) {
-		if (make_room(t) < 0)
-			return HTABLE_E_NOMEM;
-		s = probe(t, key, h, &found);
+	return insert_new(t, s, key, val, h);
+}
+
+int htable_add(struct htable *t, void *key, void *val, void **existing)
+{
+	uint64_t h;
+	struct htable_slot *s;
+	bool found = false;
+
+	RG_ASSERT(t->type);
+	RG_ASSERT(key && key != TOMB);
+	h = key_hash(t, key);
+	s = t->cap ? probe(t, key, h, &found) : NULL;
+	if (found) {
+		if (existing)
+			*existing = s->val;
+		return HTABLE_EXISTS;
 	}
-	if (s->key == TOMB)
-		t->tombs--;
-	*s = (struct htable_slot){ key, val, h };
-	t->n++;
-	return 0;
+	return insert_new(t, s, key, val, h);
 }
 
 bool htable_get(const struct htable *t, const void *key, void **val)

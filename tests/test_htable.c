@@ -123,6 +123,36 @@ static void test_replace(void **state)
 	assert_int_equal(vals_freed, 2);
 }
 
+/* htable_add inserts once and then reports the stored value, leaving the
+ * table and the caller's key and value alone. */
+static void test_add(void **state)
+{
+	struct htable t;
+	char *k = key_n("a", 1);
+	int *v = val_n(1), *v2 = val_n(2);
+	void *existing = NULL;
+
+	htable_init(&t, &owned, 2);
+	assert_int_equal(htable_add(&t, k, v, &existing), 0);
+	assert_null(existing);
+	k = key_n("a", 1);
+	assert_int_equal(htable_add(&t, k, v2, &existing), HTABLE_EXISTS);
+	assert_ptr_equal(existing, v);
+	assert_int_equal(htable_add(&t, k, v2, NULL), HTABLE_EXISTS);
+	assert_int_equal(keys_freed + vals_freed, 0);
+	assert_int_equal(*(int *)htable_find(&t, "a1"), 1);
+	free(k);
+	assert_int_equal(htable_add(&t, key_n("b", 1), v2, NULL), 0);
+	k = key_n("c", 1);
+	v = val_n(3);
+	assert_int_equal(htable_add(&t, k, v, NULL), HTABLE_E_FULL);
+	free(k);
+	free(v);
+	htable_clear(&t);
+	assert_int_equal(keys_freed, 2);
+	assert_int_equal(vals_freed, 2);
+}
+
 /* 100,000 entries: all found, growth keeps the load at most half, every
  * key and value freed exactly once by clear. */
 static void test_growth_100k(void **state)
@@ -411,6 +441,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_basic, setup),
 		cmocka_unit_test_setup(test_replace, setup),
+		cmocka_unit_test_setup(test_add, setup),
 		cmocka_unit_test_setup(test_growth_100k, setup),
 		cmocka_unit_test_setup(test_iterate_delete, setup),
 		cmocka_unit_test_setup(test_cap, setup),
