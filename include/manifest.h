@@ -40,8 +40,16 @@ int manifest_each_object(const struct yaml_docs *docs, const char *name, manifes
 int manifest_read_buffer(const char *name, const char *buf, size_t len, manifest_object_fn fn,
 			 void *arg, char *err, size_t errlen);
 
-/* Reads a whole file into a NUL-terminated malloc'd buffer (at most max
- * bytes). "-" reads stdin. Errors: "PATH: why". */
+/* Reads a whole file into a NUL-terminated malloc'd buffer of *len bytes
+ * that the caller frees. At most max bytes (max > 0); a longer file is an
+ * error, never truncated. "-" reads stdin. Errors: "PATH: why" ("PATH:
+ * larger than MAX bytes", "PATH: out of memory", "PATH: read error", or
+ * the system's reason for open). */
 char *manifest_slurp(const char *path, size_t max, size_t *len, char *err, size_t errlen);
+
+/* manifest_slurp for keys and tokens: every copy made on the way (read
+ * chunks, outgrown buffers) is wiped; the caller wipes the result before
+ * freeing it. */
+char *manifest_slurp_secret(const char *path, size_t max, size_t *len, char *err, size_t errlen);
 
 #endif
