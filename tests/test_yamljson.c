@@ -340,6 +340,35 @@ static void test_take_and_free(void **state)
 	assert_int_equal(yamljson_line(NULL, NULL), 0);
 }
 
+/* Nodes below the root of a document read by the JSON fallback have no
+ * line, even where the YAML attempt had made (and freed) nodes at the
+ * same addresses. */
+static bool no_lines_below(const struct yaml_docs *docs, const cJSON *n)
+{
+	for (const cJSON *c = n->child; c; c = c->next)
+		if (yamljson_line(docs, c) != 0 || !no_lines_below(docs, c))
+			return false;
+	return true;
+}
+
+static void test_fallback_has_no_stale_lines(void **state)
+{
+	char text[8192];
+	size_t n = 0;
+	struct yaml_docs docs;
+
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "{\n");
+	for (int i = 0; i < 100; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "\"k%d\": {\"a\": [%d, \"s\"]},\n", i,
+				      i);
+	snprintf(text + n, sizeof(text) - n, "\"last\": \"\\ud83d\\ude00\"\n}\n");
+	load_ok(text, &docs);
+	assert_int_equal(docs.n, 1);
+	assert_int_equal(yamljson_line(&docs, docs.docs[0].root), 1);
+	assert_true(no_lines_below(&docs, docs.docs[0].root));
+	yamljson_free(&docs);
+}
+
 /* ---- anchors, aliases, merges ------------------------------------------ */
 
 static void test_aliases(void **state)
@@ -420,6 +449,10 @@ static void test_merge_errors(void **state)
 	assert_true(starts_with(err, "line 3: map merge"));
 	load_err("a: &a {x: 1}\nb:\n  <<: *a\n  <<: *a\n", err, sizeof(err));
 	assert_true(starts_with(err, "line 4: duplicate key"));
+	/* A merged key may be overridden once; a second explicit one is a
+	 * duplicate. */
+	load_err("a: &a {x: 1}\nb:\n  <<: *a\n  x: 2\n  x: 3\n", err, sizeof(err));
+	assert_string_equal(err, "line 5: duplicate key \"x\"");
 	load_err("a: *nope\n", err, sizeof(err));
 	assert_string_equal(err, "line 1: unknown anchor \"nope\"");
 	/* Anchors do not survive into the next document. */
@@ -1053,6 +1086,7 @@ int main(void)
 		cmocka_unit_test(test_multi_document),
 		cmocka_unit_test(test_take_and_free),
 		cmocka_unit_test(test_aliases),
+		cmocka_unit_test(test_fallback_has_no_stale_lines),
 		cmocka_unit_test(test_merge_keys),
 		cmocka_unit_test(test_merge_errors),
 		cmocka_unit_test(test_billion_laughs),
