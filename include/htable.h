@@ -19,8 +19,8 @@
  * - Capped: a table holds at most max entries; one more is refused.
  * - Ownership: the table owns the keys and values it holds when the type
  *   has key_free / val_free, and calls them exactly once per entry (on
- *   delete, replace, htable_empty and htable_clear). On a failed insert
- *   the caller keeps both.
+ *   delete, replace, htable_empty and htable_clear), never with NULL
+ *   (values may be NULL). On a failed insert the caller keeps both.
  * - Threads: no locking. Any number of readers (find, get, size, iterate)
  *   may run at once while nobody writes; lookups never modify the table.
  *

@@ -170,7 +170,10 @@ static inline struct htable_slot *probe(const struct htable *t, const void *key,
  * most half full), dropping tombstones. */
 static int rebuild(struct htable *t, size_t ncap)
 {
-	struct htable_slot *ns = calloc(ncap, sizeof(*ns));
+	struct htable_slot *ns;
+
+	RG_ASSERT(ncap && (ncap & (ncap - 1)) == 0 && t->n * 2 <= ncap);
+	ns = calloc(ncap, sizeof(*ns));
 
 	if (!ns)
 		return HTABLE_E_NOMEM;
