@@ -19,7 +19,7 @@
  * - Capped: a table holds at most max entries; one more is refused.
  * - Ownership: the table owns the keys and values it holds when the type
  *   has key_free / val_free, and calls them exactly once per entry (on
- *   delete, replace, htable_empty and htable_clear), never with NULL
+ *   delete, replace, htable_reset and htable_clear), never with NULL
  *   (values may be NULL). On a failed insert the caller keeps both.
  * - Threads: no locking. Any number of readers (find, get, size, iterate)
  *   may run at once while nobody writes; lookups never modify the table.
@@ -53,7 +53,7 @@ struct htable {
 	size_t tombs; /* deleted slots not yet reused */
 	size_t max;   /* cap on n */
 	uint64_t seed[2];
-	unsigned long moves; /* bumped when slots move (growth, rehash) */
+	unsigned long moves; /* bumped when the slot array is rebuilt or freed */
 };
 
 /* An iteration in progress: see htable_next. */
@@ -121,9 +121,9 @@ size_t htable_size(const struct htable *t);
  *			htable_iter_delete(t, &it);
  *
  * While iterating, the current entry (htable_iter_delete) or any other
- * entry (htable_delete) may be deleted and values may be changed in place;
- * inserting is not allowed (RG_ASSERT: it may move entries). key and val
- * may be NULL.
+ * entry (htable_delete) may be deleted and values may be changed in place.
+ * Inserting is not allowed: it may rebuild the slots, which htable_next
+ * catches with RG_ASSERT. key and val may be NULL.
  */
 void htable_iter_init(const struct htable *t, struct htable_iter *it);
 bool htable_next(const struct htable *t, struct htable_iter *it, void **key, void **val);
@@ -131,15 +131,15 @@ void htable_iter_delete(struct htable *t, struct htable_iter *it);
 
 /* Removes every entry (releasing keys and values); keeps a small slot
  * array for reuse and frees a large one. */
-void htable_empty(struct htable *t);
+void htable_reset(struct htable *t);
 
 /* Removes every entry and frees the slots; t stays initialised (type, max
  * and seed kept). Accepts NULL. */
 void htable_clear(struct htable *t);
 
-/* Keyed hashes for a type's hash function: SipHash-1-3 of n bytes, of a
- * NUL-terminated string (without its NUL), and a mix of a pointer value
- * (not keyed: addresses are not chosen by input). */
+/* Hashes for a type's hash function: SipHash-1-3 of n bytes and of a
+ * NUL-terminated string (without its NUL), keyed by seed; and a cheap mix
+ * of a pointer value (addresses are not chosen by input). */
 uint64_t htable_hash_bytes(const void *p, size_t n, const uint64_t seed[2]);
 uint64_t htable_hash_str(const void *key, const uint64_t seed[2]);
 uint64_t htable_hash_ptr(const void *key, const uint64_t seed[2]);

@@ -22,7 +22,7 @@
 #include "rgassert.h"
 
 #define HTABLE_MIN_SLOTS 16
-/* htable_empty keeps a slot array up to this size for the next use. */
+/* htable_reset keeps a slot array up to this size for the next use. */
 #define HTABLE_KEEP_SLOTS 64
 
 struct htable_slot {
@@ -416,7 +416,7 @@ static void release_all(struct htable *t)
 	}
 }
 
-void htable_empty(struct htable *t)
+void htable_reset(struct htable *t)
 {
 	RG_ASSERT(t->type);
 	if (t->cap > HTABLE_KEEP_SLOTS) {

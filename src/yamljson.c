@@ -948,7 +948,7 @@ static int on_end(struct builder *b)
 
 	f->node = NULL;
 	f->anchor = NULL;
-	htable_empty(&f->keys);
+	htable_reset(&f->keys);
 	rc = complete(b, node, anchor, f->nodes0, f->bytes0, f->height + 1);
 	free(anchor);
 	return rc;
@@ -958,7 +958,7 @@ static int on_end(struct builder *b)
 
 static void end_document_state(struct builder *b)
 {
-	htable_empty(&b->anchors);
+	htable_reset(&b->anchors);
 	cJSON_Delete(b->graveyard);
 	b->graveyard = NULL;
 	cJSON_Delete(b->root);
@@ -1241,7 +1241,7 @@ static int builder_run(struct builder *b, const char *buf, size_t len)
 		b->ndocs = b->capdocs = 0;
 		/* Every node the YAML reading made is gone; their addresses
 		 * may come back in the JSON tree. */
-		htable_empty(&b->lines->t);
+		htable_reset(&b->lines->t);
 		if (load_json_fallback(b, buf, len, start) == 0)
 			rc = 0;
 	}
