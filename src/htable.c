@@ -279,42 +279,45 @@ static int insert_new(struct htable *t, struct htable_slot *s, void *key, void *
 	return 0;
 }
 
+/* The slot of key for an insert: its entry (*found), or where it goes
+ * (NULL while the table has no slots); *h gets its hash. */
+static struct htable_slot *locate(struct htable *t, const void *key, uint64_t *h, bool *found)
+{
+	RG_ASSERT(t->type);
+	RG_ASSERT(key && key != TOMB);
+	*h = key_hash(t, key);
+	*found = false;
+	return t->cap ? probe(t, key, *h, found) : NULL;
+}
+
 int htable_set(struct htable *t, void *key, void *val)
 {
 	uint64_t h;
-	struct htable_slot *s;
-	bool found = false;
+	bool found;
+	struct htable_slot *s = locate(t, key, &h, &found);
+	void *okey, *oval;
 
-	RG_ASSERT(t->type);
-	RG_ASSERT(key && key != TOMB);
-	h = key_hash(t, key);
-	s = t->cap ? probe(t, key, h, &found) : NULL;
-	if (found) {
-		void *okey = s->key, *oval = s->val;
-		s->key = key;
-		s->val = val;
-		release(t, okey != key ? okey : NULL, oval != val ? oval : NULL);
-		return 0;
-	}
-	return insert_new(t, s, key, val, h);
+	if (!found)
+		return insert_new(t, s, key, val, h);
+	okey = s->key;
+	oval = s->val;
+	s->key = key;
+	s->val = val;
+	release(t, okey != key ? okey : NULL, oval != val ? oval : NULL);
+	return 0;
 }
 
 int htable_add(struct htable *t, void *key, void *val, void **existing)
 {
 	uint64_t h;
-	struct htable_slot *s;
-	bool found = false;
+	bool found;
+	struct htable_slot *s = locate(t, key, &h, &found);
 
-	RG_ASSERT(t->type);
-	RG_ASSERT(key && key != TOMB);
-	h = key_hash(t, key);
-	s = t->cap ? probe(t, key, h, &found) : NULL;
-	if (found) {
-		if (existing)
-			*existing = s->val;
-		return HTABLE_EXISTS;
-	}
-	return insert_new(t, s, key, val, h);
+	if (!found)
+		return insert_new(t, s, key, val, h);
+	if (existing)
+		*existing = s->val;
+	return HTABLE_EXISTS;
 }
 
 bool htable_get(const struct htable *t, const void *key, void **val)

@@ -39,25 +39,24 @@ static void test_elapsed(void **state)
 
 static void test_add_ms(void **state)
 {
-	struct timespec t = { 1, 999999999 };
+	static const struct {
+		struct timespec from;
+		long long ms;
+		struct timespec want;
+	} cases[] = {
+		{ { 1, 999999999 }, 1, { 2, 999999 } },		/* carry */
+		{ { 2, 0 }, -1, { 1, 999000000 } },			/* borrow */
+		{ { 10, 500000000 }, 123456789, { 123467, 289000000 } }, /* 10.5 + 123456.789 s */
+		{ { 5, 200000000 }, -3500, { 1, 700000000 } },		/* 5.2 - 3.5 s */
+		{ { 7, 0 }, 0, { 7, 0 } },
+	};
 
-	rgtime_add_ms(&t, 1);
-	assert_int_equal(t.tv_sec, 2);
-	assert_int_equal(t.tv_nsec, 999999);
-	t = (struct timespec){ 2, 0 };
-	rgtime_add_ms(&t, -1);
-	assert_int_equal(t.tv_sec, 1);
-	assert_int_equal(t.tv_nsec, 999000000);
-	/* 10.5 s + 123456.789 s = 123467.289 s */
-	t = (struct timespec){ 10, 500000000 };
-	rgtime_add_ms(&t, 123456789);
-	assert_int_equal(t.tv_sec, 123467);
-	assert_int_equal(t.tv_nsec, 289000000);
-	/* 5.2 s - 3.5 s = 1.7 s */
-	t = (struct timespec){ 5, 200000000 };
-	rgtime_add_ms(&t, -3500);
-	assert_int_equal(t.tv_sec, 1);
-	assert_int_equal(t.tv_nsec, 700000000);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct timespec t = cases[i].from;
+		rgtime_add_ms(&t, cases[i].ms);
+		assert_int_equal(t.tv_sec, cases[i].want.tv_sec);
+		assert_int_equal(t.tv_nsec, cases[i].want.tv_nsec);
+	}
 }
 
 static void test_deadline(void **state)
