@@ -12,6 +12,8 @@
  */
 
 #define MANIFEST_MAX_FILE_BYTES (64u << 20)
+#define MANIFEST_MAX_DIR_ENTRIES 100000 /* per directory walked */
+#define MANIFEST_MAX_DIR_DEPTH 32
 
 /* Called for every file path a walk takes; non-zero stops the walk. */
 typedef int (*manifest_file_fn)(const char *path, void *arg);
@@ -21,7 +23,9 @@ typedef int (*manifest_object_fn)(cJSON *obj, const char *file, int line, void *
 
 struct yaml_docs;
 
-/* Walks path (a file, or a directory recursively). Errors: "PATH: why". */
+/* Walks path (a file, or a directory recursively, in name order, at most
+ * MANIFEST_MAX_DIR_DEPTH levels and MANIFEST_MAX_DIR_ENTRIES entries per
+ * directory). Errors: "PATH: why". */
 int manifest_walk(const char *path, manifest_file_fn fn, void *arg, char *err, size_t errlen);
 
 /* Reads every object under path. Errors: "FILE:LINE: problem". */

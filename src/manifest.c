@@ -17,9 +17,7 @@
 #include "jsonutil.h"
 #include "yamljson.h"
 
-#define WALK_MAX_DEPTH 32
 #define LIST_MAX_ITEMS 100000
-#define WALK_MAX_ENTRIES 100000 /* per directory */
 
 /* Reads ask for at least this much; the buffer doubles as it fills, so a
  * pipe takes a logarithmic number of reads and copies. */
@@ -128,7 +126,7 @@ static int walk(const char *path, int depth, bool top, manifest_file_fn fn, void
 		char *err, size_t errlen);
 
 /* Reads the names of a directory (without dot-entries) into *names, at
- * most WALK_MAX_ENTRIES. 0, or -1 with err; *names and *n are the
+ * most MANIFEST_MAX_DIR_ENTRIES. 0, or -1 with err; *names and *n are the
  * caller's to free either way. */
 static int list_dir(const char *path, char ***names, size_t *n, char *err, size_t errlen)
 {
@@ -144,7 +142,7 @@ static int list_dir(const char *path, char ***names, size_t *n, char *err, size_
 	while (rc == 0 && (e = readdir(d)) != NULL) {
 		if (e->d_name[0] == '.')
 			continue;
-		rc = array_grow(names, &cap, *n + 1, sizeof(**names), WALK_MAX_ENTRIES);
+		rc = array_grow(names, &cap, *n + 1, sizeof(**names), MANIFEST_MAX_DIR_ENTRIES);
 		if (rc == 0) {
 			(*names)[*n] = strdup(e->d_name);
 			rc = (*names)[*n] ? 0 : ARRAY_E_NOMEM;
@@ -154,7 +152,7 @@ static int list_dir(const char *path, char ***names, size_t *n, char *err, size_
 	}
 	closedir(d);
 	if (rc == ARRAY_E_FULL)
-		snprintf(err, errlen, "%s: more than %d entries", path, WALK_MAX_ENTRIES);
+		snprintf(err, errlen, "%s: more than %d entries", path, MANIFEST_MAX_DIR_ENTRIES);
 	else if (rc < 0)
 		snprintf(err, errlen, "%s: out of memory", path);
 	return rc < 0 ? -1 : 0;
@@ -187,7 +185,7 @@ static int walk(const char *path, int depth, bool top, manifest_file_fn fn, void
 {
 	struct stat st;
 
-	if (depth > WALK_MAX_DEPTH) {
+	if (depth > MANIFEST_MAX_DIR_DEPTH) {
 		snprintf(err, errlen, "%s: directories nested too deep", path);
 		return -1;
 	}
@@ -284,7 +282,7 @@ int manifest_read_buffer(const char *name, const char *buf, size_t len, manifest
 	if (manifest_load_buffer(name, buf, len, &docs, err, errlen) < 0)
 		return -1;
 	rc = manifest_each_object(&docs, name, fn, arg, err, errlen);
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 	return rc;
 }
 
