@@ -1291,7 +1291,7 @@ cJSON *yamljson_take(struct yaml_docs *docs, size_t i)
 	return r;
 }
 
-void yamljson_free(struct yaml_docs *docs)
+void yamljson_clear(struct yaml_docs *docs)
 {
 	if (!docs)
 		return;
