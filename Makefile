@@ -45,6 +45,11 @@ $(B)/rollgate: $(B)/obj/main.o $(B)/librollgate.a
 $(B)/tests/%: tests/%.c $(filter-out tests/test_%.c,$(wildcard tests/*.c)) $(wildcard tests/*.h) $(B)/librollgate.a | $(B)/tests
 	$(CC) $(ALL_CFLAGS) $(HARDEN) $(ALL_LDFLAGS) -Itests -o $@ $< $(filter-out tests/test_%.c,$(wildcard tests/*.c)) $(B)/librollgate.a $(LDLIBS) -lcmocka
 
+# These unit tests watch every allocation of the code they drive
+# (tests/allocwrap.h).
+WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free
+$(B)/tests/test_array $(B)/tests/test_dynbuf $(B)/tests/test_htable: ALL_LDFLAGS += $(WRAP_ALLOC)
+
 $(B)/obj $(B)/tests:
 	mkdir -p $@
 

@@ -4,6 +4,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "rgassert.h" /* RG_ASSERT, for the modules that include log.h */
+
 /*
  * One logging module. Lines go to stderr as JSON (default) or as
  * "LEVEL msg key=value ..." text. The level is checked before any field is
@@ -44,12 +46,5 @@ void log_clip(char *out, size_t outlen, const char *s, size_t max);
 			log_emit((level), (msg), rg_lf_);                         \
 		}                                                                 \
 	} while (0)
-
-#ifdef NDEBUG
-#define RG_ASSERT(x) ((void)0)
-#else
-#include <assert.h>
-#define RG_ASSERT(x) assert(x)
-#endif
 
 #endif

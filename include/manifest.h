@@ -12,6 +12,8 @@
  */
 
 #define MANIFEST_MAX_FILE_BYTES (64u << 20)
+#define MANIFEST_MAX_DIR_ENTRIES 100000 /* per directory walked */
+#define MANIFEST_MAX_DIR_DEPTH 32
 
 /* Called for every file path a walk takes; non-zero stops the walk. */
 typedef int (*manifest_file_fn)(const char *path, void *arg);
@@ -21,7 +23,9 @@ typedef int (*manifest_object_fn)(cJSON *obj, const char *file, int line, void *
 
 struct yaml_docs;
 
-/* Walks path (a file, or a directory recursively). Errors: "PATH: why". */
+/* Walks path (a file, or a directory recursively, in name order, at most
+ * MANIFEST_MAX_DIR_DEPTH levels and MANIFEST_MAX_DIR_ENTRIES entries per
+ * directory). Errors: "PATH: why". */
 int manifest_walk(const char *path, manifest_file_fn fn, void *arg, char *err, size_t errlen);
 
 /* Reads every object under path. Errors: "FILE:LINE: problem". */
@@ -40,8 +44,16 @@ int manifest_each_object(const struct yaml_docs *docs, const char *name, manifes
 int manifest_read_buffer(const char *name, const char *buf, size_t len, manifest_object_fn fn,
 			 void *arg, char *err, size_t errlen);
 
-/* Reads a whole file into a NUL-terminated malloc'd buffer (at most max
- * bytes). "-" reads stdin. Errors: "PATH: why". */
+/* Reads a whole file into a NUL-terminated malloc'd buffer of *len bytes
+ * that the caller frees. At most max bytes (max > 0); a longer file is an
+ * error, never truncated. "-" reads stdin. Errors: "PATH: why" ("PATH:
+ * larger than MAX bytes", "PATH: out of memory", "PATH: read error", or
+ * the system's reason for open). */
 char *manifest_slurp(const char *path, size_t max, size_t *len, char *err, size_t errlen);
+
+/* manifest_slurp for keys and tokens: every copy made on the way (read
+ * chunks, outgrown buffers) is wiped; the caller wipes the result before
+ * freeing it. */
+char *manifest_slurp_secret(const char *path, size_t max, size_t *len, char *err, size_t errlen);
 
 #endif

@@ -63,8 +63,16 @@ int yamljson_line(const struct yaml_docs *docs, const cJSON *node);
  * owns it. NULL when i is out of range or already taken. */
 cJSON *yamljson_take(struct yaml_docs *docs, size_t i);
 
-/* Frees the documents and the line map; accepts NULL and emptied docs. */
-void yamljson_free(struct yaml_docs *docs);
+/* Frees the documents and the line map and leaves docs empty (docs itself
+ * is the caller's); accepts NULL and emptied docs. */
+void yamljson_clear(struct yaml_docs *docs);
+
+/* The former name of yamljson_clear (it never freed docs itself), kept
+ * until every caller has moved. */
+static inline void yamljson_free(struct yaml_docs *docs)
+{
+	yamljson_clear(docs);
+}
 
 /*
  * Emits one document as block YAML in kubectl's layout (2-space indent,

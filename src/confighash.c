@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "dynbuf.h"
 #include "jsonutil.h"
 
 #define CONFIGHASH_MAX_ENTRIES 65536
@@ -590,48 +591,22 @@ out:
 	return rc;
 }
 
-/* A growing buffer with a hard cap, for confighash_stream. */
-struct membuf {
-	char *p;
-	size_t n, cap;
-};
-
-static int membuf_put(void *ctx, const void *p, size_t n)
+/* The sink of confighash_stream: a buffer capped at CONFIGHASH_STREAM_MAX. */
+static int dynbuf_sink(void *ctx, const void *p, size_t n)
 {
-	struct membuf *b = ctx;
-
-	if (n > CONFIGHASH_STREAM_MAX - b->n)
-		return -1;
-	if (b->n + n + 1 > b->cap) {
-		size_t ncap = b->cap ? b->cap : 256;
-		char *q;
-
-		while (ncap < b->n + n + 1)
-			ncap *= 2;
-		q = realloc(b->p, ncap);
-		if (!q)
-			return -1;
-		b->p = q;
-		b->cap = ncap;
-	}
-	memcpy(b->p + b->n, p, n);
-	b->n += n;
-	b->p[b->n] = '\0';
-	return 0;
+	return dynbuf_addn(ctx, p, n) == DYNBUF_OK ? 0 : -1;
 }
 
 int confighash_stream(const struct refset *set, const struct obj_digest *const *objs,
 		      char **out, size_t *len)
 {
-	struct membuf b = { 0 };
+	struct dynbuf b;
 
-	*out = NULL;
+	dynbuf_init(&b, CONFIGHASH_STREAM_MAX);
 	*len = 0;
-	if (membuf_put(&b, "", 0) < 0 || emit_stream(set, objs, membuf_put, &b) < 0) {
-		free(b.p);
-		return -1;
-	}
-	*out = b.p;
-	*len = b.n;
-	return 0;
+	*out = NULL;
+	if (emit_stream(set, objs, dynbuf_sink, &b) == 0)
+		*out = dynbuf_take(&b, len);
+	dynbuf_clear(&b);
+	return *out ? 0 : -1;
 }

@@ -12,58 +12,102 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "array.h"
+#include "dynbuf.h"
 #include "jsonutil.h"
 #include "yamljson.h"
 
-#define WALK_MAX_DEPTH 32
 #define LIST_MAX_ITEMS 100000
 
-char *manifest_slurp(const char *path, size_t max, size_t *len, char *err, size_t errlen)
+/* Reads ask for at least this much; the buffer doubles as it fills, so a
+ * pipe takes a logarithmic number of reads and copies. */
+#define SLURP_MIN_READ 65536
+
+/* Reads f to its end into b, straight into the buffer, asking first for
+ * hint bytes (a regular file's size: one allocation and one read); one
+ * byte past max is enough to know the file is too big. 0, or -1 with err. */
+static int read_all(FILE *f, const char *path, size_t max, size_t hint, struct dynbuf *b,
+		    char *err, size_t errlen)
+{
+	size_t want = hint ? hint : SLURP_MIN_READ, avail, r;
+	char *room, probe;
+
+	do {
+		if (want > max - dynbuf_len(b))
+			want = max - dynbuf_len(b);
+		if (want == 0) {
+			if (fread(&probe, 1, 1, f) == 0)
+				break;
+			snprintf(err, errlen, "%s: larger than %zu bytes", path, max);
+			return -1;
+		}
+		room = dynbuf_room(b, want, &avail);
+		if (!room) {
+			snprintf(err, errlen, "%s: out of memory", path);
+			return -1;
+		}
+		r = fread(room, 1, avail, f);
+		dynbuf_commit(b, r);
+		want = SLURP_MIN_READ;
+	} while (r == avail);
+	if (ferror(f)) {
+		snprintf(err, errlen, "%s: read error", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* The size of a regular file plus the byte that shows whether it grew, or
+ * 0 when unknown (pipes, terminals). */
+static size_t size_hint(FILE *f)
+{
+	struct stat st;
+
+	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0)
+		return 0;
+	return (size_t)st.st_size + 1;
+}
+
+static char *slurp(const char *path, size_t max, bool sensitive, size_t *len, char *err,
+		   size_t errlen)
 {
 	bool is_stdin = strcmp(path, "-") == 0;
 	FILE *f = is_stdin ? stdin : fopen(path, "rb");
-	char *buf = NULL, *nb;
-	size_t n = 0, cap = 0, r;
+	struct dynbuf b;
+	char *out = NULL;
+	size_t hint;
 
 	if (!f) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
-	for (;;) {
-		if (n + 1 >= cap) {
-			cap = cap ? cap * 2 : 65536;
-			if (cap > max + 2)
-				cap = max + 2;
-			nb = realloc(buf, cap);
-			if (!nb) {
-				snprintf(err, errlen, "%s: out of memory", path);
-				goto fail;
-			}
-			buf = nb;
-		}
-		r = fread(buf + n, 1, cap - n - 1, f);
-		n += r;
-		if (n > max) {
-			snprintf(err, errlen, "%s: larger than %zu bytes", path, max);
-			goto fail;
-		}
-		if (r == 0)
-			break;
+	dynbuf_init(&b, max);
+	if (sensitive) {
+		dynbuf_set_sensitive(&b);
+		setvbuf(f, NULL, _IONBF, 0); /* no stdio buffer left holding bytes */
 	}
-	if (ferror(f)) {
-		snprintf(err, errlen, "%s: read error", path);
-		goto fail;
+	hint = size_hint(f);
+	if (hint && hint - 1 > max) /* a regular file already too big: not read */
+		snprintf(err, errlen, "%s: larger than %zu bytes", path, max);
+	else if (read_all(f, path, max, hint, &b, err, errlen) == 0) {
+		out = dynbuf_take(&b, len);
+		if (!out)
+			snprintf(err, errlen, "%s: out of memory", path);
 	}
-	buf[n] = '\0';
-	*len = n;
+	dynbuf_clear(&b);
 	if (!is_stdin)
 		fclose(f);
-	return buf;
-fail:
-	free(buf);
-	if (!is_stdin)
-		fclose(f);
-	return NULL;
+	return out;
+}
+
+char *manifest_slurp(const char *path, size_t max, size_t *len, char *err, size_t errlen)
+{
+	return slurp(path, max, false, len, err, errlen);
+}
+
+char *manifest_slurp_secret(const char *path, size_t max, size_t *len, char *err, size_t errlen)
+{
+	return slurp(path, max, true, len, err, errlen);
 }
 
 static bool has_manifest_ext(const char *name)
@@ -81,43 +125,48 @@ static int cmp_str(const void *a, const void *b)
 static int walk(const char *path, int depth, bool top, manifest_file_fn fn, void *arg,
 		char *err, size_t errlen);
 
-/* Directory entries in name order, so results never depend on the FS. */
-static int walk_dir(const char *path, int depth, manifest_file_fn fn, void *arg, char *err,
-		    size_t errlen)
+/* Reads the names of a directory (without dot-entries) into *names, at
+ * most MANIFEST_MAX_DIR_ENTRIES. 0, or -1 with err; *names and *n are the
+ * caller's to free either way. */
+static int list_dir(const char *path, char ***names, size_t *n, char *err, size_t errlen)
 {
 	DIR *d = opendir(path);
 	struct dirent *e;
-	char **names = NULL, **nn;
-	size_t n = 0, cap = 0;
+	size_t cap = 0;
 	int rc = 0;
 
 	if (!d) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	while ((e = readdir(d)) != NULL) {
+	while (rc == 0 && (e = readdir(d)) != NULL) {
 		if (e->d_name[0] == '.')
 			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 32;
-			nn = realloc(names, cap * sizeof(*names));
-			if (!nn) {
-				rc = -1;
-				break;
-			}
-			names = nn;
+		rc = array_grow(names, &cap, *n + 1, sizeof(**names), MANIFEST_MAX_DIR_ENTRIES);
+		if (rc == 0) {
+			(*names)[*n] = strdup(e->d_name);
+			rc = (*names)[*n] ? 0 : ARRAY_E_NOMEM;
 		}
-		names[n] = strdup(e->d_name);
-		if (!names[n]) {
-			rc = -1;
-			break;
-		}
-		n++;
+		if (rc == 0)
+			(*n)++;
 	}
 	closedir(d);
-	if (rc < 0)
+	if (rc == ARRAY_E_FULL)
+		snprintf(err, errlen, "%s: more than %d entries", path, MANIFEST_MAX_DIR_ENTRIES);
+	else if (rc < 0)
 		snprintf(err, errlen, "%s: out of memory", path);
-	if (names)
+	return rc < 0 ? -1 : 0;
+}
+
+/* Directory entries in name order, so results never depend on the FS. */
+static int walk_dir(const char *path, int depth, manifest_file_fn fn, void *arg, char *err,
+		    size_t errlen)
+{
+	char **names = NULL;
+	size_t n = 0;
+	int rc = list_dir(path, &names, &n, err, errlen);
+
+	if (n)
 		qsort(names, n, sizeof(*names), cmp_str);
 	for (size_t i = 0; i < n; i++) {
 		char child[4096];
@@ -136,7 +185,7 @@ static int walk(const char *path, int depth, bool top, manifest_file_fn fn, void
 {
 	struct stat st;
 
-	if (depth > WALK_MAX_DEPTH) {
+	if (depth > MANIFEST_MAX_DIR_DEPTH) {
 		snprintf(err, errlen, "%s: directories nested too deep", path);
 		return -1;
 	}
@@ -233,7 +282,7 @@ int manifest_read_buffer(const char *name, const char *buf, size_t len, manifest
 	if (manifest_load_buffer(name, buf, len, &docs, err, errlen) < 0)
 		return -1;
 	rc = manifest_each_object(&docs, name, fn, arg, err, errlen);
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 	return rc;
 }
 

@@ -6,6 +6,10 @@
  * and go-yaml's typing of plain scalars depends on exactly that.
  */
 #include "yamljson.h"
+
+#include "array.h"
+#include "dynbuf.h"
+#include "htable.h"
 #include "jsonutil.h"
 
 #include <float.h>
@@ -17,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <yaml.h>
 
 #define TAG_PREFIX "tag:yaml.org,2002:"
@@ -27,214 +30,60 @@
 /* libyaml refuses implicit keys longer than 1024 characters; longer keys
  * are written in the explicit "? key" form. */
 #define EMIT_SIMPLE_KEY_MAX 1000
-/* Tables that grew past this are freed rather than cleared for reuse. */
-#define TABLE_KEEP_CAP 64
 
-/* ---- node -> line map: open addressing keyed by pointer ---------------- */
+/* ---- node -> line map -------------------------------------------------- */
 
-struct lm_slot {
-	const cJSON *node;
-	int line;
-};
-
+/* Keyed by node address (addresses are not chosen by the input, so the
+ * cheap pointer hash will do); the line is stored as the value. */
 struct yaml_linemap {
-	struct lm_slot *slots;
-	size_t cap; /* power of two, or 0 */
-	size_t n;
+	struct htable t;
 };
 
-static size_t lm_index(const cJSON *node, size_t cap)
-{
-	uint64_t h = (uint64_t)(uintptr_t)node;
-
-	h ^= h >> 29;
-	h *= 0x9E3779B97F4A7C15ULL;
-	h ^= h >> 32;
-	return (size_t)h & (cap - 1);
-}
-
-static int lm_grow(struct yaml_linemap *m)
-{
-	size_t ncap = m->cap ? m->cap * 2 : 1024;
-	struct lm_slot *ns = calloc(ncap, sizeof(*ns));
-
-	if (!ns)
-		return -1;
-	for (size_t i = 0; i < m->cap; i++) {
-		size_t j;
-		if (!m->slots[i].node)
-			continue;
-		j = lm_index(m->slots[i].node, ncap);
-		while (ns[j].node)
-			j = (j + 1) & (ncap - 1);
-		ns[j] = m->slots[i];
-	}
-	free(m->slots);
-	m->slots = ns;
-	m->cap = ncap;
-	return 0;
-}
+static const struct htable_type linemap_type = { NULL, NULL, NULL, NULL };
 
 /* Inserts or updates: a freed node's address may come back for a new one. */
 static int lm_put(struct yaml_linemap *m, const cJSON *node, int line)
 {
-	size_t j;
-
-	if ((m->n + 1) * 2 > m->cap && lm_grow(m) < 0)
-		return -1;
-	j = lm_index(node, m->cap);
-	while (m->slots[j].node && m->slots[j].node != node)
-		j = (j + 1) & (m->cap - 1);
-	if (!m->slots[j].node)
-		m->n++;
-	m->slots[j].node = node;
-	m->slots[j].line = line;
-	return 0;
+	return htable_set(&m->t, (void *)node, (void *)(intptr_t)line) == 0 ? 0 : -1;
 }
 
 static int lm_get(const struct yaml_linemap *m, const cJSON *node)
 {
-	size_t j;
+	void *line;
 
-	if (!m || !m->cap || !node)
+	if (!m || !node || !htable_get(&m->t, node, &line))
 		return 0;
-	j = lm_index(node, m->cap);
-	while (m->slots[j].node) {
-		if (m->slots[j].node == node)
-			return m->slots[j].line;
-		j = (j + 1) & (m->cap - 1);
-	}
-	return 0;
+	return (int)(intptr_t)line;
 }
 
-/* Sizes the table for the nodes a stream of len bytes usually holds
- * (manifests average one per ~20 bytes; the table stays under half full),
- * so big streams skip most regrowth. Capped at 2 Mi slots (32 MiB). */
-static int lm_reserve(struct yaml_linemap *m, size_t len)
+/* A map sized for the nodes a stream of len bytes usually holds
+ * (manifests average one per ~20 bytes), so big streams skip most
+ * regrowth; the reservation stops at 1 Mi nodes. */
+static struct yaml_linemap *lm_new(size_t len)
 {
-	size_t want = 1024;
+	struct yaml_linemap *m = malloc(sizeof(*m));
+	size_t want = len / 20;
 
-	while (want < len / 10 && want < ((size_t)1 << 21))
-		want *= 2;
-	m->slots = calloc(want, sizeof(*m->slots));
-	if (!m->slots)
-		return -1;
-	m->cap = want;
-	return 0;
+	if (!m)
+		return NULL;
+	htable_init(&m->t, &linemap_type, (size_t)YAML_MAX_NODES + 1);
+	if (want < 512)
+		want = 512;
+	if (want > ((size_t)1 << 20))
+		want = (size_t)1 << 20;
+	if (htable_reserve(&m->t, want) < 0) {
+		free(m);
+		return NULL;
+	}
+	return m;
 }
 
 static void lm_free(struct yaml_linemap *m)
 {
 	if (!m)
 		return;
-	free(m->slots);
+	htable_clear(&m->t);
 	free(m);
-}
-
-/* ---- string table: mapping keys and anchors ---------------------------- */
-
-/* Names come from the input, so the hash is seeded per load: a crafted set
- * of colliding keys must not turn one mapping into quadratic work. */
-struct st_slot {
-	const char *name; /* NULL: empty slot */
-	void *val;
-	uint32_t hash;
-	int flag;
-};
-
-struct strtab {
-	struct st_slot *slots;
-	size_t cap; /* power of two, or 0 */
-	size_t n;
-	uint32_t seed;
-};
-
-static uint32_t st_hash(const struct strtab *t, const char *s)
-{
-	uint32_t h = 2166136261u ^ t->seed;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	h ^= h >> 16;
-	h *= 0x85EBCA6Bu;
-	h ^= h >> 13;
-	return h;
-}
-
-static struct st_slot *st_find(struct strtab *t, const char *name)
-{
-	uint32_t h;
-	size_t j;
-
-	if (!t->cap)
-		return NULL;
-	h = st_hash(t, name);
-	j = h & (t->cap - 1);
-	while (t->slots[j].name) {
-		if (t->slots[j].hash == h && strcmp(t->slots[j].name, name) == 0)
-			return &t->slots[j];
-		j = (j + 1) & (t->cap - 1);
-	}
-	return NULL;
-}
-
-static int st_grow(struct strtab *t)
-{
-	size_t ncap = t->cap ? t->cap * 2 : 16;
-	struct st_slot *ns = calloc(ncap, sizeof(*ns));
-
-	if (!ns)
-		return -1;
-	for (size_t i = 0; i < t->cap; i++) {
-		size_t j;
-		if (!t->slots[i].name)
-			continue;
-		j = t->slots[i].hash & (ncap - 1);
-		while (ns[j].name)
-			j = (j + 1) & (ncap - 1);
-		ns[j] = t->slots[i];
-	}
-	free(t->slots);
-	t->slots = ns;
-	t->cap = ncap;
-	return 0;
-}
-
-/* Adds a name the caller checked is absent; name must outlive the entry. */
-static int st_add(struct strtab *t, const char *name, void *val, int flag)
-{
-	uint32_t h;
-	size_t j;
-
-	if ((t->n + 1) * 2 > t->cap && st_grow(t) < 0)
-		return -1;
-	h = st_hash(t, name);
-	j = h & (t->cap - 1);
-	while (t->slots[j].name)
-		j = (j + 1) & (t->cap - 1);
-	t->slots[j] = (struct st_slot){ name, val, h, flag };
-	t->n++;
-	return 0;
-}
-
-/* Empties the table, keeping a small allocation for the next mapping. */
-static void st_clear(struct strtab *t)
-{
-	if (t->cap > TABLE_KEEP_CAP) {
-		free(t->slots);
-		t->slots = NULL;
-		t->cap = 0;
-	} else if (t->n) {
-		memset(t->slots, 0, t->cap * sizeof(*t->slots));
-	}
-	t->n = 0;
-}
-
-static void st_free(struct strtab *t)
-{
-	free(t->slots);
-	t->slots = NULL;
-	t->cap = t->n = 0;
 }
 
 /* ---- plain scalar resolution (go-yaml v2 resolve.go) ------------------- */
@@ -565,8 +414,22 @@ struct anchor {
 	int height;   /* collection levels: 0 for a scalar */
 };
 
-/* One collection being built. Keys of a mapping are checked against keys,
- * whose flag marks members that came from a "<<" merge. */
+static void anchor_free(void *p)
+{
+	struct anchor *a = p;
+
+	free(a->name);
+	free(a);
+}
+
+/* Anchors by name; each entry's key is its anchor's own name. */
+static const struct htable_type anchor_type = { htable_hash_str, htable_equal_str, NULL,
+						 anchor_free };
+
+/* One collection being built. A mapping's keys table maps each member name
+ * (the member's own string) to NULL for a key written in it, or to the
+ * member node for one that came from a "<<" merge (an explicit key may
+ * replace it). Names come from the input: the table's hash is keyed. */
 struct frame {
 	cJSON *node;
 	char *anchor; /* malloc'd; registered when the collection ends */
@@ -577,14 +440,15 @@ struct frame {
 	bool merge_pending; /* and that key was "<<" */
 	bool merged;        /* this mapping has had its "<<" */
 	char *key;          /* the pending key, malloc'd */
+	cJSON *key_merged;  /* the merged member that key replaces, or NULL */
 	int key_line;
-	struct strtab keys;
+	struct htable keys;
 };
 
 struct builder {
 	struct frame stack[JSON_MAX_DEPTH];
 	int depth;
-	struct strtab anchors;
+	struct htable anchors;
 	/* Nodes detached during a document that an anchor may still point
 	 * into (merge sources, anchored keys); freed when the document ends. */
 	cJSON *graveyard;
@@ -593,7 +457,6 @@ struct builder {
 	size_t ndocs, capdocs;
 	struct yaml_linemap *lines;
 	size_t nodes, bytes, alias_nodes, alias_bytes;
-	uint32_t seed;
 	int line; /* of the event being handled, for errors */
 	bool oom;
 	char *err;
@@ -716,22 +579,34 @@ fail:
 }
 
 /* Starts a member: an explicit key repeated is an error (kubectl's strict
- * decoding); one that only came from a merge is overridden later. */
+ * decoding); one that only came from a merge is overridden when the value
+ * is attached. The key enters the table now, as the name its member will
+ * carry (key becomes the member's string), in one lookup. */
 static int set_key(struct builder *b, struct frame *f, char *key)
 {
-	struct st_slot *slot;
+	void *merged = NULL;
+	int rc;
 
 	if (!key)
 		return fail_oom(b);
-	slot = st_find(&f->keys, key);
-	if (slot && !slot->flag) {
+	rc = htable_add(&f->keys, key, NULL, &merged);
+	if (rc == HTABLE_EXISTS && !merged) {
 		char name[48];
 		safe_name(key, name, sizeof(name));
 		free(key);
 		return fail(b, "duplicate key \"%s\"", name);
 	}
+	/* Over a merged member: the entry takes this key's name (the merged
+	 * member, and the name the entry held, go in map_add). */
+	if (rc == HTABLE_EXISTS)
+		rc = htable_set(&f->keys, key, NULL);
+	if (rc < 0) {
+		free(key);
+		return fail_oom(b);
+	}
 	b->bytes += strlen(key);
 	f->key = key;
+	f->key_merged = merged;
 	f->key_line = b->line;
 	f->want_value = true;
 	return 0;
@@ -746,22 +621,19 @@ static int set_merge_key(struct builder *b, struct frame *f)
 	return 0;
 }
 
-/* Appends value v under the pending key, replacing a merged member. */
-static int map_add(struct builder *b, struct frame *f, cJSON *v)
+/* Appends value v under the pending key (already in the keys table, see
+ * set_key), replacing a merged member. */
+static void map_add(struct frame *f, cJSON *v)
 {
-	struct st_slot *slot = st_find(&f->keys, f->key);
+	cJSON *old = f->key_merged;
 
-	if (slot)
-		cJSON_Delete(cJSON_DetachItemViaPointer(f->node, slot->val));
 	v->string = f->key;
 	v->type &= ~cJSON_StringIsConst;
 	f->key = NULL;
+	f->key_merged = NULL;
 	cJSON_AddItemToArray(f->node, v);
-	if (slot) {
-		*slot = (struct st_slot){ v->string, v, slot->hash, 0 };
-		return 0;
-	}
-	return st_add(&f->keys, v->string, v, 0) < 0 ? fail_oom(b) : 0;
+	if (old)
+		cJSON_Delete(cJSON_DetachItemViaPointer(f->node, old));
 }
 
 /* Copies the members of src that f does not have yet: explicit keys win,
@@ -770,7 +642,7 @@ static int merge_from(struct builder *b, struct frame *f, const cJSON *src)
 {
 	for (const cJSON *m = src->child; m; m = m->next) {
 		cJSON *c;
-		if (st_find(&f->keys, m->string))
+		if (htable_get(&f->keys, m->string, NULL))
 			continue;
 		c = copy_tree(b, m);
 		if (!c)
@@ -782,7 +654,7 @@ static int merge_from(struct builder *b, struct frame *f, const cJSON *src)
 		}
 		b->bytes += strlen(m->string);
 		cJSON_AddItemToArray(f->node, c);
-		if (st_add(&f->keys, c->string, c, 1) < 0)
+		if (htable_set(&f->keys, c->string, c) < 0)
 			return fail_oom(b);
 	}
 	return 0;
@@ -833,7 +705,8 @@ static int attach(struct builder *b, cJSON *node, int height)
 		f->merge_pending = false;
 		return map_merge(b, f, node);
 	}
-	return map_add(b, f, node);
+	map_add(f, node);
+	return 0;
 }
 
 /* Anchors are registered when their node completes, so a node cannot
@@ -841,16 +714,15 @@ static int attach(struct builder *b, cJSON *node, int height)
 static int add_anchor(struct builder *b, const char *name, cJSON *node, size_t nodes0,
 		      size_t bytes0, int height)
 {
-	struct st_slot *slot = st_find(&b->anchors, name);
-	struct anchor *a = slot ? slot->val : calloc(1, sizeof(*a));
+	struct anchor *a = htable_find(&b->anchors, name);
 
-	if (!a)
-		return fail_oom(b);
-	if (!slot) {
-		a->name = strdup(name);
-		if (!a->name || st_add(&b->anchors, a->name, a, 0) < 0) {
-			free(a->name);
-			free(a);
+	if (!a) {
+		a = calloc(1, sizeof(*a));
+		if (a)
+			a->name = strdup(name);
+		if (!a || !a->name || htable_set(&b->anchors, a->name, a) < 0) {
+			if (a)
+				anchor_free(a);
 			return fail_oom(b);
 		}
 	}
@@ -869,19 +741,6 @@ static int complete(struct builder *b, cJSON *node, const char *anchor, size_t n
 		return -1;
 	}
 	return attach(b, node, height);
-}
-
-static void reset_anchors(struct builder *b)
-{
-	for (size_t i = 0; i < b->anchors.cap; i++) {
-		struct anchor *a = b->anchors.slots[i].val;
-		if (b->anchors.slots[i].name) {
-			free(a->name);
-			free(a);
-		}
-	}
-	st_free(&b->anchors);
-	b->anchors.seed = b->seed;
 }
 
 /* ---- scalars ----------------------------------------------------------- */
@@ -1023,18 +882,16 @@ static int alias_limits(struct builder *b, const struct anchor *a)
 /* An alias copies its anchor's node; the copy's root gets the alias line. */
 static int on_alias(struct builder *b, const yaml_event_t *ev)
 {
-	struct st_slot *slot = st_find(&b->anchors, (const char *)ev->data.alias.anchor);
+	const struct anchor *a = htable_find(&b->anchors, ev->data.alias.anchor);
 	struct frame *f = top(b);
 	size_t nodes0 = b->nodes, bytes0 = b->bytes;
-	const struct anchor *a;
 	cJSON *copy;
 
-	if (!slot) {
+	if (!a) {
 		char name[48];
 		safe_name((const char *)ev->data.alias.anchor, name, sizeof(name));
 		return fail(b, "unknown anchor \"%s\"", name);
 	}
-	a = slot->val;
 	if (f && f->is_map && !f->want_value) {
 		if (cJSON_IsArray(a->node) || cJSON_IsObject(a->node))
 			return fail(b, "mapping key is not a scalar");
@@ -1077,7 +934,6 @@ static int on_start(struct builder *b, const yaml_event_t *ev, bool is_map)
 	f->height = 0;
 	f->is_map = is_map;
 	f->want_value = f->merge_pending = f->merged = false;
-	f->keys.seed = b->seed;
 	if (anchor && !f->anchor)
 		return fail_oom(b);
 	return 0;
@@ -1092,7 +948,7 @@ static int on_end(struct builder *b)
 
 	f->node = NULL;
 	f->anchor = NULL;
-	st_clear(&f->keys);
+	htable_reset(&f->keys);
 	rc = complete(b, node, anchor, f->nodes0, f->bytes0, f->height + 1);
 	free(anchor);
 	return rc;
@@ -1102,7 +958,7 @@ static int on_end(struct builder *b)
 
 static void end_document_state(struct builder *b)
 {
-	reset_anchors(b);
+	htable_reset(&b->anchors);
 	cJSON_Delete(b->graveyard);
 	b->graveyard = NULL;
 	cJSON_Delete(b->root);
@@ -1111,14 +967,8 @@ static void end_document_state(struct builder *b)
 
 static int push_doc(struct builder *b, cJSON *root, int line)
 {
-	if (b->ndocs == b->capdocs) {
-		size_t ncap = b->capdocs ? b->capdocs * 2 : 4;
-		struct yaml_doc *nd = realloc(b->docs, ncap * sizeof(*nd));
-		if (!nd)
-			return -1;
-		b->docs = nd;
-		b->capdocs = ncap;
-	}
+	if (array_grow(&b->docs, &b->capdocs, b->ndocs + 1, sizeof(*b->docs), YAML_MAX_NODES) < 0)
+		return -1;
 	b->docs[b->ndocs].root = root;
 	b->docs[b->ndocs].line = line;
 	b->ndocs++;
@@ -1343,9 +1193,10 @@ static void builder_free_state(struct builder *b)
 	for (int i = 0; i < JSON_MAX_DEPTH; i++) {
 		free(b->stack[i].key);
 		b->stack[i].key = NULL;
-		st_free(&b->stack[i].keys);
+		htable_clear(&b->stack[i].keys);
 	}
 	end_document_state(b);
+	htable_clear(&b->anchors);
 }
 
 static void free_docs(struct yaml_doc *docs, size_t n)
@@ -1355,13 +1206,15 @@ static void free_docs(struct yaml_doc *docs, size_t n)
 	free(docs);
 }
 
-static uint32_t new_seed(void)
+/* The tables of an empty builder. Keys per mapping and anchors per
+ * document are bounded by the node cap. */
+static void builder_init(struct builder *b, char *err, size_t errlen)
 {
-	uint32_t s;
-
-	if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s))
-		s = (uint32_t)(uintptr_t)&s ^ 0x5bd1e995u;
-	return s;
+	b->err = err;
+	b->errlen = errlen;
+	htable_init(&b->anchors, &anchor_type, YAML_MAX_NODES);
+	for (int i = 0; i < JSON_MAX_DEPTH; i++)
+		htable_init(&b->stack[i].keys, &htable_type_str, YAML_MAX_NODES);
 }
 
 /* Moves the parsed documents and line map into out. */
@@ -1386,6 +1239,9 @@ static int builder_run(struct builder *b, const char *buf, size_t len)
 		free_docs(b->docs, b->ndocs);
 		b->docs = NULL;
 		b->ndocs = b->capdocs = 0;
+		/* Every node the YAML reading made is gone; their addresses
+		 * may come back in the JSON tree. */
+		htable_reset(&b->lines->t);
 		if (load_json_fallback(b, buf, len, start) == 0)
 			rc = 0;
 	}
@@ -1401,15 +1257,12 @@ int yamljson_load(const char *buf, size_t len, struct yaml_docs *out, char *err,
 	if (errlen)
 		err[0] = '\0';
 	if (b)
-		b->lines = calloc(1, sizeof(*b->lines));
-	if (!b || !b->lines || lm_reserve(b->lines, len) < 0) {
+		b->lines = lm_new(len);
+	if (!b || !b->lines) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	b->err = err;
-	b->errlen = errlen;
-	b->seed = new_seed();
-	b->anchors.seed = b->seed;
+	builder_init(b, err, errlen);
 	rc = builder_run(b, buf, len);
 	if (rc == 0)
 		builder_export(b, out);
@@ -1438,7 +1291,7 @@ cJSON *yamljson_take(struct yaml_docs *docs, size_t i)
 	return r;
 }
 
-void yamljson_free(struct yaml_docs *docs)
+void yamljson_clear(struct yaml_docs *docs)
 {
 	if (!docs)
 		return;
@@ -1449,36 +1302,24 @@ void yamljson_free(struct yaml_docs *docs)
 
 /* ---- emitter ----------------------------------------------------------- */
 
+/* The output, capped at EMIT_MAX: running out of memory or past the cap
+ * is the dynbuf's sticky error; bad marks input that YAML text cannot
+ * carry. key is a scratch buffer for one mapping key's text, reused from
+ * key to key (NULL in the scratch itself). */
 struct ebuf {
-	char *p;
-	size_t len, cap;
-	bool bad; /* out of memory, over EMIT_MAX, or unrepresentable input */
+	struct dynbuf d;
+	bool bad;
+	struct ebuf *key;
 };
 
 static void eb_put(struct ebuf *e, const char *s, size_t n)
 {
-	if (e->bad)
-		return;
-	if (n >= EMIT_MAX - e->len) {
-		e->bad = true;
-		return;
-	}
-	if (e->len + n + 1 > e->cap) {
-		size_t ncap = e->cap ? e->cap : 256;
-		char *np;
-		while (ncap < e->len + n + 1)
-			ncap *= 2;
-		np = realloc(e->p, ncap);
-		if (!np) {
-			e->bad = true;
-			return;
-		}
-		e->p = np;
-		e->cap = ncap;
-	}
-	memcpy(e->p + e->len, s, n);
-	e->len += n;
-	e->p[e->len] = '\0';
+	(void)dynbuf_addn(&e->d, s, n); /* sticky: checked by eb_failed */
+}
+
+static bool eb_failed(const struct ebuf *e)
+{
+	return e->bad || dynbuf_error(&e->d) != DYNBUF_OK;
 }
 
 static void eb_puts(struct ebuf *e, const char *s)
@@ -1700,29 +1541,29 @@ static void emit_block(struct ebuf *e, const cJSON *node, int indent, bool inlin
  * for the explicit form. */
 static bool emit_key(struct ebuf *e, const char *key, int indent)
 {
-	struct ebuf k = { 0 };
+	struct ebuf *k = e->key;
 	bool explicit;
 
 	if (!key) {
 		e->bad = true;
 		return false;
 	}
-	emit_string(&k, key, 0, false);
-	if (k.bad || !k.p) {
+	dynbuf_reset(&k->d);
+	k->bad = false;
+	emit_string(k, key, 0, false);
+	if (eb_failed(k)) {
 		e->bad = true;
-		free(k.p);
 		return false;
 	}
-	explicit = k.len > EMIT_SIMPLE_KEY_MAX;
+	explicit = dynbuf_len(&k->d) > EMIT_SIMPLE_KEY_MAX;
 	if (explicit)
 		eb_puts(e, "? ");
-	eb_put(e, k.p, k.len);
+	eb_put(e, dynbuf_ptr(&k->d), dynbuf_len(&k->d));
 	if (explicit) {
 		eb_put(e, "\n", 1);
 		eb_pad(e, indent);
 	}
 	eb_put(e, ":", 1);
-	free(k.p);
 	return explicit;
 }
 
@@ -1730,7 +1571,7 @@ static void emit_members(struct ebuf *e, const cJSON *obj, int indent, bool inli
 {
 	bool first = true;
 
-	for (const cJSON *m = obj->child; m && !e->bad; m = m->next) {
+	for (const cJSON *m = obj->child; m && !eb_failed(e); m = m->next) {
 		bool explicit;
 		if (!first || !inline_first)
 			eb_pad(e, indent);
@@ -1752,7 +1593,7 @@ static void emit_items(struct ebuf *e, const cJSON *arr, int indent, bool inline
 {
 	bool first = true;
 
-	for (const cJSON *it = arr->child; it && !e->bad; it = it->next) {
+	for (const cJSON *it = arr->child; it && !eb_failed(e); it = it->next) {
 		if (!first || !inline_first)
 			eb_pad(e, indent);
 		first = false;
@@ -1779,17 +1620,20 @@ static void emit_block(struct ebuf *e, const cJSON *node, int indent, bool inlin
 
 char *yamljson_emit(const cJSON *root)
 {
-	struct ebuf e = { 0 };
+	struct ebuf key = { .key = NULL }, e = { .key = &key };
+	char *out = NULL;
 
 	if (!root)
 		return NULL;
+	dynbuf_init(&e.d, EMIT_MAX);
+	dynbuf_init(&key.d, EMIT_MAX);
 	if (is_inline(root))
 		emit_inline(&e, root, 0, false);
 	else
 		emit_block(&e, root, 0, false, 1);
-	if (e.bad || !e.p) {
-		free(e.p);
-		return NULL;
-	}
-	return e.p;
+	if (!eb_failed(&e))
+		out = dynbuf_take(&e.d, NULL);
+	dynbuf_clear(&e.d);
+	dynbuf_clear(&key.d);
+	return out;
 }

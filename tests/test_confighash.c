@@ -547,6 +547,44 @@ static void test_distinct_inputs(void **state)
 	assert_string_equal(a, dd); /* whole {k} and selected {k} are the same stream */
 }
 
+/* confighash_stream renders up to CONFIGHASH_STREAM_MAX bytes and refuses
+ * a longer stream instead of truncating it. 4 whole objects of 60,000 keys
+ * each make about 17 MB of stream lines. */
+static void test_stream_cap(void **state)
+{
+	enum { KEYS = 60000 };
+	struct refset set = { 0 };
+	struct obj_digest d = { 0 };
+	const struct obj_digest *objs[4] = { &d, &d, &d, &d };
+	char *stream = (char *)1;
+	size_t len = 1;
+
+	d.entries = calloc(KEYS, sizeof(*d.entries));
+	assert_non_null(d.entries);
+	for (size_t i = 0; i < KEYS; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "k%05zu", i);
+		d.entries[i].key = strdup(key);
+		assert_non_null(d.entries[i].key);
+	}
+	assert_int_equal(refs_add_list(&set, OBJ_CONFIGMAP, "a,b,c,d", "test"), 0);
+	refs_finish(&set);
+	d.n = KEYS;
+	assert_int_equal(confighash_stream(&set, objs, &stream, &len), -1);
+	assert_null(stream);
+	assert_int_equal(len, 0);
+	/* One object of the same keys fits, and is all there. */
+	set.n = 1;
+	assert_int_equal(confighash_stream(&set, objs, &stream, &len), 0);
+	assert_true(len > (size_t)KEYS * 64 && len < CONFIGHASH_STREAM_MAX);
+	assert_int_equal(strlen(stream), len);
+	assert_non_null(strstr(stream, "k59999\n"));
+	free(stream);
+	set.n = 4;
+	refs_free(&set);
+	confighash_digest_clear(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -565,6 +603,7 @@ int main(void)
 		cmocka_unit_test(test_heap_digest),
 		cmocka_unit_test(test_compute_refusals),
 		cmocka_unit_test(test_distinct_inputs),
+		cmocka_unit_test(test_stream_cap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,7 +25,7 @@ static void load_err(const char *text, char *err, size_t errlen)
 	struct yaml_docs docs;
 
 	if (yamljson_load(text, strlen(text), &docs, err, errlen) == 0) {
-		yamljson_free(&docs);
+		yamljson_clear(&docs);
 		fail_msg("expected an error for:\n%s", text);
 	}
 	assert_null(docs.docs);
@@ -182,7 +182,7 @@ static void check_res_case(const struct res_case *c)
 			fail_msg("%s: expected string \"%s\"", c->yaml, c->str);
 		break;
 	}
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 }
 
 static void test_resolution_table(void **state)
@@ -207,7 +207,7 @@ static void test_keys(void **state)
 		i++;
 	}
 	assert_int_equal(i, sizeof(want) / sizeof(want[0]));
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 }
 
 static void test_key_errors(void **state)
@@ -276,7 +276,7 @@ static void test_nested(void **state)
 	assert_int_equal(n, 80);
 	assert_true(cJSON_IsArray(json_get_path(root, "spec", "template", "spec", "volumes", NULL)));
 	assert_true(cJSON_IsObject(json_get_path(root, "spec", "strategy", NULL)));
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 }
 
 static void test_multi_document(void **state)
@@ -307,18 +307,18 @@ static void test_multi_document(void **state)
 	assert_true(cJSON_IsArray(docs.docs[3].root));
 	assert_int_equal(docs.docs[3].line, 12);
 	assert_string_equal(docs.docs[4].root->valuestring, "");
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 
 	load_ok("", &docs);
 	assert_int_equal(docs.n, 0);
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 	load_ok("# nothing\n\n", &docs);
 	assert_int_equal(docs.n, 0);
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 	load_ok("plain scalar", &docs);
 	assert_int_equal(docs.n, 1);
 	assert_string_equal(docs.docs[0].root->valuestring, "plain scalar");
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 }
 
 static void test_take_and_free(void **state)
@@ -333,11 +333,40 @@ static void test_take_and_free(void **state)
 	assert_null(yamljson_take(&docs, 1));
 	assert_null(yamljson_take(&docs, 2));
 	assert_int_equal(yamljson_line(&docs, json_get(r, "b")), 3);
-	yamljson_free(&docs);
-	yamljson_free(&docs);
-	yamljson_free(NULL);
+	yamljson_clear(&docs);
+	yamljson_clear(&docs);
+	yamljson_clear(NULL);
 	cJSON_Delete(r);
 	assert_int_equal(yamljson_line(NULL, NULL), 0);
+}
+
+/* Nodes below the root of a document read by the JSON fallback have no
+ * line, even where the YAML attempt had made (and freed) nodes at the
+ * same addresses. */
+static bool no_lines_below(const struct yaml_docs *docs, const cJSON *n)
+{
+	for (const cJSON *c = n->child; c; c = c->next)
+		if (yamljson_line(docs, c) != 0 || !no_lines_below(docs, c))
+			return false;
+	return true;
+}
+
+static void test_fallback_has_no_stale_lines(void **state)
+{
+	char text[8192];
+	size_t n = 0;
+	struct yaml_docs docs;
+
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "{\n");
+	for (int i = 0; i < 100; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "\"k%d\": {\"a\": [%d, \"s\"]},\n", i,
+				      i);
+	snprintf(text + n, sizeof(text) - n, "\"last\": \"\\ud83d\\ude00\"\n}\n");
+	load_ok(text, &docs);
+	assert_int_equal(docs.n, 1);
+	assert_int_equal(yamljson_line(&docs, docs.docs[0].root), 1);
+	assert_true(no_lines_below(&docs, docs.docs[0].root));
+	yamljson_clear(&docs);
 }
 
 /* ---- anchors, aliases, merges ------------------------------------------ */
@@ -367,7 +396,7 @@ static void test_aliases(void **state)
 	assert_string_equal(json_get_string(root, "key"), "v");
 	assert_string_equal(json_get_string(json_get(root, "other"), "key"), "again");
 	assert_string_equal(json_get_string(root, "after"), "other");
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 }
 
 static void test_merge_keys(void **state)
@@ -407,7 +436,7 @@ static void test_merge_keys(void **state)
 	assert_string_equal(json_get_string(json_get(root, "quoted"), "<<"), "plain key");
 	/* The anchored maps were not emptied by being merged. */
 	assert_int_equal(cJSON_GetArraySize(json_get(root, "a")), 3);
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 }
 
 static void test_merge_errors(void **state)
@@ -420,6 +449,10 @@ static void test_merge_errors(void **state)
 	assert_true(starts_with(err, "line 3: map merge"));
 	load_err("a: &a {x: 1}\nb:\n  <<: *a\n  <<: *a\n", err, sizeof(err));
 	assert_true(starts_with(err, "line 4: duplicate key"));
+	/* A merged key may be overridden once; a second explicit one is a
+	 * duplicate. */
+	load_err("a: &a {x: 1}\nb:\n  <<: *a\n  x: 2\n  x: 3\n", err, sizeof(err));
+	assert_string_equal(err, "line 5: duplicate key \"x\"");
 	load_err("a: *nope\n", err, sizeof(err));
 	assert_string_equal(err, "line 1: unknown anchor \"nope\"");
 	/* Anchors do not survive into the next document. */
@@ -516,7 +549,7 @@ static void test_depth_bomb(void **state)
 
 	s = nested(JSON_MAX_DEPTH, "[", "1", "]");
 	load_ok(s, &docs);
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 	free(s);
 	s = nested(JSON_MAX_DEPTH + 1, "[", "1", "]");
 	load_err(s, err, sizeof(err));
@@ -555,7 +588,7 @@ static void test_duplicate_keys(void **state)
 	assert_string_equal(err, "line 2: duplicate key \"a?b\"");
 	/* The same key in sibling mappings is fine. */
 	load_ok("- a: 1\n- a: 2\n", &docs);
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 }
 
 static void test_invalid_yaml_lines(void **state)
@@ -631,14 +664,14 @@ static void test_json_input(void **state)
 	assert_true(cJSON_Compare(root, want, 1));
 	cJSON_Delete(want);
 	assert_int_equal(yamljson_line(&docs, json_get(root, "n")), 4);
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 
 	/* Surrogate pairs: YAML 1.1 has none, the JSON reader takes over. */
 	load_ok("\n{\"a\": \"\\ud83d\\ude00\", \"b\": [1]}", &docs);
 	assert_int_equal(docs.n, 1);
 	assert_string_equal(json_get_string(docs.docs[0].root, "a"), "\xF0\x9F\x98\x80");
 	assert_int_equal(docs.docs[0].line, 2);
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 
 	/* The JSON reader does not let through what libyaml rightly refused. */
 	{
@@ -698,7 +731,7 @@ static void test_line_numbers(void **state)
 	assert_int_equal(docs.docs[1].line, 19);
 	assert_int_equal(yamljson_line(&docs, json_get(docs.docs[1].root, "second")), 19);
 	assert_int_equal(yamljson_line(&docs, NULL), 0);
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 }
 
 /* ---- emit -------------------------------------------------------------- */
@@ -719,7 +752,7 @@ static void assert_round_trip(const cJSON *tree)
 		char *j = cJSON_PrintUnformatted(tree);
 		fail_msg("round trip differs for %s\n--- emitted:\n%s", j, y);
 	}
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 	free(y);
 }
 
@@ -852,7 +885,7 @@ static void test_emit_numbers(void **state)
 			if (docs.docs[0].root->valuedouble != nums[i])
 				fail_msg("%.17g came back as %.17g via %s", nums[i],
 					 docs.docs[0].root->valuedouble, y);
-			yamljson_free(&docs);
+			yamljson_clear(&docs);
 		}
 		free(y);
 		cJSON_Delete(n);
@@ -1001,7 +1034,7 @@ static void check_corpus_file(const char *path, struct corpus_stats *st)
 		assert_round_trip(docs.docs[i].root);
 		st->docs++;
 	}
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 	free(buf);
 }
 
@@ -1053,6 +1086,7 @@ int main(void)
 		cmocka_unit_test(test_multi_document),
 		cmocka_unit_test(test_take_and_free),
 		cmocka_unit_test(test_aliases),
+		cmocka_unit_test(test_fallback_has_no_stale_lines),
 		cmocka_unit_test(test_merge_keys),
 		cmocka_unit_test(test_merge_errors),
 		cmocka_unit_test(test_billion_laughs),
