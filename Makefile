@@ -14,15 +14,19 @@ VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 WARN    := -Wall -Wextra -Wstrict-prototypes -Wshadow -Wformat=2 -Wno-unused-parameter -Werror
 HARDEN  := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Iinclude \
+# The layers, from the ground up (docs/architecture.md); a module may include
+# headers of its own layer and the layers below it (scripts/check-layers.sh).
+LAYERS  := base core engine kube server cli
+INC     := $(addprefix -Iinclude/,$(LAYERS))
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(INC) \
 	-DROLLGATE_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-SRCS    := $(wildcard src/*.c)
-LIBSRCS := $(filter-out src/main.c,$(SRCS))
+SRCS    := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
+LIBSRCS := $(filter-out src/cli/main.c,$(SRCS))
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
 # Two build flavours share the rules below: build/ (release-ish) and build/asan/.
@@ -31,27 +35,33 @@ B ?= build
 .PHONY: all run test check-tests bench fuzz deps certs clean image
 all: $(B)/rollgate
 
-$(B)/obj/%.o: src/%.c $(wildcard include/*.h) | $(B)/obj
-	$(CC) $(ALL_CFLAGS) $(HARDEN) -c -o $@ $<
+# Header dependencies are generated (-MMD): touching a header rebuilds what
+# includes it, and only that.
+DEPFLAGS = -MMD -MP -MF $@.d
+$(B)/obj/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(HARDEN) $(DEPFLAGS) -c -o $@ $<
 
 $(B)/librollgate.a: $(patsubst src/%.c,$(B)/obj/%.o,$(LIBSRCS))
 	ar rcs $@ $^
 
-$(B)/rollgate: $(B)/obj/main.o $(B)/librollgate.a
+$(B)/rollgate: $(B)/obj/cli/main.o $(B)/librollgate.a
 	$(CC) $(ALL_CFLAGS) $(HARDEN) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Each test links the shared helpers (tests/*.c other than test_*.c: the API
 # double, testutil).
-$(B)/tests/%: tests/%.c $(filter-out tests/test_%.c,$(wildcard tests/*.c)) $(wildcard tests/*.h) $(B)/librollgate.a | $(B)/tests
-	$(CC) $(ALL_CFLAGS) $(HARDEN) $(ALL_LDFLAGS) -Itests -o $@ $< $(filter-out tests/test_%.c,$(wildcard tests/*.c)) $(B)/librollgate.a $(LDLIBS) -lcmocka
+$(B)/tests/%: tests/%.c $(filter-out tests/test_%.c,$(wildcard tests/*.c)) $(B)/librollgate.a | $(B)/tests
+	$(CC) $(ALL_CFLAGS) $(HARDEN) $(ALL_LDFLAGS) $(DEPFLAGS) -Itests -o $@ $< $(filter-out tests/test_%.c,$(wildcard tests/*.c)) $(B)/librollgate.a $(LDLIBS) -lcmocka
 
 # These unit tests watch every allocation of the code they drive
 # (tests/allocwrap.h).
 WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free
 $(B)/tests/test_array $(B)/tests/test_dynbuf $(B)/tests/test_htable: ALL_LDFLAGS += $(WRAP_ALLOC)
 
-$(B)/obj $(B)/tests:
+$(B)/tests:
 	mkdir -p $@
+
+-include $(wildcard $(B)/obj/*/*.d $(B)/tests/*.d)
 
 deps:
 	@scripts/deps.sh
@@ -72,7 +82,7 @@ test: deps
 check-tests: $(B)/rollgate $(addprefix $(B)/tests/,$(TESTS))
 	@scripts/run-tests.sh $(B)
 
-bench: 
+bench:
 	@scripts/deps.sh bench
 	@scripts/bench.sh
 
@@ -85,7 +95,7 @@ bench:
 FUZZ_SECONDS ?= 30
 FUZZ_B      := build/fuzz
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -g -O1 -fno-omit-frame-pointer \
-	-fsanitize=address,undefined -fno-sanitize-recover=all -Iinclude \
+	-fsanitize=address,undefined -fno-sanitize-recover=all $(INC) \
 	-DROLLGATE_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 FUZZERS     := $(patsubst fuzz/%.c,$(FUZZ_B)/%,$(wildcard fuzz/fuzz_*.c))
 
@@ -103,8 +113,9 @@ fuzz: deps $(FUZZERS)
 		passed=$$((passed + 1)); done; \
 	echo "fuzz: $$passed passed, 0 failed"
 
-$(FUZZ_B)/obj/%.o: src/%.c $(wildcard include/*.h) | $(FUZZ_B)/obj
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+$(FUZZ_B)/obj/%.o: src/%.c
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(DEPFLAGS) -c -o $@ $<
 
 $(FUZZ_B)/librollgate.a: $(patsubst src/%.c,$(FUZZ_B)/obj/%.o,$(LIBSRCS))
 	ar rcs $@ $^
@@ -112,8 +123,7 @@ $(FUZZ_B)/librollgate.a: $(patsubst src/%.c,$(FUZZ_B)/obj/%.o,$(LIBSRCS))
 $(FUZZ_B)/%: fuzz/%.c $(FUZZ_B)/librollgate.a
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_B)/librollgate.a $(LDLIBS)
 
-$(FUZZ_B)/obj:
-	mkdir -p $@
+-include $(wildcard $(FUZZ_B)/obj/*/*.d)
 
 # The container image from Debian packages alone, no registry (docs/image.md):
 # local image rollgate:$(VERSION) and build/rollgate-$(VERSION).oci.tar. The

@@ -89,7 +89,8 @@ build() {
 		"$B/rollgate" "$B/librollgate.a" >&2
 	# shellcheck disable=SC2046
 	${CC:-cc} -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wstrict-prototypes -Wshadow -Wformat=2 \
-		-Wno-unused-parameter -Werror -O2 -DNDEBUG -Iinclude $(pkg-config --cflags $pkgs) \
+		-Wno-unused-parameter -Werror -O2 -DNDEBUG $(for d in include/*/; do printf -- '-I%s ' "${d%/}"; done) \
+		$(pkg-config --cflags $pkgs) \
 		-o "$B/micro" bench/micro.c "$B/librollgate.a" $(pkg-config --libs $pkgs) -lpthread -lm
 }
 

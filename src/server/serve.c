@@ -24,7 +24,7 @@
 #include <openssl/evp.h>
 
 #include "certstore.h"
-#include "cli.h"
+#include "serve.h"
 #include "config.h"
 #include "kubesource.h"
 #include "kwatch.h"
@@ -598,7 +598,7 @@ static int wait_loop(const sigset_t *sigs, struct certstore *cs, struct config_w
 	}
 }
 
-int cli_serve(int argc, char **argv)
+int serve_main(int argc, char **argv)
 {
 	struct serve_opts o;
 	struct config_watch cw = { 0 };

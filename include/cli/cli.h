@@ -6,7 +6,6 @@
  * the process exit code: 0 success, 1 policy failure (enforce violation or
  * denial), 2 usage error or unreadable/invalid input.
  */
-int cli_serve(int argc, char **argv);
 int cli_review(int argc, char **argv);
 int cli_check(int argc, char **argv);
 int cli_stamp(int argc, char **argv);

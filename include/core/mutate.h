@@ -19,6 +19,10 @@ struct stamp_plan {
 	bool applies;          /* a stamped kind, CREATE/UPDATE, opted in, has a template */
 	struct refset refs;    /* finished (sorted) */
 	struct lookup_batch batch; /* one item per ref, same order */
+	/* Set by mutate_finish when a lookup failed and the hash was not
+	 * stamped: the first unanswered item (in batch), for the caller to log
+	 * and count; the pure core does neither. */
+	const struct lookup_item *skipped;
 };
 
 /* Returns 0 (plan->applies tells whether to go on) or -1 with err when the

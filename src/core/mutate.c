@@ -10,8 +10,6 @@
 
 #include "confighash.h"
 #include "jsonutil.h"
-#include "log.h"
-#include "metrics.h"
 #include "patch.h"
 
 /* Annotations of other tools that opt a workload in, so users switch over
@@ -203,10 +201,6 @@ static int lookup_failed(const struct admission_request *req, const struct looku
 {
 	char msg[256];
 
-	metrics_stamp_skipped();
-	RG_LOG(LOG_WARN, "config hash not updated: lookup failed", LF_S("uid", req->uid),
-	       LF_S("namespace", req->namespace_), LF_S("object_kind", it->kind == SRC_SECRET ? "Secret" : "ConfigMap"),
-	       LF_S("object", it->name), LF_S("reason", it->reason));
 	snprintf(msg, sizeof(msg), "rollgate: config hash not updated: cannot read %s \"%s\"",
 		 it->kind == SRC_SECRET ? "secret" : "configmap", it->name);
 	if (admission_warn(resp, msg) < 0)
@@ -274,7 +268,8 @@ int mutate_finish(const struct config *cfg, const struct admission_request *req,
 	config_annotation(cfg, "config-hash", key, sizeof(key));
 	switch (mutate_hash(cfg, &plan->refs, &plan->batch, value, sizeof(value))) {
 	case MUTATE_HASH_UNKNOWN:
-		return lookup_failed(req, failed_item(&plan->batch), key, resp);
+		plan->skipped = failed_item(&plan->batch);
+		return lookup_failed(req, plan->skipped, key, resp);
 	case MUTATE_HASH_NONE:
 		/* Nothing referenced: a stale hash goes. */
 		(void)patch_template_annotation(req->object, key, NULL, &resp->patch);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "serve.h"
 #include "jsonutil.h"
 
 static void usage(FILE *out)
@@ -50,7 +51,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(cmd, "serve") == 0)
-		return cli_serve(argc - 1, argv + 1);
+		return serve_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "review") == 0)
 		return cli_review(argc - 1, argv + 1);
 	if (strcmp(cmd, "check") == 0)

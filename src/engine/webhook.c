@@ -15,6 +15,7 @@
 #include "admission.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "metrics.h"
 #include "mutate.h"
 #include "objsource.h"
 #include "rules.h"
@@ -230,9 +231,19 @@ static void complete(struct webhook_call *c)
 
 static void finish_mutate(struct webhook_call *c)
 {
+	const struct lookup_item *it;
+
 	if (mutate_finish(c->cref->cfg, &c->req, &c->plan, &c->resp) < 0) {
 		fail_call(c, 500, "out of memory");
 		return;
+	}
+	it = c->plan.skipped;
+	if (it) {
+		metrics_stamp_skipped();
+		RG_LOG(LOG_WARN, "config hash not updated: lookup failed", LF_S("uid", c->req.uid),
+		       LF_S("namespace", c->req.namespace_),
+		       LF_S("object_kind", it->kind == SRC_SECRET ? "Secret" : "ConfigMap"),
+		       LF_S("object", it->name), LF_S("reason", it->reason));
 	}
 	complete(c);
 }
