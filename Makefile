@@ -32,7 +32,7 @@ TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 # Two build flavours share the rules below: build/ (release-ish) and build/asan/.
 B ?= build
 
-.PHONY: all run test check-tests bench fuzz deps certs clean image
+.PHONY: all run test check-tests check-layers check-style bench fuzz deps certs clean image
 all: $(B)/rollgate
 
 # Header dependencies are generated (-MMD): touching a header rebuilds what
@@ -74,13 +74,17 @@ run: deps all certs
 		--tls-cert certs/dev/tls.crt --tls-key certs/dev/tls.key \
 		--config examples/rollgate.yaml --objects examples/objects --log-format text
 
-# The whole suite, then the whole suite again under ASan+UBSan.
-test: deps
+# The layer rule first (scripts/check-layers.py), then the whole suite, then
+# the whole suite again under ASan+UBSan.
+test: deps check-layers
 	$(MAKE) B=build check-tests
 	$(MAKE) B=build/asan CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" check-tests
 
 check-tests: $(B)/rollgate $(addprefix $(B)/tests/,$(TESTS))
 	@scripts/run-tests.sh $(B)
+
+check-layers:
+	@python3 scripts/check-layers.py
 
 bench:
 	@scripts/deps.sh bench
