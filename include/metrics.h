@@ -62,6 +62,13 @@ void metrics_reload_rate_limited(void);
 void metrics_reload_workloads(long long count);
 void metrics_reload_leader(bool leader);
 
+/* The HTTPS listener's protections against slow and excess connections
+ * (docs/limits.md). */
+void metrics_connections_open(int delta);
+void metrics_connection_refused(void);      /* closed at accept: at the limit */
+void metrics_connection_evicted(bool idle); /* closed to admit a new one */
+void metrics_requests_timed_out(unsigned n); /* closed: request not in by the deadline */
+
 /* Renders every metric; returns a malloc'd string (caller frees) or NULL. */
 char *metrics_render(void);
 

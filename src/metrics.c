@@ -150,6 +150,33 @@ void metrics_reload_leader(bool leader)
 	atomic_store(&reload_leader, leader ? 1 : 0);
 }
 
+/* ---- connections of the HTTPS listener ---- */
+
+static atomic_llong conns_open;
+static atomic_ullong conns_refused_limit;
+static atomic_ullong conns_evicted[2]; /* reading, idle */
+static atomic_ullong requests_timed_out;
+
+void metrics_connections_open(int delta)
+{
+	atomic_fetch_add_explicit(&conns_open, delta, memory_order_relaxed);
+}
+
+void metrics_connection_refused(void)
+{
+	atomic_fetch_add_explicit(&conns_refused_limit, 1, memory_order_relaxed);
+}
+
+void metrics_connection_evicted(bool idle)
+{
+	atomic_fetch_add_explicit(&conns_evicted[idle ? 1 : 0], 1, memory_order_relaxed);
+}
+
+void metrics_requests_timed_out(unsigned n)
+{
+	atomic_fetch_add_explicit(&requests_timed_out, n, memory_order_relaxed);
+}
+
 struct out {
 	char *buf;
 	size_t len;
@@ -244,6 +271,24 @@ static void render_state(struct out *o)
 	emit(o, "rollgate_build_info{version=\"%s\"} 1\n", ROLLGATE_VERSION);
 }
 
+static void render_connections(struct out *o)
+{
+	header(o, "rollgate_connections_open", "gauge",
+	       "Connections open on the HTTPS listener.");
+	emit(o, "rollgate_connections_open %lld\n", (long long)atomic_load(&conns_open));
+	header(o, "rollgate_connections_refused_total", "counter",
+	       "New HTTPS connections closed at once, by reason.");
+	emit(o, "rollgate_connections_refused_total{reason=\"limit\"} %llu\n",
+	     get(&conns_refused_limit));
+	header(o, "rollgate_connections_evicted_total", "counter",
+	       "HTTPS connections closed at the connection limit to admit a new one, by state.");
+	emit(o, "rollgate_connections_evicted_total{state=\"reading\"} %llu\n", get(&conns_evicted[0]));
+	emit(o, "rollgate_connections_evicted_total{state=\"idle\"} %llu\n", get(&conns_evicted[1]));
+	header(o, "rollgate_requests_timed_out_total", "counter",
+	       "HTTPS connections closed because a request did not arrive in full within the read timeout.");
+	emit(o, "rollgate_requests_timed_out_total %llu\n", get(&requests_timed_out));
+}
+
 /* Series of resources never watched are left out: an age without a sync
  * would be meaningless. */
 static void render_watch(struct out *o)
@@ -295,6 +340,7 @@ char *metrics_render(void)
 	if (!o.buf)
 		return NULL;
 	render_requests(&o);
+	render_connections(&o);
 	render_state(&o);
 	render_watch(&o);
 	if (o.full) {

@@ -89,8 +89,12 @@ static void serve_usage(FILE *out)
 		"  --log-format json|text      (default json)\n"
 		"  --log-level debug|info|warn|error  (default info)\n"
 		"  --max-body-bytes N          larger requests get 413 (default 8388608)\n"
-		"  --max-connections N         concurrent connections (default 1024)\n"
+		"  --max-connections N         concurrent HTTPS connections; past it a new one\n"
+		"                              replaces the one waiting longest for its request,\n"
+		"                              or is refused (default 1024)\n"
 		"  --idle-timeout SECONDS      close idle connections after this (default 60)\n"
+		"  --read-timeout SECONDS      a request's headers and body must arrive within\n"
+		"                              this, however slowly they trickle (default 5)\n"
 		"  --threads N                 worker threads (default: number of CPUs)\n"
 		"  --drain-timeout SECONDS     on SIGTERM, wait this long for requests in flight\n"
 		"                              (default 8)\n"
@@ -134,6 +138,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		{ "max-body-bytes", required_argument, NULL, 'b' },
 		{ "max-connections", required_argument, NULL, 'n' },
 		{ "idle-timeout", required_argument, NULL, 'i' },
+		{ "read-timeout", required_argument, NULL, 'r' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "drain-timeout", required_argument, NULL, 'd' },
 		{ "sync-timeout", required_argument, NULL, 's' },
@@ -144,7 +149,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 	int c, idx = 0;
 
 	*o = (struct serve_opts){
-		.srv = { "0.0.0.0:8443", "0.0.0.0:9090", 8u << 20, 1024, 60, 0 },
+		.srv = { "0.0.0.0:8443", "0.0.0.0:9090", 8u << 20, 1024, 60, 5, 0 },
 		.tls_cert = "/etc/rollgate/tls/tls.crt",
 		.tls_key = "/etc/rollgate/tls/tls.key",
 		.log_format = LOG_FORMAT_JSON,
@@ -189,6 +194,11 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 			if (parse_uint(optarg, 3600, &v) < 0 || v < 1)
 				goto bad;
 			o->srv.idle_timeout = (unsigned)v;
+			break;
+		case 'r':
+			if (parse_uint(optarg, 600, &v) < 0 || v < 1)
+				goto bad;
+			o->srv.read_timeout = (unsigned)v;
 			break;
 		case 't':
 			if (parse_uint(optarg, 256, &v) < 0)

@@ -1,9 +1,16 @@
 /*
  * HTTP edge: routing, method/content-type/size checks, TLS, suspension of
  * requests that wait on lookups, graceful drain. Decisions live in webhook.
+ *
+ * Around libmicrohttpd the server keeps what it lacks (docs/limits.md): a
+ * table of open connections (conntrack) for a read deadline and a
+ * connection limit enforced at accept time, framing checks on every
+ * request's headers, and a drain that answers whatever arrives on an open
+ * connection until that connection closes.
  */
 #include "server.h"
 
+#include <dlfcn.h>
 #include <netdb.h>
 #include <stdint.h>
 #include <arpa/inet.h>
@@ -18,10 +25,14 @@
 #include <time.h>
 #include <unistd.h>
 #include <microhttpd.h>
+#include <gnutls/gnutls.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <cjson/cJSON.h>
 
 #include "certstore.h"
+#include "conntrack.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -38,15 +49,41 @@ static const char tls_priorities[] =
 /* How long past the drain a stop waits for reviews still on lookups. */
 #define STOP_GRACE_MS 10000.0
 
+/* How often deadlines are checked, and how often at most one log line
+ * reports the connections closed to protect the server. */
+#define SWEEP_MS 200
+#define PROTECT_LOG_MS 10000
+
+/* Descriptors kept for everything but HTTPS connections: listeners, epoll
+ * and wake-up pipes, the metrics listener's 64 connections, files, the
+ * Kubernetes API. */
+#define FD_RESERVE 256
+
+/* Connections closed by the protections, not yet reported in a log line. */
+struct protect_notes {
+	atomic_uint refused;
+	atomic_uint evicted_reading;
+	atomic_uint evicted_idle;
+	atomic_uint timed_out;
+	int64_t last_log_ms; /* sweeper thread only */
+};
+
 struct server {
 	struct MHD_Daemon *https[MAX_WORKERS];
 	unsigned n_https;
 	struct MHD_Daemon *metrics;
 	struct webhook *wh;
 	size_t max_body;
+	unsigned conn_limit;
+	struct conntrack *ct;
+	struct protect_notes notes;
+	pthread_t sweeper;
+	bool sweeper_running;
+	pthread_mutex_t sweep_lock;
+	pthread_cond_t sweep_cond;
+	bool sweep_stop;
 	atomic_int ready;
 	atomic_int draining;
-	atomic_int inflight;  /* admission requests between first byte and completion */
 	atomic_int reviewing; /* reviews between their start and their answer or resumption */
 	atomic_int stopping;  /* set once the daemons are about to stop: no new reviews */
 };
@@ -76,6 +113,177 @@ static double elapsed(const struct timespec *start)
 	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* ---- connection protections ------------------------------------------ */
+
+/* The table's close function: ends both directions, so the connection's
+ * own thread sees end-of-file, closes it and reports it closed; the
+ * descriptor stays valid until then. */
+static void close_socket(int fd, void *arg)
+{
+	(void)arg;
+	shutdown(fd, SHUT_RDWR);
+}
+
+/* The table entry of a connection (its socket context), or NULL. */
+static struct conntrack_conn *conn_entry(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *i =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return i ? i->socket_context : NULL;
+}
+
+/*
+ * Accept policy: libmicrohttpd closes the socket at once when this says
+ * no. The table's limit sits below libmicrohttpd's own, so libmicrohttpd
+ * never reaches its limit, where with epoll it stops polling the listening
+ * socket and new connections wait in the kernel's backlog unanswered.
+ */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct server *srv = cls;
+
+	(void)addr, (void)addrlen;
+	switch (conntrack_admit(srv->ct, now_ms(), close_socket, NULL)) {
+	case CT_ADMIT:
+		return MHD_YES;
+	case CT_EVICTED_READING:
+		metrics_connection_evicted(false);
+		atomic_fetch_add(&srv->notes.evicted_reading, 1);
+		return MHD_YES;
+	case CT_EVICTED_IDLE:
+		metrics_connection_evicted(true);
+		atomic_fetch_add(&srv->notes.evicted_idle, 1);
+		return MHD_YES;
+	default:
+		metrics_connection_refused();
+		atomic_fetch_add(&srv->notes.refused, 1);
+		return MHD_NO;
+	}
+}
+
+/* libmicrohttpd reports a connection closed before it closes the socket,
+ * so the table never holds a descriptor that may be reused. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct server *srv = cls;
+	const union MHD_ConnectionInfo *i;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		i = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		*socket_context = i ? conntrack_add(srv->ct, i->connect_fd, now_ms()) : NULL;
+		metrics_connections_open(1);
+	} else {
+		conntrack_remove(srv->ct, *socket_context);
+		*socket_context = NULL;
+		metrics_connections_open(-1);
+	}
+}
+
+/* The request line is in: on a kept-alive connection, the read deadline of
+ * the new request starts now. Returns no request state (on_request makes
+ * it on its first call). */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	(void)cls, (void)uri;
+	conntrack_request_line(conn_entry(conn), now_ms());
+	return NULL;
+}
+
+/* One line for everything the protections closed since the last one. */
+static void protect_log(struct server *srv, int64_t now, bool force)
+{
+	struct protect_notes *n = &srv->notes;
+	unsigned refused, reading, idle, timed_out;
+
+	if (!force && n->last_log_ms && now - n->last_log_ms < PROTECT_LOG_MS)
+		return;
+	refused = atomic_exchange(&n->refused, 0);
+	reading = atomic_exchange(&n->evicted_reading, 0);
+	idle = atomic_exchange(&n->evicted_idle, 0);
+	timed_out = atomic_exchange(&n->timed_out, 0);
+	if (!refused && !reading && !idle && !timed_out)
+		return;
+	RG_LOG(LOG_WARN, "connections closed to protect the server (docs/limits.md)",
+	       LF_I("refused_at_limit", refused), LF_I("evicted_reading", reading),
+	       LF_I("evicted_idle", idle), LF_I("read_timeouts", timed_out),
+	       LF_I("open", conntrack_open(srv->ct)), LF_I("limit", srv->conn_limit),
+	       LF_D("since_last_s", n->last_log_ms ? (double)(now - n->last_log_ms) / 1000.0 : 0.0));
+	n->last_log_ms = now;
+}
+
+/* Closes connections past their read deadline, every SWEEP_MS. */
+static void *sweep(void *arg)
+{
+	struct server *srv = arg;
+	struct timespec until;
+	unsigned n;
+
+	pthread_mutex_lock(&srv->sweep_lock);
+	while (!srv->sweep_stop) {
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += SWEEP_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&srv->sweep_cond, &srv->sweep_lock, &until);
+		if (srv->sweep_stop)
+			break;
+		pthread_mutex_unlock(&srv->sweep_lock);
+		n = conntrack_expire(srv->ct, now_ms(), close_socket, NULL);
+		if (n) {
+			metrics_requests_timed_out(n);
+			atomic_fetch_add(&srv->notes.timed_out, n);
+		}
+		protect_log(srv, now_ms(), false);
+		pthread_mutex_lock(&srv->sweep_lock);
+	}
+	pthread_mutex_unlock(&srv->sweep_lock);
+	return NULL;
+}
+
+static int start_sweeper(struct server *srv, char *err, size_t errlen)
+{
+	pthread_condattr_t ca;
+	int rc;
+
+	pthread_mutex_init(&srv->sweep_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&srv->sweep_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	rc = pthread_create(&srv->sweeper, NULL, sweep, srv);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot start a thread: %s", strerror(rc));
+		return -1;
+	}
+	srv->sweeper_running = true;
+	return 0;
+}
+
+static void stop_sweeper(struct server *srv)
+{
+	if (!srv->sweeper_running)
+		return;
+	pthread_mutex_lock(&srv->sweep_lock);
+	srv->sweep_stop = true;
+	pthread_cond_signal(&srv->sweep_cond);
+	pthread_mutex_unlock(&srv->sweep_lock);
+	pthread_join(srv->sweeper, NULL);
+	srv->sweeper_running = false;
+	protect_log(srv, now_ms(), true);
+}
+
 static enum MHD_Result send_buffer(struct server *srv, struct MHD_Connection *conn, int status,
 				   const char *ctype, void *buf, size_t len, enum MHD_ResponseMemoryMode mode)
 {
@@ -87,6 +295,8 @@ static enum MHD_Result send_buffer(struct server *srv, struct MHD_Connection *co
 			free(buf);
 		return MHD_NO;
 	}
+	/* Answered from here on: no read deadline, never evicted. */
+	conntrack_busy(conn_entry(conn));
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
 	/* kube-apiserver reuses idle connections: a draining server tells it not to. */
 	if (atomic_load(&srv->draining))
@@ -104,9 +314,13 @@ static enum MHD_Result reject(struct server *srv, struct MHD_Connection *conn,
 			      const char *reason)
 {
 	cJSON *o = cJSON_CreateObject();
-	char *body;
+	char *body, m[24], path[160];
 
-	RG_LOG(LOG_WARN, "request rejected", LF_S("method", method), LF_S("path", url),
+	/* Both come from the request line (libmicrohttpd decodes %XX in the
+	 * path): clipped to valid UTF-8 before they reach the log. */
+	json_clip_utf8(m, sizeof(m), method, sizeof(m) - 1);
+	json_clip_utf8(path, sizeof(path), url, sizeof(path) - 1);
+	RG_LOG(LOG_WARN, "request rejected", LF_S("method", m), LF_S("path", path),
 	       LF_I("status", status), LF_S("reason", reason));
 	if (rq && !rq->counted) {
 		rq->counted = true;
@@ -179,7 +393,6 @@ static enum MHD_Result admission_begin(struct server *srv, struct MHD_Connection
 	if (!rq)
 		return MHD_NO;
 	*con_cls = rq;
-	atomic_fetch_add(&srv->inflight, 1);
 	metrics_inflight(1);
 	if (strcmp(method, "POST") != 0)
 		return reject(srv, conn, rq, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
@@ -189,21 +402,17 @@ static enum MHD_Result admission_begin(struct server *srv, struct MHD_Connection
 			      "Content-Type must be application/json");
 	clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (clen && strtoull(clen, NULL, 10) > srv->max_body) {
-		/* A client waiting for 100-continue, or one announcing an abusive
-		 * size, is answered at once (the connection then closes). Others
-		 * are drained without buffering, so they read a clean 413 instead
-		 * of a reset in the middle of their upload. */
-		if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT) ||
-		    strtoull(clen, NULL, 10) / 16 > srv->max_body) {
-			snprintf(reason, sizeof(reason), "body larger than %zu bytes", srv->max_body);
-			return reject(srv, conn, rq, method, url, MHD_HTTP_CONTENT_TOO_LARGE, reason);
-		}
-		rq->too_large = true;
+		/* Refused before a byte of the body is read; libmicrohttpd closes
+		 * the connection after this answer instead of reading it. */
+		snprintf(reason, sizeof(reason), "body larger than %zu bytes", srv->max_body);
+		return reject(srv, conn, rq, method, url, MHD_HTTP_CONTENT_TOO_LARGE, reason);
 	}
 	return MHD_YES;
 }
 
-/* Buffers body bytes up to the cap; past it, flags and drains. */
+/* Buffers body bytes up to the cap; past it, flags and drains (a chunked
+ * body, whose size is not announced: libmicrohttpd can answer only once the
+ * whole request is in, and the read deadline bounds the wait). */
 static void admission_upload(struct server *srv, struct request *rq, const char *data, size_t size)
 {
 	if (rq->too_large)
@@ -316,6 +525,7 @@ static enum MHD_Result admission_finish(struct server *srv, struct MHD_Connectio
 	if (wait) {
 		rq->suspended = true;
 		rq->srv = srv;
+		conntrack_busy(conn_entry(conn));
 		MHD_suspend_connection(conn);
 	}
 	pthread_mutex_unlock(&rq->lock);
@@ -325,6 +535,70 @@ static enum MHD_Result admission_finish(struct server *srv, struct MHD_Connectio
 	return admission_respond(srv, conn, rq);
 }
 
+/* What the framing checks need from a request's headers. */
+struct framing {
+	unsigned n_host, n_clen, n_te;
+	const char *clen; /* the first Content-Length */
+	const char *te;   /* the first Transfer-Encoding */
+	bool clen_conflict;
+};
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+				   const char *value)
+{
+	struct framing *f = cls;
+
+	(void)kind;
+	if (!value)
+		value = "";
+	if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+		f->n_host++;
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+		if (f->n_clen++ == 0)
+			f->clen = value;
+		else if (strcmp(f->clen, value) != 0)
+			f->clen_conflict = true;
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		if (f->n_te++ == 0)
+			f->te = value;
+	}
+	return MHD_YES;
+}
+
+/*
+ * The framing of every request, checked before routing (RFC 9112): two
+ * parties that read a request's length differently let a request smuggle
+ * another, and libmicrohttpd 0.9.75 takes the first of two Content-Length
+ * headers, serves HTTP/1.1 without Host, and reads a body in any
+ * Transfer-Encoding but chunked until the connection closes. (It checks a
+ * Content-Length value itself.) Returns 0, or a status with *reason.
+ */
+static int check_framing(struct MHD_Connection *conn, const char *version, const char **reason)
+{
+	struct framing f = { 0 };
+	bool http10 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
+
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &f);
+	*reason = NULL;
+	if (!http10 && f.n_host == 0)
+		*reason = "HTTP/1.1 request without a Host header";
+	else if (f.n_host > 1)
+		*reason = "more than one Host header";
+	else if (f.clen_conflict)
+		*reason = "conflicting Content-Length headers";
+	else if (f.n_te > 0 && http10)
+		*reason = "Transfer-Encoding in an HTTP/1.0 request";
+	else if (f.n_te > 0 && f.n_clen > 0)
+		*reason = "both Transfer-Encoding and Content-Length";
+	if (*reason)
+		return MHD_HTTP_BAD_REQUEST;
+	if (f.n_te > 1 || (f.n_te == 1 && strcasecmp(f.te, "chunked") != 0)) {
+		*reason = "Transfer-Encoding not supported (only chunked is)";
+		return MHD_HTTP_NOT_IMPLEMENTED;
+	}
+	return 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
@@ -332,9 +606,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct server *srv = cls;
 	struct request *rq = *con_cls;
 	enum metrics_endpoint ep;
+	const char *reason;
+	int status;
 
-	(void)version;
 	if (!rq) {
+		status = check_framing(conn, version, &reason);
+		if (status)
+			return reject(srv, conn, NULL, method, url, status, reason);
 		if (strcmp(url, "/mutate") == 0)
 			ep = EP_MUTATE;
 		else if (strcmp(url, "/validate") == 0)
@@ -359,7 +637,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct server *srv = cls;
 	struct request *rq = *con_cls;
 
-	(void)conn, (void)toe;
+	(void)srv, (void)toe;
+	/* The next request's deadline starts with its request line. */
+	conntrack_idle(conn_entry(conn), now_ms());
 	if (!rq)
 		return;
 	if (!rq->counted)
@@ -370,7 +650,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	free(rq);
 	*con_cls = NULL;
 	metrics_inflight(-1);
-	atomic_fetch_sub(&srv->inflight, 1);
 }
 
 static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *conn, const char *url,
@@ -461,7 +740,7 @@ static struct addrinfo *resolve(const char *listen, char *err, size_t errlen)
 /* Starts one HTTPS daemon on ai (port 0 picks one; later workers pass the
  * port the first one got). */
 static struct MHD_Daemon *start_worker(struct server *srv, const struct server_options *o,
-				       struct addrinfo *ai, unsigned port, unsigned conn_limit)
+				       struct addrinfo *ai, unsigned port, unsigned mhd_limit)
 {
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TLS |
 			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
@@ -474,13 +753,15 @@ static struct MHD_Daemon *start_worker(struct server *srv, const struct server_o
 		else
 			((struct sockaddr_in *)ai->ai_addr)->sin_port = htons((uint16_t)port);
 	}
-	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
+	return MHD_start_daemon(flags, 0, on_accept, srv, on_request, srv,
 				MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 				MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-				MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+				MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
 				MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout,
 				MHD_OPTION_HTTPS_CERT_CALLBACK, certstore_retrieve,
 				MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
+				MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+				MHD_OPTION_URI_LOG_CALLBACK, on_request_line, srv,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 				MHD_OPTION_END);
@@ -505,12 +786,41 @@ static int port_free(const struct addrinfo *ai)
 	return ok;
 }
 
+/*
+ * Room for the connection limit: raises the soft limit on open files to
+ * what the limit needs (up to the hard limit), and when even that is too
+ * low, lowers the connection limit to fit, since running out of descriptors
+ * would make libmicrohttpd stop accepting until a connection closes.
+ * Returns the connection limit to enforce.
+ */
+static unsigned fit_fd_limit(unsigned want, unsigned extra)
+{
+	struct rlimit rl;
+	rlim_t need = (rlim_t)want + extra + FD_RESERVE;
+	unsigned fit;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return want;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+		return want;
+	fit = rl.rlim_cur > (rlim_t)extra + FD_RESERVE + 1 ? (unsigned)(rl.rlim_cur - extra - FD_RESERVE) : 1;
+	RG_LOG(LOG_WARN, "--max-connections lowered to fit the limit on open files (ulimit -n)",
+	       LF_I("max_connections", fit), LF_I("asked", want), LF_I("open_files_limit", rl.rlim_cur));
+	return fit;
+}
+
 static int start_https(struct server *srv, const struct server_options *o, char *err,
 		       size_t errlen)
 {
 	struct addrinfo *ai = resolve(o->listen, err, errlen);
 	long threads = o->threads ? (long)o->threads : sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned port = 0, limit;
+	unsigned port = 0, max_closing, mhd_limit;
+	struct conntrack_limits lim;
 
 	if (!ai)
 		return -1;
@@ -523,11 +833,24 @@ static int start_https(struct server *srv, const struct server_options *o, char 
 		threads = 1;
 	if (threads > MAX_WORKERS)
 		threads = MAX_WORKERS;
-	limit = o->conn_limit / (unsigned)threads;
-	if (limit < 1)
-		limit = 1;
+	/* Evicted connections still hold their socket until their thread
+	 * closes them; a few may exist at once, and each worker may admit one
+	 * connection past the limit before the table counts it. Every daemon
+	 * gets room for all of that: the kernel may hand any of them every
+	 * connection, and libmicrohttpd must never reach its own limit. */
+	max_closing = o->conn_limit / 4 + 8;
+	srv->conn_limit = fit_fd_limit(o->conn_limit, max_closing + (unsigned)threads + 8);
+	mhd_limit = srv->conn_limit + max_closing + (unsigned)threads + 8;
+	lim = (struct conntrack_limits){ srv->conn_limit, max_closing, o->read_timeout * 1000u,
+					 o->idle_timeout * 1000u };
+	srv->ct = conntrack_new(&lim);
+	if (!srv->ct) {
+		snprintf(err, errlen, "out of memory");
+		freeaddrinfo(ai);
+		return -1;
+	}
 	for (long i = 0; i < threads; i++) {
-		struct MHD_Daemon *d = start_worker(srv, o, ai, port, limit);
+		struct MHD_Daemon *d = start_worker(srv, o, ai, port, mhd_limit);
 		if (!d) {
 			snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
 				 o->listen);
@@ -565,6 +888,19 @@ static struct MHD_Daemon *start_metrics(struct server *srv, const char *listen, 
 	return d;
 }
 
+/* Stops the daemons and frees srv; the sweeper is stopped first, the table
+ * last (the daemons report their connections closed as they stop). */
+static void server_free(struct server *srv)
+{
+	stop_sweeper(srv);
+	for (unsigned i = 0; i < srv->n_https; i++)
+		MHD_stop_daemon(srv->https[i]);
+	if (srv->metrics)
+		MHD_stop_daemon(srv->metrics);
+	conntrack_free(srv->ct);
+	free(srv);
+}
+
 struct server *server_start(const struct server_options *opts, struct webhook *wh, char *err,
 			    size_t errlen)
 {
@@ -576,7 +912,7 @@ struct server *server_start(const struct server_options *opts, struct webhook *w
 	}
 	srv->wh = wh;
 	srv->max_body = opts->max_body;
-	if (start_https(srv, opts, err, errlen) < 0)
+	if (start_https(srv, opts, err, errlen) < 0 || start_sweeper(srv, err, errlen) < 0)
 		goto fail;
 	if (opts->metrics_listen) {
 		srv->metrics = start_metrics(srv, opts->metrics_listen, err, errlen);
@@ -585,9 +921,7 @@ struct server *server_start(const struct server_options *opts, struct webhook *w
 	}
 	return srv;
 fail:
-	for (unsigned i = 0; i < srv->n_https; i++)
-		MHD_stop_daemon(srv->https[i]);
-	free(srv);
+	server_free(srv);
 	return NULL;
 }
 
@@ -621,10 +955,12 @@ int server_shutdown(struct server *srv, unsigned timeout_ms)
 {
 	struct timespec start, pause = { 0, 20 * 1000 * 1000 };
 	MHD_socket lsock;
+	unsigned left;
 
 	if (!srv)
 		return 0;
 	server_set_ready(srv, 0);
+	/* From here every answer says Connection: close. */
 	atomic_store(&srv->draining, 1);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (unsigned i = 0; i < srv->n_https; i++) {
@@ -632,27 +968,90 @@ int server_shutdown(struct server *srv, unsigned timeout_ms)
 		if (lsock != MHD_INVALID_SOCKET)
 			close(lsock);
 	}
-	while (atomic_load(&srv->inflight) > 0 && elapsed(&start) * 1000.0 < timeout_ms)
+	/* A request may already be on its way over any open connection, even
+	 * an idle one: kube-apiserver does not send a POST again once it is
+	 * written. So every connection stays open, and whatever arrives on it
+	 * is read and answered, until its client closes it or it closes after
+	 * such an answer. Only the drain timeout cuts this short. */
+	while (conntrack_open(srv->ct) > 0 && elapsed(&start) * 1000.0 < timeout_ms)
 		nanosleep(&pause, NULL);
-	/* Keep-alive connections may still bring reviews: from here they get
-	 * 503. A review waiting on lookups must be resumed before its daemon
-	 * stops (libmicrohttpd aborts otherwise); lookups have deadlines, so
-	 * this ends, and it is capped all the same. */
+	/* Past the timeout, reviews get 503. A review waiting on lookups must
+	 * be resumed before its daemon stops (libmicrohttpd aborts otherwise);
+	 * lookups have deadlines, so this ends, and it is capped all the same. */
 	atomic_store(&srv->stopping, 1);
 	while (atomic_load(&srv->reviewing) > 0 &&
 	       elapsed(&start) * 1000.0 < timeout_ms + STOP_GRACE_MS)
 		nanosleep(&pause, NULL);
-	RG_LOG(LOG_INFO, "drained", LF_I("in_flight_left", atomic_load(&srv->inflight)),
+	left = conntrack_open(srv->ct);
+	RG_LOG(left ? LOG_WARN : LOG_INFO, "drained", LF_I("connections_left", left),
 	       LF_D("seconds", elapsed(&start)));
 	if (atomic_load(&srv->reviewing) > 0) {
 		RG_LOG(LOG_ERROR, "requests still waiting on lookups; exiting without closing them",
 		       LF_I("reviewing", atomic_load(&srv->reviewing)));
 		return -1;
 	}
-	for (unsigned i = 0; i < srv->n_https; i++)
-		MHD_stop_daemon(srv->https[i]);
-	if (srv->metrics)
-		MHD_stop_daemon(srv->metrics);
-	free(srv);
+	server_free(srv);
 	return 0;
+}
+
+/* ---- libmicrohttpd 0.9.75: one answer to a bad Content-Length ---------- */
+
+/*
+ * libmicrohttpd 0.9.75 answers a request whose Content-Length it cannot
+ * parse (negative, not a number, past 2^64) with 400 or 413 itself, without
+ * calling rollgate, and writes that answer's status line and headers twice:
+ * parse_connection_headers() queues the error and builds its headers, then
+ * MHD_connection_handle_idle() overwrites the connection's state and builds
+ * them again (fixed upstream by commit f1bfbe71, "fixed handling of various
+ * errors automatically detected by MHD code", which no 0.9.x release has).
+ * A client then reads the second head as the first one's body.
+ *
+ * The one place left to mend it is the write. libmicrohttpd sends a
+ * response's whole header buffer in one gnutls_record_send() call, and the
+ * dynamic linker resolves libmicrohttpd's calls to this definition before
+ * GnuTLS's. When a buffer starts with a head that another head with the
+ * same status line follows at once (a body never starts "HTTP/1.1 "), the
+ * first head is skipped and reported as sent; every other write goes to
+ * GnuTLS untouched.
+ */
+static ssize_t (*gnutls_send)(gnutls_session_t, const void *, size_t);
+static pthread_once_t gnutls_send_once = PTHREAD_ONCE_INIT;
+
+static void find_gnutls_send(void)
+{
+	gnutls_send = (ssize_t (*)(gnutls_session_t, const void *, size_t))
+		dlvsym(RTLD_NEXT, "gnutls_record_send", "GNUTLS_3_4");
+}
+
+/* Length of the first of two heads with the same status line, or 0. */
+static size_t doubled_head(const char *p, size_t n)
+{
+	static const char status_prefix[] = "HTTP/1.1 NNN ";
+	const size_t cmp = sizeof(status_prefix) - 1;
+	const char *end;
+	size_t head;
+
+	if (n < 2 * cmp || memcmp(p, "HTTP/1.1 ", 9) != 0)
+		return 0;
+	end = memmem(p, n, "\r\n\r\n", 4);
+	if (!end)
+		return 0;
+	head = (size_t)(end - p) + 4;
+	if (n - head < cmp || memcmp(p + head, p, cmp) != 0)
+		return 0;
+	return head;
+}
+
+ssize_t gnutls_record_send(gnutls_session_t session, const void *data, size_t data_size)
+{
+	size_t skip = doubled_head(data, data_size);
+	ssize_t r;
+
+	pthread_once(&gnutls_send_once, find_gnutls_send);
+	if (!gnutls_send)
+		return GNUTLS_E_INTERNAL_ERROR;
+	if (skip == 0)
+		return gnutls_send(session, data, data_size);
+	r = gnutls_send(session, (const char *)data + skip, data_size - skip);
+	return r < 0 ? r : r + (ssize_t)skip;
 }
