@@ -244,6 +244,7 @@ struct config_watch {
 	const char *path;
 	char *seen;
 	size_t seen_len;
+	char *unreadable;          /* why the file could not be read last time */
 	char *key_path;            /* stamp.hmacKeyFile of the config in force */
 	unsigned char key_sha[32]; /* SHA-256 of that file: a rotated key reloads */
 };
@@ -350,6 +351,27 @@ static struct config *copy_config(const struct config_watch *w, char *err, size_
 	return cfg;
 }
 
+/*
+ * A reload that keeps the last good config: counted and logged once per
+ * problem, not at every poll (the bytes of a bad file are remembered in
+ * seen; an unreadable file's reason here).
+ */
+static void config_rejected(struct config_watch *w, const char *err, bool unreadable)
+{
+	if (unreadable) {
+		if (w->unreadable && strcmp(w->unreadable, err) == 0)
+			return;
+		free(w->unreadable);
+		w->unreadable = strdup(err);
+	}
+	metrics_reload(RELOAD_CONFIG, false);
+	RG_LOG(LOG_ERROR, "config rejected; the last good config stays in force",
+	       LF_S("reason", err));
+	/* Report a bad key file once, not at every poll. */
+	if (w->key_path)
+		file_fingerprint(w->key_path, w->key_sha);
+}
+
 static void reload_config(struct config_watch *w, struct webhook *wh, struct api *api)
 {
 	char err[512];
@@ -360,22 +382,23 @@ static void reload_config(struct config_watch *w, struct webhook *wh, struct api
 	if (!w->path)
 		return;
 	buf = manifest_slurp(w->path, 1u << 20, &len, err, sizeof(err));
-	if (buf && w->seen && len == w->seen_len && memcmp(buf, w->seen, len) == 0 &&
-	    !key_changed(w)) {
+	if (!buf) {
+		config_rejected(w, err, true);
+		return;
+	}
+	free(w->unreadable);
+	w->unreadable = NULL;
+	if (w->seen && len == w->seen_len && memcmp(buf, w->seen, len) == 0 && !key_changed(w)) {
 		free(buf);
 		return;
 	}
 	free(buf);
 	cfg = load_config(w, err, sizeof(err));
-	metrics_reload(RELOAD_CONFIG, cfg != NULL);
 	if (!cfg) {
-		RG_LOG(LOG_ERROR, "config rejected; the last good config stays in force",
-		       LF_S("reason", err));
-		/* Report a bad key file once, not at every poll. */
-		if (w->key_path)
-			file_fingerprint(w->key_path, w->key_sha);
+		config_rejected(w, err, false);
 		return;
 	}
+	metrics_reload(RELOAD_CONFIG, true);
 	if (api->cache && !same_scope(api, cfg))
 		RG_LOG(LOG_WARN, "watch: settings changed; they take effect on the next restart",
 		       LF_S("path", w->path));
@@ -692,6 +715,7 @@ out:
 	certstore_close(cs);
 	free(cw.seen);
 	free(cw.key_path);
+	free(cw.unreadable);
 	if (rc == 0)
 		RG_LOG(LOG_INFO, "stopped", LF_END);
 	return rc;

@@ -351,6 +351,12 @@ static void test_metrics(void **state)
 	assert_non_null(strstr(r.body, "rollgate_requests_in_flight"));
 	assert_non_null(strstr(r.body, "rollgate_tls_certificate_expiry_timestamp_seconds 1"));
 	assert_non_null(strstr(r.body, "rollgate_reloads_total{what=\"certificate\",outcome=\"success\"}"));
+	/* The connection protections (docs/limits.md); the names are what
+	 * alerts are written on. */
+	assert_non_null(strstr(r.body, "# TYPE rollgate_connections_open gauge\nrollgate_connections_open "));
+	assert_non_null(strstr(r.body, "\nrollgate_connections_refused_total{reason=\"limit\"} 0\n"));
+	assert_non_null(strstr(r.body, "\nrollgate_requests_timed_out_total 0\n"));
+	assert_non_null(strstr(r.body, "\nrollgate_connections_evicted_total{state=\"reading\"} 0\n"));
 	/* promtool, where installed, must accept the exposition. */
 	if (system("command -v promtool >/dev/null 2>&1") == 0) {
 		snprintf(path, sizeof(path), "%s/metrics.txt", certdir);
@@ -389,6 +395,15 @@ static void test_log_lines(void **state)
 static int run(const char *cmd)
 {
 	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Empties a file in place, the first step of a rewrite without rename. */
+static void truncate_file(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fclose(f);
 }
 
 static char *fingerprint_of_server(const char *cadir, unsigned port)
@@ -477,6 +492,46 @@ static void test_cert_reload_symlink_swap(void **state)
 	assert_int_equal(h_stop(&s2, SIGTERM, 10), 0);
 }
 
+/* A certificate file emptied in place keeps the pair in use, reported
+ * once; the pair is served throughout. */
+static void test_cert_emptied_in_place(void **state)
+{
+	char dir[512], cmd[4400], crt[600], key[600];
+	const char *args[8];
+	struct rg_server s5;
+	struct h_resp r;
+	char *before, *after;
+
+	(void)state;
+	NEED_SERVER();
+	snprintf(dir, sizeof(dir), "%s/inplace", certdir);
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s && cp %s/tls.crt %s/tls.key %s/", dir, certdir, certdir,
+		 dir);
+	assert_int_equal(run(cmd), 0);
+	snprintf(crt, sizeof(crt), "%s/tls.crt", dir);
+	snprintf(key, sizeof(key), "%s/tls.key", dir);
+	args[0] = "--tls-cert"; args[1] = crt; args[2] = "--tls-key"; args[3] = key; args[4] = NULL;
+	assert_int_equal(h_start(&s5, dir, args), 0);
+	before = fingerprint_of_server(certdir, s5.port);
+	assert_non_null(before);
+	truncate_file(crt);
+	for (int i = 0; i < 100 && !h_log_has(&s5, "tls.crt: file is empty"); i++)
+		usleep(100 * 1000);
+	assert_true(h_log_has(&s5, "new serving certificate rejected"));
+	sleep(5); /* two more checks of the files */
+	after = fingerprint_of_server(certdir, s5.port);
+	assert_non_null(after);
+	assert_string_equal(before, after);
+	h_get_plain(s5.metrics_port, "/metrics", &r);
+	assert_non_null(strstr(r.body,
+			       "rollgate_reloads_total{what=\"certificate\",outcome=\"failure\"} 1\n"));
+	h_resp_free(&r);
+	assert_int_equal(h_log_count(&s5, "new serving certificate rejected"), 1);
+	free(before);
+	free(after);
+	assert_int_equal(h_stop(&s5, SIGTERM, 10), 0);
+}
+
 static void test_startup_errors(void **state)
 {
 	char cmd[20000];
@@ -501,6 +556,20 @@ static void test_startup_errors(void **state)
 		 "%s serve --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --tls-cert %s/tls.crt "
 		 "--tls-key %s/tls.key --config %s/bad.yaml 2>&1 | grep -q 'bad.yaml:2: no-such-rule: unknown rule ID'",
 		 certdir, h_bin(), certdir, certdir, certdir);
+	assert_int_equal(system(cmd), 0);
+	/* An empty config file is refused ({} asks for the defaults), and so is
+	 * an empty certificate. */
+	snprintf(cmd, sizeof(cmd),
+		 ": > %s/empty.yaml && "
+		 "%s serve --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --tls-cert %s/tls.crt "
+		 "--tls-key %s/tls.key --config %s/empty.yaml 2>&1 | grep -q 'empty.yaml: no YAML document'",
+		 certdir, h_bin(), certdir, certdir, certdir);
+	assert_int_equal(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd),
+		 ": > %s/empty.crt && "
+		 "%s serve --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --tls-cert %s/empty.crt "
+		 "--tls-key %s/tls.key 2>&1 | grep -q 'empty.crt: file is empty'",
+		 certdir, h_bin(), certdir, certdir);
 	assert_int_equal(system(cmd), 0);
 	/* The port the suite's server holds is refused, not shared. */
 	snprintf(cmd, sizeof(cmd),
@@ -628,6 +697,21 @@ static void test_config_and_objects_reload(void **state)
 	h_get_plain(s4.metrics_port, "/metrics", &r);
 	assert_non_null(strstr(r.body, "rollgate_reloads_total{what=\"config\",outcome=\"failure\"} 1"));
 	h_resp_free(&r);
+
+	/* Truncated in place, as an in-place rewrite does for an instant: an
+	 * error, not the built-in defaults, reported once however long it
+	 * lasts. */
+	write_file(cfg, "rules:\n  mutable-image-tag: enforce\n");
+	truncate_file(cfg);
+	for (i = 0; i < 100 && !h_log_has(&s4, "no YAML document"); i++)
+		usleep(100 * 1000);
+	assert_true(h_log_has(&s4, "rollgate.yaml: no YAML document"));
+	sleep(5); /* two more polls of the file */
+	assert_true(denied(s4.port));
+	h_get_plain(s4.metrics_port, "/metrics", &r);
+	assert_non_null(strstr(r.body, "rollgate_reloads_total{what=\"config\",outcome=\"failure\"} 2"));
+	h_resp_free(&r);
+	assert_int_equal(h_log_count(&s4, "config rejected"), 2);
 
 	/* A changed ConfigMap file changes the hash. */
 	write_file(obj, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {a: \"2\"}\n");
@@ -770,6 +854,7 @@ int main(void)
 		cmocka_unit_test(test_metrics),
 		cmocka_unit_test(test_log_lines),
 		cmocka_unit_test(test_cert_reload_symlink_swap),
+		cmocka_unit_test(test_cert_emptied_in_place),
 		cmocka_unit_test(test_startup_errors),
 		cmocka_unit_test(test_config_and_objects_reload),
 		cmocka_unit_test(test_graceful_shutdown),
