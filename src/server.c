@@ -1015,8 +1015,9 @@ int server_shutdown(struct server *srv, unsigned timeout_ms)
  * dynamic linker resolves libmicrohttpd's calls to this definition before
  * GnuTLS's. When a buffer starts with a head that another head with the
  * same status line follows at once (a body never starts "HTTP/1.1 "), the
- * first head is skipped and reported as sent; every other write goes to
- * GnuTLS untouched.
+ * first head is skipped and reported as sent, and the refusal is counted
+ * and logged as rollgate's own are; every other write goes to GnuTLS
+ * untouched.
  */
 static ssize_t (*gnutls_send)(gnutls_session_t, const void *, size_t);
 static pthread_once_t gnutls_send_once = PTHREAD_ONCE_INIT;
@@ -1057,5 +1058,10 @@ ssize_t gnutls_record_send(gnutls_session_t session, const void *data, size_t da
 	if (skip == 0)
 		return gnutls_send(session, data, data_size);
 	r = gnutls_send(session, (const char *)data + skip, data_size - skip);
-	return r < 0 ? r : r + (ssize_t)skip;
+	if (r < 0)
+		return r;
+	metrics_request(EP_OTHER, OUT_INVALID, 0);
+	RG_LOG(LOG_WARN, "request rejected", LF_I("status", atoi((const char *)data + 9)),
+	       LF_S("reason", "invalid Content-Length (answered by libmicrohttpd)"));
+	return r + (ssize_t)skip;
 }

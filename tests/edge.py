@@ -11,13 +11,14 @@ Everything is bounded: every socket has a timeout, every loop a count or a
 deadline, and every server started here is stopped (SIGKILL as a last
 resort) when the run ends.
 """
-import asyncio
+import heapq
 import json
 import multiprocessing
 import os
 import random
 import re
 import resource
+import selectors
 import signal
 import socket
 import ssl
@@ -127,7 +128,10 @@ def tls_context(certdir):
 
 
 def connect(port, ctx, timeout=10.0):
+    """A TLS connection that verifies the server; Nagle off, as Go's clients
+    (kube-apiserver) and curl have it."""
     raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
     except BaseException:
@@ -210,67 +214,150 @@ SLOW_HEAD = (b"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: appli
              b"X-Padding: " + b"a" * 100000)
 
 
-async def slow_client(port, ctx, stats, stop, keep_up, byte_interval):
-    """One connection sending a request one byte per byte_interval; with
-    keep_up, it reconnects whenever the server closes it."""
-    while not stop.is_set():
+class SlowSlot:
+    """One slow client: connects, completes the TLS handshake, sends
+    SLOW_HEAD one byte per interval, and when the server closes it, waits
+    one interval and connects again (as slowloris does)."""
+
+    def __init__(self, n):
+        self.n = n
+        self.sock = None
+        self.state = "idle"
+        self.pos = 0
+
+
+class SlowClients:
+    """Many slow clients on one selector: non-blocking sockets, TLS in C
+    (ssl.SSLObject over the socket), so one process holds thousands."""
+
+    def __init__(self, port, ctx, n, interval, keep_up, stats):
+        self.port, self.ctx, self.interval, self.keep_up, self.stats = port, ctx, interval, keep_up, stats
+        self.sel = selectors.DefaultSelector()
+        self.timers = []
+        self.seq = 0
+        self.slots = [SlowSlot(i) for i in range(n)]
+        # Ramp up over a few seconds, as a client opening n connections would.
+        ramp = max(1.0, n / 500.0)
+        now = time.monotonic()
+        for i, slot in enumerate(self.slots):
+            self.at(now + ramp * i / n, slot)
+
+    def at(self, when, slot):
+        self.seq += 1
+        heapq.heappush(self.timers, (when, self.seq, slot))
+
+    def watch(self, slot, events):
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="127.0.0.1"), 10)
-        except (OSError, asyncio.TimeoutError, ssl.SSLError):
-            stats["connect_failed"] += 1
-            if not keep_up:
-                return
-            await asyncio.sleep(0.2)
-            continue
-        stats["connected"] += 1
-        stats["open"] += 1
+            self.sel.modify(slot.sock, events, slot)
+        except KeyError:
+            self.sel.register(slot.sock, events, slot)
+
+    def drop(self, slot, by_server):
+        if slot.sock is not None:
+            try:
+                self.sel.unregister(slot.sock)
+            except (KeyError, ValueError):
+                pass
+            slot.sock.close()
+            slot.sock = None
+        if slot.state == "sending":
+            self.stats["open"] -= 1
+        if by_server:
+            self.stats["closed_by_server"] += 1
+        slot.state = "idle" if self.keep_up else "done"
+        if self.keep_up:
+            self.at(time.monotonic() + self.interval, slot)
+
+    def start(self, slot):
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setblocking(False)
+        raw.connect_ex(("127.0.0.1", self.port))
+        slot.sock = self.ctx.wrap_socket(raw, server_hostname="127.0.0.1",
+                                         do_handshake_on_connect=False)
+        slot.state = "handshake"
+        slot.pos = 0
+        self.watch(slot, selectors.EVENT_WRITE)
+
+    def handshake(self, slot):
         try:
-            for i in range(len(SLOW_HEAD)):
-                if stop.is_set():
-                    break
-                writer.write(SLOW_HEAD[i:i + 1])
-                try:
-                    data = await asyncio.wait_for(reader.read(1), byte_interval)
-                except asyncio.TimeoutError:
-                    continue
-                stats["closed_by_server"] += 1
-                if data:
-                    stats["answered"] += 1
-                break
-        except (OSError, ssl.SSLError):
-            stats["closed_by_server"] += 1
-        finally:
-            stats["open"] -= 1
-            writer.transport.abort()
-        if not keep_up:
+            slot.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self.watch(slot, selectors.EVENT_READ)
             return
+        except ssl.SSLWantWriteError:
+            self.watch(slot, selectors.EVENT_WRITE)
+            return
+        except (OSError, ssl.SSLError):
+            self.stats["connect_failed"] += 1
+            self.drop(slot, False)
+            return
+        slot.state = "sending"
+        self.stats["connected"] += 1
+        self.stats["open"] += 1
+        self.watch(slot, selectors.EVENT_READ)
+        self.at(time.monotonic(), slot)
+
+    def readable(self, slot):
+        try:
+            data = slot.sock.recv(4096)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return
+        except (OSError, ssl.SSLError):
+            data = b""
+        if data:
+            self.stats["answered"] += 1
+        self.drop(slot, True)
+
+    def tick(self, slot):
+        if slot.state == "idle":
+            try:
+                self.start(slot)
+            except OSError:
+                self.stats["connect_failed"] += 1
+                self.at(time.monotonic() + self.interval, slot)
+        elif slot.state == "sending":
+            try:
+                slot.sock.send(SLOW_HEAD[slot.pos:slot.pos + 1])
+                slot.pos = (slot.pos + 1) % len(SLOW_HEAD)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                pass
+            except (OSError, ssl.SSLError):
+                self.drop(slot, True)
+                return
+            self.at(time.monotonic() + self.interval, slot)
+
+    def run(self, stop):
+        while not stop():
+            now = time.monotonic()
+            while self.timers and self.timers[0][0] <= now:
+                _, _, slot = heapq.heappop(self.timers)
+                self.tick(slot)
+            wait = min(0.05, max(0.0, self.timers[0][0] - now)) if self.timers else 0.05
+            for key, _ in self.sel.select(wait):
+                slot = key.data
+                if slot.state == "handshake":
+                    self.handshake(slot)
+                elif slot.state == "sending":
+                    self.readable(slot)
+        for slot in self.slots:
+            if slot.sock is not None:
+                slot.sock.close()
 
 
-def run_slow_clients(port, certdir, n, keep_up, byte_interval, ready, stop, report):
+def run_slow_clients(port, certdir, n, keep_up, byte_interval, ready, stop, report, nice):
     """Child process: n slow clients until stop is set; puts stats in report."""
     raise_nofile(n + 256)
-    ctx = tls_context(certdir)
+    if nice:
+        os.nice(nice)
     stats = {"connected": 0, "connect_failed": 0, "closed_by_server": 0, "answered": 0, "open": 0}
+    clients = SlowClients(port, tls_context(certdir), n, byte_interval, keep_up, stats)
 
-    async def main():
-        flag = asyncio.Event()
+    def should_stop():
+        if stats["open"] >= n * 0.95 or stats["connected"] >= n:
+            ready.set()
+        return stop.is_set()
 
-        async def watch():
-            while not stop.is_set():
-                if stats["open"] >= n * 0.9 or stats["connected"] >= n:
-                    ready.set()
-                await asyncio.sleep(0.1)
-            flag.set()
-
-        tasks = [asyncio.create_task(slow_client(port, ctx, stats, flag, keep_up, byte_interval))
-                 for _ in range(n)]
-        await watch()
-        await asyncio.wait(tasks, timeout=15)
-        for t in tasks:
-            t.cancel()
-
-    asyncio.run(main())
+    clients.run(should_stop)
     report.put(stats)
 
 
@@ -278,12 +365,12 @@ class SlowAttack:
     """n slow clients in a child process (so they share no lock with the
     measuring process)."""
 
-    def __init__(self, port, certdir, n, keep_up=True, byte_interval=1.0):
+    def __init__(self, port, certdir, n, keep_up=True, byte_interval=1.0, nice=0):
         mp = multiprocessing.get_context("fork")
         self.ready, self.stop_ev, self.report = mp.Event(), mp.Event(), mp.Queue()
         self.proc = mp.Process(target=run_slow_clients,
                                args=(port, certdir, n, keep_up, byte_interval, self.ready,
-                                     self.stop_ev, self.report), daemon=True)
+                                     self.stop_ev, self.report, nice), daemon=True)
         self.proc.start()
 
     def wait_ready(self, timeout):
