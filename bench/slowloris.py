@@ -91,7 +91,7 @@ def main():
             ready = attack.wait_ready(120)
             print("slow clients: %d %s after %.1f s; open on the server: %d"
                   % (a.connections, "connected" if ready else "NOT all connected",
-                     time.monotonic() - t0, srv.metrics().get("rollgate_connections_open", 0)))
+                     time.monotonic() - t0, srv.metrics().get(edge.series("rollgate_connections_open"), 0)))
             lat = {"fresh": [], "kept-alive": []}
             failed = {"fresh": 0, "kept-alive": 0}
             errors = []
@@ -122,11 +122,11 @@ def main():
                     kind, len(xs), failed[kind], 1000 * percentile(xs, 50), 1000 * percentile(xs, 90),
                     1000 * percentile(xs, 99), 1000 * max(xs) if xs else float("nan")))
             print("\nserver: open %d, evicted reading %d, evicted idle %d, refused %d, read timeouts %d"
-                  % (m.get("rollgate_connections_open", 0),
-                     m.get('rollgate_connections_evicted_total{state="reading"}', 0),
-                     m.get('rollgate_connections_evicted_total{state="idle"}', 0),
-                     m.get('rollgate_connections_refused_total{reason="limit"}', 0),
-                     m.get("rollgate_requests_timed_out_total", 0)))
+                  % (m.get(edge.series("rollgate_connections_open"), 0),
+                     m.get(edge.series("rollgate_connections_evicted_total", state="reading"), 0),
+                     m.get(edge.series("rollgate_connections_evicted_total", state="idle"), 0),
+                     m.get(edge.series("rollgate_connections_refused_total", reason="limit"), 0),
+                     m.get(edge.series("rollgate_requests_timed_out_total"), 0)))
             print("CPU over the %.0f s measured: rollgate %.1f s, slow clients %.1f s (nice %d); "
                   "load average before: %s; %d CPUs; rollgate peak RSS %.1f MiB"
                   % (wall, cpu[0], cpu[1], a.attacker_nice, " ".join(load), os.cpu_count(),

@@ -150,31 +150,41 @@ void metrics_reload_leader(bool leader)
 	atomic_store(&reload_leader, leader ? 1 : 0);
 }
 
-/* ---- connections of the HTTPS listener ---- */
+/* ---- connections of the listeners ---- */
 
-static atomic_llong conns_open;
-static atomic_ullong conns_refused_limit;
-static atomic_ullong conns_evicted[2]; /* reading, idle */
-static atomic_ullong requests_timed_out;
+static const char *const listener_names[ML_COUNT] = { "https", "metrics" };
+static atomic_llong conns_open[ML_COUNT];
+static atomic_ullong conns_refused_limit[ML_COUNT];
+static atomic_ullong conns_evicted[ML_COUNT][2]; /* reading, idle */
+static atomic_ullong requests_timed_out[ML_COUNT];
 
-void metrics_connections_open(int delta)
+const char *metrics_listener_name(enum metrics_listener l)
 {
-	atomic_fetch_add_explicit(&conns_open, delta, memory_order_relaxed);
+	return (unsigned)l < ML_COUNT ? listener_names[l] : "unknown";
 }
 
-void metrics_connection_refused(void)
+void metrics_connections_open(enum metrics_listener l, int delta)
 {
-	atomic_fetch_add_explicit(&conns_refused_limit, 1, memory_order_relaxed);
+	if ((unsigned)l < ML_COUNT)
+		atomic_fetch_add_explicit(&conns_open[l], delta, memory_order_relaxed);
 }
 
-void metrics_connection_evicted(bool idle)
+void metrics_connection_refused(enum metrics_listener l)
 {
-	atomic_fetch_add_explicit(&conns_evicted[idle ? 1 : 0], 1, memory_order_relaxed);
+	if ((unsigned)l < ML_COUNT)
+		atomic_fetch_add_explicit(&conns_refused_limit[l], 1, memory_order_relaxed);
 }
 
-void metrics_requests_timed_out(unsigned n)
+void metrics_connection_evicted(enum metrics_listener l, bool idle)
 {
-	atomic_fetch_add_explicit(&requests_timed_out, n, memory_order_relaxed);
+	if ((unsigned)l < ML_COUNT)
+		atomic_fetch_add_explicit(&conns_evicted[l][idle ? 1 : 0], 1, memory_order_relaxed);
+}
+
+void metrics_requests_timed_out(enum metrics_listener l, unsigned n)
+{
+	if ((unsigned)l < ML_COUNT)
+		atomic_fetch_add_explicit(&requests_timed_out[l], n, memory_order_relaxed);
 }
 
 struct out {
@@ -273,20 +283,29 @@ static void render_state(struct out *o)
 
 static void render_connections(struct out *o)
 {
-	header(o, "rollgate_connections_open", "gauge",
-	       "Connections open on the HTTPS listener.");
-	emit(o, "rollgate_connections_open %lld\n", (long long)atomic_load(&conns_open));
+	header(o, "rollgate_connections_open", "gauge", "Connections open, by listener.");
+	for (int l = 0; l < ML_COUNT; l++)
+		emit(o, "rollgate_connections_open{listener=\"%s\"} %lld\n", listener_names[l],
+		     (long long)atomic_load(&conns_open[l]));
 	header(o, "rollgate_connections_refused_total", "counter",
-	       "New HTTPS connections closed at once, by reason.");
-	emit(o, "rollgate_connections_refused_total{reason=\"limit\"} %llu\n",
-	     get(&conns_refused_limit));
+	       "New connections closed at once, by listener and reason.");
+	for (int l = 0; l < ML_COUNT; l++)
+		emit(o, "rollgate_connections_refused_total{listener=\"%s\",reason=\"limit\"} %llu\n",
+		     listener_names[l], get(&conns_refused_limit[l]));
 	header(o, "rollgate_connections_evicted_total", "counter",
-	       "HTTPS connections closed at the connection limit to admit a new one, by state.");
-	emit(o, "rollgate_connections_evicted_total{state=\"reading\"} %llu\n", get(&conns_evicted[0]));
-	emit(o, "rollgate_connections_evicted_total{state=\"idle\"} %llu\n", get(&conns_evicted[1]));
+	       "Connections closed at the connection limit to admit a new one, by listener and state.");
+	for (int l = 0; l < ML_COUNT; l++) {
+		emit(o, "rollgate_connections_evicted_total{listener=\"%s\",state=\"reading\"} %llu\n",
+		     listener_names[l], get(&conns_evicted[l][0]));
+		emit(o, "rollgate_connections_evicted_total{listener=\"%s\",state=\"idle\"} %llu\n",
+		     listener_names[l], get(&conns_evicted[l][1]));
+	}
 	header(o, "rollgate_requests_timed_out_total", "counter",
-	       "HTTPS connections closed because a request did not arrive in full within the read timeout.");
-	emit(o, "rollgate_requests_timed_out_total %llu\n", get(&requests_timed_out));
+	       "Connections closed because a request did not arrive in full within the read timeout, "
+	       "by listener.");
+	for (int l = 0; l < ML_COUNT; l++)
+		emit(o, "rollgate_requests_timed_out_total{listener=\"%s\"} %llu\n", listener_names[l],
+		     get(&requests_timed_out[l]));
 }
 
 /* Series of resources never watched are left out: an age without a sync

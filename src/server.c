@@ -2,11 +2,11 @@
  * HTTP edge: routing, method/content-type/size checks, TLS, suspension of
  * requests that wait on lookups, graceful drain. Decisions live in webhook.
  *
- * Around libmicrohttpd the server keeps what it lacks (docs/limits.md): a
- * table of open connections (conntrack) for a read deadline and a
- * connection limit enforced at accept time, framing checks on every
- * request's headers, and a drain that answers whatever arrives on an open
- * connection until that connection closes.
+ * Around libmicrohttpd the server adds what it lacks (docs/limits.md): a
+ * guard on each listener (connguard) for a read deadline and a connection
+ * limit enforced at accept time, framing checks on every request's
+ * headers, and a drain that answers whatever arrives on an open connection
+ * until that connection closes.
  */
 #include "server.h"
 
@@ -31,7 +31,7 @@
 #include <cjson/cJSON.h>
 
 #include "certstore.h"
-#include "conntrack.h"
+#include "connguard.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "metrics.h"
@@ -53,24 +53,14 @@ static const char tls_priorities[] =
 /* How long past the drain a stop waits for reviews still on lookups. */
 #define STOP_GRACE_MS 10000.0
 
-/* How often deadlines are checked, and how often at most one log line
- * reports the connections closed to protect the server. */
-#define SWEEP_MS 200
-#define PROTECT_LOG_MS 10000
+/* The metrics listener: the kubelet's probes and Prometheus. */
+#define METRICS_CONN_LIMIT 64u
+#define METRICS_IDLE_TIMEOUT 10u
 
 /* Descriptors kept for everything but HTTPS connections: listeners, epoll
  * and wake-up pipes, the metrics listener's 64 connections, files, the
  * Kubernetes API. */
 #define FD_RESERVE 256
-
-/* Connections closed by the protections, not yet reported in a log line. */
-struct protect_notes {
-	atomic_uint refused;
-	atomic_uint evicted_reading;
-	atomic_uint evicted_idle;
-	atomic_uint timed_out;
-	int64_t last_log_ms; /* sweeper thread only */
-};
 
 struct server {
 	struct MHD_Daemon *https[MAX_WORKERS];
@@ -78,14 +68,8 @@ struct server {
 	struct MHD_Daemon *metrics;
 	struct webhook *wh;
 	size_t max_body;
-	unsigned conn_limit;
-	struct conntrack *ct;
-	struct protect_notes notes;
-	pthread_t sweeper;
-	bool sweeper_running;
-	pthread_mutex_t sweep_lock;
-	pthread_cond_t sweep_cond;
-	bool sweep_stop;
+	struct connguard *https_guard;
+	struct connguard *metrics_guard;
 	atomic_int ready;
 	atomic_int draining;
 	atomic_int reviewing; /* reviews between their start and their answer or resumption */
@@ -117,177 +101,6 @@ static double elapsed(const struct timespec *start)
 	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-/* ---- connection protections ------------------------------------------ */
-
-/* The table's close function: ends both directions, so the connection's
- * own thread sees end-of-file, closes it and reports it closed; the
- * descriptor stays valid until then. */
-static void close_socket(int fd, void *arg)
-{
-	(void)arg;
-	shutdown(fd, SHUT_RDWR);
-}
-
-/* The table entry of a connection (its socket context), or NULL. */
-static struct conntrack_conn *conn_entry(struct MHD_Connection *conn)
-{
-	const union MHD_ConnectionInfo *i =
-		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-
-	return i ? i->socket_context : NULL;
-}
-
-/*
- * Accept policy: libmicrohttpd closes the socket at once when this says
- * no. The table's limit sits below libmicrohttpd's own, so libmicrohttpd
- * never reaches its limit, where with epoll it stops polling the listening
- * socket and new connections wait in the kernel's backlog unanswered.
- */
-static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
-{
-	struct server *srv = cls;
-
-	(void)addr, (void)addrlen;
-	switch (conntrack_admit(srv->ct, now_ms(), close_socket, NULL)) {
-	case CT_ADMIT:
-		return MHD_YES;
-	case CT_EVICTED_READING:
-		metrics_connection_evicted(false);
-		atomic_fetch_add(&srv->notes.evicted_reading, 1);
-		return MHD_YES;
-	case CT_EVICTED_IDLE:
-		metrics_connection_evicted(true);
-		atomic_fetch_add(&srv->notes.evicted_idle, 1);
-		return MHD_YES;
-	default:
-		metrics_connection_refused();
-		atomic_fetch_add(&srv->notes.refused, 1);
-		return MHD_NO;
-	}
-}
-
-/* libmicrohttpd reports a connection closed before it closes the socket,
- * so the table never holds a descriptor that may be reused. */
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-			  enum MHD_ConnectionNotificationCode code)
-{
-	struct server *srv = cls;
-	const union MHD_ConnectionInfo *i;
-
-	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-		i = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-		*socket_context = i ? conntrack_add(srv->ct, i->connect_fd, now_ms()) : NULL;
-		metrics_connections_open(1);
-	} else {
-		conntrack_remove(srv->ct, *socket_context);
-		*socket_context = NULL;
-		metrics_connections_open(-1);
-	}
-}
-
-/* The request line is in: on a kept-alive connection, the read deadline of
- * the new request starts now. Returns no request state (on_request makes
- * it on its first call). */
-static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
-{
-	(void)cls, (void)uri;
-	conntrack_request_line(conn_entry(conn), now_ms());
-	return NULL;
-}
-
-/* One line for everything the protections closed since the last one. */
-static void protect_log(struct server *srv, int64_t now, bool force)
-{
-	struct protect_notes *n = &srv->notes;
-	unsigned refused, reading, idle, timed_out;
-
-	if (!force && n->last_log_ms && now - n->last_log_ms < PROTECT_LOG_MS)
-		return;
-	refused = atomic_exchange(&n->refused, 0);
-	reading = atomic_exchange(&n->evicted_reading, 0);
-	idle = atomic_exchange(&n->evicted_idle, 0);
-	timed_out = atomic_exchange(&n->timed_out, 0);
-	if (!refused && !reading && !idle && !timed_out)
-		return;
-	RG_LOG(LOG_WARN, "connections closed to protect the server (docs/limits.md)",
-	       LF_I("refused_at_limit", refused), LF_I("evicted_reading", reading),
-	       LF_I("evicted_idle", idle), LF_I("read_timeouts", timed_out),
-	       LF_I("open", conntrack_open(srv->ct)), LF_I("limit", srv->conn_limit),
-	       LF_D("since_last_s", n->last_log_ms ? (double)(now - n->last_log_ms) / 1000.0 : 0.0));
-	n->last_log_ms = now;
-}
-
-/* Closes connections past their read deadline, every SWEEP_MS. */
-static void *sweep(void *arg)
-{
-	struct server *srv = arg;
-	struct timespec until;
-	unsigned n;
-
-	pthread_mutex_lock(&srv->sweep_lock);
-	while (!srv->sweep_stop) {
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_nsec += SWEEP_MS * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&srv->sweep_cond, &srv->sweep_lock, &until);
-		if (srv->sweep_stop)
-			break;
-		pthread_mutex_unlock(&srv->sweep_lock);
-		n = conntrack_expire(srv->ct, now_ms(), close_socket, NULL);
-		if (n) {
-			metrics_requests_timed_out(n);
-			atomic_fetch_add(&srv->notes.timed_out, n);
-		}
-		protect_log(srv, now_ms(), false);
-		pthread_mutex_lock(&srv->sweep_lock);
-	}
-	pthread_mutex_unlock(&srv->sweep_lock);
-	return NULL;
-}
-
-static int start_sweeper(struct server *srv, char *err, size_t errlen)
-{
-	pthread_condattr_t ca;
-	int rc;
-
-	pthread_mutex_init(&srv->sweep_lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&srv->sweep_cond, &ca);
-	pthread_condattr_destroy(&ca);
-	rc = pthread_create(&srv->sweeper, NULL, sweep, srv);
-	if (rc != 0) {
-		snprintf(err, errlen, "cannot start a thread: %s", strerror(rc));
-		return -1;
-	}
-	srv->sweeper_running = true;
-	return 0;
-}
-
-static void stop_sweeper(struct server *srv)
-{
-	if (!srv->sweeper_running)
-		return;
-	pthread_mutex_lock(&srv->sweep_lock);
-	srv->sweep_stop = true;
-	pthread_cond_signal(&srv->sweep_cond);
-	pthread_mutex_unlock(&srv->sweep_lock);
-	pthread_join(srv->sweeper, NULL);
-	srv->sweeper_running = false;
-	protect_log(srv, now_ms(), true);
-}
-
 static enum MHD_Result send_buffer(struct server *srv, struct MHD_Connection *conn, int status,
 				   const char *ctype, void *buf, size_t len, enum MHD_ResponseMemoryMode mode)
 {
@@ -300,7 +113,7 @@ static enum MHD_Result send_buffer(struct server *srv, struct MHD_Connection *co
 		return MHD_NO;
 	}
 	/* Answered from here on: no read deadline, never evicted. */
-	conntrack_busy(conn_entry(conn));
+	connguard_busy(conn);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
 	/* kube-apiserver reuses idle connections: a draining server tells it not to. */
 	if (atomic_load(&srv->draining))
@@ -529,7 +342,7 @@ static enum MHD_Result admission_finish(struct server *srv, struct MHD_Connectio
 	if (wait) {
 		rq->suspended = true;
 		rq->srv = srv;
-		conntrack_busy(conn_entry(conn));
+		connguard_busy(conn);
 		MHD_suspend_connection(conn);
 	}
 	pthread_mutex_unlock(&rq->lock);
@@ -643,7 +456,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 	(void)srv, (void)toe;
 	/* The next request's deadline starts with its request line. */
-	conntrack_idle(conn_entry(conn), now_ms());
+	connguard_idle(conn);
 	if (!rq)
 		return;
 	if (!rq->counted)
@@ -757,15 +570,15 @@ static struct MHD_Daemon *start_worker(struct server *srv, const struct server_o
 		else
 			((struct sockaddr_in *)ai->ai_addr)->sin_port = htons((uint16_t)port);
 	}
-	return MHD_start_daemon(flags, 0, on_accept, srv, on_request, srv,
+	return MHD_start_daemon(flags, 0, connguard_accept, srv->https_guard, on_request, srv,
 				MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 				MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
 				MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
 				MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout,
 				MHD_OPTION_HTTPS_CERT_CALLBACK, certstore_retrieve,
 				MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
-				MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
-				MHD_OPTION_URI_LOG_CALLBACK, on_request_line, srv,
+				MHD_OPTION_NOTIFY_CONNECTION, connguard_notify, srv->https_guard,
+				MHD_OPTION_URI_LOG_CALLBACK, connguard_request_line, srv->https_guard,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 				MHD_OPTION_END);
@@ -818,90 +631,121 @@ static unsigned fit_fd_limit(unsigned want, unsigned extra)
 	return fit;
 }
 
+/*
+ * A guard for a listener of limit connections, and the connection limit to
+ * give each of its libmicrohttpd daemons: evicted connections hold their
+ * socket until their thread closes them, and each daemon may admit one
+ * connection past the limit before the table counts it. Every daemon gets
+ * room for all of that (the kernel may hand any of them every connection):
+ * libmicrohttpd must never reach its own limit.
+ */
+static struct connguard *guard_listener(enum metrics_listener which, unsigned limit,
+					unsigned daemons, const struct server_options *o,
+					unsigned idle_timeout, unsigned *mhd_limit, char *err,
+					size_t errlen)
+{
+	struct conntrack_limits lim = { limit, limit / 4 + 8, o->read_timeout * 1000u,
+					idle_timeout * 1000u };
+
+	*mhd_limit = limit + lim.max_closing + daemons + 8;
+	return connguard_new(which, &lim, err, errlen);
+}
+
 static int start_https(struct server *srv, const struct server_options *o, char *err,
 		       size_t errlen)
 {
 	struct addrinfo *ai = resolve(o->listen, err, errlen);
 	long threads = o->threads ? (long)o->threads : sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned port = 0, max_closing, mhd_limit;
-	struct conntrack_limits lim;
+	unsigned port = 0, limit, mhd_limit;
+	int rc = -1;
 
 	if (!ai)
 		return -1;
 	if (!port_free(ai)) {
 		snprintf(err, errlen, "cannot listen on %s (address in use or not available)", o->listen);
-		freeaddrinfo(ai);
-		return -1;
+		goto out;
 	}
 	if (threads < 1)
 		threads = 1;
 	if (threads > MAX_WORKERS)
 		threads = MAX_WORKERS;
-	/* Evicted connections still hold their socket until their thread
-	 * closes them; a few may exist at once, and each worker may admit one
-	 * connection past the limit before the table counts it. Every daemon
-	 * gets room for all of that: the kernel may hand any of them every
-	 * connection, and libmicrohttpd must never reach its own limit. */
-	max_closing = o->conn_limit / 4 + 8;
-	srv->conn_limit = fit_fd_limit(o->conn_limit, max_closing + (unsigned)threads + 8);
-	mhd_limit = srv->conn_limit + max_closing + (unsigned)threads + 8;
-	lim = (struct conntrack_limits){ srv->conn_limit, max_closing, o->read_timeout * 1000u,
-					 o->idle_timeout * 1000u };
-	srv->ct = conntrack_new(&lim);
-	if (!srv->ct) {
-		snprintf(err, errlen, "out of memory");
-		freeaddrinfo(ai);
-		return -1;
-	}
+	limit = fit_fd_limit(o->conn_limit, o->conn_limit / 4 + 16 + (unsigned)threads);
+	srv->https_guard = guard_listener(ML_HTTPS, limit, (unsigned)threads, o, o->idle_timeout,
+					  &mhd_limit, err, errlen);
+	if (!srv->https_guard)
+		goto out;
 	for (long i = 0; i < threads; i++) {
 		struct MHD_Daemon *d = start_worker(srv, o, ai, port, mhd_limit);
 		if (!d) {
 			snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
 				 o->listen);
-			freeaddrinfo(ai);
-			return -1;
+			goto out;
 		}
 		srv->https[srv->n_https++] = d;
 		port = daemon_port(d);
 	}
+	rc = 0;
+out:
 	freeaddrinfo(ai);
-	return 0;
+	return rc;
 }
 
-static struct MHD_Daemon *start_metrics(struct server *srv, const char *listen, char *err,
-					size_t errlen)
+/* The completion callback of the metrics listener. */
+static void on_metrics_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+				 enum MHD_RequestTerminationCode toe)
 {
-	struct addrinfo *ai = resolve(listen, err, errlen);
-	struct MHD_Daemon *d;
+	(void)cls, (void)con_cls, (void)toe;
+	connguard_idle(conn);
+}
+
+/* The metrics listener has the same protections: the kubelet's probes
+ * reach it, and a few slow clients must not make them fail. */
+static int start_metrics(struct server *srv, const struct server_options *o, char *err,
+			 size_t errlen)
+{
+	struct addrinfo *ai = resolve(o->metrics_listen, err, errlen);
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
 			 MHD_USE_ERROR_LOG;
+	unsigned mhd_limit;
+	struct connguard *g;
 
 	if (!ai)
-		return NULL;
+		return -1;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	d = MHD_start_daemon(flags, 0, NULL, NULL, on_metrics, srv,
-			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-			     MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-			     MHD_OPTION_CONNECTION_LIMIT, 64u,
-			     MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-			     MHD_OPTION_END);
+	g = guard_listener(ML_METRICS, METRICS_CONN_LIMIT, 1, o, METRICS_IDLE_TIMEOUT, &mhd_limit,
+			   err, errlen);
+	srv->metrics_guard = g;
+	if (g)
+		srv->metrics = MHD_start_daemon(flags, 0, connguard_accept, g, on_metrics, srv,
+						MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+						MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+						MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
+						MHD_OPTION_CONNECTION_TIMEOUT, METRICS_IDLE_TIMEOUT,
+						MHD_OPTION_NOTIFY_CONNECTION, connguard_notify, g,
+						MHD_OPTION_URI_LOG_CALLBACK, connguard_request_line, g,
+						MHD_OPTION_NOTIFY_COMPLETED, on_metrics_completed, NULL,
+						MHD_OPTION_END);
 	freeaddrinfo(ai);
-	if (!d)
-		snprintf(err, errlen, "cannot listen on %s (address in use or not available)", listen);
-	return d;
+	if (g && !srv->metrics)
+		snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
+			 o->metrics_listen);
+	return srv->metrics ? 0 : -1;
 }
 
-/* Stops the daemons and frees srv; the sweeper is stopped first, the table
- * last (the daemons report their connections closed as they stop). */
+/* Stops the daemons and frees srv: the guards' threads stop first, the
+ * guards go last (the daemons report their connections closed as they
+ * stop). */
 static void server_free(struct server *srv)
 {
-	stop_sweeper(srv);
+	connguard_stop(srv->https_guard);
+	connguard_stop(srv->metrics_guard);
 	for (unsigned i = 0; i < srv->n_https; i++)
 		MHD_stop_daemon(srv->https[i]);
 	if (srv->metrics)
 		MHD_stop_daemon(srv->metrics);
-	conntrack_free(srv->ct);
+	connguard_free(srv->https_guard);
+	connguard_free(srv->metrics_guard);
 	free(srv);
 }
 
@@ -916,13 +760,10 @@ struct server *server_start(const struct server_options *opts, struct webhook *w
 	}
 	srv->wh = wh;
 	srv->max_body = opts->max_body;
-	if (start_https(srv, opts, err, errlen) < 0 || start_sweeper(srv, err, errlen) < 0)
+	if (start_https(srv, opts, err, errlen) < 0)
 		goto fail;
-	if (opts->metrics_listen) {
-		srv->metrics = start_metrics(srv, opts->metrics_listen, err, errlen);
-		if (!srv->metrics)
-			goto fail;
-	}
+	if (opts->metrics_listen && start_metrics(srv, opts, err, errlen) < 0)
+		goto fail;
 	return srv;
 fail:
 	server_free(srv);
@@ -977,7 +818,7 @@ int server_shutdown(struct server *srv, unsigned timeout_ms)
 	 * written. So every connection stays open, and whatever arrives on it
 	 * is read and answered, until its client closes it or it closes after
 	 * such an answer. Only the drain timeout cuts this short. */
-	while (conntrack_open(srv->ct) > 0 && elapsed(&start) * 1000.0 < timeout_ms)
+	while (connguard_open(srv->https_guard) > 0 && elapsed(&start) * 1000.0 < timeout_ms)
 		nanosleep(&pause, NULL);
 	/* Past the timeout, reviews get 503. A review waiting on lookups must
 	 * be resumed before its daemon stops (libmicrohttpd aborts otherwise);
@@ -986,7 +827,7 @@ int server_shutdown(struct server *srv, unsigned timeout_ms)
 	while (atomic_load(&srv->reviewing) > 0 &&
 	       elapsed(&start) * 1000.0 < timeout_ms + STOP_GRACE_MS)
 		nanosleep(&pause, NULL);
-	left = conntrack_open(srv->ct);
+	left = connguard_open(srv->https_guard);
 	RG_LOG(left ? LOG_WARN : LOG_INFO, "drained", LF_I("connections_left", left),
 	       LF_D("seconds", elapsed(&start)));
 	if (atomic_load(&srv->reviewing) > 0) {

@@ -122,6 +122,12 @@ class Server:
         return out
 
 
+def series(name, listener="https", **labels):
+    """The key of a series of the connection metrics, as rendered."""
+    parts = ['listener="%s"' % listener] + ['%s="%s"' % kv for kv in labels.items()]
+    return "%s{%s}" % (name, ",".join(parts))
+
+
 def tls_context(certdir):
     ctx = ssl.create_default_context(cafile=os.path.join(certdir, "ca.crt"))
     return ctx
@@ -212,12 +218,13 @@ def timed_call(port, ctx, body, timeout):
 
 SLOW_HEAD = (b"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
              b"X-Padding: " + b"a" * 100000)
+SLOW_PROBE = b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"a" * 100000
 
 
 class SlowSlot:
-    """One slow client: connects, completes the TLS handshake, sends
-    SLOW_HEAD one byte per interval, and when the server closes it, waits
-    one interval and connects again (as slowloris does)."""
+    """One slow client: connects, completes the TLS handshake (if any),
+    sends its request head one byte per interval, and when the server closes
+    it, waits one interval and connects again (as slowloris does)."""
 
     def __init__(self, n):
         self.n = n
@@ -228,9 +235,10 @@ class SlowSlot:
 
 class SlowClients:
     """Many slow clients on one selector: non-blocking sockets, TLS in C
-    (ssl.SSLObject over the socket), so one process holds thousands."""
+    (ssl.SSLSocket), so one process holds thousands. ctx None: plain HTTP."""
 
     def __init__(self, port, ctx, n, interval, keep_up, stats):
+        self.head = SLOW_HEAD if ctx else SLOW_PROBE
         self.port, self.ctx, self.interval, self.keep_up, self.stats = port, ctx, interval, keep_up, stats
         self.sel = selectors.DefaultSelector()
         self.timers = []
@@ -272,15 +280,20 @@ class SlowClients:
         raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         raw.setblocking(False)
         raw.connect_ex(("127.0.0.1", self.port))
-        slot.sock = self.ctx.wrap_socket(raw, server_hostname="127.0.0.1",
-                                         do_handshake_on_connect=False)
+        slot.sock = raw
+        if self.ctx:
+            slot.sock = self.ctx.wrap_socket(raw, server_hostname="127.0.0.1",
+                                             do_handshake_on_connect=False)
         slot.state = "handshake"
         slot.pos = 0
         self.watch(slot, selectors.EVENT_WRITE)
 
     def handshake(self, slot):
         try:
-            slot.sock.do_handshake()
+            if self.ctx:
+                slot.sock.do_handshake()
+            elif slot.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                raise OSError("connect failed")
         except ssl.SSLWantReadError:
             self.watch(slot, selectors.EVENT_READ)
             return
@@ -317,8 +330,8 @@ class SlowClients:
                 self.at(time.monotonic() + self.interval, slot)
         elif slot.state == "sending":
             try:
-                slot.sock.send(SLOW_HEAD[slot.pos:slot.pos + 1])
-                slot.pos = (slot.pos + 1) % len(SLOW_HEAD)
+                slot.sock.send(self.head[slot.pos:slot.pos + 1])
+                slot.pos = (slot.pos + 1) % len(self.head)
             except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 pass
             except (OSError, ssl.SSLError):
@@ -345,12 +358,14 @@ class SlowClients:
 
 
 def run_slow_clients(port, certdir, n, keep_up, byte_interval, ready, stop, report, nice):
-    """Child process: n slow clients until stop is set; puts stats in report."""
+    """Child process: n slow clients until stop is set; puts stats in report.
+    certdir None: plain HTTP."""
     raise_nofile(n + 256)
     if nice:
         os.nice(nice)
     stats = {"connected": 0, "connect_failed": 0, "closed_by_server": 0, "answered": 0, "open": 0}
-    clients = SlowClients(port, tls_context(certdir), n, byte_interval, keep_up, stats)
+    clients = SlowClients(port, tls_context(certdir) if certdir else None, n, byte_interval,
+                          keep_up, stats)
 
     def should_stop():
         if stats["open"] >= n * 0.95 or stats["connected"] >= n:
@@ -363,7 +378,7 @@ def run_slow_clients(port, certdir, n, keep_up, byte_interval, ready, stop, repo
 
 class SlowAttack:
     """n slow clients in a child process (so they share no lock with the
-    measuring process)."""
+    measuring process); certdir None for plain HTTP."""
 
     def __init__(self, port, certdir, n, keep_up=True, byte_interval=1.0, nice=0):
         mp = multiprocessing.get_context("fork")
@@ -478,7 +493,7 @@ def check_read_deadline(tmpdir, log):
         timed_call(srv.port, ctx, review_body(), 10)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            timed_out = srv.metrics().get("rollgate_requests_timed_out_total", 0)
+            timed_out = srv.metrics().get(series("rollgate_requests_timed_out_total"), 0)
             if timed_out >= 20:
                 break
             time.sleep(0.2)
@@ -514,10 +529,10 @@ def check_slow_flood(tmpdir, log, slow=300, limit=64, honest=20):
         worst = 0.0
         for _ in range(honest):
             worst = max(worst, timed_call(srv.port, ctx, body, 20))
-        open_now = srv.metrics().get("rollgate_connections_open", 0)
+        open_now = srv.metrics().get(series("rollgate_connections_open"), 0)
         stats = attack.stop()
         m = srv.metrics()
-        evicted = m.get('rollgate_connections_evicted_total{state="reading"}', 0)
+        evicted = m.get(series("rollgate_connections_evicted_total", state="reading"), 0)
         log("flood: %d slow clients over a limit of %d: %d honest calls answered, slowest %.3f s; "
             "open %d (limit %d), evicted %d, attack %r" % (slow, limit, honest, worst, open_now,
                                                           limit, evicted, stats))
@@ -525,6 +540,40 @@ def check_slow_flood(tmpdir, log, slow=300, limit=64, honest=20):
             raise Failure("no connection was evicted")
         if open_now > limit + limit / 4 + 16:
             raise Failure("%d connections open, limit %d" % (open_now, limit))
+        if srv.stop() != 0:
+            raise Failure("rollgate exited with an error")
+    finally:
+        srv.kill()
+
+
+def probe(port):
+    """GET /readyz over plain HTTP; returns the status."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+        return read_response(s)[0]
+
+
+def check_metrics_listener(tmpdir, log, slow=150, probes=20):
+    """The metrics listener carries the kubelet's probes: slow clients past
+    its 64 connections leave them answered."""
+    srv = Server(tmpdir, ["--read-timeout", "3"], name="probes")
+    try:
+        attack = SlowAttack(srv.metrics_port, None, slow, keep_up=True)
+        if not attack.wait_ready(60):
+            attack.stop()
+            raise Failure("slow clients did not connect to the metrics listener within 60 s")
+        time.sleep(1)
+        for _ in range(probes):
+            status = probe(srv.metrics_port)
+            if status != 200:
+                raise Failure("/readyz answered %d under slow clients" % status)
+        stats = attack.stop()
+        m = srv.metrics()
+        evicted = m.get(series("rollgate_connections_evicted_total", "metrics", state="reading"), 0)
+        log("metrics listener: %d slow clients over its limit of 64: %d probes answered, "
+            "evicted %d, attack %r" % (slow, probes, evicted, stats))
+        if evicted < 1:
+            raise Failure("no connection of the metrics listener was evicted")
         if srv.stop() != 0:
             raise Failure("rollgate exited with an error")
     finally:
@@ -631,7 +680,7 @@ def check(argv):
         make_certs(tmpdir)
         log = lambda msg: print("ok   " + msg, flush=True)
         checks = [check_http_strictness, check_read_deadline, check_slow_flood,
-                  lambda d, l: check_drain(d, l, runs)]
+                  check_metrics_listener, lambda d, l: check_drain(d, l, runs)]
         for fn in checks:
             fn(tmpdir, log)
     return 0

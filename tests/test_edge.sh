@@ -6,7 +6,8 @@
 #  2. requests trickling in are closed at the read deadline, counted, logged;
 #  3. more slow clients than the connection limit, reconnecting as they are
 #     closed, leave honest calls answered;
-#  4. no request is lost across SIGTERMs with clients posting back to back
+#  4. so do slow clients at the metrics listener for the kubelet's probes;
+#  5. no request is lost across SIGTERMs with clients posting back to back
 #     (EDGE_DRAIN_RUNS, default 20).
 # Env: ROLLGATE_BIN (the binary), ROLLGATE_ROOT (the repository).
 set -u
