@@ -42,6 +42,9 @@ void *connguard_request_line(void *cls, const char *uri, struct MHD_Connection *
 void connguard_busy(struct MHD_Connection *conn);
 /* Its answer is out: it waits for its next request. */
 void connguard_idle(struct MHD_Connection *conn);
+/* It was answered before its request body was read: when it closes, its
+ * socket lingers a moment so the client reads the answer, not a reset. */
+void connguard_answered_early(struct MHD_Connection *conn);
 
 /* Connections open now. */
 unsigned connguard_open(struct connguard *g);

@@ -1,6 +1,7 @@
 #ifndef ROLLGATE_CONNTRACK_H
 #define ROLLGATE_CONNTRACK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /*
@@ -57,9 +58,14 @@ enum conntrack_verdict conntrack_admit(struct conntrack *ct, int64_t now_ms,
 				       conntrack_close_fn close_fn, void *arg);
 
 /* A new connection, READING since now. NULL on OOM (it is then untracked;
- * every function below accepts NULL). Freed by conntrack_remove. */
+ * every function below accepts NULL). Freed by conntrack_remove, which
+ * returns whether conntrack_mark_unread was called on it. */
 struct conntrack_conn *conntrack_add(struct conntrack *ct, int fd, int64_t now_ms);
-void conntrack_remove(struct conntrack *ct, struct conntrack_conn *c);
+bool conntrack_remove(struct conntrack *ct, struct conntrack_conn *c);
+
+/* The connection was answered before its request body was read: its
+ * socket should not be closed the moment it ends (connguard). */
+void conntrack_mark_unread(struct conntrack_conn *c);
 
 /* The request line of a request arrived: an IDLE connection starts
  * READING (its deadline counts from now). */

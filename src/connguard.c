@@ -1,10 +1,13 @@
 /*
  * libmicrohttpd's side of the connection table: its callbacks feed
- * conntrack, a thread expires read deadlines, and what the protections
- * close is counted and reported (docs/limits.md).
+ * conntrack, a thread expires read deadlines and releases lingering
+ * sockets, and what the protections close is counted and reported
+ * (docs/limits.md).
  */
 #include "connguard.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -13,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -20,6 +24,21 @@
  * reports the connections closed to protect the server. */
 #define SWEEP_MS 200
 #define REPORT_MS 10000
+
+/* A connection answered before its request body was read (a 413 for an
+ * announced body, say) still has body bytes on their way when
+ * libmicrohttpd closes it, and closing a socket with unread bytes sends a
+ * reset, which can reach the client before it has read the answer. Such a
+ * socket is kept open (a duplicate descriptor, unread) until the client
+ * closes its end or LINGER_MS pass, as Go's server does; at most
+ * LINGER_MAX at once per listener. */
+#define LINGER_MS 500
+#define LINGER_MAX 128
+
+struct lingering {
+	int fd;
+	int64_t until_ms;
+};
 
 /* Closed by the protections, not yet reported in a log line. */
 struct notes {
@@ -40,6 +59,9 @@ struct connguard {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop;
+	pthread_mutex_t linger_lock;
+	struct lingering linger[LINGER_MAX];
+	unsigned n_linger;
 };
 
 static int64_t now_ms(void)
@@ -97,6 +119,44 @@ enum MHD_Result connguard_accept(void *cls, const struct sockaddr *addr, socklen
 	}
 }
 
+/* Keeps the socket of a connection libmicrohttpd is about to close. */
+static void linger_socket(struct connguard *g, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *i =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	int fd;
+
+	if (!i)
+		return;
+	pthread_mutex_lock(&g->linger_lock);
+	if (g->n_linger < LINGER_MAX) {
+		fd = fcntl(i->connect_fd, F_DUPFD_CLOEXEC, 0);
+		if (fd >= 0)
+			g->linger[g->n_linger++] = (struct lingering){ fd, now_ms() + LINGER_MS };
+	}
+	pthread_mutex_unlock(&g->linger_lock);
+}
+
+/* Closes the lingering sockets whose client has closed its end or whose
+ * time is up (all of them with force). */
+static void release_lingering(struct connguard *g, int64_t now, bool force)
+{
+	struct pollfd p;
+
+	pthread_mutex_lock(&g->linger_lock);
+	for (unsigned k = 0; k < g->n_linger;) {
+		p = (struct pollfd){ g->linger[k].fd, POLLRDHUP, 0 };
+		if (force || now >= g->linger[k].until_ms ||
+		    (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))) {
+			close(g->linger[k].fd);
+			g->linger[k] = g->linger[--g->n_linger];
+		} else {
+			k++;
+		}
+	}
+	pthread_mutex_unlock(&g->linger_lock);
+}
+
 /* libmicrohttpd reports a connection closed before it closes the socket,
  * so the table never holds a descriptor that may be reused. */
 void connguard_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -110,7 +170,8 @@ void connguard_notify(void *cls, struct MHD_Connection *conn, void **socket_cont
 		*socket_context = i ? conntrack_add(g->ct, i->connect_fd, now_ms()) : NULL;
 		metrics_connections_open(g->listener, 1);
 	} else {
-		conntrack_remove(g->ct, *socket_context);
+		if (conntrack_remove(g->ct, *socket_context))
+			linger_socket(g, conn);
 		*socket_context = NULL;
 		metrics_connections_open(g->listener, -1);
 	}
@@ -134,6 +195,11 @@ void connguard_busy(struct MHD_Connection *conn)
 void connguard_idle(struct MHD_Connection *conn)
 {
 	conntrack_idle(entry_of(conn), now_ms());
+}
+
+void connguard_answered_early(struct MHD_Connection *conn)
+{
+	conntrack_mark_unread(entry_of(conn));
 }
 
 unsigned connguard_open(struct connguard *g)
@@ -189,6 +255,7 @@ static void *sweep(void *arg)
 			metrics_requests_timed_out(g->listener, n);
 			atomic_fetch_add(&g->notes.timed_out, n);
 		}
+		release_lingering(g, now_ms(), false);
 		report(g, now_ms(), false);
 		pthread_mutex_lock(&g->lock);
 	}
@@ -211,6 +278,7 @@ struct connguard *connguard_new(enum metrics_listener listener,
 	g->listener = listener;
 	g->limit = lim->max_open;
 	pthread_mutex_init(&g->lock, NULL);
+	pthread_mutex_init(&g->linger_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&g->cond, &ca);
@@ -243,8 +311,10 @@ void connguard_free(struct connguard *g)
 	if (!g)
 		return;
 	connguard_stop(g);
+	release_lingering(g, 0, true);
 	conntrack_free(g->ct);
 	pthread_cond_destroy(&g->cond);
 	pthread_mutex_destroy(&g->lock);
+	pthread_mutex_destroy(&g->linger_lock);
 	free(g);
 }

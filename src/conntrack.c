@@ -21,6 +21,7 @@ struct conntrack_conn {
 	struct conntrack_conn *prev, *next;
 	int fd;
 	_Atomic uint64_t state; /* since_ms << PHASE_BITS | phase */
+	atomic_bool unread;     /* answered before its body was read */
 };
 
 struct conntrack {
@@ -151,10 +152,18 @@ struct conntrack_conn *conntrack_add(struct conntrack *ct, int fd, int64_t now_m
 	return c;
 }
 
-void conntrack_remove(struct conntrack *ct, struct conntrack_conn *c)
+void conntrack_mark_unread(struct conntrack_conn *c)
 {
+	if (c)
+		atomic_store(&c->unread, true);
+}
+
+bool conntrack_remove(struct conntrack *ct, struct conntrack_conn *c)
+{
+	bool unread;
+
 	if (!c)
-		return;
+		return false;
 	pthread_mutex_lock(&ct->lock);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -166,7 +175,9 @@ void conntrack_remove(struct conntrack *ct, struct conntrack_conn *c)
 	if (phase_of(atomic_load(&c->state)) == PH_CLOSING)
 		ct->n_closing--;
 	pthread_mutex_unlock(&ct->lock);
+	unread = atomic_load(&c->unread);
 	free(c);
+	return unread;
 }
 
 /* Moves c to phase to, since now or since unchanged; never out of CLOSING. */

@@ -416,29 +416,55 @@ static int check_framing(struct MHD_Connection *conn, const char *version, const
 	return 0;
 }
 
+/* The first call, with the headers in: framing, route, the checks that
+ * need no body. */
+static enum MHD_Result first_call(struct server *srv, struct MHD_Connection *conn,
+				  const char *url, const char *method, const char *version,
+				  void **con_cls)
+{
+	enum metrics_endpoint ep;
+	const char *reason;
+	int status = check_framing(conn, version, &reason);
+
+	if (status)
+		return reject(srv, conn, NULL, method, url, status, reason);
+	if (strcmp(url, "/mutate") == 0)
+		ep = EP_MUTATE;
+	else if (strcmp(url, "/validate") == 0)
+		ep = EP_VALIDATE;
+	else if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0)
+		return health(srv, conn, url, method);
+	else
+		return reject(srv, conn, NULL, method, url, MHD_HTTP_NOT_FOUND, "not found");
+	return admission_begin(srv, conn, url, method, ep, con_cls);
+}
+
+/* A request answered on its first call with a body on its way: the body
+ * stays unread, and libmicrohttpd closes the connection after the answer. */
+static void note_unread_body(struct MHD_Connection *conn)
+{
+	const char *clen;
+
+	if (!MHD_get_connection_info(conn, MHD_CONNECTION_INFO_HTTP_STATUS))
+		return; /* no answer queued */
+	clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if ((clen && strtoull(clen, NULL, 10) > 0) ||
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+		connguard_answered_early(conn);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
 {
 	struct server *srv = cls;
 	struct request *rq = *con_cls;
-	enum metrics_endpoint ep;
-	const char *reason;
-	int status;
+	enum MHD_Result ret;
 
 	if (!rq) {
-		status = check_framing(conn, version, &reason);
-		if (status)
-			return reject(srv, conn, NULL, method, url, status, reason);
-		if (strcmp(url, "/mutate") == 0)
-			ep = EP_MUTATE;
-		else if (strcmp(url, "/validate") == 0)
-			ep = EP_VALIDATE;
-		else if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0)
-			return health(srv, conn, url, method);
-		else
-			return reject(srv, conn, NULL, method, url, MHD_HTTP_NOT_FOUND, "not found");
-		return admission_begin(srv, conn, url, method, ep, con_cls);
+		ret = first_call(srv, conn, url, method, version, con_cls);
+		note_unread_body(conn);
+		return ret;
 	}
 	if (*upload_data_size > 0) {
 		admission_upload(srv, rq, upload_data, *upload_data_size);

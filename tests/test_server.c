@@ -263,8 +263,11 @@ static void test_body_too_large(void **state)
 	NEED_SERVER();
 	memset(big, ' ', n);
 	big[n] = '\0';
-	/* With Content-Length: drained and refused. */
-	expect_status("/validate", big, NULL, 413, "larger than");
+	/* With Content-Length: refused before the body is read. The client is
+	 * still sending it, so its connection lingers open a moment: the
+	 * client reads the answer, not a reset (a few times, it is a race). */
+	for (int i = 0; i < 5; i++)
+		expect_status("/validate", big, NULL, 413, "larger than");
 	/* With Expect: 100-continue: refused before the body is sent. */
 	post_with_header(big, "Expect: 100-continue", 413);
 	/* Chunked: drained, then refused. */
