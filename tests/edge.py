@@ -376,6 +376,17 @@ def run_slow_clients(port, certdir, n, keep_up, byte_interval, ready, stop, repo
     report.put(stats)
 
 
+def attack_held(port, certdir, n, what):
+    """n slow clients reconnecting as they are closed, once each has
+    connected (or a Failure after 60 s)."""
+    attack = SlowAttack(port, certdir, n, keep_up=True)
+    if not attack.wait_ready(60):
+        attack.stop()
+        raise Failure("slow clients did not connect to the %s within 60 s" % what)
+    time.sleep(1)
+    return attack
+
+
 class SlowAttack:
     """n slow clients in a child process (so they share no lock with the
     measuring process); certdir None for plain HTTP."""
@@ -525,11 +536,7 @@ def check_slow_flood(tmpdir, log, slow=300, limit=200, honest=20):
     ctx = tls_context(tmpdir)
     body = review_body()
     try:
-        attack = SlowAttack(srv.port, tmpdir, slow, keep_up=True)
-        if not attack.wait_ready(60):
-            attack.stop()
-            raise Failure("slow clients did not connect within 60 s")
-        time.sleep(1)
+        attack = attack_held(srv.port, tmpdir, slow, "HTTPS listener")
         worst = 0.0
         for _ in range(honest):
             worst = max(worst, timed_call(srv.port, ctx, body, 20))
@@ -562,11 +569,7 @@ def check_metrics_listener(tmpdir, log, slow=100, probes=20):
     its 64 connections leave them answered."""
     srv = Server(tmpdir, ["--read-timeout", "3"], name="probes")
     try:
-        attack = SlowAttack(srv.metrics_port, None, slow, keep_up=True)
-        if not attack.wait_ready(60):
-            attack.stop()
-            raise Failure("slow clients did not connect to the metrics listener within 60 s")
-        time.sleep(1)
+        attack = attack_held(srv.metrics_port, None, slow, "metrics listener")
         for _ in range(probes):
             status = probe(srv.metrics_port)
             if status != 200:

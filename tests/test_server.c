@@ -436,10 +436,20 @@ static char *fingerprint_of_server(const char *cadir, unsigned port)
 	return out;
 }
 
+/* Starts a server on dir/tls.crt and dir/tls.key, logging in dir. */
+static void start_with_certs(struct rg_server *s, const char *dir)
+{
+	char crt[600], key[600];
+	const char *args[5] = { "--tls-cert", crt, "--tls-key", key, NULL };
+
+	snprintf(crt, sizeof(crt), "%s/tls.crt", dir);
+	snprintf(key, sizeof(key), "%s/tls.key", dir);
+	assert_int_equal(h_start(s, dir, args), 0);
+}
+
 static void test_cert_reload_symlink_swap(void **state)
 {
-	char dir[512], cmd[20000], crt[600], key[600];
-	const char *args[8];
+	char dir[512], cmd[20000];
 	struct rg_server s2;
 	char *before, *after = NULL;
 
@@ -452,10 +462,7 @@ static void test_cert_reload_symlink_swap(void **state)
 		 "ln -s ..v1 %s/..data && ln -s ..data/tls.crt %s/tls.crt && ln -s ..data/tls.key %s/tls.key",
 		 dir, certdir, certdir, dir, dir, dir, dir);
 	assert_int_equal(run(cmd), 0);
-	snprintf(crt, sizeof(crt), "%s/tls.crt", dir);
-	snprintf(key, sizeof(key), "%s/tls.key", dir);
-	args[0] = "--tls-cert"; args[1] = crt; args[2] = "--tls-key"; args[3] = key; args[4] = NULL;
-	assert_int_equal(h_start(&s2, dir, args), 0);
+	start_with_certs(&s2, dir);
 	before = fingerprint_of_server(certdir, s2.port);
 	assert_non_null(before);
 
@@ -503,8 +510,7 @@ static void test_cert_reload_symlink_swap(void **state)
  * once; the pair is served throughout. */
 static void test_cert_emptied_in_place(void **state)
 {
-	char dir[512], cmd[4400], crt[600], key[600];
-	const char *args[8];
+	char dir[512], cmd[4400], crt[600];
 	struct rg_server s5;
 	struct h_resp r;
 	char *before, *after;
@@ -515,12 +521,10 @@ static void test_cert_emptied_in_place(void **state)
 	snprintf(cmd, sizeof(cmd), "mkdir -p %s && cp %s/tls.crt %s/tls.key %s/", dir, certdir, certdir,
 		 dir);
 	assert_int_equal(run(cmd), 0);
-	snprintf(crt, sizeof(crt), "%s/tls.crt", dir);
-	snprintf(key, sizeof(key), "%s/tls.key", dir);
-	args[0] = "--tls-cert"; args[1] = crt; args[2] = "--tls-key"; args[3] = key; args[4] = NULL;
-	assert_int_equal(h_start(&s5, dir, args), 0);
+	start_with_certs(&s5, dir);
 	before = fingerprint_of_server(certdir, s5.port);
 	assert_non_null(before);
+	snprintf(crt, sizeof(crt), "%s/tls.crt", dir);
 	truncate_file(crt);
 	for (int i = 0; i < 100 && !h_log_has(&s5, "tls.crt: file is empty"); i++)
 		usleep(100 * 1000);
