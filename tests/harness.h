@@ -170,6 +170,19 @@ static inline bool h_log_has(const struct rg_server *s, const char *text)
 	return found;
 }
 
+/* How many lines of the server log contain text. */
+static inline int h_log_count(const struct rg_server *s, const char *text)
+{
+	size_t len;
+	char *buf = tu_read_file(s->log, &len);
+	int n = 0;
+
+	for (const char *p = buf; p && (p = strstr(p, text)) != NULL; p += strlen(text))
+		n++;
+	free(buf);
+	return n;
+}
+
 struct h_resp {
 	long status;
 	char *body;

@@ -158,14 +158,23 @@ static void test_hmac_key(void **state)
 	unlink(path);
 }
 
-static void test_empty_file_is_defaults(void **state)
+/* A file with no YAML document is what a reader sees in the middle of an
+ * in-place rewrite: an error, never "all defaults". {} asks for those. */
+static void test_empty_file_is_an_error(void **state)
 {
 	struct config cfg;
 	char err[256];
 
 	(void)state;
-	assert_int_equal(load("# nothing\n", &cfg, err, sizeof(err)), 0);
+	expect_error("", "rollgate.yaml: no YAML document");
+	expect_error("# nothing\n", "write {} for the built-in defaults");
+	expect_error("---\n...\n", "no YAML document");
+	expect_error("   \n\n", "no YAML document");
+	assert_int_equal(load("{}\n", &cfg, err, sizeof(err)), 0);
 	assert_int_equal(cfg.rules[RULE_FULL_OUTAGE_ROLLOUT].mode, MODE_ENFORCE);
+	assert_string_equal(cfg.annotation_prefix, "rollgate.io");
+	config_free(&cfg);
+	assert_int_equal(load("# all defaults\n{}\n", &cfg, err, sizeof(err)), 0);
 	config_free(&cfg);
 }
 
@@ -189,7 +198,7 @@ int main(void)
 		cmocka_unit_test(test_errors_name_file_line_key),
 		cmocka_unit_test(test_watch_and_reload),
 		cmocka_unit_test(test_hmac_key),
-		cmocka_unit_test(test_empty_file_is_defaults),
+		cmocka_unit_test(test_empty_file_is_an_error),
 		cmocka_unit_test(test_example_config_loads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,12 +12,24 @@
 /*
  * Parses buf[0..len) strictly, the way kube-apiserver's Go decoder would read
  * it, so one body cannot mean two things: rejects invalid JSON, trailing
- * bytes, nesting deeper than JSON_MAX_DEPTH, duplicate object keys and
- * "\u0000" inside strings. buf[len] must be '\0'. On success *out is a new
- * tree the caller frees with cJSON_Delete. On failure returns -1 and writes a
- * short reason (no input bytes) to err.
+ * bytes, nesting deeper than JSON_MAX_DEPTH, duplicate object keys,
+ * "\u0000" inside strings, raw control characters and bytes that are not
+ * UTF-8 (so no string of the tree can carry a stray byte into a response or
+ * a log line). buf[len] must be '\0'. On success *out is a new tree the
+ * caller frees with cJSON_Delete. On failure returns -1 and writes a short
+ * reason to err (at most a duplicate key's name, clipped, from the input).
  */
 int json_parse_strict(const char *buf, size_t len, cJSON **out, char *err, size_t errlen);
+
+/* Length (1 to 4) of the well-formed UTF-8 sequence at s, reading at most n
+ * bytes; 0 when s starts an invalid one (a stray continuation byte, an
+ * overlong form, a surrogate, past U+10FFFF, cut short) or n is 0. */
+size_t json_utf8_seq(const unsigned char *s, size_t n);
+
+/* Copies at most max bytes of untrusted s into out (outlen bytes, always
+ * NUL-terminated) for an error message or a log line: invalid UTF-8 bytes
+ * and control characters become '?', and a character is never cut. */
+void json_clip_utf8(char *out, size_t outlen, const char *s, size_t max);
 
 /* Returns -1 if any object in the tree has two members with the same name. */
 int json_check_duplicates(const cJSON *node, char *err, size_t errlen);

@@ -70,7 +70,8 @@ int config_defaults(struct config *cfg);
 
 /*
  * Reads a YAML config file over the defaults. Unknown keys, unknown rule IDs,
- * invalid modes and wrong types fail with "FILE:LINE: key: problem" in err.
+ * invalid modes and wrong types fail with "FILE:LINE: key: problem" in err;
+ * so does a file with no YAML document (empty: write {} for the defaults).
  * Reads the HMAC key file when one is named.
  */
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen);

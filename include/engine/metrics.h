@@ -62,6 +62,18 @@ void metrics_reload_rate_limited(void);
 void metrics_reload_workloads(long long count);
 void metrics_reload_leader(bool leader);
 
+/* The listeners' protections against slow and excess connections
+ * (docs/limits.md), by listener. */
+enum metrics_listener { ML_HTTPS, ML_METRICS, ML_COUNT };
+const char *metrics_listener_name(enum metrics_listener l);
+void metrics_connections_open(enum metrics_listener l, int delta);
+/* Closed at accept: at the limit with every connection being answered. */
+void metrics_connection_refused(enum metrics_listener l);
+/* Closed to admit a new one: one still reading its request, or an idle one. */
+void metrics_connection_evicted(enum metrics_listener l, bool idle);
+/* Closed: a request not in by its read deadline. */
+void metrics_requests_timed_out(enum metrics_listener l, unsigned n);
+
 /* Renders every metric; returns a malloc'd string (caller frees) or NULL. */
 char *metrics_render(void);
 

@@ -20,8 +20,9 @@ struct certstore *certstore_open(const char *cert_path, const char *key_path, ch
 				 size_t errlen);
 
 /* Re-reads both files. Returns 1 when a new valid pair was installed, 0 when
- * the files are unchanged (or hold the pair that failed last time), -1 on a
- * new invalid pair (err says why; the old pair stays). */
+ * the files are unchanged (or hold the pair that failed last time, or fail
+ * to read as they did last time), -1 on a new invalid pair or a file that
+ * cannot be read, is empty or too large (err says why; the old pair stays). */
 int certstore_reload(struct certstore *cs, char *err, size_t errlen);
 
 /* notAfter of the current certificate, as a Unix time. */

@@ -14,8 +14,9 @@ struct server_options {
 	const char *listen;         /* HOST:PORT for HTTPS */
 	const char *metrics_listen; /* HOST:PORT for plain HTTP, NULL for none */
 	size_t max_body;            /* bytes; larger bodies get 413 */
-	unsigned conn_limit;        /* concurrent connections */
+	unsigned conn_limit;        /* concurrent HTTPS connections (docs/limits.md) */
 	unsigned idle_timeout;      /* seconds a connection may stay idle */
+	unsigned read_timeout;      /* seconds for a request to arrive in full */
 	unsigned threads;           /* worker threads, 0 = number of CPUs */
 };
 
@@ -31,11 +32,12 @@ unsigned server_metrics_port(const struct server *srv);
 void server_set_ready(struct server *srv, int ready);
 
 /*
- * Graceful stop: not ready, stop accepting, let requests in flight finish
- * (up to timeout_ms), answer them with Connection: close, then close every
- * connection and free the server. Returns -1 when reviews still waited on
- * lookups past the grace period: the daemons were not stopped, the server
- * was not freed, and the caller must exit without freeing what they use.
+ * Graceful stop: not ready, close the listening sockets, then keep every
+ * open connection until it closes, answering whatever request arrives on
+ * it with Connection: close (up to timeout_ms); then close what is left
+ * and free the server. Returns -1 when reviews still waited on lookups
+ * past the grace period: the daemons were not stopped, the server was not
+ * freed, and the caller must exit without freeing what they use.
  */
 int server_shutdown(struct server *srv, unsigned timeout_ms);
 

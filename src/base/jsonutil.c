@@ -36,32 +36,97 @@ static int find_nul_escape(const char *buf, size_t len, char *err, size_t errlen
 	return 0;
 }
 
+size_t json_utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t len;
+	unsigned cp;
+
+	if (n == 0)
+		return 0;
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xE0) == 0xC0)
+		len = 2, cp = s[0] & 0x1F;
+	else if ((s[0] & 0xF0) == 0xE0)
+		len = 3, cp = s[0] & 0x0F;
+	else if ((s[0] & 0xF8) == 0xF0)
+		len = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3F);
+	}
+	/* Overlong forms, surrogates and code points past U+10FFFF. */
+	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return len;
+}
+
+void json_clip_utf8(char *out, size_t outlen, const char *s, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), i = 0, o = 0;
+
+	if (outlen == 0)
+		return;
+	while (i < n && o < max && o + 1 < outlen) {
+		size_t len = json_utf8_seq(p + i, n - i);
+		if (len == 0 || (len == 1 && (p[i] < 0x20 || p[i] == 0x7F))) {
+			out[o++] = '?';
+			i++;
+			continue;
+		}
+		if (o + len > max || o + len + 1 > outlen)
+			break;
+		memcpy(out + o, p + i, len);
+		o += len;
+		i += len;
+	}
+	out[o] = '\0';
+}
+
 /*
- * Raw control characters: Go refuses them inside strings and anywhere but
- * as whitespace outside; cJSON takes them. One table-driven pass, since it
- * runs over every request body.
+ * Raw control characters and bytes that are not UTF-8: Go refuses control
+ * characters inside strings and anywhere but as whitespace outside, and
+ * kube-apiserver only ever sends UTF-8; cJSON takes both, and would copy a
+ * stray byte into every response or log line that quotes the string. One
+ * table-driven pass, since it runs over every request body.
  */
-static int find_raw_control(const char *buf, size_t len, char *err, size_t errlen)
+static int scan_bytes(const char *buf, size_t len, char *err, size_t errlen)
 {
 	/* Bit 1: stops the scan inside a string; bit 2: outside one
-	 * (where tab, newline and carriage return are whitespace). */
+	 * (where tab, newline and carriage return are whitespace); bit 4:
+	 * not ASCII, anywhere. */
 	static const unsigned char cls[256] = {
 		[0 ... 8] = 3, ['\t'] = 1, ['\n'] = 1, [11 ... 12] = 3, ['\r'] = 1,
-		[14 ... 0x1f] = 3, ['"'] = 3, ['\\'] = 1,
+		[14 ... 0x1f] = 3, ['"'] = 3, ['\\'] = 1, [0x80 ... 0xff] = 4,
 	};
-	const unsigned char *p = (const unsigned char *)buf, *end = p + len;
+	const unsigned char *start = (const unsigned char *)buf, *p = start, *end = p + len;
 	bool in_str = false;
 
 	for (; p < end; p++) {
 		unsigned char k = cls[*p];
-		if (!(k & (in_str ? 1 : 2)))
+		size_t seq;
+		if (!(k & (in_str ? 5 : 6)))
 			continue;
 		if (*p == '"') {
 			in_str = !in_str;
 		} else if (*p == '\\') {
 			p++; /* the escaped byte; cJSON validates escapes */
+		} else if (k & 4) {
+			seq = json_utf8_seq(p, (size_t)(end - p));
+			if (seq == 0) {
+				snprintf(err, errlen, "invalid UTF-8 at byte %zu", (size_t)(p - start));
+				return -1;
+			}
+			p += seq - 1;
 		} else {
-			snprintf(err, errlen, "control character at byte %zu", (size_t)(p - (const unsigned char *)buf));
+			snprintf(err, errlen, "control character at byte %zu", (size_t)(p - start));
 			return -1;
 		}
 	}
@@ -71,6 +136,17 @@ static int find_raw_control(const char *buf, size_t len, char *err, size_t errle
 static int cmp_names(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The error names the key, clipped on a character boundary: it reaches
+ * the response body and the log. */
+static int duplicate_key(const char *name, char *err, size_t errlen)
+{
+	char clipped[65];
+
+	json_clip_utf8(clipped, sizeof(clipped), name, 64);
+	snprintf(err, errlen, "duplicate key \"%s\"", clipped);
+	return -1;
 }
 
 /* Duplicate member names of one object: pairwise for the small objects
@@ -87,10 +163,8 @@ static int check_object_keys(const cJSON *obj, char *err, size_t errlen)
 	if (n <= 16) {
 		for (c = obj->child; c; c = c->next) {
 			for (d = c->next; d; d = d->next) {
-				if (strcmp(c->string, d->string) == 0) {
-					snprintf(err, errlen, "duplicate key \"%.64s\"", c->string);
-					return -1;
-				}
+				if (strcmp(c->string, d->string) == 0)
+					return duplicate_key(c->string, err, errlen);
 			}
 		}
 		return 0;
@@ -106,7 +180,7 @@ static int check_object_keys(const cJSON *obj, char *err, size_t errlen)
 	qsort(names, n, sizeof(*names), cmp_names);
 	for (i = 1; i < n; i++) {
 		if (strcmp(names[i - 1], names[i]) == 0) {
-			snprintf(err, errlen, "duplicate key \"%.64s\"", names[i]);
+			duplicate_key(names[i], err, errlen);
 			goto out;
 		}
 	}
@@ -159,7 +233,7 @@ int json_parse_strict(const char *buf, size_t len, cJSON **out, char *err, size_
 	cJSON *doc;
 
 	*out = NULL;
-	if (find_nul_escape(buf, len, err, errlen) < 0 || find_raw_control(buf, len, err, errlen) < 0)
+	if (find_nul_escape(buf, len, err, errlen) < 0 || scan_bytes(buf, len, err, errlen) < 0)
 		return -1;
 	/* len + 1 takes in the terminating NUL, so trailing bytes fail. */
 	doc = cJSON_ParseWithLengthOpts(buf, len + 1, &end, 1);

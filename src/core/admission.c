@@ -260,32 +260,13 @@ int admission_deny(struct admission_response *resp, const char *message)
 	return 0;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
+/* Length of the UTF-8 sequence at s that kube-apiserver keeps as is, or 0:
+ * well-formed, and not a C1 control character (U+0080 to U+009F). */
 static size_t utf8_seq(const unsigned char *s, size_t n)
 {
-	size_t len;
-	unsigned cp;
+	size_t len = json_utf8_seq(s, n);
 
-	if (s[0] < 0x80)
-		return 1;
-	if ((s[0] & 0xE0) == 0xC0)
-		len = 2, cp = s[0] & 0x1F;
-	else if ((s[0] & 0xF0) == 0xE0)
-		len = 3, cp = s[0] & 0x0F;
-	else if ((s[0] & 0xF8) == 0xF0)
-		len = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3F);
-	}
-	/* Overlong forms, surrogates and out-of-range code points are invalid. */
-	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) || (cp >= 0x80 && cp < 0xA0))
+	if (len == 2 && s[0] == 0xC2 && s[1] < 0xA0)
 		return 0;
 	return len;
 }

@@ -329,12 +329,22 @@ int config_load_buffer(const char *name, const char *buf, size_t len, struct con
 	}
 	if (manifest_load_buffer(name, buf, len, &docs, err, errlen) < 0)
 		goto out;
+	/* An empty file is what a reader sees in the middle of an in-place
+	 * rewrite (truncate, then write): taking it for "all defaults" would
+	 * swap every setting out for an instant. Defaults are asked for with
+	 * an empty mapping, {}. */
+	if (docs.n == 0) {
+		snprintf(err, errlen,
+			 "%s: no YAML document (the file is empty or holds only comments); "
+			 "write {} for the built-in defaults", name);
+		goto out;
+	}
 	if (docs.n > 1) {
 		snprintf(err, errlen, "%s:%d: expected one YAML document, found %zu", name,
 			 docs.docs[1].line, docs.n);
 		goto out;
 	}
-	if (docs.n == 1 && read_top(&r, docs.docs[0].root, cfg) < 0)
+	if (read_top(&r, docs.docs[0].root, cfg) < 0)
 		goto out;
 	if (load_hmac_key(cfg, err, errlen) < 0)
 		goto out;

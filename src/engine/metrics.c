@@ -150,6 +150,43 @@ void metrics_reload_leader(bool leader)
 	atomic_store(&reload_leader, leader ? 1 : 0);
 }
 
+/* ---- connections of the listeners ---- */
+
+static const char *const listener_names[ML_COUNT] = { "https", "metrics" };
+static atomic_llong conns_open[ML_COUNT];
+static atomic_ullong conns_refused_limit[ML_COUNT];
+static atomic_ullong conns_evicted[ML_COUNT][2]; /* reading, idle */
+static atomic_ullong requests_timed_out[ML_COUNT];
+
+const char *metrics_listener_name(enum metrics_listener l)
+{
+	return (unsigned)l < ML_COUNT ? listener_names[l] : "unknown";
+}
+
+void metrics_connections_open(enum metrics_listener l, int delta)
+{
+	if ((unsigned)l < ML_COUNT)
+		atomic_fetch_add_explicit(&conns_open[l], delta, memory_order_relaxed);
+}
+
+void metrics_connection_refused(enum metrics_listener l)
+{
+	if ((unsigned)l < ML_COUNT)
+		atomic_fetch_add_explicit(&conns_refused_limit[l], 1, memory_order_relaxed);
+}
+
+void metrics_connection_evicted(enum metrics_listener l, bool idle)
+{
+	if ((unsigned)l < ML_COUNT)
+		atomic_fetch_add_explicit(&conns_evicted[l][idle ? 1 : 0], 1, memory_order_relaxed);
+}
+
+void metrics_requests_timed_out(enum metrics_listener l, unsigned n)
+{
+	if ((unsigned)l < ML_COUNT)
+		atomic_fetch_add_explicit(&requests_timed_out[l], n, memory_order_relaxed);
+}
+
 struct out {
 	char *buf;
 	size_t len;
@@ -245,6 +282,33 @@ static void render_state(struct out *o)
 	emit(o, "rollgate_build_info{version=\"%s\"} 1\n", ROLLGATE_VERSION);
 }
 
+static void render_connections(struct out *o)
+{
+	header(o, "rollgate_connections_open", "gauge", "Connections open, by listener.");
+	for (int l = 0; l < ML_COUNT; l++)
+		emit(o, "rollgate_connections_open{listener=\"%s\"} %lld\n", listener_names[l],
+		     (long long)atomic_load(&conns_open[l]));
+	header(o, "rollgate_connections_refused_total", "counter",
+	       "New connections closed at once, by listener and reason.");
+	for (int l = 0; l < ML_COUNT; l++)
+		emit(o, "rollgate_connections_refused_total{listener=\"%s\",reason=\"limit\"} %llu\n",
+		     listener_names[l], get(&conns_refused_limit[l]));
+	header(o, "rollgate_connections_evicted_total", "counter",
+	       "Connections closed at the connection limit to admit a new one, by listener and state.");
+	for (int l = 0; l < ML_COUNT; l++) {
+		emit(o, "rollgate_connections_evicted_total{listener=\"%s\",state=\"reading\"} %llu\n",
+		     listener_names[l], get(&conns_evicted[l][0]));
+		emit(o, "rollgate_connections_evicted_total{listener=\"%s\",state=\"idle\"} %llu\n",
+		     listener_names[l], get(&conns_evicted[l][1]));
+	}
+	header(o, "rollgate_requests_timed_out_total", "counter",
+	       "Connections closed because a request did not arrive in full within the read timeout, "
+	       "by listener.");
+	for (int l = 0; l < ML_COUNT; l++)
+		emit(o, "rollgate_requests_timed_out_total{listener=\"%s\"} %llu\n", listener_names[l],
+		     get(&requests_timed_out[l]));
+}
+
 /* Series of resources never watched are left out: an age without a sync
  * would be meaningless. */
 static void render_watch(struct out *o)
@@ -296,6 +360,7 @@ char *metrics_render(void)
 	if (!o.buf)
 		return NULL;
 	render_requests(&o);
+	render_connections(&o);
 	render_state(&o);
 	render_watch(&o);
 	if (o.full) {

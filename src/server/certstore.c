@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ struct certstore {
 	size_t cert_len;
 	char *key_pem;
 	size_t key_len;
+	char *unreadable;        /* why a file could not be read last time */
 	struct generation *gens; /* newest first */
 };
 
@@ -179,6 +181,17 @@ static void discard_key(char *key, size_t klen)
 	free(key);
 }
 
+/* True when a file fails to read as it did last time (an empty file in the
+ * middle of an in-place rewrite, say): reported once, not at every check. */
+static bool same_failure(struct certstore *cs, const char *err)
+{
+	if (cs->unreadable && strcmp(cs->unreadable, err) == 0)
+		return true;
+	free(cs->unreadable);
+	cs->unreadable = strdup(err);
+	return false;
+}
+
 int certstore_reload(struct certstore *cs, char *err, size_t errlen)
 {
 	size_t clen = 0, klen = 0;
@@ -188,8 +201,10 @@ int certstore_reload(struct certstore *cs, char *err, size_t errlen)
 
 	if (!cert || !key) {
 		free(cert);
-		return -1;
+		return same_failure(cs, err) ? 0 : -1;
 	}
+	free(cs->unreadable);
+	cs->unreadable = NULL;
 	if (cs->cert_pem && clen == cs->cert_len && klen == cs->key_len &&
 	    memcmp(cert, cs->cert_pem, clen) == 0 && memcmp(key, cs->key_pem, klen) == 0) {
 		free(cert);
@@ -257,6 +272,7 @@ void certstore_close(struct certstore *cs)
 		generation_free(g);
 	}
 	remember(cs, NULL, 0, NULL, 0);
+	free(cs->unreadable);
 	free(cs->cert_path);
 	free(cs->key_path);
 	free(cs);

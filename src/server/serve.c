@@ -78,7 +78,8 @@ static void serve_usage(FILE *out)
 		"                              (default /etc/rollgate/tls/tls.crt)\n"
 		"  --tls-key PATH              its private key, PEM (default /etc/rollgate/tls/tls.key)\n"
 		"  --metrics-listen HOST:PORT  metrics and probes, plain HTTP (default 0.0.0.0:9090)\n"
-		"  --config PATH               YAML config (default: built-in defaults)\n"
+		"  --config PATH               YAML config (default: built-in defaults; an empty\n"
+		"                              file is an error, {} means the defaults)\n"
 		"  --objects DIR               read ConfigMaps, Secrets and Deployments from manifests\n"
 		"                              in DIR instead of the Kubernetes API\n"
 		"  --kubeconfig PATH           reach the Kubernetes API through this kubeconfig\n"
@@ -89,16 +90,21 @@ static void serve_usage(FILE *out)
 		"  --log-format json|text      (default json)\n"
 		"  --log-level debug|info|warn|error  (default info)\n"
 		"  --max-body-bytes N          larger requests get 413 (default 8388608)\n"
-		"  --max-connections N         concurrent connections (default 1024)\n"
+		"  --max-connections N         concurrent HTTPS connections; past it a new one\n"
+		"                              replaces the one waiting longest for its request,\n"
+		"                              or is refused (default 1024)\n"
 		"  --idle-timeout SECONDS      close idle connections after this (default 60)\n"
+		"  --read-timeout SECONDS      a request's headers and body must arrive within\n"
+		"                              this, however slowly they trickle (default 5)\n"
 		"  --threads N                 worker threads (default: number of CPUs)\n"
-		"  --drain-timeout SECONDS     on SIGTERM, wait this long for requests in flight\n"
-		"                              (default 8)\n"
+		"  --drain-timeout SECONDS     on SIGTERM, keep open connections this long,\n"
+		"                              answering what arrives on them (default 8)\n"
 		"  --sync-timeout SECONDS      with the Kubernetes API, report ready once the watch\n"
 		"                              cache has synced, or after this long with a warning\n"
 		"                              (lookups use GETs until then; default 30)\n"
 		"  -h, --help                  show this help\n\n"
 		"Certificate, config and object files are re-read when they change.\n"
+		"docs/limits.md describes the protections against slow and excess clients.\n"
 		"With the Kubernetes API, ConfigMaps and Secrets are listed and watched into a\n"
 		"digest-only cache (config key watch:), and the reload controller (config key\n"
 		"reload:, on by default) rolls out opted-in workloads when a value they use\n"
@@ -134,6 +140,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		{ "max-body-bytes", required_argument, NULL, 'b' },
 		{ "max-connections", required_argument, NULL, 'n' },
 		{ "idle-timeout", required_argument, NULL, 'i' },
+		{ "read-timeout", required_argument, NULL, 'r' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "drain-timeout", required_argument, NULL, 'd' },
 		{ "sync-timeout", required_argument, NULL, 's' },
@@ -144,7 +151,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 	int c, idx = 0;
 
 	*o = (struct serve_opts){
-		.srv = { "0.0.0.0:8443", "0.0.0.0:9090", 8u << 20, 1024, 60, 0 },
+		.srv = { "0.0.0.0:8443", "0.0.0.0:9090", 8u << 20, 1024, 60, 5, 0 },
 		.tls_cert = "/etc/rollgate/tls/tls.crt",
 		.tls_key = "/etc/rollgate/tls/tls.key",
 		.log_format = LOG_FORMAT_JSON,
@@ -190,6 +197,11 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 				goto bad;
 			o->srv.idle_timeout = (unsigned)v;
 			break;
+		case 'r':
+			if (parse_uint(optarg, 600, &v) < 0 || v < 1)
+				goto bad;
+			o->srv.read_timeout = (unsigned)v;
+			break;
 		case 't':
 			if (parse_uint(optarg, 256, &v) < 0)
 				goto bad;
@@ -234,6 +246,7 @@ struct config_watch {
 	const char *path;
 	char *seen;
 	size_t seen_len;
+	char *unreadable;          /* why the file could not be read last time */
 	char *key_path;            /* stamp.hmacKeyFile of the config in force */
 	unsigned char key_sha[32]; /* SHA-256 of that file: a rotated key reloads */
 };
@@ -340,6 +353,27 @@ static struct config *copy_config(const struct config_watch *w, char *err, size_
 	return cfg;
 }
 
+/*
+ * A reload that keeps the last good config: counted and logged once per
+ * problem, not at every poll (the bytes of a bad file are remembered in
+ * seen; an unreadable file's reason here).
+ */
+static void config_rejected(struct config_watch *w, const char *err, bool unreadable)
+{
+	if (unreadable) {
+		if (w->unreadable && strcmp(w->unreadable, err) == 0)
+			return;
+		free(w->unreadable);
+		w->unreadable = strdup(err);
+	}
+	metrics_reload(RELOAD_CONFIG, false);
+	RG_LOG(LOG_ERROR, "config rejected; the last good config stays in force",
+	       LF_S("reason", err));
+	/* Report a bad key file once, not at every poll. */
+	if (w->key_path)
+		file_fingerprint(w->key_path, w->key_sha);
+}
+
 static void reload_config(struct config_watch *w, struct webhook *wh, struct api *api)
 {
 	char err[512];
@@ -350,22 +384,23 @@ static void reload_config(struct config_watch *w, struct webhook *wh, struct api
 	if (!w->path)
 		return;
 	buf = manifest_slurp(w->path, 1u << 20, &len, err, sizeof(err));
-	if (buf && w->seen && len == w->seen_len && memcmp(buf, w->seen, len) == 0 &&
-	    !key_changed(w)) {
+	if (!buf) {
+		config_rejected(w, err, true);
+		return;
+	}
+	free(w->unreadable);
+	w->unreadable = NULL;
+	if (w->seen && len == w->seen_len && memcmp(buf, w->seen, len) == 0 && !key_changed(w)) {
 		free(buf);
 		return;
 	}
 	free(buf);
 	cfg = load_config(w, err, sizeof(err));
-	metrics_reload(RELOAD_CONFIG, cfg != NULL);
 	if (!cfg) {
-		RG_LOG(LOG_ERROR, "config rejected; the last good config stays in force",
-		       LF_S("reason", err));
-		/* Report a bad key file once, not at every poll. */
-		if (w->key_path)
-			file_fingerprint(w->key_path, w->key_sha);
+		config_rejected(w, err, false);
 		return;
 	}
+	metrics_reload(RELOAD_CONFIG, true);
 	if (api->cache && !same_scope(api, cfg))
 		RG_LOG(LOG_WARN, "watch: settings changed; they take effect on the next restart",
 		       LF_S("path", w->path));
@@ -682,6 +717,7 @@ out:
 	certstore_close(cs);
 	free(cw.seen);
 	free(cw.key_path);
+	free(cw.unreadable);
 	if (rc == 0)
 		RG_LOG(LOG_INFO, "stopped", LF_END);
 	return rc;

@@ -1,9 +1,16 @@
 /*
  * HTTP edge: routing, method/content-type/size checks, TLS, suspension of
  * requests that wait on lookups, graceful drain. Decisions live in webhook.
+ *
+ * Around libmicrohttpd the server adds what it lacks (docs/limits.md): a
+ * guard on each listener (connguard) for a read deadline and a connection
+ * limit enforced at accept time, framing checks on every request's
+ * headers, and a drain that answers whatever arrives on an open connection
+ * until that connection closes.
  */
 #include "server.h"
 
+#include <dlfcn.h>
 #include <netdb.h>
 #include <stdint.h>
 #include <arpa/inet.h>
@@ -18,17 +25,25 @@
 #include <time.h>
 #include <unistd.h>
 #include <microhttpd.h>
+#include <gnutls/gnutls.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <cjson/cJSON.h>
 
 #include "certstore.h"
+#include "connguard.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "metrics.h"
 
-/* Mozilla "intermediate": TLS 1.2 and 1.3, ECDHE key exchange, AEAD only. */
+/* Mozilla "intermediate": TLS 1.2 and 1.3, ECDHE key exchange, AEAD only.
+ * X25519 first: it is the key share Go (kube-apiserver), OpenSSL and curl
+ * send first, and with the server's precedence any other first group costs
+ * every new connection a HelloRetryRequest round trip. */
 static const char tls_priorities[] =
 	"SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"
-	"+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE";
+	"+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-GROUP-ALL:"
+	"+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:%SERVER_PRECEDENCE";
 
 /* One single-threaded daemon per worker, all bound to the port with
  * SO_REUSEPORT: the kernel spreads connections evenly over them, where one
@@ -38,15 +53,25 @@ static const char tls_priorities[] =
 /* How long past the drain a stop waits for reviews still on lookups. */
 #define STOP_GRACE_MS 10000.0
 
+/* The metrics listener: the kubelet's probes and Prometheus. */
+#define METRICS_CONN_LIMIT 64u
+#define METRICS_IDLE_TIMEOUT 10u
+
+/* Descriptors kept for everything but HTTPS connections: listeners, epoll
+ * and wake-up pipes, the metrics listener's 64 connections, files, the
+ * Kubernetes API. */
+#define FD_RESERVE 256
+
 struct server {
 	struct MHD_Daemon *https[MAX_WORKERS];
 	unsigned n_https;
 	struct MHD_Daemon *metrics;
 	struct webhook *wh;
 	size_t max_body;
+	struct connguard *https_guard;
+	struct connguard *metrics_guard;
 	atomic_int ready;
 	atomic_int draining;
-	atomic_int inflight;  /* admission requests between first byte and completion */
 	atomic_int reviewing; /* reviews between their start and their answer or resumption */
 	atomic_int stopping;  /* set once the daemons are about to stop: no new reviews */
 };
@@ -87,6 +112,8 @@ static enum MHD_Result send_buffer(struct server *srv, struct MHD_Connection *co
 			free(buf);
 		return MHD_NO;
 	}
+	/* Answered from here on: no read deadline, never evicted. */
+	connguard_busy(conn);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
 	/* kube-apiserver reuses idle connections: a draining server tells it not to. */
 	if (atomic_load(&srv->draining))
@@ -104,9 +131,13 @@ static enum MHD_Result reject(struct server *srv, struct MHD_Connection *conn,
 			      const char *reason)
 {
 	cJSON *o = cJSON_CreateObject();
-	char *body;
+	char *body, m[24], path[160];
 
-	RG_LOG(LOG_WARN, "request rejected", LF_S("method", method), LF_S("path", url),
+	/* Both come from the request line (libmicrohttpd decodes %XX in the
+	 * path): clipped to valid UTF-8 before they reach the log. */
+	json_clip_utf8(m, sizeof(m), method, sizeof(m) - 1);
+	json_clip_utf8(path, sizeof(path), url, sizeof(path) - 1);
+	RG_LOG(LOG_WARN, "request rejected", LF_S("method", m), LF_S("path", path),
 	       LF_I("status", status), LF_S("reason", reason));
 	if (rq && !rq->counted) {
 		rq->counted = true;
@@ -179,7 +210,6 @@ static enum MHD_Result admission_begin(struct server *srv, struct MHD_Connection
 	if (!rq)
 		return MHD_NO;
 	*con_cls = rq;
-	atomic_fetch_add(&srv->inflight, 1);
 	metrics_inflight(1);
 	if (strcmp(method, "POST") != 0)
 		return reject(srv, conn, rq, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
@@ -189,21 +219,17 @@ static enum MHD_Result admission_begin(struct server *srv, struct MHD_Connection
 			      "Content-Type must be application/json");
 	clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (clen && strtoull(clen, NULL, 10) > srv->max_body) {
-		/* A client waiting for 100-continue, or one announcing an abusive
-		 * size, is answered at once (the connection then closes). Others
-		 * are drained without buffering, so they read a clean 413 instead
-		 * of a reset in the middle of their upload. */
-		if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT) ||
-		    strtoull(clen, NULL, 10) / 16 > srv->max_body) {
-			snprintf(reason, sizeof(reason), "body larger than %zu bytes", srv->max_body);
-			return reject(srv, conn, rq, method, url, MHD_HTTP_CONTENT_TOO_LARGE, reason);
-		}
-		rq->too_large = true;
+		/* Refused before a byte of the body is read; libmicrohttpd closes
+		 * the connection after this answer instead of reading it. */
+		snprintf(reason, sizeof(reason), "body larger than %zu bytes", srv->max_body);
+		return reject(srv, conn, rq, method, url, MHD_HTTP_CONTENT_TOO_LARGE, reason);
 	}
 	return MHD_YES;
 }
 
-/* Buffers body bytes up to the cap; past it, flags and drains. */
+/* Buffers body bytes up to the cap; past it, flags and drains (a chunked
+ * body, whose size is not announced: libmicrohttpd can answer only once the
+ * whole request is in, and the read deadline bounds the wait). */
 static void admission_upload(struct server *srv, struct request *rq, const char *data, size_t size)
 {
 	if (rq->too_large)
@@ -316,6 +342,7 @@ static enum MHD_Result admission_finish(struct server *srv, struct MHD_Connectio
 	if (wait) {
 		rq->suspended = true;
 		rq->srv = srv;
+		connguard_busy(conn);
 		MHD_suspend_connection(conn);
 	}
 	pthread_mutex_unlock(&rq->lock);
@@ -325,25 +352,119 @@ static enum MHD_Result admission_finish(struct server *srv, struct MHD_Connectio
 	return admission_respond(srv, conn, rq);
 }
 
+/* What the framing checks need from a request's headers. */
+struct framing {
+	unsigned n_host, n_clen, n_te;
+	const char *clen; /* the first Content-Length */
+	const char *te;   /* the first Transfer-Encoding */
+	bool clen_conflict;
+};
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+				   const char *value)
+{
+	struct framing *f = cls;
+
+	(void)kind;
+	if (!value)
+		value = "";
+	if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+		f->n_host++;
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+		if (f->n_clen++ == 0)
+			f->clen = value;
+		else if (strcmp(f->clen, value) != 0)
+			f->clen_conflict = true;
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		if (f->n_te++ == 0)
+			f->te = value;
+	}
+	return MHD_YES;
+}
+
+/*
+ * The framing of every request, checked before routing (RFC 9112): two
+ * parties that read a request's length differently let a request smuggle
+ * another, and libmicrohttpd 0.9.75 takes the first of two Content-Length
+ * headers, serves HTTP/1.1 without Host, and reads a body in any
+ * Transfer-Encoding but chunked until the connection closes. (It checks a
+ * Content-Length value itself.) Returns 0, or a status with *reason.
+ */
+static int check_framing(struct MHD_Connection *conn, const char *version, const char **reason)
+{
+	struct framing f = { 0 };
+	bool http10 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
+
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &f);
+	*reason = NULL;
+	if (!http10 && f.n_host == 0)
+		*reason = "HTTP/1.1 request without a Host header";
+	else if (f.n_host > 1)
+		*reason = "more than one Host header";
+	else if (f.clen_conflict)
+		*reason = "conflicting Content-Length headers";
+	else if (f.n_te > 0 && http10)
+		*reason = "Transfer-Encoding in an HTTP/1.0 request";
+	else if (f.n_te > 0 && f.n_clen > 0)
+		*reason = "both Transfer-Encoding and Content-Length";
+	if (*reason)
+		return MHD_HTTP_BAD_REQUEST;
+	if (f.n_te > 1 || (f.n_te == 1 && strcasecmp(f.te, "chunked") != 0)) {
+		*reason = "Transfer-Encoding not supported (only chunked is)";
+		return MHD_HTTP_NOT_IMPLEMENTED;
+	}
+	return 0;
+}
+
+/* The first call, with the headers in: framing, route, the checks that
+ * need no body. */
+static enum MHD_Result first_call(struct server *srv, struct MHD_Connection *conn,
+				  const char *url, const char *method, const char *version,
+				  void **con_cls)
+{
+	enum metrics_endpoint ep;
+	const char *reason;
+	int status = check_framing(conn, version, &reason);
+
+	if (status)
+		return reject(srv, conn, NULL, method, url, status, reason);
+	if (strcmp(url, "/mutate") == 0)
+		ep = EP_MUTATE;
+	else if (strcmp(url, "/validate") == 0)
+		ep = EP_VALIDATE;
+	else if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0)
+		return health(srv, conn, url, method);
+	else
+		return reject(srv, conn, NULL, method, url, MHD_HTTP_NOT_FOUND, "not found");
+	return admission_begin(srv, conn, url, method, ep, con_cls);
+}
+
+/* A request answered on its first call with a body on its way: the body
+ * stays unread, and libmicrohttpd closes the connection after the answer. */
+static void note_unread_body(struct MHD_Connection *conn)
+{
+	const char *clen;
+
+	if (!MHD_get_connection_info(conn, MHD_CONNECTION_INFO_HTTP_STATUS))
+		return; /* no answer queued */
+	clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if ((clen && strtoull(clen, NULL, 10) > 0) ||
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+		connguard_answered_early(conn);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
 {
 	struct server *srv = cls;
 	struct request *rq = *con_cls;
-	enum metrics_endpoint ep;
+	enum MHD_Result ret;
 
-	(void)version;
 	if (!rq) {
-		if (strcmp(url, "/mutate") == 0)
-			ep = EP_MUTATE;
-		else if (strcmp(url, "/validate") == 0)
-			ep = EP_VALIDATE;
-		else if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0)
-			return health(srv, conn, url, method);
-		else
-			return reject(srv, conn, NULL, method, url, MHD_HTTP_NOT_FOUND, "not found");
-		return admission_begin(srv, conn, url, method, ep, con_cls);
+		ret = first_call(srv, conn, url, method, version, con_cls);
+		note_unread_body(conn);
+		return ret;
 	}
 	if (*upload_data_size > 0) {
 		admission_upload(srv, rq, upload_data, *upload_data_size);
@@ -359,7 +480,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct server *srv = cls;
 	struct request *rq = *con_cls;
 
-	(void)conn, (void)toe;
+	(void)srv, (void)toe;
+	/* The next request's deadline starts with its request line. */
+	connguard_idle(conn);
 	if (!rq)
 		return;
 	if (!rq->counted)
@@ -370,7 +493,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	free(rq);
 	*con_cls = NULL;
 	metrics_inflight(-1);
-	atomic_fetch_sub(&srv->inflight, 1);
 }
 
 static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *conn, const char *url,
@@ -462,7 +584,7 @@ static struct addrinfo *resolve(const char *listen, char *err, size_t errlen)
 /* Starts one HTTPS daemon on ai (port 0 picks one; later workers pass the
  * port the first one got). */
 static struct MHD_Daemon *start_worker(struct server *srv, const struct server_options *o,
-				       struct addrinfo *ai, unsigned port, unsigned conn_limit)
+				       struct addrinfo *ai, unsigned port, unsigned mhd_limit)
 {
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TLS |
 			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
@@ -475,13 +597,15 @@ static struct MHD_Daemon *start_worker(struct server *srv, const struct server_o
 		else
 			((struct sockaddr_in *)ai->ai_addr)->sin_port = htons((uint16_t)port);
 	}
-	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
+	return MHD_start_daemon(flags, 0, connguard_accept, srv->https_guard, on_request, srv,
 				MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 				MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-				MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+				MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
 				MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout,
 				MHD_OPTION_HTTPS_CERT_CALLBACK, certstore_retrieve,
 				MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
+				MHD_OPTION_NOTIFY_CONNECTION, connguard_notify, srv->https_guard,
+				MHD_OPTION_URI_LOG_CALLBACK, connguard_request_line, srv->https_guard,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 				MHD_OPTION_END);
@@ -506,64 +630,150 @@ static int port_free(const struct addrinfo *ai)
 	return ok;
 }
 
+/*
+ * Room for the connection limit: raises the soft limit on open files to
+ * what the limit needs (up to the hard limit), and when even that is too
+ * low, lowers the connection limit to fit, since running out of descriptors
+ * would make libmicrohttpd stop accepting until a connection closes.
+ * Returns the connection limit to enforce.
+ */
+static unsigned fit_fd_limit(unsigned want, unsigned extra)
+{
+	struct rlimit rl;
+	rlim_t need = (rlim_t)want + extra + FD_RESERVE;
+	unsigned fit;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return want;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+		return want;
+	fit = rl.rlim_cur > (rlim_t)extra + FD_RESERVE + 1 ? (unsigned)(rl.rlim_cur - extra - FD_RESERVE) : 1;
+	RG_LOG(LOG_WARN, "--max-connections lowered to fit the limit on open files (ulimit -n)",
+	       LF_I("max_connections", fit), LF_I("asked", want), LF_I("open_files_limit", rl.rlim_cur));
+	return fit;
+}
+
+/*
+ * A guard for a listener of limit connections, and the connection limit to
+ * give each of its libmicrohttpd daemons: evicted connections hold their
+ * socket until their thread closes them, and each daemon may admit one
+ * connection past the limit before the table counts it. Every daemon gets
+ * room for all of that (the kernel may hand any of them every connection):
+ * libmicrohttpd must never reach its own limit.
+ */
+static struct connguard *guard_listener(enum metrics_listener which, unsigned limit,
+					unsigned daemons, const struct server_options *o,
+					unsigned idle_timeout, unsigned *mhd_limit, char *err,
+					size_t errlen)
+{
+	struct conntrack_limits lim = { limit, limit / 4 + 8, o->read_timeout * 1000u,
+					idle_timeout * 1000u };
+
+	*mhd_limit = limit + lim.max_closing + daemons + 8;
+	return connguard_new(which, &lim, err, errlen);
+}
+
 static int start_https(struct server *srv, const struct server_options *o, char *err,
 		       size_t errlen)
 {
 	struct addrinfo *ai = resolve(o->listen, err, errlen);
 	long threads = o->threads ? (long)o->threads : sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned port = 0, limit;
+	unsigned port = 0, limit, mhd_limit;
+	int rc = -1;
 
 	if (!ai)
 		return -1;
 	if (!port_free(ai)) {
 		snprintf(err, errlen, "cannot listen on %s (address in use or not available)", o->listen);
-		freeaddrinfo(ai);
-		return -1;
+		goto out;
 	}
 	if (threads < 1)
 		threads = 1;
 	if (threads > MAX_WORKERS)
 		threads = MAX_WORKERS;
-	limit = o->conn_limit / (unsigned)threads;
-	if (limit < 1)
-		limit = 1;
+	limit = fit_fd_limit(o->conn_limit, o->conn_limit / 4 + 16 + (unsigned)threads);
+	srv->https_guard = guard_listener(ML_HTTPS, limit, (unsigned)threads, o, o->idle_timeout,
+					  &mhd_limit, err, errlen);
+	if (!srv->https_guard)
+		goto out;
 	for (long i = 0; i < threads; i++) {
-		struct MHD_Daemon *d = start_worker(srv, o, ai, port, limit);
+		struct MHD_Daemon *d = start_worker(srv, o, ai, port, mhd_limit);
 		if (!d) {
 			snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
 				 o->listen);
-			freeaddrinfo(ai);
-			return -1;
+			goto out;
 		}
 		srv->https[srv->n_https++] = d;
 		port = daemon_port(d);
 	}
+	rc = 0;
+out:
 	freeaddrinfo(ai);
-	return 0;
+	return rc;
 }
 
-static struct MHD_Daemon *start_metrics(struct server *srv, const char *listen, char *err,
-					size_t errlen)
+/* The completion callback of the metrics listener. */
+static void on_metrics_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+				 enum MHD_RequestTerminationCode toe)
 {
-	struct addrinfo *ai = resolve(listen, err, errlen);
-	struct MHD_Daemon *d;
+	(void)cls, (void)con_cls, (void)toe;
+	connguard_idle(conn);
+}
+
+/* The metrics listener has the same protections: the kubelet's probes
+ * reach it, and a few slow clients must not make them fail. */
+static int start_metrics(struct server *srv, const struct server_options *o, char *err,
+			 size_t errlen)
+{
+	struct addrinfo *ai = resolve(o->metrics_listen, err, errlen);
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
 			 MHD_USE_ERROR_LOG;
+	unsigned mhd_limit;
+	struct connguard *g;
 
 	if (!ai)
-		return NULL;
+		return -1;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	d = MHD_start_daemon(flags, 0, NULL, NULL, on_metrics, srv,
-			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-			     MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-			     MHD_OPTION_CONNECTION_LIMIT, 64u,
-			     MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-			     MHD_OPTION_END);
+	g = guard_listener(ML_METRICS, METRICS_CONN_LIMIT, 1, o, METRICS_IDLE_TIMEOUT, &mhd_limit,
+			   err, errlen);
+	srv->metrics_guard = g;
+	if (g)
+		srv->metrics = MHD_start_daemon(flags, 0, connguard_accept, g, on_metrics, srv,
+						MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+						MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+						MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
+						MHD_OPTION_CONNECTION_TIMEOUT, METRICS_IDLE_TIMEOUT,
+						MHD_OPTION_NOTIFY_CONNECTION, connguard_notify, g,
+						MHD_OPTION_URI_LOG_CALLBACK, connguard_request_line, g,
+						MHD_OPTION_NOTIFY_COMPLETED, on_metrics_completed, NULL,
+						MHD_OPTION_END);
 	freeaddrinfo(ai);
-	if (!d)
-		snprintf(err, errlen, "cannot listen on %s (address in use or not available)", listen);
-	return d;
+	if (g && !srv->metrics)
+		snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
+			 o->metrics_listen);
+	return srv->metrics ? 0 : -1;
+}
+
+/* Stops the daemons and frees srv: the guards' threads stop first, the
+ * guards go last (the daemons report their connections closed as they
+ * stop). */
+static void server_free(struct server *srv)
+{
+	connguard_stop(srv->https_guard);
+	connguard_stop(srv->metrics_guard);
+	for (unsigned i = 0; i < srv->n_https; i++)
+		MHD_stop_daemon(srv->https[i]);
+	if (srv->metrics)
+		MHD_stop_daemon(srv->metrics);
+	connguard_free(srv->https_guard);
+	connguard_free(srv->metrics_guard);
+	free(srv);
 }
 
 struct server *server_start(const struct server_options *opts, struct webhook *wh, char *err,
@@ -579,16 +789,11 @@ struct server *server_start(const struct server_options *opts, struct webhook *w
 	srv->max_body = opts->max_body;
 	if (start_https(srv, opts, err, errlen) < 0)
 		goto fail;
-	if (opts->metrics_listen) {
-		srv->metrics = start_metrics(srv, opts->metrics_listen, err, errlen);
-		if (!srv->metrics)
-			goto fail;
-	}
+	if (opts->metrics_listen && start_metrics(srv, opts, err, errlen) < 0)
+		goto fail;
 	return srv;
 fail:
-	for (unsigned i = 0; i < srv->n_https; i++)
-		MHD_stop_daemon(srv->https[i]);
-	free(srv);
+	server_free(srv);
 	return NULL;
 }
 
@@ -622,10 +827,12 @@ int server_shutdown(struct server *srv, unsigned timeout_ms)
 {
 	struct timespec start, pause = { 0, 20 * 1000 * 1000 };
 	MHD_socket lsock;
+	unsigned left;
 
 	if (!srv)
 		return 0;
 	server_set_ready(srv, 0);
+	/* From here every answer says Connection: close. */
 	atomic_store(&srv->draining, 1);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (unsigned i = 0; i < srv->n_https; i++) {
@@ -633,27 +840,96 @@ int server_shutdown(struct server *srv, unsigned timeout_ms)
 		if (lsock != MHD_INVALID_SOCKET)
 			close(lsock);
 	}
-	while (atomic_load(&srv->inflight) > 0 && elapsed(&start) * 1000.0 < timeout_ms)
+	/* A request may already be on its way over any open connection, even
+	 * an idle one: kube-apiserver does not send a POST again once it is
+	 * written. So every connection stays open, and whatever arrives on it
+	 * is read and answered, until its client closes it or it closes after
+	 * such an answer. Only the drain timeout cuts this short. */
+	while (connguard_open(srv->https_guard) > 0 && elapsed(&start) * 1000.0 < timeout_ms)
 		nanosleep(&pause, NULL);
-	/* Keep-alive connections may still bring reviews: from here they get
-	 * 503. A review waiting on lookups must be resumed before its daemon
-	 * stops (libmicrohttpd aborts otherwise); lookups have deadlines, so
-	 * this ends, and it is capped all the same. */
+	/* Past the timeout, reviews get 503. A review waiting on lookups must
+	 * be resumed before its daemon stops (libmicrohttpd aborts otherwise);
+	 * lookups have deadlines, so this ends, and it is capped all the same. */
 	atomic_store(&srv->stopping, 1);
 	while (atomic_load(&srv->reviewing) > 0 &&
 	       elapsed(&start) * 1000.0 < timeout_ms + STOP_GRACE_MS)
 		nanosleep(&pause, NULL);
-	RG_LOG(LOG_INFO, "drained", LF_I("in_flight_left", atomic_load(&srv->inflight)),
+	left = connguard_open(srv->https_guard);
+	RG_LOG(left ? LOG_WARN : LOG_INFO, "drained", LF_I("connections_left", left),
 	       LF_D("seconds", elapsed(&start)));
 	if (atomic_load(&srv->reviewing) > 0) {
 		RG_LOG(LOG_ERROR, "requests still waiting on lookups; exiting without closing them",
 		       LF_I("reviewing", atomic_load(&srv->reviewing)));
 		return -1;
 	}
-	for (unsigned i = 0; i < srv->n_https; i++)
-		MHD_stop_daemon(srv->https[i]);
-	if (srv->metrics)
-		MHD_stop_daemon(srv->metrics);
-	free(srv);
+	server_free(srv);
 	return 0;
+}
+
+/* ---- libmicrohttpd 0.9.75: one answer to a bad Content-Length ---------- */
+
+/*
+ * libmicrohttpd 0.9.75 answers a request whose Content-Length it cannot
+ * parse (negative, not a number, past 2^64) with 400 or 413 itself, without
+ * calling rollgate, and writes that answer's status line and headers twice:
+ * parse_connection_headers() queues the error and builds its headers, then
+ * MHD_connection_handle_idle() overwrites the connection's state and builds
+ * them again (fixed upstream by commit f1bfbe71, "fixed handling of various
+ * errors automatically detected by MHD code", which no 0.9.x release has).
+ * A client then reads the second head as the first one's body.
+ *
+ * The one place left to mend it is the write. libmicrohttpd sends a
+ * response's whole header buffer in one gnutls_record_send() call, and the
+ * dynamic linker resolves libmicrohttpd's calls to this definition before
+ * GnuTLS's. When a buffer starts with a head that another head with the
+ * same status line follows at once (a body never starts "HTTP/1.1 "), the
+ * first head is skipped and reported as sent, and the refusal is counted
+ * and logged as rollgate's own are; every other write goes to GnuTLS
+ * untouched.
+ */
+static ssize_t (*gnutls_send)(gnutls_session_t, const void *, size_t);
+static pthread_once_t gnutls_send_once = PTHREAD_ONCE_INIT;
+
+static void find_gnutls_send(void)
+{
+	gnutls_send = (ssize_t (*)(gnutls_session_t, const void *, size_t))
+		dlvsym(RTLD_NEXT, "gnutls_record_send", "GNUTLS_3_4");
+}
+
+/* Length of the first of two heads with the same status line, or 0. */
+static size_t doubled_head(const char *p, size_t n)
+{
+	static const char status_prefix[] = "HTTP/1.1 NNN ";
+	const size_t cmp = sizeof(status_prefix) - 1;
+	const char *end;
+	size_t head;
+
+	if (n < 2 * cmp || memcmp(p, "HTTP/1.1 ", 9) != 0)
+		return 0;
+	end = memmem(p, n, "\r\n\r\n", 4);
+	if (!end)
+		return 0;
+	head = (size_t)(end - p) + 4;
+	if (n - head < cmp || memcmp(p + head, p, cmp) != 0)
+		return 0;
+	return head;
+}
+
+ssize_t gnutls_record_send(gnutls_session_t session, const void *data, size_t data_size)
+{
+	size_t skip = doubled_head(data, data_size);
+	ssize_t r;
+
+	pthread_once(&gnutls_send_once, find_gnutls_send);
+	if (!gnutls_send)
+		return GNUTLS_E_INTERNAL_ERROR;
+	if (skip == 0)
+		return gnutls_send(session, data, data_size);
+	r = gnutls_send(session, (const char *)data + skip, data_size - skip);
+	if (r < 0)
+		return r;
+	metrics_request(EP_OTHER, OUT_INVALID, 0);
+	RG_LOG(LOG_WARN, "request rejected", LF_I("status", atoi((const char *)data + 9)),
+	       LF_S("reason", "invalid Content-Length (answered by libmicrohttpd)"));
+	return r + (ssize_t)skip;
 }
