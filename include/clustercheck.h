@@ -10,9 +10,9 @@
  * `rollgate check --cluster`: the workloads of a running cluster through the
  * rules of `rollgate check`. Deployments, StatefulSets, DaemonSets,
  * ReplicaSets, Argo Rollouts and Flagger Canaries are listed through the
- * API (kubeclient) in pages of CLUSTER_PAGE_LIMIT objects, each reply
- * capped at KUBE_REPLY_MAX (a page past it is asked for again at half the
- * size), each request within CLUSTER_REQUEST_TIMEOUT_MS. A CRD that is not
+ * API (kubelist over kubeclient) in pages of CLUSTER_PAGE_LIMIT objects,
+ * each reply capped at KUBE_REPLY_MAX (a page past it is asked for again at
+ * half the size), each request within CLUSTER_REQUEST_TIMEOUT_MS. A CRD that is not
  * installed (404 on its list) is skipped with a note on stderr; an expired
  * continue token (410) restarts that list, objects already seen counted
  * once.

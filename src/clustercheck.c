@@ -14,6 +14,7 @@
 #include "jsonutil.h"
 #include "kubeclient.h"
 #include "kubeconn.h"
+#include "kubelist.h"
 #include "objsource.h"
 #include "report.h"
 
@@ -292,115 +293,39 @@ static int take_page(struct run *run, const struct ckind *k, cJSON *page, struct
 	return 0;
 }
 
-enum page_outcome { PAGE_OK, PAGE_ABSENT, PAGE_EXPIRED, PAGE_SMALLER, PAGE_FAILED };
+struct kind_list {
+	struct run *run;
+	const struct ckind *k;
+	struct strset seen; /* uids: a restarted list gives objects again */
+};
 
-/* GETs one page into *page (parsed) and its continue token. */
-static enum page_outcome get_page(struct run *run, const char *coll, unsigned limit,
-				  const char *cont, cJSON **page, char **next, char *err,
-				  size_t errlen)
+static int on_page(void *arg, cJSON *page, char *err, size_t errlen)
 {
-	char path[8192], why[300];
-	char *esc = cont ? kube_escape(cont) : NULL;
-	struct kube_reply reply;
-	enum page_outcome out = PAGE_FAILED;
-	const char *c;
+	struct kind_list *kl = arg;
 
-	*page = NULL;
-	*next = NULL;
-	if (cont && !esc) {
-		snprintf(err, errlen, "out of memory");
-		return PAGE_FAILED;
-	}
-	snprintf(path, sizeof(path), "%s?limit=%u%s%s", coll, limit, esc ? "&continue=" : "",
-		 esc ? esc : "");
-	free(esc);
-	if (kube_client_request(run->client, "GET", path, NULL, NULL, CLUSTER_REQUEST_TIMEOUT_MS,
-				&reply, why, sizeof(why)) < 0) {
-		if (strcmp(why, KUBE_ERR_TOO_LARGE) == 0 && limit > 1)
-			return PAGE_SMALLER;
-		snprintf(err, errlen, "list %s: %s", coll, why);
-		return PAGE_FAILED;
-	}
-	if (reply.status == 200) {
-		if (json_parse_strict(reply.body ? reply.body : "", reply.len, page, why, sizeof(why)) < 0) {
-			snprintf(err, errlen, "list %s: malformed reply: %s", coll, why);
-		} else {
-			c = json_get_string(json_get(*page, "metadata"), "continue");
-			*next = c && *c ? strdup(c) : NULL;
-			out = c && *c && !*next ? PAGE_FAILED : PAGE_OK;
-			if (out == PAGE_FAILED)
-				snprintf(err, errlen, "out of memory");
-		}
-	} else if (reply.status == 404 && !cont) {
-		out = PAGE_ABSENT;
-	} else if (reply.status == 410 && cont) {
-		out = PAGE_EXPIRED;
-	} else {
-		kube_reply_describe(&reply, why, sizeof(why));
-		snprintf(err, errlen, "list %s: %s", coll, why);
-	}
-	kube_reply_free(&reply);
-	return out;
+	return take_page(kl->run, kl->k, page, &kl->seen, err, errlen);
 }
 
 /* Every object of kind k, page by page. */
 static int list_kind(struct run *run, const struct ckind *k, char *err, size_t errlen)
 {
-	struct strset seen = { 0 };
-	unsigned limit = CLUSTER_PAGE_LIMIT, restarts = 0;
-	char coll[512], *cont = NULL, *next = NULL;
-	cJSON *page = NULL;
-	int rc = -1;
+	struct kind_list kl = { run, k, { 0 } };
+	char coll[512];
+	struct kube_list_opts lo = { coll, NULL, CLUSTER_PAGE_LIMIT, CLUSTER_REQUEST_TIMEOUT_MS,
+				     CLUSTER_MAX_RESTARTS };
+	enum kube_list_result r;
 
 	collection(k, run->o->namespace_, coll, sizeof(coll));
-	for (;;) {
-		switch (get_page(run, coll, limit, cont, &page, &next, err, errlen)) {
-		case PAGE_ABSENT:
-			if (!k->optional) {
-				snprintf(err, errlen, "list %s: HTTP 404: the API server does not serve it",
-					 coll);
-				goto out;
-			}
-			fprintf(stderr, "rollgate check: note: %s not served by the API server (404): "
-					"skipped\n", k->label);
-			rc = 0;
-			goto out;
-		case PAGE_EXPIRED:
-			/* The snapshot the token named is gone: list again. */
-			if (++restarts > CLUSTER_MAX_RESTARTS) {
-				snprintf(err, errlen, "list %s: continue token expired %u times", coll,
-					 restarts);
-				goto out;
-			}
-			free(cont);
-			cont = NULL;
-			continue;
-		case PAGE_SMALLER:
-			limit /= 2;
-			continue;
-		case PAGE_FAILED:
-			goto out;
-		case PAGE_OK:
-			break;
-		}
-		if (take_page(run, k, page, &seen, err, errlen) < 0)
-			goto out;
-		cJSON_Delete(page);
-		page = NULL;
-		free(cont);
-		cont = next;
-		next = NULL;
-		if (!cont) {
-			rc = 0;
-			goto out;
-		}
+	r = kube_list(run->client, &lo, on_page, &kl, err, errlen);
+	strset_free(&kl.seen);
+	if (r == KUBE_LIST_ABSENT && k->optional) {
+		fprintf(stderr, "rollgate check: note: %s not served by the API server (404): skipped\n",
+			k->label);
+		return 0;
 	}
-out:
-	cJSON_Delete(page);
-	free(cont);
-	free(next);
-	strset_free(&seen);
-	return rc;
+	if (r == KUBE_LIST_ABSENT)
+		snprintf(err, errlen, "list %s: HTTP 404: the API server does not serve it", coll);
+	return r == KUBE_LIST_OK ? 0 : -1;
 }
 
 /* The change rules cannot be judged from objects at rest: off, said once. */
