@@ -31,6 +31,7 @@ enum metrics_resource {
 	MR_STATEFULSETS,
 	MR_DAEMONSETS,
 	MR_ROLLOUTS,
+	MR_CANARIES,
 	MR_COUNT
 };
 /* Why a watch had to be opened again. */
@@ -61,6 +62,19 @@ void metrics_reload_patch(enum metrics_patch outcome);
 void metrics_reload_rate_limited(void);
 void metrics_reload_workloads(long long count);
 void metrics_reload_leader(bool leader);
+
+/* Policy reports (reportctl). rule RULE_COUNT: an object's pass, which
+ * names no rule; result is an enum report_result (report.h). */
+enum metrics_report_write {
+	REPORT_WRITE_APPLIED,  /* the report was written (server-side apply) */
+	REPORT_WRITE_FAILED,   /* the write failed; retried after the interval */
+	REPORT_WRITE_GONE,     /* the namespace went away with its workloads */
+	REPORT_WRITE_OUT_COUNT
+};
+void metrics_report_results(enum rule_id rule, unsigned result, long long delta);
+void metrics_report_write(enum metrics_report_write outcome);
+void metrics_report_crd_missing(void);
+void metrics_report_workloads(long long count);
 
 /* Renders every metric; returns a malloc'd string (caller frees) or NULL. */
 char *metrics_render(void);
