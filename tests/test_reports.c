@@ -203,6 +203,42 @@ static void test_render_capped(void **state)
 	free(objs);
 }
 
+/* ---- the reports: config keys ---- */
+
+static void test_config_keys(void **state)
+{
+	static const struct {
+		const char *yaml, *err;
+	} bad[] = {
+		{ "reports: true\n", "test.yaml:1: reports: expected a mapping" },
+		{ "reports:\n  enabled: yes please\n", "test.yaml:2: reports.enabled: expected true or false" },
+		{ "reports:\n  interval: 50ms\n", "test.yaml:2: reports.interval: must be at least 100ms" },
+		{ "reports:\n  interval: 2m\n", "test.yaml:2: reports.interval: expected a duration" },
+		{ "reports:\n  maxResults: 3\n", "test.yaml:2: maxResults: unknown key in reports" },
+	};
+	struct config cfg;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(config_defaults(&cfg), 0);
+	assert_false(cfg.reports_enabled);
+	assert_int_equal(cfg.reports_interval_ms, 10000);
+	config_free(&cfg);
+	assert_int_equal(config_load_buffer("test.yaml", "reports:\n  enabled: true\n  interval: 30s\n", 41,
+					    &cfg, err, sizeof(err)),
+			 0);
+	assert_true(cfg.reports_enabled);
+	assert_int_equal(cfg.reports_interval_ms, 30000);
+	config_free(&cfg);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(config_load_buffer("test.yaml", bad[i].yaml, strlen(bad[i].yaml), &cfg, err,
+						    sizeof(err)),
+				 -1);
+		if (strncmp(err, bad[i].err, strlen(bad[i].err)) != 0)
+			fail_msg("%s: got \"%s\"", bad[i].yaml, err);
+	}
+}
+
 /* ---- the report controller against the double ---- */
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -862,6 +898,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_items_message_capped),
 		cmocka_unit_test(test_digest),
 		cmocka_unit_test(test_render_capped),
+		cmocka_unit_test(test_config_keys),
 		T(test_violation_fix_delete),
 		T(test_restart_writes_nothing_new),
 		T(test_canary_follows_target),
