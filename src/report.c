@@ -207,10 +207,34 @@ static cJSON *without_skip(const cJSON *obj, const char *key, bool *oom)
 	return copy;
 }
 
+/* A Canary whose target could not be looked up is not a pass: its
+ * readiness is unknown, an error result (instead of the pass, if that was
+ * all). */
+static int lookup_failed(const struct config *cfg, struct report_item **items, size_t *n)
+{
+	struct report_item it = { RULE_CANARY_WITHOUT_READINESS, REPORT_ERROR,
+				  cfg->rules[RULE_CANARY_WITHOUT_READINESS].mode, 0, NULL, NULL };
+
+	it.message = strdup("could not look up the target Deployment to check its readiness probes");
+	if (!it.message)
+		return -1;
+	if (*n == 1 && (*items)[0].result == REPORT_PASS) {
+		free((*items)[0].message);
+		(*items)[0] = it;
+		return 0;
+	}
+	if (push_item(items, n, &it) < 0) {
+		free(it.message);
+		return -1;
+	}
+	return 0;
+}
+
 int report_check(struct engine *e, const cJSON *obj, struct verdict *v,
 		 struct report_item **items, size_t *n, char *err, size_t errlen)
 {
 	const char *ns = json_get_string(json_get(obj, "metadata"), "namespace");
+	enum lookup_status target;
 	struct verdict unskipped;
 	char key[512];
 	bool oom, have_unskipped = false;
@@ -220,7 +244,7 @@ int report_check(struct engine *e, const cJSON *obj, struct verdict *v,
 	*items = NULL;
 	*n = 0;
 	memset(&unskipped, 0, sizeof(unskipped));
-	if (pipeline_check(e, obj, v, err, errlen) < 0)
+	if (pipeline_check_target(e, obj, v, &target, err, errlen) < 0)
 		return -1;
 	/* No rule runs in an exempt namespace: nothing to report there. */
 	if (strlist_contains(&e->cfg->exempt_namespaces, ns ? ns : ""))
@@ -237,6 +261,9 @@ int report_check(struct engine *e, const cJSON *obj, struct verdict *v,
 		have_unskipped = true;
 	}
 	if (report_items_from_verdict(v, have_unskipped ? &unskipped : NULL, key, items, n) < 0)
+		goto oom;
+	if (target == LOOKUP_ERROR && e->cfg->rules[RULE_CANARY_WITHOUT_READINESS].mode != MODE_OFF &&
+	    lookup_failed(e->cfg, items, n) < 0)
 		goto oom;
 	rc = 0;
 	goto out;

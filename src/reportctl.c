@@ -33,6 +33,7 @@
 #define READBACK_RETRY_MS 10000 /* after a failed read-back */
 #define CRD_RECHECK_MS 300000   /* how often a missing CRD is looked for again */
 #define POLL_MS 500             /* leadership and sync are re-checked at least this often */
+#define CANARY_RETRY_MS 5000    /* a Canary whose target lookup failed is tried again */
 #define REPORTS_PATH "/apis/wgpolicyk8s.io/v1alpha2"
 
 enum rkind { RK_DEPLOYMENT, RK_STATEFULSET, RK_DAEMONSET, RK_ROLLOUT, RK_CANARY, RK_COUNT };
@@ -141,6 +142,7 @@ struct wl {
 	char *target;  /* Canary: its target Deployment, or NULL */
 	cJSON *canary; /* Canary: what the rules read of it */
 	bool pending;  /* Canary: to be evaluated by the controller thread */
+	long long retry_ms; /* Canary: its target lookup failed; try again then */
 };
 
 struct rstream {
@@ -167,7 +169,7 @@ struct reportctl {
 	struct config *cfg, *next_cfg;
 
 	struct htab wls, nss;
-	size_t n_pending;
+	size_t n_pending, n_retry;
 	bool synced, was_leader, need_readback;
 	bool crd_missing;
 	long long readback_ms; /* when to read back (again) */
@@ -275,6 +277,13 @@ static void wl_set_pending(struct reportctl *c, struct wl *w, bool on)
 	w->pending = on;
 }
 
+static void set_retry(struct reportctl *c, struct wl *w, long long at)
+{
+	if (!w->retry_ms != !at)
+		c->n_retry += at ? 1 : (size_t)-1;
+	w->retry_ms = at;
+}
+
 static void wl_remove(struct reportctl *c, struct wl *w)
 {
 	struct nsrec *r = w->ns;
@@ -288,6 +297,7 @@ static void wl_remove(struct reportctl *c, struct wl *w)
 	if (w->ro.n)
 		r->dirty = true;
 	wl_set_pending(c, w, false);
+	set_retry(c, w, 0);
 	count_items(w, -1);
 	report_object_clear(&w->ro);
 	free(w->target);
@@ -540,16 +550,27 @@ static void on_disabled(void *arg)
 
 /* ---- Canaries (controller thread) ---- */
 
+/* A Canary to evaluate: changed, or due to try its lookup again. */
 static struct wl *first_pending(struct reportctl *c)
 {
-	for (size_t i = 0; c->n_pending && i < c->nss.nb; i++)
+	long long now = mono_ms();
+
+	for (size_t i = 0; (c->n_pending || c->n_retry) && i < c->nss.nb; i++)
 		for (struct hnode *n = c->nss.b[i]; n; n = n->next) {
 			struct nsrec *r = (struct nsrec *)n;
 			for (struct wl *w = r->n_canaries ? r->head : NULL; w; w = w->nsnext)
-				if (w->pending)
+				if (w->pending || (w->retry_ms && w->retry_ms <= now))
 					return w;
 		}
 	return NULL;
+}
+
+static bool has_error(const struct wl *w)
+{
+	for (size_t i = 0; i < w->ro.n; i++)
+		if (w->ro.items[i].result == REPORT_ERROR)
+			return true;
+	return false;
 }
 
 /* Lock held on entry and exit, released for the target's lookup. */
@@ -564,6 +585,7 @@ static void evaluate_canary(struct reportctl *c, struct wl *w)
 	int rc;
 
 	wl_set_pending(c, w, false);
+	set_retry(c, w, 0);
 	if (!ns || !name || !copy) {
 		RG_LOG(LOG_ERROR, "reports: out of memory evaluating a Canary", LF_END);
 		goto out;
@@ -582,6 +604,8 @@ static void evaluate_canary(struct reportctl *c, struct wl *w)
 		report_items_free(items, n);
 	} else {
 		wl_set_items(w, items, n);
+		if (has_error(w))
+			set_retry(c, w, mono_ms() + CANARY_RETRY_MS);
 	}
 out:
 	free(ns);

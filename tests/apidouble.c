@@ -1170,6 +1170,9 @@ static enum MHD_Result ad_handler(void *cls, struct MHD_Connection *conn, const 
 		enum MHD_Result r;
 		char msg[600];
 		atomic_fetch_add(&d->gets, 1);
+		if (atomic_load(&d->get_fail))
+			return ad_status(conn, 500, "InternalError", "Internal error occurred: get failed",
+					 name, k->res);
 		ad_begin(d);
 		o = ad_find_locked(d, k, ns, name);
 		if (o) {

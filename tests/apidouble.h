@@ -140,6 +140,7 @@ struct ad {
 	atomic_int list_fail;  /* lists answer 500 while non-zero */
 	atomic_int patch_fail; /* PATCHes answer 500 while non-zero */
 	atomic_int lease_fail; /* lease requests answer 503 while non-zero */
+	atomic_int get_fail;   /* GETs of one object answer 500 while non-zero */
 	unsigned lease_write_delay_ms; /* lease POST/PUT wait this long before deciding */
 	unsigned synth_secrets, synth_keys;
 	/* counters */

@@ -241,14 +241,6 @@ static void test_config_keys(void **state)
 
 /* ---- the report controller against the double ---- */
 
-#if defined(__SANITIZE_ADDRESS__)
-#define RG_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RG_ASAN 1
-#endif
-#endif
-
 #define WAIT_MS 20000
 #define INTERVAL_MS 500
 
@@ -515,20 +507,35 @@ static void test_restart_writes_nothing_new(void **state)
 static void test_canary_follows_target(void **state)
 {
 	struct env *e = *state;
-	struct probe p = { &e->d, "shop", "podinfo", "canary-without-readiness", "fail" };
+	struct probe p = { &e->d, "shop", "podinfo-canary", "canary-without-readiness", "fail" };
 
 	put_deploy(&e->d, "shop", "podinfo", false);
-	assert_true(ad_put(&e->d, "canaries", "shop", "podinfo",
+	assert_true(ad_put(&e->d, "canaries", "shop", "podinfo-canary",
 			   "{\"spec\":{\"targetRef\":{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\","
 			   "\"name\":\"podinfo\"}}}") > 0);
 	replica_up(&e->a, &e->d, "a", NULL, NULL);
 	assert_true(tu_wait_for(report_says, &p, WAIT_MS));
 	put_deploy(&e->d, "shop", "podinfo", true);
-	p = (struct probe){ &e->d, "shop", "podinfo", NULL, "pass" };
+	p = (struct probe){ &e->d, "shop", "podinfo-canary", NULL, "pass" };
 	/* Both the Canary and its Deployment pass now. */
 	assert_true(tu_wait_for(report_says, &p, WAIT_MS));
 	p.rule = "canary-without-readiness";
 	p.want = "fail";
+	assert_false(report_says(&p));
+
+	/* A target that cannot be looked up is an error, not a pass; the
+	 * lookup is tried again. */
+	atomic_store(&e->d.get_fail, 1);
+	assert_true(ad_put(&e->d, "canaries", "shop", "podinfo-canary",
+			   "{\"metadata\":{\"labels\":{\"v\":\"2\"}},\"spec\":{\"targetRef\":{"
+			   "\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"name\":\"podinfo\"}}}") > 0);
+	p.want = "error";
+	assert_true(tu_wait_for(report_says, &p, WAIT_MS));
+	atomic_store(&e->d.get_fail, 0);
+	p = (struct probe){ &e->d, "shop", "podinfo-canary", NULL, "pass" };
+	assert_true(tu_wait_for(report_says, &p, WAIT_MS));
+	p.rule = "canary-without-readiness";
+	p.want = "error";
 	assert_false(report_says(&p));
 }
 
@@ -614,22 +621,6 @@ static void test_leader_handover(void **state)
 }
 
 /* ---- memory: rollgate serve with 10,000 workloads ---- */
-
-static long proc_kib(pid_t pid, const char *field)
-{
-	char path[64], line[256];
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	while (f && fgets(line, sizeof(line), f))
-		if (strncmp(line, field, strlen(field)) == 0)
-			v = strtol(line + strlen(field) + 1, NULL, 10);
-	if (f)
-		fclose(f);
-	return v;
-}
 
 /* n Deployments in 100 namespaces, as an API server would hold them
  * (managedFields, status); every other one breaks two rules. */
@@ -728,9 +719,9 @@ static long serve_rss(struct env *e, bool reports, unsigned n)
 		assert_true(tu_wait_for(all_reports, &e->d, 120000));
 	}
 	usleep(1500 * 1000);
-	rss = proc_kib(e->srv.pid, "VmRSS:");
+	rss = tu_proc_kib(e->srv.pid, "VmRSS:");
 	printf("rollgate serve, %u Deployments, reports %s: VmRSS %ld KiB (%.1f MiB), VmHWM %ld KiB\n",
-	       n, reports ? "on " : "off", rss, rss / 1024.0, proc_kib(e->srv.pid, "VmHWM:"));
+	       n, reports ? "on " : "off", rss, rss / 1024.0, tu_proc_kib(e->srv.pid, "VmHWM:"));
 	assert_int_equal(h_stop(&e->srv, SIGTERM, 30), 0);
 	e->srv.pid = 0;
 	unlink(kc);
