@@ -32,6 +32,7 @@
 #define READBACK_PAGE 20        /* reports are large: a few per page */
 #define READBACK_RETRY_MS 10000 /* after a failed read-back */
 #define CRD_RECHECK_MS 300000   /* how often a missing CRD is looked for again */
+#define RESYNC_MS 600000        /* reports are read back this often (one deleted by hand comes back) */
 #define POLL_MS 500             /* leadership and sync are re-checked at least this often */
 #define CANARY_RETRY_MS 5000    /* a Canary whose target lookup failed is tried again */
 #define REPORTS_PATH "/apis/wgpolicyk8s.io/v1alpha2"
@@ -173,6 +174,7 @@ struct reportctl {
 	bool synced, was_leader, need_readback;
 	bool crd_missing;
 	long long readback_ms; /* when to read back (again) */
+	long long resync_ms;   /* the next periodic read-back */
 };
 
 static long long mono_ms(void)
@@ -715,6 +717,7 @@ static void read_back(struct reportctl *c)
 		RG_LOG(LOG_INFO, "reports: the PolicyReport CRD is installed now", LF_END);
 	c->crd_missing = false;
 	c->need_readback = false;
+	c->resync_ms = mono_ms() + RESYNC_MS;
 	for (size_t i = 0; i < c->nss.nb; i++)
 		for (struct hnode *n = c->nss.b[i]; n; n = n->next) {
 			struct nsrec *ns = (struct nsrec *)n;
@@ -911,6 +914,8 @@ static bool step(struct reportctl *c)
 		wait_until(c, mono_ms() + POLL_MS);
 		return false;
 	}
+	if (c->resync_ms && mono_ms() >= c->resync_ms)
+		c->need_readback = true;
 	if ((c->need_readback || c->crd_missing) && mono_ms() >= c->readback_ms) {
 		read_back(c);
 		return true;
