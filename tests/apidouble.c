@@ -33,7 +33,18 @@ static const struct ad_kind ad_kinds[AD_NKINDS] = {
 	{ "daemonsets", "/apis/apps/v1", "DaemonSet", "apps/v1" },
 	{ "rollouts", "/apis/argoproj.io/v1alpha1", "Rollout", "argoproj.io/v1alpha1" },
 	{ "leases", "/apis/coordination.k8s.io/v1", "Lease", "coordination.k8s.io/v1" },
+	{ "replicasets", "/apis/apps/v1", "ReplicaSet", "apps/v1" },
+	{ "canaries", "/apis/flagger.app/v1beta1", "Canary", "flagger.app/v1beta1" },
+	{ "policyreports", "/apis/wgpolicyk8s.io/v1alpha2", "PolicyReport", "wgpolicyk8s.io/v1alpha2" },
 };
+
+/* A resource whose CRD the test says is not installed. */
+static bool ad_absent(const struct ad *d, const struct ad_kind *k)
+{
+	return (strcmp(k->res, "rollouts") == 0 && d->no_rollouts) ||
+	       (strcmp(k->res, "canaries") == 0 && d->no_canaries) ||
+	       (strcmp(k->res, "policyreports") == 0 && d->no_policyreports);
+}
 
 static double ad_now(void)
 {
@@ -260,6 +271,17 @@ size_t ad_patch_count(struct ad *d)
 
 	ad_begin(d);
 	n = d->n_patches;
+	ad_end(d);
+	return n;
+}
+
+size_t ad_patch_count_path(struct ad *d, const char *needle)
+{
+	size_t n = 0;
+
+	ad_begin(d);
+	for (size_t i = 0; i < d->n_patches; i++)
+		n += strstr(d->patches[i].path, needle) != NULL;
 	ad_end(d);
 	return n;
 }
@@ -508,13 +530,19 @@ static enum MHD_Result ad_list(struct ad *d, struct MHD_Connection *conn,
 	if (atomic_load(&d->list_fail))
 		return ad_status(conn, 500, "InternalError", "Internal error occurred: list failed", "",
 				 k->res);
-	if (strcmp(k->res, "rollouts") == 0 && d->no_rollouts)
-		return ad_status(conn, 404, "NotFound", "the server could not find the requested resource",
-				 "", "");
 	if (d->max_limit && (limit == 0 || limit > d->max_limit))
 		limit = d->max_limit;
 	ad_begin(d);
 	rv = d->rv;
+	if (cont && *cont && atomic_load(&d->expire_continue) > 0) {
+		atomic_fetch_sub(&d->expire_continue, 1);
+		atomic_fetch_add(&d->expired_lists, 1);
+		ad_end(d);
+		return ad_status(conn, 410, "Expired",
+				 "The provided continue parameter is too old to display a consistent list "
+				 "result. You can start a new list without the continue parameter.",
+				 "", "");
+	}
 	if (cont && *cont) {
 		unsigned long long crv = 0;
 		char key[600] = "";
@@ -748,7 +776,7 @@ static enum MHD_Result ad_watch(struct ad *d, struct MHD_Connection *conn,
 	w->err_gen = d->err_gen;
 	w->bm_gen = d->bm_gen;
 	snprintf(d->last_watch_rv[k - ad_kinds], sizeof(d->last_watch_rv[0]), "%s", rv ? rv : "");
-	if (strcmp(k->res, "rollouts") == 0 && d->no_rollouts) {
+	if (ad_absent(d, k)) {
 		ad_end(d);
 		free(w);
 		return ad_status(conn, 404, "NotFound", "the server could not find the requested resource",
@@ -767,6 +795,44 @@ static enum MHD_Result ad_watch(struct ad *d, struct MHD_Connection *conn,
 }
 
 /* ---- writes ---- */
+
+/*
+ * Server-side apply of a PolicyReport, lock held (released here): one field
+ * manager owns every field, so the applied object replaces the stored one
+ * (or creates it), keeping uid and creationTimestamp. The name in the body
+ * must be the one in the path, as the API server requires.
+ */
+static enum MHD_Result ad_apply_report(struct ad *d, struct MHD_Connection *conn,
+				       const struct ad_kind *k, const char *ns, const char *name,
+				       cJSON *body, const char *ct, const char *fm, const char *force)
+{
+	const char *bname = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(body, "metadata"), "name"));
+	struct ad_obj *o;
+	enum MHD_Result ret;
+	bool created;
+
+	if (!body || !ct || strcmp(ct, "application/apply-patch+yaml") != 0 || !fm ||
+	    strcmp(fm, "rollgate") != 0 || !force || strcmp(force, "true") != 0) {
+		ad_end(d);
+		cJSON_Delete(body);
+		return ad_status(conn, 415, "UnsupportedMediaType", "unexpected patch", name, k->res);
+	}
+	if (!bname || strcmp(bname, name) != 0) {
+		ad_end(d);
+		cJSON_Delete(body);
+		return ad_status(conn, 400, "BadRequest", "metadata.name does not match the path", name,
+				 k->res);
+	}
+	created = ad_find_locked(d, k, ns, name) == NULL;
+	cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(body, "metadata"),
+						"resourceVersion");
+	ad_store_locked(d, k, ns, name, body);
+	o = ad_find_locked(d, k, ns, name);
+	ret = ad_send_obj(conn, created ? 201 : 200, o->obj);
+	ad_end(d);
+	return ret;
+}
 
 static enum MHD_Result ad_patch(struct ad *d, struct MHD_Connection *conn,
 				       const struct ad_kind *k, const char *ns, const char *name,
@@ -793,6 +859,8 @@ static enum MHD_Result ad_patch(struct ad *d, struct MHD_Connection *conn,
 	p->body = strdup(rq->body ? rq->body : "");
 	p->t = ad_now();
 	o = ad_find_locked(d, k, ns, name);
+	if (strcmp(k->res, "policyreports") == 0 && !atomic_load(&d->patch_fail))
+		return ad_apply_report(d, conn, k, ns, name, body, ct, fm, force); /* unlocks */
 	if (atomic_load(&d->patch_fail) || !o || !body || !ct ||
 	    strcmp(ct, "application/apply-patch+yaml") != 0 || !fm || strcmp(fm, "rollgate") != 0) {
 		int fail = atomic_load(&d->patch_fail);
@@ -1088,6 +1156,9 @@ static enum MHD_Result ad_handler(void *cls, struct MHD_Connection *conn, const 
 		return ad_get_by_name(d, conn, method, k, ns, name);
 	if (strcmp(k->res, "leases") == 0 && atomic_load(&d->lease_fail))
 		return ad_status(conn, 503, "ServiceUnavailable", "unavailable", "", k->res);
+	if (ad_absent(d, k))
+		return ad_status(conn, 404, "NotFound", "the server could not find the requested resource",
+				 "", "");
 	if (strcmp(method, "GET") == 0 && !name[0]) {
 		const char *wq = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "watch");
 		if (wq && (strcmp(wq, "1") == 0 || strcmp(wq, "true") == 0))
@@ -1099,6 +1170,9 @@ static enum MHD_Result ad_handler(void *cls, struct MHD_Connection *conn, const 
 		enum MHD_Result r;
 		char msg[600];
 		atomic_fetch_add(&d->gets, 1);
+		if (atomic_load(&d->get_fail))
+			return ad_status(conn, 500, "InternalError", "Internal error occurred: get failed",
+					 name, k->res);
 		ad_begin(d);
 		o = ad_find_locked(d, k, ns, name);
 		if (o) {

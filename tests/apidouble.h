@@ -34,6 +34,12 @@
  * - PATCH of workloads: every request is recorded (path, query, content
  *   type, body, bearer token); a server-side apply with fieldManager=rollgate
  *   and force=true merges the pod-template annotations and emits MODIFIED.
+ * - PolicyReports: the same server-side apply creates the report or
+ *   replaces its fields (the one field manager owns them all), keeping
+ *   uid and creationTimestamp; lists and GETs as for any resource.
+ * - Missing CRDs: with no_rollouts, no_canaries or no_policyreports set,
+ *   every request for that resource answers 404 (as an API server without
+ *   the CRD does). expire_continue makes continued list pages answer 410.
  * - Leases: GET, POST (409 AlreadyExists) and PUT with resourceVersion
  *   preconditions (409 Conflict), both counted in lease_conflicts; each
  *   successful write's holder is logged; lease_write_delay_ms holds writes
@@ -61,8 +67,10 @@
 #define AD_SECRET_VALUE_B64 "czNjcjN0LXZhbHVl"
 
 /* configmaps, secrets, events, deployments, statefulsets, daemonsets,
- * rollouts, leases: last_watch_rv is indexed in this order. */
-#define AD_NKINDS 8
+ * rollouts, leases, replicasets, canaries (flagger.app/v1beta1),
+ * policyreports (wgpolicyk8s.io/v1alpha2): last_watch_rv is indexed in this
+ * order. */
+#define AD_NKINDS 11
 
 struct ad_kind {
 	const char *res, *prefix, *kind, *api;
@@ -122,15 +130,22 @@ struct ad {
 	bool by_name; /* GETs of one object answered by name (see above) */
 	unsigned slow_ms;
 	bool no_rollouts;
+	bool no_canaries;      /* the Flagger CRD is not installed: 404 */
+	bool no_policyreports; /* the PolicyReport CRD is not installed: 404 */
+	atomic_int expire_continue; /* while non-zero, a list page asked for with a
+				     * continue token answers 410 Expired (and
+				     * counts down) */
 	unsigned max_limit;
 	unsigned list_delay_ms;
 	atomic_int list_fail;  /* lists answer 500 while non-zero */
 	atomic_int patch_fail; /* PATCHes answer 500 while non-zero */
 	atomic_int lease_fail; /* lease requests answer 503 while non-zero */
+	atomic_int get_fail;   /* GETs of one object answer 500 while non-zero */
 	unsigned lease_write_delay_ms; /* lease POST/PUT wait this long before deciding */
 	unsigned synth_secrets, synth_keys;
 	/* counters */
 	atomic_int requests, connections, lists, watches, gets, slow_seen, lease_conflicts;
+	atomic_int expired_lists; /* 410 answers given for expire_continue */
 	char last_watch_rv[AD_NKINDS][32];
 };
 
@@ -169,6 +184,8 @@ void ad_bookmark(struct ad *d);
 /* A copy of the stored object as JSON text (caller frees), or NULL. */
 char *ad_get_json(struct ad *d, const char *res, const char *ns, const char *name);
 size_t ad_patch_count(struct ad *d);
+/* PATCHes recorded whose path contains needle. */
+size_t ad_patch_count_path(struct ad *d, const char *needle);
 size_t ad_posted_count(struct ad *d);
 
 /* The object a by_name GET answers with, as JSON; malloc'd, caller frees.

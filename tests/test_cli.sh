@@ -847,4 +847,262 @@ assert any("\u00fc\u20ac" in w for w in warnings), warnings
 EOF
 done
 
+# ---- check --cluster against the API double ----
+#
+# build/tests/test_reports --serve DIR is a standalone kube-apiserver double
+# (tests/apidouble.c) serving DIR/objects.json.
+
+DOUBLE=$(dirname "$BIN")/tests/test_reports
+CRDS="$CORPUS/crds"
+# A python with PyYAML and jsonschema (Debian: python3-yaml, python3-jsonschema).
+SCHEMA_PY=""
+for py in python3 /usr/bin/python3; do
+	if "$py" -c 'import yaml, jsonschema' 2>/dev/null; then
+		SCHEMA_PY=$py
+		break
+	fi
+done
+DOUBLE_PID=""
+
+double_start() { # OPTIONS...: serves $TMP/cluster/objects.json
+	rm -f "$TMP/cluster/ready" "$TMP/cluster/stats.json"
+	"$DOUBLE" --serve "$TMP/cluster" "$@" 2>"$TMP/double.err" &
+	DOUBLE_PID=$!
+	_i=0
+	while [ ! -f "$TMP/cluster/ready" ]; do
+		_i=$((_i + 1))
+		[ $_i -le 300 ] || fail "the API double did not start: $(cat "$TMP/double.err")"
+		kill -0 "$DOUBLE_PID" 2>/dev/null || fail "the API double exited: $(cat "$TMP/double.err")"
+		sleep 0.1
+	done
+}
+
+double_stop() {
+	kill "$DOUBLE_PID" 2>/dev/null
+	wait "$DOUBLE_PID" 2>/dev/null
+	DOUBLE_PID=""
+}
+
+# validate FILE: every report in FILE against the CRDs' own schemas.
+validate() {
+	if [ -z "$SCHEMA_PY" ]; then
+		say "SKIP schema validation: no python3 with yaml and jsonschema (scripts/deps.sh installs python3-jsonschema)"
+	elif [ ! -d "$CRDS" ]; then
+		say "SKIP schema validation: no corpus at $CORPUS (set ROLLGATE_CORPUS)"
+	else
+		"$SCHEMA_PY" tests/crdschema.py "$CRDS/wgpolicyk8s.io_v1alpha2_policyreports.yaml" \
+			"$CRDS/openreports.io_reports.yaml" -- "$1" >"$TMP/schema.out" 2>&1 ||
+			{ cat "$TMP/schema.out"; fail "reports do not validate against the CRD schemas"; }
+		cat "$TMP/schema.out"
+	fi
+}
+
+if [ ! -x "$DOUBLE" ]; then
+	say "SKIP check --cluster: $DOUBLE not built (make $(dirname "$BIN")/tests/test_reports)"
+else
+	mkdir -p "$TMP/cluster"
+	certs/make-dev-certs.sh "$TMP/cluster" --force >/dev/null 2>&1 || fail "cannot make certificates"
+	trap '[ -n "$DOUBLE_PID" ] && kill "$DOUBLE_PID" 2>/dev/null; rm -rf "$TMP"' EXIT
+	KC=$TMP/cluster/kubeconfig
+	python3 - "$TMP/cluster/objects.json" <<'EOF'
+import json, sys
+def wl(name, ns, image="shop/web:1.4.2", probes=True, spec=None, ann=None, res="deployments"):
+    c = {"name": "app", "image": image}
+    if probes:
+        c["readinessProbe"] = {"httpGet": {"path": "/ready", "port": 8080}}
+    s = {"replicas": 2, "selector": {"matchLabels": {"app": name}},
+         "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [c]}}}
+    s.update(spec or {})
+    return {"resource": res, "namespace": ns, "name": name,
+            "object": {"metadata": {"annotations": ann} if ann else {}, "spec": s}}
+objs = [
+    wl("web", "shop", image="nginx:latest", probes=False),
+    wl("api", "shop"),
+    wl("outage", "shop", spec={"replicas": 4, "strategy": {"rollingUpdate": {"maxUnavailable": "100%"}}}),
+    wl("legacy", "shop", image="busybox", ann={"rollgate.io/skip": "mutable-image-tag"}),
+    wl("podinfo", "shop", probes=False, spec={"strategy": {"type": "Recreate"}}),
+    wl("db", "shop", probes=False, res="statefulsets"),
+    wl("agent", "shop", res="daemonsets"),
+    {"resource": "replicasets", "namespace": "shop", "name": "web-5d4f8c7b9",
+     "object": {"metadata": {"ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                                   "name": "web", "uid": "1", "controller": True}]},
+                "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                         "template": {"metadata": {"labels": {"app": "web", "pod-template-hash": "5d4f8c7b9"}},
+                                      "spec": {"containers": [{"name": "app", "image": "nginx:latest"}]}}}}},
+    {"resource": "rollouts", "namespace": "shop", "name": "checkout",
+     "object": {"spec": {"replicas": 3, "selector": {"matchLabels": {"app": "checkout"}},
+                         "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {"duration": "5m"}}]}},
+                         "template": {"metadata": {"labels": {"app": "checkout"}},
+                                      "spec": {"containers": [{"name": "app", "image": "shop/checkout:2.0.0"}]}}}}},
+    {"resource": "canaries", "namespace": "shop", "name": "podinfo",
+     "object": {"spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+                         "analysis": {"interval": "1m", "threshold": 5}}}},
+    wl("system", "kube-system", image="nginx", probes=False),
+] + [wl("svc-%d" % i, "pages", image="pages/svc:%d.0" % i) for i in range(7)]
+json.dump(objs, open(sys.argv[1], "w"))
+EOF
+	double_start
+
+	say "check --cluster: what in the cluster breaks the rules, named namespace/Kind/name"
+	run "$BIN" check --cluster --kubeconfig "$KC"
+	expect_rc 1
+	has "$OUT" 'shop/Deployment/outage: enforce full-outage-rollout: maxUnavailable 100% takes down all 4 replicas'
+	has "$OUT" 'shop/Deployment/web: warn mutable-image-tag: container "app" image "nginx:latest"'
+	has "$OUT" 'shop/Deployment/web: warn rollout-without-readiness:'
+	has "$OUT" 'shop/StatefulSet/db: warn rollout-without-readiness:'
+	has "$OUT" 'shop/Rollout/checkout: enforce canary-without-readiness:'
+	# The Canary's target is found among the Deployments listed.
+	has "$OUT" 'shop/Canary/podinfo: enforce canary-without-readiness: target Deployment "podinfo": container "app"'
+	has "$OUT" 'note: replicaset-direct-edit not judged from a snapshot'
+	hasnt "$OUT" 'replicaset-direct-edit: ReplicaSet'
+	hasnt "$OUT" 'kube-system/'
+	hasnt "$OUT" 'shop/Deployment/legacy:'
+	has "$OUT" '18 objects in the cluster: 3 enforce, 3 warn, 0 audit violations'
+
+	say "check --cluster -o json: the same findings, each object named with its uid"
+	run "$BIN" check --cluster --kubeconfig "$KC" -o json
+	expect_rc 1
+	pycheck "$OUT" '
+s = J["summary"]
+assert s["source"] == "cluster" and s["objects"] == 18, s
+assert (s["enforce"], s["warn"], s["audit"], s["passed"]) == (3, 3, 0, False), s
+v = [x for x in J["violations"] if x["object"] == "shop/Deployment/web"]
+assert {x["rule"] for x in v} == {"mutable-image-tag", "rollout-without-readiness"}, v
+assert all(x["uid"] and x["apiVersion"] == "apps/v1" and x["namespace"] == "shop" for x in v), v
+assert "file" not in v[0], v[0]
+assert any("not judged from a snapshot" in n for n in J["notes"]), J["notes"]'
+
+	say "check --cluster -o sarif: results with the object as their logical location"
+	run "$BIN" check --cluster --kubeconfig "$KC" -o sarif
+	expect_rc 1
+	pycheck "$OUT" '
+res = J["runs"][0]["results"]
+assert len(res) == 6, len(res)
+names = {r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] for r in res}
+assert "shop/Deployment/outage:spec.strategy.rollingUpdate.maxUnavailable" in names, names
+assert all("physicalLocation" not in r["locations"][0] for r in res)'
+
+	say "check --cluster -o policyreport: one PolicyReport per namespace, valid against the CRD"
+	run "$BIN" check --cluster --kubeconfig "$KC" -o policyreport
+	expect_rc 1
+	has "$ERR" 'note: replicaset-direct-edit not judged from a snapshot'
+	cp "$OUT" "$TMP/policyreport.json"
+	validate "$TMP/policyreport.json"
+	pycheck "$OUT" '
+assert J["apiVersion"] == "v1" and J["kind"] == "List", J.get("kind")
+reps = {r["metadata"]["namespace"]: r for r in J["items"]}
+assert sorted(reps) == ["pages", "shop"], sorted(reps)    # kube-system is exempt
+for r in reps.values():
+    assert r["apiVersion"] == "wgpolicyk8s.io/v1alpha2" and r["kind"] == "PolicyReport"
+    assert r["metadata"]["name"] == "rollgate"
+    assert r["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "rollgate"
+    assert r["metadata"]["annotations"]["rollgate.io/results-digest"].startswith("sha256:")
+    counts = {}
+    for x in r["results"]:
+        counts[x["result"]] = counts.get(x["result"], 0) + 1
+        assert x["policy"] == "rollgate" and x["source"] == "rollgate"
+        assert x["timestamp"]["seconds"] > 1600000000 and x["timestamp"]["nanos"] == 0
+        ref = x["resources"]
+        assert len(ref) == 1 and ref[0]["namespace"] == r["metadata"]["namespace"] and ref[0]["uid"], ref
+    assert {k: v for k, v in r["summary"].items() if v} == counts, (r["summary"], counts)
+by = {}
+for x in reps["shop"]["results"]:
+    by[(x["resources"][0]["kind"], x["resources"][0]["name"], x.get("rule"))] = x
+def res(kind, name, rule):
+    return by[(kind, name, rule)]["result"]
+assert res("Deployment", "outage", "full-outage-rollout") == "fail"
+assert by[("Deployment", "outage", "full-outage-rollout")]["severity"] == "high"
+assert by[("Deployment", "outage", "full-outage-rollout")]["properties"] == {
+    "mode": "enforce", "violations": "1", "fieldPaths": "spec.strategy.rollingUpdate.maxUnavailable"}
+assert res("Deployment", "web", "mutable-image-tag") == "warn"
+assert by[("Deployment", "web", "mutable-image-tag")]["severity"] == "medium"
+assert res("Deployment", "web", "rollout-without-readiness") == "warn"
+assert res("Deployment", "legacy", "mutable-image-tag") == "skip"
+assert "rollgate.io/skip" in by[("Deployment", "legacy", "mutable-image-tag")]["message"]
+assert res("Deployment", "api", None) == "pass" and res("DaemonSet", "agent", None) == "pass"
+assert res("Canary", "podinfo", "canary-without-readiness") == "fail"
+assert by[("Canary", "podinfo", "canary-without-readiness")]["resources"][0]["apiVersion"] == "flagger.app/v1beta1"
+assert res("Rollout", "checkout", "canary-without-readiness") == "fail"
+assert not any(k[0] == "ReplicaSet" for k in by), "ReplicaSets are not judged"
+assert reps["pages"]["summary"]["pass"] == 7'
+
+	say "check --cluster -o openreports: openreports.io Reports, valid against the CRD"
+	run "$BIN" check --cluster --kubeconfig "$KC" -o openreports
+	expect_rc 1
+	cp "$OUT" "$TMP/openreports.json"
+	validate "$TMP/openreports.json"
+	pycheck "$OUT" '
+assert [(r["apiVersion"], r["kind"], r["source"]) for r in J["items"]] == [("openreports.io/v1alpha1", "Report", "rollgate")] * 2'
+
+	say "check --cluster --config: audit violations are fail results, modes follow the config"
+	printf 'rules:\n  mutable-image-tag: audit\n  full-outage-rollout: warn\nexemptNamespaces: [pages]\n' >"$TMP/cluster-cfg.yaml"
+	run "$BIN" check --cluster --kubeconfig "$KC" --config "$TMP/cluster-cfg.yaml" -o policyreport
+	expect_rc 1
+	pycheck "$OUT" '
+reps = {r["metadata"]["namespace"]: r for r in J["items"]}
+assert sorted(reps) == ["kube-system", "shop"], sorted(reps)
+by = {(x["resources"][0]["name"], x.get("rule")): x for x in reps["shop"]["results"]}
+assert by[("web", "mutable-image-tag")]["result"] == "fail" and by[("web", "mutable-image-tag")]["properties"]["mode"] == "audit"
+assert by[("outage", "full-outage-rollout")]["result"] == "warn"
+assert by[("legacy", "mutable-image-tag")]["result"] == "skip"'
+
+	say "check --cluster -n: one namespace"
+	run "$BIN" check --cluster --kubeconfig "$KC" -n shop -o json
+	expect_rc 1
+	pycheck "$OUT" '
+assert J["summary"]["objects"] == 10, J["summary"]
+assert all(v["namespace"] == "shop" for v in J["violations"])'
+	run "$BIN" check --cluster --kubeconfig "$KC" --namespace pages
+	expect_rc 0
+	has "$OUT" '7 objects in the cluster: 0 enforce, 0 warn, 0 audit violations'
+	double_stop
+
+	say "check --cluster: pages of 2 objects, an expired continue token restarts the list"
+	double_start --max-limit 2 --expire-continue 1
+	run "$BIN" check --cluster --kubeconfig "$KC" -o json
+	expect_rc 1
+	cp "$OUT" "$TMP/paged.json"
+	pycheck "$TMP/paged.json" '
+s = J["summary"]
+assert (s["objects"], s["enforce"], s["warn"]) == (18, 3, 3), s   # nothing twice, nothing lost
+assert len(J["violations"]) == 6, J["violations"]'
+	double_stop
+	pycheck "$TMP/cluster/stats.json" '
+assert J["expired_lists"] == 1, J
+assert J["lists"] >= 12, J   # several pages per kind'
+
+	say "check --cluster: CRDs that are not installed are skipped with a note"
+	double_start --no-canaries --no-rollouts
+	run "$BIN" check --cluster --kubeconfig "$KC"
+	expect_rc 1
+	has "$ERR" 'note: Flagger Canaries (canaries.flagger.app) not served by the API server (404): skipped'
+	has "$ERR" 'note: Argo Rollouts (rollouts.argoproj.io) not served by the API server (404): skipped'
+	has "$OUT" '16 objects in the cluster: 1 enforce, 3 warn, 0 audit violations'
+	double_stop
+
+	say "check --cluster: usage errors and an unreachable API server exit 2"
+	run "$BIN" check --cluster --kubeconfig "$KC" deploy/
+	expect_rc 2
+	has "$ERR" '--cluster takes no PATH'
+	run "$BIN" check -o policyreport deploy/
+	expect_rc 2
+	has "$ERR" 'needs --cluster'
+	run "$BIN" check --kubeconfig "$KC" deploy/
+	expect_rc 2
+	run "$BIN" check --cluster --kubeconfig "$TMP/no-such-kubeconfig"
+	expect_rc 2
+	has "$ERR" 'no-such-kubeconfig'
+	run "$BIN" check --cluster --kubeconfig "$KC" --context nope
+	expect_rc 2
+	has "$ERR" 'context "nope" is not among the contexts'
+	run "$BIN" check --cluster --kubeconfig "$KC" -n 'Bad/NS'
+	expect_rc 2
+	has "$ERR" 'is not a namespace name'
+	# The double is gone: the first list fails, and no verdict is printed.
+	run "$BIN" check --cluster --kubeconfig "$KC"
+	expect_rc 2
+	has "$ERR" 'rollgate check: list /apis/'
+	[ ! -s "$OUT" ] || fail "output despite a failed list"
+fi
+
 echo "test_cli: all checks passed"

@@ -9,6 +9,8 @@
 #     image and VERSION) and each rendered config loads; the audit overlay
 #     enforces nothing; the server holds no webhook configuration (it is
 #     applied before them); each overlay changes only what it says;
+#     components/reports adds exactly the report controller's RBAC (and
+#     memory), nothing else;
 #  4. the webhooks' matchConditions are the ones rendered from the config's
 #     `controllers` (scripts/render-match-conditions.py), and the binary treats
 #     exactly those users as controllers. tests/test_matchconditions.sh
@@ -49,6 +51,23 @@ render deploy/webhooks "$tmp/webhooks.yaml"
 render deploy/overlays/audit-only "$tmp/audit.yaml"
 render deploy/overlays/fail-open "$tmp/fail-open.yaml"
 render deploy/overlays/no-match-conditions "$tmp/no-mc.yaml"
+# The reports Component, on top of the default install (a Component does not
+# build alone; kustomize wants relative paths).
+mkdir -p "$tmp/with-reports"
+rel=$(cd "$tmp/with-reports" && python3 -c 'import os, sys; print(os.path.relpath(sys.argv[1]))' "$root" 2>/dev/null)
+if [ -n "$rel" ]; then
+	printf 'resources:\n  - %s/deploy\ncomponents:\n  - %s/deploy/components/reports\n' "$rel" "$rel" \
+		>"$tmp/with-reports/kustomization.yaml"
+	if kubectl kustomize "$tmp/with-reports" >"$tmp/reports.yaml" 2>"$tmp/err"; then
+		ok "kubectl kustomize deploy/ with components/reports renders"
+	else
+		bad "kubectl kustomize deploy/ with components/reports: $(cat "$tmp/err")"
+		: >"$tmp/reports.yaml"
+	fi
+else
+	echo "test_deploy: SKIP components/reports: python3 not found"
+	: >"$tmp/reports.yaml"
+fi
 
 # 2. Dogfooding, with the built-in default config: no violation of any mode.
 dogfood() { # FILE WHAT
@@ -570,6 +589,56 @@ if enforced and audited:
     for user in ("alice@example.com", "system:serviceaccount:kube-system:deployment-controller-evil",
                  "system:serviceaccount:ci:deployer"):
         check(verdict(user) == 1, "rollgate review: %s is judged (not a controller)" % user)
+
+# The reports Component adds exactly the report controller's RBAC and 32Mi
+# of memory, and changes nothing else.
+with_reports = load(P("reports.yaml"))
+if with_reports:
+    key = lambda o: (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"])
+    before = {key(o): o for o in server}
+    after = {key(o): o for o in with_reports}
+    added = sorted(set(after) - set(before))
+    check(added == [("ClusterRole", "", "rollgate-reports"), ("ClusterRoleBinding", "", "rollgate-reports")]
+          and not set(before) - set(after),
+          "components/reports adds a ClusterRole and a ClusterRoleBinding rollgate-reports, removes nothing (added %s)"
+          % added)
+    def grants_of(obj):
+        return {(g, res, v) for r in obj.get("rules", []) for g in r.get("apiGroups", [])
+                for res in r.get("resources", []) for v in r.get("verbs", [])}
+    role = after.get(("ClusterRole", "", "rollgate-reports"), {})
+    want = {("flagger.app", "canaries", v) for v in ("list", "watch")}
+    want |= {("wgpolicyk8s.io", "policyreports", v) for v in ("get", "list", "create", "patch")}
+    check(grants_of(role) == want and all(set(r) <= {"apiGroups", "resources", "verbs"} for r in role.get("rules", [])),
+          "components/reports grants exactly canaries list,watch and policyreports get,list,create,patch (got %s)"
+          % sorted(grants_of(role)))
+    base_role = [o for o in server if o["kind"] == "ClusterRole"][0]
+    union = grants_of(role) | grants_of(base_role)
+    reads = {("apps", r, v) for r in ("deployments", "statefulsets", "daemonsets") for v in ("list", "watch")}
+    reads |= {("argoproj.io", "rollouts", v) for v in ("list", "watch")} | {("apps", "deployments", "get")}
+    check(reads <= union, "with components/reports, every workload kind the report controller watches is readable "
+          "(missing %s)" % sorted(reads - union))
+    crb = after.get(("ClusterRoleBinding", "", "rollgate-reports"), {})
+    check(crb.get("roleRef", {}).get("name") == "rollgate-reports" and
+          crb.get("subjects") == [{"kind": "ServiceAccount", "name": "rollgate", "namespace": "rollgate"}],
+          "components/reports binds its ClusterRole to the rollgate ServiceAccount")
+    changed = sorted(k for k in before if k in after and before[k] != after[k])
+    check(changed == [("Deployment", "rollgate", "rollgate")],
+          "components/reports changes only the Deployment (changed %s)" % changed)
+    dep_b, dep_a = before.get(("Deployment", "rollgate", "rollgate")), after.get(("Deployment", "rollgate", "rollgate"))
+    if dep_b and dep_a:
+        ca = dep_a["spec"]["template"]["spec"]["containers"][0]
+        check(ca["resources"]["limits"] == {"memory": "128Mi"}, "components/reports raises the memory limit to 128Mi")
+        dep_a = yaml.safe_load(yaml.safe_dump(dep_a))
+        dep_a["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] = "96Mi"
+        check(dep_a == dep_b, "components/reports changes nothing else in the Deployment")
+    cfg = [o for o in with_reports if o["kind"] == "ConfigMap"][0]["data"]["rollgate.yaml"]
+    path = P("reports-config.yaml")
+    with open(path, "w") as f:
+        f.write(cfg + "\nreports:\n  enabled: true\n  interval: 10s\n")
+    r = subprocess.run([BIN, "check", "--config", path, P("base.yaml")], capture_output=True, text=True)
+    check(r.returncode == 0, "the install's config with reports.enabled loads (exit %d: %s)" % (r.returncode, r.stderr.strip()))
+else:
+    check(False, "components/reports rendered")
 
 # The image: `rollgate` in the Deployment, its tag only in the base's images:
 # entry, equal to the VERSION file.

@@ -8,6 +8,7 @@
 
 #include "jsonutil.h"
 #include "log.h"
+#include "cliutil.h"
 #include "pipeline.h"
 
 #define FX "tests/fixtures/cli"

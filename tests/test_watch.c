@@ -21,14 +21,6 @@
 #include "objcache.h"
 #include "objsource.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define RG_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RG_ASAN 1
-#endif
-#endif
-
 #define TOKEN "watch-test-token"
 #define WAIT_MS 20000
 
@@ -675,23 +667,6 @@ static void test_serve_sync_timeout(void **state)
 	assert_int_equal(h_stop(&e->srv, SIGTERM, 20), 0);
 }
 
-/* VmRSS or VmHWM of a process, in KiB. */
-static long proc_kib(pid_t pid, const char *field)
-{
-	char path[64], line[256];
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	while (f && fgets(line, sizeof(line), f))
-		if (strncmp(line, field, strlen(field)) == 0)
-			v = strtol(line + strlen(field) + 1, NULL, 10);
-	if (f)
-		fclose(f);
-	return v;
-}
-
 struct objects_probe {
 	struct env *s;
 	double want;
@@ -731,8 +706,8 @@ static void test_memory_100k_secrets(void **state)
 	assert_int_equal(serve_start(e, NULL), 0);
 	assert_true(tu_wait_for(secrets_cached, &p, 50000));
 	usleep(500 * 1000);
-	rss = proc_kib(e->srv.pid, "VmRSS:");
-	hwm = proc_kib(e->srv.pid, "VmHWM:");
+	rss = tu_proc_kib(e->srv.pid, "VmRSS:");
+	hwm = tu_proc_kib(e->srv.pid, "VmHWM:");
 	printf("memory: %u Secrets x 10 keys cached in %.1f s; rollgate serve VmRSS %ld KiB "
 	       "(%.1f MiB), VmHWM %ld KiB (%.1f MiB)%s\n",
 	       n, (double)(tu_now_ms() - t0) / 1000.0, rss, rss / 1024.0, hwm, hwm / 1024.0,

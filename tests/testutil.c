@@ -40,6 +40,22 @@ long long tu_now_ms(void)
 	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+long tu_proc_kib(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, field, strlen(field)) == 0)
+			v = strtol(line + strlen(field) + 1, NULL, 10);
+	if (f)
+		fclose(f);
+	return v;
+}
+
 /* Polls cond(arg) every 10 ms for up to ms; returns its last value. Tests
  * wait for conditions, never for fixed times, so a loaded machine only
  * makes them slower. */

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/types.h>
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
@@ -47,6 +48,19 @@ char *tu_read_file(const char *path, size_t *len);
 
 /* Monotonic milliseconds. */
 long long tu_now_ms(void);
+
+/* A "Vm...:" field of /proc/PID/status (VmRSS:, VmHWM:), in KiB; -1 when
+ * it cannot be read. */
+long tu_proc_kib(pid_t pid, const char *field);
+
+/* RG_ASAN: built with AddressSanitizer, where memory figures mean nothing. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RG_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RG_ASAN 1
+#endif
+#endif
 
 /* Polls cond(arg) every 10 ms for up to ms; returns its last value. Tests
  * wait for conditions, never for fixed times, so a loaded machine only

@@ -63,6 +63,9 @@ struct config {
 	double reload_rate;        /* patches per second */
 	unsigned reload_burst;     /* token bucket size */
 	unsigned reload_window_ms; /* changes to one workload within it coalesce */
+	/* Policy reports kept current in the cluster (reports:). */
+	bool reports_enabled;         /* with the API source; off by default */
+	unsigned reports_interval_ms; /* a namespace's report is written at most this often */
 };
 
 /* Fills cfg with the built-in defaults. Returns 0, or -1 on allocation failure. */

@@ -31,6 +31,7 @@ enum metrics_resource {
 	MR_STATEFULSETS,
 	MR_DAEMONSETS,
 	MR_ROLLOUTS,
+	MR_CANARIES,
 	MR_COUNT
 };
 /* Why a watch had to be opened again. */
@@ -73,6 +74,19 @@ void metrics_connection_refused(enum metrics_listener l);
 void metrics_connection_evicted(enum metrics_listener l, bool idle);
 /* Closed: a request not in by its read deadline. */
 void metrics_requests_timed_out(enum metrics_listener l, unsigned n);
+
+/* Policy reports (reportctl). rule RULE_COUNT: an object's pass, which
+ * names no rule; result is an enum report_result (report.h). */
+enum metrics_report_write {
+	REPORT_WRITE_APPLIED,  /* the report was written (server-side apply) */
+	REPORT_WRITE_FAILED,   /* the write failed; retried after the interval */
+	REPORT_WRITE_GONE,     /* the namespace went away with its workloads */
+	REPORT_WRITE_OUT_COUNT
+};
+void metrics_report_results(enum rule_id rule, unsigned result, long long delta);
+void metrics_report_write(enum metrics_report_write outcome);
+void metrics_report_crd_missing(void);
+void metrics_report_workloads(long long count);
 
 /* Renders every metric; returns a malloc'd string (caller frees) or NULL. */
 char *metrics_render(void);

@@ -28,6 +28,8 @@
 /* One object's reply: far above the largest object etcd stores (1.5 MiB),
  * low enough to fail before memory does. */
 #define KUBE_REPLY_MAX (4u << 20)
+/* The err of kube_client_request when a reply passed KUBE_REPLY_MAX. */
+#define KUBE_ERR_TOO_LARGE "answer too large"
 
 /* ---- names and URLs ---- */
 

@@ -28,6 +28,9 @@ struct kube_conn {
 
 /* Reads a kubeconfig's current context. Errors name the file and key. */
 int kube_conn_from_kubeconfig(const char *path, struct kube_conn *c, char *err, size_t errlen);
+/* The same with the named context (NULL: the current one). */
+int kube_conn_from_kubeconfig_context(const char *path, const char *context, struct kube_conn *c,
+				      char *err, size_t errlen);
 /* Reads the in-cluster service-account configuration. */
 int kube_conn_in_cluster(struct kube_conn *c, char *err, size_t errlen);
 /* The kubeconfig at path when not NULL, else the in-cluster configuration. */

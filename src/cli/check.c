@@ -7,74 +7,181 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "check.h"
 #include "cli.h"
+#include "clustercheck.h"
 #include "cliutil.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "pipeline.h"
 
-enum out_format { OUT_TEXT, OUT_JSON, OUT_SARIF };
+/* One object that has something to say. */
+struct cobj {
+	char *file; /* NULL: an object of a cluster */
+	int line;
+	char *where; /* "FILE:LINE" or "namespace/Kind/name" */
+	char *api_version, *kind, *name, *ns, *uid;
+	struct report_item *items; /* report formats only */
+	size_t n_items;
+};
 
-/* One violation with where it came from. */
+/* One violation of one object. */
 struct finding {
-	const struct pobj *o;
+	size_t obj;
 	struct violation v; /* message and path owned here */
 };
 
-struct report {
+struct check_report {
+	bool cluster, keep_items;
+	struct cobj *o;
+	size_t n_o, cap_o;
 	struct finding *f;
 	size_t n;
 	size_t counts[MODE_ENFORCE + 1];
 	size_t objects;
-	char **notes; /* informational warnings, "FILE:LINE: text" */
+	char **notes; /* "FILE:LINE: note: text", or "note: text" for the run */
 	size_t n_notes;
+	size_t n_files, n_skipped;
 };
 
-static const char *obj_kind(const cJSON *o)
+struct check_report *check_report_new(bool cluster, bool keep_items)
 {
-	const char *k = json_get_string(o, "kind");
-	return k ? k : "?";
+	struct check_report *r = calloc(1, sizeof(*r));
+
+	if (r) {
+		r->cluster = cluster;
+		r->keep_items = keep_items;
+	}
+	return r;
 }
 
-static const char *obj_name(const cJSON *o)
+static void cobj_clear(struct cobj *o)
 {
-	const char *n = json_get_string(json_get(o, "metadata"), "name");
-	return n ? n : "?";
+	free(o->file);
+	free(o->where);
+	free(o->api_version);
+	free(o->kind);
+	free(o->name);
+	free(o->ns);
+	free(o->uid);
+	report_items_free(o->items, o->n_items);
 }
 
-static int add_note(struct report *r, const struct pobj *o, const char *text)
+void check_report_free(struct check_report *r)
 {
-	char buf[1024];
-	char **nv = realloc(r->notes, (r->n_notes + 1) * sizeof(*nv));
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n; i++) {
+		free(r->f[i].v.message);
+		free(r->f[i].v.path);
+	}
+	for (size_t i = 0; i < r->n_o; i++)
+		cobj_clear(&r->o[i]);
+	for (size_t i = 0; i < r->n_notes; i++)
+		free(r->notes[i]);
+	free(r->notes);
+	free(r->f);
+	free(r->o);
+	free(r);
+}
 
-	if (!nv)
+void check_report_count(struct check_report *r, size_t objects)
+{
+	r->objects += objects;
+}
+
+void check_report_files(struct check_report *r, size_t files, size_t skipped)
+{
+	r->n_files = files;
+	r->n_skipped = skipped;
+}
+
+static char *dup_or(const char *s, const char *dflt)
+{
+	return strdup(s ? s : dflt);
+}
+
+/* The object w names, added; its index in *idx. */
+static int add_obj(struct check_report *r, const struct check_where *w, size_t *idx)
+{
+	struct cobj *o;
+	char where[1200];
+
+	if (r->n_o == r->cap_o) {
+		size_t cap = r->cap_o ? r->cap_o * 2 : 64;
+		struct cobj *nv = realloc(r->o, cap * sizeof(*nv));
+		if (!nv)
+			return -1;
+		r->o = nv;
+		r->cap_o = cap;
+	}
+	o = &r->o[r->n_o];
+	memset(o, 0, sizeof(*o));
+	if (w->file)
+		snprintf(where, sizeof(where), "%s:%d", w->file, w->line);
+	else
+		snprintf(where, sizeof(where), "%s/%s/%s", w->namespace_ ? w->namespace_ : "",
+			 w->kind ? w->kind : "?", w->name ? w->name : "?");
+	o->file = w->file ? strdup(w->file) : NULL;
+	o->line = w->line;
+	o->where = strdup(where);
+	o->api_version = dup_or(w->api_version, "");
+	o->kind = dup_or(w->kind, "?");
+	o->name = dup_or(w->name, "?");
+	o->ns = dup_or(w->namespace_, "");
+	o->uid = dup_or(w->uid, "");
+	r->n_o++;
+	*idx = r->n_o - 1;
+	if ((w->file && !o->file) || !o->where || !o->api_version || !o->kind || !o->name ||
+	    !o->ns || !o->uid)
 		return -1;
+	return 0;
+}
+
+static int push_note(struct check_report *r, char *line)
+{
+	char **nv;
+
+	if (!line)
+		return -1;
+	nv = realloc(r->notes, (r->n_notes + 1) * sizeof(*nv));
+	if (!nv) {
+		free(line);
+		return -1;
+	}
 	r->notes = nv;
-	snprintf(buf, sizeof(buf), "%s:%d: %s", o->file, o->line, text);
-	r->notes[r->n_notes] = strdup(buf);
-	return r->notes[r->n_notes++] ? 0 : -1;
+	r->notes[r->n_notes++] = line;
+	return 0;
+}
+
+int check_report_note(struct check_report *r, const struct check_where *w, const char *text)
+{
+	char buf[1600];
+
+	if (w->file)
+		snprintf(buf, sizeof(buf), "%s:%d: note: %s/%s: %s", w->file, w->line,
+			 w->kind ? w->kind : "?", w->name ? w->name : "?", text);
+	else
+		snprintf(buf, sizeof(buf), "%s/%s/%s: note: %s", w->namespace_ ? w->namespace_ : "",
+			 w->kind ? w->kind : "?", w->name ? w->name : "?", text);
+	return push_note(r, strdup(buf));
+}
+
+int check_report_run_note(struct check_report *r, const char *text)
+{
+	char buf[1200];
+
+	snprintf(buf, sizeof(buf), "note: %s", text);
+	return push_note(r, strdup(buf));
 }
 
 /* Moves the verdict's violations into the report. */
-static int take_verdict(struct report *r, const struct pobj *o, struct verdict *v)
+static int take_violations(struct check_report *r, size_t obj, struct verdict *v)
 {
 	struct finding *nf;
-	struct rules_lines notes;
-	int rc = 0;
 
-	/* One note per line, each with its place, so every line greps alike. */
-	if (pipeline_notes(v, &notes) < 0)
-		return -1;
-	for (size_t i = 0; rc == 0 && i < notes.n; i++) {
-		char line[1100];
-		snprintf(line, sizeof(line), "note: %s/%s: %s", obj_kind(o->obj), obj_name(o->obj),
-			 notes.l[i].text);
-		rc = add_note(r, o, line);
-	}
-	rules_lines_free(&notes);
-	if (rc < 0)
-		return -1;
 	if (v->n == 0)
 		return 0;
 	nf = realloc(r->f, (r->n + v->n) * sizeof(*nf));
@@ -82,7 +189,7 @@ static int take_verdict(struct report *r, const struct pobj *o, struct verdict *
 		return -1;
 	r->f = nf;
 	for (size_t i = 0; i < v->n; i++) {
-		r->f[r->n].o = o;
+		r->f[r->n].obj = obj;
 		r->f[r->n].v = v->v[i];
 		r->counts[v->v[i].mode]++;
 		r->n++;
@@ -91,57 +198,92 @@ static int take_verdict(struct report *r, const struct pobj *o, struct verdict *
 	return 0;
 }
 
-static void report_free(struct report *r)
+int check_report_add(struct check_report *r, const struct check_where *w, struct verdict *v,
+		     struct report_item *items, size_t n_items)
 {
-	for (size_t i = 0; i < r->n; i++) {
-		free(r->f[i].v.message);
-		free(r->f[i].v.path);
+	struct rules_lines notes;
+	size_t idx = 0;
+	int rc = 0;
+
+	r->objects++;
+	/* One note per line, each with its place, so every line greps alike. */
+	if (pipeline_notes(v, &notes) < 0)
+		goto oom;
+	for (size_t i = 0; rc == 0 && i < notes.n; i++)
+		rc = check_report_note(r, w, notes.l[i].text);
+	rules_lines_free(&notes);
+	if (rc < 0)
+		goto oom;
+	if (v->n == 0 && !(r->keep_items && items)) {
+		report_items_free(items, n_items);
+		return 0;
 	}
-	for (size_t i = 0; i < r->n_notes; i++)
-		free(r->notes[i]);
-	free(r->notes);
-	free(r->f);
+	if (add_obj(r, w, &idx) < 0 || take_violations(r, idx, v) < 0)
+		goto oom;
+	if (r->keep_items) {
+		r->o[idx].items = items;
+		r->o[idx].n_items = n_items;
+	} else {
+		report_items_free(items, n_items);
+	}
+	return 0;
+oom:
+	report_items_free(items, n_items);
+	return -1;
 }
 
-static void print_text(const struct report *r, const struct mset *m)
+static void print_text(const struct check_report *r)
 {
 	for (size_t i = 0; i < r->n_notes; i++)
 		printf("%s\n", r->notes[i]);
 	for (size_t i = 0; i < r->n; i++) {
 		const struct finding *f = &r->f[i];
-		printf("%s:%d: %s %s %s/%s: %s\n", f->o->file, f->o->line, config_mode_name(f->v.mode),
-		       config_rule_name(f->v.rule), obj_kind(f->o->obj), obj_name(f->o->obj),
-		       f->v.message);
+		const struct cobj *o = &r->o[f->obj];
+		if (o->file)
+			printf("%s: %s %s %s/%s: %s\n", o->where, config_mode_name(f->v.mode),
+			       config_rule_name(f->v.rule), o->kind, o->name, f->v.message);
+		else
+			printf("%s: %s %s: %s\n", o->where, config_mode_name(f->v.mode),
+			       config_rule_name(f->v.rule), f->v.message);
 	}
-	printf("%zu object%s in %zu file%s", r->objects, r->objects == 1 ? "" : "s", m->n_files,
-	       m->n_files == 1 ? "" : "s");
-	if (m->n_skipped)
-		printf(" (%zu kustomization file%s skipped)", m->n_skipped,
-		       m->n_skipped == 1 ? "" : "s");
+	if (r->cluster)
+		printf("%zu object%s in the cluster", r->objects, r->objects == 1 ? "" : "s");
+	else
+		printf("%zu object%s in %zu file%s", r->objects, r->objects == 1 ? "" : "s", r->n_files,
+		       r->n_files == 1 ? "" : "s");
+	if (r->n_skipped)
+		printf(" (%zu kustomization file%s skipped)", r->n_skipped,
+		       r->n_skipped == 1 ? "" : "s");
 	printf(": %zu enforce, %zu warn, %zu audit violation%s\n", r->counts[MODE_ENFORCE],
 	       r->counts[MODE_WARN], r->counts[MODE_AUDIT], r->n == 1 ? "" : "s");
 }
 
-static cJSON *finding_json(const struct finding *f)
+static cJSON *finding_json(const struct check_report *r, const struct finding *f)
 {
-	cJSON *o = cJSON_CreateObject();
-	const char *ns = json_get_string(json_get(f->o->obj, "metadata"), "namespace");
+	cJSON *j = cJSON_CreateObject();
+	const struct cobj *o = &r->o[f->obj];
 
-	if (!o)
+	if (!j)
 		return NULL;
-	cJSON_AddStringToObject(o, "file", f->o->file);
-	cJSON_AddNumberToObject(o, "line", f->o->line);
-	cJSON_AddStringToObject(o, "mode", config_mode_name(f->v.mode));
-	cJSON_AddStringToObject(o, "rule", config_rule_name(f->v.rule));
-	cJSON_AddStringToObject(o, "kind", obj_kind(f->o->obj));
-	cJSON_AddStringToObject(o, "name", obj_name(f->o->obj));
-	cJSON_AddStringToObject(o, "namespace", ns ? ns : "");
-	cJSON_AddStringToObject(o, "message", f->v.message);
-	cJSON_AddStringToObject(o, "path", f->v.path ? f->v.path : "");
-	return o;
+	if (o->file) {
+		cJSON_AddStringToObject(j, "file", o->file);
+		cJSON_AddNumberToObject(j, "line", o->line);
+	} else {
+		cJSON_AddStringToObject(j, "object", o->where);
+		cJSON_AddStringToObject(j, "apiVersion", o->api_version);
+		cJSON_AddStringToObject(j, "uid", o->uid);
+	}
+	cJSON_AddStringToObject(j, "mode", config_mode_name(f->v.mode));
+	cJSON_AddStringToObject(j, "rule", config_rule_name(f->v.rule));
+	cJSON_AddStringToObject(j, "kind", o->kind);
+	cJSON_AddStringToObject(j, "name", o->name);
+	cJSON_AddStringToObject(j, "namespace", o->ns);
+	cJSON_AddStringToObject(j, "message", f->v.message);
+	cJSON_AddStringToObject(j, "path", f->v.path ? f->v.path : "");
+	return j;
 }
 
-static cJSON *report_json(const struct report *r, const struct mset *m)
+static cJSON *report_json(const struct check_report *r)
 {
 	cJSON *doc = cJSON_CreateObject(), *s, *arr, *notes;
 
@@ -150,8 +292,12 @@ static cJSON *report_json(const struct report *r, const struct mset *m)
 	cJSON_AddStringToObject(doc, "tool", "rollgate");
 	cJSON_AddStringToObject(doc, "version", ROLLGATE_VERSION);
 	s = cJSON_AddObjectToObject(doc, "summary");
-	cJSON_AddNumberToObject(s, "files", (double)m->n_files);
-	cJSON_AddNumberToObject(s, "skipped", (double)m->n_skipped);
+	if (r->cluster) {
+		cJSON_AddStringToObject(s, "source", "cluster");
+	} else {
+		cJSON_AddNumberToObject(s, "files", (double)r->n_files);
+		cJSON_AddNumberToObject(s, "skipped", (double)r->n_skipped);
+	}
 	cJSON_AddNumberToObject(s, "objects", (double)r->objects);
 	cJSON_AddNumberToObject(s, "enforce", (double)r->counts[MODE_ENFORCE]);
 	cJSON_AddNumberToObject(s, "warn", (double)r->counts[MODE_WARN]);
@@ -159,7 +305,7 @@ static cJSON *report_json(const struct report *r, const struct mset *m)
 	cJSON_AddBoolToObject(s, "passed", r->counts[MODE_ENFORCE] == 0);
 	arr = cJSON_AddArrayToObject(doc, "violations");
 	for (size_t i = 0; arr && i < r->n; i++)
-		cJSON_AddItemToArray(arr, finding_json(&r->f[i]));
+		cJSON_AddItemToArray(arr, finding_json(r, &r->f[i]));
 	notes = cJSON_AddArrayToObject(doc, "notes");
 	for (size_t i = 0; notes && i < r->n_notes; i++)
 		cJSON_AddItemToArray(notes, cJSON_CreateString(r->notes[i]));
@@ -268,47 +414,59 @@ static char *sarif_uri(const char *file)
 	return out;
 }
 
-static cJSON *sarif_result(const struct finding *f)
+/* Where a result is: the file and line (files), and always the object and
+ * field by name, for readers that do not open the file. */
+static int sarif_location(cJSON *res, const struct cobj *o, const char *path)
 {
-	cJSON *res = cJSON_CreateObject(), *msg, *locs, *loc, *phys, *art, *reg, *logical;
-	char text[1200], fqn[600];
-	char *uri = sarif_uri(f->o->file);
-	const char *ns = json_get_string(json_get(f->o->obj, "metadata"), "namespace");
+	cJSON *locs = cJSON_AddArrayToObject(res, "locations"), *loc = cJSON_CreateObject();
+	cJSON *phys, *art, *reg, *logical, *ll;
+	char fqn[1400];
 
-	if (!res || !uri) {
-		cJSON_Delete(res);
+	if (!locs || !loc || !cJSON_AddItemToArray(locs, loc))
+		return -1;
+	if (o->file) {
+		char *uri = sarif_uri(o->file);
+		if (!uri)
+			return -1;
+		phys = cJSON_AddObjectToObject(loc, "physicalLocation");
+		art = cJSON_AddObjectToObject(phys, "artifactLocation");
+		cJSON_AddStringToObject(art, "uri", uri);
+		reg = cJSON_AddObjectToObject(phys, "region");
+		cJSON_AddNumberToObject(reg, "startLine", o->line > 0 ? o->line : 1);
 		free(uri);
-		return NULL;
 	}
-	snprintf(text, sizeof(text), "%s/%s: %s", obj_kind(f->o->obj), obj_name(f->o->obj),
-		 f->v.message);
+	snprintf(fqn, sizeof(fqn), "%s%s%s/%s%s%s", o->ns, *o->ns ? "/" : "", o->kind, o->name,
+		 path ? ":" : "", path ? path : "");
+	logical = cJSON_AddArrayToObject(loc, "logicalLocations");
+	ll = cJSON_CreateObject();
+	cJSON_AddItemToArray(logical, ll);
+	cJSON_AddStringToObject(ll, "fullyQualifiedName", fqn);
+	cJSON_AddStringToObject(ll, "kind", "resource");
+	return 0;
+}
+
+static cJSON *sarif_result(const struct check_report *r, const struct finding *f)
+{
+	cJSON *res = cJSON_CreateObject(), *msg;
+	const struct cobj *o = &r->o[f->obj];
+	char text[1400];
+
+	if (!res)
+		return NULL;
+	snprintf(text, sizeof(text), "%s/%s: %s", o->kind, o->name, f->v.message);
 	cJSON_AddStringToObject(res, "ruleId", config_rule_name(f->v.rule));
 	cJSON_AddNumberToObject(res, "ruleIndex", (double)f->v.rule);
 	cJSON_AddStringToObject(res, "level", sarif_level(f->v.mode));
 	msg = cJSON_AddObjectToObject(res, "message");
 	cJSON_AddStringToObject(msg, "text", text);
-	locs = cJSON_AddArrayToObject(res, "locations");
-	loc = cJSON_CreateObject();
-	cJSON_AddItemToArray(locs, loc);
-	phys = cJSON_AddObjectToObject(loc, "physicalLocation");
-	art = cJSON_AddObjectToObject(phys, "artifactLocation");
-	cJSON_AddStringToObject(art, "uri", uri);
-	reg = cJSON_AddObjectToObject(phys, "region");
-	cJSON_AddNumberToObject(reg, "startLine", f->o->line > 0 ? f->o->line : 1);
-	/* Which object and field, for readers that do not open the file. */
-	snprintf(fqn, sizeof(fqn), "%s%s%s/%s%s%s", ns && *ns ? ns : "", ns && *ns ? "/" : "",
-		 obj_kind(f->o->obj), obj_name(f->o->obj), f->v.path ? ":" : "",
-		 f->v.path ? f->v.path : "");
-	logical = cJSON_AddArrayToObject(loc, "logicalLocations");
-	loc = cJSON_CreateObject();
-	cJSON_AddItemToArray(logical, loc);
-	cJSON_AddStringToObject(loc, "fullyQualifiedName", fqn);
-	cJSON_AddStringToObject(loc, "kind", "resource");
-	free(uri);
+	if (sarif_location(res, o, f->v.path) < 0) {
+		cJSON_Delete(res);
+		return NULL;
+	}
 	return res;
 }
 
-static cJSON *report_sarif(const struct report *r, const struct config *cfg)
+static cJSON *report_sarif(const struct check_report *r, const struct config *cfg)
 {
 	cJSON *doc = cJSON_CreateObject(), *runs, *run, *tool, *drv, *results;
 
@@ -326,7 +484,7 @@ static cJSON *report_sarif(const struct report *r, const struct config *cfg)
 	cJSON_AddItemToObject(drv, "rules", sarif_rules(cfg));
 	results = cJSON_AddArrayToObject(run, "results");
 	for (size_t i = 0; results && i < r->n; i++)
-		cJSON_AddItemToArray(results, sarif_result(&r->f[i]));
+		cJSON_AddItemToArray(results, sarif_result(r, &r->f[i]));
 	return doc;
 }
 
@@ -342,115 +500,265 @@ static int print_json_doc(cJSON *doc)
 	return 0;
 }
 
+/* ---- report formats ---- */
+
+static int cmp_ns(const void *a, const void *b)
+{
+	const struct cobj *x = *(struct cobj *const *)a, *y = *(struct cobj *const *)b;
+
+	return strcmp(x->ns, y->ns);
+}
+
+/* The report of one namespace: objs[0..n) share it. */
+static cJSON *namespace_report(enum report_format fmt, struct cobj **objs, size_t n, time_t now)
+{
+	struct report_object *ro = calloc(n ? n : 1, sizeof(*ro));
+	struct report_object **rp = calloc(n ? n : 1, sizeof(*rp));
+	cJSON *doc = NULL;
+
+	if (!ro || !rp)
+		goto out;
+	/* Borrowed views: nothing here is freed through them. */
+	for (size_t i = 0; i < n; i++) {
+		ro[i] = (struct report_object){ objs[i]->api_version, objs[i]->kind, objs[i]->name,
+						objs[i]->uid, now, objs[i]->items, objs[i]->n_items };
+		rp[i] = &ro[i];
+	}
+	report_objects_sort(rp, n);
+	doc = report_render(fmt, objs[0]->ns, rp, n);
+out:
+	free(ro);
+	free(rp);
+	return doc;
+}
+
+/* A v1 List of one report per namespace, as `kubectl apply -f -` takes. */
+static cJSON *report_list(const struct check_report *r, enum report_format fmt)
+{
+	cJSON *list = cJSON_CreateObject(), *items;
+	struct cobj **v = calloc(r->n_o ? r->n_o : 1, sizeof(*v));
+	time_t now = time(NULL);
+	size_t n = 0;
+	bool ok = list && v && cJSON_AddStringToObject(list, "apiVersion", "v1") &&
+		  cJSON_AddStringToObject(list, "kind", "List") &&
+		  (items = cJSON_AddArrayToObject(list, "items")) != NULL;
+
+	for (size_t i = 0; ok && i < r->n_o; i++)
+		if (r->o[i].items && *r->o[i].ns)
+			v[n++] = &r->o[i];
+	if (ok && n > 1)
+		qsort(v, n, sizeof(*v), cmp_ns);
+	for (size_t i = 0; ok && i < n;) {
+		size_t j = i;
+		cJSON *doc;
+		while (j < n && strcmp(v[j]->ns, v[i]->ns) == 0)
+			j++;
+		doc = namespace_report(fmt, v + i, j - i, now);
+		ok = doc && cJSON_AddItemToArray(items, doc);
+		i = j;
+	}
+	free(v);
+	if (!ok) {
+		cJSON_Delete(list);
+		return NULL;
+	}
+	return list;
+}
+
+int check_report_print(struct check_report *r, enum check_format fmt, const struct config *cfg)
+{
+	cJSON *doc = NULL;
+
+	switch (fmt) {
+	case CHECK_TEXT:
+		print_text(r);
+		break;
+	case CHECK_JSON:
+		doc = report_json(r);
+		break;
+	case CHECK_SARIF:
+		doc = report_sarif(r, cfg);
+		break;
+	case CHECK_POLICYREPORT:
+	case CHECK_OPENREPORTS:
+		/* Notes go to stderr: stdout is what kubectl applies. */
+		for (size_t i = 0; i < r->n_notes; i++)
+			fprintf(stderr, "rollgate check: %s\n", r->notes[i]);
+		doc = report_list(r, fmt == CHECK_OPENREPORTS ? REPORT_OPENREPORTS : REPORT_POLICYREPORT);
+		break;
+	}
+	if (fmt != CHECK_TEXT && print_json_doc(doc) < 0)
+		return cli_fail("check", "out of memory");
+	return r->counts[MODE_ENFORCE] ? 1 : 0;
+}
+
 static void check_usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: rollgate check [--config FILE] [-o text|json|sarif] PATH...\n\n"
+		"Usage: rollgate check [--config FILE] [-o FORMAT] PATH...\n"
+		"       rollgate check --cluster [--kubeconfig PATH] [--context NAME] [-n NS]\n"
+		"                      [--config FILE] [-o FORMAT]\n\n"
 		"Evaluates every object in the manifests under PATH (files, or directories\n"
 		"searched recursively for .yaml, .yml and .json, passing over kustomization\n"
 		"files; '-' reads stdin) with the policy rules, as a CREATE by an ordinary\n"
 		"user: the verdict the cluster gives. Multi-document streams and List kinds\n"
 		"are read the way kubectl reads them.\n\n"
+		"With --cluster, the Deployments, StatefulSets, DaemonSets, ReplicaSets, Argo\n"
+		"Rollouts and Flagger Canaries of a running cluster are listed and judged the\n"
+		"same way: what already breaks the rules before a rule enforces.\n\n"
 		"Options:\n"
 		"  --config FILE        YAML config (default: built-in defaults)\n"
-		"  -o, --output FORMAT  text (default), json, or sarif (SARIF 2.1.0)\n"
+		"  -o, --output FORMAT  text (default), json, sarif (SARIF 2.1.0), and with\n"
+		"                       --cluster policyreport (wgpolicyk8s.io/v1alpha2) or\n"
+		"                       openreports (openreports.io/v1alpha1): a List of one\n"
+		"                       report per namespace for kubectl apply -f -\n"
+		"  --cluster            check the objects of a cluster instead of files\n"
+		"  --kubeconfig PATH    its credentials (default: $KUBECONFIG, in-cluster, then\n"
+		"                       ~/.kube/config)\n"
+		"  --context NAME       the kubeconfig context (default: the current one)\n"
+		"  -n, --namespace NS   only this namespace (default: every namespace)\n"
 		"  -h, --help           show this help\n\n"
-		"Text output: FILE:LINE: MODE RULE-ID KIND/NAME: message, then a summary.\n"
-		"Exit status: 0 no enforce violation, 1 at least one, 2 unreadable or invalid input.\n");
+		"Text output: FILE:LINE: MODE RULE-ID KIND/NAME: message (with --cluster:\n"
+		"NAMESPACE/KIND/NAME: MODE RULE-ID: message), then a summary.\n"
+		"Exit status: 0 no enforce violation, 1 at least one, 2 unreadable or invalid input\n"
+		"(or, with --cluster, a cluster that cannot be listed).\n");
 }
 
-static int check_all(struct engine *e, const struct mset *m, struct report *r, char *err,
-		     size_t errlen)
+/* Every object of the manifests, with notes for objects lookups cannot use
+ * (rules never read ConfigMap or Secret values: worth a note, not a
+ * failure). */
+static int check_files(struct engine *e, const struct mset *m, struct check_report *r, char *err,
+		       size_t errlen)
 {
 	char why[512];
 
-	/* Rules never read ConfigMap or Secret values: one that lookups cannot
-	 * use (a SOPS-encrypted Secret) is worth a note, not a failure. */
 	for (size_t i = 0; i < m->n_objs; i++) {
 		const struct pobj *o = &m->objs[i];
-		if (!o->unusable)
-			continue;
-		snprintf(why, sizeof(why), "note: %s/%s: not used for lookups: %s",
-			 obj_kind(o->obj), obj_name(o->obj), o->unusable);
-		if (add_note(r, o, why) < 0) {
-			snprintf(err, errlen, "out of memory");
-			return -1;
-		}
-	}
-
-	for (size_t i = 0; i < m->n_objs; i++) {
+		struct check_where w = { o->file, o->line, NULL, NULL, NULL, NULL, NULL };
+		const cJSON *md = json_get(o->obj, "metadata");
 		struct verdict v;
-		const struct pobj *o = &m->objs[i];
+		w.api_version = json_get_string(o->obj, "apiVersion");
+		w.kind = json_get_string(o->obj, "kind");
+		w.name = json_get_string(md, "name");
+		w.namespace_ = json_get_string(md, "namespace");
+		if (o->unusable) {
+			snprintf(why, sizeof(why), "not used for lookups: %s", o->unusable);
+			if (check_report_note(r, &w, why) < 0)
+				goto oom;
+		}
 		if (pipeline_check(e, o->obj, &v, why, sizeof(why)) < 0) {
 			snprintf(err, errlen, "%s:%d: %s", o->file, o->line, why);
 			return -1;
 		}
-		r->objects++;
-		if (take_verdict(r, o, &v) < 0) {
+		if (check_report_add(r, &w, &v, NULL, 0) < 0) {
 			verdict_free(&v);
-			snprintf(err, errlen, "out of memory");
-			return -1;
+			goto oom;
 		}
 		verdict_free(&v);
 	}
+	check_report_files(r, m->n_files, m->n_skipped);
 	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return -1;
 }
 
-int cli_check(int argc, char **argv)
+static int parse_format(const char *s, enum check_format *out)
+{
+	static const struct {
+		const char *name;
+		enum check_format fmt;
+	} names[] = { { "text", CHECK_TEXT },	  { "json", CHECK_JSON },
+		      { "sarif", CHECK_SARIF },	  { "policyreport", CHECK_POLICYREPORT },
+		      { "openreports", CHECK_OPENREPORTS } };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(s, names[i].name) == 0) {
+			*out = names[i].fmt;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+struct check_args {
+	const char *config;
+	enum check_format fmt;
+	bool cluster;
+	struct cluster_opts co;
+};
+
+/* Returns -1 to go on, else the exit status. */
+static int parse_check(int argc, char **argv, struct check_args *a)
 {
 	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "config", required_argument, NULL, 'c' },  { "output", required_argument, NULL, 'o' },
+		{ "cluster", no_argument, NULL, 'C' },	     { "kubeconfig", required_argument, NULL, 'k' },
+		{ "context", required_argument, NULL, 'x' }, { "namespace", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },	     { NULL, 0, NULL, 0 },
 	};
-	const char *config = NULL;
-	enum out_format fmt = OUT_TEXT;
-	struct engine e;
-	struct mset m = { 0 };
-	struct report r = { 0 };
-	char err[1024];
-	int c, rc = 2;
+	int c;
 
+	memset(a, 0, sizeof(*a));
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "o:n:h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'c': config = optarg; break;
+		case 'c': a->config = optarg; break;
 		case 'o':
-			if (strcmp(optarg, "text") == 0)
-				fmt = OUT_TEXT;
-			else if (strcmp(optarg, "json") == 0)
-				fmt = OUT_JSON;
-			else if (strcmp(optarg, "sarif") == 0)
-				fmt = OUT_SARIF;
-			else
-				return cli_fail("check", "unknown output format \"%s\" (text, json, sarif)", optarg);
+			if (parse_format(optarg, &a->fmt) < 0)
+				return cli_fail("check", "unknown output format \"%s\" (text, json, sarif, "
+							 "policyreport, openreports)", optarg);
 			break;
+		case 'C': a->cluster = true; break;
+		case 'k': a->co.kubeconfig = optarg; break;
+		case 'x': a->co.context = optarg; break;
+		case 'n': a->co.namespace_ = optarg; break;
 		case 'h': check_usage(stdout); return 0;
 		default: check_usage(stderr); return 2;
 		}
 	}
-	if (optind >= argc)
+	if (!a->cluster && (a->co.kubeconfig || a->co.context || a->co.namespace_))
+		return cli_fail("check", "--kubeconfig, --context and --namespace need --cluster");
+	if (!a->cluster && (a->fmt == CHECK_POLICYREPORT || a->fmt == CHECK_OPENREPORTS))
+		return cli_fail("check", "-o %s needs --cluster: reports describe objects in a cluster",
+				a->fmt == CHECK_POLICYREPORT ? "policyreport" : "openreports");
+	if (a->cluster && optind < argc)
+		return cli_fail("check", "--cluster takes no PATH (got \"%s\")", argv[optind]);
+	if (!a->cluster && optind >= argc)
 		return cli_fail("check", "no PATH given (see --help)");
+	return -1;
+}
+
+int cli_check(int argc, char **argv)
+{
+	struct check_args a;
+	struct engine e;
+	struct mset m = { 0 };
+	struct check_report *r = NULL;
+	char err[1024];
+	int rc = parse_check(argc, argv, &a);
+
+	if (rc >= 0)
+		return rc;
+	rc = 2;
 	log_setup(LOG_ERROR, LOG_FORMAT_TEXT);
-	if (engine_open(&e, config, NULL, NULL, err, sizeof(err)) < 0)
+	if (engine_open(&e, a.config, NULL, NULL, err, sizeof(err)) < 0)
 		return cli_fail("check", "%s", err);
-	if (mset_load_paths(&m, argv + optind, argc - optind, err, sizeof(err)) < 0 ||
-	    pipeline_add_objects(&e, &m, 0, err, sizeof(err)) < 0 ||
-	    check_all(&e, &m, &r, err, sizeof(err)) < 0) {
-		cli_fail("check", "%s", err);
-		goto out;
-	}
-	if (fmt == OUT_TEXT)
-		print_text(&r, &m);
-	else if (print_json_doc(fmt == OUT_JSON ? report_json(&r, &m)
-						 : report_sarif(&r, e.cfg)) < 0) {
+	r = check_report_new(a.cluster, a.fmt == CHECK_POLICYREPORT || a.fmt == CHECK_OPENREPORTS);
+	if (!r) {
 		cli_fail("check", "out of memory");
 		goto out;
 	}
-	rc = r.counts[MODE_ENFORCE] ? 1 : 0;
+	if (a.cluster ? clustercheck_run(&e, &a.co, r, err, sizeof(err)) < 0
+		      : (mset_load_paths(&m, argv + optind, argc - optind, err, sizeof(err)) < 0 ||
+			 pipeline_add_objects(&e, &m, 0, err, sizeof(err)) < 0 ||
+			 check_files(&e, &m, r, err, sizeof(err)) < 0)) {
+		cli_fail("check", "%s", err);
+		goto out;
+	}
+	rc = check_report_print(r, a.fmt, e.cfg);
 out:
-	report_free(&r);
+	check_report_free(r);
 	mset_free(&m);
 	engine_close(&e);
 	return rc;

@@ -170,6 +170,7 @@ int config_defaults(struct config *cfg)
 	cfg->reload_rate = 1.0;
 	cfg->reload_burst = 50;
 	cfg->reload_window_ms = 2000;
+	cfg->reports_interval_ms = 10000;
 	if (!cfg->annotation_prefix || strlist_push(&cfg->exempt_namespaces, "kube-system") < 0)
 		goto fail;
 	for (size_t i = 0; i < sizeof(default_controllers) / sizeof(default_controllers[0]); i++) {

@@ -187,6 +187,29 @@ static int read_reload(struct cfgread *r, const cJSON *v, struct config *cfg)
 	return 0;
 }
 
+static int read_reports(struct cfgread *r, const cJSON *v, struct config *cfg)
+{
+	const cJSON *m;
+
+	if (!cJSON_IsObject(v))
+		return cfg_fail(r, v, "reports", "expected a mapping");
+	cJSON_ArrayForEach(m, v) {
+		if (strcmp(m->string, "enabled") == 0) {
+			if (!cJSON_IsBool(m))
+				return cfg_fail(r, m, "reports.enabled", "expected true or false");
+			cfg->reports_enabled = cJSON_IsTrue(m);
+		} else if (strcmp(m->string, "interval") == 0) {
+			if (read_duration_ms(r, m, "reports.interval", &cfg->reports_interval_ms) < 0)
+				return -1;
+			if (cfg->reports_interval_ms < 100)
+				return cfg_fail(r, m, "reports.interval", "must be at least 100ms");
+		} else {
+			return cfg_fail(r, m, m->string, "unknown key in reports (known: enabled, interval)");
+		}
+	}
+	return 0;
+}
+
 static int read_canary_labels(struct cfgread *r, const cJSON *v, struct config *cfg)
 {
 	const cJSON *m;
@@ -284,6 +307,8 @@ static int read_top(struct cfgread *r, const cJSON *root, struct config *cfg)
 			rc = read_watch(r, m, cfg);
 		else if (strcmp(k, "reload") == 0)
 			rc = read_reload(r, m, cfg);
+		else if (strcmp(k, "reports") == 0)
+			rc = read_reports(r, m, cfg);
 		else
 			rc = cfg_fail(r, m, k, "unknown key");
 		if (rc < 0)

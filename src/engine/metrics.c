@@ -4,6 +4,8 @@
  */
 #include "metrics.h"
 
+#include "report.h"
+
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -34,8 +36,9 @@ static atomic_ullong lookups[LOOKUP_OUT_COUNT];
 static atomic_ullong stamp_skipped;
 static atomic_ullong violations[RULE_COUNT][MODE_ENFORCE + 1];
 static atomic_int ready;
-static const char *const resource_names[MR_COUNT] = { "configmaps", "secrets",   "deployments",
-						      "statefulsets", "daemonsets", "rollouts" };
+static const char *const resource_names[MR_COUNT] = { "configmaps",   "secrets",    "deployments",
+						      "statefulsets", "daemonsets", "rollouts",
+						      "canaries" };
 static const char *const restart_names[WATCH_RESTART_COUNT] = { "closed", "error", "expired" };
 static const char *const patch_names[PATCH_OUT_COUNT] = { "applied", "failed", "not_found" };
 static atomic_ullong watch_restarts[MR_COUNT][WATCH_RESTART_COUNT];
@@ -46,6 +49,13 @@ static atomic_ullong reload_patches[PATCH_OUT_COUNT];
 static atomic_ullong reload_rate_limited;
 static atomic_llong reload_workloads;
 static atomic_int reload_leader;
+/* Policy reports. */
+static atomic_llong report_results[RULE_COUNT + 1][REPORT_RESULT_COUNT];
+static const char *const report_write_names[REPORT_WRITE_OUT_COUNT] = { "applied", "failed",
+									 "namespace_gone" };
+static atomic_ullong report_writes[REPORT_WRITE_OUT_COUNT];
+static atomic_ullong report_crd_missing;
+static atomic_llong report_workloads;
 
 void metrics_request(enum metrics_endpoint ep, enum metrics_outcome oc, double seconds)
 {
@@ -185,6 +195,28 @@ void metrics_requests_timed_out(enum metrics_listener l, unsigned n)
 {
 	if ((unsigned)l < ML_COUNT)
 		atomic_fetch_add_explicit(&requests_timed_out[l], n, memory_order_relaxed);
+}
+
+void metrics_report_results(enum rule_id rule, unsigned result, long long delta)
+{
+	if ((unsigned)rule <= RULE_COUNT && result < REPORT_RESULT_COUNT)
+		atomic_fetch_add_explicit(&report_results[rule][result], delta, memory_order_relaxed);
+}
+
+void metrics_report_write(enum metrics_report_write outcome)
+{
+	if ((unsigned)outcome < REPORT_WRITE_OUT_COUNT)
+		atomic_fetch_add_explicit(&report_writes[outcome], 1, memory_order_relaxed);
+}
+
+void metrics_report_crd_missing(void)
+{
+	atomic_fetch_add_explicit(&report_crd_missing, 1, memory_order_relaxed);
+}
+
+void metrics_report_workloads(long long count)
+{
+	atomic_store_explicit(&report_workloads, count, memory_order_relaxed);
 }
 
 struct out {
@@ -353,6 +385,38 @@ static void render_watch(struct out *o)
 	emit(o, "rollgate_reload_leader %d\n", atomic_load(&reload_leader));
 }
 
+/* Results only for the pairs that occur: a pass names no rule, and most
+ * rules never give most results. */
+static void render_reports(struct out *o)
+{
+	header(o, "rollgate_report_results", "gauge",
+	       "Results in the policy reports this replica keeps, by rule and result.");
+	for (int r = 0; r <= RULE_COUNT; r++)
+		for (int x = 0; x < REPORT_RESULT_COUNT; x++) {
+			long long n = atomic_load_explicit(&report_results[r][x], memory_order_relaxed);
+			if (n == 0)
+				continue;
+			if (r == RULE_COUNT)
+				emit(o, "rollgate_report_results{result=\"%s\"} %lld\n",
+				     report_result_name((enum report_result)x), n);
+			else
+				emit(o, "rollgate_report_results{rule=\"%s\",result=\"%s\"} %lld\n",
+				     config_rule_name((enum rule_id)r),
+				     report_result_name((enum report_result)x), n);
+		}
+	header(o, "rollgate_report_writes_total", "counter",
+	       "Policy report writes (server-side apply), by outcome.");
+	for (int w = 0; w < REPORT_WRITE_OUT_COUNT; w++)
+		emit(o, "rollgate_report_writes_total{outcome=\"%s\"} %llu\n", report_write_names[w],
+		     get(&report_writes[w]));
+	header(o, "rollgate_report_crd_missing_total", "counter",
+	       "Times the report controller found the PolicyReport CRD not installed.");
+	emit(o, "rollgate_report_crd_missing_total %llu\n", get(&report_crd_missing));
+	header(o, "rollgate_report_workloads", "gauge",
+	       "Workloads the report controller holds results of.");
+	emit(o, "rollgate_report_workloads %lld\n", (long long)atomic_load(&report_workloads));
+}
+
 char *metrics_render(void)
 {
 	struct out o = { malloc(RENDER_MAX), 0, false };
@@ -363,6 +427,7 @@ char *metrics_render(void)
 	render_connections(&o);
 	render_state(&o);
 	render_watch(&o);
+	render_reports(&o);
 	if (o.full) {
 		free(o.buf);
 		return NULL;

@@ -339,7 +339,7 @@ int kube_client_request(struct kube_client *c, const char *method, const char *p
 	res = curl_easy_perform(e);
 	if (res != CURLE_OK) {
 		snprintf(err, errlen, "%s",
-			 b.too_big ? "answer too large" : curl_easy_strerror(res));
+			 b.too_big ? KUBE_ERR_TOO_LARGE : curl_easy_strerror(res));
 		goto out;
 	}
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &reply->status);

@@ -231,11 +231,12 @@ static int user_from_tree(const char *path, const char *us, const cJSON *user, s
 	return 0;
 }
 
-/* Finds the context, its cluster and its user; errors say which is missing. */
-static int conn_from_tree(const char *path, const cJSON *root, struct kube_conn *c, char *err,
-			  size_t errlen)
+/* Finds the context (the current one when want is NULL), its cluster and
+ * its user; errors say which is missing. */
+static int conn_from_tree(const char *path, const cJSON *root, const char *want,
+			  struct kube_conn *c, char *err, size_t errlen)
 {
-	const char *ctxname = json_get_string(root, "current-context"), *cl, *us, *server;
+	const char *ctxname = want ? want : json_get_string(root, "current-context"), *cl, *us, *server;
 	const cJSON *ctx, *cluster, *user = NULL;
 	bool oom = false;
 	size_t n;
@@ -246,8 +247,8 @@ static int conn_from_tree(const char *path, const cJSON *root, struct kube_conn 
 	}
 	ctx = named(root, "contexts", ctxname, "context");
 	if (!cJSON_IsObject(ctx)) {
-		snprintf(err, errlen, "%s: current-context \"%s\" is not among the contexts", path,
-			 ctxname);
+		snprintf(err, errlen, "%s: %scontext \"%s\" is not among the contexts", path,
+			 want ? "" : "current-", ctxname);
 		return -1;
 	}
 	cl = json_get_string(ctx, "cluster");
@@ -293,6 +294,12 @@ static int conn_from_tree(const char *path, const cJSON *root, struct kube_conn 
 
 int kube_conn_from_kubeconfig(const char *path, struct kube_conn *c, char *err, size_t errlen)
 {
+	return kube_conn_from_kubeconfig_context(path, NULL, c, err, errlen);
+}
+
+int kube_conn_from_kubeconfig_context(const char *path, const char *context, struct kube_conn *c,
+				      char *err, size_t errlen)
+{
 	struct yaml_docs docs = { 0 };
 	char yerr[256];
 	size_t len = 0;
@@ -310,7 +317,7 @@ int kube_conn_from_kubeconfig(const char *path, struct kube_conn *c, char *err, 
 		snprintf(err, errlen, "%s: not a kubeconfig", path);
 		goto out;
 	}
-	rc = conn_from_tree(path, docs.docs[0].root, c, err, errlen);
+	rc = conn_from_tree(path, docs.docs[0].root, context, c, err, errlen);
 out:
 	yamljson_free(&docs);
 	OPENSSL_cleanse(buf, len);

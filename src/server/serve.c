@@ -35,6 +35,7 @@
 #include "objcache.h"
 #include "objsource.h"
 #include "reloader.h"
+#include "reportctl.h"
 #include "server.h"
 #include "webhook.h"
 
@@ -62,6 +63,7 @@ struct api {
 	struct objcache *cache;
 	struct lease *lease;
 	struct reloader *reloader;
+	struct reportctl *reports; /* reports.enabled */
 	struct strlist watch_namespaces; /* as started: changes need a restart */
 	char *watch_selector;
 };
@@ -108,7 +110,9 @@ static void serve_usage(FILE *out)
 		"With the Kubernetes API, ConfigMaps and Secrets are listed and watched into a\n"
 		"digest-only cache (config key watch:), and the reload controller (config key\n"
 		"reload:, on by default) rolls out opted-in workloads when a value they use\n"
-		"changes; replicas elect one leader through the Lease \"" LEASE_NAME "\".\n");
+		"changes; replicas elect one leader through the Lease \"" LEASE_NAME "\".\n"
+		"With reports.enabled, that leader also keeps one PolicyReport per namespace\n"
+		"current with what the rules say of the workloads (docs/reports.md).\n");
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -407,6 +411,9 @@ static void reload_config(struct config_watch *w, struct webhook *wh, struct api
 	if (api->cache && cfg->reload_enabled != (api->reloader != NULL))
 		RG_LOG(LOG_WARN, "reload.enabled changed; it takes effect on the next restart",
 		       LF_S("path", w->path));
+	if (api->cache && cfg->reports_enabled != (api->reports != NULL))
+		RG_LOG(LOG_WARN, "reports.enabled changed; it takes effect on the next restart",
+		       LF_S("path", w->path));
 	webhook_set_config(wh, cfg);
 	if (api->reloader) {
 		struct config *copy = copy_config(w, err, sizeof(err));
@@ -414,6 +421,13 @@ static void reload_config(struct config_watch *w, struct webhook *wh, struct api
 			reloader_set_config(api->reloader, copy);
 		else
 			RG_LOG(LOG_ERROR, "reload controller keeps its previous config", LF_S("reason", err));
+	}
+	if (api->reports) {
+		struct config *copy = copy_config(w, err, sizeof(err));
+		if (copy)
+			reportctl_set_config(api->reports, copy);
+		else
+			RG_LOG(LOG_ERROR, "report controller keeps its previous config", LF_S("reason", err));
 	}
 	RG_LOG(LOG_INFO, "config reloaded", LF_S("path", w->path));
 }
@@ -453,10 +467,12 @@ static void reload_objects(struct objsource *src)
 		       LF_S("reason", err));
 }
 
-/* Stops patching, then gives the Lease up so another replica leads at once. */
+/* Stops patching and writing reports, then gives the Lease up so another
+ * replica leads at once. */
 static void api_stop_controller(struct api *api)
 {
 	reloader_stop(api->reloader);
+	reportctl_stop(api->reports);
 	lease_stop(api->lease, true);
 }
 
@@ -465,16 +481,30 @@ static void api_free_controller(struct api *api)
 {
 	api_stop_controller(api);
 	reloader_free(api->reloader);
+	reportctl_free(api->reports);
 	lease_free(api->lease);
 	api->reloader = NULL;
+	api->reports = NULL;
 	api->lease = NULL;
 }
 
 /*
- * The reload controller, when reload.enabled: its Lease lives in the pod's
- * namespace (service account), else the kubeconfig context's, else
- * --lease-namespace.
+ * The reload controller (reload.enabled) and the report controller
+ * (reports.enabled), under one Lease: one leader for both. The Lease lives
+ * in the pod's namespace (service account), else the kubeconfig context's,
+ * else --lease-namespace.
  */
+static int start_reports(struct api *api, const struct config_watch *cw, struct objsource *src,
+			 char *err, size_t errlen)
+{
+	struct config *cfg = copy_config(cw, err, errlen);
+
+	if (!cfg)
+		return -1;
+	api->reports = reportctl_new(api->client, src, api->lease, cfg, err, errlen);
+	return api->reports ? reportctl_start(api->reports, err, errlen) : -1;
+}
+
 static int start_controller(const struct serve_opts *o, struct api *api,
 			    const struct config_watch *cw, struct objsource *src, char *err,
 			    size_t errlen)
@@ -488,8 +518,8 @@ static int start_controller(const struct serve_opts *o, struct api *api,
 								      : o->lease_namespace;
 	if (!lo.namespace_) {
 		snprintf(err, errlen,
-			 "the reload controller needs a namespace for its Lease: pass "
-			 "--lease-namespace, or set reload.enabled: false");
+			 "the reload and report controllers need a namespace for their Lease: pass "
+			 "--lease-namespace, or set reload.enabled and reports.enabled to false");
 		return -1;
 	}
 	lease_make_identity(identity, sizeof(identity));
@@ -500,6 +530,16 @@ static int start_controller(const struct serve_opts *o, struct api *api,
 	cfg = copy_config(cw, err, errlen);
 	if (!cfg)
 		return -1;
+	if (cfg->reports_enabled && start_reports(api, cw, src, err, errlen) < 0) {
+		config_free(cfg);
+		free(cfg);
+		return -1;
+	}
+	if (!cfg->reload_enabled) {
+		config_free(cfg);
+		free(cfg);
+		return 0;
+	}
 	api->reloader = reloader_new(api->client, api->cache, src, api->lease, cfg, err, errlen);
 	if (!api->reloader)
 		return -1;
@@ -674,7 +714,7 @@ int serve_main(int argc, char **argv)
 	src = open_source(&o, cfg, &api, err, sizeof(err));
 	if (!src && (o.objects || o.kubeconfig || getenv("KUBERNETES_SERVICE_HOST")))
 		goto fatal;
-	if (api.cache && cfg->reload_enabled &&
+	if (api.cache && (cfg->reload_enabled || cfg->reports_enabled) &&
 	    start_controller(&o, &api, &cw, src, err, sizeof(err)) < 0)
 		goto fatal;
 	wh = webhook_new(cfg, src);

@@ -6,7 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "admission.h"
-#include "cliutil.h"
+#include "engine.h"
 #include "refs.h"
 #include "rules.h"
 #include "yamljson.h"
@@ -69,6 +69,10 @@ int pipeline_request(const cJSON *obj, struct admission_request *req, char *err,
 /* Runs the policy rules on obj, resolving a Flagger target through e. */
 int pipeline_check(struct engine *e, const cJSON *obj, struct verdict *v, char *err,
 		   size_t errlen);
+/* The same; *target says how the Flagger target's lookup went (LOOKUP_NONE:
+ * none was made). */
+int pipeline_check_target(struct engine *e, const cJSON *obj, struct verdict *v,
+			  enum lookup_status *target, char *err, size_t errlen);
 
 /* The lines of rules_warnings(v) that are not a violation's own message:
  * the notes, and the counts of violations past RULES_MAX_PER_RULE, worded as

@@ -343,6 +343,14 @@ int pipeline_request(const cJSON *obj, struct admission_request *req, char *err,
 int pipeline_check(struct engine *e, const cJSON *obj, struct verdict *v, char *err,
 		   size_t errlen)
 {
+	enum lookup_status target;
+
+	return pipeline_check_target(e, obj, v, &target, err, errlen);
+}
+
+int pipeline_check_target(struct engine *e, const cJSON *obj, struct verdict *v,
+			  enum lookup_status *target_status, char *err, size_t errlen)
+{
 	struct admission_request req;
 	struct rules_extra extra = { LOOKUP_NONE, NULL, NULL };
 	struct lookup_item item = { 0 };
@@ -351,6 +359,7 @@ int pipeline_check(struct engine *e, const cJSON *obj, struct verdict *v, char *
 	int rc;
 
 	memset(v, 0, sizeof(*v));
+	*target_status = LOOKUP_NONE;
 	if (pipeline_request(obj, &req, err, errlen) < 0)
 		return -1;
 	target = rules_flagger_target(&req);
@@ -360,6 +369,7 @@ int pipeline_check(struct engine *e, const cJSON *obj, struct verdict *v, char *
 		b.namespace_ = req.namespace_;
 		engine_resolve(e, &b);
 		extra.flagger_target_status = item.status;
+		*target_status = item.status;
 		extra.flagger_target = item.object;
 		extra.flagger_target_name = target;
 	}
