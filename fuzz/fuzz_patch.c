@@ -37,7 +37,7 @@ static void fail(const char *why, const cJSON *doc, const char *patch)
 	abort();
 }
 
-/* ---- an RFC 6902 applier, independent of src/patch.c ---- */
+/* ---- an RFC 6902 applier, independent of src/core/patch.c ---- */
 
 /* The member of obj named key (byte-exact), or NULL. */
 static cJSON *member(const cJSON *obj, const char *key)
@@ -247,7 +247,7 @@ static void set_member(cJSON *obj, const char *key, cJSON *item)
 
 /*
  * The workload as it must be after the patch, built from the contract in
- * include/patch.h rather than from src/patch.c. Returns NULL when the
+ * include/core/patch.h rather than from src/core/patch.c. Returns NULL when the
  * builder must refuse (no template object, or metadata or annotations of
  * another type than object or null).
  */

@@ -14,7 +14,7 @@ matchCondition, `not-a-controller`, which is false for those users.
 
 The controllers are the `controllers` key of the config (deploy/rollgate.yaml
 by default) or, when the config does not set it, the built-in defaults
-(`default_controllers` in src/config.c).
+(`default_controllers` in src/core/config.c).
 
 Usage:
   scripts/render-match-conditions.py            rewrite deploy/webhooks/match-conditions.yaml
@@ -71,7 +71,7 @@ def load_yaml_docs(path):
 
 
 def default_controllers(config_c):
-    """The string literals of `default_controllers[]` in src/config.c."""
+    """The string literals of `default_controllers[]` in src/core/config.c."""
     try:
         with open(config_c, encoding="utf-8") as f:
             text = f.read()
@@ -213,7 +213,7 @@ def main():
     output = a.output or os.path.join(root, "deploy/webhooks/match-conditions.yaml")
     rbac = os.path.join(root, "deploy/base/rbac.yaml")
     try:
-        controllers = config_controllers(config, os.path.join(root, "src/config.c"))
+        controllers = config_controllers(config, os.path.join(root, "src/core/config.c"))
         own_sa = own_service_account(rbac)
         if a.list:
             kind = "ValidatingWebhookConfiguration" if a.list == "validating" else "MutatingWebhookConfiguration"

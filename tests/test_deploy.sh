@@ -453,7 +453,7 @@ def check_rendering(paths, audit):
     # ServiceAccount for the validating webhook.
     cfg_doc = yaml.safe_load(text or "") or {}
     controllers = cfg_doc["controllers"] if "controllers" in cfg_doc else \
-        RMC.default_controllers(os.path.join(ROOT, "src/config.c"))
+        RMC.default_controllers(os.path.join(ROOT, "src/core/config.c"))
     own_sa = "system:serviceaccount:%s:%s" % (ns, sa["metadata"]["name"])
     for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
         wc = one(kind)
@@ -567,8 +567,8 @@ for name, body, want in (("bad-type.yaml", "lookupTimeout: 2s\ncontrollers: depl
     check(r.returncode == 2 and r.stdout == "" and bad in r.stderr and want in r.stderr,
           "render-match-conditions refuses %s with exit 2 and %r (got %d: %s)"
           % (name, want, r.returncode, r.stderr.strip()))
-defaults = RMC.default_controllers(os.path.join(ROOT, "src/config.c"))
-check(len(defaults) >= 3, "src/config.c: default_controllers parsed (%s)" % defaults)
+defaults = RMC.default_controllers(os.path.join(ROOT, "src/core/config.c"))
+check(len(defaults) >= 3, "src/core/config.c: default_controllers parsed (%s)" % defaults)
 if enforced and audited:
     check(enforced[1] == audited[1], "deploy/ and audit-only configure the same controllers")
     check(set(defaults) <= set(enforced[1]),
