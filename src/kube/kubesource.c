@@ -39,7 +39,7 @@ struct xfer {
 	struct pending *p;
 	struct lookup_item *it;
 	struct kube_xfer t;
-	struct kube_buf body; /* wiped: it may hold a Secret */
+	struct dynbuf body; /* sensitive: it may hold a Secret */
 	struct xfer *prev, *next; /* the worker's list of running transfers */
 };
 
@@ -127,7 +127,7 @@ static void xfer_release(struct kube *k, struct xfer *x)
 		x->next->prev = x->prev;
 	kube_loop_remove(k->loop, x->t.easy);
 	kube_xfer_close(&x->t);
-	kube_buf_free(&x->body);
+	dynbuf_clear(&x->body);
 	free(x);
 	pending_item_done(p);
 }
@@ -150,10 +150,10 @@ static int start_xfer(struct kube *k, struct pending *p, struct lookup_item *it)
 		return -1;
 	x->p = p;
 	x->it = it;
-	x->body = (struct kube_buf){ NULL, 0, 0, KUBE_REPLY_MAX, true, false };
+	kube_body_init(&x->body, KUBE_REPLY_MAX, true);
 	if (kube_xfer_open(k->client, &x->t, path, NULL, remaining_ms(&p->deadline)) < 0)
 		goto fail;
-	curl_easy_setopt(x->t.easy, CURLOPT_WRITEFUNCTION, kube_buf_write);
+	curl_easy_setopt(x->t.easy, CURLOPT_WRITEFUNCTION, kube_body_write);
 	curl_easy_setopt(x->t.easy, CURLOPT_WRITEDATA, &x->body);
 	if (kube_loop_add(k->loop, x->t.easy, x) < 0)
 		goto fail;
@@ -175,7 +175,7 @@ static void parse_found(struct xfer *x)
 	cJSON *obj = NULL;
 	char err[160], got[48];
 
-	if (json_parse_strict(x->body.p ? x->body.p : "", x->body.len, &obj, err, sizeof(err)) < 0 ||
+	if (json_parse_strict(dynbuf_ptr(&x->body), dynbuf_len(&x->body), &obj, err, sizeof(err)) < 0 ||
 	    !cJSON_IsObject(obj)) {
 		finish_item(it, LOOKUP_ERROR, "malformed answer from the API server");
 		goto out;
@@ -223,7 +223,7 @@ out:
  * values). */
 static void status_reason(const struct xfer *x, long code)
 {
-	cJSON *st = kube_status_parse(x->body.p, x->body.len);
+	cJSON *st = kube_status_parse(dynbuf_ptr(&x->body), dynbuf_len(&x->body));
 	const char *msg = json_get_string(st, "message"), *reason = json_get_string(st, "reason");
 	const char *name = json_get_string(json_get(st, "details"), "name");
 	char clipped[96];
@@ -246,7 +246,7 @@ static void end_xfer(void *arg, void *priv, CURLcode res, long code)
 
 	if (res == CURLE_OPERATION_TIMEDOUT)
 		finish_item(x->it, LOOKUP_ERROR, "API lookup timed out");
-	else if (x->body.too_big)
+	else if (dynbuf_error(&x->body) == DYNBUF_E_TOOBIG)
 		finish_item(x->it, LOOKUP_ERROR, "API answer larger than %u bytes", KUBE_REPLY_MAX);
 	else if (res != CURLE_OK)
 		finish_item(x->it, LOOKUP_ERROR, "API request failed: %s", curl_easy_strerror(res));

@@ -81,7 +81,7 @@ struct stream {
 struct xfer {
 	struct stream *s;
 	struct kube_xfer t;
-	struct kube_buf body;
+	struct dynbuf body;
 	bool watch;
 	bool expired; /* 410 Gone in the stream */
 	bool failed;  /* a malformed or ERROR event: why says what */
@@ -159,7 +159,7 @@ static void xfer_free(struct kwatch *w, struct xfer *x)
 	if (x->t.easy)
 		kube_loop_remove(w->loop, x->t.easy);
 	kube_xfer_close(&x->t);
-	kube_buf_free(&x->body);
+	dynbuf_clear(&x->body);
 	x->s->x = NULL;
 	free(x);
 }
@@ -235,33 +235,40 @@ out:
 	return rc;
 }
 
+/* Appends what arrived and hands every complete line to process_event,
+ * cutting it at its newline in place; the rest waits for more. */
 static size_t on_watch_data(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct xfer *x = arg;
-	size_t n = size * nmemb, start = 0;
+	size_t n = size * nmemb, start = 0, len;
+	char *buf;
 
-	if (kube_buf_append(&x->body, data, n) < 0) {
+	if (dynbuf_addn(&x->body, data, n) != DYNBUF_OK) {
 		snprintf(x->why, sizeof(x->why), "watch event larger than %u bytes", LINE_MAX_BYTES);
 		x->failed = true;
 		return 0;
 	}
+	buf = dynbuf_data(&x->body);
+	len = dynbuf_len(&x->body);
+	if (!buf)
+		return n; /* nothing arrived yet */
 	for (;;) {
-		char *line = x->body.p + start;
-		char *nl = memchr(line, '\n', x->body.len - start);
+		char *line = buf + start;
+		char *nl = memchr(line, '\n', len - start);
 		size_t llen;
 		if (!nl)
 			break;
 		llen = (size_t)(nl - line);
 		*nl = '\0';
 		if (llen > 0 && process_event(x, line, llen) < 0) {
-			kube_buf_consume(&x->body, x->body.len);
+			dynbuf_reset(&x->body);
 			return 0;
 		}
 		if (x->s->sensitive)
 			OPENSSL_cleanse(line, llen);
 		start += llen + 1;
 	}
-	kube_buf_consume(&x->body, start);
+	dynbuf_consume(&x->body, start);
 	return n;
 }
 
@@ -322,14 +329,14 @@ static void start_stream(struct kwatch *w, struct stream *s)
 	s->x = x;
 	x->watch = watch;
 	x->started_ms = mono_ms();
-	x->body = (struct kube_buf){ NULL, 0, 0, watch ? LINE_MAX_BYTES : PAGE_MAX_BYTES, s->sensitive, false };
+	kube_body_init(&x->body, watch ? LINE_MAX_BYTES : PAGE_MAX_BYTES, s->sensitive);
 	if (stream_query(s, watch, timeout_s, q, sizeof(q)) < 0 ||
 	    kube_xfer_open(w->c, &x->t, s->path, q,
 			   watch ? (long)(timeout_s + 60) * 1000 : LIST_TIMEOUT_MS) < 0)
 		goto fail;
 	if (!watch)
 		curl_easy_setopt(x->t.easy, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(x->t.easy, CURLOPT_WRITEFUNCTION, watch ? on_watch_data : kube_buf_write);
+	curl_easy_setopt(x->t.easy, CURLOPT_WRITEFUNCTION, watch ? on_watch_data : kube_body_write);
 	curl_easy_setopt(x->t.easy, CURLOPT_WRITEDATA, watch ? (void *)x : (void *)&x->body);
 	if (kube_loop_add(w->loop, x->t.easy, x) < 0) {
 		kube_xfer_close(&x->t);
@@ -353,7 +360,7 @@ static int take_page(struct stream *s, struct xfer *x, char *why, size_t whylen)
 	char err[128];
 	int rc = -1;
 
-	if (json_parse_strict(x->body.p ? x->body.p : "", x->body.len, &list, err, sizeof(err)) < 0) {
+	if (json_parse_strict(dynbuf_ptr(&x->body), dynbuf_len(&x->body), &list, err, sizeof(err)) < 0) {
 		snprintf(why, whylen, "malformed list: %s", err);
 		goto out;
 	}
@@ -396,22 +403,21 @@ out:
 /* "HTTP <code>: <Status message>" of a failed list or watch. */
 static void reply_why(const struct xfer *x, long code, char *why, size_t whylen)
 {
-	const struct kube_reply r = { code, x->body.p, x->body.len };
-
-	kube_reply_describe(&r, why, whylen);
+	kube_status_describe(code, dynbuf_ptr(&x->body), dynbuf_len(&x->body), why, whylen);
 }
 
 static void end_list(struct stream *s, struct xfer *x, CURLcode res, long code)
 {
+	bool too_big = dynbuf_error(&x->body) == DYNBUF_E_TOOBIG;
 	char why[300];
 
-	if (x->body.too_big && s->limit > 1) {
+	if (too_big && s->limit > 1) {
 		/* A page past the cap: ask for fewer objects per page. */
 		s->limit /= 2;
 		s->next_ms = mono_ms();
 		return;
 	}
-	if (x->body.too_big) {
+	if (too_big) {
 		snprintf(why, sizeof(why), "one object is larger than %u bytes", PAGE_MAX_BYTES);
 	} else if (res != CURLE_OK) {
 		snprintf(why, sizeof(why), "%s", curl_easy_strerror(res));
