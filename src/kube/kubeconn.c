@@ -42,10 +42,13 @@ void kube_conn_free(struct kube_conn *c)
 	memset(c, 0, sizeof(*c));
 }
 
+/* A credential file (token, client key, certificate, CA, namespace): at
+ * most 1 MiB, read with every copy on the way wiped, since tokens and keys
+ * come this way. The caller wipes a token or key before freeing it. */
 static char *read_small(const char *path, char *err, size_t errlen)
 {
 	size_t len;
-	char *s = manifest_slurp(path, 1u << 20, &len, err, errlen);
+	char *s = manifest_slurp_secret(path, 1u << 20, &len, err, errlen);
 
 	/* Tokens and namespaces come with a trailing newline at times. */
 	while (s && len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' '))
@@ -296,7 +299,8 @@ int kube_conn_from_kubeconfig(const char *path, struct kube_conn *c, char *err, 
 	struct yaml_docs docs = { 0 };
 	char yerr[256];
 	size_t len = 0;
-	char *buf = manifest_slurp(path, 4u << 20, &len, err, errlen);
+	/* It may hold tokens and keys: read it as a secret, wipe it after. */
+	char *buf = manifest_slurp_secret(path, 4u << 20, &len, err, errlen);
 	int rc = -1;
 
 	memset(c, 0, sizeof(*c));
