@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <cjson/cJSON.h>
 
 #include "admission.h"
@@ -26,6 +25,7 @@
 #include "mutate.h"
 #include "objsource.h"
 #include "refs.h"
+#include "rgtime.h"
 #include "rules.h"
 #include "yamljson.h"
 
@@ -48,14 +48,6 @@ struct fixture {
 };
 
 typedef int (*op_fn)(const struct fixture *fx);
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what, const char *why)
 {
@@ -164,12 +156,13 @@ static int op_yaml(const struct fixture *fx)
 
 static double time_ops(op_fn op, const struct fixture *fx, unsigned long n)
 {
-	double t0 = now();
+	struct timespec t0;
 
+	rgtime_now(&t0);
 	for (unsigned long i = 0; i < n; i++)
 		if (op(fx) < 0)
 			return -1;
-	return now() - t0;
+	return rgtime_elapsed_s(&t0);
 }
 
 /* Doubles the count until a batch takes 20 ms, scales it to a round of

@@ -35,12 +35,10 @@ static const struct ad_kind ad_kinds[AD_NKINDS] = {
 	{ "leases", "/apis/coordination.k8s.io/v1", "Lease", "coordination.k8s.io/v1" },
 };
 
+/* Monotonic seconds, the clock of the tests' own readings. */
 static double ad_now(void)
 {
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+	return (double)rgtime_now_ms() / 1000.0;
 }
 
 static void *ad_grow(void *arr, size_t *cap, size_t n, size_t size)
@@ -677,12 +675,7 @@ static ssize_t ad_watch_next_locked(struct ad *d, struct ad_watch *w)
 		}
 		if (ad_now() > w->deadline)
 			return MHD_CONTENT_READER_END_OF_STREAM;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 200 * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		rgtime_wall_after(&until, 200);
 		pthread_cond_timedwait(&d->cond, &d->lock, &until);
 	}
 }
@@ -991,13 +984,7 @@ static bool ad_slow_wait(struct ad *d)
 	bool interrupted;
 
 	atomic_fetch_add(&d->slow_seen, 1);
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += d->slow_ms / 1000;
-	until.tv_nsec += (long)(d->slow_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	rgtime_wall_after(&until, d->slow_ms);
 	pthread_mutex_lock(&d->lock);
 	while (!d->stopping && pthread_cond_timedwait(&d->cond, &d->lock, &until) == 0)
 		;

@@ -28,14 +28,6 @@ static char kc_file[512];   /* certificate-authority: ca.crt (relative) */
 static struct ad dbl;
 static struct rg_server server;
 
-static double now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 /* ---- waiting for a batch ---- */
 
 struct waiter {
@@ -72,8 +64,7 @@ static int waiter_wait(struct waiter *w)
 {
 	struct timespec until;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 20;
+	rgtime_wall_after(&until, 20000);
 	pthread_mutex_lock(&w->m);
 	while (atomic_load(&w->calls) == 0 && pthread_cond_timedwait(&w->c, &w->m, &until) == 0)
 		;
@@ -86,14 +77,16 @@ static int waiter_wait(struct waiter *w)
 static double run_batch(struct objsource *src, struct lookup_batch *b, unsigned timeout_ms)
 {
 	struct waiter w;
-	double t0 = now_s(), dt;
+	struct timespec t0;
+	double dt;
 	int rc;
 
+	rgtime_now(&t0);
 	waiter_init(&w);
 	rc = objsource_resolve(src, b, timeout_ms, on_done, &w);
 	assert_int_equal(rc, 1);
 	assert_int_equal(waiter_wait(&w), 1);
-	dt = now_s() - t0;
+	dt = rgtime_elapsed_s(&t0);
 	waiter_destroy(&w);
 	return dt;
 }
@@ -488,7 +481,7 @@ static void test_destroy_with_lookup_in_flight(void **state)
 	struct lookup_batch b = { "ns1", it, 2 };
 	struct waiter w;
 	int seen = atomic_load(&dbl.slow_seen);
-	double t0;
+	struct timespec t0;
 
 	(void)state;
 	waiter_init(&w);
@@ -498,9 +491,9 @@ static void test_destroy_with_lookup_in_flight(void **state)
 	for (int i = 0; i < 400 && atomic_load(&dbl.slow_seen) == seen; i++)
 		usleep(10 * 1000);
 	assert_true(atomic_load(&dbl.slow_seen) > seen);
-	t0 = now_s();
+	rgtime_now(&t0);
 	objsource_free(src);
-	assert_true(now_s() - t0 < 2.0);
+	assert_true(rgtime_elapsed_s(&t0) < 2.0);
 	assert_int_equal(atomic_load(&w.calls), 1);
 	assert_error_reason(&it[0], "stopped");
 	/* The fast one may or may not have been answered by then. */
@@ -578,9 +571,10 @@ static void test_concurrent_batches(void **state)
 	struct objsource *src = new_source(kc_inline);
 	pthread_t th[CONC_THREADS];
 	struct conc c[CONC_THREADS];
-	double t0 = now_s();
+	struct timespec t0;
 
 	(void)state;
+	rgtime_now(&t0);
 	for (int i = 0; i < CONC_THREADS; i++) {
 		c[i] = (struct conc){ src, i, 0, 0, 0, 0 };
 		assert_int_equal(pthread_create(&th[i], NULL, conc_thread, &c[i]), 0);
@@ -588,7 +582,7 @@ static void test_concurrent_batches(void **state)
 	for (int i = 0; i < CONC_THREADS; i++)
 		pthread_join(th[i], NULL);
 	print_message("%d batches of 3 from %d threads in %.3f s\n", CONC_THREADS * CONC_BATCHES,
-		      CONC_THREADS, now_s() - t0);
+		      CONC_THREADS, rgtime_elapsed_s(&t0));
 	for (int i = 0; i < CONC_THREADS; i++) {
 		assert_int_equal(c[i].bad, 0);
 		assert_int_equal(c[i].done_once, CONC_BATCHES);
@@ -717,11 +711,12 @@ static cJSON *post_review(const char *path, const char *uid, const char *cm, dou
 	char *body = deployment_review(uid, cm), err[256];
 	struct h_resp r;
 	cJSON *root = NULL;
-	double t0 = now_s();
+	struct timespec t0;
 
+	rgtime_now(&t0);
 	h_post(certdir, server.port, path, body, strlen(body), NULL, &r);
 	if (secs)
-		*secs = now_s() - t0;
+		*secs = rgtime_elapsed_s(&t0);
 	free(body);
 	if (r.rc != CURLE_OK || r.status != 200)
 		fail_msg("POST %s: curl %d, HTTP %ld", path, (int)r.rc, r.status);
@@ -793,10 +788,11 @@ static void *slow_thread(void *arg)
 	struct slow_call *s = arg;
 	char *body = deployment_review("uid-slow", "slow-cm"), err[256];
 	struct h_resp r;
-	double t0 = now_s();
+	struct timespec t0;
 
+	rgtime_now(&t0);
 	h_post(certdir, server.port, "/mutate", body, strlen(body), NULL, &r);
-	s->secs = now_s() - t0;
+	s->secs = rgtime_elapsed_s(&t0);
 	free(body);
 	if (r.rc == CURLE_OK && r.status == 200 &&
 	    json_parse_strict(r.body, r.len, &s->root, err, sizeof(err)) < 0)

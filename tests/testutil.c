@@ -31,24 +31,15 @@ char *tu_read_file(const char *path, size_t *len)
 	return buf;
 }
 
-/* Monotonic milliseconds. */
-long long tu_now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* Polls cond(arg) every 10 ms for up to ms; returns its last value. Tests
  * wait for conditions, never for fixed times, so a loaded machine only
  * makes them slower. */
 bool tu_wait_for(bool (*cond)(void *), void *arg, long long ms)
 {
-	long long until = tu_now_ms() + ms;
+	long long until = rgtime_now_ms() + ms;
 
 	while (!cond(arg)) {
-		if (tu_now_ms() > until)
+		if (rgtime_now_ms() > until)
 			return cond(arg);
 		usleep(10 * 1000);
 	}

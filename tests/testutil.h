@@ -16,6 +16,8 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
+#include "rgtime.h" /* tests time with the project's clock */
+
 /* Characters (runes) in a UTF-8 string: bytes that do not continue one. */
 static inline size_t tu_runes(const char *s)
 {
@@ -44,9 +46,6 @@ static inline bool tu_valid_warning(const char *s)
 
 /* Reads a whole file into a NUL-terminated malloc'd buffer; NULL if absent. */
 char *tu_read_file(const char *path, size_t *len);
-
-/* Monotonic milliseconds. */
-long long tu_now_ms(void);
 
 /* Polls cond(arg) every 10 ms for up to ms; returns its last value. Tests
  * wait for conditions, never for fixed times, so a loaded machine only

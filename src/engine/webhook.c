@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "mutate.h"
 #include "objsource.h"
+#include "rgtime.h"
 #include "rules.h"
 
 /* A published config and the number of reviews still using it. */
@@ -138,7 +139,7 @@ struct webhook_call *webhook_call_new(struct webhook *wh, enum webhook_kind kind
 	c->kind = kind;
 	c->body = body;
 	c->len = len;
-	clock_gettime(CLOCK_MONOTONIC, &c->start);
+	rgtime_now(&c->start);
 	admission_response_init(&c->resp);
 	return c;
 }
@@ -173,14 +174,6 @@ enum metrics_outcome webhook_call_outcome(const struct webhook_call *c)
 	return c->outcome;
 }
 
-static double since(const struct timespec *start)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
-}
-
 /* A 4xx/5xx answer with a short JSON body naming the problem. */
 static void fail_call(struct webhook_call *c, int status, const char *reason)
 {
@@ -209,7 +202,7 @@ static void log_decision(const struct webhook_call *c)
 	       LF_S("operation", admission_operation_name(r->operation)),
 	       LF_S("decision", decision), LF_I("warnings", c->resp.n_warnings),
 	       LF_I("warnings_not_shown", c->resp.warnings_dropped),
-	       LF_I("dry_run", r->dry_run), LF_D("duration_ms", since(&c->start) * 1000.0));
+	       LF_I("dry_run", r->dry_run), LF_D("duration_ms", rgtime_elapsed_s(&c->start) * 1000.0));
 }
 
 /* Encodes the response; the last step of every decoded review. */

@@ -23,6 +23,7 @@
 #include "jsonutil.h"
 #include "log.h"
 #include "metrics.h"
+#include "rgtime.h"
 
 #define MAX_CONNS 8L
 
@@ -52,14 +53,13 @@ struct kube {
 	struct xfer *active; /* worker thread only */
 };
 
+/* What is left of a batch's budget, at least 1 ms: curl reads a timeout
+ * of 0 as none at all. */
 static long remaining_ms(const struct timespec *deadline)
 {
-	struct timespec now;
-	long ms;
+	long long ms = rgtime_remaining_ms(deadline);
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
-	return ms < 1 ? 1 : ms;
+	return ms < 1 ? 1 : (long)ms;
 }
 
 static const char *const kind_names[] = { "ConfigMap", "Secret", "Deployment" };
@@ -337,13 +337,7 @@ static int kube_resolve(void *impl, struct lookup_batch *b, unsigned timeout_ms,
 	p->done = done;
 	p->arg = arg;
 	p->remaining = b->n;
-	clock_gettime(CLOCK_MONOTONIC, &p->deadline);
-	p->deadline.tv_sec += timeout_ms / 1000;
-	p->deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (p->deadline.tv_nsec >= 1000000000L) {
-		p->deadline.tv_sec++;
-		p->deadline.tv_nsec -= 1000000000L;
-	}
+	rgtime_deadline(&p->deadline, timeout_ms);
 	pthread_mutex_lock(&k->lock);
 	p->next = k->queue;
 	k->queue = p;

@@ -21,13 +21,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/random.h>
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
 #include "jsonutil.h"
 #include "log.h"
+#include "rgtime.h"
 
 #define LINE_MAX_BYTES (8u << 20)  /* one watch event; objects are at most ~1.5 MiB */
 #define PAGE_MAX_BYTES (16u << 20) /* one list page; past it the page size halves */
@@ -38,14 +38,6 @@
 #define LIST_TIMEOUT_MS 60000
 #define WATCH_MIN_S 300 /* server-side watch timeout: 5 to 10 minutes, as client-go */
 
-static long long mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 static unsigned rand_below(unsigned n)
 {
 	unsigned v = 0;
@@ -53,7 +45,7 @@ static unsigned rand_below(unsigned n)
 	if (n == 0)
 		return 0;
 	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v))
-		v = (unsigned)mono_ms() * 2654435761u;
+		v = (unsigned)rgtime_now_ms() * 2654435761u;
 	return v % n;
 }
 
@@ -173,7 +165,7 @@ static void backoff(struct stream *s, const char *what, const char *why)
 	if (s->backoff_ms > BACKOFF_MAX_MS)
 		s->backoff_ms = BACKOFF_MAX_MS;
 	d = s->backoff_ms * 3 / 4 + rand_below(s->backoff_ms / 2 + 1);
-	s->next_ms = mono_ms() + d;
+	s->next_ms = rgtime_now_ms() + d;
 	RG_LOG(LOG_WARN, what, LF_S("path", s->path), LF_S("reason", why), LF_I("retry_ms", d));
 }
 
@@ -328,7 +320,7 @@ static void start_stream(struct kwatch *w, struct stream *s)
 	x->s = s;
 	s->x = x;
 	x->watch = watch;
-	x->started_ms = mono_ms();
+	x->started_ms = rgtime_now_ms();
 	kube_body_init(&x->body, watch ? LINE_MAX_BYTES : PAGE_MAX_BYTES, s->sensitive);
 	if (stream_query(s, watch, timeout_s, q, sizeof(q)) < 0 ||
 	    kube_xfer_open(w->c, &x->t, s->path, q,
@@ -414,7 +406,7 @@ static void end_list(struct stream *s, struct xfer *x, CURLcode res, long code)
 	if (too_big && s->limit > 1) {
 		/* A page past the cap: ask for fewer objects per page. */
 		s->limit /= 2;
-		s->next_ms = mono_ms();
+		s->next_ms = rgtime_now_ms();
 		return;
 	}
 	if (too_big) {
@@ -424,7 +416,7 @@ static void end_list(struct stream *s, struct xfer *x, CURLcode res, long code)
 	} else if (code == 200) {
 		if (take_page(s, x, why, sizeof(why)) == 0) {
 			s->backoff_ms = 0;
-			s->next_ms = mono_ms();
+			s->next_ms = rgtime_now_ms();
 			return;
 		}
 	} else if (code == 404 && s->optional) {
@@ -437,7 +429,7 @@ static void end_list(struct stream *s, struct xfer *x, CURLcode res, long code)
 		/* The continue token expired: list again from the start. */
 		s->listing = false;
 		s->rv[0] = '\0';
-		s->next_ms = mono_ms();
+		s->next_ms = rgtime_now_ms();
 		return;
 	} else {
 		reply_why(x, code, why, sizeof(why));
@@ -447,7 +439,7 @@ static void end_list(struct stream *s, struct xfer *x, CURLcode res, long code)
 
 static void end_watch(struct stream *s, struct xfer *x, CURLcode res, long code)
 {
-	long long lasted = mono_ms() - x->started_ms;
+	long long lasted = rgtime_now_ms() - x->started_ms;
 	char why[300];
 
 	if (x->expired || code == 410) {
@@ -455,7 +447,7 @@ static void end_watch(struct stream *s, struct xfer *x, CURLcode res, long code)
 		metrics_watch_restart(s->resource, WATCH_EXPIRED);
 		RG_LOG(LOG_INFO, "watch expired (410 Gone); listing again", LF_S("path", s->path));
 		s->rv[0] = '\0';
-		s->next_ms = mono_ms();
+		s->next_ms = rgtime_now_ms();
 		return;
 	}
 	if (x->events > 0 || lasted > 30000)
@@ -465,7 +457,7 @@ static void end_watch(struct stream *s, struct xfer *x, CURLcode res, long code)
 		if (x->events == 0 && lasted < 1000)
 			backoff(s, "watch closed at once; retrying", "closed by the server");
 		else
-			s->next_ms = mono_ms();
+			s->next_ms = rgtime_now_ms();
 		return;
 	}
 	metrics_watch_restart(s->resource, WATCH_ERROR);
@@ -504,14 +496,14 @@ static void relist_all(struct kwatch *w)
 		s->state = ST_IDLE;
 		s->rv[0] = '\0';
 		s->listing = false;
-		s->next_ms = mono_ms();
+		s->next_ms = rgtime_now_ms();
 	}
 }
 
 /* Starts what is due; returns how long the loop may sleep. */
 static long start_due(struct kwatch *w)
 {
-	long long now = mono_ms();
+	long long now = rgtime_now_ms();
 	long wait = 1000;
 
 	for (size_t i = 0; i < w->n; i++) {

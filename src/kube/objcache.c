@@ -35,6 +35,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "rgassert.h"
+#include "rgtime.h"
 
 #define DIGEST_LEN CONFIGHASH_DIGEST_LEN
 
@@ -697,13 +698,7 @@ bool objcache_wait_synced(struct objcache *c, unsigned timeout_ms)
 {
 	struct timespec until;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	rgtime_wall_after(&until, timeout_ms);
 	pthread_mutex_lock(&c->sync_lock);
 	while (!atomic_load(&c->synced) &&
 	       pthread_cond_timedwait(&c->sync_cond, &c->sync_lock, &until) == 0)

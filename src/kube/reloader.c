@@ -34,6 +34,7 @@
 #include "mutate.h"
 #include "refs.h"
 #include "rgassert.h"
+#include "rgtime.h"
 
 #define PATCH_TIMEOUT_MS 10000
 #define RETRY_MIN_MS 5000
@@ -132,14 +133,6 @@ struct reloader {
 	double tokens;
 	long long refill_ms;
 };
-
-static long long mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 /* Keyed: names are chosen by the cluster's users. */
 static uint64_t okey_hash(const void *key, const uint64_t seed[2])
@@ -369,7 +362,7 @@ static void schedule(struct reloader *r, struct workload *w, const char *trigger
 	w->more = 0;
 	w->failures = 0;
 	w->rate_counted = false;
-	due_insert(r, w, mono_ms() + r->cfg->cfg->reload_window_ms);
+	due_insert(r, w, rgtime_now_ms() + r->cfg->cfg->reload_window_ms);
 }
 
 /* ---- workload watch handlers (workload watch thread) ---- */
@@ -855,7 +848,7 @@ static enum metrics_patch send_patch(struct reloader *r, const struct snap *s, c
  * until one is available. */
 static long long take_token(struct reloader *r, const struct config *cfg)
 {
-	long long now = mono_ms();
+	long long now = rgtime_now_ms();
 	double rate = cfg->reload_rate > 0 ? cfg->reload_rate : 1.0;
 	double burst = cfg->reload_burst ? cfg->reload_burst : 1;
 
@@ -887,7 +880,7 @@ static void retry_later(struct reloader *r, struct workload *w)
 	if (d > RETRY_MAX_MS)
 		d = RETRY_MAX_MS;
 	w->failures++;
-	due_insert(r, w, mono_ms() + d);
+	due_insert(r, w, rgtime_now_ms() + d);
 }
 
 /*
@@ -928,7 +921,7 @@ static void process(struct reloader *r, struct workload *w)
 		if (!w->rate_counted)
 			metrics_reload_rate_limited();
 		w->rate_counted = true;
-		due_insert(r, w, mono_ms() + wait);
+		due_insert(r, w, rgtime_now_ms() + wait);
 		goto out;
 	}
 	w->rate_counted = false;
@@ -974,19 +967,13 @@ static void clear_due(struct reloader *r)
 static void wait_until(struct reloader *r, long long until_ms)
 {
 	struct timespec ts;
-	long long ms = until_ms - mono_ms();
+	long long ms = until_ms - rgtime_now_ms();
 
 	if (ms <= 0)
 		return;
 	if (ms > POLL_MS)
 		ms = POLL_MS;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	rgtime_wall_after(&ts, ms);
 	pthread_cond_timedwait(&r->cond, &r->lock, &ts);
 }
 
@@ -1007,7 +994,7 @@ static void *run(void *arg)
 		}
 		if (!leader || !r->synced || !objcache_synced(r->cache)) {
 			clear_due(r);
-			wait_until(r, mono_ms() + POLL_MS);
+			wait_until(r, rgtime_now_ms() + POLL_MS);
 			continue;
 		}
 		if (r->compare_all) {
@@ -1015,8 +1002,8 @@ static void *run(void *arg)
 			compare_all(r);
 		}
 		w = r->due;
-		if (!w || w->due_ms > mono_ms()) {
-			wait_until(r, w ? w->due_ms : mono_ms() + POLL_MS);
+		if (!w || w->due_ms > rgtime_now_ms()) {
+			wait_until(r, w ? w->due_ms : rgtime_now_ms() + POLL_MS);
 			continue;
 		}
 		due_unlink(r, w);
