@@ -33,9 +33,9 @@ struct pobj {
 
 struct mset {
 	struct mfile *files;
-	size_t n_files;
+	size_t n_files, cap_files;
 	struct pobj *objs;
-	size_t n_objs;
+	size_t n_objs, cap_objs;
 	size_t n_skipped; /* kustomization files passed over in directory walks */
 };
 

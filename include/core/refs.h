@@ -22,11 +22,13 @@ struct ref {
 	bool optional;  /* every reference is optional: true */
 	char *user;     /* who uses it first, for messages: container "web", volume "cfg",
 	                 * or annotation "configmap.reloader.stakater.com/reload" */
+	size_t cap_keys; /* room in keys; 0 when keys was allocated to n_keys exactly */
 };
 
 struct refset {
 	struct ref *refs; /* sorted by kind then name after refs_finish */
 	size_t n;
+	size_t cap;       /* room in refs; 0 when refs was allocated to n exactly */
 };
 
 /*

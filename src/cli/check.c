@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "cli.h"
 #include "cliutil.h"
 #include "jsonutil.h"
@@ -15,6 +16,10 @@
 #include "pipeline.h"
 
 enum out_format { OUT_TEXT, OUT_JSON, OUT_SARIF };
+
+/* Findings and notes a report holds: far past what memory allows (a set
+ * holds at most a million objects); past it the check fails as on OOM. */
+#define REPORT_MAX ((size_t)1 << 28)
 
 /* One violation with where it came from. */
 struct finding {
@@ -24,11 +29,11 @@ struct finding {
 
 struct report {
 	struct finding *f;
-	size_t n;
+	size_t n, cap_f;
 	size_t counts[MODE_ENFORCE + 1];
 	size_t objects;
 	char **notes; /* informational warnings, "FILE:LINE: text" */
-	size_t n_notes;
+	size_t n_notes, cap_notes;
 };
 
 static const char *obj_kind(const cJSON *o)
@@ -46,11 +51,9 @@ static const char *obj_name(const cJSON *o)
 static int add_note(struct report *r, const struct pobj *o, const char *text)
 {
 	char buf[1024];
-	char **nv = realloc(r->notes, (r->n_notes + 1) * sizeof(*nv));
 
-	if (!nv)
+	if (array_grow(&r->notes, &r->cap_notes, r->n_notes + 1, sizeof(*r->notes), REPORT_MAX) < 0)
 		return -1;
-	r->notes = nv;
 	snprintf(buf, sizeof(buf), "%s:%d: %s", o->file, o->line, text);
 	r->notes[r->n_notes] = strdup(buf);
 	return r->notes[r->n_notes++] ? 0 : -1;
@@ -59,7 +62,6 @@ static int add_note(struct report *r, const struct pobj *o, const char *text)
 /* Moves the verdict's violations into the report. */
 static int take_verdict(struct report *r, const struct pobj *o, struct verdict *v)
 {
-	struct finding *nf;
 	struct rules_lines notes;
 	int rc = 0;
 
@@ -77,10 +79,8 @@ static int take_verdict(struct report *r, const struct pobj *o, struct verdict *
 		return -1;
 	if (v->n == 0)
 		return 0;
-	nf = realloc(r->f, (r->n + v->n) * sizeof(*nf));
-	if (!nf)
+	if (array_grow(&r->f, &r->cap_f, r->n + v->n, sizeof(*r->f), REPORT_MAX) < 0)
 		return -1;
-	r->f = nf;
 	for (size_t i = 0; i < v->n; i++) {
 		r->f[r->n].o = o;
 		r->f[r->n].v = v->v[i];

@@ -25,6 +25,7 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
+#include "array.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "rgtime.h"
@@ -85,7 +86,7 @@ struct xfer {
 struct kwatch {
 	struct kube_client *c;
 	struct stream **s;
-	size_t n;
+	size_t n, cap;
 	struct kube_loop *loop;
 	atomic_bool relist;
 };
@@ -119,7 +120,8 @@ static void stream_free(struct stream *s)
 
 int kwatch_add(struct kwatch *w, const struct kwatch_spec *spec, char *err, size_t errlen)
 {
-	struct stream *s = calloc(1, sizeof(*s)), **ns;
+	struct stream *s = calloc(1, sizeof(*s));
+	int rc;
 
 	if (!s)
 		goto oom;
@@ -132,10 +134,14 @@ int kwatch_add(struct kwatch *w, const struct kwatch_spec *spec, char *err, size
 	s->optional = spec->optional;
 	s->h = spec->handler;
 	s->limit = PAGE_LIMIT;
-	ns = realloc(w->s, (w->n + 1) * sizeof(*ns));
-	if (!ns)
+	rc = array_grow(&w->s, &w->cap, w->n + 1, sizeof(*w->s), KWATCH_MAX_STREAMS);
+	if (rc == ARRAY_E_FULL) {
+		stream_free(s);
+		snprintf(err, errlen, "more than %u watch streams", KWATCH_MAX_STREAMS);
+		return -1;
+	}
+	if (rc < 0)
 		goto oom;
-	w->s = ns;
 	w->s[w->n++] = s;
 	return 0;
 oom:

@@ -29,6 +29,7 @@
 #include <malloc.h>
 #endif
 
+#include "array.h"
 #include "htable.h"
 #include "jsonutil.h"
 #include "kwatch.h"
@@ -358,24 +359,22 @@ static void publish_counts(struct objcache *c)
 
 /* ---- change notification ---- */
 
+/* Keys borrowed from records; max is the keys of both sides, so only a
+ * failed allocation sets oom. */
 struct keylist {
 	const char **v;
-	size_t n;
+	size_t n, cap, max;
 	bool oom;
 };
 
 static void keylist_add(struct keylist *l, const char *k)
 {
-	const char **nv;
-
 	if (l->oom)
 		return;
-	nv = realloc(l->v, (l->n + 1) * sizeof(*nv));
-	if (!nv) {
+	if (array_grow(&l->v, &l->cap, l->n + 1, sizeof(*l->v), l->max) < 0) {
 		l->oom = true;
 		return;
 	}
-	l->v = nv;
 	l->v[l->n++] = k;
 }
 
@@ -387,6 +386,7 @@ static bool diff_keys(const struct cobj *a, const struct cobj *b, struct keylist
 
 	if (!a || !b || !a->ks || !b->ks)
 		return true;
+	out->max = a->ks->n + b->ks->n;
 	while (i < a->ks->n || j < b->ks->n) {
 		int cmp = i == a->ks->n ? 1 : j == b->ks->n ? -1 : strcmp(a->ks->keys[i], b->ks->keys[j]);
 		if (cmp < 0) {
@@ -435,7 +435,7 @@ static void upsert(struct ocstream *st, const char *ns, const char *name, const 
 	struct objcache *c = st->c;
 	struct cobj *old = find(c, st->kind, ns, name), *o;
 	struct obj_digest d = { NULL, 0 };
-	struct keylist keys = { NULL, 0, false };
+	struct keylist keys = { 0 };
 	bool existence;
 	char err[200];
 	int rc;

@@ -610,7 +610,8 @@ static int refs_dup(const struct refset *in, struct refset *out)
 	for (; out->n < in->n; out->n++) {
 		const struct ref *a = &in->refs[out->n];
 		struct ref *b = &out->refs[out->n];
-		*b = (struct ref){ a->kind, strdup(a->name), a->whole, NULL, 0, a->optional, NULL };
+		*b = (struct ref){ .kind = a->kind, .name = strdup(a->name), .whole = a->whole,
+				   .optional = a->optional };
 		b->user = a->user ? strdup(a->user) : NULL;
 		b->keys = a->n_keys ? calloc(a->n_keys, sizeof(*b->keys)) : NULL;
 		if (!b->name || (a->user && !b->user) || (a->n_keys && !b->keys))
