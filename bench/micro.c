@@ -112,7 +112,7 @@ static int op_mutate(const struct fixture *fx)
 	rc = out && resp.patch ? 0 : -1;
 out:
 	free(out);
-	stamp_plan_free(&plan);
+	stamp_plan_clear(&plan);
 	admission_response_free(&resp);
 	admission_request_free(&req);
 	return rc;
@@ -150,7 +150,7 @@ static int op_yaml(const struct fixture *fx)
 	char err[256];
 	int rc = yamljson_load(fx->yaml, fx->yaml_len, &docs, err, sizeof(err));
 
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 	return rc;
 }
 
@@ -389,7 +389,7 @@ int main(int argc, char **argv)
 		  fx.yaml_len, secs);
 
 	free(fx.yaml);
-	refs_free(&fx.set);
+	refs_clear(&fx.set);
 	objsource_free(fx.src);
 	config_free(&fx.cfg);
 	free(bare);

@@ -176,7 +176,7 @@ static void run_vector(const struct vector *v)
 
 	for (size_t i = 0; i < 4; i++)
 		confighash_digest_clear(&store[i]);
-	refs_free(&set);
+	refs_clear(&set);
 	cJSON_Delete(spec);
 }
 
@@ -581,7 +581,7 @@ static void test_stream_cap(void **state)
 	assert_non_null(strstr(stream, "k59999\n"));
 	free(stream);
 	set.n = 4;
-	refs_free(&set);
+	refs_clear(&set);
 	confighash_digest_clear(&d);
 }
 

@@ -191,7 +191,7 @@ static void assert_kubeconfig_error(const char *text, const char *want)
 		fail_msg("error \"%s\" should name %s and say \"%s\"", err, path, want);
 	assert_null(c.server);
 	assert_null(c.token);
-	kube_conn_free(&c);
+	kube_conn_clear(&c);
 }
 
 #define KC_HEAD "apiVersion: v1\nkind: Config\n"
@@ -263,15 +263,15 @@ static void test_kubeconfig_good(void **state)
 	assert_true(strncmp(c.ca_pem, ca, strlen(ca)) == 0);
 	assert_null(c.cert_pem);
 	assert_int_equal(c.insecure, 0);
-	kube_conn_free(&c);
-	kube_conn_free(&c); /* idempotent */
+	kube_conn_clear(&c);
+	kube_conn_clear(&c); /* idempotent */
 
 	assert_int_equal(kube_conn_from_kubeconfig(kc_file, &c, err, sizeof(err)), 0);
 	assert_string_equal(c.server, want);
 	assert_non_null(c.ca_pem);
 	assert_true(strncmp(c.ca_pem, ca, strlen(ca)) == 0);
-	kube_conn_free(&c);
-	kube_conn_free(NULL);
+	kube_conn_clear(&c);
+	kube_conn_clear(NULL);
 
 	/* A trailing slash on the server is dropped; a tokenFile is relative to
 	 * the kubeconfig. */
@@ -283,7 +283,7 @@ static void test_kubeconfig_good(void **state)
 	assert_non_null(c.token_file);
 	assert_true(strncmp(c.token_file, certdir, strlen(certdir)) == 0);
 	assert_non_null(strstr(c.token_file, "/token.txt"));
-	kube_conn_free(&c);
+	kube_conn_clear(&c);
 	free(ca);
 }
 
@@ -697,7 +697,7 @@ static void expected_hash(const char *cm, char out[CONFIGHASH_VALUE_LEN])
 	assert_int_equal(confighash_digest_object(obj, OBJ_CONFIGMAP, &d, err, sizeof(err)), 0);
 	assert_int_equal(confighash_compute(&set, objs, NULL, 0, out), 0);
 	confighash_digest_clear(&d);
-	refs_free(&set);
+	refs_clear(&set);
 	cJSON_Delete(obj);
 	cJSON_Delete(r);
 	free(json);

@@ -502,7 +502,7 @@ static void test_mutate_hash_alone(void **state)
 	plan.batch.items[0].status = LOOKUP_ERROR;
 	assert_int_equal(mutate_hash(cfg, &plan.refs, &plan.batch, value, sizeof(value)),
 			 MUTATE_HASH_UNKNOWN);
-	stamp_plan_free(&plan);
+	stamp_plan_clear(&plan);
 	admission_request_free(&req);
 	config_free(cfg);
 	free(cfg);

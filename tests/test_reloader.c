@@ -111,7 +111,7 @@ static void replica_down(struct replica *rp, bool graceful)
 	objcache_free(rp->cache);
 	lease_free(rp->lease);
 	kube_client_free(rp->client);
-	kube_conn_free(&rp->conn);
+	kube_conn_clear(&rp->conn);
 	unlink(rp->kc);
 	rp->up = false;
 }
@@ -234,7 +234,7 @@ static void webhook_hash(struct ad *d, const char *res, const char *kind, const 
 	snprintf(out, CONFIGHASH_VALUE_LEN, "%s", v);
 	cJSON_Delete(doc);
 	admission_response_free(&resp);
-	stamp_plan_free(&plan);
+	stamp_plan_clear(&plan);
 	admission_request_free(&req);
 	config_free(&cfg);
 	objsource_free(mem);

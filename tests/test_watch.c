@@ -73,7 +73,7 @@ static void env_down(struct env *e)
 		h_stop(&e->srv, SIGKILL, 10);
 	objcache_free(e->cache);
 	kube_client_free(e->client);
-	kube_conn_free(&e->conn);
+	kube_conn_clear(&e->conn);
 	ad_stop(&e->d);
 	unlink(e->kc);
 }

@@ -73,13 +73,14 @@ struct kube_reply {
  * not NULL. Returns 0 when an HTTP answer arrived (any status: see
  * reply->status; the body is capped at KUBE_REPLY_MAX), or -1 with err on
  * a transport error, a timeout or OOM. Thread-safe; connections are kept
- * alive between requests. The caller frees the reply.
+ * alive between requests. The caller releases the reply with
+ * kube_reply_clear.
  */
 int kube_client_request(struct kube_client *c, const char *method, const char *path,
 			const char *content_type, const char *body, unsigned timeout_ms,
 			struct kube_reply *reply, char *err, size_t errlen);
-/* NULL ok. */
-void kube_reply_free(struct kube_reply *r);
+/* Frees the body and zeroes r (r itself is the caller's); NULL ok. */
+void kube_reply_clear(struct kube_reply *r);
 /* "HTTP 409: <Status message, clipped>" for a log line; never object values
  * (a Status message names objects, not their contents). kube_status_describe
  * does the same for a status and a body (NULL ok) held elsewhere. */

@@ -91,7 +91,7 @@ static int take_verdict(struct report *r, const struct pobj *o, struct verdict *
 	return 0;
 }
 
-static void report_free(struct report *r)
+static void report_clear(struct report *r)
 {
 	for (size_t i = 0; i < r->n; i++) {
 		free(r->f[i].v.message);
@@ -450,8 +450,8 @@ int cli_check(int argc, char **argv)
 	}
 	rc = r.counts[MODE_ENFORCE] ? 1 : 0;
 out:
-	report_free(&r);
-	mset_free(&m);
+	report_clear(&r);
+	mset_clear(&m);
 	engine_close(&e);
 	return rc;
 }

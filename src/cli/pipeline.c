@@ -150,11 +150,11 @@ int mset_load_paths(struct mset *m, char *const *paths, int n, char *err, size_t
 	return 0;
 }
 
-void mset_free(struct mset *m)
+void mset_clear(struct mset *m)
 {
 	for (size_t i = 0; i < m->n_files; i++) {
 		free(m->files[i].name);
-		yamljson_free(&m->files[i].docs);
+		yamljson_clear(&m->files[i].docs);
 	}
 	for (size_t i = 0; i < m->n_objs; i++)
 		free(m->objs[i].unusable);
@@ -247,7 +247,7 @@ int pipeline_stamp_blocker(struct engine *e, const struct mset *m, const cJSON *
 	if (rc == 0 && refs.n > 0)
 		*out = find_unusable(m, json_get_string(json_get(obj, "metadata"), "namespace"),
 				     &refs);
-	refs_free(&refs);
+	refs_clear(&refs);
 	return rc;
 }
 
@@ -407,7 +407,7 @@ int pipeline_stamp_refs(struct engine *e, const cJSON *obj, struct refset *out, 
 	}
 	rc = 0;
 out:
-	stamp_plan_free(&plan);
+	stamp_plan_clear(&plan);
 	admission_request_free(&req);
 	return rc;
 }
@@ -431,7 +431,7 @@ int pipeline_stamp(struct engine *e, cJSON *obj, struct admission_response *resp
 	}
 	rc = 0;
 out:
-	stamp_plan_free(&plan);
+	stamp_plan_clear(&plan);
 	/* The review only references obj, so obj can change once it is gone. */
 	admission_request_free(&req);
 	if (rc == 0 && resp->patch && patch_apply(obj, resp->patch, err, errlen) < 0)

@@ -617,7 +617,7 @@ void refs_finish(struct refset *set)
 	}
 }
 
-void refs_free(struct refset *set)
+void refs_clear(struct refset *set)
 {
 	if (!set)
 		return;

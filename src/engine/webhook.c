@@ -152,7 +152,7 @@ void webhook_call_free(struct webhook_call *c)
 	free(c->out);
 	admission_request_free(&c->req);
 	admission_response_free(&c->resp);
-	stamp_plan_free(&c->plan);
+	stamp_plan_clear(&c->plan);
 	lookup_batch_clear(&c->flagger);
 	cfgref_put(c->cref);
 	free(c);
@@ -304,7 +304,7 @@ static int start_mutate(struct webhook_call *c)
 			fail_call(c, 500, "out of memory");
 			return 0;
 		}
-		stamp_plan_free(&c->plan);
+		stamp_plan_clear(&c->plan);
 	}
 	if (c->plan.applies && c->plan.batch.n > 0 && resolve(c, &c->plan.batch) == 1)
 		return 1;

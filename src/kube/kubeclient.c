@@ -137,7 +137,7 @@ void kube_reply_describe(const struct kube_reply *r, char *out, size_t outlen)
 	kube_status_describe(r->status, r->body, r->len, out, outlen);
 }
 
-void kube_reply_free(struct kube_reply *r)
+void kube_reply_clear(struct kube_reply *r)
 {
 	if (!r)
 		return;
@@ -175,7 +175,7 @@ void kube_client_free(struct kube_client *c)
 		return;
 	for (size_t i = 0; i < c->n_idle; i++)
 		curl_easy_cleanup(c->idle[i]);
-	kube_token_free(&c->token);
+	kube_token_clear(&c->token);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }

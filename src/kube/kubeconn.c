@@ -24,7 +24,7 @@
 #define TOKEN_REREAD_S 60
 #define TOKEN_RETRY_S 5
 
-void kube_conn_free(struct kube_conn *c)
+void kube_conn_clear(struct kube_conn *c)
 {
 	if (!c)
 		return;
@@ -79,7 +79,7 @@ int kube_conn_in_cluster(struct kube_conn *c, char *err, size_t errlen)
 	c->token_file = strdup(SA_DIR "/token");
 	if (!c->server || !c->token_file) {
 		snprintf(err, errlen, "out of memory");
-		kube_conn_free(c);
+		kube_conn_clear(c);
 		return -1;
 	}
 	return 0;
@@ -316,11 +316,11 @@ int kube_conn_from_kubeconfig(const char *path, struct kube_conn *c, char *err, 
 	}
 	rc = conn_from_tree(path, docs.docs[0].root, c, err, errlen);
 out:
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 	OPENSSL_cleanse(buf, len);
 	free(buf);
 	if (rc < 0)
-		kube_conn_free(c);
+		kube_conn_clear(c);
 	return rc;
 }
 
@@ -343,7 +343,7 @@ const char *kube_token_current(struct kube_token *t, const struct kube_conn *con
 			v = NULL;
 		}
 		if (v) {
-			kube_token_free(t);
+			kube_token_clear(t);
 			t->value = v;
 			t->read_at = now;
 		} else {
@@ -353,7 +353,7 @@ const char *kube_token_current(struct kube_token *t, const struct kube_conn *con
 	return t->value ? t->value : conn->token;
 }
 
-void kube_token_free(struct kube_token *t)
+void kube_token_clear(struct kube_token *t)
 {
 	if (t->value)
 		OPENSSL_cleanse(t->value, strlen(t->value));

@@ -357,7 +357,7 @@ static void kube_destroy(void *impl)
 	kube_loop_free(k->loop);
 	kube_client_free(k->client);
 	pthread_mutex_destroy(&k->lock);
-	kube_conn_free(&k->conn);
+	kube_conn_clear(&k->conn);
 	free(k);
 }
 
@@ -391,7 +391,7 @@ fail_locked:
 	pthread_mutex_destroy(&k->lock);
 fail:
 	if (k)
-		kube_conn_free(&k->conn);
+		kube_conn_clear(&k->conn);
 	free(k);
 	free(src);
 	return NULL;

@@ -259,7 +259,7 @@ static enum attempt write_record(struct lease *l, const struct record *rec, cons
 	} else {
 		log_reply("lease write rejected", &r);
 	}
-	kube_reply_free(&r);
+	kube_reply_clear(&r);
 	return a;
 }
 
@@ -284,7 +284,7 @@ static enum attempt try_acquire_or_renew(struct lease *l)
 	}
 	micro_time(now);
 	if (r.status == 404) {
-		kube_reply_free(&r);
+		kube_reply_clear(&r);
 		memset(&next, 0, sizeof(next));
 		snprintf(next.holder, sizeof(next.holder), "%s", l->identity);
 		next.duration_s = l->duration_s;
@@ -294,10 +294,10 @@ static enum attempt try_acquire_or_renew(struct lease *l)
 	}
 	if (r.status != 200 || parse_lease(&r, &cur, rv, sizeof(rv)) < 0) {
 		log_reply("lease read rejected", &r);
-		kube_reply_free(&r);
+		kube_reply_clear(&r);
 		return ATTEMPT_ERROR;
 	}
-	kube_reply_free(&r);
+	kube_reply_clear(&r);
 	if (!l->have_observed || !record_equal(&cur, &l->observed)) {
 		l->observed = cur;
 		l->have_observed = true;
@@ -404,10 +404,10 @@ static void release(struct lease *l)
 		return;
 	if (r.status != 200 || parse_lease(&r, &cur, rv, sizeof(rv)) < 0 ||
 	    strcmp(cur.holder, l->identity) != 0) {
-		kube_reply_free(&r);
+		kube_reply_clear(&r);
 		return;
 	}
-	kube_reply_free(&r);
+	kube_reply_clear(&r);
 	next = cur;
 	next.holder[0] = '\0';
 	next.duration_s = 1;

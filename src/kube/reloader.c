@@ -333,7 +333,7 @@ static void wl_free(void *p)
 	free(w->name);
 	free(w->uid);
 	free(w->stamped);
-	refs_free(&w->refs);
+	refs_clear(&w->refs);
 	free(w);
 }
 
@@ -466,7 +466,7 @@ static void on_object(void *arg, enum kwatch_event ev, const cJSON *obj)
 		goto out;
 	}
 	index_remove(r, w);
-	refs_free(&w->refs);
+	refs_clear(&w->refs);
 	w->refs = plan.refs;
 	memset(&plan.refs, 0, sizeof(plan.refs));
 	free(w->stamped);
@@ -479,7 +479,7 @@ static void on_object(void *arg, enum kwatch_event ev, const cJSON *obj)
 out:
 	pthread_mutex_unlock(&r->lock);
 	free(stamped);
-	stamp_plan_free(&plan);
+	stamp_plan_clear(&plan);
 }
 
 static bool all_streams_synced(const struct reloader *r)
@@ -590,12 +590,12 @@ struct snap {
 	char key[300];
 };
 
-static void snap_free(struct snap *s)
+static void snap_clear(struct snap *s)
 {
 	free(s->ns);
 	free(s->name);
 	free(s->uid);
-	refs_free(&s->refs);
+	refs_clear(&s->refs);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -635,7 +635,7 @@ static int snap_take(const struct workload *w, struct snap *s)
 	memcpy(s->trigger, w->trigger, sizeof(s->trigger));
 	s->more = w->more;
 	if (!s->ns || !s->name || (w->uid && !s->uid) || refs_dup(&w->refs, &s->refs) < 0) {
-		snap_free(s);
+		snap_clear(s);
 		return -1;
 	}
 	return 0;
@@ -797,7 +797,7 @@ static void post_event(struct reloader *r, const struct snap *s, const char *has
 		kube_reply_describe(&reply, why, sizeof(why));
 		RG_LOG(LOG_WARN, "cannot record the rollout Event", LF_S("reason", why));
 	}
-	kube_reply_free(&reply);
+	kube_reply_clear(&reply);
 out:
 	free(body);
 	cJSON_Delete(e);
@@ -839,7 +839,7 @@ static enum metrics_patch send_patch(struct reloader *r, const struct snap *s, c
 		RG_LOG(LOG_WARN, "reload: patch rejected", LF_S("kind", k->kind),
 		       LF_S("namespace", s->ns), LF_S("name", s->name), LF_S("reason", why));
 	}
-	kube_reply_free(&reply);
+	kube_reply_clear(&reply);
 	if (out == PATCH_APPLIED)
 		post_event(r, s, hash);
 	return out;
@@ -944,7 +944,7 @@ static void process(struct reloader *r, struct workload *w)
 	}
 out:
 	cfg_put_locked(cfg);
-	snap_free(&s);
+	snap_clear(&s);
 }
 
 static void compare_all(struct reloader *r)
