@@ -6,13 +6,13 @@
 #include "webhook.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "admission.h"
+#include "configref.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "metrics.h"
@@ -21,15 +21,9 @@
 #include "rgtime.h"
 #include "rules.h"
 
-/* A published config and the number of reviews still using it. */
-struct cfgref {
-	struct config *cfg;
-	atomic_int refs;
-};
-
 struct webhook {
 	pthread_mutex_t lock;
-	struct cfgref *current;
+	struct config_ref *current; /* the webhook's reference; swapped under lock */
 	struct objsource *src;
 };
 
@@ -38,7 +32,7 @@ struct webhook_call {
 	enum webhook_kind kind;
 	char *body;
 	size_t len;
-	struct cfgref *cref;
+	struct config_ref *cref; /* the config this review started with */
 	struct admission_request req;
 	bool decoded;
 	struct admission_response resp;
@@ -54,33 +48,13 @@ struct webhook_call {
 	enum metrics_outcome outcome;
 };
 
-static struct cfgref *cfgref_new(struct config *cfg)
+/* A reference to the current config, for one review. */
+static struct config_ref *current_config(struct webhook *wh)
 {
-	struct cfgref *r = malloc(sizeof(*r));
-
-	if (!r)
-		return NULL;
-	r->cfg = cfg;
-	atomic_init(&r->refs, 1);
-	return r;
-}
-
-static void cfgref_put(struct cfgref *r)
-{
-	if (r && atomic_fetch_sub(&r->refs, 1) == 1) {
-		config_free(r->cfg);
-		free(r->cfg);
-		free(r);
-	}
-}
-
-static struct cfgref *cfgref_get(struct webhook *wh)
-{
-	struct cfgref *r;
+	struct config_ref *r;
 
 	pthread_mutex_lock(&wh->lock);
-	r = wh->current;
-	atomic_fetch_add(&r->refs, 1);
+	r = config_ref(wh->current);
 	pthread_mutex_unlock(&wh->lock);
 	return r;
 }
@@ -91,7 +65,7 @@ struct webhook *webhook_new(struct config *cfg, struct objsource *src)
 
 	if (!wh)
 		return NULL;
-	wh->current = cfgref_new(cfg);
+	wh->current = config_ref_new(cfg);
 	if (!wh->current) {
 		free(wh);
 		return NULL;
@@ -103,7 +77,7 @@ struct webhook *webhook_new(struct config *cfg, struct objsource *src)
 
 void webhook_set_config(struct webhook *wh, struct config *cfg)
 {
-	struct cfgref *r = cfgref_new(cfg), *old;
+	struct config_ref *r = config_ref_new(cfg), *old;
 
 	if (!r) {
 		config_free(cfg);
@@ -114,14 +88,14 @@ void webhook_set_config(struct webhook *wh, struct config *cfg)
 	old = wh->current;
 	wh->current = r;
 	pthread_mutex_unlock(&wh->lock);
-	cfgref_put(old);
+	config_unref(old);
 }
 
 void webhook_free(struct webhook *wh)
 {
 	if (!wh)
 		return;
-	cfgref_put(wh->current);
+	config_unref(wh->current);
 	pthread_mutex_destroy(&wh->lock);
 	free(wh);
 }
@@ -154,7 +128,7 @@ void webhook_call_free(struct webhook_call *c)
 	admission_response_free(&c->resp);
 	stamp_plan_clear(&c->plan);
 	lookup_batch_clear(&c->flagger);
-	cfgref_put(c->cref);
+	config_unref(c->cref);
 	free(c);
 }
 
@@ -336,7 +310,7 @@ int webhook_call_run(struct webhook_call *c, webhook_done_fn done, void *arg)
 
 	c->done = done;
 	c->done_arg = arg;
-	c->cref = cfgref_get(c->wh);
+	c->cref = current_config(c->wh);
 	rc = admission_decode(c->body, c->len, &c->req, err, sizeof(err));
 	free(c->body);
 	c->body = NULL;

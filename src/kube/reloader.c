@@ -26,10 +26,11 @@
 #include "admission.h"
 #include "array.h"
 #include "confighash.h"
+#include "configref.h"
+#include "htable.h"
 #include "jsonutil.h"
 #include "kwatch.h"
 #include "log.h"
-#include "htable.h"
 #include "metrics.h"
 #include "mutate.h"
 #include "refs.h"
@@ -103,12 +104,6 @@ struct wstream {
 	bool synced, disabled; /* under r->lock */
 };
 
-/* A config shared by the threads that are using it. */
-struct cfgref {
-	struct config *cfg;
-	int refs;
-};
-
 struct reloader {
 	struct kube_client *client;
 	struct objcache *cache;
@@ -122,7 +117,7 @@ struct reloader {
 	pthread_cond_t cond;
 	pthread_t thread;
 	bool started, stop, stopped;
-	struct cfgref *cfg;
+	struct config_ref *cfg; /* the reloader's reference; swapped under lock */
 
 	struct htable workloads; /* struct okey -> struct workload, owned */
 	struct htable index;     /* struct okey -> struct users, owned */
@@ -165,41 +160,14 @@ static const struct htable_type index_type = { okey_hash, okey_equal, NULL, user
 
 /* ---- config references ---- */
 
-static struct cfgref *cfg_get(struct reloader *r)
+/* A reference to the current config, for work done unlocked. */
+static struct config_ref *current_config(struct reloader *r)
 {
-	struct cfgref *c;
+	struct config_ref *c;
 
 	pthread_mutex_lock(&r->lock);
-	c = r->cfg;
-	c->refs++;
+	c = config_ref(r->cfg);
 	pthread_mutex_unlock(&r->lock);
-	return c;
-}
-
-static void cfg_put_locked(struct cfgref *c)
-{
-	if (--c->refs > 0)
-		return;
-	config_free(c->cfg);
-	free(c->cfg);
-	free(c);
-}
-
-static void cfg_put(struct reloader *r, struct cfgref *c)
-{
-	pthread_mutex_lock(&r->lock);
-	cfg_put_locked(c);
-	pthread_mutex_unlock(&r->lock);
-}
-
-static struct cfgref *cfg_wrap(struct config *cfg)
-{
-	struct cfgref *c = calloc(1, sizeof(*c));
-
-	if (c) {
-		c->cfg = cfg;
-		c->refs = 1;
-	}
 	return c;
 }
 
@@ -439,7 +407,7 @@ static void on_object(void *arg, enum kwatch_event ev, const cJSON *obj)
 	const char *ns = json_get_string(meta, "namespace"), *name = json_get_string(meta, "name");
 	const char *uid = json_get_string(meta, "uid");
 	struct stamp_plan plan;
-	struct cfgref *cfg;
+	struct config_ref *cfg;
 	struct workload *w;
 	char *stamped = NULL;
 	bool applies = false;
@@ -448,9 +416,9 @@ static void on_object(void *arg, enum kwatch_event ev, const cJSON *obj)
 		return;
 	memset(&plan, 0, sizeof(plan));
 	if (ev != KWATCH_DELETED) {
-		cfg = cfg_get(r);
+		cfg = current_config(r);
 		applies = plan_workload(cfg->cfg, &wks[st->kind], ns, name, obj, &plan, &stamped);
-		cfg_put(r, cfg);
+		config_unref(cfg);
 	}
 	pthread_mutex_lock(&r->lock);
 	w = wl_find(r, st->kind, ns, name);
@@ -893,7 +861,7 @@ static void process(struct reloader *r, struct workload *w)
 {
 	char hash[CONFIGHASH_VALUE_LEN];
 	enum wkind kind = w->kind;
-	struct cfgref *cfg;
+	struct config_ref *cfg;
 	enum outcome o;
 	enum metrics_patch res;
 	struct snap s;
@@ -903,8 +871,7 @@ static void process(struct reloader *r, struct workload *w)
 		retry_later(r, w);
 		return;
 	}
-	cfg = r->cfg;
-	cfg->refs++;
+	cfg = config_ref(r->cfg); /* lock held */
 	pthread_mutex_unlock(&r->lock);
 	o = compute_hash(r, cfg->cfg, &s, hash);
 	pthread_mutex_lock(&r->lock);
@@ -943,7 +910,7 @@ static void process(struct reloader *r, struct workload *w)
 		retry_later(r, w);
 	}
 out:
-	cfg_put_locked(cfg);
+	config_unref(cfg);
 	snap_clear(&s);
 }
 
@@ -1049,7 +1016,7 @@ struct reloader *reloader_new(struct kube_client *client, struct objcache *cache
 	size_t nns = cfg->watch_namespaces.n;
 
 	if (r)
-		r->cfg = cfg_wrap(cfg);
+		r->cfg = config_ref_new(cfg);
 	if (!r || !r->cfg) {
 		snprintf(err, errlen, "out of memory");
 		config_free(cfg); /* taken in every case */
@@ -1108,7 +1075,7 @@ int reloader_start(struct reloader *r, char *err, size_t errlen)
 
 void reloader_set_config(struct reloader *r, struct config *cfg)
 {
-	struct cfgref *c = cfg_wrap(cfg), *old;
+	struct config_ref *c = config_ref_new(cfg), *old;
 
 	if (!c) {
 		config_free(cfg);
@@ -1119,8 +1086,8 @@ void reloader_set_config(struct reloader *r, struct config *cfg)
 	pthread_mutex_lock(&r->lock);
 	old = r->cfg;
 	r->cfg = c;
-	cfg_put_locked(old);
 	pthread_mutex_unlock(&r->lock);
+	config_unref(old);
 	/* Opt-in and references may read differently now. */
 	kwatch_relist(r->w);
 }
@@ -1163,8 +1130,7 @@ void reloader_free(struct reloader *r)
 	for (size_t i = 0; r->streams && i < r->n_streams; i++)
 		free(r->streams[i].ns);
 	free(r->streams);
-	if (r->cfg)
-		cfg_put_locked(r->cfg);
+	config_unref(r->cfg);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cond);
 	free(r);
