@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "mutate.h"
 #include "objsource.h"
+#include "rgassert.h"
 #include "rgtime.h"
 #include "rules.h"
 
@@ -42,6 +43,7 @@ struct webhook_call {
 	struct timespec start;
 	webhook_done_fn done;
 	void *done_arg;
+	bool answered; /* the source called lookups_done (once) */
 	int status;
 	char *out;
 	size_t out_len;
@@ -249,6 +251,8 @@ static void lookups_done(void *arg)
 {
 	struct webhook_call *c = arg;
 
+	RG_ASSERT(!c->answered); /* a source answers a batch once */
+	c->answered = true;
 	finish(c);
 	c->done(c->done_arg);
 }

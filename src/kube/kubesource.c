@@ -17,12 +17,12 @@
 #include <string.h>
 #include <time.h>
 #include <curl/curl.h>
-#include <openssl/crypto.h>
 
 #include "confighash.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "metrics.h"
+#include "rgassert.h"
 #include "rgtime.h"
 
 #define MAX_CONNS 8L
@@ -96,8 +96,10 @@ static void finish_item(struct lookup_item *it, enum lookup_status st, const cha
 									    : LOOKUP_FAILED);
 }
 
+/* The batch's callback fires once: when the last of its items is done. */
 static void pending_item_done(struct pending *p)
 {
+	RG_ASSERT(p->remaining > 0);
 	if (--p->remaining == 0) {
 		/* After this the batch belongs to the caller again. */
 		p->done(p->arg);
