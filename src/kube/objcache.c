@@ -107,13 +107,19 @@ static struct nsent *ns_intern(struct htable *t, const char *s)
 	return e;
 }
 
+/* Drops a reference to an interned entry stored under key; the last
+ * deletes the entry, which the table frees. */
+static void intern_release(struct htable *t, uint32_t *refs, const void *key)
+{
+	RG_ASSERT(*refs > 0);
+	if (--*refs == 0)
+		htable_delete(t, key);
+}
+
 static void ns_release(struct htable *t, struct nsent *e)
 {
-	if (!e)
-		return;
-	RG_ASSERT(e->refs > 0);
-	if (--e->refs == 0)
-		htable_delete(t, e->s); /* frees e */
+	if (e)
+		intern_release(t, &e->refs, e->s);
 }
 
 /* The key list of d as one allocation, unshared yet. */
@@ -164,11 +170,8 @@ static struct keyset *keyset_intern(struct htable *t, const struct obj_digest *d
 
 static void keyset_release(struct htable *t, struct keyset *ks)
 {
-	if (!ks)
-		return;
-	RG_ASSERT(ks->refs > 0);
-	if (--ks->refs == 0)
-		htable_delete(t, ks); /* frees ks */
+	if (ks)
+		intern_release(t, &ks->refs, ks);
 }
 
 /* ---- records ---- */
