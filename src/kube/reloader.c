@@ -184,12 +184,14 @@ static struct workload *wl_find(struct reloader *r, enum wkind kind, const char 
 /* The users of (kind, ns, name), added empty when new; NULL with *why. */
 static struct users *users_get(struct reloader *r, const struct okey *k, const char **why)
 {
-	size_t nl = strlen(k->ns) + 1, ml = strlen(k->name) + 1;
 	struct users *u = htable_find(&r->index, k);
+	size_t nl, ml;
 	int rc;
 
 	if (u)
 		return u;
+	nl = strlen(k->ns) + 1;
+	ml = strlen(k->name) + 1;
 	u = calloc(1, sizeof(*u) + nl + ml);
 	if (!u) {
 		*why = "out of memory";
