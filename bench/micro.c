@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <cjson/cJSON.h>
 
 #include "admission.h"
@@ -26,6 +25,7 @@
 #include "mutate.h"
 #include "objsource.h"
 #include "refs.h"
+#include "rgtime.h"
 #include "rules.h"
 #include "yamljson.h"
 
@@ -48,14 +48,6 @@ struct fixture {
 };
 
 typedef int (*op_fn)(const struct fixture *fx);
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what, const char *why)
 {
@@ -120,7 +112,7 @@ static int op_mutate(const struct fixture *fx)
 	rc = out && resp.patch ? 0 : -1;
 out:
 	free(out);
-	stamp_plan_free(&plan);
+	stamp_plan_clear(&plan);
 	admission_response_free(&resp);
 	admission_request_free(&req);
 	return rc;
@@ -158,18 +150,19 @@ static int op_yaml(const struct fixture *fx)
 	char err[256];
 	int rc = yamljson_load(fx->yaml, fx->yaml_len, &docs, err, sizeof(err));
 
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 	return rc;
 }
 
 static double time_ops(op_fn op, const struct fixture *fx, unsigned long n)
 {
-	double t0 = now();
+	struct timespec t0;
 
+	rgtime_now(&t0);
 	for (unsigned long i = 0; i < n; i++)
 		if (op(fx) < 0)
 			return -1;
-	return now() - t0;
+	return rgtime_elapsed_s(&t0);
 }
 
 /* Doubles the count until a batch takes 20 ms, scales it to a round of
@@ -396,7 +389,7 @@ int main(int argc, char **argv)
 		  fx.yaml_len, secs);
 
 	free(fx.yaml);
-	refs_free(&fx.set);
+	refs_clear(&fx.set);
 	objsource_free(fx.src);
 	config_free(&fx.cfg);
 	free(bare);

@@ -31,7 +31,7 @@ static void check_round_trip(const cJSON *root)
 		fprintf(stderr, "round trip differs\n--- emitted:\n%s\n", y);
 		abort();
 	}
-	yamljson_free(&again);
+	yamljson_clear(&again);
 	free(y);
 }
 
@@ -54,6 +54,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		check_round_trip(docs.docs[i].root);
 	}
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 	return 0;
 }

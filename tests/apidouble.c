@@ -24,6 +24,8 @@
 
 #include "testutil.h"
 
+#include "array.h"
+
 static const struct ad_kind ad_kinds[AD_NKINDS] = {
 	{ "configmaps", "/api/v1", "ConfigMap", "v1" },
 	{ "secrets", "/api/v1", "Secret", "v1" },
@@ -46,25 +48,17 @@ static bool ad_absent(const struct ad *d, const struct ad_kind *k)
 	       (strcmp(k->res, "policyreports") == 0 && d->no_policyreports);
 }
 
+/* Monotonic seconds, the clock of the tests' own readings. */
 static double ad_now(void)
 {
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+	return (double)rgtime_now_ms() / 1000.0;
 }
 
-static void *ad_grow(void *arr, size_t *cap, size_t n, size_t size)
+/* Room for element n of *arrp; the double gives up on OOM. */
+static void ad_grow(void *arrp, size_t *cap, size_t n, size_t size)
 {
-	void *nv;
-
-	if (n < *cap)
-		return arr;
-	*cap = *cap ? *cap * 2 : 64;
-	nv = realloc(arr, *cap * size);
-	if (!nv)
+	if (array_grow(arrp, cap, n + 1, size, SIZE_MAX / size) < 0)
 		abort();
-	return nv;
 }
 
 static const struct ad_kind *ad_kind_of(const char *res)
@@ -101,7 +95,7 @@ static void ad_log_event_locked(struct ad *d, const struct ad_kind *k, const cha
 {
 	struct ad_event *e;
 
-	d->evs = ad_grow(d->evs, &d->cap_evs, d->n_evs, sizeof(*d->evs));
+	ad_grow(&d->evs, &d->cap_evs, d->n_evs, sizeof(*d->evs));
 	e = &d->evs[d->n_evs++];
 	e->rv = d->rv;
 	e->k = k;
@@ -146,7 +140,7 @@ static unsigned long long ad_store_locked(struct ad *d, const struct ad_kind *k,
 		o->rv = d->rv;
 		ad_log_event_locked(d, k, ns, "MODIFIED", obj);
 	} else {
-		d->objs = ad_grow(d->objs, &d->cap_objs, d->n_objs, sizeof(*d->objs));
+		ad_grow(&d->objs, &d->cap_objs, d->n_objs, sizeof(*d->objs));
 		o = &d->objs[d->n_objs++];
 		o->k = k;
 		o->ns = strdup(ns);
@@ -705,12 +699,7 @@ static ssize_t ad_watch_next_locked(struct ad *d, struct ad_watch *w)
 		}
 		if (ad_now() > w->deadline)
 			return MHD_CONTENT_READER_END_OF_STREAM;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 200 * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		rgtime_wall_after(&until, 200);
 		pthread_cond_timedwait(&d->cond, &d->lock, &until);
 	}
 }
@@ -848,7 +837,7 @@ static enum MHD_Result ad_patch(struct ad *d, struct MHD_Connection *conn,
 	enum MHD_Result ret;
 
 	ad_begin(d);
-	d->patches = ad_grow(d->patches, &d->cap_patches, d->n_patches, sizeof(*d->patches));
+	ad_grow(&d->patches, &d->cap_patches, d->n_patches, sizeof(*d->patches));
 	p = &d->patches[d->n_patches++];
 	memset(p, 0, sizeof(*p));
 	snprintf(p->path, sizeof(p->path), "%s", url);
@@ -911,7 +900,7 @@ static void ad_log_lease_locked(struct ad *d, struct MHD_Connection *conn, const
 		cJSON_GetObjectItemCaseSensitive(obj, "spec"), "holderIdentity"));
 	struct ad_lease_write *l;
 
-	d->lease_log = ad_grow(d->lease_log, &d->cap_lease_log, d->n_lease_log, sizeof(*d->lease_log));
+	ad_grow(&d->lease_log, &d->cap_lease_log, d->n_lease_log, sizeof(*d->lease_log));
 	l = &d->lease_log[d->n_lease_log++];
 	snprintf(l->holder, sizeof(l->holder), "%s", h ? h : "");
 	ad_token(conn, l->token, sizeof(l->token));
@@ -935,7 +924,7 @@ static enum MHD_Result ad_write(struct ad *d, struct MHD_Connection *conn, const
 		return ad_status(conn, 400, "BadRequest", "invalid body", "", k->res);
 	if (strcmp(k->res, "events") == 0) {
 		ad_begin(d);
-		d->posted = ad_grow(d->posted, &d->cap_posted, d->n_posted, sizeof(*d->posted));
+		ad_grow(&d->posted, &d->cap_posted, d->n_posted, sizeof(*d->posted));
 		d->posted[d->n_posted++] = strdup(rq->body);
 		ad_end(d);
 		ret = ad_send_obj(conn, 201, body);
@@ -1059,13 +1048,7 @@ static bool ad_slow_wait(struct ad *d)
 	bool interrupted;
 
 	atomic_fetch_add(&d->slow_seen, 1);
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += d->slow_ms / 1000;
-	until.tv_nsec += (long)(d->slow_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	rgtime_wall_after(&until, d->slow_ms);
 	pthread_mutex_lock(&d->lock);
 	while (!d->stopping && pthread_cond_timedwait(&d->cond, &d->lock, &until) == 0)
 		;

@@ -176,7 +176,7 @@ static void run_vector(const struct vector *v)
 
 	for (size_t i = 0; i < 4; i++)
 		confighash_digest_clear(&store[i]);
-	refs_free(&set);
+	refs_clear(&set);
 	cJSON_Delete(spec);
 }
 
@@ -486,7 +486,7 @@ static void test_compute_refusals(void **state)
 		{ .kind = OBJ_SECRET, .name = "a", .whole = true },
 		{ .kind = OBJ_CONFIGMAP, .name = "b", .whole = true },
 	};
-	struct refset set = { refs, 2 };
+	struct refset set = { .refs = refs, .n = 2 };
 	struct obj_entry ent[2] = { { .key = "z" }, { .key = "a" } };
 	struct obj_digest unsorted = { ent, 2 };
 	const struct obj_digest *objs[2] = { NULL, NULL };
@@ -521,7 +521,7 @@ static void test_distinct_inputs(void **state)
 	struct obj_digest with = { &e, 1 }, none = { 0 };
 	char *kk[] = { "k" };
 	struct ref r = { .kind = OBJ_CONFIGMAP, .name = "x", .whole = true };
-	struct refset set = { &r, 1 };
+	struct refset set = { .refs = &r, .n = 1 };
 	const struct obj_digest *objs[1];
 	char a[CONFIGHASH_VALUE_LEN], b[CONFIGHASH_VALUE_LEN], c[CONFIGHASH_VALUE_LEN];
 	char dd[CONFIGHASH_VALUE_LEN];
@@ -581,7 +581,7 @@ static void test_stream_cap(void **state)
 	assert_non_null(strstr(stream, "k59999\n"));
 	free(stream);
 	set.n = 4;
-	refs_free(&set);
+	refs_clear(&set);
 	confighash_digest_clear(&d);
 }
 

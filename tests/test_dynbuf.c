@@ -184,6 +184,27 @@ static void test_consume(void **state)
 	dynbuf_clear(&b);
 }
 
+/* Cutting lines in place, as a line reader does before parsing each. */
+static void test_data_in_place(void **state)
+{
+	struct dynbuf b;
+	char *p, *nl;
+
+	dynbuf_init(&b, 64);
+	assert_null(dynbuf_data(&b));
+	assert_int_equal(dynbuf_add(&b, "one\ntwo\n"), DYNBUF_OK);
+	p = dynbuf_data(&b);
+	assert_ptr_equal(p, dynbuf_ptr(&b));
+	nl = memchr(p, '\n', dynbuf_len(&b));
+	assert_non_null(nl);
+	*nl = '\0';
+	assert_string_equal(p, "one");
+	dynbuf_consume(&b, (size_t)(nl - p) + 1);
+	assert_string_equal(dynbuf_ptr(&b), "two\n");
+	dynbuf_clear(&b);
+	assert_null(dynbuf_data(&b));
+}
+
 /* Reading straight into the buffer: room is at least what was asked, never
  * past the cap, and commit appends what was written. */
 static void test_room_commit(void **state)
@@ -314,6 +335,7 @@ int main(void)
 		cmocka_unit_test_setup(test_addf_at_cap, setup),
 		cmocka_unit_test_setup(test_take, setup),
 		cmocka_unit_test_setup(test_consume, setup),
+		cmocka_unit_test_setup(test_data_in_place, setup),
 		cmocka_unit_test_setup(test_room_commit, setup),
 		cmocka_unit_test_setup(test_first_allocation_fits, setup),
 		cmocka_unit_test_setup(test_sensitive_wipes, setup),

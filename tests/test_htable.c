@@ -436,6 +436,34 @@ static void test_seeds(void **state)
 	htable_clear(&c);
 }
 
+/* The process seed is the one every new table starts with: a table given
+ * it explicitly lays its entries out as a default one does. */
+static void test_process_seed(void **state)
+{
+	static char names[100][16];
+	char o1[100][8] = { { 0 } }, o2[100][8] = { { 0 } };
+	uint64_t s[2], again[2];
+	struct htable a, b;
+
+	htable_process_seed(s);
+	htable_process_seed(again);
+	assert_true(s[0] == again[0] && s[1] == again[1]);
+	assert_true(s[0] != 0 || s[1] != 0);
+	htable_init(&a, &htable_type_str, 100);
+	htable_init(&b, &htable_type_str, 100);
+	htable_set_seed(&b, s[0], s[1]);
+	for (int i = 0; i < 100; i++) {
+		snprintf(names[i], sizeof(names[i]), "p%d", i);
+		assert_int_equal(htable_set(&a, names[i], NULL), 0);
+		assert_int_equal(htable_set(&b, names[i], NULL), 0);
+	}
+	order(&a, o1, 100);
+	order(&b, o2, 100);
+	assert_memory_equal(o1, o2, sizeof(o1));
+	htable_clear(&a);
+	htable_clear(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -451,6 +479,7 @@ int main(void)
 		cmocka_unit_test_setup(test_pointer_keys, setup),
 		cmocka_unit_test_setup(test_siphash_vectors, setup),
 		cmocka_unit_test_setup(test_seeds, setup),
+		cmocka_unit_test_setup(test_process_seed, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

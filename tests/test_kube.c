@@ -28,14 +28,6 @@ static char kc_file[512];   /* certificate-authority: ca.crt (relative) */
 static struct ad dbl;
 static struct rg_server server;
 
-static double now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 /* ---- waiting for a batch ---- */
 
 struct waiter {
@@ -72,8 +64,7 @@ static int waiter_wait(struct waiter *w)
 {
 	struct timespec until;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 20;
+	rgtime_wall_after(&until, 20000);
 	pthread_mutex_lock(&w->m);
 	while (atomic_load(&w->calls) == 0 && pthread_cond_timedwait(&w->c, &w->m, &until) == 0)
 		;
@@ -86,14 +77,16 @@ static int waiter_wait(struct waiter *w)
 static double run_batch(struct objsource *src, struct lookup_batch *b, unsigned timeout_ms)
 {
 	struct waiter w;
-	double t0 = now_s(), dt;
+	struct timespec t0;
+	double dt;
 	int rc;
 
+	rgtime_now(&t0);
 	waiter_init(&w);
 	rc = objsource_resolve(src, b, timeout_ms, on_done, &w);
 	assert_int_equal(rc, 1);
 	assert_int_equal(waiter_wait(&w), 1);
-	dt = now_s() - t0;
+	dt = rgtime_elapsed_s(&t0);
 	waiter_destroy(&w);
 	return dt;
 }
@@ -198,7 +191,7 @@ static void assert_kubeconfig_error(const char *text, const char *want)
 		fail_msg("error \"%s\" should name %s and say \"%s\"", err, path, want);
 	assert_null(c.server);
 	assert_null(c.token);
-	kube_conn_free(&c);
+	kube_conn_clear(&c);
 }
 
 #define KC_HEAD "apiVersion: v1\nkind: Config\n"
@@ -270,15 +263,15 @@ static void test_kubeconfig_good(void **state)
 	assert_true(strncmp(c.ca_pem, ca, strlen(ca)) == 0);
 	assert_null(c.cert_pem);
 	assert_int_equal(c.insecure, 0);
-	kube_conn_free(&c);
-	kube_conn_free(&c); /* idempotent */
+	kube_conn_clear(&c);
+	kube_conn_clear(&c); /* idempotent */
 
 	assert_int_equal(kube_conn_from_kubeconfig(kc_file, &c, err, sizeof(err)), 0);
 	assert_string_equal(c.server, want);
 	assert_non_null(c.ca_pem);
 	assert_true(strncmp(c.ca_pem, ca, strlen(ca)) == 0);
-	kube_conn_free(&c);
-	kube_conn_free(NULL);
+	kube_conn_clear(&c);
+	kube_conn_clear(NULL);
 
 	/* A trailing slash on the server is dropped; a tokenFile is relative to
 	 * the kubeconfig. */
@@ -290,7 +283,7 @@ static void test_kubeconfig_good(void **state)
 	assert_non_null(c.token_file);
 	assert_true(strncmp(c.token_file, certdir, strlen(certdir)) == 0);
 	assert_non_null(strstr(c.token_file, "/token.txt"));
-	kube_conn_free(&c);
+	kube_conn_clear(&c);
 	free(ca);
 }
 
@@ -488,7 +481,7 @@ static void test_destroy_with_lookup_in_flight(void **state)
 	struct lookup_batch b = { "ns1", it, 2 };
 	struct waiter w;
 	int seen = atomic_load(&dbl.slow_seen);
-	double t0;
+	struct timespec t0;
 
 	(void)state;
 	waiter_init(&w);
@@ -498,9 +491,9 @@ static void test_destroy_with_lookup_in_flight(void **state)
 	for (int i = 0; i < 400 && atomic_load(&dbl.slow_seen) == seen; i++)
 		usleep(10 * 1000);
 	assert_true(atomic_load(&dbl.slow_seen) > seen);
-	t0 = now_s();
+	rgtime_now(&t0);
 	objsource_free(src);
-	assert_true(now_s() - t0 < 2.0);
+	assert_true(rgtime_elapsed_s(&t0) < 2.0);
 	assert_int_equal(atomic_load(&w.calls), 1);
 	assert_error_reason(&it[0], "stopped");
 	/* The fast one may or may not have been answered by then. */
@@ -578,9 +571,10 @@ static void test_concurrent_batches(void **state)
 	struct objsource *src = new_source(kc_inline);
 	pthread_t th[CONC_THREADS];
 	struct conc c[CONC_THREADS];
-	double t0 = now_s();
+	struct timespec t0;
 
 	(void)state;
+	rgtime_now(&t0);
 	for (int i = 0; i < CONC_THREADS; i++) {
 		c[i] = (struct conc){ src, i, 0, 0, 0, 0 };
 		assert_int_equal(pthread_create(&th[i], NULL, conc_thread, &c[i]), 0);
@@ -588,7 +582,7 @@ static void test_concurrent_batches(void **state)
 	for (int i = 0; i < CONC_THREADS; i++)
 		pthread_join(th[i], NULL);
 	print_message("%d batches of 3 from %d threads in %.3f s\n", CONC_THREADS * CONC_BATCHES,
-		      CONC_THREADS, now_s() - t0);
+		      CONC_THREADS, rgtime_elapsed_s(&t0));
 	for (int i = 0; i < CONC_THREADS; i++) {
 		assert_int_equal(c[i].bad, 0);
 		assert_int_equal(c[i].done_once, CONC_BATCHES);
@@ -703,7 +697,7 @@ static void expected_hash(const char *cm, char out[CONFIGHASH_VALUE_LEN])
 	assert_int_equal(confighash_digest_object(obj, OBJ_CONFIGMAP, &d, err, sizeof(err)), 0);
 	assert_int_equal(confighash_compute(&set, objs, NULL, 0, out), 0);
 	confighash_digest_clear(&d);
-	refs_free(&set);
+	refs_clear(&set);
 	cJSON_Delete(obj);
 	cJSON_Delete(r);
 	free(json);
@@ -717,11 +711,12 @@ static cJSON *post_review(const char *path, const char *uid, const char *cm, dou
 	char *body = deployment_review(uid, cm), err[256];
 	struct h_resp r;
 	cJSON *root = NULL;
-	double t0 = now_s();
+	struct timespec t0;
 
+	rgtime_now(&t0);
 	h_post(certdir, server.port, path, body, strlen(body), NULL, &r);
 	if (secs)
-		*secs = now_s() - t0;
+		*secs = rgtime_elapsed_s(&t0);
 	free(body);
 	if (r.rc != CURLE_OK || r.status != 200)
 		fail_msg("POST %s: curl %d, HTTP %ld", path, (int)r.rc, r.status);
@@ -793,10 +788,11 @@ static void *slow_thread(void *arg)
 	struct slow_call *s = arg;
 	char *body = deployment_review("uid-slow", "slow-cm"), err[256];
 	struct h_resp r;
-	double t0 = now_s();
+	struct timespec t0;
 
+	rgtime_now(&t0);
 	h_post(certdir, server.port, "/mutate", body, strlen(body), NULL, &r);
-	s->secs = now_s() - t0;
+	s->secs = rgtime_elapsed_s(&t0);
 	free(body);
 	if (r.rc == CURLE_OK && r.status == 200 &&
 	    json_parse_strict(r.body, r.len, &s->root, err, sizeof(err)) < 0)

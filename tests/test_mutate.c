@@ -468,7 +468,7 @@ static void test_mutate_hash_alone(void **state)
 	struct config *cfg = config_with(NULL);
 	struct admission_request req;
 	struct stamp_plan plan;
-	struct refset none = { NULL, 0 };
+	struct refset none = { 0 };
 	struct lookup_batch empty = { "shop", NULL, 0 };
 	char *d = deployment("\"rollgate.io/reload\":\"true\"", envfrom_app, NULL), *stamped;
 	char review[20000], err[256], value[CONFIGHASH_VALUE_LEN], small[16];
@@ -502,7 +502,7 @@ static void test_mutate_hash_alone(void **state)
 	plan.batch.items[0].status = LOOKUP_ERROR;
 	assert_int_equal(mutate_hash(cfg, &plan.refs, &plan.batch, value, sizeof(value)),
 			 MUTATE_HASH_UNKNOWN);
-	stamp_plan_free(&plan);
+	stamp_plan_clear(&plan);
 	admission_request_free(&req);
 	config_free(cfg);
 	free(cfg);

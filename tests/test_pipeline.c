@@ -84,8 +84,8 @@ static void test_load_lines_and_documents(void **state)
 	assert_int_equal(m.objs[3].line, 16);
 	assert_int_equal(m.objs[3].doc, 2);
 	assert_string_equal(m.objs[3].file, "mem.yaml");
-	mset_free(&m);
-	mset_free(&m); /* freeing twice is harmless: it zeroes the set */
+	mset_clear(&m);
+	mset_clear(&m); /* freeing twice is harmless: it zeroes the set */
 }
 
 static void test_load_errors(void **state)
@@ -98,10 +98,10 @@ static void test_load_errors(void **state)
 	(void)state;
 	assert_int_equal(mset_load_buffer(&m, "x.yaml", notmap, strlen(notmap), err, sizeof(err)), -1);
 	assert_string_equal(err, "x.yaml:5: a manifest must be a mapping");
-	mset_free(&m);
+	mset_clear(&m);
 	assert_int_equal(mset_load_buffer(&m, "y.yaml", bad, strlen(bad), err, sizeof(err)), -1);
 	assert_true(strncmp(err, "y.yaml:3: ", 10) == 0);
-	mset_free(&m);
+	mset_clear(&m);
 }
 
 static void test_load_paths_skips_kustomization(void **state)
@@ -117,12 +117,12 @@ static void test_load_paths_skips_kustomization(void **state)
 	assert_int_equal(m.n_skipped, 1);
 	assert_int_equal(m.n_objs, 4);
 	assert_string_equal(m.files[1].name, FX "/fail/sub/history.yml");
-	mset_free(&m);
+	mset_clear(&m);
 	/* Named on the command line it is read, and it is not an object. */
 	assert_int_equal(mset_load_paths(&m, named, 1, err, sizeof(err)), 0);
 	assert_int_equal(m.n_skipped, 0);
 	assert_int_equal(m.n_objs, 1);
-	mset_free(&m);
+	mset_clear(&m);
 }
 
 /* The review pipeline_request builds, for one object literal. */
@@ -250,7 +250,7 @@ static void stamp_round_trip(const char *path, size_t want_stamped)
 		assert_int_equal(yamljson_load(y, strlen(y), &back, err, sizeof(err)), 0);
 		assert_int_equal(back.n, 1);
 		assert_true(cJSON_Compare(back.docs[0].root, m.objs[i].obj, 1));
-		yamljson_free(&back);
+		yamljson_clear(&back);
 		free(y);
 		if (resp.patch) {
 			stamped++;
@@ -261,8 +261,8 @@ static void stamp_round_trip(const char *path, size_t want_stamped)
 	}
 	assert_int_equal(stamped, want_stamped);
 	engine_close(&e);
-	mset_free(&m);
-	mset_free(&orig);
+	mset_clear(&m);
+	mset_clear(&orig);
 }
 
 static void test_stamp_keeps_everything_else(void **state)
@@ -298,13 +298,13 @@ static void test_stamp_refs(void **state)
 	assert_string_equal(refs.refs[0].name, "m");
 	assert_int_equal(refs.refs[1].kind, OBJ_SECRET);
 	assert_string_equal(refs.refs[1].name, "s");
-	refs_free(&refs);
+	refs_clear(&refs);
 	/* Not opted in: nothing would be hashed. */
 	assert_int_equal(pipeline_stamp_refs(&e, m.objs[1].obj, &refs, err, sizeof(err)), 0);
 	assert_int_equal(refs.n, 0);
-	refs_free(&refs);
+	refs_clear(&refs);
 	engine_close(&e);
-	mset_free(&m);
+	mset_clear(&m);
 }
 
 /* A Flagger Canary is judged on its target, looked up among the set. */
@@ -338,7 +338,7 @@ static void test_check_flagger_target(void **state)
 	assert_true(found);
 	verdict_free(&v);
 	engine_close(&e);
-	mset_free(&m);
+	mset_clear(&m);
 }
 
 /* The pipeline's notes are the webhook's warnings less the violations'
@@ -382,7 +382,7 @@ static void test_notes_match_webhook(void **state)
 	rules_lines_free(&notes);
 	verdict_free(&v);
 	engine_close(&e);
-	mset_free(&m);
+	mset_clear(&m);
 }
 
 /* Objects lookups cannot use block the stamps that need them, and only those. */
@@ -441,7 +441,7 @@ static void test_stamp_blocker(void **state)
 	assert_int_equal(pipeline_stamp_blocker(&e, &m, m.objs[5].obj, &b, err, sizeof(err)), 0);
 	assert_ptr_equal(b, &m.objs[1]);
 	engine_close(&e);
-	mset_free(&m);
+	mset_clear(&m);
 }
 
 static bool is_stamped_workload(const cJSON *obj)
@@ -500,14 +500,14 @@ static void test_corpus_stamp_all(void **state)
 		if (refs.n > 0 && (!hash || strncmp(hash, "sha256:", 7) != 0 || strlen(hash) != 71))
 			fail_msg("%s:%d: %s/%s references %zu objects but got no hash", m.objs[i].file,
 				 m.objs[i].line, json_get_string(obj, "kind"), name_of(obj), refs.n);
-		refs_free(&refs);
+		refs_clear(&refs);
 		admission_response_free(&resp);
 	}
 	printf("[  INFO    ] %zu corpus workloads reference ConfigMaps or Secrets; all stamped\n",
 	       with_refs);
 	assert_true(with_refs >= 10);
 	engine_close(&e);
-	mset_free(&m);
+	mset_clear(&m);
 }
 
 int main(void)

@@ -29,7 +29,7 @@ static void collect_err(const char *podspec, const char *want)
 	assert_int_equal(refs_collect(spec, &set, err, sizeof(err)), -1);
 	assert_string_equal(err, want);
 	cJSON_Delete(spec);
-	refs_free(&set);
+	refs_clear(&set);
 }
 
 static const struct ref *find(const struct refset *set, enum obj_kind kind, const char *name)
@@ -102,7 +102,7 @@ static void test_container_forms(void **state)
 				assert_true(r->whole);
 				assert_int_equal(r->n_keys, 0);
 			}
-			refs_free(&set);
+			refs_clear(&set);
 		}
 	}
 }
@@ -143,7 +143,7 @@ static void test_volume_forms(void **state)
 			} else {
 				assert_true(r->whole);
 			}
-			refs_free(&set);
+			refs_clear(&set);
 		}
 	}
 }
@@ -155,7 +155,7 @@ static void test_secret_volume_name_field(void **state)
 
 	collect_ok("{'volumes':[{'name':'v','secret':{'name':'wrong'}}]}", &set);
 	assert_int_equal(set.n, 0);
-	refs_free(&set);
+	refs_clear(&set);
 }
 
 static void test_items(void **state)
@@ -173,7 +173,7 @@ static void test_items(void **state)
 	assert_true(find(&set, OBJ_CONFIGMAP, "empty-items")->whole);
 	assert_true(find(&set, OBJ_CONFIGMAP, "null-items")->whole);
 	assert_keys(find(&set, OBJ_CONFIGMAP, "some"), ab);
-	refs_free(&set);
+	refs_clear(&set);
 }
 
 /* ---- union rules ------------------------------------------------------- */
@@ -194,7 +194,7 @@ static void test_union_whole_wins(void **state)
 	assert_true(r->whole);
 	assert_int_equal(r->n_keys, 0);
 	assert_null(r->keys);
-	refs_free(&set);
+	refs_clear(&set);
 }
 
 static void test_union_keys_merged(void **state)
@@ -213,7 +213,7 @@ static void test_union_keys_merged(void **state)
 	assert_int_equal(set.n, 1);
 	assert_keys(&set.refs[0], keys);
 	assert_string_equal(set.refs[0].user, "container \"web\"");
-	refs_free(&set);
+	refs_clear(&set);
 }
 
 static void test_union_optional(void **state)
@@ -234,7 +234,7 @@ static void test_union_optional(void **state)
 	assert_false(find(&set, OBJ_CONFIGMAP, "mixed")->optional);
 	assert_false(find(&set, OBJ_SECRET, "none-opt")->optional);
 	assert_true(find(&set, OBJ_SECRET, "later-opt")->optional);
-	refs_free(&set);
+	refs_clear(&set);
 }
 
 /* The first user follows the documented order, whatever the JSON order. */
@@ -252,7 +252,7 @@ static void test_first_user_order(void **state)
 	assert_string_equal(find(&set, OBJ_CONFIGMAP, "b")->user, "volume \"vol2\"");
 	assert_string_equal(find(&set, OBJ_CONFIGMAP, "c")->user,
 			    "spec.template.spec.containers[0]");
-	refs_free(&set);
+	refs_clear(&set);
 }
 
 /* ---- what does not count ----------------------------------------------- */
@@ -278,7 +278,7 @@ static void test_ignored_forms(void **state)
 		   "{'name':'az','azureFile':{'secretName':'az-secret','shareName':'s'}}]}",
 		   &set);
 	assert_int_equal(set.n, 0);
-	refs_free(&set);
+	refs_clear(&set);
 }
 
 static void test_empty_podspec(void **state)
@@ -289,7 +289,7 @@ static void test_empty_podspec(void **state)
 	assert_int_equal(set.n, 0);
 	collect_ok("{'containers':null,'volumes':null,'initContainers':[]}", &set);
 	assert_int_equal(set.n, 0);
-	refs_free(&set);
+	refs_clear(&set);
 }
 
 /* ---- wrong shapes ------------------------------------------------------ */
@@ -347,7 +347,7 @@ static void test_collect_at_prefix(void **state)
 	assert_int_equal(refs_collect(NULL, &set, err, sizeof(err)), -1);
 	assert_string_equal(err, "spec.template.spec: expected an object");
 	cJSON_Delete(spec);
-	refs_free(&set);
+	refs_clear(&set);
 }
 
 /* ---- limits ------------------------------------------------------------ */
@@ -392,27 +392,27 @@ static void test_limits(void **state)
 	assert_int_equal(set.n, 4096);
 	for (size_t i = 1; i < set.n; i++)
 		assert_true(strcmp(set.refs[i - 1].name, set.refs[i].name) < 0);
-	refs_free(&set);
+	refs_clear(&set);
 	cJSON_Delete(spec);
 
 	spec = many_refs(4097, true);
 	assert_int_equal(refs_collect(spec, &set, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "more than 4096 ConfigMaps and Secrets"));
 	assert_non_null(strstr(err, "containers[0].env[4096].valueFrom.configMapKeyRef"));
-	refs_free(&set);
+	refs_clear(&set);
 	cJSON_Delete(spec);
 
 	spec = many_refs(4096, false);
 	assert_int_equal(refs_collect(spec, &set, err, sizeof(err)), 0);
 	assert_int_equal(set.n, 1);
 	assert_int_equal(set.refs[0].n_keys, 4096);
-	refs_free(&set);
+	refs_clear(&set);
 	cJSON_Delete(spec);
 
 	spec = many_refs(4097, false);
 	assert_int_equal(refs_collect(spec, &set, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "more than 4096 keys selected from configmap \"cm\""));
-	refs_free(&set);
+	refs_clear(&set);
 	cJSON_Delete(spec);
 }
 
@@ -432,7 +432,7 @@ static void test_repeated_reference(void **state)
 	assert_int_equal(refs_collect(spec, &set, err, sizeof(err)), 0);
 	assert_int_equal(set.n, 1);
 	assert_int_equal(set.refs[0].n_keys, 1);
-	refs_free(&set);
+	refs_clear(&set);
 	cJSON_Delete(spec);
 }
 
@@ -455,7 +455,7 @@ static void test_long_user_cut(void **state)
 	cJSON_AddItemToArray(env, env_ref("secretKeyRef", "s", "k"));
 	assert_int_equal(refs_collect(spec, &set, err, sizeof(err)), 0);
 	assert_int_equal(strlen(set.refs[0].user), strlen("container \"\"") + 253);
-	refs_free(&set);
+	refs_clear(&set);
 	cJSON_Delete(spec);
 	free(name);
 }
@@ -483,7 +483,7 @@ static void test_add_list(void **state)
 	assert_string_equal(set.refs[1].user, "container \"web\"");
 	assert_string_equal(set.refs[0].user, ann);
 	assert_int_equal(refs_add_list(&set, OBJ_SECRET, "ok,bad\x01name", ann), -1);
-	refs_free(&set);
+	refs_clear(&set);
 }
 
 static void test_finish_sorts(void **state)
@@ -521,8 +521,8 @@ static void test_finish_sorts(void **state)
 	assert_int_equal(refs_add_list(&set, OBJ_SECRET, "zz,0", "x"), 0);
 	assert_int_equal(set.n, 7);
 	assert_string_equal(set.refs[5].name, "a");
-	refs_free(&set);
-	refs_free(NULL);
+	refs_clear(&set);
+	refs_clear(NULL);
 	refs_finish(NULL);
 }
 
@@ -568,7 +568,7 @@ static void test_corpus_apps_v1(void **state)
 		/* envFrom takes both whole; every reference there is optional */
 		assert_true(find(&set, OBJ_CONFIGMAP, "nameValue")->whole);
 		assert_true(find(&set, OBJ_SECRET, "nameValue")->optional);
-		refs_free(&set);
+		refs_clear(&set);
 		cJSON_Delete(doc);
 		free(buf);
 		seen++;

@@ -318,7 +318,7 @@ static void replica_down(struct replica *rp, bool graceful)
 	objsource_free(rp->src);
 	lease_free(rp->lease);
 	kube_client_free(rp->client);
-	kube_conn_free(&rp->conn);
+	kube_conn_clear(&rp->conn);
 	unlink(rp->kc);
 	rp->up = false;
 }

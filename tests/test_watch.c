@@ -65,7 +65,7 @@ static void env_down(struct env *e)
 		h_stop(&e->srv, SIGKILL, 10);
 	objcache_free(e->cache);
 	kube_client_free(e->client);
-	kube_conn_free(&e->conn);
+	kube_conn_clear(&e->conn);
 	ad_stop(&e->d);
 	unlink(e->kc);
 }
@@ -658,10 +658,10 @@ static void test_serve_sync_timeout(void **state)
 
 	NEED_BIN();
 	atomic_store(&e->d.list_fail, 1);
-	t0 = tu_now_ms();
+	t0 = rgtime_now_ms();
 	assert_int_equal(serve_start(e, extra), 0);
 	assert_true(tu_wait_for(is_ready, e, WAIT_MS));
-	assert_true(tu_now_ms() - t0 >= 1500);
+	assert_true(rgtime_now_ms() - t0 >= 1500);
 	assert_true(h_log_has(&e->srv, "not synced within the sync timeout"));
 	assert_true(metric(e, "rollgate_cache_synced ") == 0);
 	assert_int_equal(h_stop(&e->srv, SIGTERM, 20), 0);
@@ -702,7 +702,7 @@ static void test_memory_100k_secrets(void **state)
 	e->d.synth_secrets = n;
 	e->d.synth_keys = 10;
 	p.want = n;
-	t0 = tu_now_ms();
+	t0 = rgtime_now_ms();
 	assert_int_equal(serve_start(e, NULL), 0);
 	assert_true(tu_wait_for(secrets_cached, &p, 50000));
 	usleep(500 * 1000);
@@ -710,7 +710,7 @@ static void test_memory_100k_secrets(void **state)
 	hwm = tu_proc_kib(e->srv.pid, "VmHWM:");
 	printf("memory: %u Secrets x 10 keys cached in %.1f s; rollgate serve VmRSS %ld KiB "
 	       "(%.1f MiB), VmHWM %ld KiB (%.1f MiB)%s\n",
-	       n, (double)(tu_now_ms() - t0) / 1000.0, rss, rss / 1024.0, hwm, hwm / 1024.0,
+	       n, (double)(rgtime_now_ms() - t0) / 1000.0, rss, rss / 1024.0, hwm, hwm / 1024.0,
 #ifdef RG_ASAN
 	       " [ASan build: not meaningful]"
 #else

@@ -31,15 +31,6 @@ char *tu_read_file(const char *path, size_t *len)
 	return buf;
 }
 
-/* Monotonic milliseconds. */
-long long tu_now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 long tu_proc_kib(pid_t pid, const char *field)
 {
 	char path[64], line[256];
@@ -61,10 +52,10 @@ long tu_proc_kib(pid_t pid, const char *field)
  * makes them slower. */
 bool tu_wait_for(bool (*cond)(void *), void *arg, long long ms)
 {
-	long long until = tu_now_ms() + ms;
+	long long until = rgtime_now_ms() + ms;
 
 	while (!cond(arg)) {
-		if (tu_now_ms() > until)
+		if (rgtime_now_ms() > until)
 			return cond(arg);
 		usleep(10 * 1000);
 	}

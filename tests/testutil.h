@@ -17,6 +17,8 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
+#include "rgtime.h" /* tests time with the project's clock */
+
 /* Characters (runes) in a UTF-8 string: bytes that do not continue one. */
 static inline size_t tu_runes(const char *s)
 {
@@ -45,9 +47,6 @@ static inline bool tu_valid_warning(const char *s)
 
 /* Reads a whole file into a NUL-terminated malloc'd buffer; NULL if absent. */
 char *tu_read_file(const char *path, size_t *len);
-
-/* Monotonic milliseconds. */
-long long tu_now_ms(void);
 
 /* A "Vm...:" field of /proc/PID/status (VmRSS:, VmHWM:), in KiB; -1 when
  * it cannot be read. */

@@ -80,6 +80,11 @@ void dynbuf_reset(struct dynbuf *b);
 const char *dynbuf_ptr(const struct dynbuf *b);
 size_t dynbuf_len(const struct dynbuf *b);
 
+/* The contents for changing in place, bytes [0, length] (the NUL
+ * included), e.g. to cut a line at its newline for a parser; NULL while
+ * nothing is allocated. Borrowed as dynbuf_ptr. */
+char *dynbuf_data(struct dynbuf *b);
+
 /* DYNBUF_OK, or the sticky error of a failed add. */
 int dynbuf_error(const struct dynbuf *b);
 

@@ -137,6 +137,12 @@ void htable_reset(struct htable *t);
  * and seed kept). Accepts NULL. */
 void htable_clear(struct htable *t);
 
+/* The seed every table of this process starts with (drawn once), for a
+ * structure that links its own entries yet hashes keys that input chooses:
+ * objcache's records, where slots would cost more memory than the records'
+ * own links. */
+void htable_process_seed(uint64_t seed[2]);
+
 /* Hashes for a type's hash function: SipHash-1-3 of n bytes and of a
  * NUL-terminated string (without its NUL), keyed by seed; and a cheap mix
  * of a pointer value (addresses are not chosen by input). */

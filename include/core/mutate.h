@@ -57,6 +57,8 @@ int mutate_finish(const struct config *cfg, const struct admission_request *req,
 /* The pod template of a stamped kind, or NULL. */
 const cJSON *mutate_template(const struct admission_request *req);
 
-void stamp_plan_free(struct stamp_plan *plan);
+/* Releases what the plan holds and zeroes it (the plan itself is the
+ * caller's); accepts NULL. */
+void stamp_plan_clear(struct stamp_plan *plan);
 
 #endif

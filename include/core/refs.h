@@ -22,11 +22,13 @@ struct ref {
 	bool optional;  /* every reference is optional: true */
 	char *user;     /* who uses it first, for messages: container "web", volume "cfg",
 	                 * or annotation "configmap.reloader.stakater.com/reload" */
+	size_t cap_keys; /* room in keys; 0 when keys was allocated to n_keys exactly */
 };
 
 struct refset {
 	struct ref *refs; /* sorted by kind then name after refs_finish */
 	size_t n;
+	size_t cap;       /* room in refs; 0 when refs was allocated to n exactly */
 };
 
 /*
@@ -37,7 +39,7 @@ struct refset {
  *
  * set starts zeroed ({0}) or holds earlier references, which are merged
  * with; every string and array in it is malloc'd and owned by the set, and
- * the caller releases it with refs_free whether this succeeds or not. The
+ * the caller releases it with refs_clear whether this succeeds or not. The
  * set stays sorted (see refs_finish) while it is built.
  * References with a missing or empty name, and key selectors without a key,
  * are skipped (kube-apiserver rejects them). A field of the wrong type, or a
@@ -62,7 +64,7 @@ int refs_add_list(struct refset *set, enum obj_kind kind, const char *csv, const
 void refs_finish(struct refset *set);
 
 /* Frees everything the set owns and zeroes it; accepts NULL. */
-void refs_free(struct refset *set);
+void refs_clear(struct refset *set);
 
 const char *refs_kind_name(enum obj_kind kind); /* "ConfigMap" / "Secret" */
 

@@ -33,21 +33,22 @@ struct pobj {
 
 struct mset {
 	struct mfile *files;
-	size_t n_files;
+	size_t n_files, cap_files;
 	struct pobj *objs;
-	size_t n_objs;
+	size_t n_objs, cap_objs;
 	size_t n_skipped; /* kustomization files passed over in directory walks */
 };
 
 /* Reads every PATH (file, directory, "-" for stdin) into m, which starts
- * zeroed and is released with mset_free whatever the outcome. Directories are
+ * zeroed and is released with mset_clear whatever the outcome. Directories are
  * walked recursively (.yaml, .yml, .json) passing over kustomize's
  * kustomization files. Errors: "FILE:LINE: why". */
 int mset_load_paths(struct mset *m, char *const *paths, int n, char *err, size_t errlen);
 /* Adds one in-memory stream (name for messages). */
 int mset_load_buffer(struct mset *m, const char *name, const char *buf, size_t len, char *err,
 		     size_t errlen);
-void mset_free(struct mset *m);
+/* Releases what m holds and zeroes it (m itself is the caller's). */
+void mset_clear(struct mset *m);
 
 /* True when kustomize has yet to append a hash suffix to obj's name (it does
  * so after every function and exec plugin has run). */
@@ -83,7 +84,7 @@ int pipeline_notes(const struct verdict *v, struct rules_lines *out);
 
 /* The ConfigMaps and Secrets whose values stamping obj would hash (the
  * webhook's opt-in and kind rules applied); empty when obj is not stamped.
- * *out is the caller's to refs_free, whatever the outcome. */
+ * *out is the caller's to refs_clear, whatever the outcome. */
 int pipeline_stamp_refs(struct engine *e, const cJSON *obj, struct refset *out, char *err,
 			size_t errlen);
 

@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
+#include "dynbuf.h"
 #include "kubeconn.h"
 
 /*
@@ -18,8 +19,8 @@
  *   TCP keepalive probes, a total timeout given by the caller;
  * - names that go into URL paths are checked here (kube_valid_name,
  *   kube_valid_namespace) and query values escaped (kube_escape);
- * - replies land in capped buffers (struct kube_buf; KUBE_REPLY_MAX for
- *   one object), wiped when they may hold Secret data;
+ * - replies land in capped buffers (a dynbuf; KUBE_REPLY_MAX for one
+ *   object), wiped when they may hold Secret data;
  * - blocking requests (kube_client_request) for the Lease, patches and
  *   Events; transfers (struct kube_xfer) that streaming users run on their
  *   own curl-multi thread (struct kube_loop).
@@ -41,27 +42,17 @@ bool kube_valid_namespace(const char *s);
 /* Percent-encodes s for a URL query value; malloc'd, NULL on OOM. */
 char *kube_escape(const char *s);
 
-/* ---- capped buffers ---- */
+/* ---- reply bodies ---- */
 
-/* Starts as { NULL, 0, 0, max, sensitive, false }; always NUL-terminated once
- * something was appended. A sensitive buffer is wiped before it is freed,
- * when it grows (growing copies, never realloc) and where bytes are dropped. */
-struct kube_buf {
-	char *p;
-	size_t len, cap, max;
-	bool sensitive;
-	bool too_big; /* an append went past max */
-};
-
-/* Appends n bytes. -1 past max (nothing appended; too_big set) or on OOM. */
-int kube_buf_append(struct kube_buf *b, const char *d, size_t n);
-/* A CURLOPT_WRITEFUNCTION appending to the struct kube_buf of
- * CURLOPT_WRITEDATA; past its max (too_big) or on OOM the transfer fails. */
-size_t kube_buf_write(char *data, size_t size, size_t nmemb, void *buf);
-/* Drops the first n bytes (n <= len). */
-void kube_buf_consume(struct kube_buf *b, size_t n);
-/* Frees the bytes (wiping a sensitive buffer); b can be used again. */
-void kube_buf_free(struct kube_buf *b);
+/* A reply body lands in a struct dynbuf (dynbuf.h) with the caller's cap
+ * (KUBE_REPLY_MAX for one object): b becomes an empty buffer of at most
+ * max bytes, sensitive (wiped when it grows, drops bytes or is released)
+ * when it may hold Secret data. */
+void kube_body_init(struct dynbuf *b, size_t max, bool sensitive);
+/* A CURLOPT_WRITEFUNCTION appending to the struct dynbuf of
+ * CURLOPT_WRITEDATA; past its cap (dynbuf_error says DYNBUF_E_TOOBIG) or on
+ * OOM the transfer fails. */
+size_t kube_body_write(char *data, size_t size, size_t nmemb, void *buf);
 
 /* ---- the client ---- */
 
@@ -74,7 +65,7 @@ void kube_client_free(struct kube_client *c);
 
 struct kube_reply {
 	long status; /* HTTP status */
-	char *body;  /* NUL-terminated, malloc'd; may be NULL */
+	char *body;  /* NUL-terminated, malloc'd; "" when the answer had none */
 	size_t len;
 };
 
@@ -84,16 +75,19 @@ struct kube_reply {
  * not NULL. Returns 0 when an HTTP answer arrived (any status: see
  * reply->status; the body is capped at KUBE_REPLY_MAX), or -1 with err on
  * a transport error, a timeout or OOM. Thread-safe; connections are kept
- * alive between requests. The caller frees the reply.
+ * alive between requests. The caller releases the reply with
+ * kube_reply_clear.
  */
 int kube_client_request(struct kube_client *c, const char *method, const char *path,
 			const char *content_type, const char *body, unsigned timeout_ms,
 			struct kube_reply *reply, char *err, size_t errlen);
-/* NULL ok. */
-void kube_reply_free(struct kube_reply *r);
+/* Frees the body and zeroes r (r itself is the caller's); NULL ok. */
+void kube_reply_clear(struct kube_reply *r);
 /* "HTTP 409: <Status message, clipped>" for a log line; never object values
- * (a Status message names objects, not their contents). */
+ * (a Status message names objects, not their contents). kube_status_describe
+ * does the same for a status and a body (NULL ok) held elsewhere. */
 void kube_reply_describe(const struct kube_reply *r, char *out, size_t outlen);
+void kube_status_describe(long status, const char *body, size_t len, char *out, size_t outlen);
 /* The metav1 Status a reply body carries (kind "Status"), parsed; NULL if
  * it carries none. The caller deletes it. */
 cJSON *kube_status_parse(const char *body, size_t len);

@@ -36,7 +36,7 @@ int kube_conn_in_cluster(struct kube_conn *c, char *err, size_t errlen);
 /* The kubeconfig at path when not NULL, else the in-cluster configuration. */
 int kube_conn_open(const char *kubeconfig, struct kube_conn *c, char *err, size_t errlen);
 /* Releases what c holds (wiping the key and token) and zeroes it; NULL ok. */
-void kube_conn_free(struct kube_conn *c);
+void kube_conn_clear(struct kube_conn *c);
 
 /* Applies conn's CA, client certificate and key (and insecure-skip-tls-verify)
  * to a curl handle. */
@@ -53,7 +53,7 @@ struct kube_token {
 
 /* The token to send now, or NULL; borrowed until the next call. */
 const char *kube_token_current(struct kube_token *t, const struct kube_conn *conn);
-/* Wipes and frees the value read last. */
-void kube_token_free(struct kube_token *t);
+/* Wipes and frees the value read last; t can be used again. */
+void kube_token_clear(struct kube_token *t);
 
 #endif

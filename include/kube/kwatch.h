@@ -51,7 +51,11 @@ struct kwatch;
 
 /* The client is borrowed. NULL on OOM. */
 struct kwatch *kwatch_new(struct kube_client *c);
-/* Adds a stream (before kwatch_start; strings are copied). Returns 0 or -1. */
+/* Streams one kwatch runs (two or four per watched namespace). */
+#define KWATCH_MAX_STREAMS 65536u
+
+/* Adds a stream (before kwatch_start; strings are copied). Returns 0 or -1
+ * with err (out of memory, or past KWATCH_MAX_STREAMS). */
 int kwatch_add(struct kwatch *w, const struct kwatch_spec *spec, char *err, size_t errlen);
 /* Starts the thread. Returns 0 or -1 with err. */
 int kwatch_start(struct kwatch *w, char *err, size_t errlen);

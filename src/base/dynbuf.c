@@ -206,6 +206,12 @@ const char *dynbuf_ptr(const struct dynbuf *b)
 	return b->p ? b->p : "";
 }
 
+char *dynbuf_data(struct dynbuf *b)
+{
+	RG_ASSERT(b->init == DYNBUF_MAGIC);
+	return b->p;
+}
+
 size_t dynbuf_len(const struct dynbuf *b)
 {
 	RG_ASSERT(b->init == DYNBUF_MAGIC);

@@ -125,6 +125,13 @@ static void seed_init(void)
 	process_seed[1] = ((uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)&ts) * 0xC2B2AE3D27D4EB4FULL;
 }
 
+void htable_process_seed(uint64_t seed[2])
+{
+	pthread_once(&seed_once, seed_init);
+	seed[0] = process_seed[0];
+	seed[1] = process_seed[1];
+}
+
 /* ---- slots ---------------------------------------------------------------- */
 
 static uint64_t key_hash(const struct htable *t, const void *key)

@@ -759,7 +759,7 @@ int cli_check(int argc, char **argv)
 	rc = check_report_print(r, a.fmt, e.cfg);
 out:
 	check_report_free(r);
-	mset_free(&m);
+	mset_clear(&m);
 	engine_close(&e);
 	return rc;
 }

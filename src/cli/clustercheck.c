@@ -381,6 +381,6 @@ out:
 	free(run.canaries);
 	strset_free(&run.targets);
 	kube_client_free(run.client);
-	kube_conn_free(&conn);
+	kube_conn_clear(&conn);
 	return rc;
 }

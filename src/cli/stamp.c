@@ -176,11 +176,11 @@ int cli_stamp(int argc, char **argv)
 		return cli_fail("stamp", "no PATH given (see --help)");
 	log_setup(LOG_ERROR, LOG_FORMAT_TEXT);
 	if (mset_load_paths(&m, argv + optind, argc - optind, err, sizeof(err)) < 0) {
-		mset_free(&m);
+		mset_clear(&m);
 		return cli_fail("stamp", "%s", err);
 	}
 	if (open_with_objects(&e, config, objects, &m, 0, err, sizeof(err)) < 0) {
-		mset_free(&m);
+		mset_clear(&m);
 		return cli_fail("stamp", "%s", err);
 	}
 	if (stamp_all(&e, &m, err, sizeof(err)) < 0 || emit_all(&m, err, sizeof(err)) < 0) {
@@ -189,7 +189,7 @@ int cli_stamp(int argc, char **argv)
 	}
 	rc = 0;
 out:
-	mset_free(&m);
+	mset_clear(&m);
 	engine_close(&e);
 	return rc;
 }
@@ -456,12 +456,12 @@ int cli_fn(int argc, char **argv)
 				argv[optind]);
 	log_setup(LOG_ERROR, LOG_FORMAT_TEXT);
 	if (fn_read(&m, &s, err, sizeof(err)) < 0) {
-		mset_free(&m);
+		mset_clear(&m);
 		return cli_fail("fn", "%s", err);
 	}
 	/* A ResourceList's items are the set's objects (it is a List kind). */
 	if (open_with_objects(&e, config, NULL, &m, PIPELINE_DEFER_SUFFIXED, err, sizeof(err)) < 0) {
-		mset_free(&m);
+		mset_clear(&m);
 		return cli_fail("fn", "%s", err);
 	}
 	for (size_t i = 0; i < m.n_objs; i++) {
@@ -479,6 +479,6 @@ int cli_fn(int argc, char **argv)
 	rc = enforce ? 1 : 0;
 out:
 	engine_close(&e);
-	mset_free(&m);
+	mset_clear(&m);
 	return rc;
 }

@@ -547,7 +547,7 @@ static int hasher_final(struct hasher *h, char out[CONFIGHASH_VALUE_LEN])
 	return 0;
 }
 
-static void hasher_free(struct hasher *h)
+static void hasher_clear(struct hasher *h)
 {
 	EVP_MD_CTX_free(h->md);
 	EVP_MAC_CTX_free(h->mctx);
@@ -567,7 +567,7 @@ int confighash_compute(const struct refset *set, const struct obj_digest *const 
 		goto out;
 	rc = 0;
 out:
-	hasher_free(&h);
+	hasher_clear(&h);
 	if (rc < 0)
 		out[0] = '\0';
 	return rc;
@@ -585,7 +585,7 @@ int confighash_stream_value(const void *stream, size_t len, const unsigned char 
 		goto out;
 	rc = 0;
 out:
-	hasher_free(&h);
+	hasher_clear(&h);
 	if (rc < 0)
 		out[0] = '\0';
 	return rc;

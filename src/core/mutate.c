@@ -287,12 +287,12 @@ int mutate_finish(const struct config *cfg, const struct admission_request *req,
 	return 0;
 }
 
-void stamp_plan_free(struct stamp_plan *plan)
+void stamp_plan_clear(struct stamp_plan *plan)
 {
 	if (!plan)
 		return;
 	lookup_batch_clear(&plan->batch);
 	free(plan->batch.items);
-	refs_free(&plan->refs);
+	refs_clear(&plan->refs);
 	memset(plan, 0, sizeof(*plan));
 }

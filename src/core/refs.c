@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "jsonutil.h"
 
 #define REFS_MAX 4096      /* distinct (kind, name) pairs */
@@ -103,31 +104,13 @@ static size_t key_find(char *const *keys, size_t n, const char *key, bool *found
 	return lo;
 }
 
-/* Makes room for element n of an array of `size`-byte elements. Capacity
- * is the next power of two and is not stored: realloc to the size the array
- * already has is cheap, and asking every time stays correct for arrays that a
- * caller allocated at their exact size. */
-static int grow(void **arr, size_t n, size_t size)
-{
-	size_t cap = 8;
-	void *p;
-
-	while (cap < n + 1)
-		cap *= 2;
-	p = realloc(*arr, cap * size);
-	if (!p)
-		return -1;
-	*arr = p;
-	return 0;
-}
-
 static void ref_clear_keys(struct ref *r)
 {
 	for (size_t i = 0; i < r->n_keys; i++)
 		free(r->keys[i]);
 	free(r->keys);
 	r->keys = NULL;
-	r->n_keys = 0;
+	r->n_keys = r->cap_keys = 0;
 }
 
 /*
@@ -154,7 +137,8 @@ static struct ref *ref_get(struct refset *set, enum obj_kind kind, const char *n
 	}
 	r.name = strdup(name);
 	r.user = strdup(user ? user : "");
-	if (!r.name || !r.user || grow((void **)&set->refs, set->n, sizeof(r)) < 0) {
+	if (!r.name || !r.user ||
+	    array_grow(&set->refs, &set->cap, set->n + 1, sizeof(r), REFS_MAX) < 0) {
 		free(r.name);
 		free(r.user);
 		return NULL;
@@ -188,7 +172,8 @@ static int ref_add_key(struct ref *r, const char *key)
 	if (r->n_keys >= REFS_MAX_KEYS)
 		return -2;
 	k = strdup(key);
-	if (!k || grow((void **)&r->keys, r->n_keys, sizeof(*r->keys)) < 0) {
+	if (!k ||
+	    array_grow(&r->keys, &r->cap_keys, r->n_keys + 1, sizeof(*r->keys), REFS_MAX_KEYS) < 0) {
 		free(k);
 		return -1;
 	}
@@ -632,7 +617,7 @@ void refs_finish(struct refset *set)
 	}
 }
 
-void refs_free(struct refset *set)
+void refs_clear(struct refset *set)
 {
 	if (!set)
 		return;
@@ -643,5 +628,5 @@ void refs_free(struct refset *set)
 	}
 	free(set->refs);
 	set->refs = NULL;
-	set->n = 0;
+	set->n = set->cap = 0;
 }

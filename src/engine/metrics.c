@@ -11,7 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "rgtime.h"
 
 #define RENDER_MAX (64 * 1024)
 
@@ -107,14 +108,6 @@ void metrics_set_ready(bool r)
 	atomic_store(&ready, r ? 1 : 0);
 }
 
-static long long mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 void metrics_watch_restart(enum metrics_resource r, enum metrics_watch_restart why)
 {
 	if ((unsigned)r < MR_COUNT && (unsigned)why < WATCH_RESTART_COUNT)
@@ -125,7 +118,7 @@ void metrics_watch_synced(enum metrics_resource r)
 {
 	/* Never 0, which means "not yet". */
 	if ((unsigned)r < MR_COUNT)
-		atomic_store_explicit(&watch_synced_ms[r], mono_ms() | 1, memory_order_relaxed);
+		atomic_store_explicit(&watch_synced_ms[r], rgtime_now_ms() | 1, memory_order_relaxed);
 }
 
 void metrics_cache_objects(enum metrics_resource r, long long count)
@@ -345,7 +338,7 @@ static void render_connections(struct out *o)
  * would be meaningless. */
 static void render_watch(struct out *o)
 {
-	long long now = mono_ms();
+	long long now = rgtime_now_ms();
 
 	header(o, "rollgate_cache_objects", "gauge",
 	       "ConfigMaps and Secrets held (as digests) by the watch cache.");

@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "array.h"
 #include "confighash.h"
 #include "jsonutil.h"
 #include "log.h"
@@ -92,6 +93,10 @@ struct stored {
 };
 
 /* A sorted, immutable table; replaced whole on reload. */
+/* Objects a source keeps (a million ConfigMaps of one key already take
+ * about 100 MiB of digests). */
+#define TABLE_MAX (1u << 24)
+
 struct table {
 	struct stored *v;
 	size_t n, cap;
@@ -255,6 +260,7 @@ static int table_add(struct table *t, const cJSON *obj, char *err, size_t errlen
 	const char *name = json_get_string(json_get(obj, "metadata"), "name");
 	const char *ns = json_get_string(json_get(obj, "metadata"), "namespace");
 	struct stored *s;
+	int rc;
 
 	if (classify(obj, &kind) < 0)
 		return 0;
@@ -262,14 +268,13 @@ static int table_add(struct table *t, const cJSON *obj, char *err, size_t errlen
 		snprintf(err, errlen, "%s without metadata.name", json_get_string(obj, "kind"));
 		return -1;
 	}
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 64;
-		struct stored *nv = realloc(t->v, cap * sizeof(*nv));
-		if (!nv)
-			goto oom;
-		t->v = nv;
-		t->cap = cap;
+	rc = array_grow(&t->v, &t->cap, t->n + 1, sizeof(*t->v), TABLE_MAX);
+	if (rc == ARRAY_E_FULL) {
+		snprintf(err, errlen, "more than %u objects", TABLE_MAX);
+		return -1;
 	}
+	if (rc < 0)
+		goto oom;
 	s = &t->v[t->n];
 	memset(s, 0, sizeof(*s));
 	s->seq = t->n;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "jsonutil.h"
 #include "manifest.h"
 #include "mutate.h"
@@ -19,6 +20,7 @@
 #include "patch.h"
 
 #define MSET_MAX_OBJECTS 1000000
+#define MSET_MAX_FILES 1000000
 
 struct add_ctx {
 	struct mset *m;
@@ -30,20 +32,16 @@ static int add_pobj(cJSON *obj, const char *file, int line, void *arg)
 {
 	struct add_ctx *c = arg;
 	struct mset *m = c->m;
-	struct pobj *nv;
+	int rc = array_grow(&m->objs, &m->cap_objs, m->n_objs + 1, sizeof(*m->objs), MSET_MAX_OBJECTS);
 
-	if (m->n_objs >= MSET_MAX_OBJECTS) {
+	if (rc == ARRAY_E_FULL) {
 		snprintf(c->err, c->errlen, "%s:%d: more than %d objects", file, line,
 			 MSET_MAX_OBJECTS);
 		return -1;
 	}
-	if ((m->n_objs & (m->n_objs - 1)) == 0) {
-		nv = realloc(m->objs, (m->n_objs ? m->n_objs * 2 : 16) * sizeof(*nv));
-		if (!nv) {
-			snprintf(c->err, c->errlen, "%s:%d: out of memory", file, line);
-			return -1;
-		}
-		m->objs = nv;
+	if (rc < 0) {
+		snprintf(c->err, c->errlen, "%s:%d: out of memory", file, line);
+		return -1;
 	}
 	m->objs[m->n_objs++] = (struct pobj){ obj, file, line, 0, NULL };
 	return 0;
@@ -70,13 +68,16 @@ static int add_doc_objects(struct mset *m, struct mfile *f, size_t d, char *err,
 int mset_load_buffer(struct mset *m, const char *name, const char *buf, size_t len, char *err,
 		     size_t errlen)
 {
-	struct mfile *nf = realloc(m->files, (m->n_files + 1) * sizeof(*nf)), *f;
+	int rc = array_grow(&m->files, &m->cap_files, m->n_files + 1, sizeof(*m->files), MSET_MAX_FILES);
+	struct mfile *f;
 
-	if (!nf) {
-		snprintf(err, errlen, "%s: out of memory", name);
+	if (rc < 0) {
+		if (rc == ARRAY_E_FULL)
+			snprintf(err, errlen, "%s: more than %d files", name, MSET_MAX_FILES);
+		else
+			snprintf(err, errlen, "%s: out of memory", name);
 		return -1;
 	}
-	m->files = nf;
 	f = &m->files[m->n_files];
 	memset(f, 0, sizeof(*f));
 	f->name = strdup(name);
@@ -149,11 +150,11 @@ int mset_load_paths(struct mset *m, char *const *paths, int n, char *err, size_t
 	return 0;
 }
 
-void mset_free(struct mset *m)
+void mset_clear(struct mset *m)
 {
 	for (size_t i = 0; i < m->n_files; i++) {
 		free(m->files[i].name);
-		yamljson_free(&m->files[i].docs);
+		yamljson_clear(&m->files[i].docs);
 	}
 	for (size_t i = 0; i < m->n_objs; i++)
 		free(m->objs[i].unusable);
@@ -246,7 +247,7 @@ int pipeline_stamp_blocker(struct engine *e, const struct mset *m, const cJSON *
 	if (rc == 0 && refs.n > 0)
 		*out = find_unusable(m, json_get_string(json_get(obj, "metadata"), "namespace"),
 				     &refs);
-	refs_free(&refs);
+	refs_clear(&refs);
 	return rc;
 }
 
@@ -416,7 +417,7 @@ int pipeline_stamp_refs(struct engine *e, const cJSON *obj, struct refset *out, 
 	}
 	rc = 0;
 out:
-	stamp_plan_free(&plan);
+	stamp_plan_clear(&plan);
 	admission_request_free(&req);
 	return rc;
 }
@@ -440,7 +441,7 @@ int pipeline_stamp(struct engine *e, cJSON *obj, struct admission_response *resp
 	}
 	rc = 0;
 out:
-	stamp_plan_free(&plan);
+	stamp_plan_clear(&plan);
 	/* The review only references obj, so obj can change once it is gone. */
 	admission_request_free(&req);
 	if (rc == 0 && resp->patch && patch_apply(obj, resp->patch, err, errlen) < 0)

@@ -6,29 +6,25 @@
 #include "webhook.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "admission.h"
+#include "configref.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "metrics.h"
 #include "mutate.h"
 #include "objsource.h"
+#include "rgassert.h"
+#include "rgtime.h"
 #include "rules.h"
-
-/* A published config and the number of reviews still using it. */
-struct cfgref {
-	struct config *cfg;
-	atomic_int refs;
-};
 
 struct webhook {
 	pthread_mutex_t lock;
-	struct cfgref *current;
+	struct config_ref *current; /* the webhook's reference; swapped under lock */
 	struct objsource *src;
 };
 
@@ -37,7 +33,7 @@ struct webhook_call {
 	enum webhook_kind kind;
 	char *body;
 	size_t len;
-	struct cfgref *cref;
+	struct config_ref *cref; /* the config this review started with */
 	struct admission_request req;
 	bool decoded;
 	struct admission_response resp;
@@ -47,39 +43,20 @@ struct webhook_call {
 	struct timespec start;
 	webhook_done_fn done;
 	void *done_arg;
+	bool answered; /* the source called lookups_done (once) */
 	int status;
 	char *out;
 	size_t out_len;
 	enum metrics_outcome outcome;
 };
 
-static struct cfgref *cfgref_new(struct config *cfg)
+/* A reference to the current config, for one review. */
+static struct config_ref *current_config(struct webhook *wh)
 {
-	struct cfgref *r = malloc(sizeof(*r));
-
-	if (!r)
-		return NULL;
-	r->cfg = cfg;
-	atomic_init(&r->refs, 1);
-	return r;
-}
-
-static void cfgref_put(struct cfgref *r)
-{
-	if (r && atomic_fetch_sub(&r->refs, 1) == 1) {
-		config_free(r->cfg);
-		free(r->cfg);
-		free(r);
-	}
-}
-
-static struct cfgref *cfgref_get(struct webhook *wh)
-{
-	struct cfgref *r;
+	struct config_ref *r;
 
 	pthread_mutex_lock(&wh->lock);
-	r = wh->current;
-	atomic_fetch_add(&r->refs, 1);
+	r = config_ref(wh->current);
 	pthread_mutex_unlock(&wh->lock);
 	return r;
 }
@@ -90,7 +67,7 @@ struct webhook *webhook_new(struct config *cfg, struct objsource *src)
 
 	if (!wh)
 		return NULL;
-	wh->current = cfgref_new(cfg);
+	wh->current = config_ref_new(cfg);
 	if (!wh->current) {
 		free(wh);
 		return NULL;
@@ -102,7 +79,7 @@ struct webhook *webhook_new(struct config *cfg, struct objsource *src)
 
 void webhook_set_config(struct webhook *wh, struct config *cfg)
 {
-	struct cfgref *r = cfgref_new(cfg), *old;
+	struct config_ref *r = config_ref_new(cfg), *old;
 
 	if (!r) {
 		config_free(cfg);
@@ -113,14 +90,14 @@ void webhook_set_config(struct webhook *wh, struct config *cfg)
 	old = wh->current;
 	wh->current = r;
 	pthread_mutex_unlock(&wh->lock);
-	cfgref_put(old);
+	config_unref(old);
 }
 
 void webhook_free(struct webhook *wh)
 {
 	if (!wh)
 		return;
-	cfgref_put(wh->current);
+	config_unref(wh->current);
 	pthread_mutex_destroy(&wh->lock);
 	free(wh);
 }
@@ -138,7 +115,7 @@ struct webhook_call *webhook_call_new(struct webhook *wh, enum webhook_kind kind
 	c->kind = kind;
 	c->body = body;
 	c->len = len;
-	clock_gettime(CLOCK_MONOTONIC, &c->start);
+	rgtime_now(&c->start);
 	admission_response_init(&c->resp);
 	return c;
 }
@@ -151,9 +128,9 @@ void webhook_call_free(struct webhook_call *c)
 	free(c->out);
 	admission_request_free(&c->req);
 	admission_response_free(&c->resp);
-	stamp_plan_free(&c->plan);
+	stamp_plan_clear(&c->plan);
 	lookup_batch_clear(&c->flagger);
-	cfgref_put(c->cref);
+	config_unref(c->cref);
 	free(c);
 }
 
@@ -171,14 +148,6 @@ const char *webhook_call_body(const struct webhook_call *c, size_t *len)
 enum metrics_outcome webhook_call_outcome(const struct webhook_call *c)
 {
 	return c->outcome;
-}
-
-static double since(const struct timespec *start)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
 /* A 4xx/5xx answer with a short JSON body naming the problem. */
@@ -209,7 +178,7 @@ static void log_decision(const struct webhook_call *c)
 	       LF_S("operation", admission_operation_name(r->operation)),
 	       LF_S("decision", decision), LF_I("warnings", c->resp.n_warnings),
 	       LF_I("warnings_not_shown", c->resp.warnings_dropped),
-	       LF_I("dry_run", r->dry_run), LF_D("duration_ms", since(&c->start) * 1000.0));
+	       LF_I("dry_run", r->dry_run), LF_D("duration_ms", rgtime_elapsed_s(&c->start) * 1000.0));
 }
 
 /* Encodes the response; the last step of every decoded review. */
@@ -282,6 +251,8 @@ static void lookups_done(void *arg)
 {
 	struct webhook_call *c = arg;
 
+	RG_ASSERT(!c->answered); /* a source answers a batch once */
+	c->answered = true;
 	finish(c);
 	c->done(c->done_arg);
 }
@@ -311,7 +282,7 @@ static int start_mutate(struct webhook_call *c)
 			fail_call(c, 500, "out of memory");
 			return 0;
 		}
-		stamp_plan_free(&c->plan);
+		stamp_plan_clear(&c->plan);
 	}
 	if (c->plan.applies && c->plan.batch.n > 0 && resolve(c, &c->plan.batch) == 1)
 		return 1;
@@ -343,7 +314,7 @@ int webhook_call_run(struct webhook_call *c, webhook_done_fn done, void *arg)
 
 	c->done = done;
 	c->done_arg = arg;
-	c->cref = cfgref_get(c->wh);
+	c->cref = current_config(c->wh);
 	rc = admission_decode(c->body, c->len, &c->req, err, sizeof(err));
 	free(c->body);
 	c->body = NULL;

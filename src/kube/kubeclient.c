@@ -1,6 +1,6 @@
 /*
  * The transport to the Kubernetes API (see kubeclient.h): names and URLs,
- * capped reply buffers, request headers and options, blocking requests
+ * capped reply bodies (dynbuf), request headers and options, blocking requests
  * over a few kept-alive handles, and the curl-multi loop the streaming
  * users drive. The Authorization header line is wiped wherever it was
  * copied; buffers that may hold Secret JSON are wiped before reuse.
@@ -86,55 +86,20 @@ static char *make_url(const char *server, const char *path, const char *query)
 	return u;
 }
 
-/* ---- capped buffers ---- */
+/* ---- reply bodies ---- */
 
-void kube_buf_free(struct kube_buf *b)
+void kube_body_init(struct dynbuf *b, size_t max, bool sensitive)
 {
-	if (b->p && b->sensitive)
-		OPENSSL_cleanse(b->p, b->cap);
-	free(b->p);
-	b->p = NULL;
-	b->len = b->cap = 0;
+	dynbuf_init(b, max);
+	if (sensitive)
+		dynbuf_set_sensitive(b);
 }
 
-int kube_buf_append(struct kube_buf *b, const char *d, size_t n)
+size_t kube_body_write(char *data, size_t size, size_t nmemb, void *buf)
 {
-	if (n > b->max - b->len) {
-		b->too_big = true;
-		return -1;
-	}
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 16384, len = b->len;
-		char *np;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if (cap > b->max + 1)
-			cap = b->max + 1;
-		np = malloc(cap);
-		if (!np)
-			return -1;
-		if (len)
-			memcpy(np, b->p, len);
-		kube_buf_free(b);
-		b->p = np;
-		b->len = len;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, d, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return 0;
-}
+	size_t n = size * nmemb;
 
-void kube_buf_consume(struct kube_buf *b, size_t n)
-{
-	if (n == 0)
-		return;
-	memmove(b->p, b->p + n, b->len - n);
-	if (b->sensitive)
-		OPENSSL_cleanse(b->p + b->len - n, n);
-	b->len -= n;
-	b->p[b->len] = '\0';
+	return dynbuf_addn(buf, data, n) == DYNBUF_OK ? n : 0;
 }
 
 /* ---- Status bodies ---- */
@@ -155,19 +120,24 @@ cJSON *kube_status_parse(const char *body, size_t len)
 	return st;
 }
 
-void kube_reply_describe(const struct kube_reply *r, char *out, size_t outlen)
+void kube_status_describe(long status, const char *body, size_t len, char *out, size_t outlen)
 {
-	cJSON *st = kube_status_parse(r->body, r->len);
+	cJSON *st = kube_status_parse(body, len);
 	const char *msg = json_get_string(st, "message");
 	char clipped[256] = "";
 
 	if (msg)
 		log_clip(clipped, sizeof(clipped), msg, 200);
-	snprintf(out, outlen, "HTTP %ld%s%s", r->status, clipped[0] ? ": " : "", clipped);
+	snprintf(out, outlen, "HTTP %ld%s%s", status, clipped[0] ? ": " : "", clipped);
 	cJSON_Delete(st);
 }
 
-void kube_reply_free(struct kube_reply *r)
+void kube_reply_describe(const struct kube_reply *r, char *out, size_t outlen)
+{
+	kube_status_describe(r->status, r->body, r->len, out, outlen);
+}
+
+void kube_reply_clear(struct kube_reply *r)
 {
 	if (!r)
 		return;
@@ -205,7 +175,7 @@ void kube_client_free(struct kube_client *c)
 		return;
 	for (size_t i = 0; i < c->n_idle; i++)
 		curl_easy_cleanup(c->idle[i]);
-	kube_token_free(&c->token);
+	kube_token_clear(&c->token);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -274,13 +244,6 @@ static void setup_easy(const struct kube_conn *conn, CURL *e, const char *url,
 	kube_conn_set_tls(conn, e);
 }
 
-size_t kube_buf_write(char *data, size_t size, size_t nmemb, void *buf)
-{
-	size_t n = size * nmemb;
-
-	return kube_buf_append(buf, data, n) < 0 ? 0 : n;
-}
-
 static CURL *take_handle(struct kube_client *c)
 {
 	CURL *e = NULL;
@@ -312,7 +275,7 @@ int kube_client_request(struct kube_client *c, const char *method, const char *p
 			const char *content_type, const char *body, unsigned timeout_ms,
 			struct kube_reply *reply, char *err, size_t errlen)
 {
-	struct kube_buf b = { NULL, 0, 0, KUBE_REPLY_MAX, false, false };
+	struct dynbuf b;
 	struct curl_slist *hdrs = NULL;
 	char ctype[160], *url = NULL;
 	CURL *e = NULL;
@@ -320,6 +283,7 @@ int kube_client_request(struct kube_client *c, const char *method, const char *p
 	int rc = -1;
 
 	memset(reply, 0, sizeof(*reply));
+	kube_body_init(&b, KUBE_REPLY_MAX, false);
 	snprintf(ctype, sizeof(ctype), "Content-Type: %s", content_type ? content_type : "");
 	url = make_url(c->conn->server, path, NULL);
 	hdrs = make_headers(c, body ? ctype : NULL);
@@ -334,21 +298,24 @@ int kube_client_request(struct kube_client *c, const char *method, const char *p
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	}
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, kube_buf_write);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, kube_body_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
 	res = curl_easy_perform(e);
 	if (res != CURLE_OK) {
 		snprintf(err, errlen, "%s",
-			 b.too_big ? KUBE_ERR_TOO_LARGE : curl_easy_strerror(res));
+			 dynbuf_error(&b) == DYNBUF_E_TOOBIG ? KUBE_ERR_TOO_LARGE
+							    : curl_easy_strerror(res));
+		goto out;
+	}
+	reply->body = dynbuf_take(&b, &reply->len);
+	if (!reply->body) {
+		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &reply->status);
-	reply->body = b.p;
-	reply->len = b.len;
-	b.p = NULL;
 	rc = 0;
 out:
-	kube_buf_free(&b);
+	dynbuf_clear(&b);
 	free_headers(hdrs);
 	free(url);
 	if (e) {

@@ -24,7 +24,7 @@
 #define TOKEN_REREAD_S 60
 #define TOKEN_RETRY_S 5
 
-void kube_conn_free(struct kube_conn *c)
+void kube_conn_clear(struct kube_conn *c)
 {
 	if (!c)
 		return;
@@ -42,10 +42,13 @@ void kube_conn_free(struct kube_conn *c)
 	memset(c, 0, sizeof(*c));
 }
 
+/* A credential file (token, client key, certificate, CA, namespace): at
+ * most 1 MiB, read with every copy on the way wiped, since tokens and keys
+ * come this way. The caller wipes a token or key before freeing it. */
 static char *read_small(const char *path, char *err, size_t errlen)
 {
 	size_t len;
-	char *s = manifest_slurp(path, 1u << 20, &len, err, errlen);
+	char *s = manifest_slurp_secret(path, 1u << 20, &len, err, errlen);
 
 	/* Tokens and namespaces come with a trailing newline at times. */
 	while (s && len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' '))
@@ -76,7 +79,7 @@ int kube_conn_in_cluster(struct kube_conn *c, char *err, size_t errlen)
 	c->token_file = strdup(SA_DIR "/token");
 	if (!c->server || !c->token_file) {
 		snprintf(err, errlen, "out of memory");
-		kube_conn_free(c);
+		kube_conn_clear(c);
 		return -1;
 	}
 	return 0;
@@ -303,7 +306,8 @@ int kube_conn_from_kubeconfig_context(const char *path, const char *context, str
 	struct yaml_docs docs = { 0 };
 	char yerr[256];
 	size_t len = 0;
-	char *buf = manifest_slurp(path, 4u << 20, &len, err, errlen);
+	/* It may hold tokens and keys: read it as a secret, wipe it after. */
+	char *buf = manifest_slurp_secret(path, 4u << 20, &len, err, errlen);
 	int rc = -1;
 
 	memset(c, 0, sizeof(*c));
@@ -319,11 +323,11 @@ int kube_conn_from_kubeconfig_context(const char *path, const char *context, str
 	}
 	rc = conn_from_tree(path, docs.docs[0].root, context, c, err, errlen);
 out:
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 	OPENSSL_cleanse(buf, len);
 	free(buf);
 	if (rc < 0)
-		kube_conn_free(c);
+		kube_conn_clear(c);
 	return rc;
 }
 
@@ -346,7 +350,7 @@ const char *kube_token_current(struct kube_token *t, const struct kube_conn *con
 			v = NULL;
 		}
 		if (v) {
-			kube_token_free(t);
+			kube_token_clear(t);
 			t->value = v;
 			t->read_at = now;
 		} else {
@@ -356,7 +360,7 @@ const char *kube_token_current(struct kube_token *t, const struct kube_conn *con
 	return t->value ? t->value : conn->token;
 }
 
-void kube_token_free(struct kube_token *t)
+void kube_token_clear(struct kube_token *t)
 {
 	if (t->value)
 		OPENSSL_cleanse(t->value, strlen(t->value));

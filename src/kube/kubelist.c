@@ -70,7 +70,7 @@ static enum page_outcome get_page(struct kube_client *c, const struct kube_list_
 		kube_reply_describe(&reply, why, sizeof(why));
 		snprintf(err, errlen, "list %s: %s", o->path, why);
 	}
-	kube_reply_free(&reply);
+	kube_reply_clear(&reply);
 	return out;
 }
 

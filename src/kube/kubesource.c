@@ -17,12 +17,13 @@
 #include <string.h>
 #include <time.h>
 #include <curl/curl.h>
-#include <openssl/crypto.h>
 
 #include "confighash.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "metrics.h"
+#include "rgassert.h"
+#include "rgtime.h"
 
 #define MAX_CONNS 8L
 
@@ -39,7 +40,7 @@ struct xfer {
 	struct pending *p;
 	struct lookup_item *it;
 	struct kube_xfer t;
-	struct kube_buf body; /* wiped: it may hold a Secret */
+	struct dynbuf body; /* sensitive: it may hold a Secret */
 	struct xfer *prev, *next; /* the worker's list of running transfers */
 };
 
@@ -52,14 +53,13 @@ struct kube {
 	struct xfer *active; /* worker thread only */
 };
 
+/* What is left of a batch's budget, at least 1 ms: curl reads a timeout
+ * of 0 as none at all. */
 static long remaining_ms(const struct timespec *deadline)
 {
-	struct timespec now;
-	long ms;
+	long long ms = rgtime_remaining_ms(deadline);
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
-	return ms < 1 ? 1 : ms;
+	return ms < 1 ? 1 : (long)ms;
 }
 
 static const char *const kind_names[] = { "ConfigMap", "Secret", "Deployment" };
@@ -96,8 +96,10 @@ static void finish_item(struct lookup_item *it, enum lookup_status st, const cha
 									    : LOOKUP_FAILED);
 }
 
+/* The batch's callback fires once: when the last of its items is done. */
 static void pending_item_done(struct pending *p)
 {
+	RG_ASSERT(p->remaining > 0);
 	if (--p->remaining == 0) {
 		/* After this the batch belongs to the caller again. */
 		p->done(p->arg);
@@ -127,7 +129,7 @@ static void xfer_release(struct kube *k, struct xfer *x)
 		x->next->prev = x->prev;
 	kube_loop_remove(k->loop, x->t.easy);
 	kube_xfer_close(&x->t);
-	kube_buf_free(&x->body);
+	dynbuf_clear(&x->body);
 	free(x);
 	pending_item_done(p);
 }
@@ -150,10 +152,10 @@ static int start_xfer(struct kube *k, struct pending *p, struct lookup_item *it)
 		return -1;
 	x->p = p;
 	x->it = it;
-	x->body = (struct kube_buf){ NULL, 0, 0, KUBE_REPLY_MAX, true, false };
+	kube_body_init(&x->body, KUBE_REPLY_MAX, true);
 	if (kube_xfer_open(k->client, &x->t, path, NULL, remaining_ms(&p->deadline)) < 0)
 		goto fail;
-	curl_easy_setopt(x->t.easy, CURLOPT_WRITEFUNCTION, kube_buf_write);
+	curl_easy_setopt(x->t.easy, CURLOPT_WRITEFUNCTION, kube_body_write);
 	curl_easy_setopt(x->t.easy, CURLOPT_WRITEDATA, &x->body);
 	if (kube_loop_add(k->loop, x->t.easy, x) < 0)
 		goto fail;
@@ -175,7 +177,7 @@ static void parse_found(struct xfer *x)
 	cJSON *obj = NULL;
 	char err[160], got[48];
 
-	if (json_parse_strict(x->body.p ? x->body.p : "", x->body.len, &obj, err, sizeof(err)) < 0 ||
+	if (json_parse_strict(dynbuf_ptr(&x->body), dynbuf_len(&x->body), &obj, err, sizeof(err)) < 0 ||
 	    !cJSON_IsObject(obj)) {
 		finish_item(it, LOOKUP_ERROR, "malformed answer from the API server");
 		goto out;
@@ -223,7 +225,7 @@ out:
  * values). */
 static void status_reason(const struct xfer *x, long code)
 {
-	cJSON *st = kube_status_parse(x->body.p, x->body.len);
+	cJSON *st = kube_status_parse(dynbuf_ptr(&x->body), dynbuf_len(&x->body));
 	const char *msg = json_get_string(st, "message"), *reason = json_get_string(st, "reason");
 	const char *name = json_get_string(json_get(st, "details"), "name");
 	char clipped[96];
@@ -246,7 +248,7 @@ static void end_xfer(void *arg, void *priv, CURLcode res, long code)
 
 	if (res == CURLE_OPERATION_TIMEDOUT)
 		finish_item(x->it, LOOKUP_ERROR, "API lookup timed out");
-	else if (x->body.too_big)
+	else if (dynbuf_error(&x->body) == DYNBUF_E_TOOBIG)
 		finish_item(x->it, LOOKUP_ERROR, "API answer larger than %u bytes", KUBE_REPLY_MAX);
 	else if (res != CURLE_OK)
 		finish_item(x->it, LOOKUP_ERROR, "API request failed: %s", curl_easy_strerror(res));
@@ -337,13 +339,7 @@ static int kube_resolve(void *impl, struct lookup_batch *b, unsigned timeout_ms,
 	p->done = done;
 	p->arg = arg;
 	p->remaining = b->n;
-	clock_gettime(CLOCK_MONOTONIC, &p->deadline);
-	p->deadline.tv_sec += timeout_ms / 1000;
-	p->deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (p->deadline.tv_nsec >= 1000000000L) {
-		p->deadline.tv_sec++;
-		p->deadline.tv_nsec -= 1000000000L;
-	}
+	rgtime_deadline(&p->deadline, timeout_ms);
 	pthread_mutex_lock(&k->lock);
 	p->next = k->queue;
 	k->queue = p;
@@ -363,7 +359,7 @@ static void kube_destroy(void *impl)
 	kube_loop_free(k->loop);
 	kube_client_free(k->client);
 	pthread_mutex_destroy(&k->lock);
-	kube_conn_free(&k->conn);
+	kube_conn_clear(&k->conn);
 	free(k);
 }
 
@@ -397,7 +393,7 @@ fail_locked:
 	pthread_mutex_destroy(&k->lock);
 fail:
 	if (k)
-		kube_conn_free(&k->conn);
+		kube_conn_clear(&k->conn);
 	free(k);
 	free(src);
 	return NULL;

@@ -21,13 +21,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/random.h>
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
+#include "array.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "rgtime.h"
 
 #define LINE_MAX_BYTES (8u << 20)  /* one watch event; objects are at most ~1.5 MiB */
 #define PAGE_MAX_BYTES (16u << 20) /* one list page; past it the page size halves */
@@ -38,14 +39,6 @@
 #define LIST_TIMEOUT_MS 60000
 #define WATCH_MIN_S 300 /* server-side watch timeout: 5 to 10 minutes, as client-go */
 
-static long long mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 static unsigned rand_below(unsigned n)
 {
 	unsigned v = 0;
@@ -53,7 +46,7 @@ static unsigned rand_below(unsigned n)
 	if (n == 0)
 		return 0;
 	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v))
-		v = (unsigned)mono_ms() * 2654435761u;
+		v = (unsigned)rgtime_now_ms() * 2654435761u;
 	return v % n;
 }
 
@@ -81,7 +74,7 @@ struct stream {
 struct xfer {
 	struct stream *s;
 	struct kube_xfer t;
-	struct kube_buf body;
+	struct dynbuf body;
 	bool watch;
 	bool expired; /* 410 Gone in the stream */
 	bool failed;  /* a malformed or ERROR event: why says what */
@@ -93,7 +86,7 @@ struct xfer {
 struct kwatch {
 	struct kube_client *c;
 	struct stream **s;
-	size_t n;
+	size_t n, cap;
 	struct kube_loop *loop;
 	atomic_bool relist;
 };
@@ -127,7 +120,8 @@ static void stream_free(struct stream *s)
 
 int kwatch_add(struct kwatch *w, const struct kwatch_spec *spec, char *err, size_t errlen)
 {
-	struct stream *s = calloc(1, sizeof(*s)), **ns;
+	struct stream *s = calloc(1, sizeof(*s));
+	int rc;
 
 	if (!s)
 		goto oom;
@@ -140,10 +134,14 @@ int kwatch_add(struct kwatch *w, const struct kwatch_spec *spec, char *err, size
 	s->optional = spec->optional;
 	s->h = spec->handler;
 	s->limit = PAGE_LIMIT;
-	ns = realloc(w->s, (w->n + 1) * sizeof(*ns));
-	if (!ns)
+	rc = array_grow(&w->s, &w->cap, w->n + 1, sizeof(*w->s), KWATCH_MAX_STREAMS);
+	if (rc == ARRAY_E_FULL) {
+		stream_free(s);
+		snprintf(err, errlen, "more than %u watch streams", KWATCH_MAX_STREAMS);
+		return -1;
+	}
+	if (rc < 0)
 		goto oom;
-	w->s = ns;
 	w->s[w->n++] = s;
 	return 0;
 oom:
@@ -159,7 +157,7 @@ static void xfer_free(struct kwatch *w, struct xfer *x)
 	if (x->t.easy)
 		kube_loop_remove(w->loop, x->t.easy);
 	kube_xfer_close(&x->t);
-	kube_buf_free(&x->body);
+	dynbuf_clear(&x->body);
 	x->s->x = NULL;
 	free(x);
 }
@@ -173,7 +171,7 @@ static void backoff(struct stream *s, const char *what, const char *why)
 	if (s->backoff_ms > BACKOFF_MAX_MS)
 		s->backoff_ms = BACKOFF_MAX_MS;
 	d = s->backoff_ms * 3 / 4 + rand_below(s->backoff_ms / 2 + 1);
-	s->next_ms = mono_ms() + d;
+	s->next_ms = rgtime_now_ms() + d;
 	RG_LOG(LOG_WARN, what, LF_S("path", s->path), LF_S("reason", why), LF_I("retry_ms", d));
 }
 
@@ -235,33 +233,40 @@ out:
 	return rc;
 }
 
+/* Appends what arrived and hands every complete line to process_event,
+ * cutting it at its newline in place; the rest waits for more. */
 static size_t on_watch_data(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct xfer *x = arg;
-	size_t n = size * nmemb, start = 0;
+	size_t n = size * nmemb, start = 0, len;
+	char *buf;
 
-	if (kube_buf_append(&x->body, data, n) < 0) {
+	if (dynbuf_addn(&x->body, data, n) != DYNBUF_OK) {
 		snprintf(x->why, sizeof(x->why), "watch event larger than %u bytes", LINE_MAX_BYTES);
 		x->failed = true;
 		return 0;
 	}
+	buf = dynbuf_data(&x->body);
+	len = dynbuf_len(&x->body);
+	if (!buf)
+		return n; /* nothing arrived yet */
 	for (;;) {
-		char *line = x->body.p + start;
-		char *nl = memchr(line, '\n', x->body.len - start);
+		char *line = buf + start;
+		char *nl = memchr(line, '\n', len - start);
 		size_t llen;
 		if (!nl)
 			break;
 		llen = (size_t)(nl - line);
 		*nl = '\0';
 		if (llen > 0 && process_event(x, line, llen) < 0) {
-			kube_buf_consume(&x->body, x->body.len);
+			dynbuf_reset(&x->body);
 			return 0;
 		}
 		if (x->s->sensitive)
 			OPENSSL_cleanse(line, llen);
 		start += llen + 1;
 	}
-	kube_buf_consume(&x->body, start);
+	dynbuf_consume(&x->body, start);
 	return n;
 }
 
@@ -321,15 +326,15 @@ static void start_stream(struct kwatch *w, struct stream *s)
 	x->s = s;
 	s->x = x;
 	x->watch = watch;
-	x->started_ms = mono_ms();
-	x->body = (struct kube_buf){ NULL, 0, 0, watch ? LINE_MAX_BYTES : PAGE_MAX_BYTES, s->sensitive, false };
+	x->started_ms = rgtime_now_ms();
+	kube_body_init(&x->body, watch ? LINE_MAX_BYTES : PAGE_MAX_BYTES, s->sensitive);
 	if (stream_query(s, watch, timeout_s, q, sizeof(q)) < 0 ||
 	    kube_xfer_open(w->c, &x->t, s->path, q,
 			   watch ? (long)(timeout_s + 60) * 1000 : LIST_TIMEOUT_MS) < 0)
 		goto fail;
 	if (!watch)
 		curl_easy_setopt(x->t.easy, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(x->t.easy, CURLOPT_WRITEFUNCTION, watch ? on_watch_data : kube_buf_write);
+	curl_easy_setopt(x->t.easy, CURLOPT_WRITEFUNCTION, watch ? on_watch_data : kube_body_write);
 	curl_easy_setopt(x->t.easy, CURLOPT_WRITEDATA, watch ? (void *)x : (void *)&x->body);
 	if (kube_loop_add(w->loop, x->t.easy, x) < 0) {
 		kube_xfer_close(&x->t);
@@ -353,7 +358,7 @@ static int take_page(struct stream *s, struct xfer *x, char *why, size_t whylen)
 	char err[128];
 	int rc = -1;
 
-	if (json_parse_strict(x->body.p ? x->body.p : "", x->body.len, &list, err, sizeof(err)) < 0) {
+	if (json_parse_strict(dynbuf_ptr(&x->body), dynbuf_len(&x->body), &list, err, sizeof(err)) < 0) {
 		snprintf(why, whylen, "malformed list: %s", err);
 		goto out;
 	}
@@ -396,29 +401,28 @@ out:
 /* "HTTP <code>: <Status message>" of a failed list or watch. */
 static void reply_why(const struct xfer *x, long code, char *why, size_t whylen)
 {
-	const struct kube_reply r = { code, x->body.p, x->body.len };
-
-	kube_reply_describe(&r, why, whylen);
+	kube_status_describe(code, dynbuf_ptr(&x->body), dynbuf_len(&x->body), why, whylen);
 }
 
 static void end_list(struct stream *s, struct xfer *x, CURLcode res, long code)
 {
+	bool too_big = dynbuf_error(&x->body) == DYNBUF_E_TOOBIG;
 	char why[300];
 
-	if (x->body.too_big && s->limit > 1) {
+	if (too_big && s->limit > 1) {
 		/* A page past the cap: ask for fewer objects per page. */
 		s->limit /= 2;
-		s->next_ms = mono_ms();
+		s->next_ms = rgtime_now_ms();
 		return;
 	}
-	if (x->body.too_big) {
+	if (too_big) {
 		snprintf(why, sizeof(why), "one object is larger than %u bytes", PAGE_MAX_BYTES);
 	} else if (res != CURLE_OK) {
 		snprintf(why, sizeof(why), "%s", curl_easy_strerror(res));
 	} else if (code == 200) {
 		if (take_page(s, x, why, sizeof(why)) == 0) {
 			s->backoff_ms = 0;
-			s->next_ms = mono_ms();
+			s->next_ms = rgtime_now_ms();
 			return;
 		}
 	} else if (code == 404 && s->optional) {
@@ -431,7 +435,7 @@ static void end_list(struct stream *s, struct xfer *x, CURLcode res, long code)
 		/* The continue token expired: list again from the start. */
 		s->listing = false;
 		s->rv[0] = '\0';
-		s->next_ms = mono_ms();
+		s->next_ms = rgtime_now_ms();
 		return;
 	} else {
 		reply_why(x, code, why, sizeof(why));
@@ -441,7 +445,7 @@ static void end_list(struct stream *s, struct xfer *x, CURLcode res, long code)
 
 static void end_watch(struct stream *s, struct xfer *x, CURLcode res, long code)
 {
-	long long lasted = mono_ms() - x->started_ms;
+	long long lasted = rgtime_now_ms() - x->started_ms;
 	char why[300];
 
 	if (x->expired || code == 410) {
@@ -449,7 +453,7 @@ static void end_watch(struct stream *s, struct xfer *x, CURLcode res, long code)
 		metrics_watch_restart(s->resource, WATCH_EXPIRED);
 		RG_LOG(LOG_INFO, "watch expired (410 Gone); listing again", LF_S("path", s->path));
 		s->rv[0] = '\0';
-		s->next_ms = mono_ms();
+		s->next_ms = rgtime_now_ms();
 		return;
 	}
 	if (x->events > 0 || lasted > 30000)
@@ -459,7 +463,7 @@ static void end_watch(struct stream *s, struct xfer *x, CURLcode res, long code)
 		if (x->events == 0 && lasted < 1000)
 			backoff(s, "watch closed at once; retrying", "closed by the server");
 		else
-			s->next_ms = mono_ms();
+			s->next_ms = rgtime_now_ms();
 		return;
 	}
 	metrics_watch_restart(s->resource, WATCH_ERROR);
@@ -498,14 +502,14 @@ static void relist_all(struct kwatch *w)
 		s->state = ST_IDLE;
 		s->rv[0] = '\0';
 		s->listing = false;
-		s->next_ms = mono_ms();
+		s->next_ms = rgtime_now_ms();
 	}
 }
 
 /* Starts what is due; returns how long the loop may sleep. */
 static long start_due(struct kwatch *w)
 {
-	long long now = mono_ms();
+	long long now = rgtime_now_ms();
 	long wait = 1000;
 
 	for (size_t i = 0; i < w->n; i++) {

@@ -17,6 +17,7 @@
 #include "jsonutil.h"
 #include "log.h"
 #include "metrics.h"
+#include "rgtime.h"
 
 #define TIME_LEN 40
 #define HOLDER_MAX 256
@@ -52,14 +53,6 @@ struct lease {
 	long long observed_ms; /* when observed last changed, on our clock */
 };
 
-static long long mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* metav1.MicroTime: 2006-01-02T15:04:05.000000Z */
 static void micro_time(char out[TIME_LEN])
 {
@@ -87,7 +80,7 @@ void lease_make_identity(char *buf, size_t len)
 	size_t n = 0;
 
 	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
-		long long t = mono_ms() ^ (long long)time(NULL) << 20;
+		long long t = rgtime_now_ms() ^ (long long)time(NULL) << 20;
 		memcpy(r, &t, sizeof(r));
 	}
 	for (size_t i = 0; i < sizeof(r); i++)
@@ -257,7 +250,7 @@ static enum attempt write_record(struct lease *l, const struct record *rec, cons
 		if (parse_lease(&r, &got, nrv, sizeof(nrv)) == 0) {
 			l->observed = got;
 			l->have_observed = true;
-			l->observed_ms = mono_ms();
+			l->observed_ms = rgtime_now_ms();
 		}
 		atomic_store(&l->renewed_ms, started);
 		a = ATTEMPT_WON;
@@ -266,7 +259,7 @@ static enum attempt write_record(struct lease *l, const struct record *rec, cons
 	} else {
 		log_reply("lease write rejected", &r);
 	}
-	kube_reply_free(&r);
+	kube_reply_clear(&r);
 	return a;
 }
 
@@ -278,7 +271,7 @@ static enum attempt write_record(struct lease *l, const struct record *rec, cons
  */
 static enum attempt try_acquire_or_renew(struct lease *l)
 {
-	long long started = mono_ms();
+	long long started = rgtime_now_ms();
 	struct kube_reply r;
 	struct record cur, next;
 	char err[256], rv[64], now[TIME_LEN];
@@ -291,7 +284,7 @@ static enum attempt try_acquire_or_renew(struct lease *l)
 	}
 	micro_time(now);
 	if (r.status == 404) {
-		kube_reply_free(&r);
+		kube_reply_clear(&r);
 		memset(&next, 0, sizeof(next));
 		snprintf(next.holder, sizeof(next.holder), "%s", l->identity);
 		next.duration_s = l->duration_s;
@@ -301,18 +294,18 @@ static enum attempt try_acquire_or_renew(struct lease *l)
 	}
 	if (r.status != 200 || parse_lease(&r, &cur, rv, sizeof(rv)) < 0) {
 		log_reply("lease read rejected", &r);
-		kube_reply_free(&r);
+		kube_reply_clear(&r);
 		return ATTEMPT_ERROR;
 	}
-	kube_reply_free(&r);
+	kube_reply_clear(&r);
 	if (!l->have_observed || !record_equal(&cur, &l->observed)) {
 		l->observed = cur;
 		l->have_observed = true;
-		l->observed_ms = mono_ms();
+		l->observed_ms = rgtime_now_ms();
 	}
 	mine = strcmp(cur.holder, l->identity) == 0;
 	if (cur.holder[0] && !mine &&
-	    l->observed_ms + (cur.duration_s > 0 ? cur.duration_s : l->duration_s) * 1000 > mono_ms())
+	    l->observed_ms + (cur.duration_s > 0 ? cur.duration_s : l->duration_s) * 1000 > rgtime_now_ms())
 		return ATTEMPT_LOST;
 	next = cur;
 	snprintf(next.holder, sizeof(next.holder), "%s", l->identity);
@@ -345,13 +338,7 @@ static bool pause_ms(struct lease *l, unsigned ms)
 	struct timespec until;
 	bool stop;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	rgtime_wall_after(&until, ms);
 	pthread_mutex_lock(&l->lock);
 	while (!l->stop && pthread_cond_timedwait(&l->cond, &l->lock, &until) == 0)
 		;
@@ -371,7 +358,7 @@ static void *run(void *arg)
 			set_leader(l, true, NULL);
 		else if (a == ATTEMPT_LOST)
 			set_leader(l, false, "another replica holds the lease");
-		else if (mono_ms() - atomic_load(&l->renewed_ms) >= l->renew_deadline_ms)
+		else if (rgtime_now_ms() - atomic_load(&l->renewed_ms) >= l->renew_deadline_ms)
 			set_leader(l, false, "not renewed within the renew deadline");
 		/* Candidates spread their attempts (client-go's jitter 1.2). */
 		jitter = 0;
@@ -396,7 +383,7 @@ int lease_start(struct lease *l, char *err, size_t errlen)
 bool lease_is_leader(struct lease *l)
 {
 	return atomic_load(&l->leader) &&
-	       mono_ms() - atomic_load(&l->renewed_ms) < (long long)l->renew_deadline_ms;
+	       rgtime_now_ms() - atomic_load(&l->renewed_ms) < (long long)l->renew_deadline_ms;
 }
 
 const char *lease_identity(const struct lease *l)
@@ -417,16 +404,16 @@ static void release(struct lease *l)
 		return;
 	if (r.status != 200 || parse_lease(&r, &cur, rv, sizeof(rv)) < 0 ||
 	    strcmp(cur.holder, l->identity) != 0) {
-		kube_reply_free(&r);
+		kube_reply_clear(&r);
 		return;
 	}
-	kube_reply_free(&r);
+	kube_reply_clear(&r);
 	next = cur;
 	next.holder[0] = '\0';
 	next.duration_s = 1;
 	micro_time(next.renew);
 	memcpy(next.acquire, next.renew, TIME_LEN);
-	if (write_record(l, &next, rv, mono_ms()) == ATTEMPT_WON)
+	if (write_record(l, &next, rv, rgtime_now_ms()) == ATTEMPT_WON)
 		RG_LOG(LOG_INFO, "leader lease released", LF_S("lease", l->name),
 		       LF_S("identity", l->identity));
 }

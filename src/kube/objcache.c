@@ -11,7 +11,10 @@
  * alive as long as a linked record references them.
  *
  * Memory per object: a 32-byte header, 32 bytes per key, the name and the
- * resourceVersion, in one allocation; plus a bucket pointer.
+ * resourceVersion, in one allocation; plus a bucket pointer. That is why the
+ * records link their own hash chains (keyed by the process seed) instead of
+ * living in an htable, whose slots (24 bytes, at most half full) would cost
+ * several times the 8 bytes of a bucket; the intern tables are htables.
  */
 #include "objcache.h"
 
@@ -26,174 +29,114 @@
 #include <malloc.h>
 #endif
 
+#include "array.h"
+#include "htable.h"
 #include "jsonutil.h"
 #include "kwatch.h"
 #include "log.h"
 #include "metrics.h"
+#include "rgassert.h"
+#include "rgtime.h"
 
 #define DIGEST_LEN CONFIGHASH_DIGEST_LEN
 
 /* ---- interning ---- */
 
-/* The common head of interned entries and records: a hash chain. */
-struct ihead {
-	struct ihead *next;
-	uint32_t hash;
-	uint32_t refs;
-};
+/* Most distinct namespaces and key lists a cache interns; far past what a
+ * cluster holds (a key list per object at most). */
+#define INTERN_MAX (1u << 24)
 
-struct itab {
-	struct ihead **b;
-	size_t nb; /* power of two, or 0 */
-	size_t n;
-};
-
+/* A namespace name, shared by every record in it. */
 struct nsent {
-	struct ihead h;
+	uint32_t refs;
 	char s[];
 };
 
 /* A sorted key list shared by every object with the same keys. */
 struct keyset {
-	struct ihead h;
+	uint32_t refs;
 	size_t n;
-	char *keys[]; /* into the bytes after the array */
+	size_t len;   /* bytes of the keys' text, NULs included */
+	char *keys[]; /* into the text, which follows the array */
 };
 
-static uint32_t fnv(uint32_t h, const void *p, size_t n)
-{
-	const unsigned char *b = p;
+/* Both tables own their entries (val_free); a namespace's key is its own
+ * text, a key list is its own key. */
+static const struct htable_type ns_type = { htable_hash_str, htable_equal_str, NULL, free };
 
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 16777619u;
-	return h;
+static const char *keyset_text(const struct keyset *ks)
+{
+	return (const char *)&ks->keys[ks->n];
 }
 
-#define FNV_INIT 2166136261u
-
-/* Grows the table when it holds more entries than buckets. -1 on OOM (the
- * table stays valid, only slower). */
-static int itab_grow(struct itab *t)
+/* The text "a\0b\0" names the list: keys hold no NUL. */
+static uint64_t keyset_hash(const void *key, const uint64_t seed[2])
 {
-	size_t nb = t->nb ? t->nb * 2 : 64;
-	struct ihead **b;
+	const struct keyset *ks = key;
 
-	if (t->n < t->nb)
-		return 0;
-	b = calloc(nb, sizeof(*b));
-	if (!b)
-		return -1;
-	for (size_t i = 0; i < t->nb; i++) {
-		struct ihead *e = t->b[i], *next;
-		for (; e; e = next) {
-			next = e->next;
-			e->next = b[e->hash & (nb - 1)];
-			b[e->hash & (nb - 1)] = e;
-		}
-	}
-	free(t->b);
-	t->b = b;
-	t->nb = nb;
-	return 0;
+	return htable_hash_bytes(keyset_text(ks), ks->len, seed);
 }
 
-static void itab_insert(struct itab *t, struct ihead *e)
+static bool keyset_equal(const void *a, const void *b)
 {
-	struct ihead **slot = &t->b[e->hash & (t->nb - 1)];
+	const struct keyset *x = a, *y = b;
 
-	e->next = *slot;
-	*slot = e;
-	t->n++;
+	return x->n == y->n && x->len == y->len && memcmp(keyset_text(x), keyset_text(y), x->len) == 0;
 }
 
-static void itab_remove(struct itab *t, struct ihead *e)
-{
-	struct ihead **p = &t->b[e->hash & (t->nb - 1)];
+static const struct htable_type ks_type = { keyset_hash, keyset_equal, NULL, free };
 
-	while (*p && *p != e)
-		p = &(*p)->next;
-	if (*p) {
-		*p = e->next;
-		t->n--;
-	}
-}
-
-static struct nsent *ns_intern(struct itab *t, const char *s)
+static struct nsent *ns_intern(struct htable *t, const char *s)
 {
-	uint32_t h = fnv(FNV_INIT, s, strlen(s));
-	struct nsent *e;
+	struct nsent *e = htable_find(t, s);
 	size_t n = strlen(s) + 1;
 
-	for (struct ihead *i = t->nb ? t->b[h & (t->nb - 1)] : NULL; i; i = i->next) {
-		e = (struct nsent *)i;
-		if (i->hash == h && strcmp(e->s, s) == 0) {
-			i->refs++;
-			return e;
-		}
+	if (e) {
+		e->refs++;
+		return e;
 	}
-	if (itab_grow(t) < 0 && t->nb == 0)
-		return NULL;
 	e = malloc(sizeof(*e) + n);
 	if (!e)
 		return NULL;
-	e->h.hash = h;
-	e->h.refs = 1;
+	e->refs = 1;
 	memcpy(e->s, s, n);
-	itab_insert(t, &e->h);
+	if (htable_add(t, e->s, e, NULL) != 0) {
+		free(e);
+		return NULL;
+	}
 	return e;
 }
 
-static void ns_release(struct itab *t, struct nsent *e)
+/* Drops a reference to an interned entry stored under key; the last
+ * deletes the entry, which the table frees. */
+static void intern_release(struct htable *t, uint32_t *refs, const void *key)
 {
-	if (e && --e->h.refs == 0) {
-		itab_remove(t, &e->h);
-		free(e);
-	}
+	RG_ASSERT(*refs > 0);
+	if (--*refs == 0)
+		htable_delete(t, key);
 }
 
-static uint32_t keys_hash(const struct obj_digest *d)
+static void ns_release(struct htable *t, struct nsent *e)
 {
-	uint32_t h = FNV_INIT;
-
-	for (size_t i = 0; i < d->n; i++)
-		h = fnv(h, d->entries[i].key, strlen(d->entries[i].key) + 1);
-	return h;
+	if (e)
+		intern_release(t, &e->refs, e->s);
 }
 
-static bool keys_equal(const struct keyset *ks, const struct obj_digest *d)
+/* The key list of d as one allocation, unshared yet. */
+static struct keyset *keyset_build(const struct obj_digest *d)
 {
-	if (ks->n != d->n)
-		return false;
-	for (size_t i = 0; i < d->n; i++)
-		if (strcmp(ks->keys[i], d->entries[i].key) != 0)
-			return false;
-	return true;
-}
-
-static struct keyset *keyset_intern(struct itab *t, const struct obj_digest *d)
-{
-	uint32_t h = keys_hash(d);
-	size_t bytes = 0;
+	size_t len = 0;
 	struct keyset *ks;
 	char *p;
 
-	for (struct ihead *i = t->nb ? t->b[h & (t->nb - 1)] : NULL; i; i = i->next) {
-		ks = (struct keyset *)i;
-		if (i->hash == h && keys_equal(ks, d)) {
-			i->refs++;
-			return ks;
-		}
-	}
-	if (itab_grow(t) < 0 && t->nb == 0)
-		return NULL;
 	for (size_t i = 0; i < d->n; i++)
-		bytes += strlen(d->entries[i].key) + 1;
-	ks = malloc(sizeof(*ks) + d->n * sizeof(char *) + bytes);
+		len += strlen(d->entries[i].key) + 1;
+	ks = malloc(sizeof(*ks) + d->n * sizeof(char *) + len);
 	if (!ks)
 		return NULL;
-	ks->h.hash = h;
-	ks->h.refs = 1;
+	ks->refs = 1;
 	ks->n = d->n;
+	ks->len = len;
 	p = (char *)&ks->keys[d->n];
 	for (size_t i = 0; i < d->n; i++) {
 		size_t n = strlen(d->entries[i].key) + 1;
@@ -201,16 +144,34 @@ static struct keyset *keyset_intern(struct itab *t, const struct obj_digest *d)
 		ks->keys[i] = p;
 		p += n;
 	}
-	itab_insert(t, &ks->h);
 	return ks;
 }
 
-static void keyset_release(struct itab *t, struct keyset *ks)
+/* The shared list equal to d's keys: built, then added unless an equal one
+ * is there (one lookup either way). */
+static struct keyset *keyset_intern(struct htable *t, const struct obj_digest *d)
 {
-	if (ks && --ks->h.refs == 0) {
-		itab_remove(t, &ks->h);
-		free(ks);
-	}
+	struct keyset *ks = keyset_build(d);
+	void *have = NULL;
+	int rc;
+
+	if (!ks)
+		return NULL;
+	rc = htable_add(t, ks, ks, &have);
+	if (rc == 0)
+		return ks;
+	free(ks);
+	if (rc != HTABLE_EXISTS)
+		return NULL;
+	ks = have;
+	ks->refs++;
+	return ks;
+}
+
+static void keyset_release(struct htable *t, struct keyset *ks)
+{
+	if (ks)
+		intern_release(t, &ks->refs, ks);
 }
 
 /* ---- records ---- */
@@ -246,14 +207,15 @@ static const unsigned char *cobj_digest(const struct cobj *o, size_t i)
 	return o->data + i * DIGEST_LEN;
 }
 
-static uint32_t obj_hash(enum obj_kind kind, const char *ns, const char *name)
+/* Keyed (names come from the cluster's users, who could otherwise choose
+ * colliding ones): the hashes of the namespace and the name under the
+ * process seed, mixed, with the kind in bit 0. */
+static uint32_t obj_hash(const uint64_t seed[2], enum obj_kind kind, const char *ns,
+			 const char *name)
 {
-	unsigned char k = (unsigned char)kind;
-	uint32_t h = fnv(FNV_INIT, &k, 1);
+	uint64_t h = htable_hash_str(ns, seed) * 0x9E3779B97F4A7C15ULL ^ htable_hash_str(name, seed);
 
-	h = fnv(h, ns, strlen(ns) + 1);
-	h = fnv(h, name, strlen(name));
-	return (h & ~1u) | (uint32_t)kind;
+	return ((uint32_t)(h >> 32) & ~1u) | (uint32_t)kind;
 }
 
 /* One list+watch stream's view. */
@@ -278,7 +240,8 @@ struct objcache {
 	size_t nb;
 	size_t count[2]; /* per kind; written under the write lock */
 
-	struct itab ns_tab, ks_tab; /* the writer's */
+	uint64_t seed[2];             /* of the record hash */
+	struct htable ns_tab, ks_tab; /* the writer's */
 
 	pthread_mutex_t sub_lock;
 	objcache_change_fn sub;
@@ -292,7 +255,7 @@ struct objcache {
 static struct cobj *find(const struct objcache *c, enum obj_kind kind, const char *ns,
 			 const char *name)
 {
-	uint32_t h = obj_hash(kind, ns, name);
+	uint32_t h = obj_hash(c->seed, kind, ns, name);
 
 	if (c->nb == 0)
 		return NULL;
@@ -322,7 +285,7 @@ static struct cobj *record_new(struct objcache *c, enum obj_kind kind, const cha
 	if (!o)
 		return NULL;
 	o->next = NULL;
-	o->hash = obj_hash(kind, ns, name);
+	o->hash = obj_hash(c->seed, kind, ns, name);
 	o->gen = 0;
 	o->ns = ns_intern(&c->ns_tab, ns);
 	o->ks = d ? keyset_intern(&c->ks_tab, d) : NULL;
@@ -368,7 +331,7 @@ static void table_put(struct objcache *c, struct cobj *old, struct cobj *o)
 
 	if (old) {
 		for (p = &c->b[old->hash & (c->nb - 1)]; *p != old; p = &(*p)->next)
-			;
+			RG_ASSERT(*p); /* old is linked in its chain */
 		o->next = old->next;
 		*p = o;
 		return;
@@ -385,8 +348,9 @@ static void table_unlink(struct objcache *c, struct cobj *o)
 	struct cobj **p;
 
 	for (p = &c->b[o->hash & (c->nb - 1)]; *p != o; p = &(*p)->next)
-		;
+		RG_ASSERT(*p); /* o is linked in its chain */
 	*p = o->next;
+	RG_ASSERT(c->count[cobj_kind(o)] > 0);
 	c->count[cobj_kind(o)]--;
 }
 
@@ -398,24 +362,22 @@ static void publish_counts(struct objcache *c)
 
 /* ---- change notification ---- */
 
+/* Keys borrowed from records; max is the keys of both sides, so only a
+ * failed allocation sets oom. */
 struct keylist {
 	const char **v;
-	size_t n;
+	size_t n, cap, max;
 	bool oom;
 };
 
 static void keylist_add(struct keylist *l, const char *k)
 {
-	const char **nv;
-
 	if (l->oom)
 		return;
-	nv = realloc(l->v, (l->n + 1) * sizeof(*nv));
-	if (!nv) {
+	if (array_grow(&l->v, &l->cap, l->n + 1, sizeof(*l->v), l->max) < 0) {
 		l->oom = true;
 		return;
 	}
-	l->v = nv;
 	l->v[l->n++] = k;
 }
 
@@ -427,6 +389,7 @@ static bool diff_keys(const struct cobj *a, const struct cobj *b, struct keylist
 
 	if (!a || !b || !a->ks || !b->ks)
 		return true;
+	out->max = a->ks->n + b->ks->n;
 	while (i < a->ks->n || j < b->ks->n) {
 		int cmp = i == a->ks->n ? 1 : j == b->ks->n ? -1 : strcmp(a->ks->keys[i], b->ks->keys[j]);
 		if (cmp < 0) {
@@ -475,7 +438,7 @@ static void upsert(struct ocstream *st, const char *ns, const char *name, const 
 	struct objcache *c = st->c;
 	struct cobj *old = find(c, st->kind, ns, name), *o;
 	struct obj_digest d = { NULL, 0 };
-	struct keylist keys = { NULL, 0, false };
+	struct keylist keys = { 0 };
 	bool existence;
 	char err[200];
 	int rc;
@@ -655,6 +618,9 @@ struct objcache *objcache_new(struct kube_client *client, const struct strlist *
 	if (!c)
 		goto oom;
 	c->client = client;
+	htable_process_seed(c->seed);
+	htable_init(&c->ns_tab, &ns_type, INTERN_MAX);
+	htable_init(&c->ks_tab, &ks_type, INTERN_MAX);
 	pthread_rwlock_init(&c->lock, NULL);
 	pthread_mutex_init(&c->sub_lock, NULL);
 	pthread_mutex_init(&c->sync_lock, NULL);
@@ -710,8 +676,10 @@ void objcache_free(struct objcache *c)
 		}
 	}
 	free(c->b);
-	free(c->ns_tab.b);
-	free(c->ks_tab.b);
+	/* Every record released its namespace and key list. */
+	RG_ASSERT(htable_size(&c->ns_tab) == 0 && htable_size(&c->ks_tab) == 0);
+	htable_clear(&c->ns_tab);
+	htable_clear(&c->ks_tab);
 	for (size_t i = 0; c->streams && i < c->n_streams; i++)
 		free(c->streams[i].ns);
 	free(c->streams);
@@ -733,13 +701,7 @@ bool objcache_wait_synced(struct objcache *c, unsigned timeout_ms)
 {
 	struct timespec until;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	rgtime_wall_after(&until, timeout_ms);
 	pthread_mutex_lock(&c->sync_lock);
 	while (!atomic_load(&c->synced) &&
 	       pthread_cond_timedwait(&c->sync_cond, &c->sync_lock, &until) == 0)

@@ -4,7 +4,9 @@
  * Threads: the workload watch thread (kwatch) updates the workload table;
  * the cache's watch thread reports changes (objcache_subscribe), which only
  * mark workloads due; the controller thread computes hashes and patches.
- * One mutex guards the table, the index and the due list. The controller
+ * One mutex guards the table, the index and the due list. The table and
+ * the index are htables keyed by (kind, namespace, name); the index maps
+ * an object to the workloads that use it, newest first. The controller
  * never holds it across I/O: it copies what it needs, unlocks, resolves
  * and patches, then relocks and finds the workload again by key.
  *
@@ -22,19 +24,26 @@
 #include <time.h>
 
 #include "admission.h"
+#include "array.h"
 #include "confighash.h"
+#include "configref.h"
+#include "htable.h"
 #include "jsonutil.h"
 #include "kwatch.h"
 #include "log.h"
 #include "metrics.h"
 #include "mutate.h"
 #include "refs.h"
+#include "rgassert.h"
+#include "rgtime.h"
 
 #define PATCH_TIMEOUT_MS 10000
 #define RETRY_MIN_MS 5000
 #define RETRY_MAX_MS 300000
 #define POLL_MS 500 /* leadership and sync are re-checked at least this often */
 #define TRIGGER_LEN 300
+#define WORKLOADS_MAX (1u << 20) /* workloads tracked */
+#define INDEX_MAX (1u << 22)     /* distinct objects they reference */
 
 enum wkind { WK_DEPLOYMENT, WK_STATEFULSET, WK_DAEMONSET, WK_ROLLOUT, WK_COUNT };
 
@@ -50,10 +59,16 @@ static const struct wk {
 	  "/apis/argoproj.io/v1alpha1", MR_ROLLOUTS, true },
 };
 
+/* A key of both tables: a workload's (kind is an enum wkind) or a
+ * referenced object's (an enum obj_kind). */
+struct okey {
+	unsigned kind;
+	const char *ns, *name;
+};
+
 struct workload {
-	struct workload *next;  /* hash chain */
+	struct okey key;        /* its own kind, ns and name */
 	struct workload *dnext; /* due list, when dirty */
-	uint32_t hash;
 	enum wkind kind;
 	char *ns, *name, *uid;
 	struct refset refs;
@@ -69,10 +84,16 @@ struct workload {
 
 /* An index entry: workload w uses (w->refs.refs[ref].kind, w->ns, .name). */
 struct use {
-	struct use *next;
-	uint32_t hash;
 	struct workload *w;
 	size_t ref;
+};
+
+/* Every use of one object, oldest first; the key's strings are its own. */
+struct users {
+	struct okey key;
+	struct use *v;
+	size_t n, cap;
+	char text[];
 };
 
 struct wstream {
@@ -81,12 +102,6 @@ struct wstream {
 	char *ns; /* NULL: cluster-wide */
 	uint32_t gen;
 	bool synced, disabled; /* under r->lock */
-};
-
-/* A config shared by the threads that are using it. */
-struct cfgref {
-	struct config *cfg;
-	int refs;
 };
 
 struct reloader {
@@ -102,12 +117,10 @@ struct reloader {
 	pthread_cond_t cond;
 	pthread_t thread;
 	bool started, stop, stopped;
-	struct cfgref *cfg;
+	struct config_ref *cfg; /* the reloader's reference; swapped under lock */
 
-	struct workload **wb;
-	size_t wnb, wn;
-	struct use **ub;
-	size_t unb, un;
+	struct htable workloads; /* struct okey -> struct workload, owned */
+	struct htable index;     /* struct okey -> struct users, owned */
 	struct workload *due, *due_tail;
 	bool synced;       /* every workload stream listed */
 	bool compare_all;  /* compare every workload once synced and leading */
@@ -116,174 +129,126 @@ struct reloader {
 	long long refill_ms;
 };
 
-static long long mono_ms(void)
+/* Keyed: names are chosen by the cluster's users. */
+static uint64_t okey_hash(const void *key, const uint64_t seed[2])
 {
-	struct timespec t;
+	const struct okey *k = key;
 
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+	return (htable_hash_str(k->ns, seed) * 0x9E3779B97F4A7C15ULL ^ htable_hash_str(k->name, seed)) +
+	       k->kind;
 }
 
-static uint32_t fnv(uint32_t h, const char *s, size_t n)
+static bool okey_equal(const void *a, const void *b)
 {
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)s[i]) * 16777619u;
-	return h;
+	const struct okey *x = a, *y = b;
+
+	return x->kind == y->kind && strcmp(x->ns, y->ns) == 0 && strcmp(x->name, y->name) == 0;
 }
 
-static uint32_t key_hash(unsigned kind, const char *ns, const char *name)
-{
-	char k = (char)('0' + kind);
-	uint32_t h = fnv(2166136261u, &k, 1);
+static void wl_free(void *p);
 
-	h = fnv(h, ns, strlen(ns) + 1);
-	return fnv(h, name, strlen(name));
+static void users_free(void *p)
+{
+	struct users *u = p;
+
+	free(u->v);
+	free(u);
 }
+
+static const struct htable_type workload_type = { okey_hash, okey_equal, NULL, wl_free };
+static const struct htable_type index_type = { okey_hash, okey_equal, NULL, users_free };
 
 /* ---- config references ---- */
 
-static struct cfgref *cfg_get(struct reloader *r)
+/* A reference to the current config, for work done unlocked. */
+static struct config_ref *current_config(struct reloader *r)
 {
-	struct cfgref *c;
+	struct config_ref *c;
 
 	pthread_mutex_lock(&r->lock);
-	c = r->cfg;
-	c->refs++;
+	c = config_ref(r->cfg);
 	pthread_mutex_unlock(&r->lock);
-	return c;
-}
-
-static void cfg_put_locked(struct cfgref *c)
-{
-	if (--c->refs > 0)
-		return;
-	config_free(c->cfg);
-	free(c->cfg);
-	free(c);
-}
-
-static void cfg_put(struct reloader *r, struct cfgref *c)
-{
-	pthread_mutex_lock(&r->lock);
-	cfg_put_locked(c);
-	pthread_mutex_unlock(&r->lock);
-}
-
-static struct cfgref *cfg_wrap(struct config *cfg)
-{
-	struct cfgref *c = calloc(1, sizeof(*c));
-
-	if (c) {
-		c->cfg = cfg;
-		c->refs = 1;
-	}
 	return c;
 }
 
 /* ---- the workload table and the index (lock held) ---- */
 
-/* Doubles a bucket array when it holds more entries than buckets. -1 only
- * when there is no array at all; a failed growth just keeps chains longer. */
-static int grow_workloads(struct reloader *r)
-{
-	size_t nb = r->wnb ? r->wnb * 2 : 256;
-	struct workload **b;
-
-	if (r->wn < r->wnb)
-		return 0;
-	b = calloc(nb, sizeof(*b));
-	if (!b)
-		return r->wnb ? 0 : -1;
-	for (size_t i = 0; i < r->wnb; i++) {
-		struct workload *w = r->wb[i], *next;
-		for (; w; w = next) {
-			next = w->next;
-			w->next = b[w->hash & (nb - 1)];
-			b[w->hash & (nb - 1)] = w;
-		}
-	}
-	free(r->wb);
-	r->wb = b;
-	r->wnb = nb;
-	return 0;
-}
-
-static int grow_uses(struct reloader *r)
-{
-	size_t nb = r->unb ? r->unb * 2 : 256;
-	struct use **b;
-
-	if (r->un < r->unb)
-		return 0;
-	b = calloc(nb, sizeof(*b));
-	if (!b)
-		return r->unb ? 0 : -1;
-	for (size_t i = 0; i < r->unb; i++) {
-		struct use *u = r->ub[i], *next;
-		for (; u; u = next) {
-			next = u->next;
-			u->next = b[u->hash & (nb - 1)];
-			b[u->hash & (nb - 1)] = u;
-		}
-	}
-	free(r->ub);
-	r->ub = b;
-	r->unb = nb;
-	return 0;
-}
-
 static struct workload *wl_find(struct reloader *r, enum wkind kind, const char *ns,
 				const char *name)
 {
-	uint32_t h = key_hash(kind, ns, name);
+	const struct okey k = { kind, ns, name };
 
-	if (!r->wnb)
+	return htable_find(&r->workloads, &k);
+}
+
+/* The users of (kind, ns, name), added empty when new; NULL with *why. */
+static struct users *users_get(struct reloader *r, const struct okey *k, const char **why)
+{
+	struct users *u = htable_find(&r->index, k);
+	size_t nl, ml;
+	int rc;
+
+	if (u)
+		return u;
+	nl = strlen(k->ns) + 1;
+	ml = strlen(k->name) + 1;
+	u = calloc(1, sizeof(*u) + nl + ml);
+	if (!u) {
+		*why = "out of memory";
 		return NULL;
-	for (struct workload *w = r->wb[h & (r->wnb - 1)]; w; w = w->next)
-		if (w->hash == h && w->kind == kind && strcmp(w->ns, ns) == 0 &&
-		    strcmp(w->name, name) == 0)
-			return w;
-	return NULL;
+	}
+	memcpy(u->text, k->ns, nl);
+	memcpy(u->text + nl, k->name, ml);
+	u->key = (struct okey){ k->kind, u->text, u->text + nl };
+	rc = htable_add(&r->index, &u->key, u, NULL);
+	if (rc != 0) {
+		free(u);
+		*why = rc == HTABLE_E_FULL ? "too many referenced objects" : "out of memory";
+		return NULL;
+	}
+	return u;
 }
 
 static void index_add(struct reloader *r, struct workload *w)
 {
 	for (size_t i = 0; i < w->refs.n; i++) {
-		struct use *u = malloc(sizeof(*u));
-		if (!u || grow_uses(r) < 0) {
+		const struct okey k = { w->refs.refs[i].kind, w->ns, w->refs.refs[i].name };
+		const char *why = "out of memory";
+		struct users *u = users_get(r, &k, &why);
+		if (!u || array_grow(&u->v, &u->cap, u->n + 1, sizeof(*u->v), WORKLOADS_MAX) < 0) {
 			/* Without the entry this workload misses changes of
 			 * one object until it is re-read: say so. */
-			free(u);
-			RG_LOG(LOG_ERROR, "out of memory indexing a workload", LF_S("name", w->name));
+			RG_LOG(LOG_ERROR, "cannot index a workload", LF_S("name", w->name),
+			       LF_S("reason", why));
+			if (u && u->n == 0)
+				htable_delete(&r->index, &u->key);
 			continue;
 		}
-		u->w = w;
-		u->ref = i;
-		u->hash = key_hash(w->refs.refs[i].kind, w->ns, w->refs.refs[i].name);
-		u->next = r->ub[u->hash & (r->unb - 1)];
-		r->ub[u->hash & (r->unb - 1)] = u;
-		r->un++;
+		u->v[u->n++] = (struct use){ w, i };
 	}
 }
 
+/* Order is kept: on_change visits the newest use first, as it always has. */
 static void index_remove(struct reloader *r, struct workload *w)
 {
-	for (size_t i = 0; i < w->refs.n && r->unb; i++) {
-		uint32_t h = key_hash(w->refs.refs[i].kind, w->ns, w->refs.refs[i].name);
-		struct use **p = &r->ub[h & (r->unb - 1)];
-		while (*p) {
-			if ((*p)->w == w && (*p)->ref == i) {
-				struct use *u = *p;
-				*p = u->next;
-				free(u);
-				r->un--;
-				break;
-			}
-			p = &(*p)->next;
-		}
+	for (size_t i = 0; i < w->refs.n; i++) {
+		const struct okey k = { w->refs.refs[i].kind, w->ns, w->refs.refs[i].name };
+		struct users *u = htable_find(&r->index, &k);
+		size_t j = 0;
+		if (!u)
+			continue; /* it could not be indexed */
+		while (j < u->n && (u->v[j].w != w || u->v[j].ref != i))
+			j++;
+		if (j == u->n)
+			continue;
+		memmove(&u->v[j], &u->v[j + 1], (u->n - j - 1) * sizeof(*u->v));
+		if (--u->n == 0)
+			htable_delete(&r->index, &u->key); /* frees u */
 	}
 }
 
+/* The due list holds exactly the dirty workloads, sorted by due time,
+ * due_tail its last. */
 static void due_unlink(struct reloader *r, struct workload *w)
 {
 	struct workload **p = &r->due, *prev = NULL;
@@ -294,8 +259,8 @@ static void due_unlink(struct reloader *r, struct workload *w)
 		prev = *p;
 		p = &(*p)->dnext;
 	}
-	if (*p)
-		*p = w->dnext;
+	RG_ASSERT(*p == w); /* a dirty workload is on the list */
+	*p = w->dnext;
 	if (r->due_tail == w)
 		r->due_tail = prev;
 	w->dnext = NULL;
@@ -305,8 +270,10 @@ static void due_unlink(struct reloader *r, struct workload *w)
 /* Keeps the due list sorted by due time; new entries usually go last. */
 static void due_insert(struct reloader *r, struct workload *w, long long due)
 {
-	struct workload **p = &r->due, *prev = NULL;
+	struct workload **p = &r->due;
 
+	RG_ASSERT(!w->dirty); /* on the list at most once */
+	RG_ASSERT(!r->due_tail || !r->due_tail->dnext);
 	w->due_ms = due;
 	w->dirty = true;
 	w->dnext = NULL;
@@ -318,41 +285,38 @@ static void due_insert(struct reloader *r, struct workload *w, long long due)
 		r->due_tail = w;
 		return;
 	}
-	while (*p && (*p)->due_ms <= due) {
-		prev = *p;
+	while (*p && (*p)->due_ms <= due)
 		p = &(*p)->dnext;
-	}
 	w->dnext = *p;
 	*p = w;
 	if (!w->dnext)
 		r->due_tail = w;
-	(void)prev;
 }
 
-static void wl_free(struct workload *w)
+static void wl_free(void *p)
 {
+	struct workload *w = p;
+
 	if (!w)
 		return;
 	free(w->ns);
 	free(w->name);
 	free(w->uid);
 	free(w->stamped);
-	refs_free(&w->refs);
+	refs_clear(&w->refs);
 	free(w);
 }
 
 static void wl_remove(struct reloader *r, struct workload *w)
 {
-	struct workload **p = &r->wb[w->hash & (r->wnb - 1)];
+	bool found;
 
-	while (*p != w)
-		p = &(*p)->next;
-	*p = w->next;
-	r->wn--;
 	due_unlink(r, w);
 	index_remove(r, w);
-	wl_free(w);
-	metrics_reload_workloads((long long)r->wn);
+	found = htable_delete(&r->workloads, &w->key); /* frees w */
+	RG_ASSERT(found);
+	(void)found;
+	metrics_reload_workloads((long long)htable_size(&r->workloads));
 }
 
 /* Marks w due after the coalescing window, unless it already is: changes
@@ -368,7 +332,7 @@ static void schedule(struct reloader *r, struct workload *w, const char *trigger
 	w->more = 0;
 	w->failures = 0;
 	w->rate_counted = false;
-	due_insert(r, w, mono_ms() + r->cfg->cfg->reload_window_ms);
+	due_insert(r, w, rgtime_now_ms() + r->cfg->cfg->reload_window_ms);
 }
 
 /* ---- workload watch handlers (workload watch thread) ---- */
@@ -426,17 +390,14 @@ static struct workload *wl_new(struct reloader *r, enum wkind kind, const char *
 	if (!w)
 		return NULL;
 	w->kind = kind;
-	w->hash = key_hash(kind, ns, name);
 	w->ns = strdup(ns);
 	w->name = strdup(name);
-	if (!w->ns || !w->name || grow_workloads(r) < 0) {
+	w->key = (struct okey){ kind, w->ns, w->name };
+	if (!w->ns || !w->name || htable_add(&r->workloads, &w->key, w, NULL) != 0) {
 		wl_free(w);
 		return NULL;
 	}
-	w->next = r->wb[w->hash & (r->wnb - 1)];
-	r->wb[w->hash & (r->wnb - 1)] = w;
-	r->wn++;
-	metrics_reload_workloads((long long)r->wn);
+	metrics_reload_workloads((long long)htable_size(&r->workloads));
 	return w;
 }
 
@@ -448,7 +409,7 @@ static void on_object(void *arg, enum kwatch_event ev, const cJSON *obj)
 	const char *ns = json_get_string(meta, "namespace"), *name = json_get_string(meta, "name");
 	const char *uid = json_get_string(meta, "uid");
 	struct stamp_plan plan;
-	struct cfgref *cfg;
+	struct config_ref *cfg;
 	struct workload *w;
 	char *stamped = NULL;
 	bool applies = false;
@@ -457,9 +418,9 @@ static void on_object(void *arg, enum kwatch_event ev, const cJSON *obj)
 		return;
 	memset(&plan, 0, sizeof(plan));
 	if (ev != KWATCH_DELETED) {
-		cfg = cfg_get(r);
+		cfg = current_config(r);
 		applies = plan_workload(cfg->cfg, &wks[st->kind], ns, name, obj, &plan, &stamped);
-		cfg_put(r, cfg);
+		config_unref(cfg);
 	}
 	pthread_mutex_lock(&r->lock);
 	w = wl_find(r, st->kind, ns, name);
@@ -475,7 +436,7 @@ static void on_object(void *arg, enum kwatch_event ev, const cJSON *obj)
 		goto out;
 	}
 	index_remove(r, w);
-	refs_free(&w->refs);
+	refs_clear(&w->refs);
 	w->refs = plan.refs;
 	memset(&plan.refs, 0, sizeof(plan.refs));
 	free(w->stamped);
@@ -488,7 +449,7 @@ static void on_object(void *arg, enum kwatch_event ev, const cJSON *obj)
 out:
 	pthread_mutex_unlock(&r->lock);
 	free(stamped);
-	stamp_plan_free(&plan);
+	stamp_plan_clear(&plan);
 }
 
 static bool all_streams_synced(const struct reloader *r)
@@ -506,7 +467,7 @@ static void note_synced(struct reloader *r)
 		return;
 	r->synced = true;
 	r->compare_all = true;
-	RG_LOG(LOG_INFO, "reload controller synced", LF_I("workloads", r->wn));
+	RG_LOG(LOG_INFO, "reload controller synced", LF_I("workloads", htable_size(&r->workloads)));
 	pthread_cond_broadcast(&r->cond);
 }
 
@@ -515,16 +476,17 @@ static void on_synced(void *arg)
 	struct wstream *st = arg;
 	struct reloader *r = st->r;
 
+	struct htable_iter it;
+	void *v;
+
 	pthread_mutex_lock(&r->lock);
 	/* What the list did not deliver is gone. */
-	for (size_t i = 0; i < r->wnb; i++) {
-		struct workload *w = r->wb[i], *next;
-		for (; w; w = next) {
-			next = w->next;
-			if (w->kind == st->kind && (!st->ns || strcmp(w->ns, st->ns) == 0) &&
-			    w->gen != st->gen)
-				wl_remove(r, w);
-		}
+	htable_iter_init(&r->workloads, &it);
+	while (htable_next(&r->workloads, &it, NULL, &v)) {
+		struct workload *w = v;
+		if (w->kind == st->kind && (!st->ns || strcmp(w->ns, st->ns) == 0) &&
+		    w->gen != st->gen)
+			wl_remove(r, w);
 	}
 	st->synced = true;
 	note_synced(r);
@@ -562,20 +524,22 @@ static bool keys_meet(const struct ref *ref, const struct objcache_change *ch)
 static void on_change(void *arg, const struct objcache_change *ch)
 {
 	struct reloader *r = arg;
-	uint32_t h = key_hash(ch->kind, ch->ns, ch->name);
+	const struct okey k = { ch->kind, ch->ns, ch->name };
 	char trigger[TRIGGER_LEN];
+	struct users *u;
 	bool any = false;
 
 	snprintf(trigger, sizeof(trigger), "%s \"%s\"", refs_kind_name(ch->kind), ch->name);
 	pthread_mutex_lock(&r->lock);
-	for (struct use *u = r->unb ? r->ub[h & (r->unb - 1)] : NULL; u; u = u->next) {
-		const struct ref *ref = &u->w->refs.refs[u->ref];
-		if (u->hash != h || ref->kind != ch->kind || strcmp(u->w->ns, ch->ns) != 0 ||
-		    strcmp(ref->name, ch->name) != 0)
-			continue;
+	u = htable_find(&r->index, &k);
+	for (size_t i = u ? u->n : 0; i-- > 0;) {
+		const struct use *use = &u->v[i];
+		const struct ref *ref = &use->w->refs.refs[use->ref];
+		RG_ASSERT(ref->kind == ch->kind && strcmp(ref->name, ch->name) == 0 &&
+			  strcmp(use->w->ns, ch->ns) == 0);
 		/* Unselected keys and metadata never schedule anything. */
 		if (ch->existence || ref->whole || keys_meet(ref, ch)) {
-			schedule(r, u->w, trigger);
+			schedule(r, use->w, trigger);
 			any = true;
 		}
 	}
@@ -596,12 +560,12 @@ struct snap {
 	char key[300];
 };
 
-static void snap_free(struct snap *s)
+static void snap_clear(struct snap *s)
 {
 	free(s->ns);
 	free(s->name);
 	free(s->uid);
-	refs_free(&s->refs);
+	refs_clear(&s->refs);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -616,7 +580,8 @@ static int refs_dup(const struct refset *in, struct refset *out)
 	for (; out->n < in->n; out->n++) {
 		const struct ref *a = &in->refs[out->n];
 		struct ref *b = &out->refs[out->n];
-		*b = (struct ref){ a->kind, strdup(a->name), a->whole, NULL, 0, a->optional, NULL };
+		*b = (struct ref){ .kind = a->kind, .name = strdup(a->name), .whole = a->whole,
+				   .optional = a->optional };
 		b->user = a->user ? strdup(a->user) : NULL;
 		b->keys = a->n_keys ? calloc(a->n_keys, sizeof(*b->keys)) : NULL;
 		if (!b->name || (a->user && !b->user) || (a->n_keys && !b->keys))
@@ -640,7 +605,7 @@ static int snap_take(const struct workload *w, struct snap *s)
 	memcpy(s->trigger, w->trigger, sizeof(s->trigger));
 	s->more = w->more;
 	if (!s->ns || !s->name || (w->uid && !s->uid) || refs_dup(&w->refs, &s->refs) < 0) {
-		snap_free(s);
+		snap_clear(s);
 		return -1;
 	}
 	return 0;
@@ -802,7 +767,7 @@ static void post_event(struct reloader *r, const struct snap *s, const char *has
 		kube_reply_describe(&reply, why, sizeof(why));
 		RG_LOG(LOG_WARN, "cannot record the rollout Event", LF_S("reason", why));
 	}
-	kube_reply_free(&reply);
+	kube_reply_clear(&reply);
 out:
 	free(body);
 	cJSON_Delete(e);
@@ -844,7 +809,7 @@ static enum metrics_patch send_patch(struct reloader *r, const struct snap *s, c
 		RG_LOG(LOG_WARN, "reload: patch rejected", LF_S("kind", k->kind),
 		       LF_S("namespace", s->ns), LF_S("name", s->name), LF_S("reason", why));
 	}
-	kube_reply_free(&reply);
+	kube_reply_clear(&reply);
 	if (out == PATCH_APPLIED)
 		post_event(r, s, hash);
 	return out;
@@ -854,7 +819,7 @@ static enum metrics_patch send_patch(struct reloader *r, const struct snap *s, c
  * until one is available. */
 static long long take_token(struct reloader *r, const struct config *cfg)
 {
-	long long now = mono_ms();
+	long long now = rgtime_now_ms();
 	double rate = cfg->reload_rate > 0 ? cfg->reload_rate : 1.0;
 	double burst = cfg->reload_burst ? cfg->reload_burst : 1;
 
@@ -886,7 +851,7 @@ static void retry_later(struct reloader *r, struct workload *w)
 	if (d > RETRY_MAX_MS)
 		d = RETRY_MAX_MS;
 	w->failures++;
-	due_insert(r, w, mono_ms() + d);
+	due_insert(r, w, rgtime_now_ms() + d);
 }
 
 /*
@@ -898,7 +863,7 @@ static void process(struct reloader *r, struct workload *w)
 {
 	char hash[CONFIGHASH_VALUE_LEN];
 	enum wkind kind = w->kind;
-	struct cfgref *cfg;
+	struct config_ref *cfg;
 	enum outcome o;
 	enum metrics_patch res;
 	struct snap s;
@@ -908,8 +873,7 @@ static void process(struct reloader *r, struct workload *w)
 		retry_later(r, w);
 		return;
 	}
-	cfg = r->cfg;
-	cfg->refs++;
+	cfg = config_ref(r->cfg); /* lock held */
 	pthread_mutex_unlock(&r->lock);
 	o = compute_hash(r, cfg->cfg, &s, hash);
 	pthread_mutex_lock(&r->lock);
@@ -927,7 +891,7 @@ static void process(struct reloader *r, struct workload *w)
 		if (!w->rate_counted)
 			metrics_reload_rate_limited();
 		w->rate_counted = true;
-		due_insert(r, w, mono_ms() + wait);
+		due_insert(r, w, rgtime_now_ms() + wait);
 		goto out;
 	}
 	w->rate_counted = false;
@@ -948,18 +912,20 @@ static void process(struct reloader *r, struct workload *w)
 		retry_later(r, w);
 	}
 out:
-	cfg_put_locked(cfg);
-	snap_free(&s);
+	config_unref(cfg);
+	snap_clear(&s);
 }
 
 static void compare_all(struct reloader *r)
 {
-	size_t n = 0;
+	struct htable_iter it;
+	void *w;
 
-	for (size_t i = 0; i < r->wnb; i++)
-		for (struct workload *w = r->wb[i]; w; w = w->next, n++)
-			schedule(r, w, "");
-	RG_LOG(LOG_INFO, "reload: comparing every workload's hash", LF_I("workloads", n));
+	htable_iter_init(&r->workloads, &it);
+	while (htable_next(&r->workloads, &it, NULL, &w))
+		schedule(r, w, "");
+	RG_LOG(LOG_INFO, "reload: comparing every workload's hash",
+	       LF_I("workloads", htable_size(&r->workloads)));
 }
 
 static void clear_due(struct reloader *r)
@@ -971,19 +937,13 @@ static void clear_due(struct reloader *r)
 static void wait_until(struct reloader *r, long long until_ms)
 {
 	struct timespec ts;
-	long long ms = until_ms - mono_ms();
+	long long ms = until_ms - rgtime_now_ms();
 
 	if (ms <= 0)
 		return;
 	if (ms > POLL_MS)
 		ms = POLL_MS;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	rgtime_wall_after(&ts, ms);
 	pthread_cond_timedwait(&r->cond, &r->lock, &ts);
 }
 
@@ -1004,7 +964,7 @@ static void *run(void *arg)
 		}
 		if (!leader || !r->synced || !objcache_synced(r->cache)) {
 			clear_due(r);
-			wait_until(r, mono_ms() + POLL_MS);
+			wait_until(r, rgtime_now_ms() + POLL_MS);
 			continue;
 		}
 		if (r->compare_all) {
@@ -1012,8 +972,8 @@ static void *run(void *arg)
 			compare_all(r);
 		}
 		w = r->due;
-		if (!w || w->due_ms > mono_ms()) {
-			wait_until(r, w ? w->due_ms : mono_ms() + POLL_MS);
+		if (!w || w->due_ms > rgtime_now_ms()) {
+			wait_until(r, w ? w->due_ms : rgtime_now_ms() + POLL_MS);
 			continue;
 		}
 		due_unlink(r, w);
@@ -1058,7 +1018,7 @@ struct reloader *reloader_new(struct kube_client *client, struct objcache *cache
 	size_t nns = cfg->watch_namespaces.n;
 
 	if (r)
-		r->cfg = cfg_wrap(cfg);
+		r->cfg = config_ref_new(cfg);
 	if (!r || !r->cfg) {
 		snprintf(err, errlen, "out of memory");
 		config_free(cfg); /* taken in every case */
@@ -1066,6 +1026,8 @@ struct reloader *reloader_new(struct kube_client *client, struct objcache *cache
 		free(r);
 		return NULL;
 	}
+	htable_init(&r->workloads, &workload_type, WORKLOADS_MAX);
+	htable_init(&r->index, &index_type, INDEX_MAX);
 	r->client = client;
 	r->cache = cache;
 	r->src = src;
@@ -1115,7 +1077,7 @@ int reloader_start(struct reloader *r, char *err, size_t errlen)
 
 void reloader_set_config(struct reloader *r, struct config *cfg)
 {
-	struct cfgref *c = cfg_wrap(cfg), *old;
+	struct config_ref *c = config_ref_new(cfg), *old;
 
 	if (!c) {
 		config_free(cfg);
@@ -1126,8 +1088,8 @@ void reloader_set_config(struct reloader *r, struct config *cfg)
 	pthread_mutex_lock(&r->lock);
 	old = r->cfg;
 	r->cfg = c;
-	cfg_put_locked(old);
 	pthread_mutex_unlock(&r->lock);
+	config_unref(old);
 	/* Opt-in and references may read differently now. */
 	kwatch_relist(r->w);
 }
@@ -1165,27 +1127,12 @@ void reloader_free(struct reloader *r)
 	if (!r)
 		return;
 	reloader_stop(r);
-	for (size_t i = 0; i < r->wnb; i++) {
-		struct workload *w = r->wb[i], *next;
-		for (; w; w = next) {
-			next = w->next;
-			wl_free(w);
-		}
-	}
-	for (size_t i = 0; i < r->unb; i++) {
-		struct use *u = r->ub[i], *next;
-		for (; u; u = next) {
-			next = u->next;
-			free(u);
-		}
-	}
-	free(r->wb);
-	free(r->ub);
+	htable_clear(&r->index);
+	htable_clear(&r->workloads);
 	for (size_t i = 0; r->streams && i < r->n_streams; i++)
 		free(r->streams[i].ns);
 	free(r->streams);
-	if (r->cfg)
-		cfg_put_locked(r->cfg);
+	config_unref(r->cfg);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cond);
 	free(r);

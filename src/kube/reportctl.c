@@ -784,7 +784,7 @@ static enum wrote send_report(struct reportctl *c, const char *ns, const char *b
 		RG_LOG(LOG_WARN, "reports: write rejected", LF_S("namespace", ns), LF_S("reason", why));
 		cJSON_Delete(st);
 	}
-	kube_reply_free(&reply);
+	kube_reply_clear(&reply);
 	return out;
 }
 

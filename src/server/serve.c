@@ -551,7 +551,7 @@ static void api_close(struct api *api)
 	api_free_controller(api);
 	objcache_free(api->cache);
 	kube_client_free(api->client);
-	kube_conn_free(&api->conn);
+	kube_conn_clear(&api->conn);
 	strlist_free(&api->watch_namespaces);
 	free(api->watch_selector);
 	memset(api, 0, sizeof(*api));
