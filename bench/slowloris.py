@@ -99,7 +99,11 @@ def main():
             cpu0 = (cpu_seconds(srv.proc.pid), cpu_seconds(attack.proc.pid), time.monotonic())
             load = open("/proc/loadavg").read().split()[:3]
             end = time.monotonic() + a.seconds
+            held, next_sample = [], 0.0
             while time.monotonic() < end:
+                if time.monotonic() >= next_sample:
+                    held.append(srv.metrics().get(edge.series("rollgate_connections_open"), 0))
+                    next_sample = time.monotonic() + 1.0
                 for kind in ("fresh", "kept-alive"):
                     try:
                         if kind == "fresh":
@@ -131,6 +135,9 @@ def main():
                   "load average before: %s; %d CPUs; rollgate peak RSS %.1f MiB"
                   % (wall, cpu[0], cpu[1], a.attacker_nice, " ".join(load), os.cpu_count(),
                      peak_rss_mib(srv.proc.pid)))
+            held.sort()
+            print("HTTPS connections open, sampled every second: min %d, median %d, max %d"
+                  % (held[0], held[len(held) // 2], held[-1]))
             print("slow clients: %r" % stats)
             print("kept-alive connection reopened %d times" % state.get("reconnects", 0))
             for e in errors[:5]:
