@@ -86,6 +86,12 @@ check-tests: $(B)/rollgate $(addprefix $(B)/tests/,$(TESTS))
 check-layers:
 	@python3 scripts/check-layers.py
 
+# Banned functions (scripts/banned-functions.txt) and the clang-format
+# layout of the files scripts/style-formatted.txt names (all after
+# scripts/format.sh).
+check-style: deps
+	@scripts/check-style.sh
+
 bench:
 	@scripts/deps.sh bench
 	@scripts/bench.sh

@@ -12,6 +12,7 @@
 
 #include "admission.h"
 #include "config.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "objsource.h"
 #include "webhook.h"
@@ -47,16 +48,34 @@ static size_t warning_runes(const char *s)
 	return n;
 }
 
+/* A 200 answer is always JSON kube-apiserver reads one way: the strict
+ * parser's rules (no trailing bytes, no duplicate keys), on a NUL-terminated
+ * copy of the body. */
+static cJSON *parse_answer(const char *body, size_t len)
+{
+	char *buf = malloc(len + 1), err[128];
+	cJSON *doc = NULL;
+
+	if (!buf)
+		abort();
+	memcpy(buf, body, len);
+	buf[len] = '\0';
+	if (json_parse_strict(buf, len, &doc, err, sizeof(err)) < 0) {
+		fprintf(stderr, "answer is not strict JSON (%s): %.300s\n", err, buf);
+		abort();
+	}
+	free(buf);
+	return doc;
+}
+
 static void check_warnings(const char *body, size_t len)
 {
-	cJSON *doc = cJSON_ParseWithLength(body, len);
+	cJSON *doc = parse_answer(body, len);
 	const cJSON *w = cJSON_GetObjectItemCaseSensitive(
 		cJSON_GetObjectItemCaseSensitive(doc, "response"), "warnings");
 	const cJSON *a, *b;
 	size_t total = 0;
 
-	if (!doc)
-		abort(); /* a 200 answer is always JSON */
 	cJSON_ArrayForEach(a, w) {
 		size_t r = cJSON_IsString(a) ? warning_runes(a->valuestring) : SIZE_MAX;
 		if (r == 0 || r > ADM_WARNING_MAX_RUNES) {

@@ -217,9 +217,11 @@ out:
  * operation fails (the document may then be half patched). */
 static bool apply_patch(cJSON **doc, const char *patch)
 {
-	cJSON *ops = cJSON_Parse(patch);
+	cJSON *ops = NULL;
 	const cJSON *op;
-	bool ok = cJSON_IsArray(ops) && cJSON_GetArraySize(ops) > 0;
+	char err[128];
+	bool ok = json_parse_strict(patch, strlen(patch), &ops, err, sizeof(err)) == 0 &&
+		  cJSON_IsArray(ops) && cJSON_GetArraySize(ops) > 0;
 
 	cJSON_ArrayForEach(op, ops) {
 		if (ok && !apply_one(doc, op))
@@ -291,7 +293,9 @@ static cJSON *expected(const cJSON *doc, const char *key, const char *value)
 static cJSON *workload(const char *json, size_t len)
 {
 	char *buf = malloc(len + 1), err[128];
-	cJSON *doc = NULL, *dep;
+	static const char wrapper[] = "{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\","
+				      "\"metadata\":{\"name\":\"web\"},\"spec\":{}}";
+	cJSON *doc = NULL, *dep = NULL;
 
 	if (!buf)
 		abort();
@@ -302,9 +306,7 @@ static cJSON *workload(const char *json, size_t len)
 	free(buf);
 	if (!doc || !cJSON_IsObject(doc) || member(doc, "spec"))
 		return doc;
-	dep = cJSON_Parse("{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\","
-			  "\"metadata\":{\"name\":\"web\"},\"spec\":{}}");
-	if (!dep)
+	if (json_parse_strict(wrapper, sizeof(wrapper) - 1, &dep, err, sizeof(err)) < 0)
 		abort();
 	set_member(member(dep, "spec"), "template", doc);
 	return dep;

@@ -11,7 +11,7 @@ set -eu
 pkgs="build-essential pkg-config clang libclang-rt-14-dev openssl curl
 libmicrohttpd-dev libgnutls28-dev libssl-dev libcjson-dev libyaml-dev
 libcurl4-openssl-dev libcmocka-dev sslscan prometheus python3 python3-yaml
-python3-jsonschema"
+python3-jsonschema clang-format"
 # tests/test_matchconditions.sh evaluates CEL with an npm package; a node
 # installed some other way (nvm, NodeSource) is left alone.
 command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"

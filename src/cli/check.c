@@ -399,7 +399,8 @@ static char *sarif_uri(const char *file)
 	out = malloc(strlen(prefix) + 3 * n + 1);
 	if (!out)
 		return NULL;
-	o = (size_t)sprintf(out, "%s", prefix);
+	o = strlen(prefix);
+	memcpy(out, prefix, o);
 	for (const unsigned char *p = (const unsigned char *)file; *p; p++) {
 		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
 		    strchr("-._~/", *p)) {

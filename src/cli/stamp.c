@@ -2,7 +2,9 @@
  * `rollgate stamp` (manifests in, stamped manifests out) and `rollgate fn`
  * (the same plus the check results, as a KRM function over a ResourceList).
  */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +203,22 @@ static const char *severity(enum rule_mode m)
 	return m == MODE_ENFORCE ? "error" : m == MODE_WARN ? "warning" : "info";
 }
 
+/* The index annotation as a document number: decimal digits within int,
+ * else -1 (a bad annotation leaves the index out, never becomes 0). */
+static int doc_index(const char *s)
+{
+	char *end;
+	long v;
+
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || v > INT_MAX)
+		return -1;
+	return (int)v;
+}
+
 /* Where kpt and kustomize say an item came from. */
 static void add_file_ref(cJSON *res, const cJSON *item)
 {
@@ -208,6 +226,7 @@ static void add_file_ref(cJSON *res, const cJSON *item)
 	const char *path = json_get_string(ann, "internal.config.kubernetes.io/path");
 	const char *index = json_get_string(ann, "internal.config.kubernetes.io/index");
 	cJSON *file;
+	int idx;
 
 	if (!path)
 		path = json_get_string(ann, "config.kubernetes.io/path");
@@ -217,8 +236,9 @@ static void add_file_ref(cJSON *res, const cJSON *item)
 		return;
 	file = cJSON_AddObjectToObject(res, "file");
 	cJSON_AddStringToObject(file, "path", path);
-	if (index)
-		cJSON_AddNumberToObject(file, "index", atoi(index));
+	idx = doc_index(index);
+	if (idx >= 0)
+		cJSON_AddNumberToObject(file, "index", idx);
 }
 
 static const char *or_empty(const char *s)

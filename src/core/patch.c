@@ -275,10 +275,12 @@ out:
 
 int patch_apply(cJSON *doc, const char *patch, char *err, size_t errlen)
 {
-	cJSON *ops = cJSON_Parse(patch);
+	cJSON *ops = NULL;
 	const cJSON *op;
 	int rc = 0;
 
+	if (json_parse_strict(patch, strlen(patch), &ops, err, errlen) < 0)
+		return -1;
 	if (!cJSON_IsArray(ops)) {
 		cJSON_Delete(ops);
 		snprintf(err, errlen, "patch is not a JSON array");
