@@ -367,11 +367,22 @@ struct probe {
 	const char *ns, *name, *rule, *want; /* want NULL: no result for the object at all */
 };
 
+/* JSON as the API server would read it; NULL when it is not. */
+static cJSON *strict(const char *text)
+{
+	char err[128];
+	cJSON *doc = NULL;
+
+	if (json_parse_strict(text, strlen(text), &doc, err, sizeof(err)) < 0)
+		return NULL;
+	return doc;
+}
+
 static bool report_says(void *arg)
 {
 	struct probe *p = arg;
 	char *j = ad_get_json(p->d, "policyreports", p->ns, REPORT_NAME);
-	cJSON *o = j ? cJSON_Parse(j) : NULL;
+	cJSON *o = j ? strict(j) : NULL;
 	const cJSON *it;
 	bool found = false, ok;
 
@@ -783,7 +794,7 @@ static int serve_load(struct ad *d, const char *dir)
 
 	snprintf(path, sizeof(path), "%s/objects.json", dir);
 	text = tu_read_file(path, NULL);
-	arr = text ? cJSON_Parse(text) : NULL;
+	arr = text ? strict(text) : NULL;
 	free(text);
 	if (!cJSON_IsArray(arr)) {
 		fprintf(stderr, "serve: %s: not a JSON list\n", path);
@@ -838,9 +849,9 @@ static int serve_main(int argc, char **argv)
 	}
 	for (int i = 3; i < argc; i++) {
 		if (strcmp(argv[i], "--max-limit") == 0 && i + 1 < argc)
-			d.max_limit = (unsigned)atoi(argv[++i]);
+			d.max_limit = (unsigned)strtoul(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--expire-continue") == 0 && i + 1 < argc)
-			atomic_store(&d.expire_continue, atoi(argv[++i]));
+			atomic_store(&d.expire_continue, (int)strtol(argv[++i], NULL, 10));
 		else if (strcmp(argv[i], "--no-canaries") == 0)
 			d.no_canaries = true;
 		else if (strcmp(argv[i], "--no-rollouts") == 0)

@@ -285,7 +285,9 @@ struct connguard *connguard_new(enum metrics_listener listener,
 	pthread_condattr_destroy(&ca);
 	rc = pthread_create(&g->thread, NULL, sweep, g);
 	if (rc != 0) {
-		snprintf(err, errlen, "cannot start a thread: %s", strerror(rc));
+		char why[128];
+
+		snprintf(err, errlen, "cannot start a thread: %s", strerror_r(rc, why, sizeof(why)));
 		connguard_free(g);
 		return NULL;
 	}

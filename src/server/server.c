@@ -929,7 +929,7 @@ ssize_t gnutls_record_send(gnutls_session_t session, const void *data, size_t da
 	if (r < 0)
 		return r;
 	metrics_request(EP_OTHER, OUT_INVALID, 0);
-	RG_LOG(LOG_WARN, "request rejected", LF_I("status", atoi((const char *)data + 9)),
+	RG_LOG(LOG_WARN, "request rejected", LF_I("status", strtol((const char *)data + 9, NULL, 10)),
 	       LF_S("reason", "invalid Content-Length (answered by libmicrohttpd)"));
 	return r + (ssize_t)skip;
 }
