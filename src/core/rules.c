@@ -5,6 +5,7 @@
  * (rollout mechanics). Pure: no I/O.
  */
 #include "rules.h"
+#include "rules_int.h"
 
 #include <stdarg.h>
 #include <stdint.h>

@@ -4,7 +4,7 @@
  * blue-green promotions, and the readiness of a Flagger Canary's target.
  * Pure: no I/O.
  */
-#include "rules.h"
+#include "rules_int.h"
 
 #include <stdio.h>
 #include <string.h>

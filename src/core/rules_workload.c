@@ -3,7 +3,7 @@
  * rolling updates, mutable image tags, liveness probes without a startup
  * grace, and controller-owned hash labels. Pure: no I/O.
  */
-#include "rules.h"
+#include "rules_int.h"
 
 #include <stdio.h>
 #include <string.h>

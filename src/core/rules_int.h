@@ -1,0 +1,70 @@
+#ifndef ROLLGATE_RULES_INT_H
+#define ROLLGATE_RULES_INT_H
+
+/*
+ * Private to the policy gate (src/core/rules*.c), which is split by rule
+ * family: what the families share and no other module needs. Everything
+ * public is in rules.h.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <cjson/cJSON.h>
+
+#include "rules.h"
+
+/* What a request is about, from request.kind (and resource for scale). */
+enum rules_target {
+	RT_NONE,
+	RT_DEPLOYMENT,
+	RT_STATEFULSET,
+	RT_DAEMONSET,
+	RT_REPLICASET,
+	RT_REPLICASET_SCALE,
+	RT_ROLLOUT,
+	RT_FLAGGER_CANARY,
+};
+
+/* Longest violation message and note kept, in bytes. */
+#define RULES_MAX_MESSAGE 1024
+#define RULES_MAX_NOTE 2048
+
+/* One evaluation. Errors are sticky: after an allocation failure `oom` is
+ * set, further reports are dropped and rules_evaluate returns -1. */
+struct rules_ctx {
+	const struct config *cfg;
+	const struct admission_request *req;
+	const struct rules_extra *extra;
+	enum rules_target target;
+	bool active[RULE_COUNT];    /* mode not off, not exempt, not skipped */
+	size_t kept[RULE_COUNT];    /* violations recorded per rule */
+	struct verdict *out;
+	bool oom;
+};
+
+/* Records a violation of rule id at path (copied) when the rule is active. */
+void rules_report(struct rules_ctx *ctx, enum rule_id id, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Appends a line to the verdict's note. */
+void rules_note(struct rules_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* True when a violation of rule id at exactly path was already recorded. */
+bool rules_reported(const struct rules_ctx *ctx, enum rule_id id, const char *path);
+
+/* Rule families: pod template rules (rules_workload.c) and rollout
+ * mechanics (rules_rollout.c). Each checks only its active rules. */
+void rules_check_workload(struct rules_ctx *ctx);
+void rules_check_rollout(struct rules_ctx *ctx);
+void rules_check_replicaset(struct rules_ctx *ctx);
+void rules_check_flagger(struct rules_ctx *ctx);
+
+/* Shared by the families: the readiness check of one container list, used
+ * for canaries (rule 2) and rolling updates (rule 3). `who`, when not NULL,
+ * prefixes messages (e.g. the Flagger target); `path`, when not NULL,
+ * replaces the per-container field path. */
+void rules_check_readiness(struct rules_ctx *ctx, enum rule_id id, const cJSON *containers,
+			   const char *who, const char *path);
+/* True when the workload replaces pods by RollingUpdate (the default):
+ * Deployment spec.strategy, StatefulSet/DaemonSet spec.updateStrategy. */
+bool rules_rolling_update(const struct rules_ctx *ctx);
+
+#endif
