@@ -26,37 +26,29 @@ static bool str_eq(const char *a, const char *b)
 	return a && b && strcmp(a, b) == 0;
 }
 
-static enum rules_target classify_apps(const char *kind)
-{
-	if (strcmp(kind, "Deployment") == 0)
-		return RT_DEPLOYMENT;
-	if (strcmp(kind, "StatefulSet") == 0)
-		return RT_STATEFULSET;
-	if (strcmp(kind, "DaemonSet") == 0)
-		return RT_DAEMONSET;
-	if (strcmp(kind, "ReplicaSet") == 0)
-		return RT_REPLICASET;
-	return RT_NONE;
-}
-
 /*
- * What the request is about. Subresources other than replicasets/scale are
- * ignored: status writes come from controllers and cannot change a spec, and
- * judging them would let an old object block its own controller.
+ * What the request is about: ctx->kind, a kind the gate judges, or NULL.
+ * Subresources other than replicasets/scale are ignored: status writes come
+ * from controllers and cannot change a spec, and judging them would let an
+ * old object block its own controller.
  */
-static enum rules_target classify(const struct admission_request *req)
+static void classify(struct rules_ctx *ctx)
 {
-	if (str_eq(req->resource, "replicasets") && str_eq(req->subresource, "scale"))
-		return RT_REPLICASET_SCALE;
+	const struct admission_request *req = ctx->req;
+	const struct kind *rs = kinds_get(KIND_REPLICASET), *k;
+
+	if (str_eq(req->resource, rs->resource) && str_eq(req->subresource, "scale")) {
+		ctx->kind = rs;
+		ctx->scale = true;
+		return;
+	}
 	if (req->subresource && *req->subresource)
-		return RT_NONE;
-	if (str_eq(req->group, "apps"))
-		return classify_apps(req->kind);
-	if (str_eq(req->group, "argoproj.io") && str_eq(req->kind, "Rollout"))
-		return RT_ROLLOUT;
-	if (str_eq(req->group, "flagger.app") && str_eq(req->kind, "Canary"))
-		return RT_FLAGGER_CANARY;
-	return RT_NONE;
+		return;
+	k = kinds_by_group_kind(req->group, req->kind);
+	if (kinds_has(k, KIND_JUDGED))
+		ctx->kind = k;
+	if (kinds_has(k, KIND_TEMPLATE_JUDGED))
+		ctx->tmpl = kinds_template(k, req->object);
 }
 
 /* Appends "name" to a ", "-separated list in buf, silently stopping at the
@@ -266,10 +258,10 @@ int rules_evaluate(const struct config *cfg, const struct admission_request *req
 	ctx.out = out;
 	if (req->operation != OP_CREATE && req->operation != OP_UPDATE)
 		return 0;
-	ctx.target = classify(req);
+	classify(&ctx);
 	/* Controllers only carry out specs people wrote: judging their writes
 	 * would let an object admitted before rollgate block its own rollout. */
-	if (!req->object || ctx.target == RT_NONE ||
+	if (!req->object || !ctx.kind ||
 	    strlist_contains(&cfg->controllers, req->username ? req->username : ""))
 		return 0;
 	if (!compute_active(&ctx))
@@ -393,16 +385,17 @@ void verdict_free(struct verdict *v)
 
 const char *rules_flagger_target(const struct admission_request *req)
 {
+	const struct kind *canary = kinds_get(KIND_FLAGGER_CANARY);
 	const cJSON *ref;
 	const char *name;
 
-	if (!str_eq(req->group, "flagger.app") || !str_eq(req->kind, "Canary") ||
+	if (!str_eq(req->group, canary->group) || !str_eq(req->kind, canary->kind) ||
 	    (req->operation != OP_CREATE && req->operation != OP_UPDATE) ||
 	    (req->subresource && *req->subresource))
 		return NULL;
 	ref = json_get_path(req->object, "spec", "targetRef", NULL);
 	name = json_get_string(ref, "name");
-	if (!str_eq(json_get_string(ref, "kind"), "Deployment") || !name || !*name)
+	if (!str_eq(json_get_string(ref, "kind"), kinds_get(KIND_DEPLOYMENT)->kind) || !name || !*name)
 		return NULL;
 	return name;
 }

@@ -11,19 +11,8 @@
 #include <stddef.h>
 #include <cjson/cJSON.h>
 
+#include "kinds.h"
 #include "rules.h"
-
-/* What a request is about, from request.kind (and resource for scale). */
-enum rules_target {
-	RT_NONE,
-	RT_DEPLOYMENT,
-	RT_STATEFULSET,
-	RT_DAEMONSET,
-	RT_REPLICASET,
-	RT_REPLICASET_SCALE,
-	RT_ROLLOUT,
-	RT_FLAGGER_CANARY,
-};
 
 /* Longest violation message and note kept, in bytes. */
 #define RULES_MAX_MESSAGE 1024
@@ -35,7 +24,9 @@ struct rules_ctx {
 	const struct config *cfg;
 	const struct admission_request *req;
 	const struct rules_extra *extra;
-	enum rules_target target;
+	const struct kind *kind;    /* what the request is about (a KIND_JUDGED kind) */
+	bool scale;                 /* a write through replicasets/scale */
+	const cJSON *tmpl;          /* the pod template the template rules judge, or NULL */
 	bool active[RULE_COUNT];    /* mode not off, not exempt, not skipped */
 	size_t kept[RULE_COUNT];    /* violations recorded per rule */
 	struct verdict *out;

@@ -41,22 +41,14 @@ static const char *object_name(const struct rules_ctx *ctx, const cJSON *obj)
 
 /* ---- replicaset-direct-edit ---- */
 
-/* True when apiVersion ("apps/v1") belongs to group ("apps"). */
-static bool api_group_is(const char *api_version, const char *group)
-{
-	size_t n = strlen(group);
-	return api_version && strncmp(api_version, group, n) == 0 && api_version[n] == '/';
-}
-
+/* A named owner whose controller rolls out through ReplicaSets. */
 static bool is_rollout_owner(const cJSON *ref)
 {
-	const char *kind = json_get_string(ref, "kind"), *api = json_get_string(ref, "apiVersion");
 	const char *name = json_get_string(ref, "name");
+	const struct kind *k =
+		kinds_by_kind(json_get_string(ref, "apiVersion"), json_get_string(ref, "kind"));
 
-	if (!kind || !name || !*name)
-		return false;
-	return (strcmp(kind, "Deployment") == 0 && api_group_is(api, "apps")) ||
-	       (strcmp(kind, "Rollout") == 0 && api_group_is(api, "argoproj.io"));
+	return kinds_has(k, KIND_OWNS_REPLICASETS) && name && *name;
 }
 
 /*
@@ -84,10 +76,11 @@ static const cJSON *rollout_owner(const cJSON *obj, int *index)
 	return found;
 }
 
-/* "deployment" / "rollout", for the kubectl hint. */
+/* "deployment" / "rollout", for the kubectl hint: owner is a rollout owner. */
 static const char *owner_resource(const cJSON *owner)
 {
-	return strcmp(json_get_string(owner, "kind"), "Deployment") == 0 ? "deployment" : "rollout";
+	return kinds_by_kind(json_get_string(owner, "apiVersion"), json_get_string(owner, "kind"))
+		->singular;
 }
 
 static bool specs_equal(const cJSON *a, const cJSON *b)
@@ -177,10 +170,12 @@ void rules_check_replicaset(struct rules_ctx *ctx)
 {
 	if (!ctx->active[RULE_REPLICASET_DIRECT_EDIT])
 		return;
-	if (ctx->target == RT_REPLICASET)
-		check_rs_object(ctx);
-	else if (ctx->target == RT_REPLICASET_SCALE)
+	if (ctx->kind->id != KIND_REPLICASET)
+		return;
+	if (ctx->scale)
 		check_rs_scale(ctx);
+	else
+		check_rs_object(ctx);
 }
 
 /* ---- canary-without-readiness for a Flagger Canary's target ---- */
@@ -192,7 +187,7 @@ void rules_check_flagger(struct rules_ctx *ctx)
 	enum lookup_status st = x ? x->flagger_target_status : LOOKUP_NONE;
 	char who[300];
 
-	if (ctx->target != RT_FLAGGER_CANARY || !target || !ctx->active[RULE_CANARY_WITHOUT_READINESS])
+	if (ctx->kind->id != KIND_FLAGGER_CANARY || !target || !ctx->active[RULE_CANARY_WITHOUT_READINESS])
 		return;
 	if (x && x->flagger_target_name && *x->flagger_target_name)
 		target = x->flagger_target_name;
@@ -218,7 +213,8 @@ static void check_history(struct rules_ctx *ctx)
 {
 	long long n;
 
-	if (ctx->target != RT_DEPLOYMENT && ctx->target != RT_ROLLOUT)
+	/* Their history is the old ReplicaSets they keep. */
+	if (!kinds_has(ctx->kind, KIND_OWNS_REPLICASETS))
 		return;
 	if (json_get_int(json_get(ctx->req->object, "spec"), "revisionHistoryLimit", &n) < 0 || n != 0)
 		return;
@@ -347,14 +343,14 @@ static void check_outage(struct rules_ctx *ctx)
 
 	if (replicas <= 1)
 		return;
-	switch (ctx->target) {
-	case RT_DEPLOYMENT:
+	switch (ctx->kind->id) {
+	case KIND_DEPLOYMENT:
 		if (!rules_rolling_update(ctx))
 			return;
 		ru = json_get_path(spec, "strategy", "rollingUpdate", NULL);
 		check_unavailable(ctx, ru, "spec.strategy.rollingUpdate.maxUnavailable", &pct25, replicas);
 		return;
-	case RT_STATEFULSET:
+	case KIND_STATEFULSET:
 		ru = json_get_path(spec, "updateStrategy", "rollingUpdate", NULL);
 		if (!rules_rolling_update(ctx) ||
 		    (json_get_int(ru, "partition", &partition) == 0 && partition > 0))
@@ -362,7 +358,7 @@ static void check_outage(struct rules_ctx *ctx)
 		check_unavailable(ctx, ru, "spec.updateStrategy.rollingUpdate.maxUnavailable", &one,
 				  replicas);
 		return;
-	case RT_ROLLOUT:
+	case KIND_ROLLOUT:
 		canary = json_get_path(spec, "strategy", "canary", NULL);
 		if (!cJSON_IsObject(canary) || has_value(canary, "trafficRouting"))
 			return;
@@ -406,7 +402,7 @@ static void check_canary_steps(struct rules_ctx *ctx)
 	int i = -1, first = -1;
 	char p[64];
 
-	if (ctx->target != RT_ROLLOUT || !cJSON_IsObject(canary) || has_object(canary, "analysis"))
+	if (ctx->kind->id != KIND_ROLLOUT || !cJSON_IsObject(canary) || has_object(canary, "analysis"))
 		return;
 	if (!cJSON_IsArray(steps) || cJSON_GetArraySize(steps) == 0) {
 		rules_report(ctx, RULE_UNGUARDED_CANARY_STEPS, "spec.strategy.canary",
@@ -435,7 +431,7 @@ static void check_blue_green(struct rules_ctx *ctx)
 {
 	const cJSON *bg = json_get_path(ctx->req->object, "spec", "strategy", "blueGreen", NULL);
 
-	if (ctx->target != RT_ROLLOUT || !cJSON_IsObject(bg))
+	if (ctx->kind->id != KIND_ROLLOUT || !cJSON_IsObject(bg))
 		return;
 	/* autoPromotionSeconds only delays the automatic promotion. */
 	if (cJSON_IsFalse(json_get(bg, "autoPromotionEnabled")) ||

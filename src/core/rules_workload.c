@@ -37,24 +37,6 @@ static const char *container_name(const cJSON *c)
 	return n && *n ? n : "(unnamed)";
 }
 
-/* spec.template of the kinds that have a pod template we judge; NULL for the
- * others and for a Rollout that takes its template from a workloadRef. */
-static const cJSON *pod_template(const struct rules_ctx *ctx)
-{
-	const cJSON *t;
-
-	switch (ctx->target) {
-	case RT_DEPLOYMENT:
-	case RT_STATEFULSET:
-	case RT_DAEMONSET:
-	case RT_ROLLOUT:
-		t = json_get_path(ctx->req->object, "spec", "template", NULL);
-		return cJSON_IsObject(t) ? t : NULL;
-	default:
-		return NULL;
-	}
-}
-
 /* The named container list of a template, or NULL when not an array (cJSON
  * would otherwise iterate an object's members as if they were elements). */
 static const cJSON *container_list(const cJSON *tmpl, const char *field)
@@ -110,11 +92,11 @@ static bool is_canary(const struct rules_ctx *ctx, const cJSON *tmpl)
 {
 	const cJSON *strategy = json_get_path(ctx->req->object, "spec", "strategy", NULL);
 
-	switch (ctx->target) {
-	case RT_ROLLOUT:
+	switch (ctx->kind->id) {
+	case KIND_ROLLOUT:
 		return has_object(strategy, "canary") || has_object(strategy, "blueGreen");
-	case RT_DEPLOYMENT:
-	case RT_STATEFULSET:
+	case KIND_DEPLOYMENT:
+	case KIND_STATEFULSET:
 		return has_canary_label(ctx, tmpl);
 	default:
 		return false;
@@ -136,11 +118,11 @@ bool rules_rolling_update(const struct rules_ctx *ctx)
 {
 	const cJSON *spec = json_get(ctx->req->object, "spec");
 
-	switch (ctx->target) {
-	case RT_DEPLOYMENT:
+	switch (ctx->kind->id) {
+	case KIND_DEPLOYMENT:
 		return type_is_rolling(json_get(spec, "strategy"));
-	case RT_STATEFULSET:
-	case RT_DAEMONSET:
+	case KIND_STATEFULSET:
+	case KIND_DAEMONSET:
 		return type_is_rolling(json_get(spec, "updateStrategy"));
 	default:
 		return false;
@@ -247,7 +229,7 @@ static void check_hash_labels(struct rules_ctx *ctx, const cJSON *tmpl)
 	const cJSON *labels = json_get_path(tmpl, "metadata", "labels", NULL);
 	char p[128];
 
-	if (ctx->target != RT_DEPLOYMENT && ctx->target != RT_ROLLOUT)
+	if (!kinds_has(ctx->kind, KIND_OWNS_REPLICASETS))
 		return;
 	for (size_t i = 0; i < sizeof(hash_labels) / sizeof(hash_labels[0]); i++) {
 		if (!json_get(labels, hash_labels[i]))
@@ -261,7 +243,7 @@ static void check_hash_labels(struct rules_ctx *ctx, const cJSON *tmpl)
 
 void rules_check_workload(struct rules_ctx *ctx)
 {
-	const cJSON *tmpl = pod_template(ctx);
+	const cJSON *tmpl = ctx->tmpl;
 
 	if (!tmpl)
 		return;
