@@ -10,6 +10,8 @@
  * Pure: reads a pod spec tree, builds a value.
  */
 
+struct kind; /* kinds.h */
+
 enum obj_kind { OBJ_CONFIGMAP = 0, OBJ_SECRET = 1 };
 
 /* One referenced object: the union of every reference to (kind, name). */
@@ -66,6 +68,8 @@ void refs_finish(struct refset *set);
 /* Frees everything the set owns and zeroes it; accepts NULL. */
 void refs_clear(struct refset *set);
 
-const char *refs_kind_name(enum obj_kind kind); /* "ConfigMap" / "Secret" */
+/* The row of the kinds table (kinds.h) of kind. */
+const struct kind *refs_kind(enum obj_kind kind);
+const char *refs_kind_name(enum obj_kind kind); /* its kind: "ConfigMap" / "Secret" */
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "confighash.h"
 #include "jsonutil.h"
+#include "kinds.h"
 #include "patch.h"
 
 /* Annotations of other tools that opt a workload in, so users switch over
@@ -27,22 +28,17 @@ struct optin {
 	bool secrets;
 };
 
-static bool is_stamped_kind(const struct admission_request *req)
+/* The row of the kinds table when req is about a kind /mutate stamps. */
+static const struct kind *stamped_kind(const struct admission_request *req)
 {
-	if (strcmp(req->group, "apps") == 0)
-		return strcmp(req->kind, "Deployment") == 0 || strcmp(req->kind, "StatefulSet") == 0 ||
-		       strcmp(req->kind, "DaemonSet") == 0;
-	return strcmp(req->group, "argoproj.io") == 0 && strcmp(req->kind, "Rollout") == 0;
+	const struct kind *k = kinds_by_group_kind(req->group, req->kind);
+
+	return kinds_has(k, KIND_STAMPED) ? k : NULL;
 }
 
 const cJSON *mutate_template(const struct admission_request *req)
 {
-	const cJSON *t;
-
-	if (!is_stamped_kind(req))
-		return NULL;
-	t = json_get_path(req->object, "spec", "template", NULL);
-	return cJSON_IsObject(t) ? t : NULL;
+	return kinds_template(stamped_kind(req), req->object);
 }
 
 static bool annotation_is(const cJSON *ann, const char *key, const char *value)
@@ -174,20 +170,16 @@ int mutate_plan(const struct config *cfg, const struct admission_request *req,
 	return 0;
 }
 
-static const char *kind_lower(enum obj_kind k)
-{
-	return k == OBJ_CONFIGMAP ? "configmap" : "secret";
-}
-
 /* When a lookup failed the hash cannot be known: keep what the workload had
  * (restoring it if the update dropped it) rather than stamp a wrong one. */
 static int keep_previous(const struct admission_request *req, const char *key,
 			 struct admission_response *resp)
 {
+	const struct kind *k = stamped_kind(req);
 	const char *old = json_get_string(
-		json_get_path(req->old_object, "spec", "template", "metadata", "annotations", NULL), key);
+		json_get_path(kinds_template(k, req->old_object), "metadata", "annotations", NULL), key);
 	const char *cur = json_get_string(
-		json_get_path(req->object, "spec", "template", "metadata", "annotations", NULL), key);
+		json_get_path(kinds_template(k, req->object), "metadata", "annotations", NULL), key);
 
 	if (!old || (cur && strcmp(cur, old) == 0))
 		return 0;
@@ -196,13 +188,13 @@ static int keep_previous(const struct admission_request *req, const char *key,
 	return 0;
 }
 
-static int lookup_failed(const struct admission_request *req, const struct lookup_item *it, const char *key,
+static int lookup_failed(const struct admission_request *req, const struct ref *r, const char *key,
 			 struct admission_response *resp)
 {
 	char msg[256];
 
 	snprintf(msg, sizeof(msg), "rollgate: config hash not updated: cannot read %s \"%s\"",
-		 it->kind == SRC_SECRET ? "secret" : "configmap", it->name);
+		 refs_kind(r->kind)->singular, r->name);
 	if (admission_warn(resp, msg) < 0)
 		return -1;
 	return keep_previous(req, key, resp);
@@ -217,7 +209,7 @@ static int warn_missing(const struct stamp_plan *plan, struct admission_response
 		if (plan->batch.items[i].status != LOOKUP_ABSENT || r->optional)
 			continue;
 		snprintf(msg, sizeof(msg), "%s \"%s\" referenced by %s does not exist yet",
-			 kind_lower(r->kind), r->name, r->user ? r->user : "the pod template");
+			 refs_kind(r->kind)->singular, r->name, r->user ? r->user : "the pod template");
 		if (admission_warn(resp, msg) < 0)
 			return -1;
 	}
@@ -268,8 +260,10 @@ int mutate_finish(const struct config *cfg, const struct admission_request *req,
 	config_annotation(cfg, "config-hash", key, sizeof(key));
 	switch (mutate_hash(cfg, &plan->refs, &plan->batch, value, sizeof(value))) {
 	case MUTATE_HASH_UNKNOWN:
+		/* Item i answers ref i. */
 		plan->skipped = failed_item(&plan->batch);
-		return lookup_failed(req, plan->skipped, key, resp);
+		return lookup_failed(req, &plan->refs.refs[plan->skipped - plan->batch.items], key,
+				     resp);
 	case MUTATE_HASH_NONE:
 		/* Nothing referenced: a stale hash goes. */
 		(void)patch_template_annotation(req->object, key, NULL, &resp->patch);

@@ -17,6 +17,7 @@
 
 #include "array.h"
 #include "jsonutil.h"
+#include "kinds.h"
 
 #define REFS_MAX 4096      /* distinct (kind, name) pairs */
 #define REFS_MAX_KEYS 4096 /* selected keys per object */
@@ -41,14 +42,14 @@ struct found {
 	const char *path;    /* of the reference object, for messages */
 };
 
-const char *refs_kind_name(enum obj_kind kind)
+const struct kind *refs_kind(enum obj_kind kind)
 {
-	return kind == OBJ_SECRET ? "Secret" : "ConfigMap";
+	return kinds_get(kind == OBJ_SECRET ? KIND_SECRET : KIND_CONFIGMAP);
 }
 
-static const char *kind_lower(enum obj_kind kind)
+const char *refs_kind_name(enum obj_kind kind)
 {
-	return kind == OBJ_SECRET ? "secret" : "configmap";
+	return refs_kind(kind)->kind;
 }
 
 /* ---- the set ---------------------------------------------------------- */
@@ -298,7 +299,7 @@ static int add_key_checked(struct walk *w, struct ref *r, const char *key, const
 		return oom(w);
 	if (rc == -2) {
 		snprintf(w->err, w->errlen, "%s: more than %d keys selected from %s \"%.253s\"",
-			 path, REFS_MAX_KEYS, kind_lower(r->kind), r->name);
+			 path, REFS_MAX_KEYS, refs_kind(r->kind)->singular, r->name);
 		return -1;
 	}
 	return 0;
