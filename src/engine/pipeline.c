@@ -14,6 +14,7 @@
 
 #include "array.h"
 #include "jsonutil.h"
+#include "kinds.h"
 #include "manifest.h"
 #include "mutate.h"
 #include "objsource.h"
@@ -179,12 +180,13 @@ bool pipeline_renamed_later(const cJSON *obj)
 	return (v && strcmp(v, "enabled") == 0) || (legacy && strcmp(legacy, "true") == 0);
 }
 
+/* A ConfigMap or Secret in the version the lookups read. */
 static bool is_config_kind(const cJSON *obj)
 {
-	const char *api = json_get_string(obj, "apiVersion"), *kind = json_get_string(obj, "kind");
+	const char *api = json_get_string(obj, "apiVersion");
+	const struct kind *k = kinds_by_kind(api, json_get_string(obj, "kind"));
 
-	return api && kind && strcmp(api, "v1") == 0 &&
-	       (strcmp(kind, "ConfigMap") == 0 || strcmp(kind, "Secret") == 0);
+	return kinds_has(k, KIND_CONFIG) && strcmp(api, k->api_version) == 0;
 }
 
 int pipeline_add_objects(struct engine *e, struct mset *m, int flags, char *err,
@@ -251,13 +253,19 @@ int pipeline_stamp_blocker(struct engine *e, const struct mset *m, const cJSON *
 	return rc;
 }
 
-/* "Deployment" -> "deployments", "NetworkPolicy" -> "networkpolicies",
- * "Ingress" -> "ingresses": the resource name the API would use for kind. */
-static void resource_name(const char *kind, char *out, size_t len)
+/* The resource name the API would use for kind: the kinds table's for a
+ * kind it knows, else "NetworkPolicy" -> "networkpolicies", "Ingress" ->
+ * "ingresses". */
+static void resource_name(const char *api, const char *kind, char *out, size_t len)
 {
+	const struct kind *k = kinds_by_kind(api, kind);
 	size_t n = strlen(kind), o = 0;
 	const char *suffix = "s";
 
+	if (k) {
+		snprintf(out, len, "%s", k->resource);
+		return;
+	}
 	for (size_t i = 0; i < n && o + 4 < len; i++)
 		out[o++] = (char)tolower((unsigned char)kind[i]);
 	out[o] = '\0';
@@ -308,7 +316,7 @@ static cJSON *build_review(const cJSON *obj, char *err, size_t errlen)
 	version = slash ? slash + 1 : api;
 	if (slash)
 		snprintf(group, sizeof(group), "%.*s", (int)(slash - api), api);
-	resource_name(kind, resource, sizeof(resource));
+	resource_name(api, kind, resource, sizeof(resource));
 	doc = cJSON_CreateObject();
 	if (!doc || !cJSON_AddStringToObject(doc, "apiVersion", "admission.k8s.io/v1") ||
 	    !cJSON_AddStringToObject(doc, "kind", "AdmissionReview") ||

@@ -20,6 +20,7 @@
 
 #include "confighash.h"
 #include "jsonutil.h"
+#include "kinds.h"
 #include "log.h"
 #include "metrics.h"
 #include "rgassert.h"
@@ -62,18 +63,24 @@ static long remaining_ms(const struct timespec *deadline)
 	return ms < 1 ? 1 : (long)ms;
 }
 
-static const char *const kind_names[] = { "ConfigMap", "Secret", "Deployment" };
+/* The kinds table's row of each kind of lookup. */
+static const struct kind *item_kind(const struct lookup_item *it)
+{
+	static const enum kind_id ids[] = { [SRC_CONFIGMAP] = KIND_CONFIGMAP,
+					    [SRC_SECRET] = KIND_SECRET,
+					    [SRC_DEPLOYMENT] = KIND_DEPLOYMENT };
+	return kinds_get(ids[it->kind]);
+}
 
 /* The item's path: names are DNS names (anything else could reach another
  * endpoint) and the path fits in len. */
 static int item_path(const char *ns, const struct lookup_item *it, char *path, size_t len)
 {
-	static const char *const group[] = { "/api/v1", "/api/v1", "/apis/apps/v1" };
-	static const char *const resource[] = { "configmaps", "secrets", "deployments" };
+	const struct kind *k = item_kind(it);
 
 	if (!kube_valid_namespace(ns) || !kube_valid_name(it->name))
 		return -1;
-	if (snprintf(path, len, "%s/namespaces/%s/%s/%s", group[it->kind], ns, resource[it->kind],
+	if (snprintf(path, len, "%s/namespaces/%s/%s/%s", k->api_path, ns, k->resource,
 		     it->name) >= (int)len)
 		return -1;
 	return 0;
@@ -184,15 +191,15 @@ static void parse_found(struct xfer *x)
 	}
 	kind = json_get_string(obj, "kind");
 	name = json_get_string(json_get(obj, "metadata"), "name");
-	if (!kind || strcmp(kind, kind_names[it->kind]) != 0) {
+	if (!kind || strcmp(kind, item_kind(it)->kind) != 0) {
 		log_clip(got, sizeof(got), kind ? kind : "(none)", 40);
 		finish_item(it, LOOKUP_ERROR, "API server answered with kind %s, not %s", got,
-			    kind_names[it->kind]);
+			    item_kind(it)->kind);
 		goto out;
 	}
 	if (!name || strcmp(name, it->name) != 0) {
 		finish_item(it, LOOKUP_ERROR, "API server answered with another %s than the one asked for",
-			    kind_names[it->kind]);
+			    item_kind(it)->kind);
 		goto out;
 	}
 	if (it->kind == SRC_DEPLOYMENT) {
