@@ -147,6 +147,19 @@ static bool compute_active(struct rules_ctx *ctx)
 	return true;
 }
 
+const char *rules_object_name(const struct rules_ctx *ctx, const cJSON *obj)
+{
+	const cJSON *md = json_get(obj, "metadata");
+	const char *n = json_get_string(md, "name");
+
+	if (n && *n)
+		return n;
+	if (ctx->req->name && *ctx->req->name)
+		return ctx->req->name;
+	n = json_get_string(md, "generateName");
+	return n && *n ? n : "(unnamed)";
+}
+
 void rules_report(struct rules_ctx *ctx, enum rule_id id, const char *path, const char *fmt, ...)
 {
 	char msg[RULES_MAX_MESSAGE];

@@ -38,22 +38,20 @@ void rules_report(struct rules_ctx *ctx, enum rule_id id, const char *path, cons
 	__attribute__((format(printf, 4, 5)));
 /* Appends a line to the verdict's note. */
 void rules_note(struct rules_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An object's name for messages: metadata.name, else the request's name,
+ * else metadata.generateName, else "(unnamed)". Borrowed. */
+const char *rules_object_name(const struct rules_ctx *ctx, const cJSON *obj);
 /* True when a violation of rule id at exactly path was already recorded. */
 bool rules_reported(const struct rules_ctx *ctx, enum rule_id id, const char *path);
 
-/* Rule families: pod template rules (rules_workload.c) and rollout
- * mechanics (rules_rollout.c). Each checks only its active rules. */
+/* Rule families: pod template rules (rules_workload.c, with the readiness
+ * of a Flagger Canary's target) and rollout mechanics (rules_rollout.c).
+ * Each checks only its active rules. */
 void rules_check_workload(struct rules_ctx *ctx);
 void rules_check_rollout(struct rules_ctx *ctx);
 void rules_check_replicaset(struct rules_ctx *ctx);
 void rules_check_flagger(struct rules_ctx *ctx);
 
-/* Shared by the families: the readiness check of one container list, used
- * for canaries (rule 2) and rolling updates (rule 3). `who`, when not NULL,
- * prefixes messages (e.g. the Flagger target); `path`, when not NULL,
- * replaces the per-container field path. */
-void rules_check_readiness(struct rules_ctx *ctx, enum rule_id id, const cJSON *containers,
-			   const char *who, const char *path);
 /* True when the workload replaces pods by RollingUpdate (the default):
  * Deployment spec.strategy, StatefulSet/DaemonSet spec.updateStrategy. */
 bool rules_rolling_update(const struct rules_ctx *ctx);

@@ -1,8 +1,7 @@
 /*
  * Rollout mechanics rules of the policy gate: direct ReplicaSet edits,
  * rollback history, full-outage rolling updates, unguarded Argo canaries and
- * blue-green promotions, and the readiness of a Flagger Canary's target.
- * Pure: no I/O.
+ * blue-green promotions. Pure: no I/O.
  */
 #include "rules_int.h"
 
@@ -22,21 +21,6 @@ static bool has_value(const cJSON *obj, const char *key)
 {
 	const cJSON *v = json_get(obj, key);
 	return v && !cJSON_IsNull(v);
-}
-
-/* An object's name for messages: metadata.name, else the request's name,
- * else metadata.generateName. */
-static const char *object_name(const struct rules_ctx *ctx, const cJSON *obj)
-{
-	const cJSON *md = json_get(obj, "metadata");
-	const char *n = json_get_string(md, "name");
-
-	if (n && *n)
-		return n;
-	if (ctx->req->name && *ctx->req->name)
-		return ctx->req->name;
-	n = json_get_string(md, "generateName");
-	return n && *n ? n : "(unnamed)";
 }
 
 /* ---- replicaset-direct-edit ---- */
@@ -112,7 +96,7 @@ static void report_owned(struct rules_ctx *ctx, const char *path, const char *rs
 static void check_rs_object(struct rules_ctx *ctx)
 {
 	const cJSON *obj = ctx->req->object, *old = ctx->req->old_object, *owner;
-	const char *rs = object_name(ctx, obj);
+	const char *rs = rules_object_name(ctx, obj);
 	char p[64];
 	int idx = 0;
 
@@ -146,7 +130,7 @@ static void check_rs_object(struct rules_ctx *ctx)
 static void check_rs_scale(struct rules_ctx *ctx)
 {
 	const cJSON *obj = ctx->req->object, *old = ctx->req->old_object, *owner;
-	const char *rs = object_name(ctx, obj);
+	const char *rs = rules_object_name(ctx, obj);
 	int idx = 0;
 
 	if (ctx->req->operation != OP_UPDATE)
@@ -176,35 +160,6 @@ void rules_check_replicaset(struct rules_ctx *ctx)
 		check_rs_scale(ctx);
 	else
 		check_rs_object(ctx);
-}
-
-/* ---- canary-without-readiness for a Flagger Canary's target ---- */
-
-void rules_check_flagger(struct rules_ctx *ctx)
-{
-	const struct rules_extra *x = ctx->extra;
-	const char *target = rules_flagger_target(ctx->req), *canary;
-	enum lookup_status st = x ? x->flagger_target_status : LOOKUP_NONE;
-	char who[300];
-
-	if (ctx->kind->id != KIND_FLAGGER_CANARY || !target || !ctx->active[RULE_CANARY_WITHOUT_READINESS])
-		return;
-	if (x && x->flagger_target_name && *x->flagger_target_name)
-		target = x->flagger_target_name;
-	canary = object_name(ctx, ctx->req->object);
-	if (st == LOOKUP_FOUND && x->flagger_target) {
-		snprintf(who, sizeof(who), "target Deployment \"%.253s\": ", target);
-		rules_check_readiness(ctx, RULE_CANARY_WITHOUT_READINESS,
-				      json_get_path(x->flagger_target, "spec", "template", "spec",
-						    "containers", NULL),
-				      who, "spec.targetRef");
-	} else if (st == LOOKUP_ABSENT) {
-		rules_note(ctx, "flagger canary \"%.253s\": Deployment \"%.253s\" does not exist yet; readiness probes not checked",
-			   canary, target);
-	} else if (st != LOOKUP_NONE) {
-		rules_note(ctx, "flagger canary \"%.253s\": could not look up Deployment \"%.253s\" to check readiness probes",
-			   canary, target);
-	}
 }
 
 /* ---- no-rollback-history ---- */

@@ -1,7 +1,8 @@
 /*
- * Pod template rules of the policy gate: readiness probes for canaries and
- * rolling updates, mutable image tags, liveness probes without a startup
- * grace, and controller-owned hash labels. Pure: no I/O.
+ * Pod template rules of the policy gate: readiness probes for canaries
+ * (a Flagger Canary's in its target Deployment) and rolling updates,
+ * mutable image tags, liveness probes without a startup grace, and
+ * controller-owned hash labels. Pure: no I/O.
  */
 #include "rules_int.h"
 
@@ -45,8 +46,12 @@ static const cJSON *container_list(const cJSON *tmpl, const char *field)
 	return cJSON_IsArray(l) ? l : NULL;
 }
 
-void rules_check_readiness(struct rules_ctx *ctx, enum rule_id id, const cJSON *containers,
-			   const char *who, const char *path)
+/* The readiness check of one container list, for canaries (rule 2) and
+ * rolling updates (rule 3). `who`, when not NULL, prefixes messages (e.g.
+ * the Flagger target); `path`, when not NULL, replaces the per-container
+ * field path. */
+static void check_readiness(struct rules_ctx *ctx, enum rule_id id, const cJSON *containers,
+				  const char *who, const char *path)
 {
 	const cJSON *c;
 	char p[128];
@@ -67,6 +72,35 @@ void rules_check_readiness(struct rules_ctx *ctx, enum rule_id id, const cJSON *
 		rules_report(ctx, id, path ? path : p,
 			     "%scontainer \"%.63s\" has no readinessProbe; add one so %s waits for ready pods",
 			     who ? who : "", container_name(c), why);
+	}
+}
+
+/* ---- canary-without-readiness for a Flagger Canary's target ---- */
+
+void rules_check_flagger(struct rules_ctx *ctx)
+{
+	const struct rules_extra *x = ctx->extra;
+	const char *target = rules_flagger_target(ctx->req), *canary;
+	enum lookup_status st = x ? x->flagger_target_status : LOOKUP_NONE;
+	char who[300];
+
+	if (ctx->kind->id != KIND_FLAGGER_CANARY || !target || !ctx->active[RULE_CANARY_WITHOUT_READINESS])
+		return;
+	if (x && x->flagger_target_name && *x->flagger_target_name)
+		target = x->flagger_target_name;
+	canary = rules_object_name(ctx, ctx->req->object);
+	if (st == LOOKUP_FOUND && x->flagger_target) {
+		snprintf(who, sizeof(who), "target Deployment \"%.253s\": ", target);
+		check_readiness(ctx, RULE_CANARY_WITHOUT_READINESS,
+				      json_get_path(x->flagger_target, "spec", "template", "spec",
+						    "containers", NULL),
+				      who, "spec.targetRef");
+	} else if (st == LOOKUP_ABSENT) {
+		rules_note(ctx, "flagger canary \"%.253s\": Deployment \"%.253s\" does not exist yet; readiness probes not checked",
+			   canary, target);
+	} else if (st != LOOKUP_NONE) {
+		rules_note(ctx, "flagger canary \"%.253s\": could not look up Deployment \"%.253s\" to check readiness probes",
+			   canary, target);
 	}
 }
 
@@ -134,9 +168,9 @@ static void check_readiness_rules(struct rules_ctx *ctx, const cJSON *tmpl)
 	const cJSON *containers = container_list(tmpl, "containers");
 
 	if (is_canary(ctx, tmpl))
-		rules_check_readiness(ctx, RULE_CANARY_WITHOUT_READINESS, containers, NULL, NULL);
+		check_readiness(ctx, RULE_CANARY_WITHOUT_READINESS, containers, NULL, NULL);
 	if (rules_rolling_update(ctx))
-		rules_check_readiness(ctx, RULE_ROLLOUT_WITHOUT_READINESS, containers, NULL, NULL);
+		check_readiness(ctx, RULE_ROLLOUT_WITHOUT_READINESS, containers, NULL, NULL);
 }
 
 /*
