@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "rules.h"
 
 static int load(const char *yaml, struct config *cfg, char *err, size_t errlen)
 {
@@ -190,6 +191,33 @@ static void test_example_config_loads(void **state)
 	config_free(&cfg);
 }
 
+/* Every rule of the catalog is configured by its rule ID, and defaults to
+ * the catalog's mode. */
+static void test_every_rule_by_id(void **state)
+{
+	struct config cfg;
+	char yaml[256], err[256];
+
+	(void)state;
+	assert_int_equal(config_defaults(&cfg), 0);
+	for (int i = 0; i < RULE_COUNT; i++)
+		assert_int_equal(cfg.rules[i].mode, rules_catalog[i].default_mode);
+	config_free(&cfg);
+	for (int i = 0; i < RULE_COUNT; i++) {
+		snprintf(yaml, sizeof(yaml), "rules:\n  %s: %s\n", rules_catalog[i].name,
+			 rules_catalog[i].default_mode == MODE_AUDIT ? "warn" : "audit");
+		if (load(yaml, &cfg, err, sizeof(err)) < 0)
+			fail_msg("%s", err);
+		for (int j = 0; j < RULE_COUNT; j++) {
+			enum rule_mode want = rules_catalog[j].default_mode;
+			if (j == i)
+				want = want == MODE_AUDIT ? MODE_WARN : MODE_AUDIT;
+			assert_int_equal(cfg.rules[j].mode, want);
+		}
+		config_free(&cfg);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -200,6 +228,7 @@ int main(void)
 		cmocka_unit_test(test_hmac_key),
 		cmocka_unit_test(test_empty_file_is_an_error),
 		cmocka_unit_test(test_example_config_loads),
+		cmocka_unit_test(test_every_rule_by_id),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -165,7 +165,7 @@ static void expect_n(struct rq r, enum rule_id id, size_t want)
 	struct result res;
 	eval(r, &res);
 	if (n_rule(&res, id) != want)
-		fail_msg("%s: %zu violations, want %zu (object %s)", config_rule_name(id),
+		fail_msg("%s: %zu violations, want %zu (object %s)", rules_name(id),
 			 n_rule(&res, id), want, r.obj ? r.obj : "null");
 	result_free(&res);
 }
@@ -1042,7 +1042,7 @@ static void assert_warnings_kept(const struct admission_response *resp)
 /* Warnings that start with "rule-id: ". */
 static size_t n_warned(const struct admission_response *resp, enum rule_id id)
 {
-	const char *name = config_rule_name(id);
+	const char *name = rules_name(id);
 	size_t n = 0, len = strlen(name);
 
 	for (size_t i = 0; i < resp->n_warnings; i++)
@@ -1056,7 +1056,7 @@ static void assert_every_rule_shown(const struct result *r)
 {
 	for (int i = 0; i < RULE_COUNT; i++) {
 		const struct violation *x = viol(r, (enum rule_id)i, NULL);
-		const char *name = config_rule_name((enum rule_id)i);
+		const char *name = rules_name((enum rule_id)i);
 		bool audited = false;
 		if (!x)
 			continue;
@@ -1391,6 +1391,31 @@ static void test_corpus_no_crash(void **state)
 	globfree(&g);
 }
 
+/* The rule catalog: each entry at its rule's index with a distinct rule ID
+ * of lower-case words, found again by that ID, and a summary; names past
+ * the catalog are "unknown". */
+static void test_catalog(void **state)
+{
+	for (int i = 0; i < RULE_COUNT; i++) {
+		const struct rules_entry *e = &rules_catalog[i];
+		assert_int_equal(e->id, i);
+		assert_ptr_equal(rules_find(e->name), e);
+		assert_string_equal(rules_name((enum rule_id)i), e->name);
+		assert_true(strspn(e->name, "abcdefghijklmnopqrstuvwxyz-") == strlen(e->name));
+		assert_true(e->name[0] != '-' && e->name[strlen(e->name) - 1] != '-');
+		assert_true(e->default_mode >= MODE_AUDIT && e->default_mode <= MODE_ENFORCE);
+		assert_true(e->summary && *e->summary && !strchr(e->summary, '\n'));
+		for (int j = 0; j < i; j++)
+			assert_string_not_equal(rules_catalog[j].name, e->name);
+	}
+	assert_null(rules_find("Full-Outage-Rollout"));
+	assert_null(rules_find("full-outage-rollout "));
+	assert_null(rules_find(""));
+	assert_string_equal(rules_name(RULE_COUNT), "unknown");
+	assert_string_equal(rules_family_name(rules_catalog[RULE_MUTABLE_IMAGE_TAG].family), "workload");
+	assert_string_equal(rules_family_name(rules_catalog[RULE_FULL_OUTAGE_ROLLOUT].family), "rollout");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1433,6 +1458,7 @@ int main(void)
 		cmocka_unit_test(test_odd_shapes),
 		cmocka_unit_test(test_verdict_free_null_safe),
 		cmocka_unit_test(test_corpus_no_crash),
+		cmocka_unit_test(test_catalog),
 	};
 
 	return cmocka_run_group_tests_name("rules", tests, setup, teardown);

@@ -4,7 +4,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* The rules of the validating gate, in documentation order. */
+/* The rules of the validating gate, in documentation order. Their names,
+ * default modes and checks are in the rule catalog (rules.h). */
 enum rule_id {
 	RULE_REPLICASET_DIRECT_EDIT,
 	RULE_CANARY_WITHOUT_READINESS,
@@ -84,8 +85,6 @@ int config_load_buffer(const char *name, const char *buf, size_t len, struct con
 
 void config_free(struct config *cfg);
 
-const char *config_rule_name(enum rule_id id);
-int config_rule_from_name(const char *name, enum rule_id *out);
 const char *config_mode_name(enum rule_mode mode);
 int config_mode_from_name(const char *name, enum rule_mode *out);
 

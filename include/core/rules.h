@@ -21,6 +21,34 @@ struct rules_extra {
 	const char *flagger_target_name;
 };
 
+/*
+ * The rule catalog (src/core/rules_catalog.c): one entry per enum rule_id,
+ * at its index, in documentation order. It is the one place rule IDs,
+ * default modes and summaries are written: the config takes names and
+ * defaults from it, and the CLI, SARIF and the metrics name rules by it.
+ */
+enum rules_family {
+	RULES_FAMILY_WORKLOAD, /* the pod template (rules_workload.c) */
+	RULES_FAMILY_ROLLOUT,  /* rollout mechanics (rules_rollout.c) */
+};
+
+struct rules_entry {
+	enum rule_id id;
+	const char *name;            /* the rule ID: "full-outage-rollout" */
+	enum rule_mode default_mode;
+	enum rules_family family;
+	const char *summary;         /* one line: SARIF's description, docs/rules.md's "Checks" */
+};
+
+extern const struct rules_entry rules_catalog[RULE_COUNT];
+
+/* The rule ID of id; "unknown" past the catalog. */
+const char *rules_name(enum rule_id id);
+/* The entry of a rule ID, or NULL. */
+const struct rules_entry *rules_find(const char *name);
+/* "workload" or "rollout". */
+const char *rules_family_name(enum rules_family family);
+
 /* Violations kept per rule; the rest are counted in verdict.dropped. Keeping
  * a few of every rule means an enforce violation is never crowded out. */
 #define RULES_MAX_PER_RULE 32

@@ -241,10 +241,10 @@ static void print_text(const struct check_report *r)
 		const struct cobj *o = &r->o[f->obj];
 		if (o->file)
 			printf("%s: %s %s %s/%s: %s\n", o->where, config_mode_name(f->v.mode),
-			       config_rule_name(f->v.rule), o->kind, o->name, f->v.message);
+			       rules_name(f->v.rule), o->kind, o->name, f->v.message);
 		else
 			printf("%s: %s %s: %s\n", o->where, config_mode_name(f->v.mode),
-			       config_rule_name(f->v.rule), f->v.message);
+			       rules_name(f->v.rule), f->v.message);
 	}
 	if (r->cluster)
 		printf("%zu object%s in the cluster", r->objects, r->objects == 1 ? "" : "s");
@@ -274,7 +274,7 @@ static cJSON *finding_json(const struct check_report *r, const struct finding *f
 		cJSON_AddStringToObject(j, "uid", o->uid);
 	}
 	cJSON_AddStringToObject(j, "mode", config_mode_name(f->v.mode));
-	cJSON_AddStringToObject(j, "rule", config_rule_name(f->v.rule));
+	cJSON_AddStringToObject(j, "rule", rules_name(f->v.rule));
 	cJSON_AddStringToObject(j, "kind", o->kind);
 	cJSON_AddStringToObject(j, "name", o->name);
 	cJSON_AddStringToObject(j, "namespace", o->ns);
@@ -317,20 +317,6 @@ static const char *sarif_level(enum rule_mode m)
 	return m == MODE_ENFORCE ? "error" : m == MODE_WARN ? "warning" : "note";
 }
 
-/* One line per rule for SARIF's rule metadata, in enum rule_id order. */
-static const char *const rule_summary[RULE_COUNT] = {
-	[RULE_REPLICASET_DIRECT_EDIT] = "Hand edits of ReplicaSets owned by a Deployment or Rollout",
-	[RULE_CANARY_WITHOUT_READINESS] = "Canary containers without a readinessProbe",
-	[RULE_ROLLOUT_WITHOUT_READINESS] = "Rolling-update containers without a readinessProbe",
-	[RULE_MUTABLE_IMAGE_TAG] = "Images without a tag, or tagged latest, and no digest",
-	[RULE_NO_ROLLBACK_HISTORY] = "revisionHistoryLimit: 0 leaves nothing to roll back to",
-	[RULE_FULL_OUTAGE_ROLLOUT] = "maxUnavailable that takes every replica down at once",
-	[RULE_LIVENESS_WITHOUT_STARTUP_GRACE] = "Liveness probes that start checking at once",
-	[RULE_UNGUARDED_CANARY_STEPS] = "Argo canaries nothing checks before full promotion",
-	[RULE_UNGUARDED_BLUE_GREEN] = "Argo blue-green Rollouts that promote unchecked",
-	[RULE_POD_TEMPLATE_HASH_TAMPER] = "Controller-owned hash labels in a pod template",
-};
-
 /* "full-outage-rollout" -> "FullOutageRollout": SARIF wants a rule name
  * that differs from its id. */
 static void rule_pascal_name(const char *id, char *out, size_t len)
@@ -354,8 +340,7 @@ static cJSON *sarif_rules(const struct config *cfg)
 	cJSON *rules = cJSON_CreateArray();
 
 	for (int i = 0; rules && i < RULE_COUNT; i++) {
-		const char *id = config_rule_name((enum rule_id)i);
-		const char *text = rule_summary[i] ? rule_summary[i] : id;
+		const char *id = rules_catalog[i].name, *text = rules_catalog[i].summary;
 		cJSON *r = cJSON_CreateObject(), *d, *c;
 		char help[400], name[64];
 		if (!r)
@@ -455,7 +440,7 @@ static cJSON *sarif_result(const struct check_report *r, const struct finding *f
 	if (!res)
 		return NULL;
 	snprintf(text, sizeof(text), "%s/%s: %s", o->kind, o->name, f->v.message);
-	cJSON_AddStringToObject(res, "ruleId", config_rule_name(f->v.rule));
+	cJSON_AddStringToObject(res, "ruleId", rules_name(f->v.rule));
 	cJSON_AddNumberToObject(res, "ruleIndex", (double)f->v.rule);
 	cJSON_AddStringToObject(res, "level", sarif_level(f->v.mode));
 	msg = cJSON_AddObjectToObject(res, "message");

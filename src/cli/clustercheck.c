@@ -340,7 +340,7 @@ static int snapshot_rules(struct run *run)
 	snprintf(note, sizeof(note),
 		 "%s not judged from a snapshot: it judges changes to ReplicaSets, and a "
 		 "ReplicaSet at rest does not show who changed it",
-		 config_rule_name(RULE_REPLICASET_DIRECT_EDIT));
+		 rules_name(RULE_REPLICASET_DIRECT_EDIT));
 	return check_report_run_note(run->r, note);
 }
 

@@ -353,7 +353,7 @@ static int fn_object(struct engine *e, const struct mset *m, const struct pobj *
 		report(s, o, "info", "rollgate", notes.l[i].text, NULL);
 	rules_lines_free(&notes);
 	for (size_t i = 0; i < v.n; i++) {
-		report(s, o, severity(v.v[i].mode), config_rule_name(v.v[i].rule), v.v[i].message,
+		report(s, o, severity(v.v[i].mode), rules_name(v.v[i].rule), v.v[i].message,
 		       v.v[i].path);
 		enforce += v.v[i].mode == MODE_ENFORCE;
 	}

@@ -1,5 +1,6 @@
 /*
- * The configuration value: built-in defaults, rule and mode names.
+ * The configuration value: built-in defaults and mode names. The rules'
+ * names and default modes come from the rule catalog (rules.h).
  */
 #include "config.h"
 
@@ -7,33 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-
-
-static const char *const rule_names[RULE_COUNT] = {
-	[RULE_REPLICASET_DIRECT_EDIT] = "replicaset-direct-edit",
-	[RULE_CANARY_WITHOUT_READINESS] = "canary-without-readiness",
-	[RULE_ROLLOUT_WITHOUT_READINESS] = "rollout-without-readiness",
-	[RULE_MUTABLE_IMAGE_TAG] = "mutable-image-tag",
-	[RULE_NO_ROLLBACK_HISTORY] = "no-rollback-history",
-	[RULE_FULL_OUTAGE_ROLLOUT] = "full-outage-rollout",
-	[RULE_LIVENESS_WITHOUT_STARTUP_GRACE] = "liveness-without-startup-grace",
-	[RULE_UNGUARDED_CANARY_STEPS] = "unguarded-canary-steps",
-	[RULE_UNGUARDED_BLUE_GREEN] = "unguarded-blue-green",
-	[RULE_POD_TEMPLATE_HASH_TAMPER] = "pod-template-hash-tamper",
-};
-
-static const enum rule_mode rule_default_modes[RULE_COUNT] = {
-	[RULE_REPLICASET_DIRECT_EDIT] = MODE_ENFORCE,
-	[RULE_CANARY_WITHOUT_READINESS] = MODE_ENFORCE,
-	[RULE_ROLLOUT_WITHOUT_READINESS] = MODE_WARN,
-	[RULE_MUTABLE_IMAGE_TAG] = MODE_WARN,
-	[RULE_NO_ROLLBACK_HISTORY] = MODE_WARN,
-	[RULE_FULL_OUTAGE_ROLLOUT] = MODE_ENFORCE,
-	[RULE_LIVENESS_WITHOUT_STARTUP_GRACE] = MODE_WARN,
-	[RULE_UNGUARDED_CANARY_STEPS] = MODE_WARN,
-	[RULE_UNGUARDED_BLUE_GREEN] = MODE_WARN,
-	[RULE_POD_TEMPLATE_HASH_TAMPER] = MODE_ENFORCE,
-};
+#include "rules.h"
 
 static const char *const mode_names[] = {
 	[MODE_OFF] = "off", [MODE_AUDIT] = "audit", [MODE_WARN] = "warn", [MODE_ENFORCE] = "enforce",
@@ -45,22 +20,6 @@ static const char *const default_controllers[] = {
 	"system:kube-controller-manager",
 	"system:serviceaccount:argo-rollouts:argo-rollouts",
 };
-
-const char *config_rule_name(enum rule_id id)
-{
-	return (unsigned)id < RULE_COUNT ? rule_names[id] : "unknown";
-}
-
-int config_rule_from_name(const char *name, enum rule_id *out)
-{
-	for (int i = 0; i < RULE_COUNT; i++) {
-		if (strcmp(rule_names[i], name) == 0) {
-			*out = (enum rule_id)i;
-			return 0;
-		}
-	}
-	return -1;
-}
 
 const char *config_mode_name(enum rule_mode mode)
 {
@@ -181,7 +140,7 @@ int config_defaults(struct config *cfg)
 	    config_canary_push(cfg, "rollgate.io/canary", "true") < 0)
 		goto fail;
 	for (int i = 0; i < RULE_COUNT; i++)
-		cfg->rules[i].mode = rule_default_modes[i];
+		cfg->rules[i].mode = rules_catalog[i].default_mode;
 	return 0;
 fail:
 	config_free(cfg);

@@ -68,13 +68,14 @@ static void skip_item(const char *item, size_t n, bool listed[RULE_COUNT], char 
 		      size_t ulen)
 {
 	char name[SKIP_NAME_MAX];
-	enum rule_id id;
+	const struct rules_entry *e;
 
 	if (n < sizeof(name)) {
 		memcpy(name, item, n);
 		name[n] = '\0';
-		if (config_rule_from_name(name, &id) == 0) {
-			listed[id] = true;
+		e = rules_find(name);
+		if (e) {
+			listed[e->id] = true;
 			return;
 		}
 	}
@@ -137,8 +138,8 @@ static bool compute_active(struct rules_ctx *ctx)
 		if (on && listed[i] && (rc->mode != MODE_ENFORCE || rc->skippable))
 			on = false;
 		else if (on && listed[i])
-			list_append(kept, sizeof(kept), config_rule_name((enum rule_id)i),
-				    strlen(config_rule_name((enum rule_id)i)));
+			list_append(kept, sizeof(kept), rules_name((enum rule_id)i),
+				    strlen(rules_name((enum rule_id)i)));
 		ctx->active[i] = on;
 	}
 	if (*kept)
@@ -294,7 +295,7 @@ int rules_evaluate(const struct config *cfg, const struct admission_request *req
 /* "rule-id: message", malloc'd. */
 static char *prefixed(const struct violation *v)
 {
-	const char *name = config_rule_name(v->rule);
+	const char *name = rules_name(v->rule);
 	size_t n = strlen(name) + strlen(v->message) + 3;
 	char *s = malloc(n);
 
@@ -366,7 +367,7 @@ static int decide_audit_rule(const struct verdict *v, enum rule_id id,
 		memcpy(joined + len, x->message, add + 1);
 		len += add;
 	}
-	rc = joined ? admission_audit(resp, config_rule_name(id), joined) : 0;
+	rc = joined ? admission_audit(resp, rules_name(id), joined) : 0;
 out:
 	free(joined);
 	return rc;

@@ -43,7 +43,7 @@ static size_t group_more(const struct group *g)
  * bytes and runes alike (rule IDs and numbers are ASCII). */
 static size_t more_line(const struct group *g, char *buf, size_t len)
 {
-	int n = snprintf(buf, len, "%s: %zu more violations not shown", config_rule_name(g->rule),
+	int n = snprintf(buf, len, "%s: %zu more violations not shown", rules_name(g->rule),
 			 group_more(g));
 	return n < 0 ? 0 : (size_t)n;
 }
@@ -87,7 +87,7 @@ static int group_fill(struct plan *p, struct group *g, enum rule_id id, size_t f
 	}
 	g->shown = g->n_cand < p->b->per_rule ? g->n_cand : p->b->per_rule;
 	for (size_t k = 0; k < g->shown; k++) {
-		const char *name = config_rule_name(id), *msg = v->v[g->cand[k]].message;
+		const char *name = rules_name(id), *msg = v->v[g->cand[k]].message;
 		size_t n = strlen(name) + strlen(msg) + 3;
 		char *line = malloc(n);
 		if (!line)

@@ -12,6 +12,7 @@
 
 #include "jsonutil.h"
 #include "manifest.h"
+#include "rules.h"
 #include "yamljson.h"
 
 #define CONFIG_MAX_BYTES (1 << 20)
@@ -257,14 +258,15 @@ static int read_rule(struct cfgread *r, const cJSON *v, struct rule_config *rc)
 static int read_rules(struct cfgread *r, const cJSON *v, struct config *cfg)
 {
 	const cJSON *m;
-	enum rule_id id;
+	const struct rules_entry *e;
 
 	if (!cJSON_IsObject(v))
 		return cfg_fail(r, v, "rules", "expected a mapping of rule ID to mode");
 	cJSON_ArrayForEach(m, v) {
-		if (config_rule_from_name(m->string, &id) < 0)
+		e = rules_find(m->string);
+		if (!e)
 			return cfg_fail(r, m, m->string, "unknown rule ID (see docs/rules.md)");
-		if (read_rule(r, m, &cfg->rules[id]) < 0)
+		if (read_rule(r, m, &cfg->rules[e->id]) < 0)
 			return -1;
 	}
 	return 0;

@@ -14,6 +14,8 @@
 
 #include "rgtime.h"
 
+#include "rules.h"
+
 #define RENDER_MAX (64 * 1024)
 
 static const double buckets[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
@@ -299,7 +301,7 @@ static void render_state(struct out *o)
 	for (int r = 0; r < RULE_COUNT; r++)
 		for (int m = MODE_AUDIT; m <= MODE_ENFORCE; m++)
 			emit(o, "rollgate_rule_violations_total{rule=\"%s\",mode=\"%s\"} %llu\n",
-			     config_rule_name((enum rule_id)r), config_mode_name((enum rule_mode)m),
+			     rules_name((enum rule_id)r), config_mode_name((enum rule_mode)m),
 			     get(&violations[r][m]));
 	header(o, "rollgate_ready", "gauge", "1 when the server accepts admission requests.");
 	emit(o, "rollgate_ready %d\n", atomic_load(&ready));
@@ -394,7 +396,7 @@ static void render_reports(struct out *o)
 				     report_result_name((enum report_result)x), n);
 			else
 				emit(o, "rollgate_report_results{rule=\"%s\",result=\"%s\"} %lld\n",
-				     config_rule_name((enum rule_id)r),
+				     rules_name((enum rule_id)r),
 				     report_result_name((enum report_result)x), n);
 		}
 	header(o, "rollgate_report_writes_total", "counter",

@@ -388,7 +388,7 @@ static cJSON *result_json(const char *ns, const struct report_object *o,
 
 	if (!res || !cJSON_AddStringToObject(res, "policy", "rollgate") ||
 	    (it->rule != RULE_COUNT &&
-	     (!cJSON_AddStringToObject(res, "rule", config_rule_name(it->rule)) ||
+	     (!cJSON_AddStringToObject(res, "rule", rules_name(it->rule)) ||
 	      !cJSON_AddStringToObject(res, "severity", report_severity(it->rule)))) ||
 	    !cJSON_AddStringToObject(res, "result", report_result_name(it->result)) ||
 	    !cJSON_AddStringToObject(res, "category", "Rollout safety") ||
