@@ -1405,6 +1405,7 @@ static void test_catalog(void **state)
 		assert_true(e->name[0] != '-' && e->name[strlen(e->name) - 1] != '-');
 		assert_true(e->default_mode >= MODE_AUDIT && e->default_mode <= MODE_ENFORCE);
 		assert_true(e->summary && *e->summary && !strchr(e->summary, '\n'));
+		assert_non_null(e->check);
 		for (int j = 0; j < i; j++)
 			assert_string_not_equal(rules_catalog[j].name, e->name);
 	}

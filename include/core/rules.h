@@ -25,8 +25,11 @@ struct rules_extra {
  * The rule catalog (src/core/rules_catalog.c): one entry per enum rule_id,
  * at its index, in documentation order. It is the one place rule IDs,
  * default modes and summaries are written: the config takes names and
- * defaults from it, and the CLI, SARIF and the metrics name rules by it.
+ * defaults from it, rules_evaluate runs its checks in order, and the CLI,
+ * SARIF and the metrics name rules by it.
  */
+struct rules_ctx; /* one evaluation, private to the gate */
+
 enum rules_family {
 	RULES_FAMILY_WORKLOAD, /* the pod template (rules_workload.c) */
 	RULES_FAMILY_ROLLOUT,  /* rollout mechanics (rules_rollout.c) */
@@ -38,6 +41,7 @@ struct rules_entry {
 	enum rule_mode default_mode;
 	enum rules_family family;
 	const char *summary;         /* one line: SARIF's description, docs/rules.md's "Checks" */
+	void (*check)(struct rules_ctx *ctx); /* run by rules_evaluate while the rule is active */
 };
 
 extern const struct rules_entry rules_catalog[RULE_COUNT];

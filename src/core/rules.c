@@ -280,10 +280,10 @@ int rules_evaluate(const struct config *cfg, const struct admission_request *req
 		return 0;
 	if (!compute_active(&ctx))
 		return 0;
-	rules_check_replicaset(&ctx);
-	rules_check_flagger(&ctx);
-	rules_check_workload(&ctx);
-	rules_check_rollout(&ctx);
+	for (int i = 0; i < RULE_COUNT; i++) {
+		if (ctx.active[i])
+			rules_catalog[i].check(&ctx);
+	}
 	if (ctx.oom) {
 		verdict_free(out);
 		return -1;

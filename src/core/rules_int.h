@@ -44,13 +44,19 @@ const char *rules_object_name(const struct rules_ctx *ctx, const cJSON *obj);
 /* True when a violation of rule id at exactly path was already recorded. */
 bool rules_reported(const struct rules_ctx *ctx, enum rule_id id, const char *path);
 
-/* Rule families: pod template rules (rules_workload.c, with the readiness
- * of a Flagger Canary's target) and rollout mechanics (rules_rollout.c).
- * Each checks only its active rules. */
-void rules_check_workload(struct rules_ctx *ctx);
-void rules_check_rollout(struct rules_ctx *ctx);
-void rules_check_replicaset(struct rules_ctx *ctx);
-void rules_check_flagger(struct rules_ctx *ctx);
+/* The checks of the rule catalog (rules_catalog.c), one per rule, run in
+ * rule order while the rule is active: the pod template rules in
+ * rules_workload.c, rollout mechanics in rules_rollout.c. */
+void rules_check_replicaset_edit(struct rules_ctx *ctx);
+void rules_check_canary_readiness(struct rules_ctx *ctx);
+void rules_check_rollout_readiness(struct rules_ctx *ctx);
+void rules_check_image_tags(struct rules_ctx *ctx);
+void rules_check_history(struct rules_ctx *ctx);
+void rules_check_outage(struct rules_ctx *ctx);
+void rules_check_liveness(struct rules_ctx *ctx);
+void rules_check_canary_steps(struct rules_ctx *ctx);
+void rules_check_blue_green(struct rules_ctx *ctx);
+void rules_check_hash_labels(struct rules_ctx *ctx);
 
 /* True when the workload replaces pods by RollingUpdate (the default):
  * Deployment spec.strategy, StatefulSet/DaemonSet spec.updateStrategy. */

@@ -150,10 +150,8 @@ static void check_rs_scale(struct rules_ctx *ctx)
 		     rs);
 }
 
-void rules_check_replicaset(struct rules_ctx *ctx)
+void rules_check_replicaset_edit(struct rules_ctx *ctx)
 {
-	if (!ctx->active[RULE_REPLICASET_DIRECT_EDIT])
-		return;
 	if (ctx->kind->id != KIND_REPLICASET)
 		return;
 	if (ctx->scale)
@@ -164,7 +162,7 @@ void rules_check_replicaset(struct rules_ctx *ctx)
 
 /* ---- no-rollback-history ---- */
 
-static void check_history(struct rules_ctx *ctx)
+void rules_check_history(struct rules_ctx *ctx)
 {
 	long long n;
 
@@ -291,7 +289,7 @@ static const struct intstr pct25 = { true, 25 }, one = { false, 1 };
  * it), and basic Argo canaries (with trafficRouting the stable ReplicaSet
  * stays up and maxUnavailable is ignored).
  */
-static void check_outage(struct rules_ctx *ctx)
+void rules_check_outage(struct rules_ctx *ctx)
 {
 	const cJSON *spec = json_get(ctx->req->object, "spec"), *ru, *canary;
 	long long replicas = replicas_of(spec), partition;
@@ -350,7 +348,7 @@ static bool step_raises_traffic(const cJSON *step)
  * analysis and no guarding step. Every canary ends in full promotion, so no
  * steps at all, or steps that never raise traffic, are unguarded too.
  */
-static void check_canary_steps(struct rules_ctx *ctx)
+void rules_check_canary_steps(struct rules_ctx *ctx)
 {
 	const cJSON *canary = json_get_path(ctx->req->object, "spec", "strategy", "canary", NULL);
 	const cJSON *steps = json_get(canary, "steps"), *s;
@@ -382,7 +380,7 @@ static void check_canary_steps(struct rules_ctx *ctx)
 
 /* ---- unguarded-blue-green ---- */
 
-static void check_blue_green(struct rules_ctx *ctx)
+void rules_check_blue_green(struct rules_ctx *ctx)
 {
 	const cJSON *bg = json_get_path(ctx->req->object, "spec", "strategy", "blueGreen", NULL);
 
@@ -394,12 +392,4 @@ static void check_blue_green(struct rules_ctx *ctx)
 		return;
 	rules_report(ctx, RULE_UNGUARDED_BLUE_GREEN, "spec.strategy.blueGreen",
 		     "blueGreen auto-promotes unchecked; add prePromotionAnalysis or set autoPromotionEnabled: false");
-}
-
-void rules_check_rollout(struct rules_ctx *ctx)
-{
-	check_history(ctx);
-	check_outage(ctx);
-	check_canary_steps(ctx);
-	check_blue_green(ctx);
 }

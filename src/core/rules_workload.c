@@ -75,26 +75,27 @@ static void check_readiness(struct rules_ctx *ctx, enum rule_id id, const cJSON 
 	}
 }
 
-/* ---- canary-without-readiness for a Flagger Canary's target ---- */
+/* ---- canary-without-readiness ---- */
 
-void rules_check_flagger(struct rules_ctx *ctx)
+/* A Flagger Canary's target Deployment, looked up beforehand (rules_extra). */
+static void check_flagger(struct rules_ctx *ctx)
 {
 	const struct rules_extra *x = ctx->extra;
 	const char *target = rules_flagger_target(ctx->req), *canary;
 	enum lookup_status st = x ? x->flagger_target_status : LOOKUP_NONE;
+	const cJSON *tmpl;
 	char who[300];
 
-	if (ctx->kind->id != KIND_FLAGGER_CANARY || !target || !ctx->active[RULE_CANARY_WITHOUT_READINESS])
+	if (!target)
 		return;
 	if (x && x->flagger_target_name && *x->flagger_target_name)
 		target = x->flagger_target_name;
 	canary = rules_object_name(ctx, ctx->req->object);
 	if (st == LOOKUP_FOUND && x->flagger_target) {
 		snprintf(who, sizeof(who), "target Deployment \"%.253s\": ", target);
-		check_readiness(ctx, RULE_CANARY_WITHOUT_READINESS,
-				      json_get_path(x->flagger_target, "spec", "template", "spec",
-						    "containers", NULL),
-				      who, "spec.targetRef");
+		tmpl = kinds_template(kinds_get(KIND_DEPLOYMENT), x->flagger_target);
+		check_readiness(ctx, RULE_CANARY_WITHOUT_READINESS, container_list(tmpl, "containers"),
+				who, "spec.targetRef");
 	} else if (st == LOOKUP_ABSENT) {
 		rules_note(ctx, "flagger canary \"%.253s\": Deployment \"%.253s\" does not exist yet; readiness probes not checked",
 			   canary, target);
@@ -121,7 +122,7 @@ static bool has_canary_label(const struct rules_ctx *ctx, const cJSON *tmpl)
 
 /* Canaries by their own object: a Rollout with a canary or blueGreen
  * strategy, or a Deployment/StatefulSet labelled as a canary. (A Flagger
- * Canary's target is judged in rules_check_flagger.) */
+ * Canary's target is judged in check_flagger.) */
 static bool is_canary(const struct rules_ctx *ctx, const cJSON *tmpl)
 {
 	const cJSON *strategy = json_get_path(ctx->req->object, "spec", "strategy", NULL);
@@ -163,15 +164,26 @@ bool rules_rolling_update(const struct rules_ctx *ctx)
 	}
 }
 
-static void check_readiness_rules(struct rules_ctx *ctx, const cJSON *tmpl)
+void rules_check_canary_readiness(struct rules_ctx *ctx)
 {
-	const cJSON *containers = container_list(tmpl, "containers");
-
-	if (is_canary(ctx, tmpl))
-		check_readiness(ctx, RULE_CANARY_WITHOUT_READINESS, containers, NULL, NULL);
-	if (rules_rolling_update(ctx))
-		check_readiness(ctx, RULE_ROLLOUT_WITHOUT_READINESS, containers, NULL, NULL);
+	if (ctx->kind->id == KIND_FLAGGER_CANARY)
+		check_flagger(ctx);
+	else if (ctx->tmpl && is_canary(ctx, ctx->tmpl))
+		check_readiness(ctx, RULE_CANARY_WITHOUT_READINESS,
+				container_list(ctx->tmpl, "containers"), NULL, NULL);
 }
+
+/* ---- rollout-without-readiness ---- */
+
+/* After the canary rule: a container it reported is not reported again. */
+void rules_check_rollout_readiness(struct rules_ctx *ctx)
+{
+	if (ctx->tmpl && rules_rolling_update(ctx))
+		check_readiness(ctx, RULE_ROLLOUT_WITHOUT_READINESS,
+				container_list(ctx->tmpl, "containers"), NULL, NULL);
+}
+
+/* ---- mutable-image-tag ---- */
 
 /*
  * True when an image reference pins no content: no digest, and no tag or
@@ -193,16 +205,14 @@ static bool image_mutable(const char *image, bool *no_tag)
 	return strcmp(colon + 1, "latest") == 0;
 }
 
-static void check_images(struct rules_ctx *ctx, const cJSON *tmpl)
+void rules_check_image_tags(struct rules_ctx *ctx)
 {
 	char p[128];
 
-	if (!ctx->active[RULE_MUTABLE_IMAGE_TAG])
-		return;
-	for (size_t l = 0; l < N_LISTS; l++) {
+	for (size_t l = 0; ctx->tmpl && l < N_LISTS; l++) {
 		const cJSON *c;
 		int i = -1;
-		cJSON_ArrayForEach(c, container_list(tmpl, container_lists[l].field)) {
+		cJSON_ArrayForEach(c, container_list(ctx->tmpl, container_lists[l].field)) {
 			const char *image = json_get_string(c, "image");
 			bool no_tag;
 			i++;
@@ -215,6 +225,8 @@ static void check_images(struct rules_ctx *ctx, const cJSON *tmpl)
 		}
 	}
 }
+
+/* ---- liveness-without-startup-grace ---- */
 
 /* A liveness probe needs time before its first check, from a startupProbe
  * or initialDelaySeconds, or a slow start is killed and restarted. */
@@ -230,18 +242,16 @@ static bool liveness_without_grace(const cJSON *c)
 	return true;
 }
 
-static void check_liveness(struct rules_ctx *ctx, const cJSON *tmpl)
+void rules_check_liveness(struct rules_ctx *ctx)
 {
 	char p[128];
 
-	if (!ctx->active[RULE_LIVENESS_WITHOUT_STARTUP_GRACE])
-		return;
-	for (size_t l = 0; l < N_LISTS; l++) {
+	for (size_t l = 0; ctx->tmpl && l < N_LISTS; l++) {
 		const cJSON *c;
 		int i = -1;
 		if (!container_lists[l].probes)
 			continue;
-		cJSON_ArrayForEach(c, container_list(tmpl, container_lists[l].field)) {
+		cJSON_ArrayForEach(c, container_list(ctx->tmpl, container_lists[l].field)) {
 			i++;
 			if (!liveness_without_grace(c))
 				continue;
@@ -254,16 +264,18 @@ static void check_liveness(struct rules_ctx *ctx, const cJSON *tmpl)
 	}
 }
 
+/* ---- pod-template-hash-tamper ---- */
+
 /* Labels the Deployment and Argo Rollouts controllers put on the pods of
  * each ReplicaSet; set in a template they pin every ReplicaSet to one hash. */
 static const char *const hash_labels[] = { "pod-template-hash", "rollouts-pod-template-hash" };
 
-static void check_hash_labels(struct rules_ctx *ctx, const cJSON *tmpl)
+void rules_check_hash_labels(struct rules_ctx *ctx)
 {
-	const cJSON *labels = json_get_path(tmpl, "metadata", "labels", NULL);
+	const cJSON *labels = json_get_path(ctx->tmpl, "metadata", "labels", NULL);
 	char p[128];
 
-	if (!kinds_has(ctx->kind, KIND_OWNS_REPLICASETS))
+	if (!ctx->tmpl || !kinds_has(ctx->kind, KIND_OWNS_REPLICASETS))
 		return;
 	for (size_t i = 0; i < sizeof(hash_labels) / sizeof(hash_labels[0]); i++) {
 		if (!json_get(labels, hash_labels[i]))
@@ -273,16 +285,4 @@ static void check_hash_labels(struct rules_ctx *ctx, const cJSON *tmpl)
 			     "pod template sets label \"%s\", which its controller owns; remove it",
 			     hash_labels[i]);
 	}
-}
-
-void rules_check_workload(struct rules_ctx *ctx)
-{
-	const cJSON *tmpl = ctx->tmpl;
-
-	if (!tmpl)
-		return;
-	check_readiness_rules(ctx, tmpl);
-	check_images(ctx, tmpl);
-	check_liveness(ctx, tmpl);
-	check_hash_labels(ctx, tmpl);
 }
