@@ -1105,4 +1105,25 @@ assert J["lists"] >= 12, J   # several pages per kind'
 	[ ! -s "$OUT" ] || fail "output despite a failed list"
 fi
 
+# ---- the rule list ----
+
+say "check --list-rules: every rule with the mode the config gives it"
+run "$BIN" check --list-rules --config "$TMP/soft.yaml"
+expect_rc 0
+has "$OUT" "$(printf 'full-outage-rollout\twarn\trollout\t')"
+has "$OUT" "$(printf 'canary-without-readiness\toff\tworkload\t')"
+has "$OUT" "$(printf 'replicaset-direct-edit\tenforce\trollout\t')"
+run "$BIN" check --list-rules
+expect_rc 0
+has "$OUT" "$(printf 'full-outage-rollout\tenforce\t')"
+[ "$(wc -l <"$OUT")" -eq "$(grep -c '^| [0-9]* | \[`' docs/rules.md)" ] || fail "rule count differs from docs/rules.md"
+run "$BIN" check --list-rules --config "$FX/no-such-config.yaml"
+expect_rc 2
+has "$ERR" "no-such-config.yaml"
+run "$BIN" check --list-rules "$FX/pass"
+expect_rc 2
+has "$ERR" "--list-rules takes no PATH"
+run "$BIN" check --list-rules -o json
+expect_rc 2
+
 echo "test_cli: all checks passed"

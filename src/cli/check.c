@@ -583,7 +583,8 @@ static void check_usage(FILE *out)
 	fprintf(out,
 		"Usage: rollgate check [--config FILE] [-o FORMAT] PATH...\n"
 		"       rollgate check --cluster [--kubeconfig PATH] [--context NAME] [-n NS]\n"
-		"                      [--config FILE] [-o FORMAT]\n\n"
+		"                      [--config FILE] [-o FORMAT]\n"
+		"       rollgate check [--config FILE] --list-rules\n\n"
 		"Evaluates every object in the manifests under PATH (files, or directories\n"
 		"searched recursively for .yaml, .yml and .json, passing over kustomization\n"
 		"files; '-' reads stdin) with the policy rules, as a CREATE by an ordinary\n"
@@ -603,6 +604,8 @@ static void check_usage(FILE *out)
 		"                       ~/.kube/config)\n"
 		"  --context NAME       the kubeconfig context (default: the current one)\n"
 		"  -n, --namespace NS   only this namespace (default: every namespace)\n"
+		"  --list-rules         list the rules, one a line: ID, mode (under the config),\n"
+		"                       family and summary, tab-separated\n"
 		"  -h, --help           show this help\n\n"
 		"Text output: FILE:LINE: MODE RULE-ID KIND/NAME: message (with --cluster:\n"
 		"NAMESPACE/KIND/NAME: MODE RULE-ID: message), then a summary.\n"
@@ -649,6 +652,16 @@ oom:
 	return -1;
 }
 
+/* --list-rules: the rule catalog, with the mode the config gives each. */
+static void print_rules(const struct config *cfg)
+{
+	for (int i = 0; i < RULE_COUNT; i++) {
+		const struct rules_entry *r = &rules_catalog[i];
+		printf("%s\t%s\t%s\t%s\n", r->name, config_mode_name(cfg->rules[i].mode),
+		       rules_family_name(r->family), r->summary);
+	}
+}
+
 static int parse_format(const char *s, enum check_format *out)
 {
 	static const struct {
@@ -671,6 +684,7 @@ struct check_args {
 	const char *config;
 	enum check_format fmt;
 	bool cluster;
+	bool list_rules;
 	struct cluster_opts co;
 };
 
@@ -681,7 +695,8 @@ static int parse_check(int argc, char **argv, struct check_args *a)
 		{ "config", required_argument, NULL, 'c' },  { "output", required_argument, NULL, 'o' },
 		{ "cluster", no_argument, NULL, 'C' },	     { "kubeconfig", required_argument, NULL, 'k' },
 		{ "context", required_argument, NULL, 'x' }, { "namespace", required_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },	     { NULL, 0, NULL, 0 },
+		{ "list-rules", no_argument, NULL, 'l' },    { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
@@ -699,10 +714,15 @@ static int parse_check(int argc, char **argv, struct check_args *a)
 		case 'k': a->co.kubeconfig = optarg; break;
 		case 'x': a->co.context = optarg; break;
 		case 'n': a->co.namespace_ = optarg; break;
+		case 'l': a->list_rules = true; break;
 		case 'h': check_usage(stdout); return 0;
 		default: check_usage(stderr); return 2;
 		}
 	}
+	if (a->list_rules && (a->cluster || optind < argc || a->fmt != CHECK_TEXT))
+		return cli_fail("check", "--list-rules takes no PATH, --cluster or -o");
+	if (a->list_rules)
+		return -1;
 	if (!a->cluster && (a->co.kubeconfig || a->co.context || a->co.namespace_))
 		return cli_fail("check", "--kubeconfig, --context and --namespace need --cluster");
 	if (!a->cluster && (a->fmt == CHECK_POLICYREPORT || a->fmt == CHECK_OPENREPORTS))
@@ -730,6 +750,11 @@ int cli_check(int argc, char **argv)
 	log_setup(LOG_ERROR, LOG_FORMAT_TEXT);
 	if (engine_open(&e, a.config, NULL, NULL, err, sizeof(err)) < 0)
 		return cli_fail("check", "%s", err);
+	if (a.list_rules) {
+		print_rules(e.cfg);
+		engine_close(&e);
+		return 0;
+	}
 	r = check_report_new(a.cluster, a.fmt == CHECK_POLICYREPORT || a.fmt == CHECK_OPENREPORTS);
 	if (!r) {
 		cli_fail("check", "out of memory");
