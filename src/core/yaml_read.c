@@ -1,6 +1,9 @@
 /*
  * YAML to cJSON through libyaml's event API, read the way Kubernetes reads
- * manifests (go-yaml v2 under sigs.k8s.io/yaml), and block YAML back out.
+ * manifests (go-yaml v2 under sigs.k8s.io/yaml): documents, anchors and
+ * merge keys within their limits, the line of every node, and JSON that
+ * YAML 1.1 cannot read. Scalars are typed by yaml_type.c; yaml_emit.c
+ * writes YAML back.
  *
  * The document loader is never used: it forgets whether a scalar was quoted,
  * and go-yaml's typing of plain scalars depends on exactly that.
