@@ -1,8 +1,8 @@
 /*
  * The validating policy gate: which rules apply to a request, recording what
  * they find, and turning a verdict into an admission response. The rules
- * themselves live in rules_workload.c (pod templates) and rules_rollout.c
- * (rollout mechanics). Pure: no I/O.
+ * are listed in rules_catalog.c and checked in rules_workload.c (pod
+ * templates) and rules_rollout.c (rollout mechanics). Pure: no I/O.
  */
 #include "rules.h"
 #include "rules_int.h"
@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "jsonutil.h"
+#include "rgassert.h"
 
 /* Longest rule ID we try to match in the skip annotation; longer items are
  * unknown by definition. */
@@ -170,6 +171,7 @@ void rules_report(struct rules_ctx *ctx, enum rule_id id, const char *path, cons
 
 	if (ctx->oom || (unsigned)id >= RULE_COUNT || !ctx->active[id])
 		return;
+	RG_ASSERT(ctx->out->n == 0 || ctx->out->v[ctx->out->n - 1].rule <= id);
 	if (ctx->kept[id] >= RULES_MAX_PER_RULE) {
 		ctx->out->dropped[id]++;
 		return;
@@ -243,22 +245,6 @@ bool rules_reported(const struct rules_ctx *ctx, enum rule_id id, const char *pa
 	return false;
 }
 
-/* Stable insertion sort by rule, so responses list rules in documentation
- * order whatever family found them first. n is at most
- * RULE_COUNT * RULES_MAX_PER_RULE. */
-static void sort_by_rule(struct verdict *v)
-{
-	for (size_t i = 1; i < v->n; i++) {
-		struct violation cur = v->v[i];
-		size_t j = i;
-		while (j > 0 && v->v[j - 1].rule > cur.rule) {
-			v->v[j] = v->v[j - 1];
-			j--;
-		}
-		v->v[j] = cur;
-	}
-}
-
 int rules_evaluate(const struct config *cfg, const struct admission_request *req,
 		   const struct rules_extra *extra, struct verdict *out)
 {
@@ -280,6 +266,8 @@ int rules_evaluate(const struct config *cfg, const struct admission_request *req
 		return 0;
 	if (!compute_active(&ctx))
 		return 0;
+	/* In rule order, each check reporting its own rule only: the verdict
+	 * lists rules in documentation order without sorting. */
 	for (int i = 0; i < RULE_COUNT; i++) {
 		if (ctx.active[i])
 			rules_catalog[i].check(&ctx);
@@ -288,7 +276,6 @@ int rules_evaluate(const struct config *cfg, const struct admission_request *req
 		verdict_free(out);
 		return -1;
 	}
-	sort_by_rule(out);
 	return 0;
 }
 

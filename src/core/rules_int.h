@@ -46,7 +46,8 @@ bool rules_reported(const struct rules_ctx *ctx, enum rule_id id, const char *pa
 
 /* The checks of the rule catalog (rules_catalog.c), one per rule, run in
  * rule order while the rule is active: the pod template rules in
- * rules_workload.c, rollout mechanics in rules_rollout.c. */
+ * rules_workload.c, rollout mechanics in rules_rollout.c. A check reports
+ * its own rule only, so the verdict comes out in rule order. */
 void rules_check_replicaset_edit(struct rules_ctx *ctx);
 void rules_check_canary_readiness(struct rules_ctx *ctx);
 void rules_check_rollout_readiness(struct rules_ctx *ctx);
