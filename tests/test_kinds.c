@@ -83,6 +83,7 @@ static void test_flag_sets(void **state)
 		{ KIND_TEMPLATE_JUDGED, "Deployment StatefulSet DaemonSet Rollout" },
 		{ KIND_OWNS_REPLICASETS, "Deployment Rollout" },
 		{ KIND_CONFIG, "ConfigMap Secret" },
+		{ KIND_CUSTOM, "Rollout Canary" },
 	};
 
 	for (size_t s = 0; s < sizeof(sets) / sizeof(sets[0]); s++) {

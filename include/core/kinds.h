@@ -36,6 +36,7 @@ enum kind_template {
 #define KIND_TEMPLATE_JUDGED 0x04 /* the pod template rules judge its template */
 #define KIND_OWNS_REPLICASETS 0x08 /* its controller rolls out through ReplicaSets it owns */
 #define KIND_CONFIG 0x10          /* ConfigMap or Secret: its values enter the config hash */
+#define KIND_CUSTOM 0x20          /* a custom resource: served only where its CRD is installed */
 
 struct kind {
 	enum kind_id id;

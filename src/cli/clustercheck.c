@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "jsonutil.h"
+#include "kinds.h"
 #include "kubeclient.h"
 #include "kubeconn.h"
 #include "kubelist.h"
@@ -20,21 +21,19 @@
 
 enum how { EVALUATE, COUNT_ONLY, CANARY };
 
+/* The kinds listed, as rows of the kinds table (kinds.h). */
 static const struct ckind {
+	enum kind_id id;
 	const char *label; /* for notes */
-	const char *prefix, *resource, *api_version, *kind;
-	bool optional;
 	enum how how;
 } ckinds[] = {
 	/* Canaries first: their targets are kept as the Deployments go by. */
-	{ "Flagger Canaries (canaries.flagger.app)", "/apis/flagger.app/v1beta1", "canaries",
-	  "flagger.app/v1beta1", "Canary", true, CANARY },
-	{ "Deployments", "/apis/apps/v1", "deployments", "apps/v1", "Deployment", false, EVALUATE },
-	{ "StatefulSets", "/apis/apps/v1", "statefulsets", "apps/v1", "StatefulSet", false, EVALUATE },
-	{ "DaemonSets", "/apis/apps/v1", "daemonsets", "apps/v1", "DaemonSet", false, EVALUATE },
-	{ "ReplicaSets", "/apis/apps/v1", "replicasets", "apps/v1", "ReplicaSet", false, COUNT_ONLY },
-	{ "Argo Rollouts (rollouts.argoproj.io)", "/apis/argoproj.io/v1alpha1", "rollouts",
-	  "argoproj.io/v1alpha1", "Rollout", true, EVALUATE },
+	{ KIND_FLAGGER_CANARY, "Flagger Canaries (canaries.flagger.app)", CANARY },
+	{ KIND_DEPLOYMENT, "Deployments", EVALUATE },
+	{ KIND_STATEFULSET, "StatefulSets", EVALUATE },
+	{ KIND_DAEMONSET, "DaemonSets", EVALUATE },
+	{ KIND_REPLICASET, "ReplicaSets", COUNT_ONLY },
+	{ KIND_ROLLOUT, "Argo Rollouts (rollouts.argoproj.io)", EVALUATE },
 };
 #define N_CKINDS (sizeof(ckinds) / sizeof(ckinds[0]))
 
@@ -141,13 +140,20 @@ static int open_conn(const struct cluster_opts *o, struct kube_conn *c, char *er
 	return -1;
 }
 
+static const struct kind *kind_of(const struct ckind *k)
+{
+	return kinds_get(k->id);
+}
+
 /* The collection path of kind k, in o's namespace or the whole cluster. */
 static void collection(const struct ckind *k, const char *ns, char *out, size_t len)
 {
+	const struct kind *t = kind_of(k);
+
 	if (ns)
-		snprintf(out, len, "%s/namespaces/%s/%s", k->prefix, ns, k->resource);
+		snprintf(out, len, "%s/namespaces/%s/%s", t->api_path, ns, t->resource);
 	else
-		snprintf(out, len, "%s/%s", k->prefix, k->resource);
+		snprintf(out, len, "%s/%s", t->api_path, t->resource);
 }
 
 static void where_of(const struct ckind *k, const cJSON *item, struct check_where *w)
@@ -155,8 +161,8 @@ static void where_of(const struct ckind *k, const cJSON *item, struct check_wher
 	const cJSON *md = json_get(item, "metadata");
 
 	memset(w, 0, sizeof(*w));
-	w->api_version = k->api_version;
-	w->kind = k->kind;
+	w->api_version = kind_of(k)->api_version;
+	w->kind = kind_of(k)->kind;
 	w->name = json_get_string(md, "name");
 	w->namespace_ = json_get_string(md, "namespace");
 	w->uid = json_get_string(md, "uid");
@@ -167,8 +173,8 @@ static int set_type(const struct ckind *k, cJSON *item)
 {
 	cJSON_DeleteItemFromObjectCaseSensitive(item, "apiVersion");
 	cJSON_DeleteItemFromObjectCaseSensitive(item, "kind");
-	return cJSON_AddStringToObject(item, "apiVersion", k->api_version) &&
-		       cJSON_AddStringToObject(item, "kind", k->kind)
+	return cJSON_AddStringToObject(item, "apiVersion", kind_of(k)->api_version) &&
+		       cJSON_AddStringToObject(item, "kind", kind_of(k)->kind)
 		       ? 0
 		       : -1;
 }
@@ -185,7 +191,7 @@ static int evaluate(struct run *run, const struct ckind *k, const cJSON *item, c
 
 	where_of(k, item, &w);
 	if (report_check(run->e, item, &v, &items, &n, why, sizeof(why)) < 0) {
-		snprintf(err, errlen, "%s/%s/%s: %s", w.namespace_ ? w.namespace_ : "", k->kind,
+		snprintf(err, errlen, "%s/%s/%s: %s", w.namespace_ ? w.namespace_ : "", w.kind,
 			 w.name ? w.name : "?", why);
 		return -1;
 	}
@@ -209,7 +215,7 @@ static int stash_canary(struct run *run, cJSON *item)
 		return -1;
 	run->canaries = nv;
 	run->canaries[run->n_canaries++] = item;
-	if (!ns || !name || !kind || strcmp(kind, "Deployment") != 0)
+	if (!ns || !name || !kind || strcmp(kind, kinds_get(KIND_DEPLOYMENT)->kind) != 0)
 		return 0;
 	snprintf(key, sizeof(key), "%s/%s", ns, name);
 	return strset_add(&run->targets, key) < 0 ? -1 : 0;
@@ -251,7 +257,7 @@ static int take_item(struct run *run, const struct ckind *k, cJSON *list_items, 
 		}
 		return 0;
 	case EVALUATE:
-		if (strcmp(k->kind, "Deployment") == 0 && keep_target(run, item, err, errlen) < 0)
+		if (k->id == KIND_DEPLOYMENT && keep_target(run, item, err, errlen) < 0)
 			return -1;
 		return evaluate(run, k, item, err, errlen);
 	}
@@ -268,7 +274,7 @@ static int take_page(struct run *run, const struct ckind *k, cJSON *page, struct
 	int added;
 
 	if (!cJSON_IsArray(items) && !cJSON_IsNull(items)) {
-		snprintf(err, errlen, "%s: malformed list: no items", k->resource);
+		snprintf(err, errlen, "%s: malformed list: no items", kind_of(k)->resource);
 		return -1;
 	}
 	for (it = items ? items->child : NULL; it; it = next) {
@@ -284,7 +290,8 @@ static int take_page(struct run *run, const struct ckind *k, cJSON *page, struct
 		if (added == 0 && uid && *uid)
 			continue;
 		if (seen->n > CLUSTER_MAX_OBJECTS) {
-			snprintf(err, errlen, "%s: more than %d objects", k->resource, CLUSTER_MAX_OBJECTS);
+			snprintf(err, errlen, "%s: more than %d objects", kind_of(k)->resource,
+				 CLUSTER_MAX_OBJECTS);
 			return -1;
 		}
 		if (take_item(run, k, items, it, err, errlen) < 0)
@@ -318,7 +325,7 @@ static int list_kind(struct run *run, const struct ckind *k, char *err, size_t e
 	collection(k, run->o->namespace_, coll, sizeof(coll));
 	r = kube_list(run->client, &lo, on_page, &kl, err, errlen);
 	strset_free(&kl.seen);
-	if (r == KUBE_LIST_ABSENT && k->optional) {
+	if (r == KUBE_LIST_ABSENT && kinds_has(kind_of(k), KIND_CUSTOM)) {
 		fprintf(stderr, "rollgate check: note: %s not served by the API server (404): skipped\n",
 			k->label);
 		return 0;

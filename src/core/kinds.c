@@ -1,7 +1,8 @@
 /*
  * The Kubernetes kinds rollgate knows: one row per kind, read by the
- * webhook's rules and stamping, the CLI's synthetic reviews and the API
- * object source. A new kind is a new row (and an enum value). Pure.
+ * webhook's rules and stamping, the CLI's synthetic reviews and cluster
+ * lists, and the API object source. A new kind is a new row (and an enum
+ * value). Pure.
  */
 #include "kinds.h"
 
@@ -32,12 +33,13 @@ static const struct kind kinds[KIND_COUNT] = {
 	     .api_version = "argoproj.io/v1alpha1", .api_path = "/apis/argoproj.io/v1alpha1",
 	     .kind = "Rollout", .resource = "rollouts", .singular = "rollout",
 	     .template = KIND_TEMPLATE_SPEC,
-	     .flags = KIND_STAMPED | KIND_JUDGED | KIND_TEMPLATE_JUDGED | KIND_OWNS_REPLICASETS),
+	     .flags = KIND_STAMPED | KIND_JUDGED | KIND_TEMPLATE_JUDGED | KIND_OWNS_REPLICASETS |
+		      KIND_CUSTOM),
 	/* Judged through its target Deployment's template. */
 	KIND(KIND_FLAGGER_CANARY, .group = "flagger.app", .version = "v1beta1",
 	     .api_version = "flagger.app/v1beta1", .api_path = "/apis/flagger.app/v1beta1",
 	     .kind = "Canary", .resource = "canaries", .singular = "canary",
-	     .template = KIND_TEMPLATE_NONE, .flags = KIND_JUDGED),
+	     .template = KIND_TEMPLATE_NONE, .flags = KIND_JUDGED | KIND_CUSTOM),
 	KIND(KIND_CONFIGMAP, CORE, .kind = "ConfigMap", .resource = "configmaps",
 	     .singular = "configmap", .template = KIND_TEMPLATE_NONE, .flags = KIND_CONFIG),
 	KIND(KIND_SECRET, CORE, .kind = "Secret", .resource = "secrets", .singular = "secret",
