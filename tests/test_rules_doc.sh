@@ -3,7 +3,8 @@
 # --list-rules` (the catalog, src/core/rules_catalog.c) must agree with
 # docs/rules.md (the table: number, ID, anchor, default mode and summary;
 # the count in its first sentence; one section per rule, in order), with
-# the configs that spell the defaults out (deploy/rollgate.yaml,
+# docs/reports.md (the rules of severity high), with the configs that
+# spell the defaults out (deploy/rollgate.yaml,
 # examples/rollgate.yaml), with the audit-only overlay (every rule), and
 # with the rules SARIF output declares.
 #
@@ -83,6 +84,13 @@ check(bool(m) and len(rules) < len(words) and m.group(1) == words[len(rules)],
 # One section per rule, in order, after the general sections.
 sections = [h for h in re.findall(r"^## ([a-z-]+)$", doc, re.M) if "-" in h]
 check(sections == ids, "one docs/rules.md section per rule, in order: %s" % sections)
+
+# docs/reports.md names the rules that enforce by default (severity high).
+m = re.search(r"`high` for the rules that enforce by default\s*\(([^)]*)\)",
+              open("docs/reports.md", encoding="utf-8").read())
+named = re.findall(r"`([a-z-]+)`", m.group(1)) if m else []
+check(named == [r[0] for r in rules if r[1] == "enforce"],
+      "docs/reports.md lists the rules that enforce by default: %s" % named)
 
 # The configs that spell out the defaults, and the overlay that lists every rule.
 for path in ("deploy/rollgate.yaml", "examples/rollgate.yaml"):

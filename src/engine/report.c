@@ -20,29 +20,19 @@ static const char *const result_names[REPORT_RESULT_COUNT] = {
 	[REPORT_ERROR] = "error", [REPORT_SKIP] = "skip",
 };
 
-/* The severity of a rule: how bad the project judges a violation, which is
- * also why it enforces some rules by default (docs/rules.md). */
-static const char *const severities[RULE_COUNT] = {
-	[RULE_REPLICASET_DIRECT_EDIT] = "high",
-	[RULE_CANARY_WITHOUT_READINESS] = "high",
-	[RULE_ROLLOUT_WITHOUT_READINESS] = "medium",
-	[RULE_MUTABLE_IMAGE_TAG] = "medium",
-	[RULE_NO_ROLLBACK_HISTORY] = "medium",
-	[RULE_FULL_OUTAGE_ROLLOUT] = "high",
-	[RULE_LIVENESS_WITHOUT_STARTUP_GRACE] = "medium",
-	[RULE_UNGUARDED_CANARY_STEPS] = "medium",
-	[RULE_UNGUARDED_BLUE_GREEN] = "medium",
-	[RULE_POD_TEMPLATE_HASH_TAMPER] = "high",
-};
-
 const char *report_result_name(enum report_result r)
 {
 	return (unsigned)r < REPORT_RESULT_COUNT ? result_names[r] : "error";
 }
 
+/* The severity of a rule: how bad the project judges a violation, which is
+ * also why the rule catalog enforces some rules by default (docs/rules.md):
+ * high for those, medium for the others. */
 const char *report_severity(enum rule_id rule)
 {
-	return (unsigned)rule < RULE_COUNT ? severities[rule] : "medium";
+	return (unsigned)rule < RULE_COUNT && rules_catalog[rule].default_mode == MODE_ENFORCE
+		       ? "high"
+		       : "medium";
 }
 
 static enum report_result result_of(enum rule_mode m)
