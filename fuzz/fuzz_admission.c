@@ -35,8 +35,13 @@ static size_t warning_runes(const char *s)
 	size_t n = 0;
 
 	while (*p) {
-		int len = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3 : (*p & 0xF8) == 0xF0 ? 4 : 0;
-		if (len == 0 || (len == 1 && (*p < 0x20 || *p == 0x7F)) || (len == 2 && p[0] == 0xC2 && p[1] < 0xA0))
+		int len = *p < 0x80           ? 1
+			: (*p & 0xE0) == 0xC0 ? 2
+			: (*p & 0xF0) == 0xE0 ? 3
+			: (*p & 0xF8) == 0xF0 ? 4
+					      : 0;
+		if (len == 0 || (len == 1 && (*p < 0x20 || *p == 0x7F)) ||
+		    (len == 2 && p[0] == 0xC2 && p[1] < 0xA0))
 			return SIZE_MAX;
 		for (int i = 1; i < len; i++) {
 			if ((p[i] & 0xC0) != 0x80)

@@ -194,9 +194,11 @@ static bool apply_one(cJSON **doc, const cJSON *op)
 		if (add && strcmp(tok[n - 1], "-") == 0) {
 			ok = cJSON_AddItemToArray(parent, copy);
 			copy = NULL;
-		} else if (add && array_index(tok[n - 1], &idx) && idx <= (size_t)cJSON_GetArraySize(parent)) {
-			ok = idx == (size_t)cJSON_GetArraySize(parent) ? cJSON_AddItemToArray(parent, copy)
-								       : cJSON_InsertItemInArray(parent, (int)idx, copy);
+		} else if (add && array_index(tok[n - 1], &idx) &&
+			   idx <= (size_t)cJSON_GetArraySize(parent)) {
+			ok = idx == (size_t)cJSON_GetArraySize(parent)
+				? cJSON_AddItemToArray(parent, copy)
+				: cJSON_InsertItemInArray(parent, (int)idx, copy);
 			copy = NULL;
 		} else if (target && copy) {
 			ok = cJSON_ReplaceItemViaPointer(parent, target, copy);
@@ -221,7 +223,7 @@ static bool apply_patch(cJSON **doc, const char *patch)
 	const cJSON *op;
 	char err[128];
 	bool ok = json_parse_strict(patch, strlen(patch), &ops, err, sizeof(err)) == 0 &&
-		  cJSON_IsArray(ops) && cJSON_GetArraySize(ops) > 0;
+		cJSON_IsArray(ops) && cJSON_GetArraySize(ops) > 0;
 
 	cJSON_ArrayForEach(op, ops) {
 		if (ok && !apply_one(doc, op))
@@ -319,7 +321,8 @@ static void check(const cJSON *doc, const char *key, const char *value)
 	int rc = patch_template_annotation(doc, key, value, &patch);
 
 	if (rc != (exp ? 0 : -1))
-		fail(rc ? "refused a patchable workload" : "patched a workload it must refuse", doc, patch);
+		fail(rc ? "refused a patchable workload" : "patched a workload it must refuse", doc,
+		     patch);
 	if (rc < 0) {
 		if (patch)
 			fail("a patch alongside an error", doc, patch);

@@ -37,15 +37,16 @@ static const struct ad_kind ad_kinds[AD_NKINDS] = {
 	{ "leases", "/apis/coordination.k8s.io/v1", "Lease", "coordination.k8s.io/v1" },
 	{ "replicasets", "/apis/apps/v1", "ReplicaSet", "apps/v1" },
 	{ "canaries", "/apis/flagger.app/v1beta1", "Canary", "flagger.app/v1beta1" },
-	{ "policyreports", "/apis/wgpolicyk8s.io/v1alpha2", "PolicyReport", "wgpolicyk8s.io/v1alpha2" },
+	{ "policyreports", "/apis/wgpolicyk8s.io/v1alpha2", "PolicyReport",
+	  "wgpolicyk8s.io/v1alpha2" },
 };
 
 /* A resource whose CRD the test says is not installed. */
 static bool ad_absent(const struct ad *d, const struct ad_kind *k)
 {
 	return (strcmp(k->res, "rollouts") == 0 && d->no_rollouts) ||
-	       (strcmp(k->res, "canaries") == 0 && d->no_canaries) ||
-	       (strcmp(k->res, "policyreports") == 0 && d->no_policyreports);
+		(strcmp(k->res, "canaries") == 0 && d->no_canaries) ||
+		(strcmp(k->res, "policyreports") == 0 && d->no_policyreports);
 }
 
 /* Monotonic seconds, the clock of the tests' own readings. */
@@ -70,7 +71,7 @@ static const struct ad_kind *ad_kind_of(const char *res)
 }
 
 static struct ad_obj *ad_find_locked(struct ad *d, const struct ad_kind *k, const char *ns,
-					    const char *name)
+				     const char *name)
 {
 	for (size_t i = 0; i < d->n_objs; i++) {
 		struct ad_obj *o = &d->objs[i];
@@ -91,7 +92,7 @@ static void ad_set_rv(cJSON *obj, unsigned long long rv)
 }
 
 static void ad_log_event_locked(struct ad *d, const struct ad_kind *k, const char *ns,
-				       const char *type, const cJSON *obj)
+				const char *type, const cJSON *obj)
 {
 	struct ad_event *e;
 
@@ -106,8 +107,8 @@ static void ad_log_event_locked(struct ad *d, const struct ad_kind *k, const cha
 
 /* Stores obj (taken) as res/ns/name: metadata name, namespace, uid and a new
  * resourceVersion are set; an existing object keeps its uid. Returns the rv. */
-static unsigned long long ad_store_locked(struct ad *d, const struct ad_kind *k,
-						 const char *ns, const char *name, cJSON *obj)
+static unsigned long long ad_store_locked(struct ad *d, const struct ad_kind *k, const char *ns,
+					  const char *name, cJSON *obj)
 {
 	struct ad_obj *o = ad_find_locked(d, k, ns, name);
 	cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
@@ -165,8 +166,8 @@ void ad_end(struct ad *d)
 
 /* Creates or replaces res/ns/name from the JSON text of its fields (data,
  * spec, metadata.labels...). Returns the new resourceVersion, 0 on bad JSON. */
-unsigned long long ad_put_locked(struct ad *d, const char *res, const char *ns,
-					       const char *name, const char *json)
+unsigned long long ad_put_locked(struct ad *d, const char *res, const char *ns, const char *name,
+				 const char *json)
 {
 	cJSON *obj = cJSON_Parse(json);
 	const struct ad_kind *k = ad_kind_of(res);
@@ -178,8 +179,8 @@ unsigned long long ad_put_locked(struct ad *d, const char *res, const char *ns,
 	return ad_store_locked(d, k, ns, name, obj);
 }
 
-unsigned long long ad_put(struct ad *d, const char *res, const char *ns,
-					const char *name, const char *json)
+unsigned long long ad_put(struct ad *d, const char *res, const char *ns, const char *name,
+			  const char *json)
 {
 	unsigned long long rv;
 
@@ -357,7 +358,7 @@ static enum MHD_Result ad_send(struct MHD_Connection *conn, unsigned code, char 
 }
 
 static enum MHD_Result ad_status(struct MHD_Connection *conn, int code, const char *reason,
-					const char *message, const char *name, const char *res)
+				 const char *message, const char *name, const char *res)
 {
 	cJSON *st = cJSON_CreateObject(), *det;
 
@@ -435,8 +436,7 @@ static int ad_sortcmp(const void *a, const void *b)
 }
 
 /* Appends generated Secret i (synth mode) to a JSON text buffer. */
-static void ad_synth_secret(const struct ad *d, unsigned i, char **buf, size_t *len,
-				   size_t *cap)
+static void ad_synth_secret(const struct ad *d, unsigned i, char **buf, size_t *len, size_t *cap)
 {
 	char item[16384], *p = item;
 	size_t left = sizeof(item);
@@ -447,7 +447,8 @@ static void ad_synth_secret(const struct ad *d, unsigned i, char **buf, size_t *
 		     "\"uid\":\"5d3c1f0e-0000-4000-8000-%012u\",\"resourceVersion\":\"1\","
 		     "\"creationTimestamp\":\"2024-05-01T10:00:00Z\",\"labels\":{\"app\":\"svc-%u\"},"
 		     "\"managedFields\":[{\"manager\":\"kubectl\",\"operation\":\"Update\","
-		     "\"apiVersion\":\"v1\",\"time\":\"2024-05-01T10:00:00Z\",\"fieldsType\":\"FieldsV1\","
+		     "\"apiVersion\":\"v1\",\"time\":\"2024-05-01T10:00:00Z\",\"fieldsType\":"
+		     "\"FieldsV1\","
 		     "\"fieldsV1\":{\"f:data\":{}}}]},\"type\":\"Opaque\",\"data\":{",
 		     i, i % 100, i, i % 50);
 	p += n;
@@ -478,8 +479,8 @@ static void ad_synth_secret(const struct ad *d, unsigned i, char **buf, size_t *
 	*len += (size_t)n;
 }
 
-static enum MHD_Result ad_list_synth(struct ad *d, struct MHD_Connection *conn,
-					    unsigned long long rv, unsigned start, unsigned limit)
+static enum MHD_Result ad_list_synth(struct ad *d, struct MHD_Connection *conn, unsigned long long rv,
+				     unsigned start, unsigned limit)
 {
 	size_t cap = 1 << 20, len = 0;
 	char *buf = malloc(cap), head[256], cont[64] = "";
@@ -505,8 +506,8 @@ static enum MHD_Result ad_list_synth(struct ad *d, struct MHD_Connection *conn,
 	return ad_send(conn, 200, buf);
 }
 
-static enum MHD_Result ad_list(struct ad *d, struct MHD_Connection *conn,
-				      const struct ad_kind *k, const char *ns)
+static enum MHD_Result ad_list(struct ad *d, struct MHD_Connection *conn, const struct ad_kind *k,
+			       const char *ns)
 {
 	const char *lim = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
 	const char *cont = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "continue");
@@ -522,8 +523,8 @@ static enum MHD_Result ad_list(struct ad *d, struct MHD_Connection *conn,
 	if (d->list_delay_ms)
 		usleep(d->list_delay_ms * 1000u);
 	if (atomic_load(&d->list_fail))
-		return ad_status(conn, 500, "InternalError", "Internal error occurred: list failed", "",
-				 k->res);
+		return ad_status(conn, 500, "InternalError", "Internal error occurred: list failed",
+				 "", k->res);
 	if (d->max_limit && (limit == 0 || limit > d->max_limit))
 		limit = d->max_limit;
 	ad_begin(d);
@@ -533,7 +534,8 @@ static enum MHD_Result ad_list(struct ad *d, struct MHD_Connection *conn,
 		atomic_fetch_add(&d->expired_lists, 1);
 		ad_end(d);
 		return ad_status(conn, 410, "Expired",
-				 "The provided continue parameter is too old to display a consistent list "
+				 "The provided continue parameter is too old to display a consistent "
+				 "list "
 				 "result. You can start a new list without the continue parameter.",
 				 "", "");
 	}
@@ -741,11 +743,12 @@ static void ad_watch_free(void *cls)
 	free(w);
 }
 
-static enum MHD_Result ad_watch(struct ad *d, struct MHD_Connection *conn,
-				       const struct ad_kind *k, const char *ns)
+static enum MHD_Result ad_watch(struct ad *d, struct MHD_Connection *conn, const struct ad_kind *k,
+				const char *ns)
 {
 	const char *rv = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "resourceVersion");
-	const char *bm = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "allowWatchBookmarks");
+	const char *bm = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
+						     "allowWatchBookmarks");
 	const char *to = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "timeoutSeconds");
 	const char *sel = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "labelSelector");
 	struct ad_watch *w = calloc(1, sizeof(*w));
@@ -768,11 +771,12 @@ static enum MHD_Result ad_watch(struct ad *d, struct MHD_Connection *conn,
 	if (ad_absent(d, k)) {
 		ad_end(d);
 		free(w);
-		return ad_status(conn, 404, "NotFound", "the server could not find the requested resource",
-				 "", "");
+		return ad_status(conn, 404, "NotFound",
+				 "the server could not find the requested resource", "", "");
 	}
 	ad_end(d);
-	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, ad_watch_read, w, ad_watch_free);
+	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, ad_watch_read, w,
+					      ad_watch_free);
 	if (!r) {
 		ad_watch_free(w);
 		return MHD_NO;
@@ -810,8 +814,8 @@ static enum MHD_Result ad_apply_report(struct ad *d, struct MHD_Connection *conn
 	if (!bname || strcmp(bname, name) != 0) {
 		ad_end(d);
 		cJSON_Delete(body);
-		return ad_status(conn, 400, "BadRequest", "metadata.name does not match the path", name,
-				 k->res);
+		return ad_status(conn, 400, "BadRequest", "metadata.name does not match the path",
+				 name, k->res);
 	}
 	created = ad_find_locked(d, k, ns, name) == NULL;
 	cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(body, "metadata"),
@@ -823,9 +827,9 @@ static enum MHD_Result ad_apply_report(struct ad *d, struct MHD_Connection *conn
 	return ret;
 }
 
-static enum MHD_Result ad_patch(struct ad *d, struct MHD_Connection *conn,
-				       const struct ad_kind *k, const char *ns, const char *name,
-				       const char *url, const struct ad_req *rq)
+static enum MHD_Result ad_patch(struct ad *d, struct MHD_Connection *conn, const struct ad_kind *k,
+				const char *ns, const char *name, const char *url,
+				const struct ad_req *rq)
 {
 	const char *fm = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "fieldManager");
 	const char *force = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "force");
@@ -908,8 +912,8 @@ static void ad_log_lease_locked(struct ad *d, struct MHD_Connection *conn, const
 }
 
 static enum MHD_Result ad_write(struct ad *d, struct MHD_Connection *conn, const char *method,
-				       const struct ad_kind *k, const char *ns, const char *name,
-				       const struct ad_req *rq)
+				const struct ad_kind *k, const char *ns, const char *name,
+				const struct ad_req *rq)
 {
 	cJSON *body = rq->body ? cJSON_Parse(rq->body) : NULL;
 	const char *bname = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
@@ -962,7 +966,8 @@ static enum MHD_Result ad_write(struct ad *d, struct MHD_Connection *conn, const
 			ad_end(d);
 			cJSON_Delete(body);
 			return ad_status(conn, 409, "Conflict",
-					 "Operation cannot be fulfilled on leases: the object has been modified",
+					 "Operation cannot be fulfilled on leases: the object has "
+					 "been modified",
 					 nm, k->res);
 		}
 	}
@@ -987,9 +992,11 @@ char *ad_object_json(const char *resource, const char *ns, const char *name)
 		"\"metadata\":{\"name\":\"%s\",\"namespace\":\"%s\","
 		"\"uid\":\"6f1c2a9e-3b7d-4c55-9a61-0d2b8e4f7a10\",\"resourceVersion\":\"48213\","
 		"\"creationTimestamp\":\"2024-05-01T10:00:00Z\",\"labels\":{\"app\":\"web\"},"
-		"\"managedFields\":[{\"manager\":\"kubectl-client-side-apply\",\"operation\":\"Update\","
+		"\"managedFields\":[{\"manager\":\"kubectl-client-side-apply\",\"operation\":"
+		"\"Update\","
 		"\"apiVersion\":\"v1\",\"time\":\"2024-05-01T10:00:00Z\",\"fieldsType\":\"FieldsV1\","
-		"\"fieldsV1\":{\"f:data\":{\".\":{}},\"f:metadata\":{\"f:labels\":{\".\":{},\"f:app\":{}}}}}]}";
+		"\"fieldsV1\":{\"f:data\":{\".\":{}},\"f:metadata\":{\"f:labels\":{\".\":{},\"f:app\":"
+		"{}}}}}]}";
 	char m[2048], *out = malloc(8192);
 
 	if (!out)
@@ -998,7 +1005,8 @@ char *ad_object_json(const char *resource, const char *ns, const char *name)
 	if (strcmp(resource, "configmaps") == 0)
 		snprintf(out, 8192,
 			 "{\"kind\":\"ConfigMap\",\"apiVersion\":\"v1\",%s,"
-			 "\"data\":{\"app.properties\":\"color=blue\\nsize=%zu\\n\",\"LOG_LEVEL\":\"info\","
+			 "\"data\":{\"app.properties\":\"color=blue\\nsize=%zu\\n\",\"LOG_LEVEL\":"
+			 "\"info\","
 			 "\"owner\":\"%s\"},\"binaryData\":{\"blob.bin\":\"AAECAwQ=\"}}",
 			 m, strlen(name), name);
 	else if (strcmp(resource, "secrets") == 0)
@@ -1059,22 +1067,21 @@ static bool ad_slow_wait(struct ad *d)
 
 /* by_name: a GET of one ConfigMap, Secret or Deployment, answered by its
  * name (see apidouble.h); nothing is stored, nothing else is served. */
-static enum MHD_Result ad_get_by_name(struct ad *d, struct MHD_Connection *conn,
-				      const char *method, const struct ad_kind *k, const char *ns,
-				      const char *name)
+static enum MHD_Result ad_get_by_name(struct ad *d, struct MHD_Connection *conn, const char *method,
+				      const struct ad_kind *k, const char *ns, const char *name)
 {
 	const char *res = k->res;
 	char msg[1200];
 
 	if (strcmp(method, "GET") != 0)
-		return ad_status(conn, 405, "MethodNotAllowed", "the server does not allow this method",
-				 "", "");
+		return ad_status(conn, 405, "MethodNotAllowed",
+				 "the server does not allow this method", "", "");
 	/* Nothing but GETs of one object: no lists, no watches. */
 	if (!name[0] || !ns[0] ||
 	    (strcmp(res, "configmaps") != 0 && strcmp(res, "secrets") != 0 &&
 	     strcmp(res, "deployments") != 0))
-		return ad_status(conn, 404, "NotFound", "the server could not find the requested resource",
-				 "", "");
+		return ad_status(conn, 404, "NotFound",
+				 "the server could not find the requested resource", "", "");
 	if (ad_prefix(name, "missing")) {
 		snprintf(msg, sizeof(msg), "%s \"%s\" not found", res, name);
 		return ad_status(conn, 404, "NotFound", msg, name, res);
@@ -1090,8 +1097,8 @@ static enum MHD_Result ad_get_by_name(struct ad *d, struct MHD_Connection *conn,
 		return ad_status(conn, 403, "Forbidden", msg, name, res);
 	}
 	if (strcmp(name, "boom") == 0)
-		return ad_status(conn, 500, "InternalError", "Internal error occurred: etcdserver: boom",
-				 name, res);
+		return ad_status(conn, 500, "InternalError",
+				 "Internal error occurred: etcdserver: boom", name, res);
 	if (ad_prefix(name, "garbage"))
 		return ad_send(conn, 200,
 			       strdup("{\"kind\":\"Secret\",\"data\":{\"password\":\"" AD_SECRET_VALUE
@@ -1104,9 +1111,8 @@ static enum MHD_Result ad_get_by_name(struct ad *d, struct MHD_Connection *conn,
 }
 
 static enum MHD_Result ad_handler(void *cls, struct MHD_Connection *conn, const char *url,
-					 const char *method, const char *version,
-					 const char *upload_data, size_t *upload_data_size,
-					 void **con_cls)
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
 {
 	struct ad *d = cls;
 	struct ad_req *rq = *con_cls;
@@ -1133,15 +1139,15 @@ static enum MHD_Result ad_handler(void *cls, struct MHD_Connection *conn, const 
 	ad_note_auth(d, conn);
 	k = ad_parse_url(url, ns, name);
 	if (!k)
-		return ad_status(conn, 404, "NotFound", "the server could not find the requested resource",
-				 "", "");
+		return ad_status(conn, 404, "NotFound",
+				 "the server could not find the requested resource", "", "");
 	if (d->by_name)
 		return ad_get_by_name(d, conn, method, k, ns, name);
 	if (strcmp(k->res, "leases") == 0 && atomic_load(&d->lease_fail))
 		return ad_status(conn, 503, "ServiceUnavailable", "unavailable", "", k->res);
 	if (ad_absent(d, k))
-		return ad_status(conn, 404, "NotFound", "the server could not find the requested resource",
-				 "", "");
+		return ad_status(conn, 404, "NotFound",
+				 "the server could not find the requested resource", "", "");
 	if (strcmp(method, "GET") == 0 && !name[0]) {
 		const char *wq = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "watch");
 		if (wq && (strcmp(wq, "1") == 0 || strcmp(wq, "true") == 0))
@@ -1154,8 +1160,8 @@ static enum MHD_Result ad_handler(void *cls, struct MHD_Connection *conn, const 
 		char msg[600];
 		atomic_fetch_add(&d->gets, 1);
 		if (atomic_load(&d->get_fail))
-			return ad_status(conn, 500, "InternalError", "Internal error occurred: get failed",
-					 name, k->res);
+			return ad_status(conn, 500, "InternalError",
+					 "Internal error occurred: get failed", name, k->res);
 		ad_begin(d);
 		o = ad_find_locked(d, k, ns, name);
 		if (o) {
@@ -1171,11 +1177,12 @@ static enum MHD_Result ad_handler(void *cls, struct MHD_Connection *conn, const 
 		return ad_patch(d, conn, k, ns, name, url, rq);
 	if ((strcmp(method, "POST") == 0 && !name[0]) || (strcmp(method, "PUT") == 0 && name[0]))
 		return ad_write(d, conn, method, k, ns, name, rq);
-	return ad_status(conn, 405, "MethodNotAllowed", "the server does not allow this method", "", "");
+	return ad_status(conn, 405, "MethodNotAllowed", "the server does not allow this method", "",
+			 "");
 }
 
 static void ad_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-				enum MHD_RequestTerminationCode toe)
+			 enum MHD_RequestTerminationCode toe)
 {
 	struct ad_req *rq = *con_cls;
 
@@ -1275,8 +1282,8 @@ void ad_stop(struct ad *d)
 	memset(d, 0, sizeof(*d));
 }
 
-int ad_write_kubeconfig(const struct ad *d, const char *certdir, const char *path,
-			const char *token, const char *ns, bool ca_inline)
+int ad_write_kubeconfig(const struct ad *d, const char *certdir, const char *path, const char *token,
+			const char *ns, bool ca_inline)
 {
 	char capath[4200], *ca, *b64 = NULL;
 	size_t len = 0;
@@ -1292,8 +1299,9 @@ int ad_write_kubeconfig(const struct ad *d, const char *certdir, const char *pat
 	if (!b64 || !f)
 		goto out;
 	EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)ca, (int)len);
-	fprintf(f, "apiVersion: v1\nkind: Config\ncurrent-context: test\nclusters:\n"
-		   "- name: double\n  cluster:\n    server: https://127.0.0.1:%u\n",
+	fprintf(f,
+		"apiVersion: v1\nkind: Config\ncurrent-context: test\nclusters:\n"
+		"- name: double\n  cluster:\n    server: https://127.0.0.1:%u\n",
 		d->port);
 	if (ca_inline)
 		fprintf(f, "    certificate-authority-data: %s\n", b64);

@@ -130,17 +130,17 @@ struct ad {
 	bool by_name; /* GETs of one object answered by name (see above) */
 	unsigned slow_ms;
 	bool no_rollouts;
-	bool no_canaries;      /* the Flagger CRD is not installed: 404 */
-	bool no_policyreports; /* the PolicyReport CRD is not installed: 404 */
+	bool no_canaries;           /* the Flagger CRD is not installed: 404 */
+	bool no_policyreports;      /* the PolicyReport CRD is not installed: 404 */
 	atomic_int expire_continue; /* while non-zero, a list page asked for with a
 				     * continue token answers 410 Expired (and
 				     * counts down) */
 	unsigned max_limit;
 	unsigned list_delay_ms;
-	atomic_int list_fail;  /* lists answer 500 while non-zero */
-	atomic_int patch_fail; /* PATCHes answer 500 while non-zero */
-	atomic_int lease_fail; /* lease requests answer 503 while non-zero */
-	atomic_int get_fail;   /* GETs of one object answer 500 while non-zero */
+	atomic_int list_fail;          /* lists answer 500 while non-zero */
+	atomic_int patch_fail;         /* PATCHes answer 500 while non-zero */
+	atomic_int lease_fail;         /* lease requests answer 503 while non-zero */
+	atomic_int get_fail;           /* GETs of one object answer 500 while non-zero */
 	unsigned lease_write_delay_ms; /* lease POST/PUT wait this long before deciding */
 	unsigned synth_secrets, synth_keys;
 	/* counters */
@@ -162,8 +162,8 @@ void ad_stop(struct ad *d);
  * kubeconfig must then sit next to it), a bearer token, and the context
  * namespace ns (NULL: none). Returns 0 or -1.
  */
-int ad_write_kubeconfig(const struct ad *d, const char *certdir, const char *path,
-			const char *token, const char *ns, bool ca_inline);
+int ad_write_kubeconfig(const struct ad *d, const char *certdir, const char *path, const char *token,
+			const char *ns, bool ca_inline);
 
 /* Locks and unlocks the store; ad_end wakes the watches. */
 void ad_begin(struct ad *d);

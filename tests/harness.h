@@ -35,7 +35,8 @@ static inline int h_make_certs(char *dir, size_t len)
 	snprintf(dir, len, "/tmp/rollgate-test-XXXXXX");
 	if (!mkdtemp(dir))
 		return -1;
-	snprintf(cmd, sizeof(cmd), "%s/certs/make-dev-certs.sh %s --force 2>/dev/null", tu_root(), dir);
+	snprintf(cmd, sizeof(cmd), "%s/certs/make-dev-certs.sh %s --force 2>/dev/null", tu_root(),
+		 dir);
 	return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -124,7 +125,8 @@ static inline int h_start(struct rg_server *s, const char *logdir, const char *c
 		}
 		f = fopen(s->log, "r");
 		while (f && fgets(line, sizeof(line), f)) {
-			if (strstr(line, "\"msg\":\"listening\"") && h_field(line, "port", &s->port) == 0 &&
+			if (strstr(line, "\"msg\":\"listening\"") &&
+			    h_field(line, "port", &s->port) == 0 &&
 			    h_field(line, "metrics_port", &s->metrics_port) == 0) {
 				fclose(f);
 				return 0;
@@ -298,9 +300,12 @@ static inline char *h_review(const char *uid, const char *op, const char *object
 
 	if (s)
 		snprintf(s, n,
-			 "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
-			 "\"uid\":\"%s\",\"kind\":{\"group\":\"apps\",\"version\":\"v1\",\"kind\":\"Deployment\"},"
-			 "\"resource\":{\"group\":\"apps\",\"version\":\"v1\",\"resource\":\"deployments\"},"
+			 "{\"apiVersion\":\"admission.k8s.io/"
+			 "v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+			 "\"uid\":\"%s\",\"kind\":{\"group\":\"apps\",\"version\":\"v1\",\"kind\":"
+			 "\"Deployment\"},"
+			 "\"resource\":{\"group\":\"apps\",\"version\":\"v1\",\"resource\":"
+			 "\"deployments\"},"
 			 "\"name\":\"web\",\"namespace\":\"shop\",\"operation\":\"%s\","
 			 "\"userInfo\":{\"username\":\"alice\"},\"object\":%s}}",
 			 uid, op, object_json);

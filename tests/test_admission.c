@@ -60,9 +60,11 @@ static void test_decode_rejects(void **state)
 	expect_bad("{", "invalid JSON");
 	expect_bad("{} x", "invalid JSON");
 	expect_bad("[]", "JSON object");
-	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1beta1\",\"kind\":\"AdmissionReview\",\"request\":{}}",
+	expect_bad("{\"apiVersion\":\"admission.k8s.io/"
+		   "v1beta1\",\"kind\":\"AdmissionReview\",\"request\":{}}",
 		   "apiVersion");
-	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"Review\",\"request\":{}}", "kind");
+	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"Review\",\"request\":{}}",
+		   "kind");
 	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\"}", "request");
 	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
 		   "\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\"}}",
@@ -74,29 +76,36 @@ static void test_decode_rejects(void **state)
 		   "\"uid\":\"a\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"PATCH\"}}",
 		   "operation");
 	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
-		   "\"uid\":\"a\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\",\"namespace\":5}}",
+		   "\"uid\":\"a\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\",\"namespace\":"
+		   "5}}",
 		   "namespace");
 	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
-		   "\"uid\":\"a\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\",\"object\":[]}}",
+		   "\"uid\":\"a\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\",\"object\":[]}"
+		   "}",
 		   "object");
 	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
-		   "\"uid\":\"a\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\",\"dryRun\":\"yes\"}}",
+		   "\"uid\":\"a\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\",\"dryRun\":"
+		   "\"yes\"}}",
 		   "dryRun");
 	/* Go's decoder keeps the last duplicate, cJSON the first: refuse both. */
 	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
-		   "\"uid\":\"a\",\"uid\":\"b\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\"}}",
+		   "\"uid\":\"a\",\"uid\":\"b\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\"}"
+		   "}",
 		   "duplicate key");
 	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
-		   "\"uid\":\"a\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\",\"namespace\":\"kube-system\\u0000x\"}}",
+		   "\"uid\":\"a\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\",\"namespace\":"
+		   "\"kube-system\\u0000x\"}}",
 		   "\\u0000");
 	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
 		   "\"uid\":\"a\tb\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\"}}",
 		   "control character");
 	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
-		   "\"uid\":\"a\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\",\"object\":{\"n\":1e999}}}",
+		   "\"uid\":\"a\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\",\"object\":{"
+		   "\"n\":1e999}}}",
 		   "out of range");
 	/* Case matters: "Kind" is not "kind". */
-	expect_bad("{\"apiVersion\":\"admission.k8s.io/v1\",\"Kind\":\"AdmissionReview\",\"request\":{}}",
+	expect_bad("{\"apiVersion\":\"admission.k8s.io/"
+		   "v1\",\"Kind\":\"AdmissionReview\",\"request\":{}}",
 		   "kind");
 	for (i = 0; i < 100; i++)
 		deep[i] = '[';
@@ -286,8 +295,8 @@ static void test_corpus_review(void **state)
 	(void)state;
 	if (!corpus)
 		skip();
-	snprintf(path, sizeof(path), "%s/upstream/kubernetes-api/admission.k8s.io.v1.AdmissionReview.json",
-		 corpus);
+	snprintf(path, sizeof(path),
+		 "%s/upstream/kubernetes-api/admission.k8s.io.v1.AdmissionReview.json", corpus);
 	buf = tu_read_file(path, &len);
 	assert_non_null(buf);
 	/* The upstream round-trip fixture fills every field with placeholder

@@ -64,7 +64,7 @@ static void test_max(void **state)
 /* A byte size past SIZE_MAX is refused before any allocation. */
 static void test_overflow(void **state)
 {
-	char (*v)[1 << 20] = NULL;
+	char(*v)[1 << 20] = NULL;
 	size_t cap = 0;
 
 	assert_int_equal(array_grow(&v, &cap, SIZE_MAX / 1024, sizeof(*v), SIZE_MAX), ARRAY_E_FULL);

@@ -20,8 +20,10 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg.annotation_prefix, "rollgate.io");
 	assert_int_equal(cfg.stamp_mode, STAMP_OPT_IN);
 	assert_true(strlist_contains(&cfg.exempt_namespaces, "kube-system"));
-	assert_true(strlist_contains(&cfg.controllers, "system:serviceaccount:kube-system:deployment-controller"));
-	assert_true(strlist_contains(&cfg.controllers, "system:serviceaccount:argo-rollouts:argo-rollouts"));
+	assert_true(strlist_contains(&cfg.controllers,
+				     "system:serviceaccount:kube-system:deployment-controller"));
+	assert_true(strlist_contains(&cfg.controllers,
+				     "system:serviceaccount:argo-rollouts:argo-rollouts"));
 	assert_int_equal(cfg.rules[RULE_REPLICASET_DIRECT_EDIT].mode, MODE_ENFORCE);
 	assert_int_equal(cfg.rules[RULE_MUTABLE_IMAGE_TAG].mode, MODE_WARN);
 	assert_int_equal(cfg.rules[RULE_POD_TEMPLATE_HASH_TAMPER].mode, MODE_ENFORCE);
@@ -34,21 +36,20 @@ static void test_full_example(void **state)
 {
 	struct config cfg;
 	char err[512];
-	const char *yaml =
-		"annotationPrefix: example.com\n"
-		"stamp:\n"
-		"  mode: all\n"
-		"exemptNamespaces: [kube-system, legacy-tools]\n"
-		"controllers: [system:serviceaccount:kube-system:deployment-controller]\n"
-		"canaryLabels: {track: canary}\n"
-		"lookupTimeout: 500ms\n"
-		"rules:\n"
-		"  mutable-image-tag: enforce\n"
-		"  rollout-without-readiness:\n"
-		"    mode: audit\n"
-		"    exemptNamespaces: [legacy]\n"
-		"    allowSkip: true\n"
-		"  no-rollback-history: off\n";
+	const char *yaml = "annotationPrefix: example.com\n"
+			   "stamp:\n"
+			   "  mode: all\n"
+			   "exemptNamespaces: [kube-system, legacy-tools]\n"
+			   "controllers: [system:serviceaccount:kube-system:deployment-controller]\n"
+			   "canaryLabels: {track: canary}\n"
+			   "lookupTimeout: 500ms\n"
+			   "rules:\n"
+			   "  mutable-image-tag: enforce\n"
+			   "  rollout-without-readiness:\n"
+			   "    mode: audit\n"
+			   "    exemptNamespaces: [legacy]\n"
+			   "    allowSkip: true\n"
+			   "  no-rollback-history: off\n";
 
 	(void)state;
 	if (load(yaml, &cfg, err, sizeof(err)) < 0)
@@ -61,7 +62,8 @@ static void test_full_example(void **state)
 	assert_int_equal(cfg.lookup_timeout_ms, 500);
 	assert_int_equal(cfg.rules[RULE_MUTABLE_IMAGE_TAG].mode, MODE_ENFORCE);
 	assert_int_equal(cfg.rules[RULE_ROLLOUT_WITHOUT_READINESS].mode, MODE_AUDIT);
-	assert_true(strlist_contains(&cfg.rules[RULE_ROLLOUT_WITHOUT_READINESS].exempt_namespaces, "legacy"));
+	assert_true(strlist_contains(&cfg.rules[RULE_ROLLOUT_WITHOUT_READINESS].exempt_namespaces,
+				     "legacy"));
 	assert_true(cfg.rules[RULE_ROLLOUT_WITHOUT_READINESS].skippable);
 	/* YAML 1.1 reads a bare off as false: the mode must still be accepted
 	 * only as the string "off". */
@@ -90,9 +92,12 @@ static void test_errors_name_file_line_key(void **state)
 	expect_error("rules:\n  mutable-image-tag: enforce\n  no-such-rule: warn\n",
 		     "rollgate.yaml:3: no-such-rule: unknown rule ID");
 	expect_error("stamp:\n  mode: sometimes\n", "rollgate.yaml:2: stamp.mode:");
-	expect_error("rules:\n  mutable-image-tag: block\n", "rollgate.yaml:2: mutable-image-tag: mode must be");
-	expect_error("annotationPrefx: rollgate.io\n", "rollgate.yaml:1: annotationPrefx: unknown key");
-	expect_error("exemptNamespaces: kube-system\n", "rollgate.yaml:1: exemptNamespaces: expected a list");
+	expect_error("rules:\n  mutable-image-tag: block\n",
+		     "rollgate.yaml:2: mutable-image-tag: mode must be");
+	expect_error("annotationPrefx: rollgate.io\n",
+		     "rollgate.yaml:1: annotationPrefx: unknown key");
+	expect_error("exemptNamespaces: kube-system\n",
+		     "rollgate.yaml:1: exemptNamespaces: expected a list");
 	expect_error("exemptNamespaces: [a, 3]\n", "exemptNamespaces: expected a non-empty string");
 	expect_error("rules:\n  mutable-image-tag:\n    mode: warn\n    exempt: [x]\n",
 		     "rollgate.yaml:4: rules.mutable-image-tag.exempt: unknown key");
@@ -112,8 +117,9 @@ static void test_watch_and_reload(void **state)
 {
 	struct config cfg;
 	char err[512];
-	const char *yaml = "watch:\n  namespaces: [shop, web]\n  labelSelector: team=shop\n"
-			   "reload:\n  enabled: false\n  rate: 0.5\n  burst: 10\n  coalesceWindow: 500ms\n";
+	const char *yaml =
+		"watch:\n  namespaces: [shop, web]\n  labelSelector: team=shop\n"
+		"reload:\n  enabled: false\n  rate: 0.5\n  burst: 10\n  coalesceWindow: 500ms\n";
 
 	(void)state;
 	assert_int_equal(config_defaults(&cfg), 0);

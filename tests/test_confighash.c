@@ -11,13 +11,13 @@
 
 /* ---- fixtures: the objects of docs/confighash.md ------------------------ */
 
-#define APP_CONFIG \
+#define APP_CONFIG                                              \
 	"{'kind':'ConfigMap','metadata':{'name':'app-config'}," \
 	"'data':{'app.properties':'x=1\\n','LOG_LEVEL':'debug'}}"
-#define BIN_CONFIG \
+#define BIN_CONFIG                                              \
 	"{'kind':'ConfigMap','metadata':{'name':'bin-config'}," \
 	"'data':{'mode':'fast'},'binaryData':{'blob':'3q2+7w=='}}"
-#define DB_CREDS \
+#define DB_CREDS                                           \
 	"{'kind':'Secret','metadata':{'name':'db-creds'}," \
 	"'data':{'password':'czNjcjN0','tls.key':'AAEC//4='},'stringData':{'ignored':'yes'}}"
 
@@ -81,32 +81,45 @@ struct vector {
 };
 
 static const struct vector vectors[] = {
-	{ "V1", "{'containers':[{'name':'web','envFrom':[{'configMapRef':{'name':'app-config'}}]}]}",
-	  { APP_CONFIG }, NULL,
+	{ "V1",
+	  "{'containers':[{'name':'web','envFrom':[{'configMapRef':{'name':'app-config'}}]}]}",
+	  { APP_CONFIG },
+	  NULL,
 	  "ConfigMap/app-config\n2\nLOG_LEVEL\n" H_DEBUG "\napp.properties\n" H_X1 "\n",
 	  "sha256:9cb19d807e25f35cdc37e9bc3422a503e499efe1d9cd686933fac8548064c4a9" },
 	{ "V2",
 	  "{'containers':[{'name':'web','env':[{'name':'L','valueFrom':{'configMapKeyRef':"
 	  "{'name':'app-config','key':'LOG_LEVEL'}}}]}],"
-	  "'volumes':[{'name':'cfg','configMap':{'name':'app-config','items':[{'key':'missing-key','path':'m'}]}}]}",
-	  { APP_CONFIG }, NULL,
+	  "'volumes':[{'name':'cfg','configMap':{'name':'app-config','items':[{'key':'missing-key','"
+	  "path':'m'}]}}]}",
+	  { APP_CONFIG },
+	  NULL,
 	  "ConfigMap/app-config\n2\nLOG_LEVEL\n" H_DEBUG "\nmissing-key\n-\n",
 	  "sha256:429d7bb4d40f497efdb38bd35513220d88752bbb3c3af2833a24e2ad8cc6b826" },
-	{ "V3", "{'containers':[{'name':'web','envFrom':[{'secretRef':{'name':'db-creds'}}]}]}",
-	  { NULL }, NULL, "Secret/db-creds\n-\n",
+	{ "V3",
+	  "{'containers':[{'name':'web','envFrom':[{'secretRef':{'name':'db-creds'}}]}]}",
+	  { NULL },
+	  NULL,
+	  "Secret/db-creds\n-\n",
 	  "sha256:c1b6fc5949d8a22985f5ec06b72b038f88dd44e3a125046ee4689e4b78c00085" },
-	{ "V4", "{'volumes':[{'name':'tls','secret':{'secretName':'db-creds'}}]}", { DB_CREDS }, NULL,
+	{ "V4",
+	  "{'volumes':[{'name':'tls','secret':{'secretName':'db-creds'}}]}",
+	  { DB_CREDS },
+	  NULL,
 	  "Secret/db-creds\n2\npassword\n" H_S3CR3T "\ntls.key\n" H_TLSKEY "\n",
 	  "sha256:bd4731db027c85a51139aa30eafca0948eb47b43e062474af71606c41e19d98d" },
-	{ "V5", "{'volumes':[{'name':'b','projected':{'sources':[{'configMap':{'name':'bin-config'}}]}}]}",
-	  { BIN_CONFIG }, NULL,
+	{ "V5",
+	  "{'volumes':[{'name':'b','projected':{'sources':[{'configMap':{'name':'bin-config'}}]}}]}",
+	  { BIN_CONFIG },
+	  NULL,
 	  "ConfigMap/bin-config\n2\nblob\n" H_BLOB "\nmode\n" H_FAST "\n",
 	  "sha256:c308ac3123dcd960bc2fc583a28830ada3e54e4e2c88c8cf5ef4d67a131082e8" },
 	{ "V6",
 	  "{'containers':[{'name':'web','envFrom':[{'configMapRef':{'name':'app-config'}}],"
 	  "'env':[{'name':'PW','valueFrom':{'secretKeyRef':{'name':'db-creds','key':'password'}}}]}],"
 	  "'volumes':[{'name':'flags','configMap':{'name':'feature-flags','optional':true}}]}",
-	  { APP_CONFIG, DB_CREDS }, NULL,
+	  { APP_CONFIG, DB_CREDS },
+	  NULL,
 	  "ConfigMap/app-config\n2\nLOG_LEVEL\n" H_DEBUG "\napp.properties\n" H_X1 "\n"
 	  "ConfigMap/feature-flags\n-\n"
 	  "Secret/db-creds\n1\npassword\n" H_S3CR3T "\n",
@@ -115,12 +128,17 @@ static const struct vector vectors[] = {
 	  "{'containers':[{'name':'web','envFrom':[{'configMapRef':{'name':'app-config'}}],"
 	  "'env':[{'name':'PW','valueFrom':{'secretKeyRef':{'name':'db-creds','key':'password'}}}]}],"
 	  "'volumes':[{'name':'flags','configMap':{'name':'feature-flags','optional':true}}]}",
-	  { APP_CONFIG, DB_CREDS }, "rollgate-test-key",
+	  { APP_CONFIG, DB_CREDS },
+	  "rollgate-test-key",
 	  "ConfigMap/app-config\n2\nLOG_LEVEL\n" H_DEBUG "\napp.properties\n" H_X1 "\n"
 	  "ConfigMap/feature-flags\n-\n"
 	  "Secret/db-creds\n1\npassword\n" H_S3CR3T "\n",
 	  "sha256:a38923e8f7e0080b22bd4539bf169d88b64b026390ad9b22f42965c6575e57b7" },
-	{ "V8", "{'containers':[{'name':'web','image':'nginx'}]}", { NULL }, NULL, "",
+	{ "V8",
+	  "{'containers':[{'name':'web','image':'nginx'}]}",
+	  { NULL },
+	  NULL,
+	  "",
 	  "sha256:" H_EMPTY },
 };
 
@@ -136,7 +154,8 @@ static const struct obj_digest *lookup(const struct vector *v, const struct ref 
 		char err[128];
 
 		if (match)
-			assert_int_equal(confighash_digest_object(obj, r->kind, store, err, sizeof(err)), 0);
+			assert_int_equal(
+				confighash_digest_object(obj, r->kind, store, err, sizeof(err)), 0);
 		cJSON_Delete(obj);
 		if (match)
 			return store;
@@ -283,7 +302,8 @@ static void test_digest_errors(void **state)
 	digest_err("{'data':[]}", OBJ_CONFIGMAP, "data: expected an object");
 	digest_err("{'binaryData':'x'}", OBJ_CONFIGMAP, "binaryData: expected an object");
 	digest_err("[]", OBJ_SECRET, "Secret: expected an object");
-	digest_err("{'data':{'a\\nb':'x'}}", OBJ_CONFIGMAP, "data: a key contains a control character");
+	digest_err("{'data':{'a\\nb':'x'}}", OBJ_CONFIGMAP,
+		   "data: a key contains a control character");
 }
 
 /* The value never appears in an error, even when it is the problem. */
@@ -360,22 +380,22 @@ static void test_base64_go_semantics(void **state)
 		{ "Zm8=", "fo", 2 },
 		{ "Zg==", "f", 1 },
 		{ "Zm9vYmFy", "foobar", 6 },
-		{ "Zm9=", "fo", 2 },      /* non-zero trailing bits: Go's StdEncoding drops them */
+		{ "Zm9=", "fo", 2 }, /* non-zero trailing bits: Go's StdEncoding drops them */
 		{ "Zh==", "f", 1 },
 		{ "Zm\r\n9v", "foo", 3 }, /* newlines ignored anywhere */
 		{ "Zg=\n=\n", "f", 1 },
 		{ "\n", "", 0 },
 		{ "+/+/", "\xfb\xff\xbf", 3 },
-		{ "Zm8", NULL, 0 },       /* padding required */
+		{ "Zm8", NULL, 0 }, /* padding required */
 		{ "Zg", NULL, 0 },
 		{ "Z", NULL, 0 },
 		{ "Zg=", NULL, 0 },
 		{ "Z===", NULL, 0 },
 		{ "====", NULL, 0 },
-		{ "Zm8=Zm8=", NULL, 0 },  /* nothing after the padding */
+		{ "Zm8=Zm8=", NULL, 0 }, /* nothing after the padding */
 		{ "Zg==\nx", NULL, 0 },
 		{ "Zg=x", NULL, 0 },
-		{ "-_-_", NULL, 0 },      /* URL alphabet */
+		{ "-_-_", NULL, 0 }, /* URL alphabet */
 		{ "Zm9v ", NULL, 0 },
 		{ " Zm9v", NULL, 0 },
 		{ "Zm9v\t", NULL, 0 },

@@ -28,8 +28,7 @@ static bool str_eq(const void *a, const void *b)
 }
 
 /* Owned string keys and owned int values. */
-static const struct htable_type owned = { htable_hash_str, str_eq, count_free_key,
-					  count_free_val };
+static const struct htable_type owned = { htable_hash_str, str_eq, count_free_key, count_free_val };
 
 static char *key_n(const char *prefix, int i)
 {

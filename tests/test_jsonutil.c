@@ -30,14 +30,15 @@ static void test_utf8_in_strings(void **state)
 	(void)state;
 	/* Two-, three- and four-byte characters, and escapes, pass. */
 	assert_int_equal(parse("{\"n\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x80 \\u00e9\"}", err,
-			       sizeof(err)), 0);
+			       sizeof(err)),
+			 0);
 	expect_refused("{\"n\":\"web-\xff\"}", "invalid UTF-8 at byte 10");
-	expect_refused("{\"n\":\"\xc3\"}", "invalid UTF-8");          /* cut short */
-	expect_refused("{\"n\":\"\xc0\xaf\"}", "invalid UTF-8");      /* overlong '/' */
-	expect_refused("{\"n\":\"\xed\xa0\x80\"}", "invalid UTF-8");  /* a surrogate */
+	expect_refused("{\"n\":\"\xc3\"}", "invalid UTF-8");             /* cut short */
+	expect_refused("{\"n\":\"\xc0\xaf\"}", "invalid UTF-8");         /* overlong '/' */
+	expect_refused("{\"n\":\"\xed\xa0\x80\"}", "invalid UTF-8");     /* a surrogate */
 	expect_refused("{\"n\":\"\xf4\x90\x80\x80\"}", "invalid UTF-8"); /* past U+10FFFF */
-	expect_refused("{\"\xfe\":1}", "invalid UTF-8");              /* in a key */
-	expect_refused("{\"n\":1}\x80", "invalid UTF-8");             /* outside strings */
+	expect_refused("{\"\xfe\":1}", "invalid UTF-8");                 /* in a key */
+	expect_refused("{\"n\":1}\x80", "invalid UTF-8");                /* outside strings */
 }
 
 static void test_utf8_seq(void **state)
@@ -80,7 +81,10 @@ static void test_clip(void **state)
 	char out[16];
 
 	(void)state;
-	json_clip_utf8(out, sizeof(out), "/val\xff" "id\x01", 100);
+	json_clip_utf8(out, sizeof(out),
+		       "/val\xff"
+		       "id\x01",
+		       100);
 	assert_string_equal(out, "/val?id?");
 	json_clip_utf8(out, sizeof(out), "ab\xc3\xa9", 3);
 	assert_string_equal(out, "ab");

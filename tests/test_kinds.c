@@ -41,7 +41,7 @@ static void test_rows_consistent(void **state)
 			assert_int_equal(k->template, KIND_TEMPLATE_SPEC);
 	}
 	assert_null(kinds_get(KIND_COUNT));
-	assert_null(kinds_get((enum kind_id)-1));
+	assert_null(kinds_get((enum kind_id) - 1));
 }
 
 static void test_lookup(void **state)
@@ -106,8 +106,8 @@ static void test_template(void **state)
 	cJSON *ref = tu_parse("{'spec': {'workloadRef': {'kind': 'Deployment'}}}");
 
 	assert_ptr_equal(kinds_template(kinds_get(KIND_DEPLOYMENT), dep),
-			 cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(dep, "spec"),
-							  "template"));
+			 cJSON_GetObjectItemCaseSensitive(
+				 cJSON_GetObjectItemCaseSensitive(dep, "spec"), "template"));
 	assert_null(kinds_template(kinds_get(KIND_DEPLOYMENT), wrong));
 	assert_null(kinds_template(kinds_get(KIND_ROLLOUT), ref));
 	assert_null(kinds_template(kinds_get(KIND_FLAGGER_CANARY), dep));
@@ -149,7 +149,8 @@ static void test_corpus_objects(void **state)
 		if (k) {
 			matched++;
 			assert_string_equal(k->api_version, api);
-			assert_true((kinds_template(k, obj) != NULL) == (k->template != KIND_TEMPLATE_NONE));
+			assert_true((kinds_template(k, obj) != NULL) ==
+				    (k->template != KIND_TEMPLATE_NONE));
 		}
 		cJSON_Delete(obj);
 		free(text);
@@ -162,10 +163,8 @@ static void test_corpus_objects(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rows_consistent),
-		cmocka_unit_test(test_lookup),
-		cmocka_unit_test(test_flag_sets),
-		cmocka_unit_test(test_template),
+		cmocka_unit_test(test_rows_consistent), cmocka_unit_test(test_lookup),
+		cmocka_unit_test(test_flag_sets),       cmocka_unit_test(test_template),
 		cmocka_unit_test(test_corpus_objects),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

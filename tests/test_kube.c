@@ -118,8 +118,9 @@ static void assert_digest_matches(const struct lookup_item *it, const char *reso
 
 	assert_non_null(json);
 	assert_int_equal(json_parse_strict(json, strlen(json), &obj, err, sizeof(err)), 0);
-	assert_int_equal(confighash_digest_object(obj, strcmp(resource, "secrets") == 0 ? OBJ_SECRET
-											 : OBJ_CONFIGMAP,
+	assert_int_equal(confighash_digest_object(obj,
+						  strcmp(resource, "secrets") == 0 ? OBJ_SECRET
+										   : OBJ_CONFIGMAP,
 						  &want, err, sizeof(err)),
 			 0);
 	assert_non_null(it->digest);
@@ -209,14 +210,17 @@ static void test_kubeconfig_errors(void **state)
 				"\"nope\"");
 	assert_kubeconfig_error(KC_HEAD "current-context: x\n"
 					"clusters:\n- name: c\n  cluster:\n    server: https://h:1\n"
-					"    certificate-authority-data: \"%%%not base64%%%\"\n" KC_USER KC_CTX,
+					"    certificate-authority-data: \"%%%not "
+					"base64%%%\"\n" KC_USER KC_CTX,
 				"certificate-authority-data");
 	/* A context naming a cluster or user that is not there. */
-	assert_kubeconfig_error(KC_HEAD "current-context: x\n" KC_CLUSTER KC_USER
-					"contexts:\n- name: x\n  context:\n    cluster: gone\n    user: u\n",
+	assert_kubeconfig_error(KC_HEAD
+				"current-context: x\n" KC_CLUSTER KC_USER
+				"contexts:\n- name: x\n  context:\n    cluster: gone\n    user: u\n",
 				"\"gone\"");
-	assert_kubeconfig_error(KC_HEAD "current-context: x\n" KC_CLUSTER KC_USER
-					"contexts:\n- name: x\n  context:\n    cluster: c\n    user: ghost\n",
+	assert_kubeconfig_error(KC_HEAD
+				"current-context: x\n" KC_CLUSTER KC_USER
+				"contexts:\n- name: x\n  context:\n    cluster: c\n    user: ghost\n",
 				"\"ghost\"");
 	/* A CA file that does not exist. */
 	assert_kubeconfig_error(KC_HEAD "current-context: x\n"
@@ -228,16 +232,18 @@ static void test_kubeconfig_errors(void **state)
 	assert_kubeconfig_error("a: [\n", "");
 	/* A token that would split the Authorization header. */
 	assert_kubeconfig_error(KC_HEAD "current-context: x\n" KC_CLUSTER
-					"users:\n- name: u\n  user:\n    token: \"abc\\r\\nX-Evil: 1\"\n" KC_CTX,
+					"users:\n- name: u\n  user:\n    token: \"abc\\r\\nX-Evil: "
+					"1\"\n" KC_CTX,
 				"token");
 	/* The source refuses plain HTTP rather than failing every lookup later. */
 	assert_kubeconfig_error(KC_HEAD "current-context: x\n"
-					"clusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:8001\n"
-				KC_USER KC_CTX,
+					"clusters:\n- name: c\n  cluster:\n    server: "
+					"http://127.0.0.1:8001\n" KC_USER KC_CTX,
 				"https");
 	/* Credential plugins are not supported: say so. */
-	assert_kubeconfig_error(KC_HEAD "current-context: x\n" KC_CLUSTER
-					"users:\n- name: u\n  user:\n    exec:\n      command: aws\n" KC_CTX,
+	assert_kubeconfig_error(KC_HEAD
+				"current-context: x\n" KC_CLUSTER
+				"users:\n- name: u\n  user:\n    exec:\n      command: aws\n" KC_CTX,
 				"exec");
 }
 
@@ -276,8 +282,9 @@ static void test_kubeconfig_good(void **state)
 	/* A trailing slash on the server is dropped; a tokenFile is relative to
 	 * the kubeconfig. */
 	snprintf(path, sizeof(path), "%s/kc-tokenfile.yaml", certdir);
-	write_text(path, KC_HEAD "current-context: x\n" KC_CLUSTER
-		   "users:\n- name: u\n  user:\n    tokenFile: token.txt\n" KC_CTX);
+	write_text(path,
+		   KC_HEAD "current-context: x\n" KC_CLUSTER
+			   "users:\n- name: u\n  user:\n    tokenFile: token.txt\n" KC_CTX);
 	assert_int_equal(kube_conn_from_kubeconfig(path, &c, err, sizeof(err)), 0);
 	assert_string_equal(c.server, "https://127.0.0.1:6443");
 	assert_non_null(c.token_file);
@@ -399,8 +406,8 @@ static void test_absent_and_failures(void **state)
 static void test_invalid_names_send_nothing(void **state)
 {
 	struct objsource *src = new_source(kc_inline);
-	static const char *const bad[] = { "../x", "A_B", "..", ".", "a..b", "-a", "a-", "a/b",
-					   "a%2Fb", "a?b", "", ".hidden", "a b" };
+	static const char *const bad[] = { "../x", "A_B",   "..",  ".", "a..b",    "-a", "a-",
+					   "a/b",  "a%2Fb", "a?b", "",  ".hidden", "a b" };
 	const size_t n = sizeof(bad) / sizeof(bad[0]);
 	struct lookup_item it[sizeof(bad) / sizeof(bad[0])];
 	struct lookup_batch b = { "ns1", it, n };
@@ -410,7 +417,11 @@ static void test_invalid_names_send_nothing(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < n; i++)
-		item(&it[i], i % 3 == 0 ? SRC_CONFIGMAP : i % 3 == 1 ? SRC_SECRET : SRC_DEPLOYMENT, bad[i]);
+		item(&it[i],
+		     i % 3 == 0           ? SRC_CONFIGMAP
+			     : i % 3 == 1 ? SRC_SECRET
+					  : SRC_DEPLOYMENT,
+		     bad[i]);
 	run_batch(src, &b, 5000);
 	for (size_t i = 0; i < n; i++)
 		assert_error_reason(&it[i], "invalid");
@@ -525,7 +536,7 @@ static void test_destroy_with_lookup_in_flight(void **state)
 struct conc {
 	struct objsource *src;
 	int id;
-	int done_once;  /* batches whose done came exactly once */
+	int done_once; /* batches whose done came exactly once */
 	int found, absent;
 	int bad;
 };
@@ -657,7 +668,8 @@ static char *deployment_review(const char *uid, const char *cm)
 {
 	static const char fmt[] =
 		"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
-		"\"uid\":\"%s\",\"kind\":{\"group\":\"apps\",\"version\":\"v1\",\"kind\":\"Deployment\"},"
+		"\"uid\":\"%s\",\"kind\":{\"group\":\"apps\",\"version\":\"v1\",\"kind\":"
+		"\"Deployment\"},"
 		"\"resource\":{\"group\":\"apps\",\"version\":\"v1\",\"resource\":\"deployments\"},"
 		"\"name\":\"web\",\"namespace\":\"ns1\",\"operation\":\"CREATE\","
 		"\"userInfo\":{\"username\":\"alice\"},\"object\":{"
@@ -665,7 +677,8 @@ static char *deployment_review(const char *uid, const char *cm)
 		"\"namespace\":\"ns1\",\"annotations\":{\"rollgate.io/reload\":\"true\"}},"
 		"\"spec\":{\"replicas\":1,\"selector\":{\"matchLabels\":{\"app\":\"web\"}},"
 		"\"template\":{\"metadata\":{\"labels\":{\"app\":\"web\"}},\"spec\":{\"containers\":[{"
-		"\"name\":\"app\",\"image\":\"nginx:1.25\",\"envFrom\":[{\"configMapRef\":{\"name\":\"%s\"}}]"
+		"\"name\":\"app\",\"image\":\"nginx:1.25\",\"envFrom\":[{\"configMapRef\":{\"name\":"
+		"\"%s\"}}]"
 		"}]}}}}}}";
 	size_t n = sizeof(fmt) + strlen(uid) + strlen(cm);
 	char *s = malloc(n);
@@ -866,7 +879,8 @@ static void test_serve_with_kubeconfig(void **state)
 			assert_false(atomic_load(&slow.done));
 	}
 	pthread_join(th, NULL);
-	print_message("20 /validate while a lookup waits: slowest %.3f s; the slow /mutate took %.3f s\n",
+	print_message("20 /validate while a lookup waits: slowest %.3f s; the slow /mutate took %.3f "
+		      "s\n",
 		      worst, slow.secs);
 	assert_non_null(slow.root);
 	resp = json_get(slow.root, "response");
@@ -887,7 +901,7 @@ static void test_serve_with_kubeconfig(void **state)
 static void test_shutdown_during_lookup(void **state)
 {
 	char crt[512], key[512];
-	const char *args[] = { "--tls-cert", crt, "--tls-key", key, "--kubeconfig", kc_inline,
+	const char *args[] = { "--tls-cert",      crt, "--tls-key", key, "--kubeconfig", kc_inline,
 			       "--drain-timeout", "0", NULL };
 	struct slow_call slow = { NULL, 0, false };
 	pthread_t th;

@@ -19,11 +19,14 @@
 #include "webhook.h"
 
 static const char *objects[] = {
-	"{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"app-config\",\"namespace\":\"shop\"},"
+	"{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"app-config\","
+	"\"namespace\":\"shop\"},"
 	"\"data\":{\"LOG_LEVEL\":\"info\",\"MODE\":\"fast\"}}",
-	"{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"extra\",\"namespace\":\"shop\"},"
+	"{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"extra\",\"namespace\":"
+	"\"shop\"},"
 	"\"data\":{\"x\":\"1\"}}",
-	"{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"db\",\"namespace\":\"shop\"},"
+	"{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"db\",\"namespace\":"
+	"\"shop\"},"
 	"\"data\":{\"PASSWORD\":\"c2VjcmV0\"}}",
 };
 
@@ -70,8 +73,8 @@ static void never_called(void *arg)
 	fail_msg("the file and memory sources answer at once");
 }
 
-static struct outcome run(struct webhook *wh, const char *op, const char *kind_group,
-			  const char *kind, const char *object, const char *old_object)
+static struct outcome run(struct webhook *wh, const char *op, const char *kind_group, const char *kind,
+			  const char *object, const char *old_object)
 {
 	struct outcome o = { 0 };
 	char *body = malloc(65536);
@@ -95,7 +98,8 @@ static struct outcome run(struct webhook *wh, const char *op, const char *kind_g
 	o.resp = json_get(o.doc, "response");
 	b64 = json_get_string(o.resp, "patch");
 	if (b64) {
-		int n = EVP_DecodeBlock((unsigned char *)o.patch, (const unsigned char *)b64, (int)strlen(b64));
+		int n = EVP_DecodeBlock((unsigned char *)o.patch, (const unsigned char *)b64,
+					(int)strlen(b64));
 		assert_true(n > 0 && n < (int)sizeof(o.patch));
 		o.patch[n] = '\0';
 		while (n > 0 && o.patch[n - 1] == '\0')
@@ -135,8 +139,8 @@ static char *deployment(const char *annotations, const char *podspec, const char
 	return s;
 }
 
-static const char *envfrom_app =
-	"{\"containers\":[{\"name\":\"web\",\"image\":\"a:1\",\"envFrom\":[{\"configMapRef\":{\"name\":\"app-config\"}}]}]}";
+static const char *envfrom_app = "{\"containers\":[{\"name\":\"web\",\"image\":\"a:1\",\"envFrom\":[{"
+				 "\"configMapRef\":{\"name\":\"app-config\"}}]}]}";
 
 struct env {
 	struct objsource *src;
@@ -203,7 +207,8 @@ static void test_opt_in_annotations(void **state)
 		free(d);
 	}
 	/* Not opted in, and opted out: untouched. */
-	const char *outs[] = { "", "\"rollgate.io/reload\":\"false\"", "\"reloader.stakater.com/auto\":\"false\"" };
+	const char *outs[] = { "", "\"rollgate.io/reload\":\"false\"",
+			       "\"reloader.stakater.com/auto\":\"false\"" };
 	for (size_t i = 0; i < 3; i++) {
 		char *d = deployment(outs[i], envfrom_app, NULL);
 		struct outcome o = run(e.wh, "CREATE", "apps", "Deployment", d, NULL);
@@ -239,7 +244,9 @@ static void test_kinds(void **state)
 {
 	struct env e;
 	char *d = deployment("\"rollgate.io/reload\":\"true\"", envfrom_app, NULL);
-	const char *kinds[][2] = { { "apps", "StatefulSet" }, { "apps", "DaemonSet" }, { "argoproj.io", "Rollout" } };
+	const char *kinds[][2] = { { "apps", "StatefulSet" },
+				   { "apps", "DaemonSet" },
+				   { "argoproj.io", "Rollout" } };
 	struct outcome o;
 
 	(void)state;
@@ -261,7 +268,8 @@ static void test_kinds(void **state)
 	outcome_free(&o);
 	o = run(e.wh, "CREATE", "argoproj.io", "Rollout",
 		"{\"metadata\":{\"annotations\":{\"rollgate.io/reload\":\"true\"}},"
-		"\"spec\":{\"workloadRef\":{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"name\":\"web\"}}}",
+		"\"spec\":{\"workloadRef\":{\"apiVersion\":\"apps/"
+		"v1\",\"kind\":\"Deployment\",\"name\":\"web\"}}}",
 		NULL);
 	assert_string_equal(o.patch, "");
 	assert_true(cJSON_IsTrue(json_get(o.resp, "allowed")));
@@ -287,7 +295,8 @@ static void test_patch_shapes_and_idempotence(void **state)
 	outcome_free(&o);
 	free(d);
 	/* Metadata without annotations. */
-	d = deployment("\"rollgate.io/reload\":\"true\"", envfrom_app, "\"metadata\":{\"labels\":{\"a\":\"b\"}}");
+	d = deployment("\"rollgate.io/reload\":\"true\"", envfrom_app,
+		       "\"metadata\":{\"labels\":{\"a\":\"b\"}}");
 	o = run(e.wh, "CREATE", "apps", "Deployment", d, NULL);
 	assert_non_null(strstr(o.patch, "\"path\":\"/spec/template/metadata/annotations\""));
 	outcome_free(&o);
@@ -296,12 +305,14 @@ static void test_patch_shapes_and_idempotence(void **state)
 	d = deployment("\"rollgate.io/reload\":\"true\"", envfrom_app,
 		       "\"metadata\":{\"annotations\":{\"team\":\"x\"}}");
 	o = run(e.wh, "CREATE", "apps", "Deployment", d, NULL);
-	assert_non_null(strstr(o.patch, "\"path\":\"/spec/template/metadata/annotations/rollgate.io~1config-hash\""));
+	assert_non_null(strstr(
+		o.patch, "\"path\":\"/spec/template/metadata/annotations/rollgate.io~1config-hash\""));
 	assert_null(strstr(o.patch, "team"));
 	outcome_free(&o);
 	free(d);
 	/* Already right: no patch, on CREATE and UPDATE. */
-	snprintf(meta, sizeof(meta), "\"metadata\":{\"annotations\":{\"rollgate.io/config-hash\":\"%s\"}}", hash);
+	snprintf(meta, sizeof(meta),
+		 "\"metadata\":{\"annotations\":{\"rollgate.io/config-hash\":\"%s\"}}", hash);
 	d = deployment("\"rollgate.io/reload\":\"true\"", envfrom_app, meta);
 	o = run(e.wh, "UPDATE", "apps", "Deployment", d, d);
 	assert_string_equal(o.patch, "");
@@ -317,7 +328,8 @@ static void test_patch_shapes_and_idempotence(void **state)
 	outcome_free(&o);
 	free(d);
 	/* Nothing referenced any more: the stale hash goes. */
-	d = deployment("\"rollgate.io/reload\":\"true\"", "{\"containers\":[{\"name\":\"web\",\"image\":\"a:1\"}]}",
+	d = deployment("\"rollgate.io/reload\":\"true\"",
+		       "{\"containers\":[{\"name\":\"web\",\"image\":\"a:1\"}]}",
 		       "\"metadata\":{\"annotations\":{\"rollgate.io/config-hash\":\"sha256:old\"}}");
 	o = run(e.wh, "UPDATE", "apps", "Deployment", d, d);
 	assert_non_null(strstr(o.patch, "\"op\":\"remove\""));
@@ -338,7 +350,8 @@ static void test_hash_selects_keys(void **state)
 	/* A key ref reads only its key: different hash from the whole object. */
 	a = deployment("\"rollgate.io/reload\":\"true\"", envfrom_app, NULL);
 	b = deployment("\"rollgate.io/reload\":\"true\"",
-		       "{\"containers\":[{\"name\":\"web\",\"image\":\"a:1\",\"env\":[{\"name\":\"L\",\"valueFrom\":"
+		       "{\"containers\":[{\"name\":\"web\",\"image\":\"a:1\",\"env\":[{\"name\":\"L\","
+		       "\"valueFrom\":"
 		       "{\"configMapKeyRef\":{\"name\":\"app-config\",\"key\":\"LOG_LEVEL\"}}}]}]}",
 		       NULL);
 	o = run(e.wh, "CREATE", "apps", "Deployment", a, NULL);
@@ -367,13 +380,15 @@ static void test_missing_objects_warn(void **state)
 	env_open(&e, NULL);
 	d = deployment("\"rollgate.io/reload\":\"true\"",
 		       "{\"containers\":[{\"name\":\"web\",\"image\":\"a:1\",\"envFrom\":["
-		       "{\"configMapRef\":{\"name\":\"not-yet\"}},{\"secretRef\":{\"name\":\"maybe\",\"optional\":true}}]}]}",
+		       "{\"configMapRef\":{\"name\":\"not-yet\"}},{\"secretRef\":{\"name\":\"maybe\","
+		       "\"optional\":true}}]}]}",
 		       NULL);
 	o = run(e.wh, "CREATE", "apps", "Deployment", d, NULL);
 	assert_true(cJSON_IsTrue(json_get(o.resp, "allowed")));
 	/* Absent objects still hash (creating them later changes the hash). */
 	assert_non_null(strstr(o.patch, "config-hash"));
-	assert_true(has_warning(&o, "configmap \"not-yet\" referenced by container \"web\" does not exist yet"));
+	assert_true(has_warning(
+		&o, "configmap \"not-yet\" referenced by container \"web\" does not exist yet"));
 	assert_false(has_warning(&o, "maybe"));
 	outcome_free(&o);
 	free(d);
@@ -381,12 +396,14 @@ static void test_missing_objects_warn(void **state)
 }
 
 /* A source whose every lookup fails, like an API answering 403. */
-static int failing_resolve(void *impl, struct lookup_batch *b, unsigned t, lookup_done_fn done, void *arg)
+static int failing_resolve(void *impl, struct lookup_batch *b, unsigned t, lookup_done_fn done,
+			   void *arg)
 {
 	(void)impl, (void)t, (void)done, (void)arg;
 	for (size_t i = 0; i < b->n; i++) {
 		b->items[i].status = LOOKUP_ERROR;
-		snprintf(b->items[i].reason, sizeof(b->items[i].reason), "HTTP 403 from the API server");
+		snprintf(b->items[i].reason, sizeof(b->items[i].reason),
+			 "HTTP 403 from the API server");
 	}
 	return 0;
 }
@@ -414,7 +431,8 @@ static void test_lookup_failure_never_stamps_wrong(void **state)
 	/* An update that dropped the hash keeps the one it had, so a failed
 	 * lookup never starts a rollout. */
 	old = deployment("\"rollgate.io/reload\":\"true\"", envfrom_app,
-			 "\"metadata\":{\"annotations\":{\"rollgate.io/config-hash\":\"sha256:kept\"}}");
+			 "\"metadata\":{\"annotations\":{\"rollgate.io/"
+			 "config-hash\":\"sha256:kept\"}}");
 	o = run(wh, "UPDATE", "apps", "Deployment", d, old);
 	char *kept = patched_hash(&o, "rollgate.io/config-hash");
 	assert_non_null(kept);
@@ -482,7 +500,8 @@ static void test_mutate_hash_alone(void **state)
 	assert_non_null(stamped);
 	snprintf(review, sizeof(review),
 		 "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
-		 "\"uid\":\"t-1\",\"kind\":{\"group\":\"apps\",\"version\":\"v1\",\"kind\":\"Deployment\"},"
+		 "\"uid\":\"t-1\",\"kind\":{\"group\":\"apps\",\"version\":\"v1\",\"kind\":"
+		 "\"Deployment\"},"
 		 "\"namespace\":\"shop\",\"operation\":\"CREATE\",\"object\":%s}}",
 		 d);
 	assert_int_equal(admission_decode(review, strlen(review), &req, err, sizeof(err)), 0);
@@ -520,8 +539,8 @@ struct corpus_ctx {
 
 static bool references_config(const cJSON *n)
 {
-	static const char *keys[] = { "configMap", "secret", "configMapKeyRef", "secretKeyRef",
-				      "configMapRef", "secretRef" };
+	static const char *keys[] = { "configMap",    "secret",       "configMapKeyRef",
+				      "secretKeyRef", "configMapRef", "secretRef" };
 	for (; n; n = n->next) {
 		for (size_t i = 0; n->string && i < sizeof(keys) / sizeof(keys[0]); i++)
 			if (strcmp(n->string, keys[i]) == 0)
@@ -547,13 +566,15 @@ static int corpus_object(cJSON *obj, const char *file, int line, void *arg)
 		return 0;
 	c->workloads++;
 	json = cJSON_PrintUnformatted(obj);
-	o = run(c->wh, "CREATE", strcmp(kind, "Rollout") == 0 ? "argoproj.io" : "apps", kind, json, NULL);
+	o = run(c->wh, "CREATE", strcmp(kind, "Rollout") == 0 ? "argoproj.io" : "apps", kind, json,
+		NULL);
 	assert_int_equal(o.status, 200);
 	assert_true(cJSON_IsTrue(json_get(o.resp, "allowed")));
 	if (references_config(json_get(tmpl, "spec"))) {
 		c->referencing++;
 		if (!strstr(o.patch, "config-hash"))
-			fail_msg("%s:%d: %s references configuration but got no hash", file, line, kind);
+			fail_msg("%s:%d: %s references configuration but got no hash", file, line,
+				 kind);
 		c->stamped++;
 	}
 	outcome_free(&o);

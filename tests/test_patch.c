@@ -92,8 +92,7 @@ static void apply(cJSON *doc, const char *patch)
  * the value (or lacks the key), and that a second run yields no patch.
  * Returns the patched document for further checks; caller deletes it.
  */
-static cJSON *roundtrip(const char *doc_sq, const char *key, const char *value,
-			const char *want_sq)
+static cJSON *roundtrip(const char *doc_sq, const char *key, const char *value, const char *want_sq)
 {
 	cJSON *doc = tu_parse(doc_sq);
 	cJSON *want = want_sq ? tu_parse(want_sq) : NULL;
@@ -147,10 +146,10 @@ static void test_no_annotations(void **state)
 			       "'value':{'" KEY "':'" VAL "'}}]");
 
 	/* labels untouched */
-	assert_string_equal(
-		json_get_string(json_get_path(doc, "spec", "template", "metadata", "labels", NULL),
-				"app"),
-		"web");
+	assert_string_equal(json_get_string(json_get_path(doc, "spec", "template", "metadata",
+							  "labels", NULL),
+					    "app"),
+			    "web");
 	cJSON_Delete(doc);
 }
 
@@ -192,8 +191,8 @@ static void test_stale_value_replaced(void **state)
  * the object anyway, but the patch must still be applicable). */
 static void test_non_string_value_replaced(void **state)
 {
-	cJSON *doc = roundtrip("{'spec':{'template':{'metadata':{'annotations':{'" KEY "':5}}}}}",
-			       KEY, VAL,
+	cJSON *doc = roundtrip("{'spec':{'template':{'metadata':{'annotations':{'" KEY "':5}}}}}", KEY,
+			       VAL,
 			       "[{'op':'add','path':'/spec/template/metadata/annotations/"
 			       "rollgate.io~1config-hash','value':'" VAL "'}]");
 	cJSON_Delete(doc);
@@ -201,7 +200,8 @@ static void test_non_string_value_replaced(void **state)
 
 static void test_same_value_no_patch(void **state)
 {
-	cJSON *doc = roundtrip("{'spec':{'template':{'metadata':{'annotations':{'" KEY "':'" VAL "'}}}}}",
+	cJSON *doc = roundtrip("{'spec':{'template':{'metadata':{'annotations':{'" KEY "':'" VAL
+			       "'}}}}}",
 			       KEY, VAL, NULL);
 	cJSON_Delete(doc);
 }
@@ -219,8 +219,8 @@ static void test_case_sensitive_key(void **state)
 
 static void test_key_escaping(void **state)
 {
-	cJSON *doc = roundtrip("{'spec':{'template':{'metadata':{'annotations':{'x':'y'}}}}}",
-			       "a/b~c", "v",
+	cJSON *doc = roundtrip("{'spec':{'template':{'metadata':{'annotations':{'x':'y'}}}}}", "a/b~c",
+			       "v",
 			       "[{'op':'add','path':'/spec/template/metadata/annotations/a~1b~0c',"
 			       "'value':'v'}]");
 
@@ -240,13 +240,14 @@ static void test_value_escaping(void **state)
 	char *out = NULL;
 
 	assert_int_equal(patch_template_annotation(doc, "k", v, &out), 0);
-	assert_string_equal(out, "[{\"op\":\"add\",\"path\":\"/spec/template/metadata/annotations/k\","
-				 "\"value\":\"q\\\"b\\\\s\xc3\xa9\\n\"}]");
+	assert_string_equal(out,
+			    "[{\"op\":\"add\",\"path\":\"/spec/template/metadata/annotations/k\","
+			    "\"value\":\"q\\\"b\\\\s\xc3\xa9\\n\"}]");
 	apply(doc, out);
-	assert_string_equal(
-		json_get_string(json_get_path(doc, "spec", "template", "metadata", "annotations", NULL),
-				"k"),
-		v);
+	assert_string_equal(json_get_string(json_get_path(doc, "spec", "template", "metadata",
+							  "annotations", NULL),
+					    "k"),
+			    v);
 	free(out);
 	cJSON_Delete(doc);
 }

@@ -48,21 +48,21 @@ static const char *name_of(const cJSON *obj)
 static void test_load_lines_and_documents(void **state)
 {
 	static const char text[] =
-		"---\n"                                    /* 1 */
-		"# empty\n"                                /* 2 */
-		"---\n"                                    /* 3 */
-		"apiVersion: v1\n"                         /* 4 */
-		"kind: ConfigMap\n"                        /* 5 */
-		"metadata: {name: a}\n"                    /* 6 */
-		"---\n"                                    /* 7 */
-		"apiVersion: v1\n"                         /* 8 */
-		"kind: List\n"                             /* 9 */
-		"items:\n"                                 /* 10 */
-		"- apiVersion: v1\n"                       /* 11 */
-		"  kind: ConfigMap\n"                      /* 12 */
-		"  metadata: {name: b}\n"                  /* 13 */
+		"---\n"                                                   /* 1 */
+		"# empty\n"                                               /* 2 */
+		"---\n"                                                   /* 3 */
+		"apiVersion: v1\n"                                        /* 4 */
+		"kind: ConfigMap\n"                                       /* 5 */
+		"metadata: {name: a}\n"                                   /* 6 */
+		"---\n"                                                   /* 7 */
+		"apiVersion: v1\n"                                        /* 8 */
+		"kind: List\n"                                            /* 9 */
+		"items:\n"                                                /* 10 */
+		"- apiVersion: v1\n"                                      /* 11 */
+		"  kind: ConfigMap\n"                                     /* 12 */
+		"  metadata: {name: b}\n"                                 /* 13 */
 		"- {apiVersion: v1, kind: Secret, metadata: {name: c}}\n" /* 14 */
-		"---\n"                                    /* 15 */
+		"---\n"                                                   /* 15 */
 		"{\"apiVersion\": \"v1\", \"kind\": \"Service\", \"metadata\": {\"name\": \"d\"}}\n";
 	struct mset m = { 0 };
 
@@ -92,7 +92,8 @@ static void test_load_errors(void **state)
 {
 	struct mset m = { 0 };
 	char err[512] = "";
-	static const char notmap[] = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n- x\n";
+	static const char notmap[] =
+		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n- x\n";
 	static const char bad[] = "a: b\nc: [d\n";
 
 	(void)state;
@@ -142,9 +143,11 @@ static void test_request(void **state)
 		const char *api, *kind, *group, *version, *resource;
 	} cases[] = {
 		{ "apps/v1", "Deployment", "apps", "v1", "deployments" },
-		{ "networking.k8s.io/v1", "NetworkPolicy", "networking.k8s.io", "v1", "networkpolicies" },
+		{ "networking.k8s.io/v1", "NetworkPolicy", "networking.k8s.io", "v1",
+		  "networkpolicies" },
 		{ "networking.k8s.io/v1", "Ingress", "networking.k8s.io", "v1", "ingresses" },
-		{ "gateway.networking.k8s.io/v1", "Gateway", "gateway.networking.k8s.io", "v1", "gateways" },
+		{ "gateway.networking.k8s.io/v1", "Gateway", "gateway.networking.k8s.io", "v1",
+		  "gateways" },
 		{ "v1", "ConfigMap", "", "v1", "configmaps" },
 		{ "flagger.app/v1beta1", "Canary", "flagger.app", "v1beta1", "canaries" },
 	};
@@ -155,7 +158,8 @@ static void test_request(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		snprintf(json, sizeof(json),
-			 "{\"apiVersion\":\"%s\",\"kind\":\"%s\",\"metadata\":{\"name\":\"n\",\"namespace\":\"ns\"}}",
+			 "{\"apiVersion\":\"%s\",\"kind\":\"%s\",\"metadata\":{\"name\":\"n\","
+			 "\"namespace\":\"ns\"}}",
 			 cases[i].api, cases[i].kind);
 		if (request_for(json, &req, &obj, err, sizeof(err)) != 0)
 			fail_msg("%s: %s", cases[i].kind, err);
@@ -184,7 +188,8 @@ static void test_request_errors(void **state)
 		{ "{\"apiVersion\":\"v1\",\"kind\":3}", "kind must be a non-empty string" },
 		{ "{\"apiVersion\":\"v1\",\"kind\":\"\"}", "kind must be a non-empty string" },
 		{ "{\"kind\":\"ConfigMap\"}", "object has no apiVersion" },
-		{ "{\"apiVersion\":true,\"kind\":\"ConfigMap\"}", "apiVersion must be a non-empty string" },
+		{ "{\"apiVersion\":true,\"kind\":\"ConfigMap\"}",
+		  "apiVersion must be a non-empty string" },
 		{ "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":[]}",
 		  "metadata must be a mapping" },
 	};
@@ -316,7 +321,8 @@ static void test_check_flagger_target(void **state)
 		"spec: {targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}}\n"
 		"---\n"
 		"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: podinfo}\n"
-		"spec:\n  template:\n    spec:\n      containers:\n      - {name: web, image: 'p:1.0'}\n";
+		"spec:\n  template:\n    spec:\n      containers:\n      - {name: web, image: "
+		"'p:1.0'}\n";
 	struct mset m = { 0 };
 	struct engine e;
 	struct verdict v;
@@ -400,15 +406,18 @@ static void test_stamp_blocker(void **state)
 		"---\n"
 		"apiVersion: apps/v1\nkind: Deployment\n"
 		"metadata: {name: w1, namespace: a, annotations: {rollgate.io/reload: 'true'}}\n"
-		"spec: {template: {spec: {containers: [{name: c, envFrom: [{secretRef: {name: enc}}]}]}}}\n"
+		"spec: {template: {spec: {containers: [{name: c, envFrom: [{secretRef: {name: "
+		"enc}}]}]}}}\n"
 		"---\n"
 		"apiVersion: apps/v1\nkind: Deployment\n"
 		"metadata: {name: w2, namespace: b, annotations: {rollgate.io/reload: 'true'}}\n"
-		"spec: {template: {spec: {containers: [{name: c, envFrom: [{secretRef: {name: enc}}]}]}}}\n"
+		"spec: {template: {spec: {containers: [{name: c, envFrom: [{secretRef: {name: "
+		"enc}}]}]}}}\n"
 		"---\n"
 		"apiVersion: apps/v1\nkind: Deployment\n"
 		"metadata: {name: w3, namespace: a, annotations: {rollgate.io/reload: 'true'}}\n"
-		"spec: {template: {spec: {containers: [{name: c, envFrom: [{configMapRef: {name: gen}},\n"
+		"spec: {template: {spec: {containers: [{name: c, envFrom: [{configMapRef: {name: "
+		"gen}},\n"
 		"  {configMapRef: {name: ok}}]}]}}}\n";
 	struct mset m = { 0 };
 	const struct pobj *b;
@@ -435,8 +444,7 @@ static void test_stamp_blocker(void **state)
 	engine_close(&e);
 
 	open_engine(&e, NULL);
-	assert_int_equal(
-		pipeline_add_objects(&e, &m, PIPELINE_DEFER_SUFFIXED, err, sizeof(err)), 0);
+	assert_int_equal(pipeline_add_objects(&e, &m, PIPELINE_DEFER_SUFFIXED, err, sizeof(err)), 0);
 	assert_non_null(m.objs[1].unusable);
 	assert_int_equal(pipeline_stamp_blocker(&e, &m, m.objs[5].obj, &b, err, sizeof(err)), 0);
 	assert_ptr_equal(b, &m.objs[1]);
@@ -452,7 +460,7 @@ static bool is_stamped_workload(const cJSON *obj)
 		return false;
 	if (strcmp(api, "apps/v1") == 0)
 		return strcmp(kind, "Deployment") == 0 || strcmp(kind, "StatefulSet") == 0 ||
-		       strcmp(kind, "DaemonSet") == 0;
+			strcmp(kind, "DaemonSet") == 0;
 	return strncmp(api, "argoproj.io/", 12) == 0 && strcmp(kind, "Rollout") == 0;
 }
 
@@ -494,9 +502,9 @@ static void test_corpus_stamp_all(void **state)
 		admission_response_init(&resp);
 		if (pipeline_stamp(&e, obj, &resp, err, sizeof(err)) != 0)
 			fail_msg("%s:%d: %s", m.objs[i].file, m.objs[i].line, err);
-		hash = json_get_string(
-			json_get_path(obj, "spec", "template", "metadata", "annotations", NULL),
-			"rollgate.io/config-hash");
+		hash = json_get_string(json_get_path(obj, "spec", "template", "metadata",
+						     "annotations", NULL),
+				       "rollgate.io/config-hash");
 		if (refs.n > 0 && (!hash || strncmp(hash, "sha256:", 7) != 0 || strlen(hash) != 71))
 			fail_msg("%s:%d: %s/%s references %zu objects but got no hash", m.objs[i].file,
 				 m.objs[i].line, json_get_string(obj, "kind"), name_of(obj), refs.n);

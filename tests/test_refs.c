@@ -59,14 +59,14 @@ static void assert_keys(const struct ref *r, const char *const *keys)
 struct form {
 	const char *json; /* the container's env or envFrom member */
 	enum obj_kind kind;
-	const char *key;  /* selected key, or NULL for whole */
+	const char *key; /* selected key, or NULL for whole */
 };
 
 static const struct form container_forms[] = {
 	{ "'env':[{'name':'E','valueFrom':{'configMapKeyRef':{'name':'obj','key':'k1'}}}]",
 	  OBJ_CONFIGMAP, "k1" },
-	{ "'env':[{'name':'E','valueFrom':{'secretKeyRef':{'name':'obj','key':'k2'}}}]",
-	  OBJ_SECRET, "k2" },
+	{ "'env':[{'name':'E','valueFrom':{'secretKeyRef':{'name':'obj','key':'k2'}}}]", OBJ_SECRET,
+	  "k2" },
 	{ "'envFrom':[{'configMapRef':{'name':'obj'}}]", OBJ_CONFIGMAP, NULL },
 	{ "'envFrom':[{'prefix':'P_','secretRef':{'name':'obj'}}]", OBJ_SECRET, NULL },
 };
@@ -127,8 +127,9 @@ static void test_volume_forms(void **state)
 			const struct ref *r;
 
 			snprintf(vol, sizeof(vol), "%s%s%s", forms[f].pre,
-				 with_items ? ",'items':[{'key':'b','path':'b'},{'key':'a','path':'a'}]"
-					    : "",
+				 with_items
+					 ? ",'items':[{'key':'b','path':'b'},{'key':'a','path':'a'}]"
+					 : "",
 				 forms[f].post);
 			snprintf(spec, sizeof(spec), "{'volumes':[{'name':'cfg',%s}]}", vol);
 			collect_ok(spec, &set);
@@ -207,8 +208,10 @@ static void test_union_keys_merged(void **state)
 		   "{'name':'Y','valueFrom':{'secretKeyRef':{'name':'s','key':'a'}}}]}],"
 		   "'initContainers':[{'name':'init','env':["
 		   "{'name':'Z','valueFrom':{'secretKeyRef':{'name':'s','key':'c'}}}]}],"
-		   "'volumes':[{'name':'v','secret':{'secretName':'s','items':[{'key':'b'},{'key':'A'}]}},"
-		   "{'name':'p','projected':{'sources':[{'secret':{'name':'s','items':[{'key':'a'}]}}]}}]}",
+		   "'volumes':[{'name':'v','secret':{'secretName':'s','items':[{'key':'b'},{'key':'A'}"
+		   "]}},"
+		   "{'name':'p','projected':{'sources':[{'secret':{'name':'s','items':[{'key':'a'}]}}]"
+		   "}}]}",
 		   &set);
 	assert_int_equal(set.n, 1);
 	assert_keys(&set.refs[0], keys);
@@ -227,7 +230,8 @@ static void test_union_optional(void **state)
 		   "'volumes':[{'name':'a','configMap':{'name':'all-opt','optional':true}},"
 		   "{'name':'b','configMap':{'name':'mixed'}},"
 		   "{'name':'c','secret':{'secretName':'later-opt','optional':true}},"
-		   "{'name':'d','projected':{'sources':[{'secret':{'name':'none-opt','optional':true}}]}}]}",
+		   "{'name':'d','projected':{'sources':[{'secret':{'name':'none-opt','optional':true}}"
+		   "]}}]}",
 		   &set);
 	assert_int_equal(set.n, 4);
 	assert_true(find(&set, OBJ_CONFIGMAP, "all-opt")->optional);
@@ -250,8 +254,7 @@ static void test_first_user_order(void **state)
 		   &set);
 	assert_string_equal(find(&set, OBJ_CONFIGMAP, "a")->user, "init container \"init\"");
 	assert_string_equal(find(&set, OBJ_CONFIGMAP, "b")->user, "volume \"vol2\"");
-	assert_string_equal(find(&set, OBJ_CONFIGMAP, "c")->user,
-			    "spec.template.spec.containers[0]");
+	assert_string_equal(find(&set, OBJ_CONFIGMAP, "c")->user, "spec.template.spec.containers[0]");
 	refs_clear(&set);
 }
 
@@ -270,7 +273,8 @@ static void test_ignored_forms(void **state)
 		   "'envFrom':[{'configMapRef':{}},{'secretRef':{'name':null}}]}],"
 		   "'volumes':[{'name':'t','projected':{'sources':["
 		   "{'serviceAccountToken':{'path':'token','audience':'a'}},"
-		   "{'downwardAPI':{'items':[{'path':'labels','fieldRef':{'fieldPath':'metadata.labels'}}]}},"
+		   "{'downwardAPI':{'items':[{'path':'labels','fieldRef':{'fieldPath':'metadata."
+		   "labels'}}]}},"
 		   "{'clusterTrustBundle':{'name':'ctb','path':'p'}}]}},"
 		   "{'name':'d','downwardAPI':{'items':[]}},"
 		   "{'name':'csi','csi':{'driver':'x','nodePublishSecretRef':{'name':'csi-secret'}}},"
@@ -299,20 +303,29 @@ static void test_wrong_types(void **state)
 	static const char *const cases[][2] = {
 		{ "{'containers':{}}", "spec.template.spec.containers: expected an array" },
 		{ "{'initContainers':'x'}", "spec.template.spec.initContainers: expected an array" },
-		{ "{'containers':[{'name':'a'},3]}", "spec.template.spec.containers[1]: expected an object" },
-		{ "{'containers':[{'name':7}]}", "spec.template.spec.containers[0].name: expected a string" },
-		{ "{'containers':[{},{'env':[{'valueFrom':{'configMapKeyRef':{'name':1,'key':'k'}}}]}]}",
-		  "spec.template.spec.containers[1].env[0].valueFrom.configMapKeyRef.name: expected a string" },
+		{ "{'containers':[{'name':'a'},3]}",
+		  "spec.template.spec.containers[1]: expected an object" },
+		{ "{'containers':[{'name':7}]}",
+		  "spec.template.spec.containers[0].name: expected a string" },
+		{ "{'containers':[{},{'env':[{'valueFrom':{'configMapKeyRef':{'name':1,'key':'k'}}}]}]"
+		  "}",
+		  "spec.template.spec.containers[1].env[0].valueFrom.configMapKeyRef.name: expected a "
+		  "string" },
 		{ "{'containers':[{'env':[{'valueFrom':{'secretKeyRef':{'name':'s','key':['k']}}}]}]}",
-		  "spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef.key: expected a string" },
-		{ "{'containers':[{'env':{}}]}", "spec.template.spec.containers[0].env: expected an array" },
-		{ "{'containers':[{'env':['x']}]}", "spec.template.spec.containers[0].env[0]: expected an object" },
+		  "spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef.key: expected a "
+		  "string" },
+		{ "{'containers':[{'env':{}}]}",
+		  "spec.template.spec.containers[0].env: expected an array" },
+		{ "{'containers':[{'env':['x']}]}",
+		  "spec.template.spec.containers[0].env[0]: expected an object" },
 		{ "{'containers':[{'env':[{'valueFrom':[]}]}]}",
 		  "spec.template.spec.containers[0].env[0].valueFrom: expected an object" },
 		{ "{'ephemeralContainers':[{'envFrom':[{'secretRef':'s'}]}]}",
-		  "spec.template.spec.ephemeralContainers[0].envFrom[0].secretRef: expected an object" },
+		  "spec.template.spec.ephemeralContainers[0].envFrom[0].secretRef: expected an "
+		  "object" },
 		{ "{'containers':[{'envFrom':[{'configMapRef':{'name':'c','optional':'yes'}}]}]}",
-		  "spec.template.spec.containers[0].envFrom[0].configMapRef.optional: expected a boolean" },
+		  "spec.template.spec.containers[0].envFrom[0].configMapRef.optional: expected a "
+		  "boolean" },
 		{ "{'volumes':[{'name':'v','secret':{'secretName':true}}]}",
 		  "spec.template.spec.volumes[0].secret.secretName: expected a string" },
 		{ "{'volumes':[{'name':'v','configMap':{'name':'c','items':{}}}]}",
@@ -321,13 +334,18 @@ static void test_wrong_types(void **state)
 		  "spec.template.spec.volumes[0].configMap.items[0].key: expected a string" },
 		{ "{'volumes':[{'name':'v','projected':{'sources':{}}}]}",
 		  "spec.template.spec.volumes[0].projected.sources: expected an array" },
-		{ "{'volumes':[{'name':'v','projected':{'sources':[{'secret':{'name':'s','items':[1]}}]}}]}",
-		  "spec.template.spec.volumes[0].projected.sources[0].secret.items[0]: expected an object" },
-		{ "{'volumes':[{'name':['v']}]}", "spec.template.spec.volumes[0].name: expected a string" },
+		{ "{'volumes':[{'name':'v','projected':{'sources':[{'secret':{'name':'s','items':[1]}}"
+		  "]}}]}",
+		  "spec.template.spec.volumes[0].projected.sources[0].secret.items[0]: expected an "
+		  "object" },
+		{ "{'volumes':[{'name':['v']}]}",
+		  "spec.template.spec.volumes[0].name: expected a string" },
 		{ "{'volumes':[{'name':'v','configMap':{'name':'a\\nb'}}]}",
 		  "spec.template.spec.volumes[0].configMap.name: contains a control character" },
-		{ "{'containers':[{'env':[{'valueFrom':{'configMapKeyRef':{'name':'a','key':'x\\ty'}}}]}]}",
-		  "spec.template.spec.containers[0].env[0].valueFrom.configMapKeyRef.key: contains a control character" },
+		{ "{'containers':[{'env':[{'valueFrom':{'configMapKeyRef':{'name':'a','key':'x\\ty'}}}"
+		  "]}]}",
+		  "spec.template.spec.containers[0].env[0].valueFrom.configMapKeyRef.key: contains a "
+		  "control character" },
 		{ "[]", "spec.template.spec: expected an object" },
 	};
 
@@ -342,7 +360,8 @@ static void test_collect_at_prefix(void **state)
 	cJSON *spec = tu_parse("{'containers':3}");
 
 	assert_int_equal(refs_collect_at(spec, "spec.jobTemplate.spec.template.spec", &set, err,
-					 sizeof(err)), -1);
+					 sizeof(err)),
+			 -1);
 	assert_string_equal(err, "spec.jobTemplate.spec.template.spec.containers: expected an array");
 	assert_int_equal(refs_collect(NULL, &set, err, sizeof(err)), -1);
 	assert_string_equal(err, "spec.template.spec: expected an object");
@@ -375,8 +394,9 @@ static cJSON *many_refs(size_t n, bool distinct_names)
 	cJSON_AddItemToArray(cs, c);
 	for (size_t i = 0; i < n; i++) {
 		snprintf(s, sizeof(s), "x%05zu", n - i); /* reversed: exercises insertion */
-		cJSON_AddItemToArray(env, env_ref("configMapKeyRef", distinct_names ? s : "cm",
-						  distinct_names ? "k" : s));
+		cJSON_AddItemToArray(env,
+				     env_ref("configMapKeyRef", distinct_names ? s : "cm",
+					     distinct_names ? "k" : s));
 	}
 	return spec;
 }
@@ -468,7 +488,8 @@ static void test_add_list(void **state)
 	const char *ann = "annotation \"configmap.reloader.stakater.com/reload\"";
 
 	collect_ok("{'containers':[{'name':'web','env':["
-		   "{'name':'A','valueFrom':{'configMapKeyRef':{'name':'b','key':'k','optional':true}}}]}]}",
+		   "{'name':'A','valueFrom':{'configMapKeyRef':{'name':'b','key':'k','optional':true}}"
+		   "}]}]}",
 		   &set);
 	assert_int_equal(refs_add_list(&set, OBJ_CONFIGMAP, " c, b,, a ,\t", ann), 0);
 	assert_int_equal(refs_add_list(&set, OBJ_SECRET, "", ann), 0);
@@ -492,8 +513,11 @@ static void test_finish_sorts(void **state)
 	static const struct {
 		enum obj_kind kind;
 		const char *name;
-	} in[] = { { OBJ_SECRET, "a" }, { OBJ_CONFIGMAP, "b" }, { OBJ_CONFIGMAP, "B" },
-		   { OBJ_CONFIGMAP, "\xc3\xa9" }, { OBJ_CONFIGMAP, "a" } };
+	} in[] = { { OBJ_SECRET, "a" },
+		   { OBJ_CONFIGMAP, "b" },
+		   { OBJ_CONFIGMAP, "B" },
+		   { OBJ_CONFIGMAP, "\xc3\xa9" },
+		   { OBJ_CONFIGMAP, "a" } };
 
 	set.refs = calloc(5, sizeof(*set.refs));
 	set.n = 5;

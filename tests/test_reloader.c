@@ -177,7 +177,8 @@ static char *workload_json(const char *hash, const char *cm)
 		 "\"metadata\":{\"labels\":{\"app\":\"web\"}%s%s%s},"
 		 "\"spec\":{\"containers\":[{\"name\":\"app\",\"image\":\"nginx:1.25\","
 		 "\"env\":[{\"name\":\"LEVEL\",\"valueFrom\":{\"configMapKeyRef\":{\"name\":\"%s\","
-		 "\"key\":\"LOG_LEVEL\"}}}],\"envFrom\":[{\"secretRef\":{\"name\":\"db-creds\"}}]}]}}}}",
+		 "\"key\":\"LOG_LEVEL\"}}}],\"envFrom\":[{\"secretRef\":{\"name\":\"db-creds\"}}]}]}}}"
+		 "}",
 		 hash ? ",\"annotations\":{\"rollgate.io/config-hash\":\"" : "", hash ? hash : "",
 		 hash ? "\"}" : "", cm);
 	return s;
@@ -206,7 +207,8 @@ static void webhook_hash(struct ad *d, const char *res, const char *kind, const 
 	for (size_t i = 0; i < d->n_objs; i++) {
 		const char *r = d->objs[i].k->res;
 		if (strcmp(r, "configmaps") == 0 || strcmp(r, "secrets") == 0)
-			assert_int_equal(objsource_memory_add(mem, d->objs[i].obj, err, sizeof(err)), 0);
+			assert_int_equal(objsource_memory_add(mem, d->objs[i].obj, err, sizeof(err)),
+					 0);
 	}
 	ad_end(d);
 	n = strlen(obj) * 2 + 1024;
@@ -377,7 +379,8 @@ static void test_selected_key_change_patches_once(void **state)
 	expect_web_patch(&e->d, 0, want);
 	settle();
 	assert_int_equal(ad_patch_count(&e->d), 1);
-	assert_true(metric_value("rollgate_reload_patches_total{outcome=\"applied\"} ") == applied + 1);
+	assert_true(metric_value("rollgate_reload_patches_total{outcome=\"applied\"} ") ==
+		    applied + 1);
 
 	/* The Event says what triggered the rollout. */
 	assert_int_equal(ad_posted_count(&e->d), 1);
@@ -412,9 +415,11 @@ static void test_unselected_changes_patch_nothing(void **state)
 	assert_true(tu_wait_for(replica_synced, &e->a, WAIT_MS));
 	/* A key the workload does not select, labels only, an object it does
 	 * not use, the same values written again. */
-	ad_put(&e->d, "configmaps", "shop", "app-config", "{\"data\":{\"LOG_LEVEL\":\"info\",\"other\":\"2\"}}");
 	ad_put(&e->d, "configmaps", "shop", "app-config",
-	       "{\"metadata\":{\"labels\":{\"x\":\"y\"}},\"data\":{\"LOG_LEVEL\":\"info\",\"other\":\"2\"}}");
+	       "{\"data\":{\"LOG_LEVEL\":\"info\",\"other\":\"2\"}}");
+	ad_put(&e->d, "configmaps", "shop", "app-config",
+	       "{\"metadata\":{\"labels\":{\"x\":\"y\"}},\"data\":{\"LOG_LEVEL\":\"info\",\"other\":"
+	       "\"2\"}}");
 	ad_put(&e->d, "configmaps", "shop", "unused", "{\"data\":{\"a\":\"2\"}}");
 	ad_put(&e->d, "secrets", "shop", "db-creds", secret_v1);
 	/* A same-named ConfigMap in another namespace. */
@@ -457,7 +462,8 @@ static void test_burst_coalesces_per_workload(void **state)
 	if (ad_patch_count(&e->d) != 3)
 		for (size_t i = 0; i < ad_patch_count(&e->d); i++)
 			printf("patch %zu at +%.0f ms: %s\n", i,
-			       (e->d.patches[i].t - (double)t0 / 1000.0) * 1000.0, e->d.patches[i].path);
+			       (e->d.patches[i].t - (double)t0 / 1000.0) * 1000.0,
+			       e->d.patches[i].path);
 	assert_int_equal(ad_patch_count(&e->d), 3);
 	for (int i = 0; i < 3; i++) {
 		char path[200];
@@ -560,7 +566,8 @@ static void test_rollouts_absent_and_present(void **state)
 	assert_int_equal(ad_patch_count(&e->d), 3);
 	for (size_t i = 1; i < 3; i++) {
 		if (strstr(e->d.patches[i].path, "rollouts")) {
-			patch_hash(&e->d, i, "/apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/canary", got);
+			patch_hash(&e->d, i,
+				   "/apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/canary", got);
 			webhook_hash(&e->d, "rollouts", "Rollout", "shop", "canary", want);
 			assert_string_equal(got, want);
 		}
@@ -747,12 +754,12 @@ static void test_lease_conflict(void **state)
 
 /* ---- rollgate serve ---- */
 
-#define NEED_BIN()                                                    \
-	do {                                                          \
-		if (!h_bin()) {                                       \
+#define NEED_BIN()                                                     \
+	do {                                                           \
+		if (!h_bin()) {                                        \
 			printf("[  SKIP    ] ROLLGATE_BIN not set\n"); \
-			return;                                       \
-		}                                                     \
+			return;                                        \
+		}                                                      \
 	} while (0)
 
 struct lease_holder_probe {

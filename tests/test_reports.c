@@ -65,7 +65,8 @@ static void test_items_map_modes(void **state)
 	assert_int_equal(it[0].violations, 7);
 	assert_string_equal(it[0].message, "a; b");
 	assert_string_equal(it[0].paths,
-			    "spec.template.spec.containers[0].image, spec.template.spec.containers[1].image");
+			    "spec.template.spec.containers[0].image, "
+			    "spec.template.spec.containers[1].image");
 	assert_int_equal(it[1].rule, RULE_NO_ROLLBACK_HISTORY);
 	assert_int_equal(it[1].result, REPORT_FAIL); /* audit: denied once it enforces */
 	assert_int_equal(it[2].rule, RULE_FULL_OUTAGE_ROLLOUT);
@@ -140,7 +141,11 @@ static struct report_object *mkobj(const char *name, enum report_result res, uns
 	o->n = 1;
 	snprintf(msg, sizeof(msg), "message %u", k);
 	o->items[0] = (struct report_item){ res == REPORT_PASS ? RULE_COUNT : RULE_MUTABLE_IMAGE_TAG,
-					    res, MODE_WARN, 1, strdup(msg), NULL };
+					    res,
+					    MODE_WARN,
+					    1,
+					    strdup(msg),
+					    NULL };
 	return o;
 }
 
@@ -190,7 +195,9 @@ static void test_render_capped(void **state)
 	assert_int_equal(json_get_int(json_get(doc, "summary"), "pass", &passes), 0);
 	assert_int_equal(fails, 2000);
 	assert_int_equal(passes, 4000);
-	cJSON_ArrayForEach(it, json_get(doc, "results")) if (strcmp(json_get_string(it, "result"), "fail") == 0) fails--;
+	cJSON_ArrayForEach(it, json_get(doc, "results"))
+		if (strcmp(json_get_string(it, "result"), "fail") == 0)
+			fails--;
 	assert_int_equal(fails, 0); /* every failure kept */
 	assert_non_null(json_get_string(json_get_path(doc, "metadata", "annotations", NULL),
 					"rollgate.io/results-omitted"));
@@ -211,8 +218,10 @@ static void test_config_keys(void **state)
 		const char *yaml, *err;
 	} bad[] = {
 		{ "reports: true\n", "test.yaml:1: reports: expected a mapping" },
-		{ "reports:\n  enabled: yes please\n", "test.yaml:2: reports.enabled: expected true or false" },
-		{ "reports:\n  interval: 50ms\n", "test.yaml:2: reports.interval: must be at least 100ms" },
+		{ "reports:\n  enabled: yes please\n",
+		  "test.yaml:2: reports.enabled: expected true or false" },
+		{ "reports:\n  interval: 50ms\n",
+		  "test.yaml:2: reports.interval: must be at least 100ms" },
 		{ "reports:\n  interval: 2m\n", "test.yaml:2: reports.interval: expected a duration" },
 		{ "reports:\n  maxResults: 3\n", "test.yaml:2: maxResults: unknown key in reports" },
 	};
@@ -224,15 +233,16 @@ static void test_config_keys(void **state)
 	assert_false(cfg.reports_enabled);
 	assert_int_equal(cfg.reports_interval_ms, 10000);
 	config_free(&cfg);
-	assert_int_equal(config_load_buffer("test.yaml", "reports:\n  enabled: true\n  interval: 30s\n", 41,
-					    &cfg, err, sizeof(err)),
+	assert_int_equal(config_load_buffer("test.yaml",
+					    "reports:\n  enabled: true\n  interval: 30s\n", 41, &cfg,
+					    err, sizeof(err)),
 			 0);
 	assert_true(cfg.reports_enabled);
 	assert_int_equal(cfg.reports_interval_ms, 30000);
 	config_free(&cfg);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_int_equal(config_load_buffer("test.yaml", bad[i].yaml, strlen(bad[i].yaml), &cfg, err,
-						    sizeof(err)),
+		assert_int_equal(config_load_buffer("test.yaml", bad[i].yaml, strlen(bad[i].yaml),
+						    &cfg, err, sizeof(err)),
 				 -1);
 		if (strncmp(err, bad[i].err, strlen(bad[i].err)) != 0)
 			fail_msg("%s: got \"%s\"", bad[i].yaml, err);
@@ -395,7 +405,8 @@ static bool report_says(void *arg)
 			found = true;
 			break;
 		}
-		if ((p->rule ? rule && strcmp(rule, p->rule) == 0 : !rule) && strcmp(res, p->want) == 0)
+		if ((p->rule ? rule && strcmp(rule, p->rule) == 0 : !rule) &&
+		    strcmp(res, p->want) == 0)
 			found = true;
 	}
 	ok = o && (p->want ? found : !found);
@@ -521,9 +532,10 @@ static void test_canary_follows_target(void **state)
 	struct probe p = { &e->d, "shop", "podinfo-canary", "canary-without-readiness", "fail" };
 
 	put_deploy(&e->d, "shop", "podinfo", false);
-	assert_true(ad_put(&e->d, "canaries", "shop", "podinfo-canary",
-			   "{\"spec\":{\"targetRef\":{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\","
-			   "\"name\":\"podinfo\"}}}") > 0);
+	assert_true(
+		ad_put(&e->d, "canaries", "shop", "podinfo-canary",
+		       "{\"spec\":{\"targetRef\":{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\","
+		       "\"name\":\"podinfo\"}}}") > 0);
 	replica_up(&e->a, &e->d, "a", NULL, NULL);
 	assert_true(tu_wait_for(report_says, &p, WAIT_MS));
 	put_deploy(&e->d, "shop", "podinfo", true);
@@ -539,7 +551,8 @@ static void test_canary_follows_target(void **state)
 	atomic_store(&e->d.get_fail, 1);
 	assert_true(ad_put(&e->d, "canaries", "shop", "podinfo-canary",
 			   "{\"metadata\":{\"labels\":{\"v\":\"2\"}},\"spec\":{\"targetRef\":{"
-			   "\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"name\":\"podinfo\"}}}") > 0);
+			   "\"apiVersion\":\"apps/"
+			   "v1\",\"kind\":\"Deployment\",\"name\":\"podinfo\"}}}") > 0);
 	p.want = "error";
 	assert_true(tu_wait_for(report_says, &p, WAIT_MS));
 	atomic_store(&e->d.get_fail, 0);
@@ -584,7 +597,8 @@ static void test_crd_missing(void **state)
 	usleep(3 * INTERVAL_MS * 1000);
 	assert_int_equal(ad_patch_count(&e->d), 0);
 	assert_true(local_metric("rollgate_report_crd_missing_total ") == before + 1);
-	assert_true(local_metric("rollgate_report_results{rule=\"mutable-image-tag\",result=\"warn\"} ") >= 1);
+	assert_true(local_metric("rollgate_report_results{rule=\"mutable-image-tag\",result=\"warn\"}"
+				 " ") >= 1);
 }
 
 static bool either_leads(void *arg)
@@ -652,14 +666,19 @@ static void put_many(struct ad *d, unsigned n)
 			 "\"fieldsType\":\"FieldsV1\",\"fieldsV1\":{\"f:spec\":{\"f:replicas\":{},"
 			 "\"f:template\":{\"f:spec\":{\"f:containers\":{}}}}}}]},"
 			 "\"spec\":{\"replicas\":3,\"selector\":{\"matchLabels\":{\"app\":\"%s\"}},"
-			 "\"strategy\":{\"type\":\"RollingUpdate\",\"rollingUpdate\":{\"maxSurge\":\"25%%\","
-			 "\"maxUnavailable\":\"25%%\"}},\"template\":{\"metadata\":{\"labels\":{\"app\":\"%s\"}},"
+			 "\"strategy\":{\"type\":\"RollingUpdate\",\"rollingUpdate\":{\"maxSurge\":"
+			 "\"25%%\","
+			 "\"maxUnavailable\":\"25%%\"}},\"template\":{\"metadata\":{\"labels\":{"
+			 "\"app\":\"%s\"}},"
 			 "\"spec\":{\"containers\":[{\"name\":\"app\",\"image\":\"%s\",\"ports\":"
 			 "[{\"containerPort\":8080}],\"env\":[{\"name\":\"MODE\",\"value\":\"prod\"}],"
 			 "\"resources\":{\"requests\":{\"cpu\":\"100m\",\"memory\":\"128Mi\"}}%s}]}}},"
 			 "\"status\":{\"replicas\":3,\"readyReplicas\":3,\"observedGeneration\":3}}",
-			 name, ns, name, name, bad ? "registry.example.com/app:latest" : "registry.example.com/app:1.4.2",
-			 bad ? "" : ",\"readinessProbe\":{\"httpGet\":{\"path\":\"/ready\",\"port\":8080}}");
+			 name, ns, name, name,
+			 bad ? "registry.example.com/app:latest" : "registry.example.com/app:1.4.2",
+			 bad ? ""
+			     : ",\"readinessProbe\":{\"httpGet\":{\"path\":\"/"
+			       "ready\",\"port\":8080}}");
 		ad_put_locked(d, "deployments", ns, name, json);
 	}
 	ad_compact_locked(d); /* no history: the double holds each object once */
@@ -803,10 +822,10 @@ static int serve_load(struct ad *d, const char *dir)
 	}
 	cJSON_ArrayForEach(o, arr) {
 		char *obj = cJSON_PrintUnformatted(json_get(o, "object"));
-		unsigned long long rv = obj ? ad_put(d, json_get_string(o, "resource"),
-						     json_get_string(o, "namespace"),
-						     json_get_string(o, "name"), obj)
-					    : 0;
+		unsigned long long rv = obj
+			? ad_put(d, json_get_string(o, "resource"), json_get_string(o, "namespace"),
+				 json_get_string(o, "name"), obj)
+			: 0;
 		free(obj);
 		if (!rv) {
 			fprintf(stderr, "serve: %s: bad entry\n", path);
@@ -864,7 +883,8 @@ static int serve_main(int argc, char **argv)
 		}
 	}
 	snprintf(path, sizeof(path), "%s/kubeconfig", dir);
-	if (serve_load(&d, dir) < 0 || ad_write_kubeconfig(&d, dir, path, "cli-token", NULL, true) < 0 ||
+	if (serve_load(&d, dir) < 0 ||
+	    ad_write_kubeconfig(&d, dir, path, "cli-token", NULL, true) < 0 ||
 	    serve_write(dir, "ready", "ok\n") < 0) {
 		ad_stop(&d);
 		return 1;

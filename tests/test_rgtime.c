@@ -44,10 +44,10 @@ static void test_add_ms(void **state)
 		long long ms;
 		struct timespec want;
 	} cases[] = {
-		{ { 1, 999999999 }, 1, { 2, 999999 } },		/* carry */
-		{ { 2, 0 }, -1, { 1, 999000000 } },			/* borrow */
+		{ { 1, 999999999 }, 1, { 2, 999999 } },                  /* carry */
+		{ { 2, 0 }, -1, { 1, 999000000 } },                      /* borrow */
 		{ { 10, 500000000 }, 123456789, { 123467, 289000000 } }, /* 10.5 + 123456.789 s */
-		{ { 5, 200000000 }, -3500, { 1, 700000000 } },		/* 5.2 - 3.5 s */
+		{ { 5, 200000000 }, -3500, { 1, 700000000 } },           /* 5.2 - 3.5 s */
 		{ { 7, 0 }, 0, { 7, 0 } },
 	};
 
@@ -88,10 +88,8 @@ static void test_wall_after(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_monotonic),
-		cmocka_unit_test(test_elapsed),
-		cmocka_unit_test(test_add_ms),
-		cmocka_unit_test(test_deadline),
+		cmocka_unit_test(test_monotonic),  cmocka_unit_test(test_elapsed),
+		cmocka_unit_test(test_add_ms),     cmocka_unit_test(test_deadline),
 		cmocka_unit_test(test_wall_after),
 	};
 

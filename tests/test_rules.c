@@ -20,11 +20,11 @@ struct rq {
 	const char *obj, *old; /* single-quoted JSON, or NULL for null */
 };
 
-#define REVIEW_FMT                                                                                  \
-	"{'apiVersion':'admission.k8s.io/v1','kind':'AdmissionReview','request':{'uid':'u1',"       \
-	"'kind':{'group':'%s','version':'%s','kind':'%s'},"                                         \
-	"'resource':{'group':'%s','version':'%s','resource':'%s'},'subResource':'%s',"              \
-	"'name':'%s','namespace':'%s','operation':'%s','userInfo':{'username':'%s'},"               \
+#define REVIEW_FMT                                                                            \
+	"{'apiVersion':'admission.k8s.io/v1','kind':'AdmissionReview','request':{'uid':'u1'," \
+	"'kind':{'group':'%s','version':'%s','kind':'%s'},"                                   \
+	"'resource':{'group':'%s','version':'%s','resource':'%s'},'subResource':'%s',"        \
+	"'name':'%s','namespace':'%s','operation':'%s','userInfo':{'username':'%s'},"         \
 	"'object':%s,'oldObject':%s}}"
 
 #define OR(s, d) ((s) ? (s) : (d))
@@ -51,42 +51,57 @@ static char *review(const struct rq *r)
 
 static struct rq dep(const char *obj)
 {
-	return (struct rq){ .group = "apps", .kind = "Deployment", .resource = "deployments", .obj = obj };
+	return (struct rq){
+		.group = "apps", .kind = "Deployment", .resource = "deployments", .obj = obj
+	};
 }
 
 static struct rq sts(const char *obj)
 {
-	return (struct rq){ .group = "apps", .kind = "StatefulSet", .resource = "statefulsets", .obj = obj };
+	return (struct rq){
+		.group = "apps", .kind = "StatefulSet", .resource = "statefulsets", .obj = obj
+	};
 }
 
 static struct rq dms(const char *obj)
 {
-	return (struct rq){ .group = "apps", .kind = "DaemonSet", .resource = "daemonsets", .obj = obj };
+	return (struct rq){
+		.group = "apps", .kind = "DaemonSet", .resource = "daemonsets", .obj = obj
+	};
 }
 
 static struct rq rset(const char *obj)
 {
-	return (struct rq){ .group = "apps", .kind = "ReplicaSet", .resource = "replicasets", .obj = obj };
+	return (struct rq){
+		.group = "apps", .kind = "ReplicaSet", .resource = "replicasets", .obj = obj
+	};
 }
 
 static struct rq rollout(const char *obj)
 {
-	return (struct rq){ .group = "argoproj.io", .version = "v1alpha1", .kind = "Rollout",
-			    .resource = "rollouts", .obj = obj };
+	return (struct rq){ .group = "argoproj.io",
+			    .version = "v1alpha1",
+			    .kind = "Rollout",
+			    .resource = "rollouts",
+			    .obj = obj };
 }
 
 static struct rq flagger(const char *obj)
 {
-	return (struct rq){ .group = "flagger.app", .version = "v1beta1", .kind = "Canary",
-			    .resource = "canaries", .obj = obj };
+	return (struct rq){ .group = "flagger.app",
+			    .version = "v1beta1",
+			    .kind = "Canary",
+			    .resource = "canaries",
+			    .obj = obj };
 }
 
 /* Object fragments. */
-#define PROBED(name, image) "{'name':'" name "','image':'" image "','readinessProbe':{'tcpSocket':{'port':80}}}"
+#define PROBED(name, image) \
+	"{'name':'" name "','image':'" image "','readinessProbe':{'tcpSocket':{'port':80}}}"
 #define BARE(name, image) "{'name':'" name "','image':'" image "'}"
 #define TEMPLATE(labels, containers) \
 	"'template':{'metadata':{'labels':{" labels "}},'spec':{'containers':[" containers "]}}"
-#define OBJ(kind, api, ann, spec)                                                                 \
+#define OBJ(kind, api, ann, spec)                                                                   \
 	"{'apiVersion':'" api "','kind':'" kind "','metadata':{'name':'web','namespace':'default'," \
 	"'annotations':{" ann "}},'spec':{" spec "}}"
 #define DEPLOY(spec) OBJ("Deployment", "apps/v1", "", spec)
@@ -152,10 +167,10 @@ static const struct violation *viol(const struct result *r, enum rule_id id, con
 	return NULL;
 }
 
-#define assert_contains(hay, needle)                                                     \
-	do {                                                                             \
-		const char *h_ = (hay);                                                  \
-		if (!h_ || !strstr(h_, (needle)))                                        \
+#define assert_contains(hay, needle)                                                              \
+	do {                                                                                      \
+		const char *h_ = (hay);                                                           \
+		if (!h_ || !strstr(h_, (needle)))                                                 \
 			fail_msg("\"%s\" does not contain \"%s\"", h_ ? h_ : "(null)", (needle)); \
 	} while (0)
 
@@ -165,8 +180,8 @@ static void expect_n(struct rq r, enum rule_id id, size_t want)
 	struct result res;
 	eval(r, &res);
 	if (n_rule(&res, id) != want)
-		fail_msg("%s: %zu violations, want %zu (object %s)", rules_name(id),
-			 n_rule(&res, id), want, r.obj ? r.obj : "null");
+		fail_msg("%s: %zu violations, want %zu (object %s)", rules_name(id), n_rule(&res, id),
+			 want, r.obj ? r.obj : "null");
 	result_free(&res);
 }
 
@@ -203,9 +218,13 @@ static void test_delete_and_connect_yield_nothing(void **state)
 
 static void test_other_kinds_and_subresources_ignored(void **state)
 {
-	struct rq pod = { .group = "", .kind = "Pod", .resource = "pods",
-			  .obj = "{'metadata':{'name':'p'},'spec':{'containers':[{'name':'c','image':'nginx'}]}}" };
-	struct rq status = dep(DEPLOY("'replicas':3,'strategy':{'rollingUpdate':{'maxUnavailable':3}}," NOPROBE_TMPL));
+	struct rq pod = { .group = "",
+			  .kind = "Pod",
+			  .resource = "pods",
+			  .obj = "{'metadata':{'name':'p'},'spec':{'containers':[{'name':'c','image':'"
+				 "nginx'}]}}" };
+	struct rq status = dep(DEPLOY(
+		"'replicas':3,'strategy':{'rollingUpdate':{'maxUnavailable':3}}," NOPROBE_TMPL));
 	struct rq other = rollout(ROLLOUT(NOPROBE_TMPL));
 	struct result r;
 
@@ -226,7 +245,8 @@ static void test_other_kinds_and_subresources_ignored(void **state)
 
 static void test_controllers_are_not_judged(void **state)
 {
-	struct rq q = dep(DEPLOY("'replicas':3,'strategy':{'rollingUpdate':{'maxUnavailable':3}}," NOPROBE_TMPL));
+	struct rq q = dep(DEPLOY(
+		"'replicas':3,'strategy':{'rollingUpdate':{'maxUnavailable':3}}," NOPROBE_TMPL));
 	struct result r;
 
 	q.op = "UPDATE";
@@ -256,10 +276,15 @@ static void test_update_judged_on_new_object(void **state)
 /* ---- replicaset-direct-edit ---- */
 
 #define RS_META(owners) "'metadata':{'name':'web-5d4f','namespace':'default'" owners "}"
-#define DEP_OWNER ",'ownerReferences':[{'apiVersion':'apps/v1','kind':'Deployment','name':'web','uid':'1','controller':true}]"
-#define RO_OWNER ",'ownerReferences':[{'apiVersion':'argoproj.io/v1alpha1','kind':'Rollout','name':'shop','uid':'2','controller':true}]"
-#define RS(owners, labels, replicas) \
-	"{'apiVersion':'apps/v1','kind':'ReplicaSet'," RS_META(owners labels) ",'spec':{'replicas':" replicas "," OK_TMPL "}}"
+#define DEP_OWNER                                  \
+	",'ownerReferences':[{'apiVersion':'apps/" \
+	"v1','kind':'Deployment','name':'web','uid':'1','controller':true}]"
+#define RO_OWNER                                          \
+	",'ownerReferences':[{'apiVersion':'argoproj.io/" \
+	"v1alpha1','kind':'Rollout','name':'shop','uid':'2','controller':true}]"
+#define RS(owners, labels, replicas)                            \
+	"{'apiVersion':'apps/v1','kind':'ReplicaSet'," RS_META( \
+		owners labels) ",'spec':{'replicas':" replicas "," OK_TMPL "}}"
 
 static void test_rs_create_with_owner_denied(void **state)
 {
@@ -285,11 +310,13 @@ static void test_rs_create_by_controller_or_bare_allowed(void **state)
 	expect_n(q, RULE_REPLICASET_DIRECT_EDIT, 0);
 	expect_n(rset(RS("", "", "3")), RULE_REPLICASET_DIRECT_EDIT, 0);
 	/* "Deployment" of another API group is not the Deployment controller's. */
-	expect_n(rset(RS(",'ownerReferences':[{'apiVersion':'example.com/v1','kind':'Deployment','name':'x','uid':'3'}]",
+	expect_n(rset(RS(",'ownerReferences':[{'apiVersion':'example.com/"
+			 "v1','kind':'Deployment','name':'x','uid':'3'}]",
 			 "", "3")),
 		 RULE_REPLICASET_DIRECT_EDIT, 0);
 	/* An owner reference without controller: true still claims the owner. */
-	expect_n(rset(RS(",'ownerReferences':[{'apiVersion':'apps/v1','kind':'Deployment','name':'web','uid':'1'}]",
+	expect_n(rset(RS(",'ownerReferences':[{'apiVersion':'apps/"
+			 "v1','kind':'Deployment','name':'web','uid':'1'}]",
 			 "", "3")),
 		 RULE_REPLICASET_DIRECT_EDIT, 1);
 }
@@ -317,13 +344,17 @@ static void test_rs_spec_update_denied_naming_owner(void **state)
 	q.old = RS(RO_OWNER, "", "3");
 	eval(q, &r);
 	assert_non_null(viol(&r, RULE_REPLICASET_DIRECT_EDIT, "spec"));
-	assert_contains(r.v.v[0].message, "managed by Rollout \"shop\": change the Rollout instead (kubectl edit rollout shop)");
+	assert_contains(r.v.v[0].message,
+			"managed by Rollout \"shop\": change the Rollout instead (kubectl edit "
+			"rollout shop)");
 	result_free(&r);
 }
 
 static void test_rs_metadata_only_update_allowed(void **state)
 {
-	struct rq q = rset(RS(DEP_OWNER, ",'labels':{'team':'a'},'annotations':{'x':'y'},'finalizers':['f']", "3"));
+	struct rq q = rset(RS(DEP_OWNER,
+			      ",'labels':{'team':'a'},'annotations':{'x':'y'},'finalizers':['f']",
+			      "3"));
 
 	q.op = "UPDATE";
 	q.old = RS(DEP_OWNER, "", "3");
@@ -347,20 +378,30 @@ static void test_rs_metadata_only_update_allowed(void **state)
 
 static void test_rs_spec_compare_is_case_sensitive(void **state)
 {
-	struct rq q = rset("{'metadata':{'name':'web-5d4f'" DEP_OWNER "},'spec':{'replicas':3,'minReadySeconds':1}}");
+	struct rq q = rset("{'metadata':{'name':'web-5d4f'" DEP_OWNER
+			   "},'spec':{'replicas':3,'minReadySeconds':1}}");
 
 	q.op = "UPDATE";
-	q.old = "{'metadata':{'name':'web-5d4f'" DEP_OWNER "},'spec':{'replicas':3,'MinReadySeconds':1}}";
+	q.old = "{'metadata':{'name':'web-5d4f'" DEP_OWNER
+		"},'spec':{'replicas':3,'MinReadySeconds':1}}";
 	expect_n(q, RULE_REPLICASET_DIRECT_EDIT, 1);
 }
 
-#define SCALE(meta) "{'apiVersion':'autoscaling/v1','kind':'Scale','metadata':{'name':'web-5d4f','namespace':'default'" meta "},'spec':{'replicas':5}}"
+#define SCALE(meta)                                                                   \
+	"{'apiVersion':'autoscaling/"                                                 \
+	"v1','kind':'Scale','metadata':{'name':'web-5d4f','namespace':'default'" meta \
+	"},'spec':{'replicas':5}}"
 
 static struct rq rs_scale(const char *meta_new)
 {
-	return (struct rq){ .op = "UPDATE", .group = "autoscaling", .kind = "Scale",
-			    .resource = "replicasets", .sub = "scale", .name = "web-5d4f",
-			    .obj = meta_new, .old = SCALE("") };
+	return (struct rq){ .op = "UPDATE",
+			    .group = "autoscaling",
+			    .kind = "Scale",
+			    .resource = "replicasets",
+			    .sub = "scale",
+			    .name = "web-5d4f",
+			    .obj = meta_new,
+			    .old = SCALE("") };
 }
 
 static void test_rs_scale_subresource(void **state)
@@ -375,14 +416,16 @@ static void test_rs_scale_subresource(void **state)
 	result_free(&r);
 
 	eval(rs_scale(SCALE(DEP_OWNER)), &r);
-	assert_contains(r.v.v[0].message, "managed by Deployment \"web\": scale the Deployment instead "
-					  "(kubectl scale deployment web --replicas=N)");
+	assert_contains(r.v.v[0].message,
+			"managed by Deployment \"web\": scale the Deployment instead "
+			"(kubectl scale deployment web --replicas=N)");
 	result_free(&r);
 
 	q.user = "system:kube-controller-manager";
 	expect_n(q, RULE_REPLICASET_DIRECT_EDIT, 0);
 	/* Metadata naming only a foreign owner: not a rollout's ReplicaSet. */
-	expect_n(rs_scale(SCALE(",'ownerReferences':[{'apiVersion':'example.com/v1','kind':'Thing','name':'t','uid':'9'}]")),
+	expect_n(rs_scale(SCALE(",'ownerReferences':[{'apiVersion':'example.com/"
+				"v1','kind':'Thing','name':'t','uid':'9'}]")),
 		 RULE_REPLICASET_DIRECT_EDIT, 0);
 	/* Other subresources of a ReplicaSet are not judged. */
 	q = rset(RS(DEP_OWNER, "", "5"));
@@ -399,14 +442,16 @@ static void test_rollout_canary_needs_readiness(void **state)
 	struct result r;
 	const struct violation *v;
 
-	eval(rollout(ROLLOUT(CANARY_OK TEMPLATE("'app':'web'", PROBED("web", "nginx:1.25") "," BARE("proxy", "envoy:1.30")))),
+	eval(rollout(ROLLOUT(CANARY_OK TEMPLATE(
+		     "'app':'web'", PROBED("web", "nginx:1.25") "," BARE("proxy", "envoy:1.30")))),
 	     &r);
 	assert_int_equal(n_rule(&r, RULE_CANARY_WITHOUT_READINESS), 1);
 	v = viol(&r, RULE_CANARY_WITHOUT_READINESS, "spec.template.spec.containers[1].readinessProbe");
 	assert_non_null(v);
 	assert_contains(v->message, "container \"proxy\" has no readinessProbe");
 	assert_false(r.resp.allowed);
-	assert_contains(r.resp.message, "canary-without-readiness: container \"proxy\" has no readinessProbe");
+	assert_contains(r.resp.message,
+			"canary-without-readiness: container \"proxy\" has no readinessProbe");
 	result_free(&r);
 
 	expect_n(rollout(ROLLOUT(CANARY_OK OK_TMPL)), RULE_CANARY_WITHOUT_READINESS, 0);
@@ -415,11 +460,16 @@ static void test_rollout_canary_needs_readiness(void **state)
 	/* A Rollout without a canary or blueGreen strategy is not a canary. */
 	expect_n(rollout(ROLLOUT(NOPROBE_TMPL)), RULE_CANARY_WITHOUT_READINESS, 0);
 	/* workloadRef: no template to judge. */
-	expect_n(rollout(ROLLOUT(CANARY_OK "'workloadRef':{'apiVersion':'apps/v1','kind':'Deployment','name':'web'}")),
+	expect_n(rollout(ROLLOUT(CANARY_OK "'workloadRef':{'apiVersion':'apps/"
+					   "v1','kind':'Deployment','name':'web'}")),
 		 RULE_CANARY_WITHOUT_READINESS, 0);
 	/* Init and ephemeral containers need no readiness probe. */
-	expect_n(rollout(ROLLOUT(CANARY_OK "'template':{'spec':{'initContainers':[" BARE("init", "busybox:1") "],"
-			 "'containers':[" PROBED("web", "nginx:1") "],'ephemeralContainers':[" BARE("dbg", "busybox:1") "]}}")),
+	expect_n(rollout(ROLLOUT(CANARY_OK "'template':{'spec':{'initContainers':[" BARE(
+			 "init", "busybox:1") "],"
+					      "'containers':[" PROBED(
+						      "web", "nginx:1") "],'ephemeralContainers':"
+									"[" BARE("dbg",
+										 "busybox:1") "]}}")),
 		 RULE_CANARY_WITHOUT_READINESS, 0);
 }
 
@@ -452,15 +502,16 @@ static void test_rolling_readiness_reports_when_canary_rule_off(void **state)
 
 	assert_int_equal(config_defaults(&cfg), 0);
 	cfg.rules[RULE_CANARY_WITHOUT_READINESS].mode = MODE_OFF;
-	eval_with(&cfg, dep(DEPLOY(TEMPLATE("'track':'canary'", BARE("web", "nginx:1.25")))), NULL, &r);
+	eval_with(&cfg, dep(DEPLOY(TEMPLATE("'track':'canary'", BARE("web", "nginx:1.25")))), NULL,
+		  &r);
 	assert_int_equal(n_rule(&r, RULE_CANARY_WITHOUT_READINESS), 0);
 	assert_int_equal(n_rule(&r, RULE_ROLLOUT_WITHOUT_READINESS), 1);
 	result_free(&r);
 	config_free(&cfg);
 }
 
-#define FLAGGER_CANARY(kind)                                                                        \
-	"{'apiVersion':'flagger.app/v1beta1','kind':'Canary','metadata':{'name':'podinfo'},"     \
+#define FLAGGER_CANARY(kind)                                                                 \
+	"{'apiVersion':'flagger.app/v1beta1','kind':'Canary','metadata':{'name':'podinfo'}," \
 	"'spec':{'targetRef':{'apiVersion':'apps/v1','kind':'" kind "','name':'podinfo'}}}"
 
 static cJSON *parse_sq(const char *sq)
@@ -496,7 +547,8 @@ static void test_flagger_target(void **state)
 	x.flagger_target = target;
 	eval_with(&g_cfg, q, &x, &r);
 	assert_non_null(viol(&r, RULE_CANARY_WITHOUT_READINESS, "spec.targetRef"));
-	assert_contains(r.v.v[0].message, "target Deployment \"podinfo\": container \"podinfod\" has no readinessProbe");
+	assert_contains(r.v.v[0].message,
+			"target Deployment \"podinfo\": container \"podinfod\" has no readinessProbe");
 	assert_false(r.resp.allowed);
 	result_free(&r);
 
@@ -519,7 +571,8 @@ static void test_flagger_target(void **state)
 	eval_with(&g_cfg, q, &x, &r);
 	assert_true(r.resp.allowed);
 	assert_string_equal(r.resp.warnings[0],
-			    "flagger canary \"podinfo\": could not look up Deployment \"podinfo\" to check readiness probes");
+			    "flagger canary \"podinfo\": could not look up Deployment \"podinfo\" to "
+			    "check readiness probes");
 	result_free(&r);
 
 	/* Only Deployment targets; DELETE asks for no lookup. */
@@ -542,20 +595,27 @@ static void test_rolling_update_readiness(void **state)
 	struct result r;
 
 	eval(dep(DEPLOY(NOPROBE_TMPL)), &r);
-	assert_non_null(viol(&r, RULE_ROLLOUT_WITHOUT_READINESS, "spec.template.spec.containers[0].readinessProbe"));
+	assert_non_null(viol(&r, RULE_ROLLOUT_WITHOUT_READINESS,
+			     "spec.template.spec.containers[0].readinessProbe"));
 	assert_true(r.resp.allowed);
 	assert_int_equal(r.resp.n_warnings, 1);
-	assert_string_equal(r.resp.warnings[0], "rollout-without-readiness: container \"web\" has no "
-						"readinessProbe; add one so the rollout waits for ready pods");
+	assert_string_equal(r.resp.warnings[0],
+			    "rollout-without-readiness: container \"web\" has no "
+			    "readinessProbe; add one so the rollout waits for ready pods");
 	result_free(&r);
 
-	expect_n(dep(DEPLOY("'strategy':{'type':'RollingUpdate'}," NOPROBE_TMPL)), RULE_ROLLOUT_WITHOUT_READINESS, 1);
-	expect_n(dep(DEPLOY("'strategy':{'type':'Recreate'}," NOPROBE_TMPL)), RULE_ROLLOUT_WITHOUT_READINESS, 0);
+	expect_n(dep(DEPLOY("'strategy':{'type':'RollingUpdate'}," NOPROBE_TMPL)),
+		 RULE_ROLLOUT_WITHOUT_READINESS, 1);
+	expect_n(dep(DEPLOY("'strategy':{'type':'Recreate'}," NOPROBE_TMPL)),
+		 RULE_ROLLOUT_WITHOUT_READINESS, 0);
 	expect_n(dep(DEPLOY(OK_TMPL)), RULE_ROLLOUT_WITHOUT_READINESS, 0);
 	expect_n(sts(STS(NOPROBE_TMPL)), RULE_ROLLOUT_WITHOUT_READINESS, 1);
-	expect_n(sts(STS("'updateStrategy':{'type':'OnDelete'}," NOPROBE_TMPL)), RULE_ROLLOUT_WITHOUT_READINESS, 0);
-	expect_n(dms(DS("'updateStrategy':{'type':'RollingUpdate'}," NOPROBE_TMPL)), RULE_ROLLOUT_WITHOUT_READINESS, 1);
-	expect_n(dms(DS("'updateStrategy':{'type':'OnDelete'}," NOPROBE_TMPL)), RULE_ROLLOUT_WITHOUT_READINESS, 0);
+	expect_n(sts(STS("'updateStrategy':{'type':'OnDelete'}," NOPROBE_TMPL)),
+		 RULE_ROLLOUT_WITHOUT_READINESS, 0);
+	expect_n(dms(DS("'updateStrategy':{'type':'RollingUpdate'}," NOPROBE_TMPL)),
+		 RULE_ROLLOUT_WITHOUT_READINESS, 1);
+	expect_n(dms(DS("'updateStrategy':{'type':'OnDelete'}," NOPROBE_TMPL)),
+		 RULE_ROLLOUT_WITHOUT_READINESS, 0);
 	/* A probe set to null is no probe. */
 	expect_n(dep(DEPLOY(TEMPLATE("", "{'name':'web','image':'nginx:1','readinessProbe':null}"))),
 		 RULE_ROLLOUT_WITHOUT_READINESS, 1);
@@ -575,11 +635,22 @@ static void test_image_tags(void **state)
 		{ DEPLOY(TEMPLATE("", PROBED("web", "registry:5000/app"))), 1 },
 		{ DEPLOY(TEMPLATE("", PROBED("web", "registry:5000/team/app:1.0"))), 0 },
 		{ DEPLOY(TEMPLATE("", PROBED("web", "registry:5000/app:latest"))), 1 },
-		{ DEPLOY(TEMPLATE("", PROBED("web", "nginx@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"))), 0 },
-		{ DEPLOY(TEMPLATE("", PROBED("web", "nginx:latest@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"))), 0 },
+		{ DEPLOY(TEMPLATE("",
+				  PROBED("web",
+					 "nginx@sha256:"
+					 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab"
+					 "cdef"))),
+		  0 },
+		{ DEPLOY(TEMPLATE("",
+				  PROBED("web",
+					 "nginx:latest@sha256:"
+					 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab"
+					 "cdef"))),
+		  0 },
 		{ DEPLOY(TEMPLATE("", PROBED("web", "registry:5000/app@sha512:00"))), 0 },
 		{ DEPLOY(TEMPLATE("", PROBED("web", "nginx:"))), 1 },
-		{ DEPLOY(TEMPLATE("", PROBED("web", "nginx:Latest"))), 0 }, /* tags are case-sensitive */
+		{ DEPLOY(TEMPLATE("", PROBED("web", "nginx:Latest"))),
+		  0 }, /* tags are case-sensitive */
 		{ DEPLOY(TEMPLATE("", PROBED("web", "localhost:5000/app:latest-1"))), 0 },
 	};
 
@@ -592,25 +663,34 @@ static void test_image_tags_every_container_kind(void **state)
 	struct result r;
 	const struct violation *v;
 
-	eval(dep(DEPLOY("'template':{'spec':{'initContainers':[" BARE("init", "busybox") "],"
-			"'containers':[" PROBED("web", "nginx:1") "," PROBED("side", "envoy:latest") "],"
-			"'ephemeralContainers':[" BARE("dbg", "registry:5000/debug") "]}}")),
+	eval(dep(DEPLOY("'template':{'spec':{'initContainers':[" BARE(
+		     "init", "busybox") "],"
+					"'containers':[" PROBED("web", "nginx:1") "," PROBED(
+						"side",
+						"envoy:latest") "],"
+								"'ephemeralContainers':[" BARE(
+									"dbg",
+									"registry:5000/debug") "]}}")),
 	     &r);
 	assert_int_equal(n_rule(&r, RULE_MUTABLE_IMAGE_TAG), 3);
 	v = viol(&r, RULE_MUTABLE_IMAGE_TAG, "spec.template.spec.initContainers[0].image");
 	assert_non_null(v);
-	assert_string_equal(v->message, "container \"init\" image \"busybox\" has no tag; pin a version tag or @sha256 digest");
+	assert_string_equal(v->message,
+			    "container \"init\" image \"busybox\" has no tag; pin a version tag or "
+			    "@sha256 digest");
 	v = viol(&r, RULE_MUTABLE_IMAGE_TAG, "spec.template.spec.containers[1].image");
 	assert_non_null(v);
 	assert_contains(v->message, "uses latest");
-	assert_non_null(viol(&r, RULE_MUTABLE_IMAGE_TAG, "spec.template.spec.ephemeralContainers[0].image"));
+	assert_non_null(
+		viol(&r, RULE_MUTABLE_IMAGE_TAG, "spec.template.spec.ephemeralContainers[0].image"));
 	assert_true(r.resp.allowed);
 	assert_int_equal(r.resp.n_warnings, 3);
 	result_free(&r);
 
 	expect_n(sts(STS(TEMPLATE("", PROBED("db", "postgres")))), RULE_MUTABLE_IMAGE_TAG, 1);
 	expect_n(dms(DS(TEMPLATE("", PROBED("agent", "agent")))), RULE_MUTABLE_IMAGE_TAG, 1);
-	expect_n(rollout(ROLLOUT(CANARY_OK TEMPLATE("", PROBED("web", "nginx")))), RULE_MUTABLE_IMAGE_TAG, 1);
+	expect_n(rollout(ROLLOUT(CANARY_OK TEMPLATE("", PROBED("web", "nginx")))),
+		 RULE_MUTABLE_IMAGE_TAG, 1);
 	/* ReplicaSets are the controllers' output, not judged here. */
 	expect_n(rset("{'metadata':{'name':'x'},'spec':{" TEMPLATE("", PROBED("web", "nginx")) "}}"),
 		 RULE_MUTABLE_IMAGE_TAG, 0);
@@ -629,13 +709,15 @@ static void test_no_rollback_history(void **state)
 	result_free(&r);
 	expect_n(dep(DEPLOY("'revisionHistoryLimit':1," OK_TMPL)), RULE_NO_ROLLBACK_HISTORY, 0);
 	expect_n(dep(DEPLOY(OK_TMPL)), RULE_NO_ROLLBACK_HISTORY, 0);
-	expect_n(rollout(ROLLOUT(CANARY_OK "'revisionHistoryLimit':0," OK_TMPL)), RULE_NO_ROLLBACK_HISTORY, 1);
+	expect_n(rollout(ROLLOUT(CANARY_OK "'revisionHistoryLimit':0," OK_TMPL)),
+		 RULE_NO_ROLLBACK_HISTORY, 1);
 	expect_n(sts(STS("'revisionHistoryLimit':0," OK_TMPL)), RULE_NO_ROLLBACK_HISTORY, 0);
 }
 
 /* ---- full-outage-rollout ---- */
 
-#define MU(replicas, mu) "'replicas':" replicas ",'strategy':{'rollingUpdate':{'maxUnavailable':" mu "}},"
+#define MU(replicas, mu) \
+	"'replicas':" replicas ",'strategy':{'rollingUpdate':{'maxUnavailable':" mu "}},"
 
 static void test_full_outage_rounding(void **state)
 {
@@ -656,7 +738,8 @@ static void test_full_outage_rounding(void **state)
 		{ DEPLOY(MU("2", "'50%'") OK_TMPL), 0 },
 		{ DEPLOY(MU("2", "null") OK_TMPL), 0 }, /* default 25% */
 		{ DEPLOY("'replicas':2," OK_TMPL), 0 },
-		{ DEPLOY("'strategy':{'rollingUpdate':{'maxUnavailable':'100%'}}," OK_TMPL), 0 }, /* replicas 1 */
+		{ DEPLOY("'strategy':{'rollingUpdate':{'maxUnavailable':'100%'}}," OK_TMPL),
+		  0 }, /* replicas 1 */
 		{ DEPLOY("'replicas':4,'strategy':{'type':'Recreate'}," OK_TMPL), 0 },
 	};
 
@@ -671,9 +754,11 @@ static void test_full_outage_response_and_malformed(void **state)
 	eval(dep(DEPLOY(MU("4", "'100%'") OK_TMPL)), &r);
 	assert_false(r.resp.allowed);
 	assert_int_equal(r.resp.code, 403);
-	assert_string_equal(r.resp.message, "full-outage-rollout: maxUnavailable 100% takes down all 4 "
-					    "replicas at once; set it below 4, e.g. 25%");
-	assert_non_null(viol(&r, RULE_FULL_OUTAGE_ROLLOUT, "spec.strategy.rollingUpdate.maxUnavailable"));
+	assert_string_equal(r.resp.message,
+			    "full-outage-rollout: maxUnavailable 100% takes down all 4 "
+			    "replicas at once; set it below 4, e.g. 25%");
+	assert_non_null(
+		viol(&r, RULE_FULL_OUTAGE_ROLLOUT, "spec.strategy.rollingUpdate.maxUnavailable"));
 	result_free(&r);
 
 	eval(dep(DEPLOY(MU("4", "'abc%'") OK_TMPL)), &r);
@@ -694,27 +779,37 @@ static void test_full_outage_response_and_malformed(void **state)
 
 static void test_full_outage_statefulset_rollout_daemonset(void **state)
 {
-	expect_n(sts(STS("'replicas':3,'updateStrategy':{'rollingUpdate':{'maxUnavailable':3}}," OK_TMPL)),
+	expect_n(sts(STS("'replicas':3,'updateStrategy':{'rollingUpdate':{'maxUnavailable':3}}"
+			 "," OK_TMPL)),
 		 RULE_FULL_OUTAGE_ROLLOUT, 1);
-	expect_n(sts(STS("'replicas':3,'updateStrategy':{'rollingUpdate':{'maxUnavailable':'100%'}}," OK_TMPL)),
+	expect_n(sts(STS("'replicas':3,'updateStrategy':{'rollingUpdate':{'maxUnavailable':'100%'}}"
+			 "," OK_TMPL)),
 		 RULE_FULL_OUTAGE_ROLLOUT, 1);
-	expect_n(sts(STS("'replicas':3,'updateStrategy':{'rollingUpdate':{'maxUnavailable':'50%'}}," OK_TMPL)),
+	expect_n(sts(STS("'replicas':3,'updateStrategy':{'rollingUpdate':{'maxUnavailable':'50%'}}"
+			 "," OK_TMPL)),
 		 RULE_FULL_OUTAGE_ROLLOUT, 0);
 	expect_n(sts(STS("'replicas':3," OK_TMPL)), RULE_FULL_OUTAGE_ROLLOUT, 0); /* default 1 */
-	expect_n(sts(STS("'replicas':3,'updateStrategy':{'rollingUpdate':{'partition':1,'maxUnavailable':3}}," OK_TMPL)),
+	expect_n(sts(STS("'replicas':3,'updateStrategy':{'rollingUpdate':{'partition':1,'"
+			 "maxUnavailable':3}}," OK_TMPL)),
 		 RULE_FULL_OUTAGE_ROLLOUT, 0);
-	expect_n(sts(STS("'replicas':3,'updateStrategy':{'type':'OnDelete','rollingUpdate':{'maxUnavailable':3}}," OK_TMPL)),
+	expect_n(sts(STS("'replicas':3,'updateStrategy':{'type':'OnDelete','rollingUpdate':{'"
+			 "maxUnavailable':3}}," OK_TMPL)),
 		 RULE_FULL_OUTAGE_ROLLOUT, 0);
-	expect_n(rollout(ROLLOUT("'replicas':5,'strategy':{'canary':{'maxUnavailable':'100%','steps':[{'pause':{}}]}}," OK_TMPL)),
+	expect_n(rollout(ROLLOUT("'replicas':5,'strategy':{'canary':{'maxUnavailable':'100%','steps':["
+				 "{'pause':{}}]}}," OK_TMPL)),
 		 RULE_FULL_OUTAGE_ROLLOUT, 1);
-	expect_n(rollout(ROLLOUT("'replicas':5,'strategy':{'canary':{'maxUnavailable':5,'steps':[{'pause':{}}]}}," OK_TMPL)),
+	expect_n(rollout(ROLLOUT("'replicas':5,'strategy':{'canary':{'maxUnavailable':5,'steps':[{'"
+				 "pause':{}}]}}," OK_TMPL)),
 		 RULE_FULL_OUTAGE_ROLLOUT, 1);
-	expect_n(rollout(ROLLOUT("'replicas':5,'strategy':{'canary':{'maxUnavailable':'80%','steps':[{'pause':{}}]}}," OK_TMPL)),
+	expect_n(rollout(ROLLOUT("'replicas':5,'strategy':{'canary':{'maxUnavailable':'80%','steps':[{"
+				 "'pause':{}}]}}," OK_TMPL)),
 		 RULE_FULL_OUTAGE_ROLLOUT, 0);
-	expect_n(rollout(ROLLOUT("'replicas':5,'strategy':{'canary':{'maxUnavailable':'100%','trafficRouting':{'nginx':{'stableIngress':'web'}},"
+	expect_n(rollout(ROLLOUT("'replicas':5,'strategy':{'canary':{'maxUnavailable':'100%','"
+				 "trafficRouting':{'nginx':{'stableIngress':'web'}},"
 				 "'steps':[{'pause':{}}]}}," OK_TMPL)),
 		 RULE_FULL_OUTAGE_ROLLOUT, 0);
-	expect_n(rollout(ROLLOUT("'replicas':5,'strategy':{'canary':{'maxUnavailable':'x%','steps':[{'pause':{}}]}}," OK_TMPL)),
+	expect_n(rollout(ROLLOUT("'replicas':5,'strategy':{'canary':{'maxUnavailable':'x%','steps':[{'"
+				 "pause':{}}]}}," OK_TMPL)),
 		 RULE_FULL_OUTAGE_ROLLOUT, 1);
 	expect_n(dms(DS("'updateStrategy':{'rollingUpdate':{'maxUnavailable':'100%'}}," OK_TMPL)),
 		 RULE_FULL_OUTAGE_ROLLOUT, 0);
@@ -722,24 +817,32 @@ static void test_full_outage_statefulset_rollout_daemonset(void **state)
 
 /* ---- liveness-without-startup-grace ---- */
 
-#define LIVE(extra) "{'name':'web','image':'nginx:1','readinessProbe':{'tcpSocket':{'port':80}},'livenessProbe':{'tcpSocket':{'port':80}" extra "}}"
+#define LIVE(extra)                                                                                   \
+	"{'name':'web','image':'nginx:1','readinessProbe':{'tcpSocket':{'port':80}},'livenessProbe':" \
+	"{'tcpSocket':{'port':80}" extra "}}"
 
 static void test_liveness_grace(void **state)
 {
 	struct result r;
 
 	eval(dep(DEPLOY(TEMPLATE("", LIVE("")))), &r);
-	assert_non_null(viol(&r, RULE_LIVENESS_WITHOUT_STARTUP_GRACE, "spec.template.spec.containers[0].livenessProbe"));
-	assert_string_equal(r.resp.warnings[0], "liveness-without-startup-grace: container \"web\": livenessProbe "
-						"has no startup grace; add a startupProbe");
+	assert_non_null(viol(&r, RULE_LIVENESS_WITHOUT_STARTUP_GRACE,
+			     "spec.template.spec.containers[0].livenessProbe"));
+	assert_string_equal(r.resp.warnings[0],
+			    "liveness-without-startup-grace: container \"web\": livenessProbe "
+			    "has no startup grace; add a startupProbe");
 	result_free(&r);
-	expect_n(dep(DEPLOY(TEMPLATE("", LIVE(",'initialDelaySeconds':10")))), RULE_LIVENESS_WITHOUT_STARTUP_GRACE, 0);
-	expect_n(dep(DEPLOY(TEMPLATE("", LIVE(",'initialDelaySeconds':0")))), RULE_LIVENESS_WITHOUT_STARTUP_GRACE, 1);
+	expect_n(dep(DEPLOY(TEMPLATE("", LIVE(",'initialDelaySeconds':10")))),
+		 RULE_LIVENESS_WITHOUT_STARTUP_GRACE, 0);
+	expect_n(dep(DEPLOY(TEMPLATE("", LIVE(",'initialDelaySeconds':0")))),
+		 RULE_LIVENESS_WITHOUT_STARTUP_GRACE, 1);
 	expect_n(dep(DEPLOY(TEMPLATE("", LIVE("},'startupProbe':{'tcpSocket':{'port':80}")))),
 		 RULE_LIVENESS_WITHOUT_STARTUP_GRACE, 0);
 	expect_n(dep(DEPLOY(OK_TMPL)), RULE_LIVENESS_WITHOUT_STARTUP_GRACE, 0);
 	/* Sidecar init containers may carry probes too. */
-	expect_n(rollout(ROLLOUT(CANARY_OK "'template':{'spec':{'initContainers':[{'name':'proxy','image':'envoy:1',"
+	expect_n(rollout(ROLLOUT(
+			 CANARY_OK
+			 "'template':{'spec':{'initContainers':[{'name':'proxy','image':'envoy:1',"
 			 "'restartPolicy':'Always','livenessProbe':{'tcpSocket':{'port':9901}}}],"
 			 "'containers':[" PROBED("web", "nginx:1") "]}}")),
 		 RULE_LIVENESS_WITHOUT_STARTUP_GRACE, 1);
@@ -765,16 +868,22 @@ static void test_unguarded_canary_steps(void **state)
 	result_free(&r);
 
 	expect_n(rollout(CANARY_STEPS("'steps':[]")), RULE_UNGUARDED_CANARY_STEPS, 1);
-	expect_n(rollout(CANARY_STEPS("'steps':[{'setWeight':20},{'pause':{'duration':'10m'}}]")), RULE_UNGUARDED_CANARY_STEPS, 0);
-	expect_n(rollout(CANARY_STEPS("'steps':[{'setWeight':20},{'pause':{}}]")), RULE_UNGUARDED_CANARY_STEPS, 0);
-	expect_n(rollout(CANARY_STEPS("'steps':[{'setWeight':20},{'analysis':{'templates':[{'templateName':'ok'}]}}]")),
+	expect_n(rollout(CANARY_STEPS("'steps':[{'setWeight':20},{'pause':{'duration':'10m'}}]")),
 		 RULE_UNGUARDED_CANARY_STEPS, 0);
-	expect_n(rollout(CANARY_STEPS("'analysis':{'templates':[{'templateName':'ok'}]},'steps':[{'setWeight':20}]")),
+	expect_n(rollout(CANARY_STEPS("'steps':[{'setWeight':20},{'pause':{}}]")),
 		 RULE_UNGUARDED_CANARY_STEPS, 0);
-	expect_n(rollout(CANARY_STEPS("'steps':[{'experiment':{'templates':[{'name':'c','specRef':'canary'}],"
-				      "'analyses':[{'name':'a','templateName':'ok'}]}},{'setWeight':50}]")),
+	expect_n(rollout(CANARY_STEPS("'steps':[{'setWeight':20},{'analysis':{'templates':[{'"
+				      "templateName':'ok'}]}}]")),
 		 RULE_UNGUARDED_CANARY_STEPS, 0);
-	eval(rollout(CANARY_STEPS("'steps':[{'setCanaryScale':{'replicas':1}},{'setWeight':50}]")), &r);
+	expect_n(rollout(CANARY_STEPS("'analysis':{'templates':[{'templateName':'ok'}]},'steps':[{'"
+				      "setWeight':20}]")),
+		 RULE_UNGUARDED_CANARY_STEPS, 0);
+	expect_n(rollout(CANARY_STEPS(
+			 "'steps':[{'experiment':{'templates':[{'name':'c','specRef':'canary'}],"
+			 "'analyses':[{'name':'a','templateName':'ok'}]}},{'setWeight':50}]")),
+		 RULE_UNGUARDED_CANARY_STEPS, 0);
+	eval(rollout(CANARY_STEPS("'steps':[{'setCanaryScale':{'replicas':1}},{'setWeight':50}]")),
+	     &r);
 	assert_non_null(viol(&r, RULE_UNGUARDED_CANARY_STEPS, "spec.strategy.canary.steps[0]"));
 	result_free(&r);
 	/* Steps that never raise traffic still end in an unchecked promotion. */
@@ -782,7 +891,8 @@ static void test_unguarded_canary_steps(void **state)
 	assert_non_null(viol(&r, RULE_UNGUARDED_CANARY_STEPS, "spec.strategy.canary.steps"));
 	result_free(&r);
 	/* Blue-green Rollouts have no canary steps. */
-	expect_n(rollout(ROLLOUT("'strategy':{'blueGreen':{'activeService':'a','autoPromotionEnabled':false}}," OK_TMPL)),
+	expect_n(rollout(ROLLOUT("'strategy':{'blueGreen':{'activeService':'a','autoPromotionEnabled':"
+				 "false}}," OK_TMPL)),
 		 RULE_UNGUARDED_CANARY_STEPS, 0);
 }
 
@@ -796,8 +906,9 @@ static void test_unguarded_blue_green(void **state)
 
 	eval(rollout(BG("")), &r);
 	assert_non_null(viol(&r, RULE_UNGUARDED_BLUE_GREEN, "spec.strategy.blueGreen"));
-	assert_string_equal(r.resp.warnings[0], "unguarded-blue-green: blueGreen auto-promotes unchecked; add "
-						"prePromotionAnalysis or set autoPromotionEnabled: false");
+	assert_string_equal(r.resp.warnings[0],
+			    "unguarded-blue-green: blueGreen auto-promotes unchecked; add "
+			    "prePromotionAnalysis or set autoPromotionEnabled: false");
 	result_free(&r);
 	expect_n(rollout(BG(",'autoPromotionEnabled':true")), RULE_UNGUARDED_BLUE_GREEN, 1);
 	expect_n(rollout(BG(",'autoPromotionSeconds':30")), RULE_UNGUARDED_BLUE_GREEN, 1);
@@ -813,12 +924,16 @@ static void test_pod_template_hash_tamper(void **state)
 {
 	struct result r;
 
-	eval(dep(DEPLOY(TEMPLATE("'app':'web','pod-template-hash':'abc'", PROBED("web", "nginx:1")))), &r);
-	assert_non_null(viol(&r, RULE_POD_TEMPLATE_HASH_TAMPER, "spec.template.metadata.labels.pod-template-hash"));
+	eval(dep(DEPLOY(TEMPLATE("'app':'web','pod-template-hash':'abc'", PROBED("web", "nginx:1")))),
+	     &r);
+	assert_non_null(viol(&r, RULE_POD_TEMPLATE_HASH_TAMPER,
+			     "spec.template.metadata.labels.pod-template-hash"));
 	assert_false(r.resp.allowed);
-	assert_contains(r.resp.message, "pod-template-hash-tamper: pod template sets label \"pod-template-hash\"");
+	assert_contains(r.resp.message,
+			"pod-template-hash-tamper: pod template sets label \"pod-template-hash\"");
 	result_free(&r);
-	expect_n(rollout(ROLLOUT(CANARY_OK TEMPLATE("'rollouts-pod-template-hash':'abc'", PROBED("web", "nginx:1")))),
+	expect_n(rollout(ROLLOUT(CANARY_OK TEMPLATE("'rollouts-pod-template-hash':'abc'",
+						    PROBED("web", "nginx:1")))),
 		 RULE_POD_TEMPLATE_HASH_TAMPER, 1);
 	expect_n(dep(DEPLOY("'selector':{'matchLabels':{'pod-template-hash':'abc'}}," OK_TMPL)),
 		 RULE_POD_TEMPLATE_HASH_TAMPER, 0);
@@ -854,7 +969,8 @@ static void test_rule_namespace_exemption_and_off(void **state)
 	struct result r;
 
 	assert_int_equal(config_defaults(&cfg), 0);
-	assert_int_equal(strlist_push(&cfg.rules[RULE_FULL_OUTAGE_ROLLOUT].exempt_namespaces, "legacy"), 0);
+	assert_int_equal(
+		strlist_push(&cfg.rules[RULE_FULL_OUTAGE_ROLLOUT].exempt_namespaces, "legacy"), 0);
 	cfg.rules[RULE_MUTABLE_IMAGE_TAG].mode = MODE_OFF;
 	q.ns = "legacy";
 	eval_with(&cfg, q, NULL, &r);
@@ -870,8 +986,9 @@ static void test_rule_namespace_exemption_and_off(void **state)
 	config_free(&cfg);
 }
 
-#define SKIPPED(value) \
-	OBJ("Deployment", "apps/v1", "'rollgate.io/skip':'" value "'", MU("4", "4") TEMPLATE("", BARE("web", "nginx")))
+#define SKIPPED(value)                                                 \
+	OBJ("Deployment", "apps/v1", "'rollgate.io/skip':'" value "'", \
+	    MU("4", "4") TEMPLATE("", BARE("web", "nginx")))
 
 static void test_skip_annotation(void **state)
 {
@@ -879,20 +996,23 @@ static void test_skip_annotation(void **state)
 	struct config cfg;
 
 	/* Spaces tolerated; warn rules silenced; enforce ones are not. */
-	eval(dep(SKIPPED(" mutable-image-tag ,rollout-without-readiness,\\tfull-outage-rollout ")), &r);
+	eval(dep(SKIPPED(" mutable-image-tag ,rollout-without-readiness,\\tfull-outage-rollout ")),
+	     &r);
 	assert_int_equal(n_rule(&r, RULE_MUTABLE_IMAGE_TAG), 0);
 	assert_int_equal(n_rule(&r, RULE_ROLLOUT_WITHOUT_READINESS), 0);
 	assert_int_equal(n_rule(&r, RULE_FULL_OUTAGE_ROLLOUT), 1);
 	assert_false(r.resp.allowed);
-	assert_string_equal(r.v.note, "rollgate.io/skip cannot silence enforced rules "
-				      "\"full-outage-rollout\" (their config lacks allowSkip)");
+	assert_string_equal(r.v.note,
+			    "rollgate.io/skip cannot silence enforced rules "
+			    "\"full-outage-rollout\" (their config lacks allowSkip)");
 	result_free(&r);
 
 	/* Unknown IDs, "*" and "all" are named in a note, never fatal. */
 	eval(dep(SKIPPED("mutable-image-tag, nope, *, all,,")), &r);
 	assert_int_equal(n_rule(&r, RULE_MUTABLE_IMAGE_TAG), 0);
 	assert_int_equal(n_rule(&r, RULE_ROLLOUT_WITHOUT_READINESS), 1);
-	assert_contains(r.v.note, "rollgate.io/skip: unknown rule IDs \"nope\", \"*\", \"all\" ignored");
+	assert_contains(r.v.note,
+			"rollgate.io/skip: unknown rule IDs \"nope\", \"*\", \"all\" ignored");
 	assert_contains(r.resp.warnings[r.resp.n_warnings - 1], "unknown rule IDs");
 	result_free(&r);
 
@@ -932,7 +1052,8 @@ static void test_modes_shape_the_response(void **state)
 	struct config cfg;
 	struct result r;
 	char *json;
-	const char *obj = DEPLOY(MU("4", "4") TEMPLATE("", BARE("web", "nginx") "," BARE("side", "envoy:latest")));
+	const char *obj = DEPLOY(
+		MU("4", "4") TEMPLATE("", BARE("web", "nginx") "," BARE("side", "envoy:latest")));
 
 	assert_int_equal(config_defaults(&cfg), 0);
 	cfg.rules[RULE_MUTABLE_IMAGE_TAG].mode = MODE_AUDIT;
@@ -949,8 +1070,10 @@ static void test_modes_shape_the_response(void **state)
 	assert_int_equal(r.resp.n_audit, 1);
 	assert_string_equal(r.resp.audit_keys[0], "mutable-image-tag");
 	assert_string_equal(r.resp.audit_values[0],
-			    "container \"web\" image \"nginx\" has no tag; pin a version tag or @sha256 digest; "
-			    "container \"side\" image \"envoy:latest\" uses latest; pin a version tag or @sha256 digest");
+			    "container \"web\" image \"nginx\" has no tag; pin a version tag or "
+			    "@sha256 digest; "
+			    "container \"side\" image \"envoy:latest\" uses latest; pin a version tag "
+			    "or @sha256 digest");
 	json = admission_encode("u1", &r.resp, false);
 	assert_non_null(json);
 	assert_contains(json, "\"allowed\":false");
@@ -980,8 +1103,10 @@ static void test_modes_shape_the_response(void **state)
 	eval_with(&cfg, dep(obj), NULL, &r);
 	assert_false(r.resp.allowed);
 	assert_string_equal(r.resp.message,
-			    "rollout-without-readiness: container \"web\" has no readinessProbe; add one so the rollout waits for ready pods; "
-			    "rollout-without-readiness: container \"side\" has no readinessProbe; add one so the rollout waits for ready pods");
+			    "rollout-without-readiness: container \"web\" has no readinessProbe; add "
+			    "one so the rollout waits for ready pods; "
+			    "rollout-without-readiness: container \"side\" has no readinessProbe; add "
+			    "one so the rollout waits for ready pods");
 	result_free(&r);
 	config_free(&cfg);
 }
@@ -994,7 +1119,9 @@ static void test_warnings_fit(void **state)
 	struct result r;
 	const char *objs[] = {
 		DEPLOY("'revisionHistoryLimit':0," MU("4", "4")
-		       TEMPLATE("'track':'canary'", "{'name':'web','image':'nginx:latest','livenessProbe':{'tcpSocket':{'port':80}}}")),
+			       TEMPLATE("'track':'canary'",
+					"{'name':'web','image':'nginx:latest','livenessProbe':{'"
+					"tcpSocket':{'port':80}}}")),
 		ROLLOUT("'strategy':{'canary':{'steps':[{'setWeight':10}]}}," NOPROBE_TMPL),
 		ROLLOUT("'strategy':{'canary':{}}," NOPROBE_TMPL),
 		BG(""),
@@ -1046,7 +1173,8 @@ static size_t n_warned(const struct admission_response *resp, enum rule_id id)
 	size_t n = 0, len = strlen(name);
 
 	for (size_t i = 0; i < resp->n_warnings; i++)
-		n += strncmp(resp->warnings[i], name, len) == 0 && strncmp(resp->warnings[i] + len, ": ", 2) == 0;
+		n += strncmp(resp->warnings[i], name, len) == 0 &&
+			strncmp(resp->warnings[i] + len, ": ", 2) == 0;
 	return n;
 }
 
@@ -1079,13 +1207,17 @@ static char *many_containers(int n, const char *prefix)
 	char *buf = malloc(cap), name[256];
 
 	assert_non_null(buf);
-	len += (size_t)snprintf(buf, cap, "{'apiVersion':'apps/v1','kind':'Deployment','metadata':{'name':'web'},"
-				"'spec':{'revisionHistoryLimit':0,'replicas':4,'strategy':{'rollingUpdate':{'maxUnavailable':'100%%'}},"
-				"'template':{'metadata':{'labels':{'pod-template-hash':'x'}},'spec':{'containers':[");
+	len += (size_t)snprintf(
+		buf, cap,
+		"{'apiVersion':'apps/v1','kind':'Deployment','metadata':{'name':'web'},"
+		"'spec':{'revisionHistoryLimit':0,'replicas':4,'strategy':{'rollingUpdate':{'"
+		"maxUnavailable':'100%%'}},"
+		"'template':{'metadata':{'labels':{'pod-template-hash':'x'}},'spec':{'containers':[");
 	for (int i = 0; i < n; i++) {
 		snprintf(name, sizeof(name), "%s%d", prefix, i);
 		len += (size_t)snprintf(buf + len, cap - len,
-					"%s{'name':'%s','image':'nginx','livenessProbe':{'tcpSocket':{'port':80}}}",
+					"%s{'name':'%s','image':'nginx','livenessProbe':{'tcpSocket':{"
+					"'port':80}}}",
 					i ? "," : "", name);
 	}
 	snprintf(buf + len, cap - len, "]}}}}");
@@ -1105,9 +1237,11 @@ static void test_per_rule_cap(void **state)
 	assert_null(r.v.note);
 	/* The webhook lists three and counts the other 37. */
 	assert_int_equal(n_warned(&r.resp, RULE_ROLLOUT_WITHOUT_READINESS), RULES_WARN_PER_RULE + 1);
-	assert_contains(r.resp.warnings[0], "rollout-without-readiness: container \"c0\" has no readinessProbe");
+	assert_contains(r.resp.warnings[0],
+			"rollout-without-readiness: container \"c0\" has no readinessProbe");
 	assert_contains(r.resp.warnings[2], "container \"c2\"");
-	assert_string_equal(r.resp.warnings[3], "rollout-without-readiness: 37 more violations not shown");
+	assert_string_equal(r.resp.warnings[3],
+			    "rollout-without-readiness: 37 more violations not shown");
 	result_free(&r);
 	free(obj);
 }
@@ -1116,9 +1250,12 @@ static void test_per_rule_cap(void **state)
  * Deployment: every rule is in the response, whatever its mode. */
 static void test_warnings_every_rule(void **state)
 {
-	static const enum rule_id rules[] = { RULE_ROLLOUT_WITHOUT_READINESS, RULE_MUTABLE_IMAGE_TAG,
-					      RULE_NO_ROLLBACK_HISTORY, RULE_FULL_OUTAGE_ROLLOUT,
-					      RULE_LIVENESS_WITHOUT_STARTUP_GRACE, RULE_POD_TEMPLATE_HASH_TAMPER };
+	static const enum rule_id rules[] = { RULE_ROLLOUT_WITHOUT_READINESS,
+					      RULE_MUTABLE_IMAGE_TAG,
+					      RULE_NO_ROLLBACK_HISTORY,
+					      RULE_FULL_OUTAGE_ROLLOUT,
+					      RULE_LIVENESS_WITHOUT_STARTUP_GRACE,
+					      RULE_POD_TEMPLATE_HASH_TAMPER };
 	char *obj = many_containers(40, "c");
 	struct config cfg;
 	struct result r;
@@ -1273,8 +1410,10 @@ static void test_warnings_dedupe(void **state)
 	struct rules_lines l;
 
 	for (int k = 0; k < 5; k++)
-		add_violation(&v, RULE_MUTABLE_IMAGE_TAG, MODE_WARN, "container \"web\" image \"nginx\" has no tag");
-	add_violation(&v, RULE_MUTABLE_IMAGE_TAG, MODE_WARN, "container \"side\" image \"envoy\" has no tag");
+		add_violation(&v, RULE_MUTABLE_IMAGE_TAG, MODE_WARN,
+			      "container \"web\" image \"nginx\" has no tag");
+	add_violation(&v, RULE_MUTABLE_IMAGE_TAG, MODE_WARN,
+		      "container \"side\" image \"envoy\" has no tag");
 	v.note = strdup("same note\nsame note\nother note");
 	admission_response_init(&resp);
 	assert_int_equal(rules_decide(&v, &resp), 0);
@@ -1284,8 +1423,10 @@ static void test_warnings_dedupe(void **state)
 	assert_int_equal(l.l[1].violation, 5);
 	assert_int_equal(l.l[2].rule, RULE_COUNT);
 	rules_lines_free(&l);
-	assert_string_equal(resp.warnings[0], "mutable-image-tag: container \"web\" image \"nginx\" has no tag");
-	assert_string_equal(resp.warnings[1], "mutable-image-tag: container \"side\" image \"envoy\" has no tag");
+	assert_string_equal(resp.warnings[0],
+			    "mutable-image-tag: container \"web\" image \"nginx\" has no tag");
+	assert_string_equal(resp.warnings[1],
+			    "mutable-image-tag: container \"side\" image \"envoy\" has no tag");
 	assert_string_equal(resp.warnings[2], "same note");
 	assert_string_equal(resp.warnings[3], "other note");
 	admission_response_free(&resp);
@@ -1301,16 +1442,22 @@ static void test_odd_shapes(void **state)
 		"{'spec':[]}",
 		"{'spec':{'template':'x','strategy':7}}",
 		"{'spec':{'template':{'spec':{'containers':{'name':'web'}}}}}",
-		"{'spec':{'template':{'metadata':{'labels':['track']},'spec':{'containers':[7,null,'x',[]]}}}}",
-		"{'spec':{'template':{'spec':{'containers':[{'name':7,'image':7,'livenessProbe':7}]}}}}",
-		"{'spec':{'replicas':1e300,'strategy':{'canary':[],'blueGreen':7,'rollingUpdate':[]}}}",
+		"{'spec':{'template':{'metadata':{'labels':['track']},'spec':{'containers':[7,null,'x'"
+		",[]]}}}}",
+		"{'spec':{'template':{'spec':{'containers':[{'name':7,'image':7,'livenessProbe':7}]}}}"
+		"}",
+		"{'spec':{'replicas':1e300,'strategy':{'canary':[],'blueGreen':7,'rollingUpdate':[]}}"
+		"}",
 		"{'spec':{'replicas':5,'strategy':{'canary':{'steps':{'a':1}}}}}",
-		"{'spec':{'replicas':5,'strategy':{'canary':{'steps':[7,null,{'setWeight':'x'},{'setWeight':1e300}]}}}}",
-		"{'metadata':{'annotations':{'rollgate.io/skip':7},'ownerReferences':{'kind':'Deployment'}},'spec':{}}",
-		"{'metadata':{'annotations':{'rollgate.io/skip':',,, ,'},'ownerReferences':[7,{'kind':7},{'kind':'Deployment','apiVersion':'apps'}]}}",
+		"{'spec':{'replicas':5,'strategy':{'canary':{'steps':[7,null,{'setWeight':'x'},{'"
+		"setWeight':1e300}]}}}}",
+		"{'metadata':{'annotations':{'rollgate.io/"
+		"skip':7},'ownerReferences':{'kind':'Deployment'}},'spec':{}}",
+		"{'metadata':{'annotations':{'rollgate.io/skip':',,, "
+		",'},'ownerReferences':[7,{'kind':7},{'kind':'Deployment','apiVersion':'apps'}]}}",
 	};
-	struct rq kinds[] = { dep(NULL), sts(NULL), dms(NULL), rset(NULL), rollout(NULL), flagger(NULL),
-			      rs_scale(NULL) };
+	struct rq kinds[] = { dep(NULL),     sts(NULL),     dms(NULL),     rset(NULL),
+			      rollout(NULL), flagger(NULL), rs_scale(NULL) };
 
 	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
 		for (size_t i = 0; i < sizeof(objs) / sizeof(objs[0]); i++) {
@@ -1346,9 +1493,12 @@ static void corpus_one(const char *path)
 	static const struct {
 		const char *group, *kind, *resource, *sub;
 	} as[] = {
-		{ "apps", "Deployment", "deployments", "" },   { "apps", "StatefulSet", "statefulsets", "" },
-		{ "apps", "DaemonSet", "daemonsets", "" },     { "apps", "ReplicaSet", "replicasets", "" },
-		{ "autoscaling", "Scale", "replicasets", "scale" }, { "argoproj.io", "Rollout", "rollouts", "" },
+		{ "apps", "Deployment", "deployments", "" },
+		{ "apps", "StatefulSet", "statefulsets", "" },
+		{ "apps", "DaemonSet", "daemonsets", "" },
+		{ "apps", "ReplicaSet", "replicasets", "" },
+		{ "autoscaling", "Scale", "replicasets", "scale" },
+		{ "argoproj.io", "Rollout", "rollouts", "" },
 		{ "flagger.app", "Canary", "canaries", "" },
 	};
 	size_t len;
@@ -1358,8 +1508,11 @@ static void corpus_one(const char *path)
 	/* review() turns single quotes into double ones: the corpus has none. */
 	assert_null(strchr(obj, '\''));
 	for (size_t i = 0; i < sizeof(as) / sizeof(as[0]); i++) {
-		struct rq q = { .group = as[i].group, .kind = as[i].kind, .resource = as[i].resource,
-				.sub = as[i].sub, .obj = obj };
+		struct rq q = { .group = as[i].group,
+				.kind = as[i].kind,
+				.resource = as[i].resource,
+				.sub = as[i].sub,
+				.obj = obj };
 		struct result r;
 		char *json;
 		eval(q, &r);
@@ -1413,8 +1566,10 @@ static void test_catalog(void **state)
 	assert_null(rules_find("full-outage-rollout "));
 	assert_null(rules_find(""));
 	assert_string_equal(rules_name(RULE_COUNT), "unknown");
-	assert_string_equal(rules_family_name(rules_catalog[RULE_MUTABLE_IMAGE_TAG].family), "workload");
-	assert_string_equal(rules_family_name(rules_catalog[RULE_FULL_OUTAGE_ROLLOUT].family), "rollout");
+	assert_string_equal(rules_family_name(rules_catalog[RULE_MUTABLE_IMAGE_TAG].family),
+			    "workload");
+	assert_string_equal(rules_family_name(rules_catalog[RULE_FULL_OUTAGE_ROLLOUT].family),
+			    "rollout");
 }
 
 int main(void)

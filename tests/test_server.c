@@ -34,12 +34,18 @@ static int setup(void **state)
 	snprintf(crt, sizeof(crt), "%s/tls.crt", certdir);
 	snprintf(key, sizeof(key), "%s/tls.key", certdir);
 	int n = 0;
-	args[n++] = "--tls-cert"; args[n++] = crt;
-	args[n++] = "--tls-key"; args[n++] = key;
-	args[n++] = "--objects"; args[n++] = objects;
-	args[n++] = "--config"; args[n++] = config;
-	args[n++] = "--max-body-bytes"; args[n++] = bodyflag;
-	args[n++] = "--idle-timeout"; args[n++] = "5";
+	args[n++] = "--tls-cert";
+	args[n++] = crt;
+	args[n++] = "--tls-key";
+	args[n++] = key;
+	args[n++] = "--objects";
+	args[n++] = objects;
+	args[n++] = "--config";
+	args[n++] = config;
+	args[n++] = "--max-body-bytes";
+	args[n++] = bodyflag;
+	args[n++] = "--idle-timeout";
+	args[n++] = "5";
 	args[n] = NULL;
 	return h_start(&srv, certdir, args);
 }
@@ -53,7 +59,11 @@ static int teardown(void **state)
 	return 0;
 }
 
-#define NEED_SERVER() do { if (!h_bin()) skip(); } while (0)
+#define NEED_SERVER()           \
+	do {                    \
+		if (!h_bin())   \
+			skip(); \
+	} while (0)
 
 static char *example(const char *name, size_t *len)
 {
@@ -156,7 +166,8 @@ static void test_other_operations(void **state)
 	const char *pod =
 		"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
 		"\"uid\":\"pod-1\",\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},"
-		"\"operation\":\"CREATE\",\"namespace\":\"shop\",\"object\":{\"metadata\":{\"annotations\":"
+		"\"operation\":\"CREATE\",\"namespace\":\"shop\",\"object\":{\"metadata\":{"
+		"\"annotations\":"
 		"{\"rollgate.io/reload\":\"true\"}},\"spec\":{\"containers\":[]}}}}";
 	h_post(certdir, srv.port, "/mutate", pod, strlen(pod), NULL, &r);
 	assert_int_equal(r.status, 200);
@@ -181,7 +192,8 @@ static void expect_status(const char *path, const char *body, const char *ctype,
 		assert_non_null(doc);
 		assert_non_null(json_get_string(doc, "error"));
 		if (!strstr(json_get_string(doc, "error"), reason_part))
-			fail_msg("error \"%s\" lacks \"%s\"", json_get_string(doc, "error"), reason_part);
+			fail_msg("error \"%s\" lacks \"%s\"", json_get_string(doc, "error"),
+				 reason_part);
 		cJSON_Delete(doc);
 	}
 	h_resp_free(&r);
@@ -200,24 +212,32 @@ static void test_bad_requests(void **state)
 	deep[1000] = '\0';
 	expect_status("/validate", deep, NULL, 400, "nested");
 	free(deep);
-	expect_status("/validate", "{\"apiVersion\":\"v1\",\"kind\":\"Pod\"}", NULL, 400, "apiVersion");
-	expect_status("/validate", "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\"}",
-		      NULL, 400, "request");
+	expect_status("/validate", "{\"apiVersion\":\"v1\",\"kind\":\"Pod\"}", NULL, 400,
+		      "apiVersion");
 	expect_status("/validate",
-		      "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+		      "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\"}", NULL,
+		      400, "request");
+	expect_status("/validate",
+		      "{\"apiVersion\":\"admission.k8s.io/"
+		      "v1\",\"kind\":\"AdmissionReview\",\"request\":{"
 		      "\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\"}}",
 		      NULL, 400, "uid");
 	expect_status("/validate",
-		      "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+		      "{\"apiVersion\":\"admission.k8s.io/"
+		      "v1\",\"kind\":\"AdmissionReview\",\"request\":{"
 		      "\"uid\":\"a\",\"kind\":\"Pod\",\"operation\":\"CREATE\"}}",
 		      NULL, 400, "kind");
 	expect_status("/validate",
-		      "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
-		      "\"uid\":\"a\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\",\"operation\":\"DELETE\"}}",
+		      "{\"apiVersion\":\"admission.k8s.io/"
+		      "v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+		      "\"uid\":\"a\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\","
+		      "\"operation\":\"DELETE\"}}",
 		      NULL, 400, "duplicate");
 	expect_status("/validate",
-		      "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
-		      "\"uid\":\"a\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\",\"namespace\":\"x\\u0000y\"}}",
+		      "{\"apiVersion\":\"admission.k8s.io/"
+		      "v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+		      "\"uid\":\"a\",\"kind\":{\"kind\":\"Pod\"},\"operation\":\"CREATE\","
+		      "\"namespace\":\"x\\u0000y\"}}",
 		      NULL, 400, "u0000");
 	expect_status("/validate", "{}", "text/plain", 415, "Content-Type");
 	expect_status("/nope", "{}", NULL, 404, "not found");
@@ -303,17 +323,22 @@ static void test_tls_versions(void **state)
 	NEED_SERVER();
 	/* The client is willing (security level 0); the server must refuse. */
 	assert_int_not_equal(try_tls(CURL_SSLVERSION_TLSv1_1 | CURL_SSLVERSION_MAX_TLSv1_1,
-				     "DEFAULT:@SECLEVEL=0"), CURLE_OK);
+				     "DEFAULT:@SECLEVEL=0"),
+			     CURLE_OK);
 	assert_int_not_equal(try_tls(CURL_SSLVERSION_TLSv1_0 | CURL_SSLVERSION_MAX_TLSv1_0,
-				     "DEFAULT:@SECLEVEL=0"), CURLE_OK);
-	assert_int_equal(try_tls(CURL_SSLVERSION_TLSv1_2 | CURL_SSLVERSION_MAX_TLSv1_2, NULL), CURLE_OK);
+				     "DEFAULT:@SECLEVEL=0"),
+			     CURLE_OK);
+	assert_int_equal(try_tls(CURL_SSLVERSION_TLSv1_2 | CURL_SSLVERSION_MAX_TLSv1_2, NULL),
+			 CURLE_OK);
 	assert_int_equal(try_tls(CURL_SSLVERSION_TLSv1_3, NULL), CURLE_OK);
 	/* TLS 1.2 without forward secrecy or AEAD is refused. */
 	assert_int_not_equal(try_tls(CURL_SSLVERSION_TLSv1_2 | CURL_SSLVERSION_MAX_TLSv1_2,
-				     "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384:AES128-GCM-SHA256"),
+				     "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384:AES128-GCM-"
+				     "SHA256"),
 			     CURLE_OK);
 	assert_int_equal(try_tls(CURL_SSLVERSION_TLSv1_2 | CURL_SSLVERSION_MAX_TLSv1_2,
-				 "ECDHE-ECDSA-AES128-GCM-SHA256"), CURLE_OK);
+				 "ECDHE-ECDSA-AES128-GCM-SHA256"),
+			 CURLE_OK);
 }
 
 /* Where sslscan is installed it must see exactly TLS 1.2 and 1.3, and for
@@ -330,10 +355,13 @@ static void test_sslscan(void **state)
 	}
 	snprintf(cmd, sizeof(cmd),
 		 "out=$(sslscan --no-colour 127.0.0.1:%u 2>&1) && "
-		 "echo \"$out\" | grep -q '^TLSv1.0 *disabled' && echo \"$out\" | grep -q '^TLSv1.1 *disabled' && "
-		 "echo \"$out\" | grep -q '^TLSv1.2 *enabled' && echo \"$out\" | grep -q '^TLSv1.3 *enabled' && "
+		 "echo \"$out\" | grep -q '^TLSv1.0 *disabled' && echo \"$out\" | grep -q '^TLSv1.1 "
+		 "*disabled' && "
+		 "echo \"$out\" | grep -q '^TLSv1.2 *enabled' && echo \"$out\" | grep -q '^TLSv1.3 "
+		 "*enabled' && "
 		 "echo \"$out\" | grep -E '(Preferred|Accepted) +TLSv1.2' | grep -q . && "
-		 "! echo \"$out\" | grep -E '(Preferred|Accepted) +TLSv1.2' | grep -v -E 'ECDHE-[A-Z]+-(AES(128|256)-GCM|CHACHA20-POLY1305)'",
+		 "! echo \"$out\" | grep -E '(Preferred|Accepted) +TLSv1.2' | grep -v -E "
+		 "'ECDHE-[A-Z]+-(AES(128|256)-GCM|CHACHA20-POLY1305)'",
 		 srv.port);
 	assert_int_equal(system(cmd), 0);
 }
@@ -349,21 +377,26 @@ static void test_metrics(void **state)
 	h_get_plain(srv.metrics_port, "/metrics", &r);
 	assert_int_equal(r.status, 200);
 	assert_non_null(strstr(r.body, "# TYPE rollgate_requests_total counter"));
-	assert_non_null(strstr(r.body, "rollgate_requests_total{endpoint=\"mutate\",outcome=\"patched\"}"));
+	assert_non_null(
+		strstr(r.body, "rollgate_requests_total{endpoint=\"mutate\",outcome=\"patched\"}"));
 	assert_non_null(strstr(r.body, "rollgate_request_duration_seconds_bucket"));
 	assert_non_null(strstr(r.body, "rollgate_requests_in_flight"));
 	assert_non_null(strstr(r.body, "rollgate_tls_certificate_expiry_timestamp_seconds 1"));
-	assert_non_null(strstr(r.body, "rollgate_reloads_total{what=\"certificate\",outcome=\"success\"}"));
+	assert_non_null(
+		strstr(r.body, "rollgate_reloads_total{what=\"certificate\",outcome=\"success\"}"));
 	/* The connection protections (docs/limits.md); the names are what
 	 * alerts are written on. */
-	assert_non_null(strstr(r.body, "# TYPE rollgate_connections_open gauge\n"
-				       "rollgate_connections_open{listener=\"https\"} "));
+	assert_non_null(strstr(r.body,
+			       "# TYPE rollgate_connections_open gauge\n"
+			       "rollgate_connections_open{listener=\"https\"} "));
 	assert_non_null(strstr(r.body, "\nrollgate_connections_open{listener=\"metrics\"} 1\n"));
 	assert_non_null(strstr(r.body,
-			       "\nrollgate_connections_refused_total{listener=\"https\",reason=\"limit\"} 0\n"));
+			       "\nrollgate_connections_refused_total{listener=\"https\",reason="
+			       "\"limit\"} 0\n"));
 	assert_non_null(strstr(r.body, "\nrollgate_requests_timed_out_total{listener=\"https\"} 0\n"));
 	assert_non_null(strstr(r.body,
-			       "\nrollgate_connections_evicted_total{listener=\"https\",state=\"reading\"} 0\n"));
+			       "\nrollgate_connections_evicted_total{listener=\"https\",state="
+			       "\"reading\"} 0\n"));
 	/* promtool, where installed, must accept the exposition. */
 	if (system("command -v promtool >/dev/null 2>&1") == 0) {
 		snprintf(path, sizeof(path), "%s/metrics.txt", certdir);
@@ -459,7 +492,8 @@ static void test_cert_reload_symlink_swap(void **state)
 	/* kubelet's layout: tls.crt -> ..data/tls.crt, ..data -> ..<timestamp>/ */
 	snprintf(cmd, sizeof(cmd),
 		 "set -e; mkdir -p %s/..v1 && cp %s/tls.crt %s/tls.key %s/..v1/ && "
-		 "ln -s ..v1 %s/..data && ln -s ..data/tls.crt %s/tls.crt && ln -s ..data/tls.key %s/tls.key",
+		 "ln -s ..v1 %s/..data && ln -s ..data/tls.crt %s/tls.crt && ln -s ..data/tls.key "
+		 "%s/tls.key",
 		 dir, certdir, certdir, dir, dir, dir, dir);
 	assert_int_equal(run(cmd), 0);
 	start_with_certs(&s2, dir);
@@ -470,7 +504,8 @@ static void test_cert_reload_symlink_swap(void **state)
 	snprintf(cmd, sizeof(cmd),
 		 "set -e; d=%s; mkdir -p $d/..v2; "
 		 "openssl ecparam -name prime256v1 -genkey -noout -out $d/..v2/tls.key 2>/dev/null; "
-		 "openssl req -new -key $d/..v2/tls.key -subj /CN=rotated -out $d/..v2/csr 2>/dev/null; "
+		 "openssl req -new -key $d/..v2/tls.key -subj /CN=rotated -out $d/..v2/csr "
+		 "2>/dev/null; "
 		 "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > $d/..v2/ext; "
 		 "openssl x509 -req -in $d/..v2/csr -CA %s/ca.crt -CAkey %s/ca.key -CAcreateserial "
 		 "-days 2 -extfile $d/..v2/ext -out $d/..v2/tls.crt 2>/dev/null; "
@@ -491,8 +526,10 @@ static void test_cert_reload_symlink_swap(void **state)
 
 	/* A broken pair is refused and the good one stays. */
 	snprintf(cmd, sizeof(cmd),
-		 "set -e; d=%s; mkdir -p $d/..v3; cp $d/..v2/tls.crt $d/..v3/; cp %s/tls.key $d/..v3/; "
-		 "ln -s ..v3 $d/..data_tmp && mv -T $d/..data_tmp $d/..data", dir, certdir);
+		 "set -e; d=%s; mkdir -p $d/..v3; cp $d/..v2/tls.crt $d/..v3/; cp %s/tls.key "
+		 "$d/..v3/; "
+		 "ln -s ..v3 $d/..data_tmp && mv -T $d/..data_tmp $d/..data",
+		 dir, certdir);
 	assert_int_equal(run(cmd), 0);
 	for (int i = 0; i < 50 && !h_log_has(&s2, "new serving certificate rejected"); i++)
 		usleep(100 * 1000);
@@ -518,8 +555,8 @@ static void test_cert_emptied_in_place(void **state)
 	(void)state;
 	NEED_SERVER();
 	snprintf(dir, sizeof(dir), "%s/inplace", certdir);
-	snprintf(cmd, sizeof(cmd), "mkdir -p %s && cp %s/tls.crt %s/tls.key %s/", dir, certdir, certdir,
-		 dir);
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s && cp %s/tls.crt %s/tls.key %s/", dir, certdir,
+		 certdir, dir);
 	assert_int_equal(run(cmd), 0);
 	start_with_certs(&s5, dir);
 	before = fingerprint_of_server(certdir, s5.port);
@@ -534,8 +571,8 @@ static void test_cert_emptied_in_place(void **state)
 	assert_non_null(after);
 	assert_string_equal(before, after);
 	h_get_plain(s5.metrics_port, "/metrics", &r);
-	assert_non_null(strstr(r.body,
-			       "rollgate_reloads_total{what=\"certificate\",outcome=\"failure\"} 1\n"));
+	assert_non_null(strstr(
+		r.body, "rollgate_reloads_total{what=\"certificate\",outcome=\"failure\"} 1\n"));
 	h_resp_free(&r);
 	assert_int_equal(h_log_count(&s5, "new serving certificate rejected"), 1);
 	free(before);
@@ -546,8 +583,8 @@ static void test_cert_emptied_in_place(void **state)
 /* `rollgate serve` fails to start with cert and key (file names in the
  * certificate directory), the listen port (0: any) and extra flags, and
  * says want on stderr. */
-static void expect_start_error(const char *cert, const char *key, unsigned port,
-			       const char *flags, const char *want)
+static void expect_start_error(const char *cert, const char *key, unsigned port, const char *flags,
+			       const char *want)
 {
 	char cmd[20000];
 
@@ -572,7 +609,8 @@ static void test_startup_errors(void **state)
 	snprintf(cmd, sizeof(cmd), "printf 'rules:\\n  no-such-rule: warn\\n' > %s/bad.yaml", certdir);
 	assert_int_equal(system(cmd), 0);
 	snprintf(flags, sizeof(flags), "--config %s/bad.yaml", certdir);
-	expect_start_error("tls.crt", "tls.key", 0, flags, "bad.yaml:2: no-such-rule: unknown rule ID");
+	expect_start_error("tls.crt", "tls.key", 0, flags,
+			   "bad.yaml:2: no-such-rule: unknown rule ID");
 	/* An empty config file is refused ({} asks for the defaults), and so is
 	 * an empty certificate. */
 	snprintf(cmd, sizeof(cmd), ": > %s/empty.yaml && : > %s/empty.crt", certdir, certdir);
@@ -682,8 +720,15 @@ static void test_config_and_objects_reload(void **state)
 	assert_int_equal(mkdir(objdir, 0700), 0);
 	write_file(cfg, "rules:\n  mutable-image-tag: warn\n");
 	write_file(obj, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {a: \"1\"}\n");
-	args[0] = "--tls-cert"; args[1] = crt; args[2] = "--tls-key"; args[3] = key;
-	args[4] = "--config"; args[5] = cfg; args[6] = "--objects"; args[7] = objdir; args[8] = NULL;
+	args[0] = "--tls-cert";
+	args[1] = crt;
+	args[2] = "--tls-key";
+	args[3] = key;
+	args[4] = "--config";
+	args[5] = cfg;
+	args[6] = "--objects";
+	args[7] = objdir;
+	args[8] = NULL;
 	assert_int_equal(h_start(&s4, dir, args), 0);
 	assert_false(denied(s4.port));
 	p1 = patch_of(s4.port);
@@ -701,7 +746,8 @@ static void test_config_and_objects_reload(void **state)
 	assert_true(h_log_has(&s4, "rollgate.yaml:2: mutable-image-tag: mode must be"));
 	assert_true(denied(s4.port));
 	h_get_plain(s4.metrics_port, "/metrics", &r);
-	assert_non_null(strstr(r.body, "rollgate_reloads_total{what=\"config\",outcome=\"failure\"} 1"));
+	assert_non_null(
+		strstr(r.body, "rollgate_reloads_total{what=\"config\",outcome=\"failure\"} 1"));
 	h_resp_free(&r);
 
 	/* Truncated in place, as an in-place rewrite does for an instant: an
@@ -715,7 +761,8 @@ static void test_config_and_objects_reload(void **state)
 	sleep(5); /* two more polls of the file */
 	assert_true(denied(s4.port));
 	h_get_plain(s4.metrics_port, "/metrics", &r);
-	assert_non_null(strstr(r.body, "rollgate_reloads_total{what=\"config\",outcome=\"failure\"} 2"));
+	assert_non_null(
+		strstr(r.body, "rollgate_reloads_total{what=\"config\",outcome=\"failure\"} 2"));
 	h_resp_free(&r);
 	assert_int_equal(h_log_count(&s4, "config rejected"), 2);
 
@@ -817,7 +864,11 @@ static void test_graceful_shutdown(void **state)
 	assert_int_equal(mkdir(dir, 0700), 0);
 	snprintf(crt, sizeof(crt), "%s/tls.crt", certdir);
 	snprintf(key, sizeof(key), "%s/tls.key", certdir);
-	args[0] = "--tls-cert"; args[1] = crt; args[2] = "--tls-key"; args[3] = key; args[4] = NULL;
+	args[0] = "--tls-cert";
+	args[1] = crt;
+	args[2] = "--tls-key";
+	args[3] = key;
+	args[4] = NULL;
 	assert_int_equal(h_start(&s3, dir, args), 0);
 	f.certdir = certdir;
 	f.port = s3.port;

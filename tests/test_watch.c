@@ -90,7 +90,8 @@ static void expect_cached(struct env *e, enum obj_kind kind, const char *ns, con
 	assert_int_equal(got->n, want.n);
 	for (size_t i = 0; i < want.n; i++) {
 		assert_string_equal(got->entries[i].key, want.entries[i].key);
-		assert_memory_equal(got->entries[i].digest, want.entries[i].digest, CONFIGHASH_DIGEST_LEN);
+		assert_memory_equal(got->entries[i].digest, want.entries[i].digest,
+				    CONFIGHASH_DIGEST_LEN);
 	}
 	confighash_digest_clear(&want);
 	confighash_digest_free(got);
@@ -149,7 +150,8 @@ static void on_change(void *arg, const struct objcache_change *ch)
 	len = (size_t)snprintf(line, sizeof(line), "%s/%s/%s:%s", refs_kind_name(ch->kind), ch->ns,
 			       ch->name, ch->existence ? "existence" : "");
 	for (size_t i = 0; i < ch->n_keys && len < sizeof(line); i++)
-		len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s", i ? "," : "", ch->keys[i]);
+		len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s", i ? "," : "",
+					ch->keys[i]);
 	pthread_mutex_lock(&c->m);
 	if (c->n < 64)
 		snprintf(c->log[c->n], sizeof(c->log[0]), "%s", line);
@@ -219,7 +221,6 @@ static bool watch_rv_is(void *arg)
 	return ok;
 }
 
-
 static const char cm_app[] =
 	"{\"metadata\":{\"labels\":{\"team\":\"web\"}},\"data\":{\"LOG_LEVEL\":\"debug\","
 	"\"app.properties\":\"x=1\\n\"},\"binaryData\":{\"blob\":\"3q2+7w==\"}}";
@@ -266,7 +267,8 @@ static void test_pagination(void **state)
 	ad_begin(&e->d);
 	for (int i = 0; i < 50; i++) {
 		snprintf(name, sizeof(name), "cm-%02d", i);
-		ad_put_locked(&e->d, "configmaps", i % 2 ? "a" : "b", name, "{\"data\":{\"k\":\"v\"}}");
+		ad_put_locked(&e->d, "configmaps", i % 2 ? "a" : "b", name,
+			      "{\"data\":{\"k\":\"v\"}}");
 	}
 	for (int i = 0; i < 9; i++) {
 		snprintf(name, sizeof(name), "s-%d", i);
@@ -310,7 +312,8 @@ static void test_watch_changes(void **state)
 	       "{\"metadata\":{\"labels\":{\"x\":\"y\"}},\"data\":{\"LOG_LEVEL\":\"info\","
 	       "\"app.properties\":\"x=1\\n\"},\"binaryData\":{\"blob\":\"3q2+7w==\"}}");
 	ad_put(&e->d, "configmaps", "shop", "app-config",
-	       "{\"data\":{\"LOG_LEVEL\":\"info\",\"new\":\"1\"},\"binaryData\":{\"blob\":\"3q2+7w==\"}}");
+	       "{\"data\":{\"LOG_LEVEL\":\"info\",\"new\":\"1\"},\"binaryData\":{\"blob\":\"3q2+7w=="
+	       "\"}}");
 	cp.n = 2;
 	assert_true(tu_wait_for(changes_reach, &cp, WAIT_MS));
 	assert_true(changes_has(&ch, "ConfigMap/shop/app-config:app.properties,new"));
@@ -344,7 +347,8 @@ static void test_bookmark_resume(void **state)
 	ad_put(&e->d, "configmaps", "shop", "a", "{}");
 	ad_put(&e->d, "configmaps", "shop", "b", "{}");
 	rp = (struct rv_probe){ &e->d, 1, "1001" };
-	assert_true(tu_wait_for(watch_rv_is, &rp, WAIT_MS)); /* the Secret watch started at the list's rv */
+	assert_true(tu_wait_for(watch_rv_is, &rp,
+				WAIT_MS)); /* the Secret watch started at the list's rv */
 	ad_bookmark(&e->d);
 	usleep(300 * 1000); /* let the bookmark reach the client */
 	watches = atomic_load(&e->d.watches);
@@ -367,7 +371,8 @@ static void test_dropped_watch_loses_nothing(void **state)
 	/* The streams break, and the changes happen before any reconnect. */
 	ad_begin(&e->d);
 	e->d.drop_gen++;
-	ad_put_locked(&e->d, "configmaps", "shop", "app-config", "{\"data\":{\"LOG_LEVEL\":\"warn\"}}");
+	ad_put_locked(&e->d, "configmaps", "shop", "app-config",
+		      "{\"data\":{\"LOG_LEVEL\":\"warn\"}}");
 	ad_delete_locked(&e->d, "secrets", "shop", "db-creds");
 	ad_put_locked(&e->d, "secrets", "shop", "new", "{\"data\":{\"a\":\"Yg==\"}}");
 	ad_end(&e->d);
@@ -394,7 +399,8 @@ static void test_expired_watch_relists(void **state)
 	/* Changes, then the history is compacted before a watch can see them:
 	 * the watches get ERROR 410 and must relist to learn about them. */
 	ad_begin(&e->d);
-	ad_put_locked(&e->d, "configmaps", "shop", "app-config", "{\"data\":{\"LOG_LEVEL\":\"warn\"}}");
+	ad_put_locked(&e->d, "configmaps", "shop", "app-config",
+		      "{\"data\":{\"LOG_LEVEL\":\"warn\"}}");
 	ad_delete_locked(&e->d, "configmaps", "shop", "doomed");
 	ad_put_locked(&e->d, "secrets", "shop", "db-creds", "{\"data\":{\"password\":\"bmV3\"}}");
 	ad_compact_locked(&e->d);
@@ -508,7 +514,8 @@ static void test_scope(void **state)
 	assert_int_equal(objcache_lookup(e->cache, OBJ_CONFIGMAP, "shop", "app-config", &d),
 			 OBJCACHE_FOUND);
 	confighash_digest_free(d);
-	assert_int_equal(objcache_lookup(e->cache, OBJ_CONFIGMAP, "shop", "nope", &d), OBJCACHE_ABSENT);
+	assert_int_equal(objcache_lookup(e->cache, OBJ_CONFIGMAP, "shop", "nope", &d),
+			 OBJCACHE_ABSENT);
 	/* Outside the watched namespaces the cache cannot say: GET. */
 	assert_int_equal(objcache_lookup(e->cache, OBJ_CONFIGMAP, "elsewhere", "app-config", &d),
 			 OBJCACHE_UNKNOWN);
@@ -606,12 +613,12 @@ static double metric(struct env *s, const char *prefix)
 	return v;
 }
 
-#define NEED_BIN()                                                              \
-	do {                                                                    \
-		if (!h_bin()) {                                                 \
-			printf("[  SKIP    ] ROLLGATE_BIN not set\n");           \
-			return;                                                 \
-		}                                                               \
+#define NEED_BIN()                                                     \
+	do {                                                           \
+		if (!h_bin()) {                                        \
+			printf("[  SKIP    ] ROLLGATE_BIN not set\n"); \
+			return;                                        \
+		}                                                      \
 	} while (0)
 
 static void test_serve_readiness(void **state)
@@ -677,7 +684,7 @@ static bool secrets_cached(void *arg)
 	struct objects_probe *p = arg;
 
 	return metric(p->s, "rollgate_cache_objects{resource=\"secrets\"} ") == p->want &&
-	       metric(p->s, "rollgate_cache_synced ") == 1;
+		metric(p->s, "rollgate_cache_synced ") == 1;
 }
 
 /*
@@ -763,7 +770,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pagination, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_watch_changes, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_bookmark_resume, env_setup, env_teardown),
-		cmocka_unit_test_setup_teardown(test_dropped_watch_loses_nothing, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_dropped_watch_loses_nothing, env_setup,
+						env_teardown),
 		cmocka_unit_test_setup_teardown(test_expired_watch_relists, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_cached_source, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_scope, env_setup, env_teardown),

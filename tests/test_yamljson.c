@@ -89,7 +89,7 @@ static const struct res_case res_cases[] = {
 	{ "+12", 'd', NULL, 12 },
 	{ "-7", 'd', NULL, -7 },
 	{ "0", 'd', NULL, 0 },
-	{ "08", 'd', NULL, 8 },    /* bad octal, then a yaml float */
+	{ "08", 'd', NULL, 8 }, /* bad octal, then a yaml float */
 	{ "0778", 'd', NULL, 778 },
 	{ "1e3", 'd', NULL, 1000 },
 	{ "1E-2", 'd', NULL, 0.01 },
@@ -226,29 +226,28 @@ static void test_key_errors(void **state)
 
 static void test_nested(void **state)
 {
-	static const char *text =
-		"apiVersion: apps/v1\n"
-		"kind: Deployment\n"
-		"metadata:\n"
-		"  name: web\n"
-		"  labels: {app: web, tier: \"1\"}\n"
-		"spec:\n"
-		"  replicas: 3\n"
-		"  template:\n"
-		"    spec:\n"
-		"      containers:\n"
-		"      - name: app\n"
-		"        image: nginx:1.25\n"
-		"        args: [--port, \"8080\"]\n"
-		"        env:\n"
-		"        - name: A\n"
-		"          valueFrom:\n"
-		"            configMapKeyRef: {name: cm, key: a}\n"
-		"      - name: side\n"
-		"        ports:\n"
-		"          - containerPort: 80\n"
-		"      volumes: []\n"
-		"  strategy: {}\n";
+	static const char *text = "apiVersion: apps/v1\n"
+				  "kind: Deployment\n"
+				  "metadata:\n"
+				  "  name: web\n"
+				  "  labels: {app: web, tier: \"1\"}\n"
+				  "spec:\n"
+				  "  replicas: 3\n"
+				  "  template:\n"
+				  "    spec:\n"
+				  "      containers:\n"
+				  "      - name: app\n"
+				  "        image: nginx:1.25\n"
+				  "        args: [--port, \"8080\"]\n"
+				  "        env:\n"
+				  "        - name: A\n"
+				  "          valueFrom:\n"
+				  "            configMapKeyRef: {name: cm, key: a}\n"
+				  "      - name: side\n"
+				  "        ports:\n"
+				  "          - containerPort: 80\n"
+				  "      volumes: []\n"
+				  "  strategy: {}\n";
 	struct yaml_docs docs;
 	const cJSON *root, *cs, *c0;
 	long long n;
@@ -257,7 +256,8 @@ static void test_nested(void **state)
 	assert_int_equal(docs.n, 1);
 	root = docs.docs[0].root;
 	assert_string_equal(json_get_string(root, "kind"), "Deployment");
-	assert_string_equal(json_get_string(json_get_path(root, "metadata", "labels", NULL), "tier"), "1");
+	assert_string_equal(json_get_string(json_get_path(root, "metadata", "labels", NULL), "tier"),
+			    "1");
 	assert_int_equal(json_get_int(json_get(root, "spec"), "replicas", &n), 0);
 	assert_int_equal(n, 3);
 	cs = json_get_path(root, "spec", "template", "spec", "containers", NULL);
@@ -269,10 +269,10 @@ static void test_nested(void **state)
 							  "valueFrom", "configMapKeyRef", NULL),
 					    "name"),
 			    "cm");
-	assert_int_equal(
-		json_get_int(cJSON_GetArrayItem(json_get(cJSON_GetArrayItem(cs, 1), "ports"), 0),
-			     "containerPort", &n),
-		0);
+	assert_int_equal(json_get_int(cJSON_GetArrayItem(json_get(cJSON_GetArrayItem(cs, 1), "ports"),
+							 0),
+				      "containerPort", &n),
+			 0);
 	assert_int_equal(n, 80);
 	assert_true(cJSON_IsArray(json_get_path(root, "spec", "template", "spec", "volumes", NULL)));
 	assert_true(cJSON_IsObject(json_get_path(root, "spec", "strategy", NULL)));
@@ -359,8 +359,8 @@ static void test_fallback_has_no_stale_lines(void **state)
 
 	n += (size_t)snprintf(text + n, sizeof(text) - n, "{\n");
 	for (int i = 0; i < 100; i++)
-		n += (size_t)snprintf(text + n, sizeof(text) - n, "\"k%d\": {\"a\": [%d, \"s\"]},\n", i,
-				      i);
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "\"k%d\": {\"a\": [%d, \"s\"]},\n",
+				      i, i);
 	snprintf(text + n, sizeof(text) - n, "\"last\": \"\\ud83d\\ude00\"\n}\n");
 	load_ok(text, &docs);
 	assert_int_equal(docs.n, 1);
@@ -473,11 +473,13 @@ static void test_billion_laughs(void **state)
 	size_t n;
 	struct timespec t0;
 
-	n = (size_t)snprintf(text, sizeof(text), "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+	n = (size_t)snprintf(text, sizeof(text),
+			     "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
 	for (size_t k = 0; k < 8; k++) {
 		n += (size_t)snprintf(text + n, sizeof(text) - n, "%s: &%s [", names[k], names[k]);
 		for (int j = 0; j < 9; j++)
-			n += (size_t)snprintf(text + n, sizeof(text) - n, "%s*%s", j ? ", " : "", prev);
+			n += (size_t)snprintf(text + n, sizeof(text) - n, "%s*%s", j ? ", " : "",
+					      prev);
 		n += (size_t)snprintf(text + n, sizeof(text) - n, "]\n");
 		prev = names[k];
 	}
@@ -679,25 +681,25 @@ static void test_json_input(void **state)
 
 static void test_line_numbers(void **state)
 {
-	static const char *text = "# comment\n"              /* 1 */
-				  "apiVersion: v1\n"         /* 2 */
-				  "metadata:\n"              /* 3 */
-				  "  name: x\n"              /* 4 */
-				  "  labels:\n"              /* 5 */
-				  "\n"                       /* 6 */
-				  "    a: b\n"               /* 7 */
-				  "list:\n"                  /* 8 */
-				  "- one\n"                  /* 9 */
-				  "- k: v\n"                 /* 10 */
-				  "  k2: |\n"                /* 11 */
-				  "    text\n"               /* 12 */
-				  "flow: {x: [1,\n"          /* 13 */
-				  "  2]}\n"                  /* 14 */
-				  "anch: &a\n"               /* 15 */
-				  "  z: 1\n"                 /* 16 */
-				  "ali: *a\n"                /* 17 */
-				  "---\n"                    /* 18 */
-				  "second: doc\n";           /* 19 */
+	static const char *text = "# comment\n"      /* 1 */
+				  "apiVersion: v1\n" /* 2 */
+				  "metadata:\n"      /* 3 */
+				  "  name: x\n"      /* 4 */
+				  "  labels:\n"      /* 5 */
+				  "\n"               /* 6 */
+				  "    a: b\n"       /* 7 */
+				  "list:\n"          /* 8 */
+				  "- one\n"          /* 9 */
+				  "- k: v\n"         /* 10 */
+				  "  k2: |\n"        /* 11 */
+				  "    text\n"       /* 12 */
+				  "flow: {x: [1,\n"  /* 13 */
+				  "  2]}\n"          /* 14 */
+				  "anch: &a\n"       /* 15 */
+				  "  z: 1\n"         /* 16 */
+				  "ali: *a\n"        /* 17 */
+				  "---\n"            /* 18 */
+				  "second: doc\n";   /* 19 */
 	struct yaml_docs docs;
 	const cJSON *root, *list, *flow;
 
@@ -709,7 +711,8 @@ static void test_line_numbers(void **state)
 	assert_int_equal(yamljson_line(&docs, json_get(root, "metadata")), 4);
 	assert_int_equal(yamljson_line(&docs, json_get_path(root, "metadata", "name", NULL)), 4);
 	assert_int_equal(yamljson_line(&docs, json_get_path(root, "metadata", "labels", NULL)), 7);
-	assert_int_equal(yamljson_line(&docs, json_get_path(root, "metadata", "labels", "a", NULL)), 7);
+	assert_int_equal(yamljson_line(&docs, json_get_path(root, "metadata", "labels", "a", NULL)),
+			 7);
 	list = json_get(root, "list");
 	assert_int_equal(yamljson_line(&docs, list), 9);
 	assert_int_equal(yamljson_line(&docs, cJSON_GetArrayItem(list, 0)), 9);
@@ -800,14 +803,85 @@ static void test_emit_layout(void **state)
 }
 
 static const char *tricky[] = {
-	"true", "1.10", "", " x", "x ", "a: b", "a:", "- x", "-", "#x", "a #b", "null", "~",
-	"0777", "1e3", "yes", "Yes", "y", "N", "off", ".5", ".inf", "-.inf", ".nan", "0x1F", "0b1",
-	"1_000", "+1", "--- x", "---", "...", "... x", "<<", "? x", "?x", ":x", "[a]", "{a}", "*a",
-	"&a", "!a", "|x", ">x", "'x'", "\"x\"", "%x", "@x", "`x", ",x", "multi\nline", "a\n\nb",
-	"tail\n", "tails\n\n", "\nlead", " lead\nx", "a\n ", "a\n  \nb", "tab\tx", "\tx", "cr\rx",
-	"nel\xC2\x85x", "ls\xE2\x80\xA8x", "bom\xEF\xBB\xBFx", "bell\x07", "del\x7F", "c1\xC2\x80",
-	"it's", "\"quoted\" 'both'", "back\\slash", "é ü 日本", "emoji \xF0\x9F\x98\x80",
-	"nbsp\xC2\xA0", "2001-12-14", "a,b", "a: b: c", "x\n- y\n", "# c\n", "1:20", "=",
+	"true",
+	"1.10",
+	"",
+	" x",
+	"x ",
+	"a: b",
+	"a:",
+	"- x",
+	"-",
+	"#x",
+	"a #b",
+	"null",
+	"~",
+	"0777",
+	"1e3",
+	"yes",
+	"Yes",
+	"y",
+	"N",
+	"off",
+	".5",
+	".inf",
+	"-.inf",
+	".nan",
+	"0x1F",
+	"0b1",
+	"1_000",
+	"+1",
+	"--- x",
+	"---",
+	"...",
+	"... x",
+	"<<",
+	"? x",
+	"?x",
+	":x",
+	"[a]",
+	"{a}",
+	"*a",
+	"&a",
+	"!a",
+	"|x",
+	">x",
+	"'x'",
+	"\"x\"",
+	"%x",
+	"@x",
+	"`x",
+	",x",
+	"multi\nline",
+	"a\n\nb",
+	"tail\n",
+	"tails\n\n",
+	"\nlead",
+	" lead\nx",
+	"a\n ",
+	"a\n  \nb",
+	"tab\tx",
+	"\tx",
+	"cr\rx",
+	"nel\xC2\x85x",
+	"ls\xE2\x80\xA8x",
+	"bom\xEF\xBB\xBFx",
+	"bell\x07",
+	"del\x7F",
+	"c1\xC2\x80",
+	"it's",
+	"\"quoted\" 'both'",
+	"back\\slash",
+	"é ü 日本",
+	"emoji \xF0\x9F\x98\x80",
+	"nbsp\xC2\xA0",
+	"2001-12-14",
+	"a,b",
+	"a: b: c",
+	"x\n- y\n",
+	"# c\n",
+	"1:20",
+	"=",
 };
 
 /* Tricky strings must not come out plain, and must read back unchanged,
@@ -844,8 +918,8 @@ static void test_emit_quoting_forms(void **state)
 	static const struct {
 		const char *in, *out;
 	} cases[] = {
-		{ "true", "'true'\n" },   { "1.10", "'1.10'\n" }, { "", "''\n" },
-		{ "it's", "it's\n" },     { "'a'", "'''a'''\n" }, { "a\nb", "\"a\\nb\"\n" },
+		{ "true", "'true'\n" },    { "1.10", "'1.10'\n" },   { "", "''\n" },
+		{ "it's", "it's\n" },      { "'a'", "'''a'''\n" },   { "a\nb", "\"a\\nb\"\n" },
 		{ "t\tx", "\"t\\tx\"\n" }, { "--port", "--port\n" }, { "nginx:1.25", "nginx:1.25\n" },
 	};
 
@@ -861,9 +935,22 @@ static void test_emit_quoting_forms(void **state)
 
 static void test_emit_numbers(void **state)
 {
-	static const double nums[] = { 0, -0.0, 1, -1, 1.5, 0.1, 1e-7, 123456.789, 1e15, 1e16,
-				       9007199254740992.0, 9007199254740994.0, 1.7976931348623157e308,
-				       5e-324, 2.2250738585072014e-308, -3.25e100 };
+	static const double nums[] = { 0,
+				       -0.0,
+				       1,
+				       -1,
+				       1.5,
+				       0.1,
+				       1e-7,
+				       123456.789,
+				       1e15,
+				       1e16,
+				       9007199254740992.0,
+				       9007199254740994.0,
+				       1.7976931348623157e308,
+				       5e-324,
+				       2.2250738585072014e-308,
+				       -3.25e100 };
 	cJSON *n, *bad;
 	char *y;
 
@@ -929,10 +1016,12 @@ static uint32_t rnd(uint32_t n)
 
 static void random_string(char *out, size_t cap)
 {
-	static const char *pieces[] = { "a", "Z", "0", "1", " ", ":", "#", "-", "'", "\"", "\\", "\n",
-					"\t", ".", "_", "x", "e", "~", "y", "é", "\xE2\x80\xA8",
-					"\xC2\x85", "!", "&", "*", "|", ">", "%", "@", "`", "?",
-					",", "[", "}", "<<", "0x", "true", "null", "---", "..." };
+	static const char *pieces[] = { "a",        "Z",    "0",    "1",   " ",  ":",  "#",
+					"-",        "'",    "\"",   "\\",  "\n", "\t", ".",
+					"_",        "x",    "e",    "~",   "y",  "é",  "\xE2\x80\xA8",
+					"\xC2\x85", "!",    "&",    "*",   "|",  ">",  "%",
+					"@",        "`",    "?",    ",",   "[",  "}",  "<<",
+					"0x",       "true", "null", "---", "..." };
 	size_t n = 0, parts = rnd(6);
 
 	out[0] = '\0';
@@ -962,8 +1051,9 @@ static cJSON *random_tree(int depth)
 	case 1:
 		return cJSON_CreateBool(rnd(2));
 	case 2: {
-		static const double nums[] = { 0, 1, -7, 0.5, 1e21, 3.14159, -2.5e-8, 4294967296.0,
-					       9007199254740993.0 };
+		static const double nums[] = {
+			0, 1, -7, 0.5, 1e21, 3.14159, -2.5e-8, 4294967296.0, 9007199254740993.0
+		};
 		return cJSON_CreateNumber(nums[rnd(sizeof(nums) / sizeof(nums[0]))]);
 	}
 	case 3:

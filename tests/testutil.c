@@ -88,7 +88,6 @@ const char *tu_corpus(void)
 	return path;
 }
 
-
 cJSON *tu_parse(const char *sq)
 {
 	char err[128];

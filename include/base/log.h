@@ -39,12 +39,12 @@ void log_clip(char *out, size_t outlen, const char *s, size_t max);
 
 /* RG_LOG(LOG_INFO, "message", LF_S("k", v), LF_I("n", 3)); at least one field
  * or LF_END must follow the message. */
-#define RG_LOG(level, msg, ...)                                                   \
-	do {                                                                      \
-		if (log_enabled(level)) {                                         \
+#define RG_LOG(level, msg, ...)                                                    \
+	do {                                                                       \
+		if (log_enabled(level)) {                                          \
 			const struct log_field rg_lf_[] = { __VA_ARGS__, LF_END }; \
-			log_emit((level), (msg), rg_lf_);                         \
-		}                                                                 \
+			log_emit((level), (msg), rg_lf_);                          \
+		}                                                                  \
 	} while (0)
 
 #endif

@@ -37,7 +37,7 @@ struct cluster_opts {
 /* Lists and evaluates (e's config and rules; its in-memory source gets the
  * Canary targets) into r. Returns 0, or -1 with err (no usable credentials,
  * a list that failed). */
-int clustercheck_run(struct engine *e, const struct cluster_opts *o, struct check_report *r,
-		     char *err, size_t errlen);
+int clustercheck_run(struct engine *e, const struct cluster_opts *o, struct check_report *r, char *err,
+		     size_t errlen);
 
 #endif

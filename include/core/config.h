@@ -80,8 +80,8 @@ int config_defaults(struct config *cfg);
  */
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
 /* Same, from a buffer; name is used in messages. */
-int config_load_buffer(const char *name, const char *buf, size_t len, struct config *cfg,
-		       char *err, size_t errlen);
+int config_load_buffer(const char *name, const char *buf, size_t len, struct config *cfg, char *err,
+		       size_t errlen);
 
 void config_free(struct config *cfg);
 

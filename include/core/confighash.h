@@ -36,8 +36,8 @@ struct obj_digest {
  * object. out is the caller's (stack or heap); it is overwritten, and left
  * empty on failure. Limit: 65536 entries.
  */
-int confighash_digest_object(const cJSON *obj, enum obj_kind kind, struct obj_digest *out,
-			     char *err, size_t errlen);
+int confighash_digest_object(const cJSON *obj, enum obj_kind kind, struct obj_digest *out, char *err,
+			     size_t errlen);
 /* Frees a malloc'd obj_digest (calloc'd for confighash_digest_object, or from
  * confighash_digest_dup) and its entries; accepts NULL. */
 void confighash_digest_free(struct obj_digest *d);
@@ -71,8 +71,8 @@ int confighash_compute(const struct refset *set, const struct obj_digest *const 
  * caller frees. Returns -1 as confighash_compute would, on OOM, or past
  * CONFIGHASH_STREAM_MAX.
  */
-int confighash_stream(const struct refset *set, const struct obj_digest *const *objs,
-		      char **out, size_t *len);
+int confighash_stream(const struct refset *set, const struct obj_digest *const *objs, char **out,
+		      size_t *len);
 
 /* The final step alone: hashes a raw stream of len bytes into out, as
  * confighash_compute does. Returns 0 or -1 on a crypto failure. */

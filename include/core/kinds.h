@@ -31,12 +31,12 @@ enum kind_template {
 };
 
 /* What rollgate does with a kind (struct kind.flags). */
-#define KIND_STAMPED 0x01         /* /mutate stamps the config hash on its pod template (opted in) */
-#define KIND_JUDGED 0x02          /* /validate judges it (docs/rules.md, "What is judged") */
-#define KIND_TEMPLATE_JUDGED 0x04 /* the pod template rules judge its template */
+#define KIND_STAMPED 0x01          /* /mutate stamps the config hash on its pod template (opted in) */
+#define KIND_JUDGED 0x02           /* /validate judges it (docs/rules.md, "What is judged") */
+#define KIND_TEMPLATE_JUDGED 0x04  /* the pod template rules judge its template */
 #define KIND_OWNS_REPLICASETS 0x08 /* its controller rolls out through ReplicaSets it owns */
-#define KIND_CONFIG 0x10          /* ConfigMap or Secret: its values enter the config hash */
-#define KIND_CUSTOM 0x20          /* a custom resource: served only where its CRD is installed */
+#define KIND_CONFIG 0x10           /* ConfigMap or Secret: its values enter the config hash */
+#define KIND_CUSTOM 0x20           /* a custom resource: served only where its CRD is installed */
 
 struct kind {
 	enum kind_id id;
@@ -48,7 +48,7 @@ struct kind {
 	const char *api_version; /* "apps/v1"; "v1" for the core group */
 	const char *api_path;    /* "/apis/apps/v1"; "/api/v1" for the core group */
 	enum kind_template template;
-	unsigned flags;          /* KIND_* above */
+	unsigned flags; /* KIND_* above */
 };
 
 /* The entry of id; NULL past the table. */

@@ -18,11 +18,11 @@ enum lookup_status { LOOKUP_NONE, LOOKUP_FOUND, LOOKUP_ABSENT, LOOKUP_ERROR };
 
 struct lookup_item {
 	enum src_kind kind;
-	const char *name;            /* borrowed from the request */
-	enum lookup_status status;   /* set by the source */
-	struct obj_digest *digest;   /* ConfigMap/Secret when FOUND; owned by the item */
-	cJSON *object;               /* Deployment when FOUND; owned by the item */
-	char reason[128];            /* why, when LOOKUP_ERROR (no values) */
+	const char *name;          /* borrowed from the request */
+	enum lookup_status status; /* set by the source */
+	struct obj_digest *digest; /* ConfigMap/Secret when FOUND; owned by the item */
+	cJSON *object;             /* Deployment when FOUND; owned by the item */
+	char reason[128];          /* why, when LOOKUP_ERROR (no values) */
 };
 
 struct lookup_batch {

@@ -16,8 +16,8 @@
  * answers into a patch and warnings.
  */
 struct stamp_plan {
-	bool applies;          /* a stamped kind, CREATE/UPDATE, opted in, has a template */
-	struct refset refs;    /* finished (sorted) */
+	bool applies;              /* a stamped kind, CREATE/UPDATE, opted in, has a template */
+	struct refset refs;        /* finished (sorted) */
 	struct lookup_batch batch; /* one item per ref, same order */
 	/* Set by mutate_finish when a lookup failed and the hash was not
 	 * stamped: the first unanswered item (in batch), for the caller to log
@@ -27,8 +27,8 @@ struct stamp_plan {
 
 /* Returns 0 (plan->applies tells whether to go on) or -1 with err when the
  * workload is malformed; the caller then allows without a patch. */
-int mutate_plan(const struct config *cfg, const struct admission_request *req,
-		struct stamp_plan *plan, char *err, size_t errlen);
+int mutate_plan(const struct config *cfg, const struct admission_request *req, struct stamp_plan *plan,
+		char *err, size_t errlen);
 
 enum mutate_hash_status {
 	MUTATE_HASH_OK,      /* out holds "sha256:<64 hex>" */

@@ -17,8 +17,7 @@
  * caller refuses to patch), for a NULL key, or on OOM; *out is then NULL.
  * A JSON null metadata or annotations counts as absent ("add" replaces it).
  */
-int patch_template_annotation(const cJSON *workload, const char *key, const char *value,
-			      char **out);
+int patch_template_annotation(const cJSON *workload, const char *key, const char *value, char **out);
 
 /* Returns the RFC 6901 escaped form of s ('~' as ~0, '/' as ~1) as a
  * malloc'd string the caller frees; NULL for NULL or on OOM. */

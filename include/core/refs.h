@@ -18,11 +18,11 @@ enum obj_kind { OBJ_CONFIGMAP = 0, OBJ_SECRET = 1 };
 struct ref {
 	enum obj_kind kind;
 	char *name;
-	bool whole;     /* some reference takes the whole object */
-	char **keys;    /* selected keys when !whole, sorted bytewise, unique */
+	bool whole;  /* some reference takes the whole object */
+	char **keys; /* selected keys when !whole, sorted bytewise, unique */
 	size_t n_keys;
-	bool optional;  /* every reference is optional: true */
-	char *user;     /* who uses it first, for messages: container "web", volume "cfg",
+	bool optional;   /* every reference is optional: true */
+	char *user;      /* who uses it first, for messages: container "web", volume "cfg",
 	                 * or annotation "configmap.reloader.stakater.com/reload" */
 	size_t cap_keys; /* room in keys; 0 when keys was allocated to n_keys exactly */
 };
@@ -30,7 +30,7 @@ struct ref {
 struct refset {
 	struct ref *refs; /* sorted by kind then name after refs_finish */
 	size_t n;
-	size_t cap;       /* room in refs; 0 when refs was allocated to n exactly */
+	size_t cap; /* room in refs; 0 when refs was allocated to n exactly */
 };
 
 /*

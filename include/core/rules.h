@@ -37,10 +37,10 @@ enum rules_family {
 
 struct rules_entry {
 	enum rule_id id;
-	const char *name;            /* the rule ID: "full-outage-rollout" */
+	const char *name; /* the rule ID: "full-outage-rollout" */
 	enum rule_mode default_mode;
 	enum rules_family family;
-	const char *summary;         /* one line: SARIF's description, docs/rules.md's "Checks" */
+	const char *summary; /* one line: SARIF's description, docs/rules.md's "Checks" */
 	void (*check)(struct rules_ctx *ctx); /* run by rules_evaluate while the rule is active */
 };
 

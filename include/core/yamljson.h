@@ -9,7 +9,7 @@
  * Kubernetes reads manifests (go-yaml v2 via sigs.k8s.io/yaml), and back.
  */
 
-#define YAML_MAX_NODES 1000000     /* nodes produced, aliases expanded */
+#define YAML_MAX_NODES 1000000      /* nodes produced, aliases expanded */
 #define YAML_MAX_ALIAS_NODES 100000 /* nodes copied through aliases */
 /* String bytes copied through aliases: without it one alias list of a large
  * anchored string is a memory bomb that stays under the node limits. */

@@ -29,8 +29,7 @@ struct yaml_docs;
 int manifest_walk(const char *path, manifest_file_fn fn, void *arg, char *err, size_t errlen);
 
 /* Reads every object under path. Errors: "FILE:LINE: problem". */
-int manifest_read_tree(const char *path, manifest_object_fn fn, void *arg, char *err,
-		       size_t errlen);
+int manifest_read_tree(const char *path, manifest_object_fn fn, void *arg, char *err, size_t errlen);
 
 /* Parses one buffer into docs; errors are "NAME:LINE: problem". */
 int manifest_load_buffer(const char *name, const char *buf, size_t len, struct yaml_docs *docs,

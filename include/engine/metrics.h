@@ -14,11 +14,11 @@
 
 enum metrics_endpoint { EP_MUTATE, EP_VALIDATE, EP_HEALTHZ, EP_READYZ, EP_OTHER, EP_COUNT };
 enum metrics_outcome {
-	OUT_ALLOWED,  /* allowed, no patch */
-	OUT_PATCHED,  /* allowed with a patch */
-	OUT_DENIED,   /* allowed: false */
-	OUT_INVALID,  /* 4xx */
-	OUT_ERROR,    /* 5xx */
+	OUT_ALLOWED, /* allowed, no patch */
+	OUT_PATCHED, /* allowed with a patch */
+	OUT_DENIED,  /* allowed: false */
+	OUT_INVALID, /* 4xx */
+	OUT_ERROR,   /* 5xx */
 	OUT_COUNT
 };
 enum metrics_reload { RELOAD_CERT, RELOAD_CONFIG, RELOAD_OBJECTS, RELOAD_COUNT };
@@ -78,9 +78,9 @@ void metrics_requests_timed_out(enum metrics_listener l, unsigned n);
 /* Policy reports (reportctl). rule RULE_COUNT: an object's pass, which
  * names no rule; result is an enum report_result (report.h). */
 enum metrics_report_write {
-	REPORT_WRITE_APPLIED,  /* the report was written (server-side apply) */
-	REPORT_WRITE_FAILED,   /* the write failed; retried after the interval */
-	REPORT_WRITE_GONE,     /* the namespace went away with its workloads */
+	REPORT_WRITE_APPLIED, /* the report was written (server-side apply) */
+	REPORT_WRITE_FAILED,  /* the write failed; retried after the interval */
+	REPORT_WRITE_GONE,    /* the namespace went away with its workloads */
 	REPORT_WRITE_OUT_COUNT
 };
 void metrics_report_results(enum rule_id rule, unsigned result, long long delta);

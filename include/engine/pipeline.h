@@ -26,8 +26,8 @@ struct pobj {
 	cJSON *obj;       /* inside its file's docs; stamp changes it in place */
 	const char *file; /* borrowed from mfile */
 	int line;
-	size_t doc;       /* index of its document within the file */
-	char *unusable;   /* malloc'd: why lookups cannot use this ConfigMap or
+	size_t doc;     /* index of its document within the file */
+	char *unusable; /* malloc'd: why lookups cannot use this ConfigMap or
 			   * Secret (set by pipeline_add_objects), else NULL */
 };
 
@@ -68,8 +68,7 @@ int pipeline_add_objects(struct engine *e, struct mset *m, int flags, char *err,
 int pipeline_request(const cJSON *obj, struct admission_request *req, char *err, size_t errlen);
 
 /* Runs the policy rules on obj, resolving a Flagger target through e. */
-int pipeline_check(struct engine *e, const cJSON *obj, struct verdict *v, char *err,
-		   size_t errlen);
+int pipeline_check(struct engine *e, const cJSON *obj, struct verdict *v, char *err, size_t errlen);
 /* The same; *target says how the Flagger target's lookup went (LOOKUP_NONE:
  * none was made). */
 int pipeline_check_target(struct engine *e, const cJSON *obj, struct verdict *v,

@@ -28,8 +28,14 @@
  * properties.fieldPaths.
  */
 
-enum report_result { REPORT_PASS, REPORT_FAIL, REPORT_WARN, REPORT_ERROR, REPORT_SKIP,
-		     REPORT_RESULT_COUNT };
+enum report_result {
+	REPORT_PASS,
+	REPORT_FAIL,
+	REPORT_WARN,
+	REPORT_ERROR,
+	REPORT_SKIP,
+	REPORT_RESULT_COUNT
+};
 
 enum report_format { REPORT_POLICYREPORT, REPORT_OPENREPORTS };
 
@@ -37,10 +43,10 @@ enum report_format { REPORT_POLICYREPORT, REPORT_OPENREPORTS };
 struct report_item {
 	enum rule_id rule; /* RULE_COUNT: the object's pass (no rule) */
 	enum report_result result;
-	enum rule_mode mode;  /* of the rule, for properties.mode */
-	unsigned violations;  /* how many the rule found (kept and counted) */
-	char *message;        /* malloc'd, at most REPORT_MESSAGE_MAX bytes */
-	char *paths;          /* malloc'd ", "-joined field paths, or NULL */
+	enum rule_mode mode; /* of the rule, for properties.mode */
+	unsigned violations; /* how many the rule found (kept and counted) */
+	char *message;       /* malloc'd, at most REPORT_MESSAGE_MAX bytes */
+	char *paths;         /* malloc'd ", "-joined field paths, or NULL */
 };
 
 /* What a report says of one object. api_version and kind are borrowed
@@ -97,8 +103,8 @@ bool report_items_equal(const struct report_item *a, size_t an, const struct rep
  * verdict_free); items what a report says (nothing in a namespace exempt
  * from every rule). Returns 0 or -1 with err.
  */
-int report_check(struct engine *e, const cJSON *obj, struct verdict *v,
-		 struct report_item **items, size_t *n, char *err, size_t errlen);
+int report_check(struct engine *e, const cJSON *obj, struct verdict *v, struct report_item **items,
+		 size_t *n, char *err, size_t errlen);
 
 /* Frees what o owns and zeroes it; NULL ok. */
 void report_object_clear(struct report_object *o);

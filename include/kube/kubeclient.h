@@ -105,8 +105,8 @@ struct kube_xfer {
 
 /* A GET of server + path (+ "?" query when not NULL) within timeout_ms.
  * Returns 0, or -1 on OOM (x is then empty). Thread-safe. */
-int kube_xfer_open(struct kube_client *c, struct kube_xfer *x, const char *path,
-		   const char *query, long timeout_ms);
+int kube_xfer_open(struct kube_client *c, struct kube_xfer *x, const char *path, const char *query,
+		   long timeout_ms);
 /* Frees the handle (removed from its loop first), wipes the headers; x is
  * left empty. Accepts an empty x. */
 void kube_xfer_close(struct kube_xfer *x);
@@ -135,8 +135,7 @@ struct kube_loop;
  * no cap). NULL with err. The thread starts with kube_loop_start. */
 struct kube_loop *kube_loop_new(long max_conns, char *err, size_t errlen);
 /* ops is copied. Returns 0 or -1 with err. */
-int kube_loop_start(struct kube_loop *l, const struct kube_loop_ops *ops, char *err,
-		    size_t errlen);
+int kube_loop_start(struct kube_loop *l, const struct kube_loop_ops *ops, char *err, size_t errlen);
 /* Loop thread only. Returns 0, or -1 (the handle was not added). */
 int kube_loop_add(struct kube_loop *l, CURL *easy, void *priv);
 void kube_loop_remove(struct kube_loop *l, CURL *easy);

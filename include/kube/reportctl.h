@@ -38,8 +38,8 @@ struct reportctl;
  * watches cover cfg->watch_namespaces (empty: the cluster). Returns NULL
  * with err.
  */
-struct reportctl *reportctl_new(struct kube_client *client, struct objsource *src,
-				struct lease *lease, struct config *cfg, char *err, size_t errlen);
+struct reportctl *reportctl_new(struct kube_client *client, struct objsource *src, struct lease *lease,
+				struct config *cfg, char *err, size_t errlen);
 /* Starts the watches and the controller thread. 0 or -1 with err. */
 int reportctl_start(struct reportctl *c, char *err, size_t errlen);
 /* Takes cfg (modes, exemptions, interval); every workload is evaluated

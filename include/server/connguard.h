@@ -25,8 +25,8 @@
 struct connguard;
 
 /* Starts the guard's thread. NULL with err on failure. */
-struct connguard *connguard_new(enum metrics_listener listener,
-				const struct conntrack_limits *lim, char *err, size_t errlen);
+struct connguard *connguard_new(enum metrics_listener listener, const struct conntrack_limits *lim,
+				char *err, size_t errlen);
 /* Stops the thread and writes the last log line; the daemons may still
  * run. Accepts NULL. */
 void connguard_stop(struct connguard *g);

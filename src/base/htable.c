@@ -122,7 +122,8 @@ static void seed_init(void)
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	process_seed[0] = ((uint64_t)ts.tv_sec << 32 ^ (uint64_t)ts.tv_nsec) * 0x9E3779B97F4A7C15ULL;
-	process_seed[1] = ((uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)&ts) * 0xC2B2AE3D27D4EB4FULL;
+	process_seed[1] = ((uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)&ts) *
+		0xC2B2AE3D27D4EB4FULL;
 }
 
 void htable_process_seed(uint64_t seed[2])

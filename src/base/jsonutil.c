@@ -103,8 +103,8 @@ static int scan_bytes(const char *buf, size_t len, char *err, size_t errlen)
 	 * (where tab, newline and carriage return are whitespace); bit 4:
 	 * not ASCII, anywhere. */
 	static const unsigned char cls[256] = {
-		[0 ... 8] = 3, ['\t'] = 1, ['\n'] = 1, [11 ... 12] = 3, ['\r'] = 1,
-		[14 ... 0x1f] = 3, ['"'] = 3, ['\\'] = 1, [0x80 ... 0xff] = 4,
+		[0 ... 8] = 3,     ['\t'] = 1, ['\n'] = 1, [11 ... 12] = 3,     ['\r'] = 1,
+		[14 ... 0x1f] = 3, ['"'] = 3,  ['\\'] = 1, [0x80 ... 0xff] = 4,
 	};
 	const unsigned char *start = (const unsigned char *)buf, *p = start, *end = p + len;
 	bool in_str = false;
@@ -121,7 +121,8 @@ static int scan_bytes(const char *buf, size_t len, char *err, size_t errlen)
 		} else if (k & 4) {
 			seq = json_utf8_seq(p, (size_t)(end - p));
 			if (seq == 0) {
-				snprintf(err, errlen, "invalid UTF-8 at byte %zu", (size_t)(p - start));
+				snprintf(err, errlen, "invalid UTF-8 at byte %zu",
+					 (size_t)(p - start));
 				return -1;
 			}
 			p += seq - 1;

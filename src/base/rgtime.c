@@ -24,7 +24,7 @@ long long rgtime_now_ms(void)
 static long long diff_ns(const struct timespec *a, const struct timespec *b)
 {
 	return ((long long)b->tv_sec - (long long)a->tv_sec) * NS_PER_S +
-	       ((long long)b->tv_nsec - (long long)a->tv_nsec);
+		((long long)b->tv_nsec - (long long)a->tv_nsec);
 }
 
 double rgtime_elapsed_s(const struct timespec *since)

@@ -134,8 +134,8 @@ static int add_obj(struct check_report *r, const struct check_where *w, size_t *
 	o->uid = dup_or(w->uid, "");
 	r->n_o++;
 	*idx = r->n_o - 1;
-	if ((w->file && !o->file) || !o->where || !o->api_version || !o->kind || !o->name ||
-	    !o->ns || !o->uid)
+	if ((w->file && !o->file) || !o->where || !o->api_version || !o->kind || !o->name || !o->ns ||
+	    !o->uid)
 		return -1;
 	return 0;
 }
@@ -249,8 +249,8 @@ static void print_text(const struct check_report *r)
 	if (r->cluster)
 		printf("%zu object%s in the cluster", r->objects, r->objects == 1 ? "" : "s");
 	else
-		printf("%zu object%s in %zu file%s", r->objects, r->objects == 1 ? "" : "s", r->n_files,
-		       r->n_files == 1 ? "" : "s");
+		printf("%zu object%s in %zu file%s", r->objects, r->objects == 1 ? "" : "s",
+		       r->n_files, r->n_files == 1 ? "" : "s");
 	if (r->n_skipped)
 		printf(" (%zu kustomization file%s skipped)", r->n_skipped,
 		       r->n_skipped == 1 ? "" : "s");
@@ -507,7 +507,8 @@ static cJSON *namespace_report(enum report_format fmt, struct cobj **objs, size_
 	/* Borrowed views: nothing here is freed through them. */
 	for (size_t i = 0; i < n; i++) {
 		ro[i] = (struct report_object){ objs[i]->api_version, objs[i]->kind, objs[i]->name,
-						objs[i]->uid, now, objs[i]->items, objs[i]->n_items };
+						objs[i]->uid,         now,           objs[i]->items,
+						objs[i]->n_items };
 		rp[i] = &ro[i];
 	}
 	report_objects_sort(rp, n);
@@ -526,8 +527,8 @@ static cJSON *report_list(const struct check_report *r, enum report_format fmt)
 	time_t now = time(NULL);
 	size_t n = 0;
 	bool ok = list && v && cJSON_AddStringToObject(list, "apiVersion", "v1") &&
-		  cJSON_AddStringToObject(list, "kind", "List") &&
-		  (items = cJSON_AddArrayToObject(list, "items")) != NULL;
+		cJSON_AddStringToObject(list, "kind", "List") &&
+		(items = cJSON_AddArrayToObject(list, "items")) != NULL;
 
 	for (size_t i = 0; ok && i < r->n_o; i++)
 		if (r->o[i].items && *r->o[i].ns)
@@ -570,7 +571,8 @@ int check_report_print(struct check_report *r, enum check_format fmt, const stru
 		/* Notes go to stderr: stdout is what kubectl applies. */
 		for (size_t i = 0; i < r->n_notes; i++)
 			fprintf(stderr, "rollgate check: %s\n", r->notes[i]);
-		doc = report_list(r, fmt == CHECK_OPENREPORTS ? REPORT_OPENREPORTS : REPORT_POLICYREPORT);
+		doc = report_list(r,
+				  fmt == CHECK_OPENREPORTS ? REPORT_OPENREPORTS : REPORT_POLICYREPORT);
 		break;
 	}
 	if (fmt != CHECK_TEXT && print_json_doc(doc) < 0)
@@ -667,8 +669,10 @@ static int parse_format(const char *s, enum check_format *out)
 	static const struct {
 		const char *name;
 		enum check_format fmt;
-	} names[] = { { "text", CHECK_TEXT },	  { "json", CHECK_JSON },
-		      { "sarif", CHECK_SARIF },	  { "policyreport", CHECK_POLICYREPORT },
+	} names[] = { { "text", CHECK_TEXT },
+		      { "json", CHECK_JSON },
+		      { "sarif", CHECK_SARIF },
+		      { "policyreport", CHECK_POLICYREPORT },
 		      { "openreports", CHECK_OPENREPORTS } };
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -692,10 +696,14 @@ struct check_args {
 static int parse_check(int argc, char **argv, struct check_args *a)
 {
 	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },  { "output", required_argument, NULL, 'o' },
-		{ "cluster", no_argument, NULL, 'C' },	     { "kubeconfig", required_argument, NULL, 'k' },
-		{ "context", required_argument, NULL, 'x' }, { "namespace", required_argument, NULL, 'n' },
-		{ "list-rules", no_argument, NULL, 'l' },    { "help", no_argument, NULL, 'h' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "cluster", no_argument, NULL, 'C' },
+		{ "kubeconfig", required_argument, NULL, 'k' },
+		{ "context", required_argument, NULL, 'x' },
+		{ "namespace", required_argument, NULL, 'n' },
+		{ "list-rules", no_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -704,19 +712,37 @@ static int parse_check(int argc, char **argv, struct check_args *a)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:n:h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'c': a->config = optarg; break;
+		case 'c':
+			a->config = optarg;
+			break;
 		case 'o':
 			if (parse_format(optarg, &a->fmt) < 0)
-				return cli_fail("check", "unknown output format \"%s\" (text, json, sarif, "
-							 "policyreport, openreports)", optarg);
+				return cli_fail("check",
+						"unknown output format \"%s\" (text, json, sarif, "
+						"policyreport, openreports)",
+						optarg);
 			break;
-		case 'C': a->cluster = true; break;
-		case 'k': a->co.kubeconfig = optarg; break;
-		case 'x': a->co.context = optarg; break;
-		case 'n': a->co.namespace_ = optarg; break;
-		case 'l': a->list_rules = true; break;
-		case 'h': check_usage(stdout); return 0;
-		default: check_usage(stderr); return 2;
+		case 'C':
+			a->cluster = true;
+			break;
+		case 'k':
+			a->co.kubeconfig = optarg;
+			break;
+		case 'x':
+			a->co.context = optarg;
+			break;
+		case 'n':
+			a->co.namespace_ = optarg;
+			break;
+		case 'l':
+			a->list_rules = true;
+			break;
+		case 'h':
+			check_usage(stdout);
+			return 0;
+		default:
+			check_usage(stderr);
+			return 2;
 		}
 	}
 	if (a->list_rules && (a->cluster || optind < argc || a->fmt != CHECK_TEXT))
@@ -726,7 +752,8 @@ static int parse_check(int argc, char **argv, struct check_args *a)
 	if (!a->cluster && (a->co.kubeconfig || a->co.context || a->co.namespace_))
 		return cli_fail("check", "--kubeconfig, --context and --namespace need --cluster");
 	if (!a->cluster && (a->fmt == CHECK_POLICYREPORT || a->fmt == CHECK_OPENREPORTS))
-		return cli_fail("check", "-o %s needs --cluster: reports describe objects in a cluster",
+		return cli_fail("check",
+				"-o %s needs --cluster: reports describe objects in a cluster",
 				a->fmt == CHECK_POLICYREPORT ? "policyreport" : "openreports");
 	if (a->cluster && optind < argc)
 		return cli_fail("check", "--cluster takes no PATH (got \"%s\")", argv[optind]);

@@ -36,10 +36,13 @@ static void review_usage(FILE *out)
 int cli_review(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "mutate", no_argument, NULL, 'm' },      { "validate", no_argument, NULL, 'v' },
-		{ "config", required_argument, NULL, 'c' }, { "objects", required_argument, NULL, 'o' },
+		{ "mutate", no_argument, NULL, 'm' },
+		{ "validate", no_argument, NULL, 'v' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "objects", required_argument, NULL, 'o' },
 		{ "kubeconfig", required_argument, NULL, 'k' },
-		{ "log-level", required_argument, NULL, 'L' }, { "help", no_argument, NULL, 'h' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config = NULL, *objects = NULL, *kubeconfig = NULL, *file = "-";
@@ -54,17 +57,31 @@ int cli_review(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'm': kind = WEBHOOK_MUTATE; break;
-		case 'v': kind = WEBHOOK_VALIDATE; break;
-		case 'c': config = optarg; break;
-		case 'o': objects = optarg; break;
-		case 'k': kubeconfig = optarg; break;
+		case 'm':
+			kind = WEBHOOK_MUTATE;
+			break;
+		case 'v':
+			kind = WEBHOOK_VALIDATE;
+			break;
+		case 'c':
+			config = optarg;
+			break;
+		case 'o':
+			objects = optarg;
+			break;
+		case 'k':
+			kubeconfig = optarg;
+			break;
 		case 'L':
 			if (log_level_parse(optarg, &lvl) < 0)
 				return cli_fail("review", "invalid --log-level \"%s\"", optarg);
 			break;
-		case 'h': review_usage(stdout); return 0;
-		default: review_usage(stderr); return 2;
+		case 'h':
+			review_usage(stdout);
+			return 0;
+		default:
+			review_usage(stderr);
+			return 2;
 		}
 	}
 	if (kind < 0)
@@ -89,8 +106,8 @@ int cli_review(int argc, char **argv)
 	engine_run_call(call);
 	out = webhook_call_body(call, &outlen);
 	if (webhook_call_status(call) != 200) {
-		fprintf(stderr, "rollgate review: %s: HTTP %d: %.*s\n", file, webhook_call_status(call),
-			(int)outlen, out ? out : "");
+		fprintf(stderr, "rollgate review: %s: HTTP %d: %.*s\n", file,
+			webhook_call_status(call), (int)outlen, out ? out : "");
 	} else {
 		fwrite(out, 1, outlen, stdout);
 		fputc('\n', stdout);

@@ -22,8 +22,8 @@ int cli_fail(const char *cmd, const char *fmt, ...)
 	return 2;
 }
 
-int engine_open(struct engine *e, const char *config, const char *objects_dir,
-		const char *kubeconfig, char *err, size_t errlen)
+int engine_open(struct engine *e, const char *config, const char *objects_dir, const char *kubeconfig,
+		char *err, size_t errlen)
 {
 	memset(e, 0, sizeof(*e));
 	e->cfg = calloc(1, sizeof(*e->cfg));

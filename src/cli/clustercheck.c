@@ -81,13 +81,15 @@ static int strset_add(struct strset *s, const char *k)
 	if (strset_has(s, k))
 		return 0;
 	if ((s->n + 1) * 2 > s->cap) {
-		struct strset b = { calloc(s->cap ? s->cap * 2 : 64, sizeof(char *)), s->cap ? s->cap * 2 : 64, 0 };
+		struct strset b = { calloc(s->cap ? s->cap * 2 : 64, sizeof(char *)),
+				    s->cap ? s->cap * 2 : 64, 0 };
 		if (!b.slot)
 			return -1;
 		for (size_t j = 0; j < s->cap; j++) {
 			if (!s->slot[j])
 				continue;
-			for (i = str_hash(s->slot[j]) & (b.cap - 1); b.slot[i]; i = (i + 1) & (b.cap - 1))
+			for (i = str_hash(s->slot[j]) & (b.cap - 1); b.slot[i];
+			     i = (i + 1) & (b.cap - 1))
 				;
 			b.slot[i] = s->slot[j];
 			b.n++;
@@ -174,9 +176,9 @@ static int set_type(const struct ckind *k, cJSON *item)
 	cJSON_DeleteItemFromObjectCaseSensitive(item, "apiVersion");
 	cJSON_DeleteItemFromObjectCaseSensitive(item, "kind");
 	return cJSON_AddStringToObject(item, "apiVersion", kind_of(k)->api_version) &&
-		       cJSON_AddStringToObject(item, "kind", kind_of(k)->kind)
-		       ? 0
-		       : -1;
+			cJSON_AddStringToObject(item, "kind", kind_of(k)->kind)
+		? 0
+		: -1;
 }
 
 static int evaluate(struct run *run, const struct ckind *k, const cJSON *item, char *err,
@@ -227,7 +229,8 @@ static int keep_target(struct run *run, const cJSON *item, char *err, size_t err
 	const cJSON *md = json_get(item, "metadata");
 	char key[600];
 
-	snprintf(key, sizeof(key), "%s/%s", json_get_string(md, "namespace") ? json_get_string(md, "namespace") : "",
+	snprintf(key, sizeof(key), "%s/%s",
+		 json_get_string(md, "namespace") ? json_get_string(md, "namespace") : "",
 		 json_get_string(md, "name") ? json_get_string(md, "name") : "");
 	if (!strset_has(&run->targets, key))
 		return 0;
@@ -236,8 +239,8 @@ static int keep_target(struct run *run, const cJSON *item, char *err, size_t err
 
 /* One listed object of kind k. *detached tells the caller the item left
  * the list (it is kept). */
-static int take_item(struct run *run, const struct ckind *k, cJSON *list_items, cJSON *item,
-		     char *err, size_t errlen)
+static int take_item(struct run *run, const struct ckind *k, cJSON *list_items, cJSON *item, char *err,
+		     size_t errlen)
 {
 	if (set_type(k, item) < 0) {
 		snprintf(err, errlen, "out of memory");
@@ -326,7 +329,8 @@ static int list_kind(struct run *run, const struct ckind *k, char *err, size_t e
 	r = kube_list(run->client, &lo, on_page, &kl, err, errlen);
 	strset_free(&kl.seen);
 	if (r == KUBE_LIST_ABSENT && kinds_has(kind_of(k), KIND_CUSTOM)) {
-		fprintf(stderr, "rollgate check: note: %s not served by the API server (404): skipped\n",
+		fprintf(stderr,
+			"rollgate check: note: %s not served by the API server (404): skipped\n",
 			k->label);
 		return 0;
 	}
@@ -359,8 +363,8 @@ static int evaluate_canaries(struct run *run, char *err, size_t errlen)
 	return 0;
 }
 
-int clustercheck_run(struct engine *e, const struct cluster_opts *o, struct check_report *r,
-		     char *err, size_t errlen)
+int clustercheck_run(struct engine *e, const struct cluster_opts *o, struct check_report *r, char *err,
+		     size_t errlen)
 {
 	struct run run = { e, r, NULL, o, { 0 }, NULL, 0, 0 };
 	struct kube_conn conn;

@@ -34,8 +34,8 @@ static int add_object(cJSON *obj, const char *file, int line, void *arg)
 
 /* Loads config, the manifests' own objects and --objects into one engine;
  * the manifests come first, so their definitions win. */
-static int open_with_objects(struct engine *e, const char *config, const char *objects,
-			     struct mset *m, int flags, char *err, size_t errlen)
+static int open_with_objects(struct engine *e, const char *config, const char *objects, struct mset *m,
+			     int flags, char *err, size_t errlen)
 {
 	if (engine_open(e, config, NULL, NULL, err, errlen) < 0)
 		return -1;
@@ -101,8 +101,8 @@ static void stamp_usage(FILE *out)
 /* Why obj is left unstamped, into msg, when an object it needs cannot be
  * used; returns 1 then (2 when kustomize renames that object later), 0 when
  * obj can be stamped, -1 on error. */
-static int blocked(struct engine *e, const struct mset *m, const cJSON *obj, char *msg,
-		   size_t msglen, char *err, size_t errlen)
+static int blocked(struct engine *e, const struct mset *m, const cJSON *obj, char *msg, size_t msglen,
+		   char *err, size_t errlen)
 {
 	const struct pobj *b;
 
@@ -112,8 +112,7 @@ static int blocked(struct engine *e, const struct mset *m, const cJSON *obj, cha
 		return 0;
 	snprintf(msg, msglen, "config hash not stamped: %s \"%s\" (%s:%d) cannot be used: %s",
 		 json_get_string(b->obj, "kind"),
-		 json_get_string(json_get(b->obj, "metadata"), "name"), b->file, b->line,
-		 b->unusable);
+		 json_get_string(json_get(b->obj, "metadata"), "name"), b->file, b->line, b->unusable);
 	return pipeline_renamed_later(b->obj) ? 2 : 1;
 }
 
@@ -168,10 +167,18 @@ int cli_stamp(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'c': config = optarg; break;
-		case 'O': objects = optarg; break;
-		case 'h': stamp_usage(stdout); return 0;
-		default: stamp_usage(stderr); return 2;
+		case 'c':
+			config = optarg;
+			break;
+		case 'O':
+			objects = optarg;
+			break;
+		case 'h':
+			stamp_usage(stdout);
+			return 0;
+		default:
+			stamp_usage(stderr);
+			return 2;
 		}
 	}
 	if (optind >= argc)
@@ -309,8 +316,8 @@ static void report(const struct sink *s, const struct pobj *o, const char *sev, 
 
 /* Stamps obj unless an object it needs cannot be used (kustomize renames it
  * later, or it cannot be read); the webhook then stamps it in the cluster. */
-static int fn_stamp(struct engine *e, const struct mset *m, const struct pobj *o,
-		    const struct sink *s, char *err, size_t errlen)
+static int fn_stamp(struct engine *e, const struct mset *m, const struct pobj *o, const struct sink *s,
+		    char *err, size_t errlen)
 {
 	struct admission_response resp;
 	char msg[768];
@@ -466,9 +473,15 @@ int cli_fn(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'c': config = optarg; break;
-		case 'h': fn_usage(stdout); return 0;
-		default: fn_usage(stderr); return 2;
+		case 'c':
+			config = optarg;
+			break;
+		case 'h':
+			fn_usage(stdout);
+			return 0;
+		default:
+			fn_usage(stderr);
+			return 2;
 		}
 	}
 	if (optind < argc)

@@ -103,8 +103,7 @@ static int decode_kind(const cJSON *rq, struct admission_request *req, char *err
 	return opt_string(rq, "subResource", &req->subresource, "request", err, errlen);
 }
 
-static int decode_operation(const cJSON *rq, struct admission_request *req, char *err,
-			    size_t errlen)
+static int decode_operation(const cJSON *rq, struct admission_request *req, char *err, size_t errlen)
 {
 	const char *op = json_get_string(rq, "operation");
 
@@ -367,12 +366,12 @@ static char *sanitize_key(const char *key)
 	for (size_t i = 0; i < n && o < 63; i++) {
 		char c = key[i];
 		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			 c == '-' || c == '_' || c == '.';
+			c == '-' || c == '_' || c == '.';
 		out[o++] = ok ? c : '-';
 	}
-	while (o > 0 && !((out[o - 1] >= 'a' && out[o - 1] <= 'z') ||
-			  (out[o - 1] >= 'A' && out[o - 1] <= 'Z') ||
-			  (out[o - 1] >= '0' && out[o - 1] <= '9')))
+	while (o > 0 &&
+	       !((out[o - 1] >= 'a' && out[o - 1] <= 'z') ||
+		 (out[o - 1] >= 'A' && out[o - 1] <= 'Z') || (out[o - 1] >= '0' && out[o - 1] <= '9')))
 		o--;
 	if (o == 0)
 		memcpy(out, "rollgate", 9), o = 8;

@@ -11,7 +11,10 @@
 #include "rules.h"
 
 static const char *const mode_names[] = {
-	[MODE_OFF] = "off", [MODE_AUDIT] = "audit", [MODE_WARN] = "warn", [MODE_ENFORCE] = "enforce",
+	[MODE_OFF] = "off",
+	[MODE_AUDIT] = "audit",
+	[MODE_WARN] = "warn",
+	[MODE_ENFORCE] = "enforce",
 };
 
 static const char *const default_controllers[] = {
@@ -136,7 +139,8 @@ int config_defaults(struct config *cfg)
 		if (strlist_push(&cfg->controllers, default_controllers[i]) < 0)
 			goto fail;
 	}
-	if (config_canary_push(cfg, "track", "canary") < 0 || config_canary_push(cfg, "version", "canary") < 0 ||
+	if (config_canary_push(cfg, "track", "canary") < 0 ||
+	    config_canary_push(cfg, "version", "canary") < 0 ||
 	    config_canary_push(cfg, "rollgate.io/canary", "true") < 0)
 		goto fail;
 	for (int i = 0; i < RULE_COUNT; i++)

@@ -231,8 +231,7 @@ static int add_members(struct collect *c, const cJSON *map, const char *field, b
 }
 
 /* Absent or null is an empty map; anything but an object is an error. */
-static int get_map(const cJSON *obj, const char *field, const cJSON **out, char *err,
-		   size_t errlen)
+static int get_map(const cJSON *obj, const char *field, const cJSON **out, char *err, size_t errlen)
 {
 	const cJSON *v = json_get(obj, field);
 
@@ -267,8 +266,8 @@ static int sort_entries(struct obj_digest *d, char *err, size_t errlen)
 	return 0;
 }
 
-int confighash_digest_object(const cJSON *obj, enum obj_kind kind, struct obj_digest *out,
-			     char *err, size_t errlen)
+int confighash_digest_object(const cJSON *obj, enum obj_kind kind, struct obj_digest *out, char *err,
+			     size_t errlen)
 {
 	const cJSON *data = NULL, *bin = NULL;
 	struct collect c = { .d = out, .err = err, .errlen = errlen };
@@ -453,8 +452,8 @@ static int put_ref(sink_fn sink, void *ctx, const struct ref *r, const struct ob
 {
 	const char *kind = refs_kind_name(r->kind);
 
-	if ((!r->whole && !keys_valid(r)) || sink(ctx, kind, strlen(kind)) < 0 || sink(ctx, "/", 1) < 0 ||
-	    put_line(sink, ctx, r->name) < 0)
+	if ((!r->whole && !keys_valid(r)) || sink(ctx, kind, strlen(kind)) < 0 ||
+	    sink(ctx, "/", 1) < 0 || put_line(sink, ctx, r->name) < 0)
 		return -1;
 	if (!d)
 		return sink(ctx, "-\n", 2);
@@ -465,15 +464,15 @@ static int put_ref(sink_fn sink, void *ctx, const struct ref *r, const struct ob
  * Feeds the whole stream to sink. Refuses (-1) a set that is not sorted and
  * unique, since its hash would depend on how it was built.
  */
-static int emit_stream(const struct refset *set, const struct obj_digest *const *objs,
-		       sink_fn sink, void *ctx)
+static int emit_stream(const struct refset *set, const struct obj_digest *const *objs, sink_fn sink,
+		       void *ctx)
 {
 	for (size_t i = 0; i < set->n; i++) {
 		const struct ref *r = &set->refs[i];
 
-		if (i > 0 && (set->refs[i - 1].kind > r->kind ||
-			      (set->refs[i - 1].kind == r->kind &&
-			       strcmp(set->refs[i - 1].name, r->name) >= 0)))
+		if (i > 0 &&
+		    (set->refs[i - 1].kind > r->kind ||
+		     (set->refs[i - 1].kind == r->kind && strcmp(set->refs[i - 1].name, r->name) >= 0)))
 			return -1;
 		if (put_ref(sink, ctx, r, objs ? objs[i] : NULL) < 0)
 			return -1;
@@ -597,8 +596,8 @@ static int dynbuf_sink(void *ctx, const void *p, size_t n)
 	return dynbuf_addn(ctx, p, n) == DYNBUF_OK ? 0 : -1;
 }
 
-int confighash_stream(const struct refset *set, const struct obj_digest *const *objs,
-		      char **out, size_t *len)
+int confighash_stream(const struct refset *set, const struct obj_digest *const *objs, char **out,
+		      size_t *len)
 {
 	struct dynbuf b;
 

@@ -34,7 +34,7 @@ static const struct kind kinds[KIND_COUNT] = {
 	     .kind = "Rollout", .resource = "rollouts", .singular = "rollout",
 	     .template = KIND_TEMPLATE_SPEC,
 	     .flags = KIND_STAMPED | KIND_JUDGED | KIND_TEMPLATE_JUDGED | KIND_OWNS_REPLICASETS |
-		      KIND_CUSTOM),
+		     KIND_CUSTOM),
 	/* Judged through its target Deployment's template. */
 	KIND(KIND_FLAGGER_CANARY, .group = "flagger.app", .version = "v1beta1",
 	     .api_version = "flagger.app/v1beta1", .api_path = "/apis/flagger.app/v1beta1",

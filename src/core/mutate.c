@@ -65,9 +65,9 @@ static struct optin decide_optin(const struct config *cfg, const cJSON *ann)
 	if (annotation_is(ann, reload, "false"))
 		return o;
 	all = cfg->stamp_mode == STAMP_ALL || annotation_is(ann, reload, "true") ||
-	      annotation_is(ann, wave_optin, "true") || annotation_is(ann, reloader_auto, "true") ||
-	      annotation_set(ann, reloader_cm_list) || annotation_set(ann, reloader_secret_list) ||
-	      annotation_set(ann, cms) || annotation_set(ann, secrets);
+		annotation_is(ann, wave_optin, "true") || annotation_is(ann, reloader_auto, "true") ||
+		annotation_set(ann, reloader_cm_list) || annotation_set(ann, reloader_secret_list) ||
+		annotation_set(ann, cms) || annotation_set(ann, secrets);
 	o.configmaps = all || annotation_is(ann, reloader_cm_auto, "true");
 	o.secrets = all || annotation_is(ann, reloader_secret_auto, "true");
 	return o;
@@ -131,14 +131,15 @@ static int build_batch(const struct admission_request *req, struct stamp_plan *p
 	if (!b->items)
 		return -1;
 	for (size_t i = 0; i < b->n; i++) {
-		b->items[i].kind = plan->refs.refs[i].kind == OBJ_CONFIGMAP ? SRC_CONFIGMAP : SRC_SECRET;
+		b->items[i].kind = plan->refs.refs[i].kind == OBJ_CONFIGMAP ? SRC_CONFIGMAP
+									    : SRC_SECRET;
 		b->items[i].name = plan->refs.refs[i].name;
 	}
 	return 0;
 }
 
-int mutate_plan(const struct config *cfg, const struct admission_request *req,
-		struct stamp_plan *plan, char *err, size_t errlen)
+int mutate_plan(const struct config *cfg, const struct admission_request *req, struct stamp_plan *plan,
+		char *err, size_t errlen)
 {
 	const cJSON *tmpl, *ann, *podspec;
 	struct optin o;
@@ -176,8 +177,9 @@ static int keep_previous(const struct admission_request *req, const char *key,
 			 struct admission_response *resp)
 {
 	const struct kind *k = stamped_kind(req);
-	const char *old = json_get_string(
-		json_get_path(kinds_template(k, req->old_object), "metadata", "annotations", NULL), key);
+	const char *old = json_get_string(json_get_path(kinds_template(k, req->old_object), "metadata",
+							"annotations", NULL),
+					  key);
 	const char *cur = json_get_string(
 		json_get_path(kinds_template(k, req->object), "metadata", "annotations", NULL), key);
 
@@ -209,7 +211,8 @@ static int warn_missing(const struct stamp_plan *plan, struct admission_response
 		if (plan->batch.items[i].status != LOOKUP_ABSENT || r->optional)
 			continue;
 		snprintf(msg, sizeof(msg), "%s \"%s\" referenced by %s does not exist yet",
-			 refs_kind(r->kind)->singular, r->name, r->user ? r->user : "the pod template");
+			 refs_kind(r->kind)->singular, r->name,
+			 r->user ? r->user : "the pod template");
 		if (admission_warn(resp, msg) < 0)
 			return -1;
 	}
@@ -276,7 +279,8 @@ int mutate_finish(const struct config *cfg, const struct admission_request *req,
 	if (warn_missing(plan, resp) < 0)
 		return -1;
 	if (patch_template_annotation(req->object, key, value, &resp->patch) < 0 &&
-	    admission_warn(resp, "rollgate: config hash not set: pod template metadata is malformed") < 0)
+	    admission_warn(resp, "rollgate: config hash not set: pod template metadata is malformed") <
+		    0)
 		return -1;
 	return 0;
 }

@@ -106,8 +106,7 @@ static bool missing(const cJSON *v)
 }
 
 /* Sets or removes one key of an existing annotations object. */
-static int patch_existing(const cJSON *annotations, const char *key, const char *value,
-			  char **out)
+static int patch_existing(const cJSON *annotations, const char *key, const char *value, char **out)
 {
 	const cJSON *cur = cJSON_GetObjectItemCaseSensitive(annotations, key);
 	char *esc = NULL, *path = NULL;
@@ -141,8 +140,7 @@ out:
 }
 
 /* Adds a whole metadata (wrap) or annotations map holding the one key. */
-static int patch_add_map(const char *path, const char *key, const char *value, bool wrap,
-			 char **out)
+static int patch_add_map(const char *path, const char *key, const char *value, bool wrap, char **out)
 {
 	cJSON *map;
 
@@ -155,8 +153,7 @@ static int patch_add_map(const char *path, const char *key, const char *value, b
 	return *out ? 0 : -1;
 }
 
-int patch_template_annotation(const cJSON *workload, const char *key, const char *value,
-			      char **out)
+int patch_template_annotation(const cJSON *workload, const char *key, const char *value, char **out)
 {
 	const cJSON *tmpl, *meta, *ann;
 
@@ -251,7 +248,8 @@ static int apply_op(cJSON *doc, const cJSON *op, char *err, size_t errlen)
 		}
 		cJSON_DeleteItemFromObjectCaseSensitive(parent, last);
 		rc = 0;
-	} else if (strcmp(kind->valuestring, "add") == 0 || strcmp(kind->valuestring, "replace") == 0) {
+	} else if (strcmp(kind->valuestring, "add") == 0 ||
+		   strcmp(kind->valuestring, "replace") == 0) {
 		copy = value ? cJSON_Duplicate(value, 1) : NULL;
 		if (!copy) {
 			snprintf(err, errlen, "patch operation without a value");

@@ -36,10 +36,10 @@ struct found {
 	enum obj_kind kind;
 	const char *name;
 	bool optional;
-	const cJSON *items;  /* volume/projected items, NULL when absent */
-	const char *key;     /* configMapKeyRef/secretKeyRef key, else NULL */
+	const cJSON *items; /* volume/projected items, NULL when absent */
+	const char *key;    /* configMapKeyRef/secretKeyRef key, else NULL */
 	const char *user;
-	const char *path;    /* of the reference object, for messages */
+	const char *path; /* of the reference object, for messages */
 };
 
 const struct kind *refs_kind(enum obj_kind kind)
@@ -64,8 +64,7 @@ static int ref_cmp(enum obj_kind ka, const char *na, enum obj_kind kb, const cha
 }
 
 /* Binary search: returns the index of (kind, name) or where it belongs. */
-static size_t ref_find(const struct refset *set, enum obj_kind kind, const char *name,
-		       bool *found)
+static size_t ref_find(const struct refset *set, enum obj_kind kind, const char *name, bool *found)
 {
 	size_t lo = 0, hi = set->n;
 
@@ -120,8 +119,8 @@ static void ref_clear_keys(struct ref *r)
  * reference is optional too; its first user is kept. Returns NULL on OOM or
  * past REFS_MAX (with *full set).
  */
-static struct ref *ref_get(struct refset *set, enum obj_kind kind, const char *name,
-			   bool optional, const char *user, bool *full)
+static struct ref *ref_get(struct refset *set, enum obj_kind kind, const char *name, bool optional,
+			   const char *user, bool *full)
 {
 	struct ref r = { .kind = kind, .optional = optional };
 	bool found;
@@ -188,8 +187,7 @@ static int ref_add_key(struct ref *r, const char *key)
 
 /* Field paths only feed error messages, so a path cut short (a very long
  * caller prefix) is acceptable; this keeps the truncation deliberate. */
-__attribute__((format(printf, 3, 4))) static void path_fmt(char *buf, size_t len,
-							   const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void path_fmt(char *buf, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -200,8 +198,7 @@ __attribute__((format(printf, 3, 4))) static void path_fmt(char *buf, size_t len
 
 static int fail(struct walk *w, const char *path, const char *field, const char *what)
 {
-	snprintf(w->err, w->errlen, "%s%s%s: %s", path, field ? "." : "", field ? field : "",
-		 what);
+	snprintf(w->err, w->errlen, "%s%s%s: %s", path, field ? "." : "", field ? field : "", what);
 	return -1;
 }
 
@@ -260,8 +257,7 @@ static int get_string(struct walk *w, const cJSON *obj, const char *path, const 
 	return 0;
 }
 
-static int get_bool(struct walk *w, const cJSON *obj, const char *path, const char *field,
-		    bool *out)
+static int get_bool(struct walk *w, const cJSON *obj, const char *path, const char *field, bool *out)
 {
 	const cJSON *v = json_get(obj, field);
 
@@ -298,8 +294,8 @@ static int add_key_checked(struct walk *w, struct ref *r, const char *key, const
 	if (rc == -1)
 		return oom(w);
 	if (rc == -2) {
-		snprintf(w->err, w->errlen, "%s: more than %d keys selected from %s \"%.253s\"",
-			 path, REFS_MAX_KEYS, refs_kind(r->kind)->singular, r->name);
+		snprintf(w->err, w->errlen, "%s: more than %d keys selected from %s \"%.253s\"", path,
+			 REFS_MAX_KEYS, refs_kind(r->kind)->singular, r->name);
 		return -1;
 	}
 	return 0;
@@ -407,8 +403,7 @@ static int visit_env(struct walk *w, const cJSON *c, const char *cpath, const ch
 		path_fmt(vpath, sizeof(vpath), "%s.valueFrom", path);
 		if (visit_ref(w, vf, vpath, "configMapKeyRef", OBJ_CONFIGMAP, "name", true, false,
 			      user) < 0 ||
-		    visit_ref(w, vf, vpath, "secretKeyRef", OBJ_SECRET, "name", true, false,
-			      user) < 0)
+		    visit_ref(w, vf, vpath, "secretKeyRef", OBJ_SECRET, "name", true, false, user) < 0)
 			return -1;
 	}
 	return 0;
@@ -425,8 +420,8 @@ static int visit_env_from(struct walk *w, const cJSON *c, const char *cpath, con
 	cJSON_ArrayForEach(e, list) {
 		path_fmt(path, sizeof(path), "%s.envFrom[%zu]", cpath, i++);
 		if (elem_object(w, e, path) < 0 ||
-		    visit_ref(w, e, path, "configMapRef", OBJ_CONFIGMAP, "name", false, false,
-			      user) < 0 ||
+		    visit_ref(w, e, path, "configMapRef", OBJ_CONFIGMAP, "name", false, false, user) <
+			    0 ||
 		    visit_ref(w, e, path, "secretRef", OBJ_SECRET, "name", false, false, user) < 0)
 			return -1;
 	}
@@ -436,8 +431,8 @@ static int visit_env_from(struct walk *w, const cJSON *c, const char *cpath, con
 /* Names the user of a reference for messages: `container "web"`, or the
  * element's path when it has no name. Long names are cut so that one huge
  * name cannot be copied into thousands of entries. */
-static int user_label(struct walk *w, const cJSON *elem, const char *path, const char *what,
-		      char *buf, size_t len)
+static int user_label(struct walk *w, const cJSON *elem, const char *path, const char *what, char *buf,
+		      size_t len)
 {
 	const char *name;
 
@@ -450,8 +445,8 @@ static int user_label(struct walk *w, const cJSON *elem, const char *path, const
 	return 0;
 }
 
-static int visit_containers(struct walk *w, const cJSON *spec, const char *spath,
-			    const char *field, const char *what)
+static int visit_containers(struct walk *w, const cJSON *spec, const char *spath, const char *field,
+			    const char *what)
 {
 	char path[PATH_LEN], user[REFS_USER_MAX + 32];
 	const cJSON *list, *c;
@@ -473,8 +468,7 @@ static int visit_containers(struct walk *w, const cJSON *spec, const char *spath
 
 /* Projected sources: only configMap and secret count; serviceAccountToken,
  * downwardAPI, clusterTrustBundle and the rest are not ConfigMaps/Secrets. */
-static int visit_projected(struct walk *w, const cJSON *vol, const char *vpath,
-			   const char *user)
+static int visit_projected(struct walk *w, const cJSON *vol, const char *vpath, const char *user)
 {
 	char ppath[PATH_LEN], path[PATH_LEN];
 	const cJSON *proj, *sources, *s;

@@ -65,8 +65,7 @@ static void list_append(char *buf, size_t len, const char *name, size_t n)
 
 /* Marks one skip item: a known rule ID sets listed[id], anything else goes
  * to the unknown list. */
-static void skip_item(const char *item, size_t n, bool listed[RULE_COUNT], char *unknown,
-		      size_t ulen)
+static void skip_item(const char *item, size_t n, bool listed[RULE_COUNT], char *unknown, size_t ulen)
 {
 	char name[SKIP_NAME_MAX];
 	const struct rules_entry *e;
@@ -114,7 +113,8 @@ static void read_skip(struct rules_ctx *ctx, bool listed[RULE_COUNT])
 			skip_item(start, (size_t)(end - start), listed, unknown, sizeof(unknown));
 	}
 	if (*unknown)
-		rules_note(ctx, "%s: unknown rule IDs %s ignored (list rule IDs; \"*\" is not supported)",
+		rules_note(ctx,
+			   "%s: unknown rule IDs %s ignored (list rule IDs; \"*\" is not supported)",
 			   key, unknown);
 }
 
@@ -320,7 +320,8 @@ static int decide_warnings(const struct verdict *v, struct admission_response *r
 	int rc = 0;
 
 	b.runes = resp->warning_runes < room ? room - resp->warning_runes : 0;
-	b.lines = resp->n_warnings < ADM_MAX_WARNINGS - 1 ? ADM_MAX_WARNINGS - 1 - resp->n_warnings : 0;
+	b.lines = resp->n_warnings < ADM_MAX_WARNINGS - 1 ? ADM_MAX_WARNINGS - 1 - resp->n_warnings
+							  : 0;
 	if (rules_warnings(v, &b, &w) < 0)
 		return -1;
 	for (size_t i = 0; rc == 0 && i < w.n; i++)
@@ -331,8 +332,7 @@ static int decide_warnings(const struct verdict *v, struct admission_response *r
 
 /* Audit annotations: one per rule (keys must be unique in the response
  * object), its messages joined by "; ". */
-static int decide_audit_rule(const struct verdict *v, enum rule_id id,
-			     struct admission_response *resp)
+static int decide_audit_rule(const struct verdict *v, enum rule_id id, struct admission_response *resp)
 {
 	char *joined = NULL;
 	size_t len = 0;

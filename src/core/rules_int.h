@@ -24,11 +24,11 @@ struct rules_ctx {
 	const struct config *cfg;
 	const struct admission_request *req;
 	const struct rules_extra *extra;
-	const struct kind *kind;    /* what the request is about (a KIND_JUDGED kind) */
-	bool scale;                 /* a write through replicasets/scale */
-	const cJSON *tmpl;          /* the pod template the template rules judge, or NULL */
-	bool active[RULE_COUNT];    /* mode not off, not exempt, not skipped */
-	size_t kept[RULE_COUNT];    /* violations recorded per rule */
+	const struct kind *kind; /* what the request is about (a KIND_JUDGED kind) */
+	bool scale;              /* a write through replicasets/scale */
+	const cJSON *tmpl;       /* the pod template the template rules judge, or NULL */
+	bool active[RULE_COUNT]; /* mode not off, not exempt, not skipped */
+	size_t kept[RULE_COUNT]; /* violations recorded per rule */
 	struct verdict *out;
 	bool oom;
 };

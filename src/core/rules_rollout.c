@@ -29,8 +29,8 @@ static bool has_value(const cJSON *obj, const char *key)
 static bool is_rollout_owner(const cJSON *ref)
 {
 	const char *name = json_get_string(ref, "name");
-	const struct kind *k =
-		kinds_by_kind(json_get_string(ref, "apiVersion"), json_get_string(ref, "kind"));
+	const struct kind *k = kinds_by_kind(json_get_string(ref, "apiVersion"),
+					     json_get_string(ref, "kind"));
 
 	return kinds_has(k, KIND_OWNS_REPLICASETS) && name && *name;
 }
@@ -82,7 +82,8 @@ static void report_owned(struct rules_ctx *ctx, const char *path, const char *rs
 	bool scale = strcmp(verb, "scale") == 0;
 
 	rules_report(ctx, RULE_REPLICASET_DIRECT_EDIT, path,
-		     "ReplicaSet \"%.253s\" is managed by %s \"%.253s\": %s the %s instead (kubectl %s %s %.253s%s)",
+		     "ReplicaSet \"%.253s\" is managed by %s \"%.253s\": %s the %s instead (kubectl "
+		     "%s %s %.253s%s)",
 		     rs, kind, name, verb, kind, scale ? "scale" : "edit", res, name,
 		     scale ? " --replicas=N" : "");
 }
@@ -106,7 +107,8 @@ static void check_rs_object(struct rules_ctx *ctx)
 			return;
 		snprintf(p, sizeof(p), "metadata.ownerReferences[%d]", idx);
 		rules_report(ctx, RULE_REPLICASET_DIRECT_EDIT, p,
-			     "ReplicaSet \"%.253s\" claims owner %s \"%.253s\": only its controller creates ReplicaSets; change the %s instead (kubectl edit %s %.253s)",
+			     "ReplicaSet \"%.253s\" claims owner %s \"%.253s\": only its controller "
+			     "creates ReplicaSets; change the %s instead (kubectl edit %s %.253s)",
 			     rs, json_get_string(owner, "kind"), json_get_string(owner, "name"),
 			     json_get_string(owner, "kind"), owner_resource(owner),
 			     json_get_string(owner, "name"));
@@ -146,7 +148,8 @@ static void check_rs_scale(struct rules_ctx *ctx)
 	    json_get_path(old, "metadata", "ownerReferences", NULL))
 		return;
 	rules_report(ctx, RULE_REPLICASET_DIRECT_EDIT, "spec.replicas",
-		     "ReplicaSet \"%.253s\" is scaled directly: scale the Deployment or Rollout that owns it instead (kubectl scale deployment NAME --replicas=N)",
+		     "ReplicaSet \"%.253s\" is scaled directly: scale the Deployment or Rollout that "
+		     "owns it instead (kubectl scale deployment NAME --replicas=N)",
 		     rs);
 }
 
@@ -172,7 +175,8 @@ void rules_check_history(struct rules_ctx *ctx)
 	if (json_get_int(json_get(ctx->req->object, "spec"), "revisionHistoryLimit", &n) < 0 || n != 0)
 		return;
 	rules_report(ctx, RULE_NO_ROLLBACK_HISTORY, "spec.revisionHistoryLimit",
-		     "revisionHistoryLimit is 0, so there is nothing to roll back to; set it to 1 or more (default 10)");
+		     "revisionHistoryLimit is 0, so there is nothing to roll back to; set it to 1 or "
+		     "more (default 10)");
 }
 
 /* ---- full-outage-rollout ---- */
@@ -238,11 +242,13 @@ static void report_malformed(struct rules_ctx *ctx, const cJSON *v, const char *
 {
 	if (cJSON_IsString(v))
 		rules_report(ctx, RULE_FULL_OUTAGE_ROLLOUT, path,
-			     "maxUnavailable \"%.32s\" is not an integer or percentage; use e.g. 1 or \"25%%\"",
+			     "maxUnavailable \"%.32s\" is not an integer or percentage; use e.g. 1 or "
+			     "\"25%%\"",
 			     v->valuestring);
 	else
 		rules_report(ctx, RULE_FULL_OUTAGE_ROLLOUT, path,
-			     "maxUnavailable is not a non-negative integer or percentage; use e.g. 1 or \"25%%\"");
+			     "maxUnavailable is not a non-negative integer or percentage; use e.g. 1 "
+			     "or \"25%%\"");
 }
 
 /* Reports when parent.maxUnavailable (path names it) takes every one of
@@ -264,7 +270,8 @@ static void check_unavailable(struct rules_ctx *ctx, const cJSON *parent, const 
 	 * cJSON formats them. */
 	snprintf(shown, sizeof(shown), is.pct ? "%lld%%" : "%lld", is.val);
 	rules_report(ctx, RULE_FULL_OUTAGE_ROLLOUT, path,
-		     "maxUnavailable %s takes down all %lld replicas at once; set it below %lld, e.g. 25%%",
+		     "maxUnavailable %s takes down all %lld replicas at once; set it below %lld, e.g. "
+		     "25%%",
 		     shown, replicas, replicas);
 }
 
@@ -301,7 +308,8 @@ void rules_check_outage(struct rules_ctx *ctx)
 		if (!rules_rolling_update(ctx))
 			return;
 		ru = json_get_path(spec, "strategy", "rollingUpdate", NULL);
-		check_unavailable(ctx, ru, "spec.strategy.rollingUpdate.maxUnavailable", &pct25, replicas);
+		check_unavailable(ctx, ru, "spec.strategy.rollingUpdate.maxUnavailable", &pct25,
+				  replicas);
 		return;
 	case KIND_STATEFULSET:
 		ru = json_get_path(spec, "updateStrategy", "rollingUpdate", NULL);
@@ -315,7 +323,8 @@ void rules_check_outage(struct rules_ctx *ctx)
 		canary = json_get_path(spec, "strategy", "canary", NULL);
 		if (!cJSON_IsObject(canary) || has_value(canary, "trafficRouting"))
 			return;
-		check_unavailable(ctx, canary, "spec.strategy.canary.maxUnavailable", &pct25, replicas);
+		check_unavailable(ctx, canary, "spec.strategy.canary.maxUnavailable", &pct25,
+				  replicas);
 		return;
 	default:
 		return;
@@ -331,7 +340,7 @@ static bool step_guards(const cJSON *step)
 	const cJSON *analyses = json_get_path(step, "experiment", "analyses", NULL);
 
 	return has_value(step, "pause") || has_object(step, "analysis") ||
-	       (cJSON_IsArray(analyses) && cJSON_GetArraySize(analyses) > 0);
+		(cJSON_IsArray(analyses) && cJSON_GetArraySize(analyses) > 0);
 }
 
 static bool step_raises_traffic(const cJSON *step)
@@ -359,7 +368,8 @@ void rules_check_canary_steps(struct rules_ctx *ctx)
 		return;
 	if (!cJSON_IsArray(steps) || cJSON_GetArraySize(steps) == 0) {
 		rules_report(ctx, RULE_UNGUARDED_CANARY_STEPS, "spec.strategy.canary",
-			     "canary has no steps, so it promotes at once; add setWeight and pause or analysis steps");
+			     "canary has no steps, so it promotes at once; add setWeight and pause or "
+			     "analysis steps");
 		return;
 	}
 	cJSON_ArrayForEach(s, steps) {
@@ -391,5 +401,6 @@ void rules_check_blue_green(struct rules_ctx *ctx)
 	    has_object(bg, "prePromotionAnalysis"))
 		return;
 	rules_report(ctx, RULE_UNGUARDED_BLUE_GREEN, "spec.strategy.blueGreen",
-		     "blueGreen auto-promotes unchecked; add prePromotionAnalysis or set autoPromotionEnabled: false");
+		     "blueGreen auto-promotes unchecked; add prePromotionAnalysis or set "
+		     "autoPromotionEnabled: false");
 }

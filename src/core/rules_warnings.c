@@ -17,9 +17,9 @@ struct group {
 	enum rule_id rule;
 	size_t cand[RULES_MAX_PER_RULE]; /* distinct warn messages, as indexes in v->v */
 	size_t n_cand;
-	size_t shown;                    /* of cand, listed one per line */
-	size_t dropped;                  /* past RULES_MAX_PER_RULE */
-	char *text[RULES_MAX_PER_RULE];  /* "rule-id: message" of cand[0 .. max shown) */
+	size_t shown;                   /* of cand, listed one per line */
+	size_t dropped;                 /* past RULES_MAX_PER_RULE */
+	char *text[RULES_MAX_PER_RULE]; /* "rule-id: message" of cand[0 .. max shown) */
 	size_t runes[RULES_MAX_PER_RULE];
 };
 

@@ -51,7 +51,7 @@ static const cJSON *container_list(const cJSON *tmpl, const char *field)
  * the Flagger target); `path`, when not NULL, replaces the per-container
  * field path. */
 static void check_readiness(struct rules_ctx *ctx, enum rule_id id, const cJSON *containers,
-				  const char *who, const char *path)
+			    const char *who, const char *path)
 {
 	const cJSON *c;
 	char p[128];
@@ -70,7 +70,8 @@ static void check_readiness(struct rules_ctx *ctx, enum rule_id id, const cJSON 
 		    rules_reported(ctx, RULE_CANARY_WITHOUT_READINESS, p))
 			continue;
 		rules_report(ctx, id, path ? path : p,
-			     "%scontainer \"%.63s\" has no readinessProbe; add one so %s waits for ready pods",
+			     "%scontainer \"%.63s\" has no readinessProbe; add one so %s waits for "
+			     "ready pods",
 			     who ? who : "", container_name(c), why);
 	}
 }
@@ -97,10 +98,14 @@ static void check_flagger(struct rules_ctx *ctx)
 		check_readiness(ctx, RULE_CANARY_WITHOUT_READINESS, container_list(tmpl, "containers"),
 				who, "spec.targetRef");
 	} else if (st == LOOKUP_ABSENT) {
-		rules_note(ctx, "flagger canary \"%.253s\": Deployment \"%.253s\" does not exist yet; readiness probes not checked",
+		rules_note(ctx,
+			   "flagger canary \"%.253s\": Deployment \"%.253s\" does not exist yet; "
+			   "readiness probes not checked",
 			   canary, target);
 	} else if (st != LOOKUP_NONE) {
-		rules_note(ctx, "flagger canary \"%.253s\": could not look up Deployment \"%.253s\" to check readiness probes",
+		rules_note(ctx,
+			   "flagger canary \"%.253s\": could not look up Deployment \"%.253s\" to "
+			   "check readiness probes",
 			   canary, target);
 	}
 }
@@ -218,9 +223,11 @@ void rules_check_image_tags(struct rules_ctx *ctx)
 			i++;
 			if (!image || !*image || !image_mutable(image, &no_tag))
 				continue;
-			snprintf(p, sizeof(p), "spec.template.spec.%s[%d].image", container_lists[l].field, i);
+			snprintf(p, sizeof(p), "spec.template.spec.%s[%d].image",
+				 container_lists[l].field, i);
 			rules_report(ctx, RULE_MUTABLE_IMAGE_TAG, p,
-				     "container \"%.63s\" image \"%.128s\" %s; pin a version tag or @sha256 digest",
+				     "container \"%.63s\" image \"%.128s\" %s; pin a version tag or "
+				     "@sha256 digest",
 				     container_name(c), image, no_tag ? "has no tag" : "uses latest");
 		}
 	}
@@ -258,7 +265,8 @@ void rules_check_liveness(struct rules_ctx *ctx)
 			snprintf(p, sizeof(p), "spec.template.spec.%s[%d].livenessProbe",
 				 container_lists[l].field, i);
 			rules_report(ctx, RULE_LIVENESS_WITHOUT_STARTUP_GRACE, p,
-				     "container \"%.63s\": livenessProbe has no startup grace; add a startupProbe",
+				     "container \"%.63s\": livenessProbe has no startup grace; add a "
+				     "startupProbe",
 				     container_name(c));
 		}
 	}

@@ -133,7 +133,10 @@ static void emit_double(struct ebuf *e, const char *s)
 		} else if (cp_safe(c)) {
 			eb_put(e, (const char *)p, (size_t)k);
 		} else {
-			snprintf(esc, sizeof(esc), c < 0x100 ? "\\x%02X" : c < 0x10000 ? "\\u%04X" : "\\U%08X",
+			snprintf(esc, sizeof(esc),
+				 c < 0x100             ? "\\x%02X"
+					 : c < 0x10000 ? "\\u%04X"
+						       : "\\U%08X",
 				 (unsigned)c);
 			eb_puts(e, esc);
 		}

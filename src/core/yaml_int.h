@@ -61,7 +61,7 @@ static inline int yamljson_utf8_next(const unsigned char *s, uint32_t *cp)
 	if (s[0] >= 0xF0 && s[0] <= 0xF4 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80 &&
 	    (s[3] & 0xC0) == 0x80) {
 		*cp = ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
-		      ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+			((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
 		return (*cp < 0x10000 || *cp > 0x10FFFF) ? 0 : 4;
 	}
 	*cp = 0;

@@ -101,8 +101,7 @@ static void anchor_free(void *p)
 }
 
 /* Anchors by name; each entry's key is its anchor's own name. */
-static const struct htable_type anchor_type = { htable_hash_str, htable_equal_str, NULL,
-						 anchor_free };
+static const struct htable_type anchor_type = { htable_hash_str, htable_equal_str, NULL, anchor_free };
 
 /* One collection being built. A mapping's keys table maps each member name
  * (the member's own string) to NULL for a key written in it, or to the
@@ -389,8 +388,8 @@ static int attach(struct builder *b, cJSON *node, int height)
 
 /* Anchors are registered when their node completes, so a node cannot
  * contain an alias to itself. A redefined anchor replaces the old one. */
-static int add_anchor(struct builder *b, const char *name, cJSON *node, size_t nodes0,
-		      size_t bytes0, int height)
+static int add_anchor(struct builder *b, const char *name, cJSON *node, size_t nodes0, size_t bytes0,
+		      int height)
 {
 	struct anchor *a = htable_find(&b->anchors, name);
 
@@ -411,8 +410,8 @@ static int add_anchor(struct builder *b, const char *name, cJSON *node, size_t n
 	return 0;
 }
 
-static int complete(struct builder *b, cJSON *node, const char *anchor, size_t nodes0,
-		    size_t bytes0, int height)
+static int complete(struct builder *b, cJSON *node, const char *anchor, size_t nodes0, size_t bytes0,
+		    int height)
 {
 	if (anchor && add_anchor(b, anchor, node, nodes0, bytes0, height) < 0) {
 		cJSON_Delete(node);
@@ -437,8 +436,10 @@ static int resolve_event(struct builder *b, const yaml_event_t *ev, struct rval 
 	memset(v, 0, sizeof(*v));
 	if (tag && strncmp(tag, TAG_PREFIX, strlen(TAG_PREFIX)) == 0)
 		want = tag + strlen(TAG_PREFIX);
-	if (tag && !(want && (!strcmp(want, "null") || !strcmp(want, "bool") ||
-			      !strcmp(want, "int") || !strcmp(want, "float"))))
+	if (tag &&
+	    !(want &&
+	      (!strcmp(want, "null") || !strcmp(want, "bool") || !strcmp(want, "int") ||
+	       !strcmp(want, "float"))))
 		return 0; /* RK_STR */
 	if (!tag && !ev->data.scalar.plain_implicit)
 		return 0;
@@ -447,9 +448,10 @@ static int resolve_event(struct builder *b, const yaml_event_t *ev, struct rval 
 	if (want) {
 		bool isint = v->kind == RK_INT || v->kind == RK_UINT;
 		ok = (!strcmp(want, "null") && v->kind == RK_NULL) ||
-		     (!strcmp(want, "bool") && v->kind == RK_BOOL) ||
-		     (!strcmp(want, "int") && isint) ||
-		     (!strcmp(want, "float") && (isint || v->kind == RK_FLOAT || v->kind == RK_NONFINITE));
+			(!strcmp(want, "bool") && v->kind == RK_BOOL) ||
+			(!strcmp(want, "int") && isint) ||
+			(!strcmp(want, "float") &&
+			 (isint || v->kind == RK_FLOAT || v->kind == RK_NONFINITE));
 		if (!ok)
 			return fail(b, "cannot decode value as !!%s", want);
 		if (!strcmp(want, "float") && isint) {
@@ -518,7 +520,7 @@ static int on_key_scalar(struct builder *b, struct frame *f, const yaml_event_t 
 static bool is_empty_document(const yaml_event_t *ev)
 {
 	return ev->data.scalar.length == 0 && !ev->data.scalar.tag && !ev->data.scalar.anchor &&
-	       ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+		ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
 }
 
 static int on_scalar(struct builder *b, const yaml_event_t *ev)

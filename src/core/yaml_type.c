@@ -21,18 +21,18 @@ static const struct {
 	enum rkind kind;
 	int v; /* bool value, or sign of an infinity (0: NaN) */
 } resolve_words[] = {
-	{ "y", RK_BOOL, 1 },	  { "Y", RK_BOOL, 1 },	   { "yes", RK_BOOL, 1 },
-	{ "Yes", RK_BOOL, 1 },	  { "YES", RK_BOOL, 1 },   { "true", RK_BOOL, 1 },
-	{ "True", RK_BOOL, 1 },	  { "TRUE", RK_BOOL, 1 },  { "on", RK_BOOL, 1 },
-	{ "On", RK_BOOL, 1 },	  { "ON", RK_BOOL, 1 },	   { "n", RK_BOOL, 0 },
-	{ "N", RK_BOOL, 0 },	  { "no", RK_BOOL, 0 },	   { "No", RK_BOOL, 0 },
-	{ "NO", RK_BOOL, 0 },	  { "false", RK_BOOL, 0 }, { "False", RK_BOOL, 0 },
-	{ "FALSE", RK_BOOL, 0 },  { "off", RK_BOOL, 0 },   { "Off", RK_BOOL, 0 },
-	{ "OFF", RK_BOOL, 0 },	  { "~", RK_NULL, 0 },	   { "null", RK_NULL, 0 },
-	{ "Null", RK_NULL, 0 },	  { "NULL", RK_NULL, 0 },  { ".nan", RK_NONFINITE, 0 },
-	{ ".NaN", RK_NONFINITE, 0 }, { ".NAN", RK_NONFINITE, 0 }, { ".inf", RK_NONFINITE, 1 },
-	{ ".Inf", RK_NONFINITE, 1 }, { ".INF", RK_NONFINITE, 1 }, { "+.inf", RK_NONFINITE, 1 },
-	{ "+.Inf", RK_NONFINITE, 1 }, { "+.INF", RK_NONFINITE, 1 }, { "-.inf", RK_NONFINITE, -1 },
+	{ "y", RK_BOOL, 1 },           { "Y", RK_BOOL, 1 },           { "yes", RK_BOOL, 1 },
+	{ "Yes", RK_BOOL, 1 },         { "YES", RK_BOOL, 1 },         { "true", RK_BOOL, 1 },
+	{ "True", RK_BOOL, 1 },        { "TRUE", RK_BOOL, 1 },        { "on", RK_BOOL, 1 },
+	{ "On", RK_BOOL, 1 },          { "ON", RK_BOOL, 1 },          { "n", RK_BOOL, 0 },
+	{ "N", RK_BOOL, 0 },           { "no", RK_BOOL, 0 },          { "No", RK_BOOL, 0 },
+	{ "NO", RK_BOOL, 0 },          { "false", RK_BOOL, 0 },       { "False", RK_BOOL, 0 },
+	{ "FALSE", RK_BOOL, 0 },       { "off", RK_BOOL, 0 },         { "Off", RK_BOOL, 0 },
+	{ "OFF", RK_BOOL, 0 },         { "~", RK_NULL, 0 },           { "null", RK_NULL, 0 },
+	{ "Null", RK_NULL, 0 },        { "NULL", RK_NULL, 0 },        { ".nan", RK_NONFINITE, 0 },
+	{ ".NaN", RK_NONFINITE, 0 },   { ".NAN", RK_NONFINITE, 0 },   { ".inf", RK_NONFINITE, 1 },
+	{ ".Inf", RK_NONFINITE, 1 },   { ".INF", RK_NONFINITE, 1 },   { "+.inf", RK_NONFINITE, 1 },
+	{ "+.Inf", RK_NONFINITE, 1 },  { "+.INF", RK_NONFINITE, 1 },  { "-.inf", RK_NONFINITE, -1 },
 	{ "-.Inf", RK_NONFINITE, -1 }, { "-.INF", RK_NONFINITE, -1 },
 };
 
@@ -173,8 +173,8 @@ static bool numberish(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
-		if (!(is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      c == '_' || c == '.' || c == '+' || c == '-'))
+		if (!(is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+		      c == '.' || c == '+' || c == '-'))
 			return false;
 	}
 	return true;
@@ -301,7 +301,7 @@ char *yamljson_key_from_node(const cJSON *n)
 
 	if (cJSON_IsString(n))
 		return yamljson_key_text(&(struct rval){ .kind = RK_STR }, n->valuestring,
-				strlen(n->valuestring));
+					 strlen(n->valuestring));
 	if (cJSON_IsBool(n)) {
 		v.kind = RK_BOOL;
 		v.b = cJSON_IsTrue(n);

@@ -151,7 +151,8 @@ static int read_watch(struct cfgread *r, const cJSON *v, struct config *cfg)
 			if (read_string(r, m, "watch.labelSelector", &cfg->watch_label_selector) < 0)
 				return -1;
 		} else {
-			return cfg_fail(r, m, m->string, "unknown key in watch (known: namespaces, labelSelector)");
+			return cfg_fail(r, m, m->string,
+					"unknown key in watch (known: namespaces, labelSelector)");
 		}
 	}
 	return 0;
@@ -171,18 +172,23 @@ static int read_reload(struct cfgread *r, const cJSON *v, struct config *cfg)
 			cfg->reload_enabled = cJSON_IsTrue(m);
 		} else if (strcmp(m->string, "rate") == 0) {
 			if (!cJSON_IsNumber(m) || !(m->valuedouble > 0 && m->valuedouble <= 1000))
-				return cfg_fail(r, m, "reload.rate", "expected patches per second, above 0 and at most 1000");
+				return cfg_fail(r, m, "reload.rate",
+						"expected patches per second, above 0 and at most "
+						"1000");
 			cfg->reload_rate = m->valuedouble;
 		} else if (strcmp(m->string, "burst") == 0) {
 			if (json_number_int(m, &n) < 0 || n < 1 || n > 100000)
-				return cfg_fail(r, m, "reload.burst", "expected a whole number from 1 to 100000");
+				return cfg_fail(r, m, "reload.burst",
+						"expected a whole number from 1 to 100000");
 			cfg->reload_burst = (unsigned)n;
 		} else if (strcmp(m->string, "coalesceWindow") == 0) {
-			if (read_duration_ms(r, m, "reload.coalesceWindow", &cfg->reload_window_ms) < 0)
+			if (read_duration_ms(r, m, "reload.coalesceWindow", &cfg->reload_window_ms) <
+			    0)
 				return -1;
 		} else {
 			return cfg_fail(r, m, m->string,
-					"unknown key in reload (known: enabled, rate, burst, coalesceWindow)");
+					"unknown key in reload (known: enabled, rate, burst, "
+					"coalesceWindow)");
 		}
 	}
 	return 0;
@@ -205,7 +211,8 @@ static int read_reports(struct cfgread *r, const cJSON *v, struct config *cfg)
 			if (cfg->reports_interval_ms < 100)
 				return cfg_fail(r, m, "reports.interval", "must be at least 100ms");
 		} else {
-			return cfg_fail(r, m, m->string, "unknown key in reports (known: enabled, interval)");
+			return cfg_fail(r, m, m->string,
+					"unknown key in reports (known: enabled, interval)");
 		}
 	}
 	return 0;
@@ -249,7 +256,8 @@ static int read_rule(struct cfgread *r, const cJSON *v, struct rule_config *rc)
 				return cfg_fail(r, m, key, "expected true or false");
 			rc->skippable = cJSON_IsTrue(m);
 		} else {
-			return cfg_fail(r, m, key, "unknown key (known: mode, exemptNamespaces, allowSkip)");
+			return cfg_fail(r, m, key,
+					"unknown key (known: mode, exemptNamespaces, allowSkip)");
 		}
 	}
 	return 0;
@@ -277,8 +285,10 @@ static int read_prefix(struct cfgread *r, const cJSON *v, struct config *cfg)
 	const char *s = cJSON_IsString(v) ? v->valuestring : NULL;
 
 	/* A DNS subdomain: what Kubernetes allows before the '/' of a key. */
-	if (!s || !*s || strlen(s) > 253 || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-.") != strlen(s))
-		return cfg_fail(r, v, "annotationPrefix", "expected a DNS subdomain such as rollgate.io");
+	if (!s || !*s || strlen(s) > 253 ||
+	    strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-.") != strlen(s))
+		return cfg_fail(r, v, "annotationPrefix",
+				"expected a DNS subdomain such as rollgate.io");
 	return read_string(r, v, "annotationPrefix", &cfg->annotation_prefix);
 }
 
@@ -343,8 +353,8 @@ static int load_hmac_key(struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-int config_load_buffer(const char *name, const char *buf, size_t len, struct config *cfg,
-		       char *err, size_t errlen)
+int config_load_buffer(const char *name, const char *buf, size_t len, struct config *cfg, char *err,
+		       size_t errlen)
 {
 	struct yaml_docs docs = { 0 };
 	struct cfgread r = { name, &docs, err, errlen };
@@ -363,7 +373,8 @@ int config_load_buffer(const char *name, const char *buf, size_t len, struct con
 	if (docs.n == 0) {
 		snprintf(err, errlen,
 			 "%s: no YAML document (the file is empty or holds only comments); "
-			 "write {} for the built-in defaults", name);
+			 "write {} for the built-in defaults",
+			 name);
 		goto out;
 	}
 	if (docs.n > 1) {

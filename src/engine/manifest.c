@@ -26,8 +26,8 @@
 /* Reads f to its end into b, straight into the buffer, asking first for
  * hint bytes (a regular file's size: one allocation and one read); one
  * byte past max is enough to know the file is too big. 0, or -1 with err. */
-static int read_all(FILE *f, const char *path, size_t max, size_t hint, struct dynbuf *b,
-		    char *err, size_t errlen)
+static int read_all(FILE *f, const char *path, size_t max, size_t hint, struct dynbuf *b, char *err,
+		    size_t errlen)
 {
 	size_t want = hint ? hint : SLURP_MIN_READ, avail, r;
 	char *room, probe;
@@ -68,8 +68,7 @@ static size_t size_hint(FILE *f)
 	return (size_t)st.st_size + 1;
 }
 
-static char *slurp(const char *path, size_t max, bool sensitive, size_t *len, char *err,
-		   size_t errlen)
+static char *slurp(const char *path, size_t max, bool sensitive, size_t *len, char *err, size_t errlen)
 {
 	bool is_stdin = strcmp(path, "-") == 0;
 	FILE *f = is_stdin ? stdin : fopen(path, "rb");
@@ -113,8 +112,8 @@ char *manifest_slurp_secret(const char *path, size_t max, size_t *len, char *err
 static bool has_manifest_ext(const char *name)
 {
 	const char *dot = strrchr(name, '.');
-	return dot && (strcmp(dot, ".yaml") == 0 || strcmp(dot, ".yml") == 0 ||
-		       strcmp(dot, ".json") == 0);
+	return dot &&
+		(strcmp(dot, ".yaml") == 0 || strcmp(dot, ".yml") == 0 || strcmp(dot, ".json") == 0);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -122,8 +121,8 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int walk(const char *path, int depth, bool top, manifest_file_fn fn, void *arg,
-		char *err, size_t errlen);
+static int walk(const char *path, int depth, bool top, manifest_file_fn fn, void *arg, char *err,
+		size_t errlen);
 
 /* Reads the names of a directory (without dot-entries) into *names, at
  * most MANIFEST_MAX_DIR_ENTRIES. 0, or -1 with err; *names and *n are the
@@ -180,8 +179,8 @@ static int walk_dir(const char *path, int depth, manifest_file_fn fn, void *arg,
 	return rc;
 }
 
-static int walk(const char *path, int depth, bool top, manifest_file_fn fn, void *arg,
-		char *err, size_t errlen)
+static int walk(const char *path, int depth, bool top, manifest_file_fn fn, void *arg, char *err,
+		size_t errlen)
 {
 	struct stat st;
 
@@ -225,8 +224,8 @@ static int emit_object(cJSON *obj, const char *file, int line, const struct yaml
 		cJSON_ArrayForEach(it, items) {
 			int l = docs ? yamljson_line(docs, it) : 0;
 			if (++count > LIST_MAX_ITEMS) {
-				snprintf(err, errlen, "%s:%d: List with more than %d items", file, line,
-					 LIST_MAX_ITEMS);
+				snprintf(err, errlen, "%s:%d: List with more than %d items", file,
+					 line, LIST_MAX_ITEMS);
 				return -1;
 			}
 			if (emit_object(it, file, l ? l : line, docs, fn, arg, err, errlen) < 0)
@@ -302,14 +301,13 @@ static int read_one(const char *path, void *arg)
 
 	if (!buf)
 		return -1;
-	rc = manifest_read_buffer(strcmp(path, "-") == 0 ? "<stdin>" : path, buf, len, t->fn,
-				  t->arg, t->err, t->errlen);
+	rc = manifest_read_buffer(strcmp(path, "-") == 0 ? "<stdin>" : path, buf, len, t->fn, t->arg,
+				  t->err, t->errlen);
 	free(buf);
 	return rc;
 }
 
-int manifest_read_tree(const char *path, manifest_object_fn fn, void *arg, char *err,
-		       size_t errlen)
+int manifest_read_tree(const char *path, manifest_object_fn fn, void *arg, char *err, size_t errlen)
 {
 	struct tree_ctx t = { fn, arg, err, errlen };
 

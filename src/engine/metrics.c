@@ -23,8 +23,7 @@ static const double buckets[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
 #define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
 
 static const char *const ep_names[EP_COUNT] = { "mutate", "validate", "healthz", "readyz", "other" };
-static const char *const out_names[OUT_COUNT] = { "allowed", "patched", "denied", "invalid",
-						  "error" };
+static const char *const out_names[OUT_COUNT] = { "allowed", "patched", "denied", "invalid", "error" };
 static const char *const reload_names[RELOAD_COUNT] = { "certificate", "config", "objects" };
 static const char *const lookup_names[LOOKUP_OUT_COUNT] = { "found", "not_found", "failed" };
 
@@ -55,7 +54,7 @@ static atomic_int reload_leader;
 /* Policy reports. */
 static atomic_llong report_results[RULE_COUNT + 1][REPORT_RESULT_COUNT];
 static const char *const report_write_names[REPORT_WRITE_OUT_COUNT] = { "applied", "failed",
-									 "namespace_gone" };
+									"namespace_gone" };
 static atomic_ullong report_writes[REPORT_WRITE_OUT_COUNT];
 static atomic_ullong report_crd_missing;
 static atomic_llong report_workloads;
@@ -261,7 +260,9 @@ static void render_requests(struct out *o)
 		unsigned long long cum = 0;
 		for (size_t b = 0; b < NBUCKETS; b++) {
 			cum += get(&hist[e][b]);
-			emit(o, "rollgate_request_duration_seconds_bucket{endpoint=\"%s\",le=\"%g\"} %llu\n",
+			emit(o,
+			     "rollgate_request_duration_seconds_bucket{endpoint=\"%s\",le=\"%g\"} "
+			     "%llu\n",
 			     ep_names[e], buckets[b], cum);
 		}
 		emit(o, "rollgate_request_duration_seconds_bucket{endpoint=\"%s\",le=\"+Inf\"} %llu\n",
@@ -321,7 +322,8 @@ static void render_connections(struct out *o)
 		emit(o, "rollgate_connections_refused_total{listener=\"%s\",reason=\"limit\"} %llu\n",
 		     listener_names[l], get(&conns_refused_limit[l]));
 	header(o, "rollgate_connections_evicted_total", "counter",
-	       "Connections closed at the connection limit to admit a new one, by listener and state.");
+	       "Connections closed at the connection limit to admit a new one, by listener and "
+	       "state.");
 	for (int l = 0; l < ML_COUNT; l++) {
 		emit(o, "rollgate_connections_evicted_total{listener=\"%s\",state=\"reading\"} %llu\n",
 		     listener_names[l], get(&conns_evicted[l][0]));
@@ -388,7 +390,8 @@ static void render_reports(struct out *o)
 	       "Results in the policy reports this replica keeps, by rule and result.");
 	for (int r = 0; r <= RULE_COUNT; r++)
 		for (int x = 0; x < REPORT_RESULT_COUNT; x++) {
-			long long n = atomic_load_explicit(&report_results[r][x], memory_order_relaxed);
+			long long n = atomic_load_explicit(&report_results[r][x],
+							   memory_order_relaxed);
 			if (n == 0)
 				continue;
 			if (r == RULE_COUNT)

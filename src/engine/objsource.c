@@ -365,8 +365,8 @@ struct files {
 	unsigned long long signature; /* of names, sizes and mtimes */
 };
 
-static int files_resolve(void *impl, struct lookup_batch *b, unsigned timeout_ms,
-			 lookup_done_fn done, void *arg)
+static int files_resolve(void *impl, struct lookup_batch *b, unsigned timeout_ms, lookup_done_fn done,
+			 void *arg)
 {
 	struct files *f = impl;
 

@@ -69,7 +69,8 @@ static int add_doc_objects(struct mset *m, struct mfile *f, size_t d, char *err,
 int mset_load_buffer(struct mset *m, const char *name, const char *buf, size_t len, char *err,
 		     size_t errlen)
 {
-	int rc = array_grow(&m->files, &m->cap_files, m->n_files + 1, sizeof(*m->files), MSET_MAX_FILES);
+	int rc = array_grow(&m->files, &m->cap_files, m->n_files + 1, sizeof(*m->files),
+			    MSET_MAX_FILES);
 	struct mfile *f;
 
 	if (rc < 0) {
@@ -112,7 +113,7 @@ static bool is_kustomization(const char *path)
 
 	base = base ? base + 1 : path;
 	return strcmp(base, "kustomization.yaml") == 0 || strcmp(base, "kustomization.yml") == 0 ||
-	       strcmp(base, "Kustomization") == 0;
+		strcmp(base, "Kustomization") == 0;
 }
 
 static int load_file(const char *path, void *arg)
@@ -189,8 +190,7 @@ static bool is_config_kind(const cJSON *obj)
 	return kinds_has(k, KIND_CONFIG) && strcmp(api, k->api_version) == 0;
 }
 
-int pipeline_add_objects(struct engine *e, struct mset *m, int flags, char *err,
-			 size_t errlen)
+int pipeline_add_objects(struct engine *e, struct mset *m, int flags, char *err, size_t errlen)
 {
 	char why[256];
 
@@ -272,8 +272,9 @@ static void resource_name(const char *api, const char *kind, char *out, size_t l
 	if (o >= 2 && out[o - 1] == 'y' && !strchr("aeiou", out[o - 2])) {
 		o--;
 		suffix = "ies";
-	} else if (o >= 1 && (strchr("sxz", out[o - 1]) ||
-			      (o >= 2 && out[o - 1] == 'h' && strchr("cs", out[o - 2])))) {
+	} else if (o >= 1 &&
+		   (strchr("sxz", out[o - 1]) ||
+		    (o >= 2 && out[o - 1] == 'h' && strchr("cs", out[o - 2])))) {
 		suffix = "es";
 	}
 	snprintf(out + o, len - o, "%s", suffix);
@@ -322,10 +323,13 @@ static cJSON *build_review(const cJSON *obj, char *err, size_t errlen)
 	    !cJSON_AddStringToObject(doc, "kind", "AdmissionReview") ||
 	    !(rq = cJSON_AddObjectToObject(doc, "request")) ||
 	    !cJSON_AddStringToObject(rq, "uid", "00000000-0000-0000-0000-000000000000") ||
-	    !(k = cJSON_AddObjectToObject(rq, "kind")) || !cJSON_AddStringToObject(k, "group", group) ||
-	    !cJSON_AddStringToObject(k, "version", version) || !cJSON_AddStringToObject(k, "kind", kind) ||
+	    !(k = cJSON_AddObjectToObject(rq, "kind")) ||
+	    !cJSON_AddStringToObject(k, "group", group) ||
+	    !cJSON_AddStringToObject(k, "version", version) ||
+	    !cJSON_AddStringToObject(k, "kind", kind) ||
 	    !(r = cJSON_AddObjectToObject(rq, "resource")) ||
-	    !cJSON_AddStringToObject(r, "group", group) || !cJSON_AddStringToObject(r, "version", version) ||
+	    !cJSON_AddStringToObject(r, "group", group) ||
+	    !cJSON_AddStringToObject(r, "version", version) ||
 	    !cJSON_AddStringToObject(r, "resource", resource) ||
 	    !cJSON_AddStringToObject(rq, "name", name ? name : "") ||
 	    !cJSON_AddStringToObject(rq, "namespace", ns ? ns : "") ||
@@ -349,8 +353,7 @@ int pipeline_request(const cJSON *obj, struct admission_request *req, char *err,
 	return admission_decode_tree(doc, req, err, errlen);
 }
 
-int pipeline_check(struct engine *e, const cJSON *obj, struct verdict *v, char *err,
-		   size_t errlen)
+int pipeline_check(struct engine *e, const cJSON *obj, struct verdict *v, char *err, size_t errlen)
 {
 	enum lookup_status target;
 

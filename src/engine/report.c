@@ -16,7 +16,7 @@
 #include "pipeline.h"
 
 static const char *const result_names[REPORT_RESULT_COUNT] = {
-	[REPORT_PASS] = "pass", [REPORT_FAIL] = "fail", [REPORT_WARN] = "warn",
+	[REPORT_PASS] = "pass",   [REPORT_FAIL] = "fail", [REPORT_WARN] = "warn",
 	[REPORT_ERROR] = "error", [REPORT_SKIP] = "skip",
 };
 
@@ -31,8 +31,8 @@ const char *report_result_name(enum report_result r)
 const char *report_severity(enum rule_id rule)
 {
 	return (unsigned)rule < RULE_COUNT && rules_catalog[rule].default_mode == MODE_ENFORCE
-		       ? "high"
-		       : "medium";
+		? "high"
+		: "medium";
 }
 
 static enum report_result result_of(enum rule_mode m)
@@ -162,8 +162,7 @@ static bool str_same(const char *a, const char *b)
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-bool report_items_equal(const struct report_item *a, size_t an, const struct report_item *b,
-			size_t bn)
+bool report_items_equal(const struct report_item *a, size_t an, const struct report_item *b, size_t bn)
 {
 	if (an != bn)
 		return false;
@@ -202,8 +201,12 @@ static cJSON *without_skip(const cJSON *obj, const char *key, bool *oom)
  * all). */
 static int lookup_failed(const struct config *cfg, struct report_item **items, size_t *n)
 {
-	struct report_item it = { RULE_CANARY_WITHOUT_READINESS, REPORT_ERROR,
-				  cfg->rules[RULE_CANARY_WITHOUT_READINESS].mode, 0, NULL, NULL };
+	struct report_item it = { RULE_CANARY_WITHOUT_READINESS,
+				  REPORT_ERROR,
+				  cfg->rules[RULE_CANARY_WITHOUT_READINESS].mode,
+				  0,
+				  NULL,
+				  NULL };
 
 	it.message = strdup("could not look up the target Deployment to check its readiness probes");
 	if (!it.message)
@@ -220,8 +223,8 @@ static int lookup_failed(const struct config *cfg, struct report_item **items, s
 	return 0;
 }
 
-int report_check(struct engine *e, const cJSON *obj, struct verdict *v,
-		 struct report_item **items, size_t *n, char *err, size_t errlen)
+int report_check(struct engine *e, const cJSON *obj, struct verdict *v, struct report_item **items,
+		 size_t *n, char *err, size_t errlen)
 {
 	const char *ns = json_get_string(json_get(obj, "metadata"), "namespace");
 	enum lookup_status target;
@@ -365,14 +368,13 @@ static bool add_properties(cJSON *res, const struct report_item *it)
 	p = cJSON_AddObjectToObject(res, "properties");
 	snprintf(num, sizeof(num), "%u", it->violations);
 	return p && cJSON_AddStringToObject(p, "mode", config_mode_name(it->mode)) &&
-	       cJSON_AddStringToObject(p, "violations", num) &&
-	       (!it->paths || cJSON_AddStringToObject(p, "fieldPaths", it->paths));
+		cJSON_AddStringToObject(p, "violations", num) &&
+		(!it->paths || cJSON_AddStringToObject(p, "fieldPaths", it->paths));
 }
 
 /* One result object: policy, rule, result, severity, message, the object,
  * properties, timestamp, source. */
-static cJSON *result_json(const char *ns, const struct report_object *o,
-			  const struct report_item *it)
+static cJSON *result_json(const char *ns, const struct report_object *o, const struct report_item *it)
 {
 	cJSON *res = cJSON_CreateObject(), *arr, *ts;
 
@@ -433,10 +435,11 @@ static cJSON *report_skeleton(enum report_format fmt, const char *ns,
 
 	report_digest(ns, objs, n, digest);
 	if (!doc ||
-	    !cJSON_AddStringToObject(doc, "apiVersion", fmt == REPORT_OPENREPORTS
-								? "openreports.io/v1alpha1"
-								: "wgpolicyk8s.io/v1alpha2") ||
-	    !cJSON_AddStringToObject(doc, "kind", fmt == REPORT_OPENREPORTS ? "Report" : "PolicyReport") ||
+	    !cJSON_AddStringToObject(doc, "apiVersion",
+				     fmt == REPORT_OPENREPORTS ? "openreports.io/v1alpha1"
+							       : "wgpolicyk8s.io/v1alpha2") ||
+	    !cJSON_AddStringToObject(doc, "kind",
+				     fmt == REPORT_OPENREPORTS ? "Report" : "PolicyReport") ||
 	    !(md = cJSON_AddObjectToObject(doc, "metadata")) ||
 	    !cJSON_AddStringToObject(md, "name", REPORT_NAME) ||
 	    !cJSON_AddStringToObject(md, "namespace", ns) ||
@@ -464,8 +467,8 @@ static bool add_summary(cJSON *doc, const size_t counts[REPORT_RESULT_COUNT])
 /* Records what was left out: an annotation, and for openreports the limit. */
 static bool note_omitted(cJSON *doc, enum report_format fmt, size_t omitted, size_t kept)
 {
-	cJSON *ann = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "metadata"),
-						      "annotations");
+	cJSON *ann = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(doc, "metadata"), "annotations");
 	cJSON *conf, *lim;
 	char num[32];
 
@@ -510,7 +513,7 @@ cJSON *report_render(enum report_format fmt, const char *ns, struct report_objec
 	/* Room for the metadata and summary around the results. */
 	omitted = ok ? fit(r, total, REPORT_MAX_BYTES - 8192) : 0;
 	ok = ok && add_summary(doc, counts) && note_omitted(doc, fmt, omitted, total - omitted) &&
-	     (results = cJSON_AddArrayToObject(doc, "results")) != NULL;
+		(results = cJSON_AddArrayToObject(doc, "results")) != NULL;
 	for (size_t i = 0; i < total; i++) {
 		if (ok && r[i].json) {
 			cJSON_AddItemToArray(results, r[i].json);

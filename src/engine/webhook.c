@@ -164,8 +164,9 @@ static void fail_call(struct webhook_call *c, int status, const char *reason)
 	cJSON_Delete(o);
 	c->out_len = c->out ? strlen(c->out) : 0;
 	RG_LOG(status >= 500 ? LOG_ERROR : LOG_WARN, "request rejected", LF_S("method", "POST"),
-	       LF_S("path", c->kind == WEBHOOK_MUTATE ? "/mutate" : "/validate"), LF_I("status", status),
-	       LF_S("reason", reason), LF_S("uid", c->decoded ? c->req.uid : ""));
+	       LF_S("path", c->kind == WEBHOOK_MUTATE ? "/mutate" : "/validate"),
+	       LF_I("status", status), LF_S("reason", reason),
+	       LF_S("uid", c->decoded ? c->req.uid : ""));
 }
 
 static void log_decision(const struct webhook_call *c)
@@ -175,10 +176,10 @@ static void log_decision(const struct webhook_call *c)
 
 	RG_LOG(LOG_INFO, c->kind == WEBHOOK_MUTATE ? "mutate" : "validate", LF_S("uid", r->uid),
 	       LF_S("kind", r->kind), LF_S("namespace", r->namespace_), LF_S("name", r->name),
-	       LF_S("operation", admission_operation_name(r->operation)),
-	       LF_S("decision", decision), LF_I("warnings", c->resp.n_warnings),
-	       LF_I("warnings_not_shown", c->resp.warnings_dropped),
-	       LF_I("dry_run", r->dry_run), LF_D("duration_ms", rgtime_elapsed_s(&c->start) * 1000.0));
+	       LF_S("operation", admission_operation_name(r->operation)), LF_S("decision", decision),
+	       LF_I("warnings", c->resp.n_warnings),
+	       LF_I("warnings_not_shown", c->resp.warnings_dropped), LF_I("dry_run", r->dry_run),
+	       LF_D("duration_ms", rgtime_elapsed_s(&c->start) * 1000.0));
 }
 
 /* Encodes the response; the last step of every decoded review. */
@@ -193,8 +194,9 @@ static void complete(struct webhook_call *c)
 	}
 	c->out_len = strlen(c->out);
 	c->status = 200;
-	c->outcome = !c->resp.allowed ? OUT_DENIED
-		     : (mutate && c->resp.patch) ? OUT_PATCHED : OUT_ALLOWED;
+	c->outcome = !c->resp.allowed       ? OUT_DENIED
+		: (mutate && c->resp.patch) ? OUT_PATCHED
+					    : OUT_ALLOWED;
 	log_decision(c);
 }
 

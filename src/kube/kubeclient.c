@@ -28,7 +28,7 @@
 static bool dns_label(const char *s, size_t n, size_t max)
 {
 	return n > 0 && n <= max && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") >= n &&
-	       s[0] != '-' && s[n - 1] != '-';
+		s[0] != '-' && s[n - 1] != '-';
 }
 
 bool kube_valid_name(const char *s)
@@ -226,8 +226,8 @@ fail:
 
 /* Options every request shares: HTTPS only, HTTP/2 when offered, TLS
  * material, a connect timeout, keepalive probes for long watches. */
-static void setup_easy(const struct kube_conn *conn, CURL *e, const char *url,
-		       struct curl_slist *hdrs, long timeout_ms)
+static void setup_easy(const struct kube_conn *conn, CURL *e, const char *url, struct curl_slist *hdrs,
+		       long timeout_ms)
 {
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
@@ -304,7 +304,7 @@ int kube_client_request(struct kube_client *c, const char *method, const char *p
 	if (res != CURLE_OK) {
 		snprintf(err, errlen, "%s",
 			 dynbuf_error(&b) == DYNBUF_E_TOOBIG ? KUBE_ERR_TOO_LARGE
-							    : curl_easy_strerror(res));
+							     : curl_easy_strerror(res));
 		goto out;
 	}
 	reply->body = dynbuf_take(&b, &reply->len);
@@ -329,8 +329,8 @@ out:
 
 /* ---- transfers ---- */
 
-int kube_xfer_open(struct kube_client *c, struct kube_xfer *x, const char *path,
-		   const char *query, long timeout_ms)
+int kube_xfer_open(struct kube_client *c, struct kube_xfer *x, const char *path, const char *query,
+		   long timeout_ms)
 {
 	x->url = make_url(c->conn->server, path, query);
 	x->hdrs = make_headers(c, NULL);
@@ -421,8 +421,7 @@ static void *loop_run(void *arg)
 	return NULL;
 }
 
-int kube_loop_start(struct kube_loop *l, const struct kube_loop_ops *ops, char *err,
-		    size_t errlen)
+int kube_loop_start(struct kube_loop *l, const struct kube_loop_ops *ops, char *err, size_t errlen)
 {
 	l->ops = *ops;
 	if (pthread_create(&l->thread, NULL, loop_run, l) != 0) {

@@ -58,7 +58,8 @@ static char *read_small(const char *path, char *err, size_t errlen)
 
 int kube_conn_in_cluster(struct kube_conn *c, char *err, size_t errlen)
 {
-	const char *host = getenv("KUBERNETES_SERVICE_HOST"), *port = getenv("KUBERNETES_SERVICE_PORT");
+	const char *host = getenv("KUBERNETES_SERVICE_HOST"),
+		   *port = getenv("KUBERNETES_SERVICE_PORT");
 	char url[300], nserr[256];
 
 	memset(c, 0, sizeof(*c));
@@ -146,8 +147,8 @@ static char *resolve_path(const char *kcpath, const char *path)
 /* Reads "<field>-data" (base64) or "<field>" (a path) into *out; neither is
  * no error (*out stays NULL). An empty "-data" counts as absent, as in
  * client-go. Errors name the kubeconfig and the key. */
-static int data_or_file(const char *kcpath, const cJSON *obj, const char *field, char **out,
-			char *err, size_t errlen)
+static int data_or_file(const char *kcpath, const cJSON *obj, const char *field, char **out, char *err,
+			size_t errlen)
 {
 	char key[64], ferr[512];
 	const char *v;
@@ -199,7 +200,8 @@ static char *dup_opt(const char *s, bool *oom)
 static int user_from_tree(const char *path, const char *us, const cJSON *user, struct kube_conn *c,
 			  char *err, size_t errlen)
 {
-	const char *tok = json_get_string(user, "token"), *tokfile = json_get_string(user, "tokenFile");
+	const char *tok = json_get_string(user, "token"),
+		   *tokfile = json_get_string(user, "tokenFile");
 	bool oom = false;
 
 	if (tok && *tok && !token_ok(tok)) {
@@ -219,8 +221,9 @@ static int user_from_tree(const char *path, const char *us, const cJSON *user, s
 	    data_or_file(path, user, "client-key", &c->key_pem, err, errlen) < 0)
 		return -1;
 	if (!c->cert_pem != !c->key_pem) {
-		snprintf(err, errlen, "%s: user \"%s\": a client certificate needs both %s and its key",
-			 path, us, c->cert_pem ? "client-certificate" : "client-key");
+		snprintf(err, errlen,
+			 "%s: user \"%s\": a client certificate needs both %s and its key", path, us,
+			 c->cert_pem ? "client-certificate" : "client-key");
 		return -1;
 	}
 	if (!c->token && !c->token_file && !c->cert_pem &&
@@ -236,10 +239,11 @@ static int user_from_tree(const char *path, const char *us, const cJSON *user, s
 
 /* Finds the context (the current one when want is NULL), its cluster and
  * its user; errors say which is missing. */
-static int conn_from_tree(const char *path, const cJSON *root, const char *want,
-			  struct kube_conn *c, char *err, size_t errlen)
+static int conn_from_tree(const char *path, const cJSON *root, const char *want, struct kube_conn *c,
+			  char *err, size_t errlen)
 {
-	const char *ctxname = want ? want : json_get_string(root, "current-context"), *cl, *us, *server;
+	const char *ctxname = want ? want : json_get_string(root, "current-context"), *cl, *us,
+		   *server;
 	const cJSON *ctx, *cluster, *user = NULL;
 	bool oom = false;
 	size_t n;

@@ -13,8 +13,8 @@
 enum page_outcome { PAGE_OK, PAGE_ABSENT, PAGE_EXPIRED, PAGE_SMALLER, PAGE_FAILED };
 
 /* "?limit=N[&continue=T][&labelSelector=S]", escaped; -1 on OOM. */
-static int page_query(const struct kube_list_opts *o, unsigned limit, const char *cont,
-		      char *out, size_t len)
+static int page_query(const struct kube_list_opts *o, unsigned limit, const char *cont, char *out,
+		      size_t len)
 {
 	char *c = cont ? kube_escape(cont) : NULL;
 	char *s = o->label_selector ? kube_escape(o->label_selector) : NULL;
@@ -44,15 +44,16 @@ static enum page_outcome get_page(struct kube_client *c, const struct kube_list_
 		snprintf(err, errlen, "list %s: out of memory", o->path);
 		return PAGE_FAILED;
 	}
-	if (kube_client_request(c, "GET", path, NULL, NULL, o->timeout_ms, &reply, why,
-				sizeof(why)) < 0) {
+	if (kube_client_request(c, "GET", path, NULL, NULL, o->timeout_ms, &reply, why, sizeof(why)) <
+	    0) {
 		if (strcmp(why, KUBE_ERR_TOO_LARGE) == 0 && limit > 1)
 			return PAGE_SMALLER;
 		snprintf(err, errlen, "list %s: %s", o->path, why);
 		return PAGE_FAILED;
 	}
 	if (reply.status == 200) {
-		if (json_parse_strict(reply.body ? reply.body : "", reply.len, page, why, sizeof(why)) < 0) {
+		if (json_parse_strict(reply.body ? reply.body : "", reply.len, page, why,
+				      sizeof(why)) < 0) {
 			snprintf(err, errlen, "list %s: malformed reply: %s", o->path, why);
 		} else {
 			t = json_get_string(json_get(*page, "metadata"), "continue");
@@ -90,8 +91,8 @@ enum kube_list_result kube_list(struct kube_client *c, const struct kube_list_op
 		case PAGE_EXPIRED:
 			/* The snapshot the token named is gone: list again. */
 			if (++restarts > o->max_restarts) {
-				snprintf(err, errlen, "list %s: continue token expired %u times", o->path,
-					 restarts);
+				snprintf(err, errlen, "list %s: continue token expired %u times",
+					 o->path, restarts);
 				goto out;
 			}
 			free(cont);

@@ -41,7 +41,7 @@ struct xfer {
 	struct pending *p;
 	struct lookup_item *it;
 	struct kube_xfer t;
-	struct dynbuf body; /* sensitive: it may hold a Secret */
+	struct dynbuf body;       /* sensitive: it may hold a Secret */
 	struct xfer *prev, *next; /* the worker's list of running transfers */
 };
 
@@ -66,9 +66,9 @@ static long remaining_ms(const struct timespec *deadline)
 /* The kinds table's row of each kind of lookup. */
 static const struct kind *item_kind(const struct lookup_item *it)
 {
-	static const enum kind_id ids[] = { [SRC_CONFIGMAP] = KIND_CONFIGMAP,
-					    [SRC_SECRET] = KIND_SECRET,
-					    [SRC_DEPLOYMENT] = KIND_DEPLOYMENT };
+	static const enum kind_id ids[] = {
+		[SRC_CONFIGMAP] = KIND_CONFIGMAP, [SRC_SECRET] = KIND_SECRET, [SRC_DEPLOYMENT] = KIND_DEPLOYMENT
+	};
 	return kinds_get(ids[it->kind]);
 }
 
@@ -80,8 +80,8 @@ static int item_path(const char *ns, const struct lookup_item *it, char *path, s
 
 	if (!kube_valid_namespace(ns) || !kube_valid_name(it->name))
 		return -1;
-	if (snprintf(path, len, "%s/namespaces/%s/%s/%s", k->api_path, ns, k->resource,
-		     it->name) >= (int)len)
+	if (snprintf(path, len, "%s/namespaces/%s/%s/%s", k->api_path, ns, k->resource, it->name) >=
+	    (int)len)
 		return -1;
 	return 0;
 }
@@ -99,8 +99,9 @@ static void finish_item(struct lookup_item *it, enum lookup_status st, const cha
 		vsnprintf(it->reason, sizeof(it->reason), fmt, ap);
 		va_end(ap);
 	}
-	metrics_lookup(st == LOOKUP_FOUND ? LOOKUP_OK : st == LOOKUP_ABSENT ? LOOKUP_NOT_FOUND
-									    : LOOKUP_FAILED);
+	metrics_lookup(st == LOOKUP_FOUND            ? LOOKUP_OK
+			       : st == LOOKUP_ABSENT ? LOOKUP_NOT_FOUND
+						     : LOOKUP_FAILED);
 }
 
 /* The batch's callback fires once: when the last of its items is done. */
@@ -184,7 +185,8 @@ static void parse_found(struct xfer *x)
 	cJSON *obj = NULL;
 	char err[160], got[48];
 
-	if (json_parse_strict(dynbuf_ptr(&x->body), dynbuf_len(&x->body), &obj, err, sizeof(err)) < 0 ||
+	if (json_parse_strict(dynbuf_ptr(&x->body), dynbuf_len(&x->body), &obj, err, sizeof(err)) <
+		    0 ||
 	    !cJSON_IsObject(obj)) {
 		finish_item(it, LOOKUP_ERROR, "malformed answer from the API server");
 		goto out;
@@ -198,7 +200,8 @@ static void parse_found(struct xfer *x)
 		goto out;
 	}
 	if (!name || strcmp(name, it->name) != 0) {
-		finish_item(it, LOOKUP_ERROR, "API server answered with another %s than the one asked for",
+		finish_item(it, LOOKUP_ERROR,
+			    "API server answered with another %s than the one asked for",
 			    item_kind(it)->kind);
 		goto out;
 	}
@@ -243,7 +246,8 @@ static void status_reason(const struct xfer *x, long code)
 	} else {
 		log_clip(clipped, sizeof(clipped), msg ? msg : "", 90);
 		finish_item(x->it, LOOKUP_ERROR, "HTTP %ld from the API server%s%s%s", code,
-			    msg ? ": " : "", clipped, code == 404 && !msg ? " (not a Kubernetes Status)" : "");
+			    msg ? ": " : "", clipped,
+			    code == 404 && !msg ? " (not a Kubernetes Status)" : "");
 	}
 	cJSON_Delete(st);
 }
@@ -280,8 +284,8 @@ static struct pending *take_pending(struct kube *k)
 /* Takes the queue and hands every item of every queued batch to fn. An
  * item may finish its batch (and free it): each batch is read before its
  * items are handed on, never after. */
-static void each_queued(struct kube *k, void (*fn)(struct kube *k, struct pending *p,
-						  struct lookup_item *it))
+static void each_queued(struct kube *k,
+			void (*fn)(struct kube *k, struct pending *p, struct lookup_item *it))
 {
 	struct pending *q, *next;
 
@@ -328,8 +332,8 @@ static void abort_all(void *arg)
 	}
 }
 
-static int kube_resolve(void *impl, struct lookup_batch *b, unsigned timeout_ms,
-			lookup_done_fn done, void *arg)
+static int kube_resolve(void *impl, struct lookup_batch *b, unsigned timeout_ms, lookup_done_fn done,
+			void *arg)
 {
 	struct kube *k = impl;
 	struct pending *p;

@@ -62,10 +62,10 @@ struct stream {
 	bool sensitive, optional;
 	struct kwatch_handler h;
 	enum st_state state;
-	bool listing;      /* a (re)list is under way: list_start was sent */
-	char rv[RV_MAX];   /* where the next watch resumes; "" means list */
-	char *cont;        /* continue token of the next page */
-	unsigned limit;    /* page size */
+	bool listing;    /* a (re)list is under way: list_start was sent */
+	char rv[RV_MAX]; /* where the next watch resumes; "" means list */
+	char *cont;      /* continue token of the next page */
+	unsigned limit;  /* page size */
 	unsigned backoff_ms;
 	long long next_ms; /* when it may start its next request */
 	struct xfer *x;
@@ -126,7 +126,8 @@ int kwatch_add(struct kwatch *w, const struct kwatch_spec *spec, char *err, size
 	if (!s)
 		goto oom;
 	s->path = strdup(spec->path);
-	s->selector = spec->label_selector && *spec->label_selector ? strdup(spec->label_selector) : NULL;
+	s->selector = spec->label_selector && *spec->label_selector ? strdup(spec->label_selector)
+								    : NULL;
 	if (!s->path || (spec->label_selector && *spec->label_selector && !s->selector))
 		goto oom;
 	s->resource = spec->resource;
@@ -203,8 +204,8 @@ static int process_event(struct xfer *x, char *line, size_t len)
 			x->expired = true;
 			goto out;
 		}
-		log_clip(err, sizeof(err), json_get_string(obj, "message") ? json_get_string(obj, "message") : "",
-		     100);
+		log_clip(err, sizeof(err),
+			 json_get_string(obj, "message") ? json_get_string(obj, "message") : "", 100);
 		snprintf(x->why, sizeof(x->why), "watch error event: %s", err);
 		goto bad;
 	}
@@ -358,7 +359,8 @@ static int take_page(struct stream *s, struct xfer *x, char *why, size_t whylen)
 	char err[128];
 	int rc = -1;
 
-	if (json_parse_strict(dynbuf_ptr(&x->body), dynbuf_len(&x->body), &list, err, sizeof(err)) < 0) {
+	if (json_parse_strict(dynbuf_ptr(&x->body), dynbuf_len(&x->body), &list, err, sizeof(err)) <
+	    0) {
 		snprintf(why, whylen, "malformed list: %s", err);
 		goto out;
 	}

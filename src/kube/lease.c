@@ -87,10 +87,10 @@ void lease_make_identity(char *buf, size_t len)
 		snprintf(hex + 2 * i, 3, "%02x", r[i]);
 	/* The identity lands in JSON and logs: keep it plain. */
 	for (const char *p = host && *host ? host : "rollgate"; *p && n < sizeof(h) - 1; p++)
-		h[n++] = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-				 *p == '-' || *p == '.'
-			 ? *p
-			 : '-';
+		h[n++] = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+				(*p >= '0' && *p <= '9') || *p == '-' || *p == '.'
+			? *p
+			: '-';
 	h[n] = '\0';
 	snprintf(buf, len, "%s_%s", h, hex);
 }
@@ -105,8 +105,7 @@ static char *dup_printf(const char *a, const char *b, const char *c, const char 
 	return s;
 }
 
-struct lease *lease_new(struct kube_client *c, const struct lease_options *o, char *err,
-			size_t errlen)
+struct lease *lease_new(struct kube_client *c, const struct lease_options *o, char *err, size_t errlen)
 {
 	struct lease *l;
 
@@ -153,8 +152,8 @@ oom:
 static bool record_equal(const struct record *a, const struct record *b)
 {
 	return strcmp(a->holder, b->holder) == 0 && a->duration_s == b->duration_s &&
-	       strcmp(a->acquire, b->acquire) == 0 && strcmp(a->renew, b->renew) == 0 &&
-	       a->transitions == b->transitions;
+		strcmp(a->acquire, b->acquire) == 0 && strcmp(a->renew, b->renew) == 0 &&
+		a->transitions == b->transitions;
 }
 
 /* Reads the spec and resourceVersion of a Lease body; -1 when malformed. */
@@ -238,8 +237,8 @@ static enum attempt write_record(struct lease *l, const struct record *rec, cons
 
 	if (!body)
 		return ATTEMPT_ERROR;
-	if (kube_client_request(l->c, rv ? "PUT" : "POST", rv ? l->path : l->coll,
-				  "application/json", body, l->retry_ms, &r, err, sizeof(err)) < 0) {
+	if (kube_client_request(l->c, rv ? "PUT" : "POST", rv ? l->path : l->coll, "application/json",
+				body, l->retry_ms, &r, err, sizeof(err)) < 0) {
 		RG_LOG(LOG_WARN, "lease write failed", LF_S("reason", err));
 		free(body);
 		return ATTEMPT_ERROR;
@@ -277,8 +276,8 @@ static enum attempt try_acquire_or_renew(struct lease *l)
 	char err[256], rv[64], now[TIME_LEN];
 	bool mine;
 
-	if (kube_client_request(l->c, "GET", l->path, NULL, NULL, l->retry_ms, &r, err,
-				  sizeof(err)) < 0) {
+	if (kube_client_request(l->c, "GET", l->path, NULL, NULL, l->retry_ms, &r, err, sizeof(err)) <
+	    0) {
 		RG_LOG(LOG_WARN, "lease read failed", LF_S("reason", err));
 		return ATTEMPT_ERROR;
 	}
@@ -305,7 +304,8 @@ static enum attempt try_acquire_or_renew(struct lease *l)
 	}
 	mine = strcmp(cur.holder, l->identity) == 0;
 	if (cur.holder[0] && !mine &&
-	    l->observed_ms + (cur.duration_s > 0 ? cur.duration_s : l->duration_s) * 1000 > rgtime_now_ms())
+	    l->observed_ms + (cur.duration_s > 0 ? cur.duration_s : l->duration_s) * 1000 >
+		    rgtime_now_ms())
 		return ATTEMPT_LOST;
 	next = cur;
 	snprintf(next.holder, sizeof(next.holder), "%s", l->identity);
@@ -383,7 +383,7 @@ int lease_start(struct lease *l, char *err, size_t errlen)
 bool lease_is_leader(struct lease *l)
 {
 	return atomic_load(&l->leader) &&
-	       rgtime_now_ms() - atomic_load(&l->renewed_ms) < (long long)l->renew_deadline_ms;
+		rgtime_now_ms() - atomic_load(&l->renewed_ms) < (long long)l->renew_deadline_ms;
 }
 
 const char *lease_identity(const struct lease *l)
@@ -399,8 +399,8 @@ static void release(struct lease *l)
 	struct record cur, next;
 	char err[256], rv[64];
 
-	if (kube_client_request(l->c, "GET", l->path, NULL, NULL, l->retry_ms, &r, err,
-				  sizeof(err)) < 0)
+	if (kube_client_request(l->c, "GET", l->path, NULL, NULL, l->retry_ms, &r, err, sizeof(err)) <
+	    0)
 		return;
 	if (r.status != 200 || parse_lease(&r, &cur, rv, sizeof(rv)) < 0 ||
 	    strcmp(cur.holder, l->identity) != 0) {

@@ -179,9 +179,9 @@ static void keyset_release(struct htable *t, struct keyset *ks)
 struct cobj {
 	struct cobj *next;
 	struct nsent *ns;
-	struct keyset *ks; /* NULL: an object rollgate could not digest */
-	uint32_t hash;     /* of (kind, namespace, name); bit 0 holds the kind */
-	uint32_t gen;      /* list generation of its stream that last saw it */
+	struct keyset *ks;    /* NULL: an object rollgate could not digest */
+	uint32_t hash;        /* of (kind, namespace, name); bit 0 holds the kind */
+	uint32_t gen;         /* list generation of its stream that last saw it */
 	unsigned char data[]; /* ks->n digests, then name NUL resourceVersion NUL */
 };
 
@@ -210,8 +210,7 @@ static const unsigned char *cobj_digest(const struct cobj *o, size_t i)
 /* Keyed (names come from the cluster's users, who could otherwise choose
  * colliding ones): the hashes of the namespace and the name under the
  * process seed, mixed, with the kind in bit 0. */
-static uint32_t obj_hash(const uint64_t seed[2], enum obj_kind kind, const char *ns,
-			 const char *name)
+static uint32_t obj_hash(const uint64_t seed[2], enum obj_kind kind, const char *ns, const char *name)
 {
 	uint64_t h = htable_hash_str(ns, seed) * 0x9E3779B97F4A7C15ULL ^ htable_hash_str(name, seed);
 
@@ -391,7 +390,9 @@ static bool diff_keys(const struct cobj *a, const struct cobj *b, struct keylist
 		return true;
 	out->max = a->ks->n + b->ks->n;
 	while (i < a->ks->n || j < b->ks->n) {
-		int cmp = i == a->ks->n ? 1 : j == b->ks->n ? -1 : strcmp(a->ks->keys[i], b->ks->keys[j]);
+		int cmp = i == a->ks->n ? 1
+			: j == b->ks->n ? -1
+					: strcmp(a->ks->keys[i], b->ks->keys[j]);
 		if (cmp < 0) {
 			keylist_add(out, a->ks->keys[i++]);
 		} else if (cmp > 0) {
@@ -641,7 +642,8 @@ struct objcache *objcache_new(struct kube_client *client, const struct strlist *
 		goto oom;
 	for (size_t i = 0; i < c->n_streams; i++) {
 		const char *ns = nns ? c->namespaces.v[i / 2] : NULL;
-		if (add_stream(c, &c->streams[i], i % 2 ? OBJ_SECRET : OBJ_CONFIGMAP, ns, err, errlen) < 0)
+		if (add_stream(c, &c->streams[i], i % 2 ? OBJ_SECRET : OBJ_CONFIGMAP, ns, err,
+			       errlen) < 0)
 			goto fail;
 	}
 	metrics_cache_synced(false);
@@ -659,7 +661,8 @@ int objcache_start(struct objcache *c, char *err, size_t errlen)
 		return -1;
 	RG_LOG(LOG_INFO, "watching ConfigMaps and Secrets",
 	       LF_S("scope", c->namespaces.n ? "namespaces" : "cluster"),
-	       LF_I("namespaces", c->namespaces.n), LF_S("label_selector", c->selector ? c->selector : ""));
+	       LF_I("namespaces", c->namespaces.n),
+	       LF_S("label_selector", c->selector ? c->selector : ""));
 	return 0;
 }
 
@@ -868,8 +871,8 @@ static bool answer_cached(struct objcache *cache, const char *ns, struct lookup_
 	}
 }
 
-static int cached_resolve(void *impl, struct lookup_batch *b, unsigned timeout_ms,
-			  lookup_done_fn done, void *arg)
+static int cached_resolve(void *impl, struct lookup_batch *b, unsigned timeout_ms, lookup_done_fn done,
+			  void *arg)
 {
 	struct cached *cs = impl;
 	struct forward *f = NULL;

@@ -52,8 +52,10 @@ static const struct wk {
 	enum metrics_resource mr;
 	bool optional;
 } wks[WK_COUNT] = {
-	{ "apps", "v1", "Deployment", "deployments", "apps/v1", "/apis/apps/v1", MR_DEPLOYMENTS, false },
-	{ "apps", "v1", "StatefulSet", "statefulsets", "apps/v1", "/apis/apps/v1", MR_STATEFULSETS, false },
+	{ "apps", "v1", "Deployment", "deployments", "apps/v1", "/apis/apps/v1", MR_DEPLOYMENTS,
+	  false },
+	{ "apps", "v1", "StatefulSet", "statefulsets", "apps/v1", "/apis/apps/v1", MR_STATEFULSETS,
+	  false },
 	{ "apps", "v1", "DaemonSet", "daemonsets", "apps/v1", "/apis/apps/v1", MR_DAEMONSETS, false },
 	{ "argoproj.io", "v1alpha1", "Rollout", "rollouts", "argoproj.io/v1alpha1",
 	  "/apis/argoproj.io/v1alpha1", MR_ROLLOUTS, true },
@@ -122,8 +124,8 @@ struct reloader {
 	struct htable workloads; /* struct okey -> struct workload, owned */
 	struct htable index;     /* struct okey -> struct users, owned */
 	struct workload *due, *due_tail;
-	bool synced;       /* every workload stream listed */
-	bool compare_all;  /* compare every workload once synced and leading */
+	bool synced;      /* every workload stream listed */
+	bool compare_all; /* compare every workload once synced and leading */
 	bool was_leader;
 	double tokens;
 	long long refill_ms;
@@ -134,8 +136,9 @@ static uint64_t okey_hash(const void *key, const uint64_t seed[2])
 {
 	const struct okey *k = key;
 
-	return (htable_hash_str(k->ns, seed) * 0x9E3779B97F4A7C15ULL ^ htable_hash_str(k->name, seed)) +
-	       k->kind;
+	return (htable_hash_str(k->ns, seed) * 0x9E3779B97F4A7C15ULL ^
+		htable_hash_str(k->name, seed)) +
+		k->kind;
 }
 
 static bool okey_equal(const void *a, const void *b)
@@ -173,8 +176,7 @@ static struct config_ref *current_config(struct reloader *r)
 
 /* ---- the workload table and the index (lock held) ---- */
 
-static struct workload *wl_find(struct reloader *r, enum wkind kind, const char *ns,
-				const char *name)
+static struct workload *wl_find(struct reloader *r, enum wkind kind, const char *ns, const char *name)
 {
 	const struct okey k = { kind, ns, name };
 
@@ -580,7 +582,9 @@ static int refs_dup(const struct refset *in, struct refset *out)
 	for (; out->n < in->n; out->n++) {
 		const struct ref *a = &in->refs[out->n];
 		struct ref *b = &out->refs[out->n];
-		*b = (struct ref){ .kind = a->kind, .name = strdup(a->name), .whole = a->whole,
+		*b = (struct ref){ .kind = a->kind,
+				   .name = strdup(a->name),
+				   .whole = a->whole,
 				   .optional = a->optional };
 		b->user = a->user ? strdup(a->user) : NULL;
 		b->keys = a->n_keys ? calloc(a->n_keys, sizeof(*b->keys)) : NULL;
@@ -718,13 +722,16 @@ static void post_event(struct reloader *r, const struct snap *s, const char *has
 	char *body = NULL;
 
 	if (s->trigger[0] && s->more)
-		snprintf(msg, sizeof(msg), "%s changed (and %u more objects): rolling out with config hash %s",
+		snprintf(msg, sizeof(msg),
+			 "%s changed (and %u more objects): rolling out with config hash %s",
 			 s->trigger, s->more, hash);
 	else if (s->trigger[0])
-		snprintf(msg, sizeof(msg), "%s changed: rolling out with config hash %s", s->trigger, hash);
+		snprintf(msg, sizeof(msg), "%s changed: rolling out with config hash %s", s->trigger,
+			 hash);
 	else
 		snprintf(msg, sizeof(msg),
-			 "referenced ConfigMaps or Secrets changed while no controller watched: rolling "
+			 "referenced ConfigMaps or Secrets changed while no controller watched: "
+			 "rolling "
 			 "out with config hash %s",
 			 hash);
 	snprintf(gen, sizeof(gen), "%.240s.", s->name);
@@ -759,7 +766,7 @@ static void post_event(struct reloader *r, const struct snap *s, const char *has
 	if (!body)
 		goto out;
 	if (kube_client_request(r->client, "POST", path, "application/json", body, PATCH_TIMEOUT_MS,
-				  &reply, err, sizeof(err)) < 0) {
+				&reply, err, sizeof(err)) < 0) {
 		RG_LOG(LOG_WARN, "cannot record the rollout Event", LF_S("reason", err));
 		goto out;
 	}
@@ -790,9 +797,9 @@ static enum metrics_patch send_patch(struct reloader *r, const struct snap *s, c
 	if (!body)
 		return PATCH_FAILED;
 	if (kube_client_request(r->client, "PATCH", path, "application/apply-patch+yaml", body,
-				  PATCH_TIMEOUT_MS, &reply, err, sizeof(err)) < 0) {
-		RG_LOG(LOG_WARN, "reload: patch failed", LF_S("kind", k->kind), LF_S("namespace", s->ns),
-		       LF_S("name", s->name), LF_S("reason", err));
+				PATCH_TIMEOUT_MS, &reply, err, sizeof(err)) < 0) {
+		RG_LOG(LOG_WARN, "reload: patch failed", LF_S("kind", k->kind),
+		       LF_S("namespace", s->ns), LF_S("name", s->name), LF_S("reason", err));
 		free(body);
 		return PATCH_FAILED;
 	}
@@ -801,8 +808,8 @@ static enum metrics_patch send_patch(struct reloader *r, const struct snap *s, c
 		out = PATCH_APPLIED;
 		RG_LOG(LOG_INFO, "reload: rollout triggered", LF_S("kind", k->kind),
 		       LF_S("namespace", s->ns), LF_S("name", s->name),
-		       LF_S("trigger", s->trigger[0] ? s->trigger : "comparison"), LF_I("more", s->more),
-		       LF_S("hash", hash));
+		       LF_S("trigger", s->trigger[0] ? s->trigger : "comparison"),
+		       LF_I("more", s->more), LF_S("hash", hash));
 	} else {
 		out = reply.status == 404 ? PATCH_NOT_FOUND : PATCH_FAILED;
 		kube_reply_describe(&reply, why, sizeof(why));
@@ -1070,7 +1077,8 @@ int reloader_start(struct reloader *r, char *err, size_t errlen)
 	}
 	r->started = true;
 	RG_LOG(LOG_INFO, "reload controller started", LF_D("rate", r->cfg->cfg->reload_rate),
-	       LF_I("burst", r->cfg->cfg->reload_burst), LF_I("window_ms", r->cfg->cfg->reload_window_ms),
+	       LF_I("burst", r->cfg->cfg->reload_burst),
+	       LF_I("window_ms", r->cfg->cfg->reload_window_ms),
 	       LF_S("identity", r->lease ? lease_identity(r->lease) : "(no leader election)"));
 	return 0;
 }

@@ -47,8 +47,10 @@ static const struct rk {
 	{ "apps/v1", "Deployment", "/apis/apps/v1", "deployments", MR_DEPLOYMENTS, false },
 	{ "apps/v1", "StatefulSet", "/apis/apps/v1", "statefulsets", MR_STATEFULSETS, false },
 	{ "apps/v1", "DaemonSet", "/apis/apps/v1", "daemonsets", MR_DAEMONSETS, false },
-	{ "argoproj.io/v1alpha1", "Rollout", "/apis/argoproj.io/v1alpha1", "rollouts", MR_ROLLOUTS, true },
-	{ "flagger.app/v1beta1", "Canary", "/apis/flagger.app/v1beta1", "canaries", MR_CANARIES, true },
+	{ "argoproj.io/v1alpha1", "Rollout", "/apis/argoproj.io/v1alpha1", "rollouts", MR_ROLLOUTS,
+	  true },
+	{ "flagger.app/v1beta1", "Canary", "/apis/flagger.app/v1beta1", "canaries", MR_CANARIES,
+	  true },
 };
 
 /* ---- a chained hash table of intrusive nodes ---- */
@@ -140,9 +142,9 @@ struct wl {
 	struct nsrec *ns;
 	struct report_object ro; /* api_version, kind static; name, uid, items owned */
 	uint32_t gen;
-	char *target;  /* Canary: its target Deployment, or NULL */
-	cJSON *canary; /* Canary: what the rules read of it */
-	bool pending;  /* Canary: to be evaluated by the controller thread */
+	char *target;       /* Canary: its target Deployment, or NULL */
+	cJSON *canary;      /* Canary: what the rules read of it */
+	bool pending;       /* Canary: to be evaluated by the controller thread */
 	long long retry_ms; /* Canary: its target lookup failed; try again then */
 };
 
@@ -383,7 +385,8 @@ static cJSON *canary_copy(const struct config *cfg, const cJSON *obj)
 	    !(cmd = cJSON_AddObjectToObject(c, "metadata")) ||
 	    !cJSON_AddStringToObject(cmd, "name", json_get_string(md, "name")) ||
 	    !cJSON_AddStringToObject(cmd, "namespace", json_get_string(md, "namespace")) ||
-	    (skip && !cJSON_AddStringToObject(cJSON_AddObjectToObject(cmd, "annotations"), key, skip)) ||
+	    (skip &&
+	     !cJSON_AddStringToObject(cJSON_AddObjectToObject(cmd, "annotations"), key, skip)) ||
 	    !(spec = cJSON_AddObjectToObject(c, "spec")) ||
 	    (ref && !cJSON_AddItemToObject(spec, "targetRef", cJSON_Duplicate(ref, 1)))) {
 		cJSON_Delete(c);
@@ -413,10 +416,11 @@ static void take_canary(struct reportctl *c, struct rstream *st, const cJSON *ob
 	cJSON_Delete(w->canary);
 	w->canary = copy;
 	free(w->target);
-	w->target = target && strcmp(json_get_string(ref, "kind") ? json_get_string(ref, "kind") : "",
-				      "Deployment") == 0
-			    ? strdup(target)
-			    : NULL;
+	w->target = target &&
+			strcmp(json_get_string(ref, "kind") ? json_get_string(ref, "kind") : "",
+			       "Deployment") == 0
+		? strdup(target)
+		: NULL;
 	free(w->ro.uid);
 	w->ro.uid = uid ? strdup(uid) : NULL;
 	w->gen = st->gen;
@@ -428,8 +432,8 @@ out:
 
 /* Evaluates a workload other than a Canary (no lookup: fast, so under the
  * lock) and keeps its results. */
-static void take_workload(struct reportctl *c, struct rstream *st, const cJSON *obj,
-			  const char *ns, const char *name, const char *uid)
+static void take_workload(struct reportctl *c, struct rstream *st, const cJSON *obj, const char *ns,
+			  const char *name, const char *uid)
 {
 	struct engine eng = { NULL, c->src, NULL };
 	struct report_item *items = NULL;
@@ -442,8 +446,9 @@ static void take_workload(struct reportctl *c, struct rstream *st, const cJSON *
 	pthread_mutex_lock(&c->lock);
 	eng.cfg = c->cfg;
 	if (!view || report_check(&eng, view, &v, &items, &n, err, sizeof(err)) < 0) {
-		RG_LOG(LOG_ERROR, "reports: cannot evaluate a workload", LF_S("kind", rks[st->kind].kind),
-		       LF_S("namespace", ns), LF_S("name", name), LF_S("reason", view ? err : "out of memory"));
+		RG_LOG(LOG_ERROR, "reports: cannot evaluate a workload",
+		       LF_S("kind", rks[st->kind].kind), LF_S("namespace", ns), LF_S("name", name),
+		       LF_S("reason", view ? err : "out of memory"));
 		goto out;
 	}
 	verdict_free(&v);
@@ -683,8 +688,9 @@ static enum kube_list_result list_reports(struct reportctl *c, struct readback *
 static void crd_missing(struct reportctl *c)
 {
 	if (!c->crd_missing)
-		RG_LOG(LOG_WARN, "reports: the PolicyReport CRD (policyreports.wgpolicyk8s.io) is not "
-				 "installed; no report is written until it is",
+		RG_LOG(LOG_WARN,
+		       "reports: the PolicyReport CRD (policyreports.wgpolicyk8s.io) is not "
+		       "installed; no report is written until it is",
 		       LF_I("recheck_s", CRD_RECHECK_MS / 1000));
 	c->crd_missing = true;
 	metrics_report_crd_missing();
@@ -708,8 +714,8 @@ static void read_back(struct reportctl *c)
 		goto out;
 	}
 	if (r == KUBE_LIST_FAILED) {
-		RG_LOG(LOG_WARN, "reports: cannot read the reports back; retrying", LF_S("reason", err),
-		       LF_I("retry_ms", READBACK_RETRY_MS));
+		RG_LOG(LOG_WARN, "reports: cannot read the reports back; retrying",
+		       LF_S("reason", err), LF_I("retry_ms", READBACK_RETRY_MS));
 		c->readback_ms = mono_ms() + READBACK_RETRY_MS;
 		goto out;
 	}
@@ -763,7 +769,8 @@ static enum wrote send_report(struct reportctl *c, const char *ns, const char *b
 	enum wrote out = WROTE_FAILED;
 
 	snprintf(path, sizeof(path),
-		 REPORTS_PATH "/namespaces/%s/policyreports/" REPORT_NAME "?fieldManager=rollgate&force=true",
+		 REPORTS_PATH "/namespaces/%s/policyreports/" REPORT_NAME
+			      "?fieldManager=rollgate&force=true",
 		 ns);
 	if (kube_client_request(c->client, "PATCH", path, "application/apply-patch+yaml", body,
 				WRITE_TIMEOUT_MS, &reply, err, sizeof(err)) < 0) {
@@ -777,11 +784,12 @@ static enum wrote send_report(struct reportctl *c, const char *ns, const char *b
 		cJSON *st = kube_status_parse(reply.body, reply.len);
 		const char *kind = json_get_string(json_get(st, "details"), "kind");
 		/* A namespace that is gone names itself; the CRD's absence names nothing. */
-		out = reply.status == 404 ? (kind && strcmp(kind, "namespaces") == 0 ? WROTE_GONE
-										   : WROTE_NO_CRD)
-					  : WROTE_FAILED;
+		out = reply.status == 404
+			? (kind && strcmp(kind, "namespaces") == 0 ? WROTE_GONE : WROTE_NO_CRD)
+			: WROTE_FAILED;
 		kube_reply_describe(&reply, why, sizeof(why));
-		RG_LOG(LOG_WARN, "reports: write rejected", LF_S("namespace", ns), LF_S("reason", why));
+		RG_LOG(LOG_WARN, "reports: write rejected", LF_S("namespace", ns),
+		       LF_S("reason", why));
 		cJSON_Delete(st);
 	}
 	kube_reply_clear(&reply);
@@ -976,8 +984,8 @@ static int add_stream(struct reportctl *c, struct rstream *st, enum rkind kind, 
 	return kwatch_add(c->w, &spec, err, errlen);
 }
 
-struct reportctl *reportctl_new(struct kube_client *client, struct objsource *src,
-				struct lease *lease, struct config *cfg, char *err, size_t errlen)
+struct reportctl *reportctl_new(struct kube_client *client, struct objsource *src, struct lease *lease,
+				struct config *cfg, char *err, size_t errlen)
 {
 	struct reportctl *c = calloc(1, sizeof(*c));
 	size_t nns = cfg->watch_namespaces.n;

@@ -56,7 +56,9 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
 	n = buf ? fread(buf, 1, PEM_MAX_BYTES + 1, f) : 0;
 	if (!buf || ferror(f) || n > PEM_MAX_BYTES || n == 0) {
 		snprintf(err, errlen, "%s: %s", path,
-			 !buf ? "out of memory" : n == 0 ? "file is empty" : "unreadable or too large");
+			 !buf             ? "out of memory"
+				 : n == 0 ? "file is empty"
+					  : "unreadable or too large");
 		if (buf)
 			OPENSSL_cleanse(buf, PEM_MAX_BYTES + 1); /* it may hold a key */
 		free(buf);
@@ -79,9 +81,8 @@ static double asn1_to_unix(const ASN1_TIME *t)
 }
 
 /* OpenSSL's view: the first certificate parses, the key parses, they match. */
-static int validate_pair(const struct certstore *cs, const char *cert, size_t clen,
-			 const char *key, size_t klen, double *not_after, char *err,
-			 size_t errlen)
+static int validate_pair(const struct certstore *cs, const char *cert, size_t clen, const char *key,
+			 size_t klen, double *not_after, char *err, size_t errlen)
 {
 	BIO *cb = BIO_new_mem_buf(cert, (int)clen), *kb = BIO_new_mem_buf(key, (int)klen);
 	X509 *x = NULL;
@@ -127,9 +128,8 @@ static void generation_free(struct generation *g)
 	free(g);
 }
 
-static struct generation *generation_load(const struct certstore *cs, const char *cert,
-					  size_t clen, const char *key, size_t klen,
-					  char *err, size_t errlen)
+static struct generation *generation_load(const struct certstore *cs, const char *cert, size_t clen,
+					  const char *key, size_t klen, char *err, size_t errlen)
 {
 	struct generation *g = calloc(1, sizeof(*g));
 	gnutls_datum_t cd = { (unsigned char *)cert, (unsigned)clen };
@@ -222,8 +222,7 @@ int certstore_reload(struct certstore *cs, char *err, size_t errlen)
 	return 1;
 }
 
-struct certstore *certstore_open(const char *cert_path, const char *key_path, char *err,
-				 size_t errlen)
+struct certstore *certstore_open(const char *cert_path, const char *key_path, char *err, size_t errlen)
 {
 	struct certstore *cs = calloc(1, sizeof(*cs));
 

@@ -122,8 +122,8 @@ enum MHD_Result connguard_accept(void *cls, const struct sockaddr *addr, socklen
 /* Keeps the socket of a connection libmicrohttpd is about to close. */
 static void linger_socket(struct connguard *g, struct MHD_Connection *conn)
 {
-	const union MHD_ConnectionInfo *i =
-		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	const union MHD_ConnectionInfo *i = MHD_get_connection_info(conn,
+								    MHD_CONNECTION_INFO_CONNECTION_FD);
 	int fd;
 
 	if (!i)
@@ -223,11 +223,12 @@ static void report(struct connguard *g, int64_t now, bool force)
 	if (!refused && !reading && !idle && !timed_out)
 		return;
 	RG_LOG(LOG_WARN, "connections closed to protect the server (docs/limits.md)",
-	       LF_S("listener", metrics_listener_name(g->listener)),
-	       LF_I("refused_at_limit", refused), LF_I("evicted_reading", reading),
-	       LF_I("evicted_idle", idle), LF_I("read_timeouts", timed_out),
-	       LF_I("open", conntrack_open(g->ct)), LF_I("limit", g->limit),
-	       LF_D("since_last_s", n->last_report_ms ? (double)(now - n->last_report_ms) / 1000.0 : 0.0));
+	       LF_S("listener", metrics_listener_name(g->listener)), LF_I("refused_at_limit", refused),
+	       LF_I("evicted_reading", reading), LF_I("evicted_idle", idle),
+	       LF_I("read_timeouts", timed_out), LF_I("open", conntrack_open(g->ct)),
+	       LF_I("limit", g->limit),
+	       LF_D("since_last_s",
+		    n->last_report_ms ? (double)(now - n->last_report_ms) / 1000.0 : 0.0));
 	n->last_report_ms = now;
 }
 
@@ -263,8 +264,8 @@ static void *sweep(void *arg)
 	return NULL;
 }
 
-struct connguard *connguard_new(enum metrics_listener listener,
-				const struct conntrack_limits *lim, char *err, size_t errlen)
+struct connguard *connguard_new(enum metrics_listener listener, const struct conntrack_limits *lim,
+				char *err, size_t errlen)
 {
 	struct connguard *g = calloc(1, sizeof(*g));
 	pthread_condattr_t ca;

@@ -101,8 +101,7 @@ static struct conntrack_conn *oldest_locked(struct conntrack *ct, enum phase p, 
 
 /* Closes the oldest connection in phase p; retries when a connection
  * changes phase under the scan (bounded: each retry needs a transition). */
-static bool evict_locked(struct conntrack *ct, enum phase p, conntrack_close_fn close_fn,
-			 void *arg)
+static bool evict_locked(struct conntrack *ct, enum phase p, conntrack_close_fn close_fn, void *arg)
 {
 	for (int tries = 0; tries < 8; tries++) {
 		uint64_t seen = 0;
@@ -233,8 +232,7 @@ static int64_t deadline_of(const struct conntrack *ct, uint64_t st)
 	}
 }
 
-unsigned conntrack_expire(struct conntrack *ct, int64_t now_ms, conntrack_close_fn close_fn,
-			  void *arg)
+unsigned conntrack_expire(struct conntrack *ct, int64_t now_ms, conntrack_close_fn close_fn, void *arg)
 {
 	unsigned n = 0;
 

@@ -63,7 +63,7 @@ struct api {
 	struct objcache *cache;
 	struct lease *lease;
 	struct reloader *reloader;
-	struct reportctl *reports; /* reports.enabled */
+	struct reportctl *reports;       /* reports.enabled */
 	struct strlist watch_namespaces; /* as started: changes need a restart */
 	char *watch_selector;
 };
@@ -78,11 +78,13 @@ static void serve_usage(FILE *out)
 		"  --listen HOST:PORT          HTTPS address (default 0.0.0.0:8443)\n"
 		"  --tls-cert PATH             serving certificate chain, PEM\n"
 		"                              (default /etc/rollgate/tls/tls.crt)\n"
-		"  --tls-key PATH              its private key, PEM (default /etc/rollgate/tls/tls.key)\n"
+		"  --tls-key PATH              its private key, PEM (default "
+		"/etc/rollgate/tls/tls.key)\n"
 		"  --metrics-listen HOST:PORT  metrics and probes, plain HTTP (default 0.0.0.0:9090)\n"
 		"  --config PATH               YAML config (default: built-in defaults; an empty\n"
 		"                              file is an error, {} means the defaults)\n"
-		"  --objects DIR               read ConfigMaps, Secrets and Deployments from manifests\n"
+		"  --objects DIR               read ConfigMaps, Secrets and Deployments from "
+		"manifests\n"
 		"                              in DIR instead of the Kubernetes API\n"
 		"  --kubeconfig PATH           reach the Kubernetes API through this kubeconfig\n"
 		"                              (default: in-cluster service account)\n"
@@ -166,14 +168,30 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, &idx)) != -1) {
 		switch (c) {
-		case 'l': o->srv.listen = optarg; break;
-		case 'c': o->tls_cert = optarg; break;
-		case 'k': o->tls_key = optarg; break;
-		case 'm': o->srv.metrics_listen = optarg; break;
-		case 'C': o->config = optarg; break;
-		case 'o': o->objects = optarg; break;
-		case 'K': o->kubeconfig = optarg; break;
-		case 'N': o->lease_namespace = optarg; break;
+		case 'l':
+			o->srv.listen = optarg;
+			break;
+		case 'c':
+			o->tls_cert = optarg;
+			break;
+		case 'k':
+			o->tls_key = optarg;
+			break;
+		case 'm':
+			o->srv.metrics_listen = optarg;
+			break;
+		case 'C':
+			o->config = optarg;
+			break;
+		case 'o':
+			o->objects = optarg;
+			break;
+		case 'K':
+			o->kubeconfig = optarg;
+			break;
+		case 'N':
+			o->lease_namespace = optarg;
+			break;
 		case 'f':
 			if (strcmp(optarg, "json") == 0)
 				o->log_format = LOG_FORMAT_JSON;
@@ -371,8 +389,7 @@ static void config_rejected(struct config_watch *w, const char *err, bool unread
 		w->unreadable = strdup(err);
 	}
 	metrics_reload(RELOAD_CONFIG, false);
-	RG_LOG(LOG_ERROR, "config rejected; the last good config stays in force",
-	       LF_S("reason", err));
+	RG_LOG(LOG_ERROR, "config rejected; the last good config stays in force", LF_S("reason", err));
 	/* Report a bad key file once, not at every poll. */
 	if (w->key_path)
 		file_fingerprint(w->key_path, w->key_sha);
@@ -420,14 +437,16 @@ static void reload_config(struct config_watch *w, struct webhook *wh, struct api
 		if (copy)
 			reloader_set_config(api->reloader, copy);
 		else
-			RG_LOG(LOG_ERROR, "reload controller keeps its previous config", LF_S("reason", err));
+			RG_LOG(LOG_ERROR, "reload controller keeps its previous config",
+			       LF_S("reason", err));
 	}
 	if (api->reports) {
 		struct config *copy = copy_config(w, err, sizeof(err));
 		if (copy)
 			reportctl_set_config(api->reports, copy);
 		else
-			RG_LOG(LOG_ERROR, "report controller keeps its previous config", LF_S("reason", err));
+			RG_LOG(LOG_ERROR, "report controller keeps its previous config",
+			       LF_S("reason", err));
 	}
 	RG_LOG(LOG_INFO, "config reloaded", LF_S("path", w->path));
 }
@@ -442,7 +461,8 @@ static void reload_cert(struct certstore *cs)
 	metrics_reload(RELOAD_CERT, r > 0);
 	if (r > 0) {
 		metrics_cert_expiry(certstore_expiry(cs));
-		RG_LOG(LOG_INFO, "serving certificate reloaded", LF_D("not_after", certstore_expiry(cs)));
+		RG_LOG(LOG_INFO, "serving certificate reloaded",
+		       LF_D("not_after", certstore_expiry(cs)));
 	} else {
 		RG_LOG(LOG_ERROR, "new serving certificate rejected; the previous one stays in use",
 		       LF_S("reason", err));
@@ -505,9 +525,8 @@ static int start_reports(struct api *api, const struct config_watch *cw, struct 
 	return api->reports ? reportctl_start(api->reports, err, errlen) : -1;
 }
 
-static int start_controller(const struct serve_opts *o, struct api *api,
-			    const struct config_watch *cw, struct objsource *src, char *err,
-			    size_t errlen)
+static int start_controller(const struct serve_opts *o, struct api *api, const struct config_watch *cw,
+			    struct objsource *src, char *err, size_t errlen)
 {
 	struct lease_options lo;
 	struct config *cfg;
@@ -607,8 +626,9 @@ static struct objsource *open_source(const struct serve_opts *o, const struct co
 		return objsource_files_new(o->objects, err, errlen);
 	if (o->kubeconfig || getenv("KUBERNETES_SERVICE_HOST"))
 		return open_api(o, cfg, api, err, errlen);
-	RG_LOG(LOG_WARN, "no object source: not in a cluster and neither --objects nor "
-			 "--kubeconfig given; workloads will not be stamped",
+	RG_LOG(LOG_WARN,
+	       "no object source: not in a cluster and neither --objects nor "
+	       "--kubeconfig given; workloads will not be stamped",
 	       LF_END);
 	return NULL;
 }
@@ -641,16 +661,16 @@ static void check_ready(struct readiness *r)
 	if (!synced && mono_s() - r->since < r->timeout_s)
 		return;
 	if (!synced)
-		RG_LOG(LOG_WARN, "watch cache not synced within the sync timeout; ready anyway, "
-				 "lookups use API GETs until it syncs",
+		RG_LOG(LOG_WARN,
+		       "watch cache not synced within the sync timeout; ready anyway, "
+		       "lookups use API GETs until it syncs",
 		       LF_I("sync_timeout_s", r->timeout_s));
 	r->ready = true;
 	server_set_ready(r->srv, 1);
 }
 
 static int wait_loop(const sigset_t *sigs, struct certstore *cs, struct config_watch *cw,
-		     struct webhook *wh, struct objsource *src, struct api *api,
-		     struct readiness *rd)
+		     struct webhook *wh, struct objsource *src, struct api *api, struct readiness *rd)
 {
 	double last = mono_s();
 	siginfo_t info;
@@ -690,9 +710,12 @@ int serve_main(int argc, char **argv)
 
 	memset(&api, 0, sizeof(api));
 	switch (parse_serve(argc, argv, &o)) {
-	case 1: return 0;
-	case -1: return 2;
-	default: break;
+	case 1:
+		return 0;
+	case -1:
+		return 2;
+	default:
+		break;
 	}
 	/* Before any thread exists, so every thread inherits the mask. */
 	sigemptyset(&sigs);

@@ -102,7 +102,8 @@ static double elapsed(const struct timespec *start)
 }
 
 static enum MHD_Result send_buffer(struct server *srv, struct MHD_Connection *conn, int status,
-				   const char *ctype, void *buf, size_t len, enum MHD_ResponseMemoryMode mode)
+				   const char *ctype, void *buf, size_t len,
+				   enum MHD_ResponseMemoryMode mode)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, buf, mode);
 	enum MHD_Result ret;
@@ -126,9 +127,8 @@ static enum MHD_Result send_buffer(struct server *srv, struct MHD_Connection *co
 }
 
 /* A short JSON error body ({"error": "..."}), logged once. */
-static enum MHD_Result reject(struct server *srv, struct MHD_Connection *conn,
-			      struct request *rq, const char *method, const char *url, int status,
-			      const char *reason)
+static enum MHD_Result reject(struct server *srv, struct MHD_Connection *conn, struct request *rq,
+			      const char *method, const char *url, int status, const char *reason)
 {
 	cJSON *o = cJSON_CreateObject();
 	char *body, m[24], path[160];
@@ -160,8 +160,8 @@ static enum MHD_Result reject(struct server *srv, struct MHD_Connection *conn,
 static enum MHD_Result send_text(struct server *srv, struct MHD_Connection *conn, int status,
 				 const char *text)
 {
-	return send_buffer(srv, conn, status, "text/plain; charset=utf-8", (void *)text,
-			   strlen(text), MHD_RESPMEM_PERSISTENT);
+	return send_buffer(srv, conn, status, "text/plain; charset=utf-8", (void *)text, strlen(text),
+			   MHD_RESPMEM_PERSISTENT);
 }
 
 static enum MHD_Result health(struct server *srv, struct MHD_Connection *conn, const char *url,
@@ -298,8 +298,8 @@ static enum MHD_Result admission_respond(struct server *srv, struct MHD_Connecti
 
 	rq->counted = true;
 	metrics_request(rq->ep, webhook_call_outcome(rq->call), elapsed(&rq->start));
-	return send_buffer(srv, conn, webhook_call_status(rq->call), "application/json",
-			   (void *)body, len, MHD_RESPMEM_PERSISTENT);
+	return send_buffer(srv, conn, webhook_call_status(rq->call), "application/json", (void *)body,
+			   len, MHD_RESPMEM_PERSISTENT);
 }
 
 /* The last call: the whole body is in; run the review or wait for it. */
@@ -326,7 +326,8 @@ static enum MHD_Result admission_finish(struct server *srv, struct MHD_Connectio
 	atomic_fetch_add(&srv->reviewing, 1);
 	if (atomic_load(&srv->stopping)) {
 		atomic_fetch_sub(&srv->reviewing, 1);
-		return reject(srv, conn, rq, method, url, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
+		return reject(srv, conn, rq, method, url, MHD_HTTP_SERVICE_UNAVAILABLE,
+			      "shutting down");
 	}
 	rq->body[rq->len] = '\0';
 	rq->call = webhook_call_new(srv->wh, rq->ep == EP_MUTATE ? WEBHOOK_MUTATE : WEBHOOK_VALIDATE,
@@ -334,7 +335,8 @@ static enum MHD_Result admission_finish(struct server *srv, struct MHD_Connectio
 	rq->body = NULL;
 	if (!rq->call) {
 		atomic_fetch_sub(&srv->reviewing, 1);
-		return reject(srv, conn, rq, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+		return reject(srv, conn, rq, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
+			      "out of memory");
 	}
 	pthread_mutex_lock(&rq->lock);
 	pending = webhook_call_run(rq->call, call_done, rq);
@@ -418,9 +420,8 @@ static int check_framing(struct MHD_Connection *conn, const char *version, const
 
 /* The first call, with the headers in: framing, route, the checks that
  * need no body. */
-static enum MHD_Result first_call(struct server *srv, struct MHD_Connection *conn,
-				  const char *url, const char *method, const char *version,
-				  void **con_cls)
+static enum MHD_Result first_call(struct server *srv, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, void **con_cls)
 {
 	enum metrics_endpoint ep;
 	const char *reason;
@@ -587,7 +588,7 @@ static struct MHD_Daemon *start_worker(struct server *srv, const struct server_o
 				       struct addrinfo *ai, unsigned port, unsigned mhd_limit)
 {
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TLS |
-			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+		MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
@@ -598,17 +599,15 @@ static struct MHD_Daemon *start_worker(struct server *srv, const struct server_o
 			((struct sockaddr_in *)ai->ai_addr)->sin_port = htons((uint16_t)port);
 	}
 	return MHD_start_daemon(flags, 0, connguard_accept, srv->https_guard, on_request, srv,
-				MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-				MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-				MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
+				MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+				1u, MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
 				MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout,
 				MHD_OPTION_HTTPS_CERT_CALLBACK, certstore_retrieve,
 				MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
 				MHD_OPTION_NOTIFY_CONNECTION, connguard_notify, srv->https_guard,
 				MHD_OPTION_URI_LOG_CALLBACK, connguard_request_line, srv->https_guard,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-				MHD_OPTION_END);
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
 }
 
 static unsigned daemon_port(struct MHD_Daemon *d);
@@ -652,9 +651,12 @@ static unsigned fit_fd_limit(unsigned want, unsigned extra)
 	}
 	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
 		return want;
-	fit = rl.rlim_cur > (rlim_t)extra + FD_RESERVE + 1 ? (unsigned)(rl.rlim_cur - extra - FD_RESERVE) : 1;
+	fit = rl.rlim_cur > (rlim_t)extra + FD_RESERVE + 1
+		? (unsigned)(rl.rlim_cur - extra - FD_RESERVE)
+		: 1;
 	RG_LOG(LOG_WARN, "--max-connections lowered to fit the limit on open files (ulimit -n)",
-	       LF_I("max_connections", fit), LF_I("asked", want), LF_I("open_files_limit", rl.rlim_cur));
+	       LF_I("max_connections", fit), LF_I("asked", want),
+	       LF_I("open_files_limit", rl.rlim_cur));
 	return fit;
 }
 
@@ -666,10 +668,9 @@ static unsigned fit_fd_limit(unsigned want, unsigned extra)
  * room for all of that (the kernel may hand any of them every connection):
  * libmicrohttpd must never reach its own limit.
  */
-static struct connguard *guard_listener(enum metrics_listener which, unsigned limit,
-					unsigned daemons, const struct server_options *o,
-					unsigned idle_timeout, unsigned *mhd_limit, char *err,
-					size_t errlen)
+static struct connguard *guard_listener(enum metrics_listener which, unsigned limit, unsigned daemons,
+					const struct server_options *o, unsigned idle_timeout,
+					unsigned *mhd_limit, char *err, size_t errlen)
 {
 	struct conntrack_limits lim = { limit, limit / 4 + 8, o->read_timeout * 1000u,
 					idle_timeout * 1000u };
@@ -678,8 +679,7 @@ static struct connguard *guard_listener(enum metrics_listener which, unsigned li
 	return connguard_new(which, &lim, err, errlen);
 }
 
-static int start_https(struct server *srv, const struct server_options *o, char *err,
-		       size_t errlen)
+static int start_https(struct server *srv, const struct server_options *o, char *err, size_t errlen)
 {
 	struct addrinfo *ai = resolve(o->listen, err, errlen);
 	long threads = o->threads ? (long)o->threads : sysconf(_SC_NPROCESSORS_ONLN);
@@ -689,7 +689,8 @@ static int start_https(struct server *srv, const struct server_options *o, char 
 	if (!ai)
 		return -1;
 	if (!port_free(ai)) {
-		snprintf(err, errlen, "cannot listen on %s (address in use or not available)", o->listen);
+		snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
+			 o->listen);
 		goto out;
 	}
 	if (threads < 1)
@@ -727,12 +728,11 @@ static void on_metrics_completed(void *cls, struct MHD_Connection *conn, void **
 
 /* The metrics listener has the same protections: the kubelet's probes
  * reach it, and a few slow clients must not make them fail. */
-static int start_metrics(struct server *srv, const struct server_options *o, char *err,
-			 size_t errlen)
+static int start_metrics(struct server *srv, const struct server_options *o, char *err, size_t errlen)
 {
 	struct addrinfo *ai = resolve(o->metrics_listen, err, errlen);
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
-			 MHD_USE_ERROR_LOG;
+		MHD_USE_ERROR_LOG;
 	unsigned mhd_limit;
 	struct connguard *g;
 
@@ -740,8 +740,8 @@ static int start_metrics(struct server *srv, const struct server_options *o, cha
 		return -1;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	g = guard_listener(ML_METRICS, METRICS_CONN_LIMIT, 1, o, METRICS_IDLE_TIMEOUT, &mhd_limit,
-			   err, errlen);
+	g = guard_listener(ML_METRICS, METRICS_CONN_LIMIT, 1, o, METRICS_IDLE_TIMEOUT, &mhd_limit, err,
+			   errlen);
 	srv->metrics_guard = g;
 	if (g)
 		srv->metrics = MHD_start_daemon(flags, 0, connguard_accept, g, on_metrics, srv,
@@ -751,8 +751,8 @@ static int start_metrics(struct server *srv, const struct server_options *o, cha
 						MHD_OPTION_CONNECTION_TIMEOUT, METRICS_IDLE_TIMEOUT,
 						MHD_OPTION_NOTIFY_CONNECTION, connguard_notify, g,
 						MHD_OPTION_URI_LOG_CALLBACK, connguard_request_line, g,
-						MHD_OPTION_NOTIFY_COMPLETED, on_metrics_completed, NULL,
-						MHD_OPTION_END);
+						MHD_OPTION_NOTIFY_COMPLETED, on_metrics_completed,
+						NULL, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (g && !srv->metrics)
 		snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
@@ -892,8 +892,8 @@ static pthread_once_t gnutls_send_once = PTHREAD_ONCE_INIT;
 
 static void find_gnutls_send(void)
 {
-	gnutls_send = (ssize_t (*)(gnutls_session_t, const void *, size_t))
-		dlvsym(RTLD_NEXT, "gnutls_record_send", "GNUTLS_3_4");
+	gnutls_send = (ssize_t(*)(gnutls_session_t, const void *,
+				  size_t))dlvsym(RTLD_NEXT, "gnutls_record_send", "GNUTLS_3_4");
 }
 
 /* Length of the first of two heads with the same status line, or 0. */
