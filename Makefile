@@ -43,7 +43,7 @@ $(B)/obj/%.o: src/%.c
 	$(CC) $(ALL_CFLAGS) $(HARDEN) $(DEPFLAGS) -c -o $@ $<
 
 $(B)/librollgate.a: $(patsubst src/%.c,$(B)/obj/%.o,$(LIBSRCS))
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 $(B)/rollgate: $(B)/obj/cli/main.o $(B)/librollgate.a
 	$(CC) $(ALL_CFLAGS) $(HARDEN) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -128,7 +128,7 @@ $(FUZZ_B)/obj/%.o: src/%.c
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(DEPFLAGS) -c -o $@ $<
 
 $(FUZZ_B)/librollgate.a: $(patsubst src/%.c,$(FUZZ_B)/obj/%.o,$(LIBSRCS))
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 $(FUZZ_B)/%: fuzz/%.c $(FUZZ_B)/librollgate.a
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_B)/librollgate.a $(LDLIBS)
