@@ -26,6 +26,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "report.h"
+#include "rgtime.h"
 
 #define WRITE_TIMEOUT_MS 10000
 #define LIST_TIMEOUT_MS 60000
@@ -178,14 +179,6 @@ struct reportctl {
 	long long readback_ms; /* when to read back (again) */
 	long long resync_ms;   /* the next periodic read-back */
 };
-
-static long long mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 static uint32_t wl_hash(enum rkind kind, const char *ns, const char *name)
 {
@@ -560,7 +553,7 @@ static void on_disabled(void *arg)
 /* A Canary to evaluate: changed, or due to try its lookup again. */
 static struct wl *first_pending(struct reportctl *c)
 {
-	long long now = mono_ms();
+	long long now = rgtime_now_ms();
 
 	for (size_t i = 0; (c->n_pending || c->n_retry) && i < c->nss.nb; i++)
 		for (struct hnode *n = c->nss.b[i]; n; n = n->next) {
@@ -612,7 +605,7 @@ static void evaluate_canary(struct reportctl *c, struct wl *w)
 	} else {
 		wl_set_items(w, items, n);
 		if (has_error(w))
-			set_retry(c, w, mono_ms() + CANARY_RETRY_MS);
+			set_retry(c, w, rgtime_now_ms() + CANARY_RETRY_MS);
 	}
 out:
 	free(ns);
@@ -694,7 +687,7 @@ static void crd_missing(struct reportctl *c)
 		       LF_I("recheck_s", CRD_RECHECK_MS / 1000));
 	c->crd_missing = true;
 	metrics_report_crd_missing();
-	c->readback_ms = mono_ms() + CRD_RECHECK_MS;
+	c->readback_ms = rgtime_now_ms() + CRD_RECHECK_MS;
 }
 
 /* Lock held on entry and exit, released for the lists. Every namespace is
@@ -716,14 +709,14 @@ static void read_back(struct reportctl *c)
 	if (r == KUBE_LIST_FAILED) {
 		RG_LOG(LOG_WARN, "reports: cannot read the reports back; retrying",
 		       LF_S("reason", err), LF_I("retry_ms", READBACK_RETRY_MS));
-		c->readback_ms = mono_ms() + READBACK_RETRY_MS;
+		c->readback_ms = rgtime_now_ms() + READBACK_RETRY_MS;
 		goto out;
 	}
 	if (c->crd_missing)
 		RG_LOG(LOG_INFO, "reports: the PolicyReport CRD is installed now", LF_END);
 	c->crd_missing = false;
 	c->need_readback = false;
-	c->resync_ms = mono_ms() + RESYNC_MS;
+	c->resync_ms = rgtime_now_ms() + RESYNC_MS;
 	for (size_t i = 0; i < c->nss.nb; i++)
 		for (struct hnode *n = c->nss.b[i]; n; n = n->next) {
 			struct nsrec *ns = (struct nsrec *)n;
@@ -818,7 +811,7 @@ static void write_ns(struct reportctl *c, struct nsrec *ns)
 	name = strdup(ns->name);
 	if (!body || !name)
 		goto oom;
-	ns->next_ms = mono_ms() + c->cfg->reports_interval_ms;
+	ns->next_ms = rgtime_now_ms() + c->cfg->reports_interval_ms;
 	pthread_mutex_unlock(&c->lock);
 	w = send_report(c, name, body);
 	pthread_mutex_lock(&c->lock);
@@ -849,7 +842,7 @@ oom:
 	RG_LOG(LOG_ERROR, "reports: out of memory rendering a report", LF_S("namespace", ns->name));
 	metrics_report_write(REPORT_WRITE_FAILED);
 	ns->dirty = true;
-	ns->next_ms = mono_ms() + c->cfg->reports_interval_ms;
+	ns->next_ms = rgtime_now_ms() + c->cfg->reports_interval_ms;
 out:
 	free(objs);
 	free(body);
@@ -868,14 +861,14 @@ static struct nsrec *next_due(struct reportctl *c, long long *due)
 			if (ns->dirty && (!best || ns->next_ms < best->next_ms))
 				best = ns;
 		}
-	*due = best ? best->next_ms : mono_ms() + POLL_MS;
+	*due = best ? best->next_ms : rgtime_now_ms() + POLL_MS;
 	return best;
 }
 
 static void wait_until(struct reportctl *c, long long until_ms)
 {
 	struct timespec ts;
-	long long ms = until_ms - mono_ms();
+	long long ms = until_ms - rgtime_now_ms();
 
 	if (ms <= 0)
 		return;
@@ -919,12 +912,12 @@ static bool step(struct reportctl *c)
 		c->need_readback = true; /* a new leader trusts nobody's bookkeeping */
 	c->was_leader = leader;
 	if (!leader || !c->synced) {
-		wait_until(c, mono_ms() + POLL_MS);
+		wait_until(c, rgtime_now_ms() + POLL_MS);
 		return false;
 	}
-	if (c->resync_ms && mono_ms() >= c->resync_ms)
+	if (c->resync_ms && rgtime_now_ms() >= c->resync_ms)
 		c->need_readback = true;
-	if ((c->need_readback || c->crd_missing) && mono_ms() >= c->readback_ms) {
+	if ((c->need_readback || c->crd_missing) && rgtime_now_ms() >= c->readback_ms) {
 		read_back(c);
 		return true;
 	}
@@ -938,7 +931,7 @@ static bool step(struct reportctl *c)
 		return true;
 	}
 	ns = next_due(c, &due);
-	if (ns && due <= mono_ms()) {
+	if (ns && due <= rgtime_now_ms()) {
 		write_ns(c, ns);
 		return true;
 	}

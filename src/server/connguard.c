@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "rgtime.h"
 
 /* How often deadlines are checked, and how often at most one log line
  * reports the connections closed to protect the server. */
@@ -66,10 +67,7 @@ struct connguard {
 
 static int64_t now_ms(void)
 {
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+	return (int64_t)rgtime_now_ms();
 }
 
 /* The table's close function: ends both directions, so the connection's
@@ -241,12 +239,7 @@ static void *sweep(void *arg)
 
 	pthread_mutex_lock(&g->lock);
 	while (!g->stop) {
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_nsec += SWEEP_MS * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		rgtime_deadline(&until, SWEEP_MS);
 		pthread_cond_timedwait(&g->cond, &g->lock, &until);
 		if (g->stop)
 			break;

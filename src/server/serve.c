@@ -30,6 +30,7 @@
 #include "kwatch.h"
 #include "lease.h"
 #include "log.h"
+#include "rgtime.h"
 #include "manifest.h"
 #include "metrics.h"
 #include "objcache.h"
@@ -635,10 +636,7 @@ static struct objsource *open_source(const struct serve_opts *o, const struct co
 
 static double mono_s(void)
 {
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+	return (double)rgtime_now_ms() / 1000.0;
 }
 
 /* Readiness waits for the watch cache, but never forever: before its sync,

@@ -34,6 +34,7 @@
 #include "connguard.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "rgtime.h"
 #include "metrics.h"
 
 /* Mozilla "intermediate": TLS 1.2 and 1.3, ECDHE key exchange, AEAD only.
@@ -93,14 +94,6 @@ struct request {
 	bool counted;
 };
 
-static double elapsed(const struct timespec *start)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
-}
-
 static enum MHD_Result send_buffer(struct server *srv, struct MHD_Connection *conn, int status,
 				   const char *ctype, void *buf, size_t len,
 				   enum MHD_ResponseMemoryMode mode)
@@ -141,7 +134,7 @@ static enum MHD_Result reject(struct server *srv, struct MHD_Connection *conn, s
 	       LF_I("status", status), LF_S("reason", reason));
 	if (rq && !rq->counted) {
 		rq->counted = true;
-		metrics_request(rq->ep, OUT_INVALID, elapsed(&rq->start));
+		metrics_request(rq->ep, OUT_INVALID, rgtime_elapsed_s(&rq->start));
 	} else if (!rq) {
 		metrics_request(EP_OTHER, OUT_INVALID, 0);
 	}
@@ -193,7 +186,7 @@ static struct request *request_new(enum metrics_endpoint ep, struct MHD_Connecti
 		return NULL;
 	rq->ep = ep;
 	rq->conn = conn;
-	clock_gettime(CLOCK_MONOTONIC, &rq->start);
+	rgtime_now(&rq->start);
 	pthread_mutex_init(&rq->lock, NULL);
 	return rq;
 }
@@ -297,7 +290,7 @@ static enum MHD_Result admission_respond(struct server *srv, struct MHD_Connecti
 	const char *body = webhook_call_body(rq->call, &len);
 
 	rq->counted = true;
-	metrics_request(rq->ep, webhook_call_outcome(rq->call), elapsed(&rq->start));
+	metrics_request(rq->ep, webhook_call_outcome(rq->call), rgtime_elapsed_s(&rq->start));
 	return send_buffer(srv, conn, webhook_call_status(rq->call), "application/json", (void *)body,
 			   len, MHD_RESPMEM_PERSISTENT);
 }
@@ -487,7 +480,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!rq)
 		return;
 	if (!rq->counted)
-		metrics_request(rq->ep, OUT_ERROR, elapsed(&rq->start));
+		metrics_request(rq->ep, OUT_ERROR, rgtime_elapsed_s(&rq->start));
 	webhook_call_free(rq->call);
 	free(rq->body);
 	pthread_mutex_destroy(&rq->lock);
@@ -834,7 +827,7 @@ int server_shutdown(struct server *srv, unsigned timeout_ms)
 	server_set_ready(srv, 0);
 	/* From here every answer says Connection: close. */
 	atomic_store(&srv->draining, 1);
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	rgtime_now(&start);
 	for (unsigned i = 0; i < srv->n_https; i++) {
 		lsock = MHD_quiesce_daemon(srv->https[i]);
 		if (lsock != MHD_INVALID_SOCKET)
@@ -845,18 +838,18 @@ int server_shutdown(struct server *srv, unsigned timeout_ms)
 	 * written. So every connection stays open, and whatever arrives on it
 	 * is read and answered, until its client closes it or it closes after
 	 * such an answer. Only the drain timeout cuts this short. */
-	while (connguard_open(srv->https_guard) > 0 && elapsed(&start) * 1000.0 < timeout_ms)
+	while (connguard_open(srv->https_guard) > 0 && rgtime_elapsed_s(&start) * 1000.0 < timeout_ms)
 		nanosleep(&pause, NULL);
 	/* Past the timeout, reviews get 503. A review waiting on lookups must
 	 * be resumed before its daemon stops (libmicrohttpd aborts otherwise);
 	 * lookups have deadlines, so this ends, and it is capped all the same. */
 	atomic_store(&srv->stopping, 1);
 	while (atomic_load(&srv->reviewing) > 0 &&
-	       elapsed(&start) * 1000.0 < timeout_ms + STOP_GRACE_MS)
+	       rgtime_elapsed_s(&start) * 1000.0 < timeout_ms + STOP_GRACE_MS)
 		nanosleep(&pause, NULL);
 	left = connguard_open(srv->https_guard);
 	RG_LOG(left ? LOG_WARN : LOG_INFO, "drained", LF_I("connections_left", left),
-	       LF_D("seconds", elapsed(&start)));
+	       LF_D("seconds", rgtime_elapsed_s(&start)));
 	if (atomic_load(&srv->reviewing) > 0) {
 		RG_LOG(LOG_ERROR, "requests still waiting on lookups; exiting without closing them",
 		       LF_I("reviewing", atomic_load(&srv->reviewing)));
