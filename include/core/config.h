@@ -47,6 +47,9 @@ struct rule_config {
 struct config {
 	char *annotation_prefix; /* "rollgate.io" */
 	enum stamp_mode stamp_mode;
+	/* Hold the pods of a stamped workload that references a required
+	 * ConfigMap or Secret that does not exist (stamp.holdUntilConfigExists). */
+	bool stamp_hold;
 	char *hmac_key_file;
 	unsigned char *hmac_key;
 	size_t hmac_key_len;
@@ -64,6 +67,12 @@ struct config {
 	double reload_rate;        /* patches per second */
 	unsigned reload_burst;     /* token bucket size */
 	unsigned reload_window_ms; /* changes to one workload within it coalesce */
+	/* Reloader's flags (docs/migrating.md). */
+	struct strlist reload_ignore_namespaces; /* workloads and objects there never roll */
+	char *reload_namespace_selector;         /* NULL: every namespace; else Namespaces' labels */
+	char *reload_resource_label_selector;    /* NULL: every object; else only these trigger */
+	bool reload_ignore_secrets;              /* Secrets never join the hash (nor are watched) */
+	bool reload_ignore_configmaps;           /* ConfigMaps likewise */
 	/* Policy reports kept current in the cluster (reports:). */
 	bool reports_enabled;         /* with the API source; off by default */
 	unsigned reports_interval_ms; /* a namespace's report is written at most this often */

@@ -24,14 +24,20 @@ struct obj_entry {
 
 /* What rollgate knows of one ConfigMap or Secret: the digests of its values,
  * entries sorted bytewise by key. Never the values. */
+/* Reload annotations of the object itself (docs/migrating.md). */
+#define OBJ_FLAG_IGNORE 1u /* reloader.stakater.com/ignore: "true": never joins a hash */
+#define OBJ_FLAG_MATCH 2u  /* reloader.stakater.com/match: "true": joins under search */
+
 struct obj_digest {
 	struct obj_entry *entries;
 	size_t n;
+	unsigned flags; /* OBJ_FLAG_* */
 };
 
 /*
  * Digests a ConfigMap (data as UTF-8 bytes, binaryData base64-decoded) or a
- * Secret (data base64-decoded; stringData ignored) given as its API JSON.
+ * Secret (data base64-decoded; stringData ignored) given as its API JSON,
+ * and sets flags from its metadata.annotations.
  * Returns 0, or -1 with err (names the key, never a value) on a malformed
  * object. out is the caller's (stack or heap); it is overwritten, and left
  * empty on failure. Limit: 65536 entries.

@@ -19,8 +19,10 @@ enum lookup_status { LOOKUP_NONE, LOOKUP_FOUND, LOOKUP_ABSENT, LOOKUP_ERROR };
 struct lookup_item {
 	enum src_kind kind;
 	const char *name;          /* borrowed from the request */
+	const char *namespace_;    /* borrowed; NULL: the batch's namespace */
 	enum lookup_status status; /* set by the source */
-	struct obj_digest *digest; /* ConfigMap/Secret when FOUND; owned by the item */
+	struct obj_digest *digest; /* ConfigMap/Secret when FOUND; owned by the item; its
+	                            * flags carry the object's reload annotations */
 	cJSON *object;             /* Deployment when FOUND; owned by the item */
 	char reason[128];          /* why, when LOOKUP_ERROR (no values) */
 };
@@ -34,5 +36,12 @@ struct lookup_batch {
 /* Frees what each item owns (digest, object; set to NULL). Statuses and
  * the items array stay the caller's. Accepts NULL. */
 void lookup_batch_clear(struct lookup_batch *b);
+
+/* The namespace item it of batch b is asked in. */
+static inline const char *lookup_item_namespace(const struct lookup_batch *b,
+						const struct lookup_item *it)
+{
+	return it->namespace_ ? it->namespace_ : b->namespace_;
+}
 
 #endif

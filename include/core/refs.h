@@ -17,11 +17,18 @@ enum obj_kind { OBJ_CONFIGMAP = 0, OBJ_SECRET = 1 };
 /* One referenced object: the union of every reference to (kind, name). */
 struct ref {
 	enum obj_kind kind;
-	char *name;
+	char *name;       /* the object's name; for an object of another namespace
+	                   * (Wave's extra lists) "namespace/name", which sorts and
+	                   * hashes as one name (names never hold a '/') */
+	char *namespace_; /* that other namespace, else NULL (the workload's) */
 	bool whole;  /* some reference takes the whole object */
 	char **keys; /* selected keys when !whole, sorted bytewise, unique */
 	size_t n_keys;
 	bool optional;   /* every reference is optional: true */
+	bool need_match; /* joins the hash only when the object carries
+	                  * reloader.stakater.com/match: "true" (the workload
+	                  * has reloader.stakater.com/search and nothing else
+	                  * selects this object) */
 	char *user;      /* who uses it first, for messages: container "web", volume "cfg",
 	                 * or annotation "configmap.reloader.stakater.com/reload" */
 	size_t cap_keys; /* room in keys; 0 when keys was allocated to n_keys exactly */
@@ -61,6 +68,20 @@ int refs_collect_at(const cJSON *podspec, const char *path, struct refset *set, 
  * Such references are not optional. Returns 0, or -1 on OOM, past 4096
  * objects or for a name with a control character. */
 int refs_add_list(struct refset *set, enum obj_kind kind, const char *csv, const char *user);
+
+/* Adds "name" or "namespace/name" (an object of another namespace than
+ * own_ns; own_ns/name is the plain name) as a whole-object reference, as
+ * refs_add_list. Returns 0, or -1 on OOM, past 4096 objects, or for a
+ * name or namespace that is empty or holds a control character or '/'. */
+int refs_add_qualified(struct refset *set, enum obj_kind kind, const char *qualified,
+		       const char *own_ns, const char *user);
+
+/* The object's name within its namespace (after the '/' of a qualified
+ * name). */
+const char *refs_object_name(const struct ref *r);
+
+/* Deep-copies in into out (zeroed first); 0, or -1 on OOM with out cleared. */
+int refs_copy(const struct refset *in, struct refset *out);
 
 /* Sorts references by kind (ConfigMap first) then name, bytewise. */
 void refs_finish(struct refset *set);

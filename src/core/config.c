@@ -116,6 +116,9 @@ void config_free(struct config *cfg)
 	strlist_free(&cfg->controllers);
 	strlist_free(&cfg->watch_namespaces);
 	free(cfg->watch_label_selector);
+	strlist_free(&cfg->reload_ignore_namespaces);
+	free(cfg->reload_namespace_selector);
+	free(cfg->reload_resource_label_selector);
 	config_canary_clear(cfg);
 	for (int i = 0; i < RULE_COUNT; i++)
 		strlist_free(&cfg->rules[i].exempt_namespaces);

@@ -19,6 +19,7 @@
 
 #include "dynbuf.h"
 #include "jsonutil.h"
+#include "optin.h"
 
 #define CONFIGHASH_MAX_ENTRIES 65536
 /* Decoded bytes buffered between EVP_DigestUpdate calls. */
@@ -266,6 +267,25 @@ static int sort_entries(struct obj_digest *d, char *err, size_t errlen)
 	return 0;
 }
 
+static bool annotation_true(const cJSON *ann, const char *key)
+{
+	const char *v = json_get_string(ann, key);
+	return v && strcmp(v, "true") == 0;
+}
+
+/* The object's own reload annotations, as Reloader reads them. */
+static unsigned object_flags(const cJSON *obj)
+{
+	const cJSON *ann = json_get_path(obj, "metadata", "annotations", NULL);
+	unsigned f = 0;
+
+	if (annotation_true(ann, OPTIN_RELOADER_IGNORE))
+		f |= OBJ_FLAG_IGNORE;
+	if (annotation_true(ann, OPTIN_RELOADER_MATCH))
+		f |= OBJ_FLAG_MATCH;
+	return f;
+}
+
 int confighash_digest_object(const cJSON *obj, enum obj_kind kind, struct obj_digest *out, char *err,
 			     size_t errlen)
 {
@@ -275,10 +295,12 @@ int confighash_digest_object(const cJSON *obj, enum obj_kind kind, struct obj_di
 
 	out->entries = NULL;
 	out->n = 0;
+	out->flags = 0;
 	if (!cJSON_IsObject(obj)) {
 		snprintf(err, errlen, "%s: expected an object", refs_kind_name(kind));
 		return -1;
 	}
+	out->flags = object_flags(obj);
 	/* A Secret has no binaryData; stringData is write-only and never read. */
 	if (get_map(obj, "data", &data, err, errlen) < 0 ||
 	    (kind == OBJ_CONFIGMAP && get_map(obj, "binaryData", &bin, err, errlen) < 0))
@@ -314,6 +336,7 @@ void confighash_digest_clear(struct obj_digest *d)
 	free(d->entries);
 	d->entries = NULL;
 	d->n = 0;
+	d->flags = 0;
 }
 
 void confighash_digest_free(struct obj_digest *d)
@@ -331,6 +354,7 @@ struct obj_digest *confighash_digest_dup(const struct obj_digest *d)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
+	c->flags = d->flags;
 	if (d->n == 0)
 		return c;
 	c->entries = calloc(d->n, sizeof(*c->entries));

@@ -585,6 +585,94 @@ int refs_add_list(struct refset *set, enum obj_kind kind, const char *csv, const
 	return 0;
 }
 
+static bool valid_part(const char *s, size_t len)
+{
+	if (len == 0 || len > 253)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f || s[i] == '/')
+			return false;
+	return true;
+}
+
+int refs_add_qualified(struct refset *set, enum obj_kind kind, const char *qualified,
+		       const char *own_ns, const char *user)
+{
+	const char *slash = strchr(qualified, '/');
+	struct ref *r;
+	bool full;
+
+	if (!slash || (own_ns && strlen(own_ns) == (size_t)(slash - qualified) &&
+		       strncmp(qualified, own_ns, (size_t)(slash - qualified)) == 0)) {
+		const char *name = slash ? slash + 1 : qualified;
+		if (!valid_part(name, strlen(name)))
+			return -1;
+		return add_list_item(set, kind, name, strlen(name), user);
+	}
+	if (!valid_part(qualified, (size_t)(slash - qualified)) ||
+	    !valid_part(slash + 1, strlen(slash + 1)))
+		return -1;
+	r = ref_get(set, kind, qualified, false, user, &full);
+	if (!r)
+		return -1;
+	if (!r->namespace_) {
+		r->namespace_ = strndup(qualified, (size_t)(slash - qualified));
+		if (!r->namespace_)
+			return -1;
+	}
+	ref_take_whole(r);
+	return 0;
+}
+
+const char *refs_object_name(const struct ref *r)
+{
+	const char *slash = r->namespace_ ? strchr(r->name, '/') : NULL;
+
+	return slash ? slash + 1 : r->name;
+}
+
+static char *dup_or_null(const char *s, bool *failed)
+{
+	char *d = s ? strdup(s) : NULL;
+
+	if (s && !d)
+		*failed = true;
+	return d;
+}
+
+int refs_copy(const struct refset *in, struct refset *out)
+{
+	bool failed = false;
+
+	memset(out, 0, sizeof(*out));
+	if (in->n == 0)
+		return 0;
+	out->refs = calloc(in->n, sizeof(*out->refs));
+	if (!out->refs)
+		return -1;
+	for (; out->n < in->n && !failed; out->n++) {
+		const struct ref *a = &in->refs[out->n];
+		struct ref *b = &out->refs[out->n];
+		*b = (struct ref){ .kind = a->kind,
+				   .whole = a->whole,
+				   .optional = a->optional,
+				   .need_match = a->need_match };
+		b->name = dup_or_null(a->name, &failed);
+		b->namespace_ = dup_or_null(a->namespace_, &failed);
+		b->user = dup_or_null(a->user, &failed);
+		b->keys = a->n_keys ? calloc(a->n_keys, sizeof(*b->keys)) : NULL;
+		if (a->n_keys && !b->keys)
+			failed = true;
+		for (; !failed && b->n_keys < a->n_keys; b->n_keys++)
+			b->keys[b->n_keys] = dup_or_null(a->keys[b->n_keys], &failed);
+	}
+	if (failed) {
+		refs_clear(out);
+		return -1;
+	}
+	return 0;
+}
+
 static int ref_qsort_cmp(const void *a, const void *b)
 {
 	const struct ref *ra = a, *rb = b;
@@ -619,6 +707,7 @@ void refs_clear(struct refset *set)
 	for (size_t i = 0; i < set->n; i++) {
 		ref_clear_keys(&set->refs[i]);
 		free(set->refs[i].name);
+		free(set->refs[i].namespace_);
 		free(set->refs[i].user);
 	}
 	free(set->refs);

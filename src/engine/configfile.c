@@ -127,11 +127,18 @@ static int read_stamp(struct cfgread *r, const cJSON *v, struct config *cfg)
 				cfg->stamp_mode = STAMP_ALL;
 			else
 				return cfg_fail(r, m, "stamp.mode", "must be opt-in or all");
+		} else if (strcmp(m->string, "holdUntilConfigExists") == 0) {
+			if (!cJSON_IsBool(m))
+				return cfg_fail(r, m, "stamp.holdUntilConfigExists",
+						"expected true or false");
+			cfg->stamp_hold = cJSON_IsTrue(m);
 		} else if (strcmp(m->string, "hmacKeyFile") == 0) {
 			if (read_string(r, m, "stamp.hmacKeyFile", &cfg->hmac_key_file) < 0)
 				return -1;
 		} else {
-			return cfg_fail(r, m, m->string, "unknown key in stamp");
+			return cfg_fail(r, m, m->string,
+					"unknown key in stamp (known: mode, holdUntilConfigExists, "
+					"hmacKeyFile)");
 		}
 	}
 	return 0;
@@ -185,10 +192,32 @@ static int read_reload(struct cfgread *r, const cJSON *v, struct config *cfg)
 			if (read_duration_ms(r, m, "reload.coalesceWindow", &cfg->reload_window_ms) <
 			    0)
 				return -1;
+		} else if (strcmp(m->string, "ignoreNamespaces") == 0) {
+			if (read_strlist(r, m, "reload.ignoreNamespaces",
+					 &cfg->reload_ignore_namespaces) < 0)
+				return -1;
+		} else if (strcmp(m->string, "namespaceSelector") == 0) {
+			if (read_string(r, m, "reload.namespaceSelector",
+					&cfg->reload_namespace_selector) < 0)
+				return -1;
+		} else if (strcmp(m->string, "resourceLabelSelector") == 0) {
+			if (read_string(r, m, "reload.resourceLabelSelector",
+					&cfg->reload_resource_label_selector) < 0)
+				return -1;
+		} else if (strcmp(m->string, "ignoreSecrets") == 0) {
+			if (!cJSON_IsBool(m))
+				return cfg_fail(r, m, "reload.ignoreSecrets", "expected true or false");
+			cfg->reload_ignore_secrets = cJSON_IsTrue(m);
+		} else if (strcmp(m->string, "ignoreConfigMaps") == 0) {
+			if (!cJSON_IsBool(m))
+				return cfg_fail(r, m, "reload.ignoreConfigMaps",
+						"expected true or false");
+			cfg->reload_ignore_configmaps = cJSON_IsTrue(m);
 		} else {
 			return cfg_fail(r, m, m->string,
 					"unknown key in reload (known: enabled, rate, burst, "
-					"coalesceWindow)");
+					"coalesceWindow, ignoreNamespaces, namespaceSelector, "
+					"resourceLabelSelector, ignoreSecrets, ignoreConfigMaps)");
 		}
 	}
 	return 0;

@@ -379,7 +379,7 @@ static int files_resolve(void *impl, struct lookup_batch *b, unsigned timeout_ms
 	}
 	pthread_rwlock_rdlock(&f->lock);
 	for (size_t i = 0; i < b->n; i++)
-		answer(f->table, b->namespace_, &b->items[i]);
+		answer(f->table, lookup_item_namespace(b, &b->items[i]), &b->items[i]);
 	pthread_rwlock_unlock(&f->lock);
 	return 0;
 }

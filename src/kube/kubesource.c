@@ -150,7 +150,7 @@ static int start_xfer(struct kube *k, struct pending *p, struct lookup_item *it)
 	struct xfer *x;
 
 	/* Nothing is sent for a name that is not a DNS name. */
-	if (item_path(p->b->namespace_, it, path, sizeof(path)) < 0) {
+	if (item_path(lookup_item_namespace(p->b, it), it, path, sizeof(path)) < 0) {
 		finish_item(it, LOOKUP_ERROR, "invalid namespace or name");
 		pending_item_done(p);
 		return 0;

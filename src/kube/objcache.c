@@ -438,7 +438,7 @@ static void upsert(struct ocstream *st, const char *ns, const char *name, const 
 {
 	struct objcache *c = st->c;
 	struct cobj *old = find(c, st->kind, ns, name), *o;
-	struct obj_digest d = { NULL, 0 };
+	struct obj_digest d = { NULL, 0, 0 };
 	struct keylist keys = { 0 };
 	bool existence;
 	char err[200];
@@ -883,7 +883,8 @@ static int cached_resolve(void *impl, struct lookup_batch *b, unsigned timeout_m
 	if (b->n && !need)
 		goto oom;
 	for (size_t i = 0; i < b->n; i++) {
-		need[i] = answer_cached(cs->cache, b->namespace_, &b->items[i]);
+		need[i] = answer_cached(cs->cache, lookup_item_namespace(b, &b->items[i]),
+				       &b->items[i]);
 		n += need[i];
 	}
 	if (n == 0)
@@ -910,6 +911,7 @@ static int cached_resolve(void *impl, struct lookup_batch *b, unsigned timeout_m
 		f->orig[f->sub.n] = &b->items[i];
 		f->sub.items[f->sub.n].kind = b->items[i].kind;
 		f->sub.items[f->sub.n].name = b->items[i].name;
+		f->sub.items[f->sub.n].namespace_ = lookup_item_namespace(b, &b->items[i]);
 		f->sub.n++;
 	}
 	free(need);
