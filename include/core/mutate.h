@@ -10,6 +10,8 @@
 #include "lookup.h"
 #include "refs.h"
 
+struct kind; /* kinds.h */
+
 /*
  * Config-hash stamping, in two pure halves around the lookups:
  * mutate_plan decides whether and what to look up; mutate_finish turns the
@@ -53,6 +55,23 @@ enum mutate_hash_status mutate_hash(const struct config *cfg, const struct refse
  */
 int mutate_finish(const struct config *cfg, const struct admission_request *req,
 		  struct stamp_plan *plan, struct admission_response *resp);
+
+/*
+ * Fills b (zeroed first) with one lookup per reference of refs, in order,
+ * in namespace ns (each reference to another namespace in its own). Item
+ * names and namespaces are borrowed from refs. 0, or -1 on OOM.
+ */
+int mutate_batch(const struct refset *refs, const char *ns, struct lookup_batch *b);
+
+/* Where the hash of workload (of kind k) lives: true for an Argo Rollout
+ * annotated reloader.stakater.com/rollout-strategy: restart, which is rolled
+ * by spec.restartAt and keeps the hash on its own metadata (a template
+ * change would roll it a second time); false: on the pod template. */
+bool mutate_hash_on_workload(const struct kind *k, const cJSON *workload);
+
+/* The hash workload (of kind k) carries where mutate_hash_on_workload says,
+ * or NULL. key is the config-hash annotation key. */
+const char *mutate_stamped_hash(const struct kind *k, const cJSON *workload, const char *key);
 
 /* The pod template of a stamped kind, or NULL. */
 const cJSON *mutate_template(const struct admission_request *req);

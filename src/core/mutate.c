@@ -11,6 +11,7 @@
 #include "confighash.h"
 #include "jsonutil.h"
 #include "kinds.h"
+#include "optin.h"
 #include "patch.h"
 
 /* Annotations of other tools that opt a workload in, so users switch over
@@ -119,23 +120,41 @@ static int add_lists(const struct config *cfg, const cJSON *ann, struct refset *
 	return 0;
 }
 
-static int build_batch(const struct admission_request *req, struct stamp_plan *plan)
+int mutate_batch(const struct refset *refs, const char *ns, struct lookup_batch *b)
 {
-	struct lookup_batch *b = &plan->batch;
-
-	b->namespace_ = req->namespace_;
-	b->n = plan->refs.n;
-	if (b->n == 0)
+	memset(b, 0, sizeof(*b));
+	b->namespace_ = ns;
+	if (refs->n == 0)
 		return 0;
-	b->items = calloc(b->n, sizeof(*b->items));
+	b->items = calloc(refs->n, sizeof(*b->items));
 	if (!b->items)
 		return -1;
+	b->n = refs->n;
 	for (size_t i = 0; i < b->n; i++) {
-		b->items[i].kind = plan->refs.refs[i].kind == OBJ_CONFIGMAP ? SRC_CONFIGMAP
-									    : SRC_SECRET;
-		b->items[i].name = plan->refs.refs[i].name;
+		const struct ref *r = &refs->refs[i];
+		b->items[i].kind = r->kind == OBJ_CONFIGMAP ? SRC_CONFIGMAP : SRC_SECRET;
+		b->items[i].name = refs_object_name(r);
+		b->items[i].namespace_ = r->namespace_;
 	}
 	return 0;
+}
+
+bool mutate_hash_on_workload(const struct kind *k, const cJSON *workload)
+{
+	const char *v;
+
+	if (k != kinds_get(KIND_ROLLOUT))
+		return false;
+	v = optin_annotation(workload, kinds_template(k, workload), OPTIN_RELOADER_ROLLOUT_STRATEGY);
+	return v && strcmp(v, "restart") == 0;
+}
+
+const char *mutate_stamped_hash(const struct kind *k, const cJSON *workload, const char *key)
+{
+	const cJSON *holder = mutate_hash_on_workload(k, workload) ? workload
+								   : kinds_template(k, workload);
+
+	return json_get_string(json_get_path(holder, "metadata", "annotations", NULL), key);
 }
 
 int mutate_plan(const struct config *cfg, const struct admission_request *req, struct stamp_plan *plan,
@@ -163,7 +182,7 @@ int mutate_plan(const struct config *cfg, const struct admission_request *req, s
 	}
 	keep_kinds(&plan->refs, o);
 	refs_finish(&plan->refs);
-	if (build_batch(req, plan) < 0) {
+	if (mutate_batch(&plan->refs, req->namespace_, &plan->batch) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
