@@ -555,6 +555,7 @@ static int add_list_item(struct refset *set, enum obj_kind kind, const char *s, 
 	if (!r)
 		goto out;
 	ref_take_whole(r);
+	r->need_match = false; /* named: joins whatever it carries */
 	rc = 0;
 out:
 	free(name);
@@ -621,6 +622,7 @@ int refs_add_qualified(struct refset *set, enum obj_kind kind, const char *quali
 			return -1;
 	}
 	ref_take_whole(r);
+	r->need_match = false;
 	return 0;
 }
 
