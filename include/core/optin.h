@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
+#include "confighash.h" /* OBJ_FLAG_* */
 #include "refs.h"
 
 /*
@@ -70,8 +71,8 @@ const char *optin_annotation(const cJSON *workload, const cJSON *tmpl, const cha
  * names the annotation), or OOM. out is the caller's to clear in every case.
  * Limits: 64 list items per annotation, 253 bytes per expression.
  */
-int optin_decide(const struct config *cfg, const char *ns, const cJSON *workload,
-		 const cJSON *tmpl, struct refset *out, char *err, size_t errlen);
+int optin_decide(const struct config *cfg, const char *ns, const cJSON *workload, const cJSON *tmpl,
+		 struct refset *out, char *err, size_t errlen);
 
 /* Whether the object described by flags (OBJ_FLAG_*) joins the hash through
  * reference r. */

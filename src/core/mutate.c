@@ -209,16 +209,36 @@ static const struct ref *first_missing(const struct stamp_plan *plan)
 
 static bool is_hold_scheduler(const char *s)
 {
-	return s && (strcmp(s, OPTIN_HOLD_SCHEDULER) == 0 || strcmp(s, OPTIN_WAVE_HOLD_SCHEDULER) == 0);
+	return s &&
+		(strcmp(s, OPTIN_HOLD_SCHEDULER) == 0 || strcmp(s, OPTIN_WAVE_HOLD_SCHEDULER) == 0);
 }
 
-/* Adds the ops of one change to the patch; a change that cannot be made
- * (malformed metadata) is skipped. -1 on OOM only. */
+/* Adds the ops of one change (rc and ops from a patch_* call) to the
+ * patch; a change that cannot be made (malformed metadata) is skipped.
+ * -1 on OOM only. */
 static int add_ops(struct admission_response *resp, int rc, char *ops)
 {
 	if (rc < 0)
 		return 0;
 	return patch_append(&resp->patch, ops);
+}
+
+static int set_scheduler(const struct admission_request *req, const char *value,
+			 struct admission_response *resp)
+{
+	char *ops = NULL;
+	int rc = patch_template_spec_string(req->object, "schedulerName", value, &ops);
+
+	return add_ops(resp, rc, ops);
+}
+
+static int set_workload_annotation(const struct admission_request *req, const char *key,
+				   const char *value, struct admission_response *resp)
+{
+	char *ops = NULL;
+	int rc = patch_annotation(req->object, "", key, value, &ops);
+
+	return add_ops(resp, rc, ops);
 }
 
 /*
@@ -235,7 +255,7 @@ static int hold(const struct config *cfg, const struct admission_request *req,
 	const cJSON *ann = json_get_path(req->object, "metadata", "annotations", NULL);
 	const char *cur = json_get_string(json_get_path(req->object, "spec", "template", "spec", NULL),
 					  "schedulerName");
-	char key[300], msg[320], *ops = NULL;
+	char key[300], msg[320];
 	const char *saved, *wave;
 
 	config_annotation(cfg, OPTIN_HELD_SCHEDULER, key, sizeof(key));
@@ -249,33 +269,21 @@ static int hold(const struct config *cfg, const struct admission_request *req,
 			return -1;
 		if (is_hold_scheduler(cur) && (saved || wave))
 			return 0;
-		if (add_ops(resp, patch_annotation(req->object, "", key,
-						   is_hold_scheduler(cur) ? "" : (cur ? cur : ""), &ops),
-			    ops) < 0)
+		if (set_workload_annotation(req, key, is_hold_scheduler(cur) ? "" : (cur ? cur : ""),
+					    resp) < 0)
 			return -1;
-		ops = NULL;
-		return add_ops(resp,
-			       patch_template_spec_string(req->object, "schedulerName",
-							  OPTIN_HOLD_SCHEDULER, &ops),
-			       ops);
+		return set_scheduler(req, OPTIN_HOLD_SCHEDULER, resp);
 	}
 	if (!saved && !wave)
 		return 0;
 	if (is_hold_scheduler(cur)) {
 		const char *orig = saved ? saved : wave;
-		if (add_ops(resp,
-			    patch_template_spec_string(req->object, "schedulerName",
-						       *orig ? orig : NULL, &ops),
-			    ops) < 0)
+		if (set_scheduler(req, *orig ? orig : NULL, resp) < 0)
 			return -1;
-		ops = NULL;
 	}
-	if (saved && add_ops(resp, patch_annotation(req->object, "", key, NULL, &ops), ops) < 0)
+	if (saved && set_workload_annotation(req, key, NULL, resp) < 0)
 		return -1;
-	ops = NULL;
-	if (wave &&
-	    add_ops(resp, patch_annotation(req->object, "", OPTIN_WAVE_HELD_SCHEDULER, NULL, &ops),
-		    ops) < 0)
+	if (wave && set_workload_annotation(req, OPTIN_WAVE_HELD_SCHEDULER, NULL, resp) < 0)
 		return -1;
 	return 0;
 }

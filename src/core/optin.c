@@ -245,8 +245,9 @@ static int select_refs(struct refset *set, const struct rows rows[2], bool searc
 		} else {
 			int m = k->reload ? list_matches(k->reload, r->name) : 0;
 			if (m < 0) {
-				snprintf(err, errlen, "%s: an item is not a valid expression, or "
-						      "the list has more than %d items",
+				snprintf(err, errlen,
+					 "%s: an item is not a valid expression, or "
+					 "the list has more than %d items",
 					 r->kind == OBJ_CONFIGMAP ? OPTIN_RELOADER_CM_RELOAD
 								  : OPTIN_RELOADER_SECRET_RELOAD,
 					 LIST_MAX_ITEMS);
@@ -282,11 +283,13 @@ static int add_lists(const struct config *cfg, const char *ns, const struct rows
 			item_fn fn;
 		} lists[] = {
 			{ k->reload,
-			  kind == OBJ_CONFIGMAP ? OPTIN_RELOADER_CM_RELOAD : OPTIN_RELOADER_SECRET_RELOAD,
+			  kind == OBJ_CONFIGMAP ? OPTIN_RELOADER_CM_RELOAD
+						: OPTIN_RELOADER_SECRET_RELOAD,
 			  add_plain },
 			{ k->own, k->own_key, add_plain },
 			{ k->extra,
-			  kind == OBJ_CONFIGMAP ? OPTIN_WAVE_EXTRA_CONFIGMAPS : OPTIN_WAVE_EXTRA_SECRETS,
+			  kind == OBJ_CONFIGMAP ? OPTIN_WAVE_EXTRA_CONFIGMAPS
+						: OPTIN_WAVE_EXTRA_SECRETS,
 			  add_extra },
 		};
 
@@ -310,8 +313,8 @@ static int add_lists(const struct config *cfg, const char *ns, const struct rows
 	return 0;
 }
 
-int optin_decide(const struct config *cfg, const char *ns, const cJSON *workload,
-		 const cJSON *tmpl, struct refset *out, char *err, size_t errlen)
+int optin_decide(const struct config *cfg, const char *ns, const cJSON *workload, const cJSON *tmpl,
+		 struct refset *out, char *err, size_t errlen)
 {
 	char reload[300], cms[300], secrets[300];
 	const struct ann a = { workload, tmpl };
@@ -327,7 +330,7 @@ int optin_decide(const struct config *cfg, const char *ns, const cJSON *workload
 	    (ns && strlist_contains(&cfg->reload_ignore_namespaces, ns)))
 		return 0;
 	all = cfg->stamp_mode == STAMP_ALL || is(&a, reload, "true") || is(&a, OPTIN_WAVE, "true") ||
-	      is(&a, OPTIN_RELOADER_AUTO, "true") || set(&a, cms) || set(&a, secrets);
+		is(&a, OPTIN_RELOADER_AUTO, "true") || set(&a, cms) || set(&a, secrets);
 	search = is(&a, OPTIN_RELOADER_SEARCH, "true");
 	rows[OBJ_CONFIGMAP] = (struct rows){
 		.all = all || is(&a, OPTIN_RELOADER_CM_AUTO, "true"),

@@ -603,8 +603,9 @@ int refs_add_qualified(struct refset *set, enum obj_kind kind, const char *quali
 	struct ref *r;
 	bool full;
 
-	if (!slash || (own_ns && strlen(own_ns) == (size_t)(slash - qualified) &&
-		       strncmp(qualified, own_ns, (size_t)(slash - qualified)) == 0)) {
+	if (!slash ||
+	    (own_ns && strlen(own_ns) == (size_t)(slash - qualified) &&
+	     strncmp(qualified, own_ns, (size_t)(slash - qualified)) == 0)) {
 		const char *name = slash ? slash + 1 : qualified;
 		if (!valid_part(name, strlen(name)))
 			return -1;
