@@ -67,6 +67,7 @@ struct violation {
 struct verdict {
 	struct violation *v;
 	size_t n;
+	size_t cap;                 /* elements allocated at v */
 	size_t dropped[RULE_COUNT]; /* violations past RULES_MAX_PER_RULE, per rule */
 	char *note; /* malloc'd informational warnings (e.g. Flagger lookup failed), one per
 		     * '\n'-separated line, or NULL */
