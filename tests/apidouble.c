@@ -1320,3 +1320,69 @@ out:
 	free(b64);
 	return rc;
 }
+
+void ad_client_open(struct ad_client *c, const struct ad *d, const char *certdir, const char *token,
+		    const struct lease_options *lo)
+{
+	char err[512];
+
+	memset(c, 0, sizeof(*c));
+	snprintf(c->token, sizeof(c->token), "%s", token);
+	snprintf(c->kc, sizeof(c->kc), "%s/kubeconfig-%s-%u", certdir, token, d->port);
+	assert_int_equal(ad_write_kubeconfig(d, certdir, c->kc, token, "rollgate", true), 0);
+	if (kube_conn_from_kubeconfig(c->kc, &c->conn, err, sizeof(err)) < 0)
+		fail_msg("kube_conn_from_kubeconfig: %s", err);
+	c->client = kube_client_new(&c->conn, err, sizeof(err));
+	if (!c->client)
+		fail_msg("kube_client_new: %s", err);
+	if (lo) {
+		struct lease_options o = *lo;
+		snprintf(c->identity, sizeof(c->identity), "%s_%u", token, d->port);
+		o.identity = c->identity;
+		c->lease = lease_new(c->client, &o, err, sizeof(err));
+		if (!c->lease)
+			fail_msg("lease_new: %s", err);
+		if (lease_start(c->lease, err, sizeof(err)) < 0)
+			fail_msg("lease_start: %s", err);
+	}
+}
+
+void ad_client_close(struct ad_client *c)
+{
+	lease_free(c->lease);
+	kube_client_free(c->client);
+	kube_conn_clear(&c->conn);
+	unlink(c->kc);
+	memset(c, 0, sizeof(*c));
+}
+
+void ad_lease_options(struct lease_options *lo)
+{
+	lease_default_options(lo);
+	lo->namespace_ = "rollgate";
+	lo->duration_s = 3;
+	lo->renew_deadline_ms = 2000;
+	lo->retry_ms = 500;
+}
+
+void ad_serve_files(struct ad_serve_files *f, const struct ad *d, const char *certdir,
+		    const char *token, const char *name, const char *yaml)
+{
+	FILE *out;
+
+	snprintf(f->kc, sizeof(f->kc), "%s/kubeconfig-%s-%u", certdir, token, d->port);
+	assert_int_equal(ad_write_kubeconfig(d, certdir, f->kc, token, NULL, true), 0);
+	snprintf(f->cert, sizeof(f->cert), "%s/tls.crt", certdir);
+	snprintf(f->key, sizeof(f->key), "%s/tls.key", certdir);
+	snprintf(f->config, sizeof(f->config), "%s/%s", certdir, name);
+	out = fopen(f->config, "w");
+	assert_non_null(out);
+	assert_true(fputs(yaml, out) >= 0);
+	assert_int_equal(fclose(out), 0);
+}
+
+void ad_serve_files_remove(const struct ad_serve_files *f)
+{
+	unlink(f->kc);
+	unlink(f->config);
+}

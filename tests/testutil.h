@@ -81,6 +81,17 @@ const char *tu_corpus(void);
  * fails the test on bad JSON. The caller deletes the tree. */
 cJSON *tu_parse(const char *sq);
 
+struct config; /* config.h */
+
+/* A config read from YAML text (named "test.yaml" in errors) over the
+ * defaults; fails the test when it is refused. The caller releases it
+ * with config_free and free, or hands it to what takes it over. */
+struct config *tu_config(const char *yaml);
+
+/* Before the tests run: logs at error level (debug with TEST_LOG set),
+ * and only the tests TEST_FILTER names when it is set. */
+void tu_setup_from_env(void);
+
 /* Run by hand (ROLLGATE_BIN unset): points ROLLGATE_BIN at the rollgate of
  * the build this test belongs to (build/ or build/asan/), when it exists. */
 void tu_use_build_bin(void);
@@ -91,5 +102,12 @@ void tu_use_build_bin(void);
 int tu_certs_setup(char *dir, size_t len);
 /* Removes that directory, or keeps it (and says where) with KEEP_TEST_DIR. */
 void tu_certs_teardown(const char *dir);
+
+/* The same as a cmocka group setup and teardown for a test binary whose
+ * tests share one such directory, tu_certdir:
+ * cmocka_run_group_tests(tests, tu_certs_group_setup, tu_certs_group_teardown). */
+extern char tu_certdir[256];
+int tu_certs_group_setup(void **state);
+int tu_certs_group_teardown(void **state);
 
 #endif
