@@ -343,22 +343,11 @@ struct probe {
 	const char *ns, *name, *rule, *want; /* want NULL: no result for the object at all */
 };
 
-/* JSON as the API server would read it; NULL when it is not. */
-static cJSON *strict(const char *text)
-{
-	char err[128];
-	cJSON *doc = NULL;
-
-	if (json_parse_strict(text, strlen(text), &doc, err, sizeof(err)) < 0)
-		return NULL;
-	return doc;
-}
-
 static bool report_says(void *arg)
 {
 	struct probe *p = arg;
 	char *j = ad_get_json(p->d, "policyreports", p->ns, REPORT_NAME);
-	cJSON *o = j ? strict(j) : NULL;
+	cJSON *o = j ? tu_json_or_null(j, strlen(j)) : NULL;
 	const cJSON *it;
 	bool found = false, ok;
 
@@ -765,11 +754,12 @@ static int serve_load(struct ad *d, const char *dir)
 {
 	char path[4200];
 	char *text;
+	size_t len = 0;
 	cJSON *arr, *o;
 
 	snprintf(path, sizeof(path), "%s/objects.json", dir);
-	text = tu_read_file(path, NULL);
-	arr = text ? strict(text) : NULL;
+	text = tu_read_file(path, &len);
+	arr = text ? tu_json_or_null(text, len) : NULL;
 	free(text);
 	if (!cJSON_IsArray(arr)) {
 		fprintf(stderr, "serve: %s: not a JSON list\n", path);

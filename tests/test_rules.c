@@ -514,28 +514,12 @@ static void test_rolling_readiness_reports_when_canary_rule_off(void **state)
 	"{'apiVersion':'flagger.app/v1beta1','kind':'Canary','metadata':{'name':'podinfo'}," \
 	"'spec':{'targetRef':{'apiVersion':'apps/v1','kind':'" kind "','name':'podinfo'}}}"
 
-static cJSON *parse_sq(const char *sq)
-{
-	char *s = strdup(sq);
-	cJSON *j;
-
-	assert_non_null(s);
-	for (char *p = s; *p; p++) {
-		if (*p == '\'')
-			*p = '"';
-	}
-	j = cJSON_Parse(s);
-	free(s);
-	assert_non_null(j);
-	return j;
-}
-
 static void test_flagger_target(void **state)
 {
 	struct result r;
 	struct rules_extra x = { LOOKUP_FOUND, NULL, "podinfo" };
-	cJSON *target = parse_sq(DEPLOY(TEMPLATE("'app':'podinfo'", BARE("podinfod", "podinfo:6"))));
-	cJSON *good = parse_sq(DEPLOY(TEMPLATE("'app':'podinfo'", PROBED("podinfod", "podinfo:6"))));
+	cJSON *target = tu_parse(DEPLOY(TEMPLATE("'app':'podinfo'", BARE("podinfod", "podinfo:6"))));
+	cJSON *good = tu_parse(DEPLOY(TEMPLATE("'app':'podinfo'", PROBED("podinfod", "podinfo:6"))));
 	struct rq q = flagger(FLAGGER_CANARY("Deployment"));
 
 	eval(q, &r);
@@ -1334,11 +1318,12 @@ static void test_warnings_utf8_budget(void **state)
 		}
 		v.dropped[i] = 5;
 	}
-	for (int k = 0; k < 6; k++) {
+	for (int k = 0, used = 0; k < 6; k++) {
 		char prefix[32];
 		snprintf(prefix, sizeof(prefix), "%snote %d ", k ? "\n" : "", k);
 		fill(msg, sizeof(msg), prefix, chars[k % 3], 200);
-		strcat(note, msg);
+		used += snprintf(note + used, sizeof(note) - (size_t)used, "%s", msg);
+		assert_true((size_t)used < sizeof(note));
 	}
 	v.note = strdup(note);
 	admission_response_init(&resp);

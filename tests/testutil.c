@@ -90,6 +90,26 @@ const char *tu_corpus(void)
 	return path;
 }
 
+cJSON *tu_json_or_null(const char *text, size_t len)
+{
+	char err[128];
+	cJSON *doc = NULL;
+
+	if (json_parse_strict(text, len, &doc, err, sizeof(err)) < 0)
+		return NULL;
+	return doc;
+}
+
+cJSON *tu_json(const char *text, size_t len)
+{
+	char err[128];
+	cJSON *doc = NULL;
+
+	if (json_parse_strict(text, len, &doc, err, sizeof(err)) < 0)
+		fail_msg("not strict JSON: %s: %.200s", err, text);
+	return doc;
+}
+
 cJSON *tu_parse(const char *sq)
 {
 	char err[128];

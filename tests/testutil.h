@@ -77,6 +77,15 @@ const char *tu_root(void);
 /* Path of the shared corpus or NULL (with a message) when it is absent. */
 const char *tu_corpus(void);
 
+/* Parses len bytes of JSON text (text[len] must be '\0') strictly, as
+ * rollgate and kube-apiserver read JSON (json_parse_strict: no trailing
+ * bytes, no duplicate keys). tu_json fails the test with the reason and
+ * the start of the text when it is not such JSON; tu_json_or_null returns
+ * NULL then (for the API double's threads and for probes that poll). The
+ * caller deletes the tree. */
+cJSON *tu_json(const char *text, size_t len);
+cJSON *tu_json_or_null(const char *text, size_t len);
+
 /* Parses JSON written with single quotes (readable C literals) strictly;
  * fails the test on bad JSON. The caller deletes the tree. */
 cJSON *tu_parse(const char *sq);
