@@ -1369,20 +1369,20 @@ static void test_warnings_budget_edge(void **state)
 		assert_int_equal(l.l[i].violation, i);
 		assert_int_equal(l.l[i].rule, RULE_MUTABLE_IMAGE_TAG);
 	}
-	rules_lines_free(&l);
+	rules_lines_clear(&l);
 	b.runes = 356;
 	assert_int_equal(rules_warnings(&v, &b, &l), 0);
 	assert_int_equal(l.n, 3);
 	assert_int_equal(l.l[1].violation, 1);
 	assert_string_equal(l.l[2].text, "mutable-image-tag: 1 more violations not shown");
 	assert_int_equal(l.l[2].violation, RULES_NO_VIOLATION);
-	rules_lines_free(&l);
+	rules_lines_clear(&l);
 	/* Far too small: still one line per rule. */
 	b.runes = 10;
 	assert_int_equal(rules_warnings(&v, &b, &l), 0);
 	assert_int_equal(l.n, 2);
 	assert_string_equal(l.l[1].text, "mutable-image-tag: 2 more violations not shown");
-	rules_lines_free(&l);
+	rules_lines_clear(&l);
 	verdict_free(&v);
 }
 
@@ -1407,7 +1407,7 @@ static void test_warnings_dedupe(void **state)
 	assert_int_equal(l.n, 4);
 	assert_int_equal(l.l[1].violation, 5);
 	assert_int_equal(l.l[2].rule, RULE_COUNT);
-	rules_lines_free(&l);
+	rules_lines_clear(&l);
 	assert_string_equal(resp.warnings[0],
 			    "mutable-image-tag: container \"web\" image \"nginx\" has no tag");
 	assert_string_equal(resp.warnings[1],

@@ -382,7 +382,7 @@ static int fn_object(struct engine *e, const struct mset *m, const struct pobj *
 	}
 	for (size_t i = 0; i < notes.n; i++)
 		report(s, o, "info", "rollgate", notes.l[i].text, NULL);
-	rules_lines_free(&notes);
+	rules_lines_clear(&notes);
 	for (size_t i = 0; i < v.n; i++) {
 		report(s, o, severity(v.v[i].mode), rules_name(v.v[i].rule), v.v[i].message,
 		       v.v[i].path);

@@ -344,7 +344,7 @@ static int decide_warnings(const struct verdict *v, struct admission_response *r
 		return -1;
 	for (size_t i = 0; rc == 0 && i < w.n; i++)
 		rc = admission_warn(resp, w.l[i].text);
-	rules_lines_free(&w);
+	rules_lines_clear(&w);
 	return rc;
 }
 
