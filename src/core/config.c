@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/crypto.h>
 
 #include "array.h"
 #include "rules.h"
@@ -120,7 +121,7 @@ void config_free(struct config *cfg)
 	free(cfg->annotation_prefix);
 	free(cfg->hmac_key_file);
 	if (cfg->hmac_key) {
-		memset(cfg->hmac_key, 0, cfg->hmac_key_len);
+		OPENSSL_cleanse(cfg->hmac_key, cfg->hmac_key_len); /* memset may be elided */
 		free(cfg->hmac_key);
 	}
 	strlist_free(&cfg->exempt_namespaces);
