@@ -33,6 +33,10 @@ struct admission_request {
 	bool dry_run;
 	const cJSON *object;     /* NULL on DELETE */
 	const cJSON *old_object; /* NULL on CREATE */
+	/* object.spec and oldObject.spec are the same bytes of the body, so the
+	 * same tree; false when unknown (a tree decoded by
+	 * admission_decode_tree). */
+	bool spec_unchanged;
 };
 
 /*
@@ -65,8 +69,11 @@ struct admission_response {
 };
 
 /*
- * Decodes a NUL-terminated body of len bytes. Strict: see json_parse_strict.
- * Requires apiVersion admission.k8s.io/v1, kind AdmissionReview, a request
+ * Decodes a NUL-terminated body of len bytes. Strict: refuses what
+ * json_parse_strict refuses, with its error text. The tree leaves out
+ * members no decision reads (metadata.managedFields and status of both
+ * objects, the old pod spec unless the kind is ReplicaSet; admission.c says
+ * exactly which). Requires apiVersion admission.k8s.io/v1, kind AdmissionReview, a request
  * with a non-empty uid, and correct types for every field used. Returns 0, or
  * -1 with a reason for a 400 in err.
  */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <openssl/evp.h>
 
+#include "jsonscan.h"
 #include "jsonutil.h"
 
 static const char *const op_names[] = { "CREATE", "UPDATE", "DELETE", "CONNECT" };
@@ -186,29 +187,129 @@ int admission_decode_tree(cJSON *doc, struct admission_request *req, char *err, 
 	return 0;
 }
 
+/*
+ * What admission_decode builds of a review. The whole body is validated
+ * (jsonscan_parse); of request.object and request.oldObject these members
+ * are left out of the tree, since nothing rollgate decides reads them:
+ *
+ *   - metadata.managedFields and status, of both objects;
+ *   - oldObject.spec.template.spec (the old pod spec), except when
+ *     request.kind.kind is ReplicaSet: only the ReplicaSet spec comparison
+ *     (rules_rollout.c) reads it, and for it the old pod spec is built after
+ *     the scan and appended to oldObject.spec.template (member order does
+ *     not matter to cJSON_Compare).
+ *
+ * Everything else, the envelope included, is built as json_parse_strict
+ * would build it. A skip list rather than a list of what is read: a new
+ * rule reading another field keeps working. Members are matched by their
+ * raw names, so a name written with escapes is never left out.
+ */
+struct prune {
+	const char *spec[2];      /* where object.spec and oldObject.spec start */
+	const char *old_pod_spec; /* where oldObject.spec.template.spec starts */
+};
+
+static bool seg_is(const struct jsonscan_path *p, size_t i, const char *name)
+{
+	size_t n = strlen(name);
+
+	return p->seg[i].name && p->seg[i].len == n && memcmp(p->seg[i].name, name, n) == 0;
+}
+
+static bool prune_keep(void *arg, const struct jsonscan_path *p, const char *value)
+{
+	struct prune *pr = arg;
+	int which;
+
+	if (p->depth < 3 || !seg_is(p, 0, "request"))
+		return true;
+	if (seg_is(p, 1, "object"))
+		which = 0;
+	else if (seg_is(p, 1, "oldObject"))
+		which = 1;
+	else
+		return true;
+	if (p->depth == 3) {
+		if (seg_is(p, 2, "spec"))
+			pr->spec[which] = value;
+		return !seg_is(p, 2, "status");
+	}
+	if (p->depth == 4 && seg_is(p, 2, "metadata") && seg_is(p, 3, "managedFields"))
+		return false;
+	if (which == 1 && p->depth == 5 && seg_is(p, 2, "spec") && seg_is(p, 3, "template") &&
+	    seg_is(p, 4, "spec")) {
+		pr->old_pod_spec = value;
+		return false;
+	}
+	return true;
+}
+
+/* The strict scan, keeping what prune_keep keeps. A refused body is parsed
+ * again by json_parse_strict, for its exact error text (and, should the two
+ * ever disagree, its full tree is used: never a verdict on less). */
+static int decode_scan(const char *body, size_t len, struct prune *pr, cJSON **doc, char *err,
+		       size_t errlen)
+{
+	if (jsonscan_parse(body, len, prune_keep, pr, doc, err, errlen) == 0)
+		return 0;
+	memset(pr, 0, sizeof(*pr));
+	return json_parse_strict(body, len, doc, err, errlen);
+}
+
+/* Same bytes of object.spec and oldObject.spec in the body. */
+static bool spec_same_bytes(const struct prune *pr, const char *end)
+{
+	const char *e0, *e1;
+
+	if (!pr->spec[0] || !pr->spec[1])
+		return false;
+	e0 = jsonscan_value_end(pr->spec[0], end);
+	e1 = jsonscan_value_end(pr->spec[1], end);
+	return e0 - pr->spec[0] == e1 - pr->spec[1] &&
+		memcmp(pr->spec[0], pr->spec[1], (size_t)(e0 - pr->spec[0])) == 0;
+}
+
+/* Builds the old pod spec left out by the scan where a rule reads it. */
+static int decode_old_pod_spec(const struct prune *pr, const char *end, struct admission_request *req)
+{
+	cJSON *tmpl = (cJSON *)json_get_path(req->old_object, "spec", "template", NULL), *spec;
+
+	if (!pr->old_pod_spec || strcmp(req->kind, "ReplicaSet") != 0 || !cJSON_IsObject(tmpl))
+		return 0;
+	if (jsonscan_build(pr->old_pod_spec, end, &spec) < 0)
+		return -1;
+	if (!cJSON_AddItemToObject(tmpl, "spec", spec)) {
+		cJSON_Delete(spec);
+		return -1;
+	}
+	return 0;
+}
+
 int admission_decode(const char *body, size_t len, struct admission_request *req, char *err,
 		     size_t errlen)
 {
 	struct json_region *region = json_region_new(), *prev;
+	struct prune pr = { { NULL, NULL }, NULL };
 	cJSON *doc = NULL;
 	int rc;
 
 	memset(req, 0, sizeof(*req));
 	prev = json_region_enter(region);
-	rc = json_parse_strict(body, len, &doc, err, errlen);
-	json_region_enter(prev);
-	if (rc < 0) {
-		json_region_delete(region, NULL);
-		return -1;
-	}
+	rc = decode_scan(body, len, &pr, &doc, err, errlen);
 	/* decode_tree frees doc on failure: with the region entered. */
-	prev = json_region_enter(region);
-	rc = admission_decode_tree(doc, req, err, errlen);
+	if (rc == 0)
+		rc = admission_decode_tree(doc, req, err, errlen);
+	if (rc == 0 && decode_old_pod_spec(&pr, body + len, req) < 0) {
+		snprintf(err, errlen, "out of memory");
+		admission_request_free(req);
+		rc = -1;
+	}
 	json_region_enter(prev);
 	if (rc < 0) {
 		json_region_delete(region, NULL);
 		return -1;
 	}
+	req->spec_unchanged = spec_same_bytes(&pr, body + len);
 	req->region = region;
 	return 0;
 }
