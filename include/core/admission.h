@@ -89,7 +89,10 @@ void admission_response_init(struct admission_response *resp);
 void admission_response_free(struct admission_response *resp);
 
 /* Denies with code 403 / Forbidden; message is appended ("; " separated)
- * when the response is already denied. Returns 0 or -1 on OOM. */
+ * when the response is already denied. Returns 0, or -1 on OOM or when the
+ * joined message would pass ADM_MESSAGE_MAX bytes (the response is left as
+ * it was). */
+#define ADM_MESSAGE_MAX (4u << 20)
 int admission_deny(struct admission_response *resp, const char *message);
 /*
  * The text of a warning as kube-apiserver keeps it: invalid UTF-8 as '?',
@@ -110,10 +113,17 @@ int admission_warn(struct admission_response *resp, const char *text);
 /* Adds an audit annotation; the key is sanitised (no '/', at most 63 bytes). */
 int admission_audit(struct admission_response *resp, const char *key, const char *value);
 
+/* Largest encoded response: far past what the rules, warnings and patch
+ * limits let a response reach. */
+#define ADM_RESPONSE_MAX (16u << 20)
+
 /*
  * Encodes the full AdmissionReview response for the request uid. The patch,
  * when present and allow_patch is true, is base64-encoded with
- * patchType JSONPatch. Returns a malloc'd string or NULL on OOM.
+ * patchType JSONPatch. Writes the fixed shape directly, byte for byte what
+ * cJSON_PrintUnformatted would print for the same members (same order,
+ * same string escapes; fuzz/fuzz_response.c holds the two together).
+ * Returns a malloc'd string, or NULL on OOM or past ADM_RESPONSE_MAX.
  */
 char *admission_encode(const char *uid, const struct admission_response *resp, bool allow_patch);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <openssl/evp.h>
 
+#include "dynbuf.h"
 #include "jsonscan.h"
 #include "jsonutil.h"
 
@@ -345,15 +346,21 @@ void admission_response_free(struct admission_response *resp)
 
 int admission_deny(struct admission_response *resp, const char *message)
 {
+	struct dynbuf b;
 	char *m;
-	size_t old = resp->message ? strlen(resp->message) : 0;
 
-	m = realloc(resp->message, old + strlen(message) + 3);
-	if (!m)
+	dynbuf_init(&b, ADM_MESSAGE_MAX);
+	if (resp->message && *resp->message) {
+		dynbuf_add(&b, resp->message);
+		dynbuf_addn(&b, "; ", 2);
+	}
+	dynbuf_add(&b, message);
+	m = dynbuf_take(&b, NULL);
+	if (!m) {
+		dynbuf_clear(&b);
 		return -1;
-	if (old)
-		memcpy(m + old, "; ", 2), old += 2;
-	strcpy(m + old, message);
+	}
+	free(resp->message);
 	resp->message = m;
 	resp->allowed = false;
 	resp->code = 403;
@@ -500,85 +507,130 @@ int admission_audit(struct admission_response *resp, const char *key, const char
 	return 0;
 }
 
-static char *base64_encode(const char *in)
+/* Appends s as a JSON string the way cJSON's printer writes it: '"', '\\'
+ * and the control characters with a short form escaped as such, the other
+ * control characters as \u00XX (lower-case hex), every other byte as is;
+ * NULL as "". */
+static void put_string(struct dynbuf *b, const char *s)
 {
-	size_t n = strlen(in);
-	char *out = malloc(4 * ((n + 2) / 3) + 1);
+	static const char hex[] = "0123456789abcdef";
+	const char *run = s;
+	char esc[6] = { '\\', 'u', '0', '0', 0, 0 };
 
-	if (!out)
-		return NULL;
-	EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)in, (int)n);
-	return out;
+	dynbuf_addn(b, "\"", 1);
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		dynbuf_addn(b, run, (size_t)(s - run));
+		run = s + 1;
+		switch (c) {
+		case '"':
+			dynbuf_addn(b, "\\\"", 2);
+			break;
+		case '\\':
+			dynbuf_addn(b, "\\\\", 2);
+			break;
+		case '\b':
+			dynbuf_addn(b, "\\b", 2);
+			break;
+		case '\f':
+			dynbuf_addn(b, "\\f", 2);
+			break;
+		case '\n':
+			dynbuf_addn(b, "\\n", 2);
+			break;
+		case '\r':
+			dynbuf_addn(b, "\\r", 2);
+			break;
+		case '\t':
+			dynbuf_addn(b, "\\t", 2);
+			break;
+		default:
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			dynbuf_addn(b, esc, 6);
+		}
+	}
+	if (run)
+		dynbuf_addn(b, run, (size_t)(s - run));
+	dynbuf_addn(b, "\"", 1);
 }
 
-static int add_status(cJSON *r, const struct admission_response *resp)
+/* ,"key":"value" (or without the comma first). */
+static void put_member(struct dynbuf *b, bool comma, const char *key, const char *value)
 {
-	cJSON *st = cJSON_AddObjectToObject(r, "status");
-
-	if (!st || !cJSON_AddNumberToObject(st, "code", resp->code ? resp->code : 403) ||
-	    !cJSON_AddStringToObject(st, "reason", "Forbidden") ||
-	    !cJSON_AddStringToObject(st, "message",
-				     resp->message ? resp->message : "denied by rollgate"))
-		return -1;
-	return 0;
+	if (comma)
+		dynbuf_addn(b, ",", 1);
+	put_string(b, key);
+	dynbuf_addn(b, ":", 1);
+	put_string(b, value);
 }
 
-static int add_patch(cJSON *r, const char *patch)
+static void put_status(struct dynbuf *b, const struct admission_response *resp)
 {
-	char *b64 = base64_encode(patch);
-	int rc = -1;
-
-	if (b64 && cJSON_AddStringToObject(r, "patchType", "JSONPatch") &&
-	    cJSON_AddStringToObject(r, "patch", b64))
-		rc = 0;
-	free(b64);
-	return rc;
+	dynbuf_addf(b, ",\"status\":{\"code\":%d", resp->code ? resp->code : 403);
+	put_member(b, true, "reason", "Forbidden");
+	put_member(b, true, "message", resp->message ? resp->message : "denied by rollgate");
+	dynbuf_addn(b, "}", 1);
 }
 
-static int add_lists(cJSON *r, const struct admission_response *resp)
+/* patchType and the patch in base64, written straight into the buffer. */
+static void put_patch(struct dynbuf *b, const char *patch)
+{
+	size_t n = strlen(patch), need = 4 * ((n + 2) / 3) + 1, avail;
+	char *room;
+
+	put_member(b, true, "patchType", "JSONPatch");
+	dynbuf_add(b, ",\"patch\":\"");
+	/* Past the cap (so past INT_MAX bytes too) dynbuf_room fails. */
+	room = dynbuf_room(b, need, &avail);
+	if (!room)
+		return;
+	dynbuf_commit(b,
+		      (size_t)EVP_EncodeBlock((unsigned char *)room, (const unsigned char *)patch,
+					      (int)n));
+	dynbuf_addn(b, "\"", 1);
+}
+
+static void put_lists(struct dynbuf *b, const struct admission_response *resp)
 {
 	if (resp->n_warnings) {
-		cJSON *w = cJSON_AddArrayToObject(r, "warnings");
-		if (!w)
-			return -1;
+		dynbuf_add(b, ",\"warnings\":[");
 		for (size_t i = 0; i < resp->n_warnings; i++) {
-			cJSON *s = cJSON_CreateString(resp->warnings[i]);
-			if (!s || !cJSON_AddItemToArray(w, s))
-				return -1;
+			if (i)
+				dynbuf_addn(b, ",", 1);
+			put_string(b, resp->warnings[i]);
 		}
+		dynbuf_addn(b, "]", 1);
 	}
 	if (resp->n_audit) {
-		cJSON *a = cJSON_AddObjectToObject(r, "auditAnnotations");
-		if (!a)
-			return -1;
-		for (size_t i = 0; i < resp->n_audit; i++) {
-			if (!cJSON_AddStringToObject(a, resp->audit_keys[i], resp->audit_values[i]))
-				return -1;
-		}
+		dynbuf_add(b, ",\"auditAnnotations\":{");
+		for (size_t i = 0; i < resp->n_audit; i++)
+			put_member(b, i > 0, resp->audit_keys[i], resp->audit_values[i]);
+		dynbuf_addn(b, "}", 1);
 	}
-	return 0;
 }
 
 char *admission_encode(const char *uid, const struct admission_response *resp, bool allow_patch)
 {
-	cJSON *doc = cJSON_CreateObject(), *r;
-	char *out = NULL;
+	struct dynbuf b;
+	char *out;
 
-	if (!doc || !cJSON_AddStringToObject(doc, "apiVersion", "admission.k8s.io/v1") ||
-	    !cJSON_AddStringToObject(doc, "kind", "AdmissionReview"))
-		goto out;
-	r = cJSON_AddObjectToObject(doc, "response");
-	if (!r || !cJSON_AddStringToObject(r, "uid", uid) ||
-	    !cJSON_AddBoolToObject(r, "allowed", resp->allowed))
-		goto out;
-	if (!resp->allowed && add_status(r, resp) < 0)
-		goto out;
-	if (resp->allowed && allow_patch && resp->patch && add_patch(r, resp->patch) < 0)
-		goto out;
-	if (add_lists(r, resp) < 0)
-		goto out;
-	out = cJSON_PrintUnformatted(doc);
-out:
-	cJSON_Delete(doc);
+	dynbuf_init(&b, ADM_RESPONSE_MAX);
+	dynbuf_add(&b,
+		   "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+		   "\"response\":{");
+	put_member(&b, false, "uid", uid);
+	dynbuf_add(&b, resp->allowed ? ",\"allowed\":true" : ",\"allowed\":false");
+	if (!resp->allowed)
+		put_status(&b, resp);
+	if (resp->allowed && allow_patch && resp->patch)
+		put_patch(&b, resp->patch);
+	put_lists(&b, resp);
+	dynbuf_add(&b, "}}");
+	out = dynbuf_take(&b, NULL);
+	if (!out)
+		dynbuf_clear(&b);
 	return out;
 }
