@@ -37,10 +37,18 @@ struct jsonscan_path {
 	} seg[JSON_MAX_DEPTH + 1];
 };
 
-/* Asked, for each member of a kept object, before its value is read:
- * returns true to build the value, false to validate it only. value points
- * at the value's first byte in the text. */
-typedef bool (*jsonscan_keep_fn)(void *arg, const struct jsonscan_path *path, const char *value);
+/* One member of a kept object, as keep sees it before its value is read. */
+struct jsonscan_member {
+	const struct jsonscan_path *path;
+	const char *value; /* the value's first byte in the text */
+	/* NULL; keep may point it at a variable that then gets the address
+	 * past the value's last byte, once the value is read. */
+	const char **end;
+};
+
+/* Asked for each member of a kept object: returns true to build the value,
+ * false to validate it only. */
+typedef bool (*jsonscan_keep_fn)(void *arg, struct jsonscan_member *m);
 
 /*
  * Validates buf[0..len) and builds the kept parts. keep may be NULL (keep
@@ -55,9 +63,5 @@ int jsonscan_parse(const char *buf, size_t len, jsonscan_keep_fn keep, void *arg
  * a text jsonscan_parse has accepted, ending before end. Returns 0 with a
  * new tree in *out, or -1 on OOM. */
 int jsonscan_build(const char *p, const char *end, cJSON **out);
-
-/* Past the last byte of the value that starts at p (leading whitespace
- * allowed) in a text jsonscan_parse has accepted, ending before end. */
-const char *jsonscan_value_end(const char *p, const char *end);
 
 #endif

@@ -502,6 +502,7 @@ static int keys_check(struct scan *s, size_t base, const char *at)
 static int scan_member(struct scan *s, int level, bool build, cJSON *obj)
 {
 	const char *raw, *at = s->p;
+	struct jsonscan_member m = { NULL, NULL, NULL };
 	size_t len;
 	bool esc, keep = build;
 	cJSON *item = NULL;
@@ -518,10 +519,14 @@ static int scan_member(struct scan *s, int level, bool build, cJSON *obj)
 	if (build) {
 		s->path.seg[s->path.depth].name = raw;
 		s->path.seg[s->path.depth++].len = len;
-		keep = !s->keep || s->keep(s->arg, &s->path, s->p);
+		m.path = &s->path;
+		m.value = s->p;
+		keep = !s->keep || s->keep(s->arg, &m);
 	}
 	if (scan_value(s, level + 1, keep, &item) < 0)
 		return -1;
+	if (m.end)
+		*m.end = s->p;
 	if (build)
 		s->path.depth--;
 	if (keep) {
@@ -672,41 +677,4 @@ int jsonscan_build(const char *p, const char *end, cJSON **out)
 	rc = scan_value(&s, 1, true, out);
 	scan_done(&s);
 	return rc;
-}
-
-static const char *string_end(const char *p, const char *end)
-{
-	for (p++; p < end && *p != '"'; p++) {
-		if (*p == '\\')
-			p++;
-	}
-	return p < end ? p + 1 : end;
-}
-
-const char *jsonscan_value_end(const char *p, const char *end)
-{
-	int depth = 0;
-
-	while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-		p++;
-	if (p < end && *p == '"')
-		return string_end(p, end);
-	if (p < end && *p != '{' && *p != '[') {
-		while (p < end && *p != ',' && *p != ']' && *p != '}' && *p != ' ' && *p != '\n' &&
-		       *p != '\r' && *p != '\t')
-			p++;
-		return p;
-	}
-	while (p < end) {
-		if (*p == '"') {
-			p = string_end(p, end);
-			continue;
-		}
-		if (*p == '{' || *p == '[')
-			depth++;
-		else if ((*p == '}' || *p == ']') && --depth == 0)
-			return p + 1;
-		p++;
-	}
-	return end;
 }

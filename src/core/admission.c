@@ -207,6 +207,7 @@ int admission_decode_tree(cJSON *doc, struct admission_request *req, char *err, 
  */
 struct prune {
 	const char *spec[2];      /* where object.spec and oldObject.spec start */
+	const char *spec_end[2];  /* and end */
 	const char *old_pod_spec; /* where oldObject.spec.template.spec starts */
 };
 
@@ -217,8 +218,9 @@ static bool seg_is(const struct jsonscan_path *p, size_t i, const char *name)
 	return p->seg[i].name && p->seg[i].len == n && memcmp(p->seg[i].name, name, n) == 0;
 }
 
-static bool prune_keep(void *arg, const struct jsonscan_path *p, const char *value)
+static bool prune_keep(void *arg, struct jsonscan_member *m)
 {
+	const struct jsonscan_path *p = m->path;
 	struct prune *pr = arg;
 	int which;
 
@@ -231,15 +233,17 @@ static bool prune_keep(void *arg, const struct jsonscan_path *p, const char *val
 	else
 		return true;
 	if (p->depth == 3) {
-		if (seg_is(p, 2, "spec"))
-			pr->spec[which] = value;
+		if (seg_is(p, 2, "spec")) {
+			pr->spec[which] = m->value;
+			m->end = &pr->spec_end[which];
+		}
 		return !seg_is(p, 2, "status");
 	}
 	if (p->depth == 4 && seg_is(p, 2, "metadata") && seg_is(p, 3, "managedFields"))
 		return false;
 	if (which == 1 && p->depth == 5 && seg_is(p, 2, "spec") && seg_is(p, 3, "template") &&
 	    seg_is(p, 4, "spec")) {
-		pr->old_pod_spec = value;
+		pr->old_pod_spec = m->value;
 		return false;
 	}
 	return true;
@@ -258,16 +262,15 @@ static int decode_scan(const char *body, size_t len, struct prune *pr, cJSON **d
 }
 
 /* Same bytes of object.spec and oldObject.spec in the body. */
-static bool spec_same_bytes(const struct prune *pr, const char *end)
+static bool spec_same_bytes(const struct prune *pr)
 {
-	const char *e0, *e1;
+	size_t n0, n1;
 
-	if (!pr->spec[0] || !pr->spec[1])
+	if (!pr->spec_end[0] || !pr->spec_end[1])
 		return false;
-	e0 = jsonscan_value_end(pr->spec[0], end);
-	e1 = jsonscan_value_end(pr->spec[1], end);
-	return e0 - pr->spec[0] == e1 - pr->spec[1] &&
-		memcmp(pr->spec[0], pr->spec[1], (size_t)(e0 - pr->spec[0])) == 0;
+	n0 = (size_t)(pr->spec_end[0] - pr->spec[0]);
+	n1 = (size_t)(pr->spec_end[1] - pr->spec[1]);
+	return n0 == n1 && memcmp(pr->spec[0], pr->spec[1], n0) == 0;
 }
 
 /* Builds the old pod spec left out by the scan where a rule reads it. */
@@ -290,7 +293,7 @@ int admission_decode(const char *body, size_t len, struct admission_request *req
 		     size_t errlen)
 {
 	struct json_region *region = json_region_new(), *prev;
-	struct prune pr = { { NULL, NULL }, NULL };
+	struct prune pr = { { NULL, NULL }, { NULL, NULL }, NULL };
 	cJSON *doc = NULL;
 	int rc;
 
@@ -310,7 +313,7 @@ int admission_decode(const char *body, size_t len, struct admission_request *req
 		json_region_delete(region, NULL);
 		return -1;
 	}
-	req->spec_unchanged = spec_same_bytes(&pr, body + len);
+	req->spec_unchanged = spec_same_bytes(&pr);
 	req->region = region;
 	return 0;
 }
