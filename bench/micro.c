@@ -9,6 +9,9 @@
  * are calibrated so each benchmark runs for about SECONDS (default 1), in
  * REPEATS rounds; the fastest round is reported, which filters out time
  * stolen by other processes on a shared machine.
+ *
+ * MICRO_ONLY=TEXT runs only the benchmarks whose name contains TEXT (for
+ * bench/callgrind.sh, which counts instructions per operation).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -169,9 +172,12 @@ static double time_ops(op_fn op, const struct fixture *fx, unsigned long n)
  * seconds / REPEATS, and keeps the fastest round. */
 static int run(const char *name, op_fn op, const struct fixture *fx, size_t bytes, double seconds)
 {
+	const char *only = getenv("MICRO_ONLY");
 	unsigned long n = 1;
 	double t, best = 0;
 
+	if (only && *only && !strstr(name, only))
+		return 0;
 	for (;;) {
 		t = time_ops(op, fx, n);
 		if (t < 0) {
@@ -374,6 +380,7 @@ int main(int argc, char **argv)
 	rc |= run("validate: decode + rules + encode (UPDATE)", op_validate, &fx, fx.len, secs);
 	rc |= run("mutate: decode + plan + file lookups + hash + patch + encode (UPDATE)", op_mutate,
 		  &fx, fx.len, secs);
+	rc |= run("decode only (UPDATE)", op_decode, &fx, fx.len, secs);
 
 	fx.big = big_object(OBJ_CONFIGMAP), fx.big_kind = OBJ_CONFIGMAP;
 	rc |= run("config hash: ConfigMap 1 MiB in 64 keys (digest + compute)", op_confighash, &fx,

@@ -2,7 +2,9 @@
  * libFuzzer: the request decoder and both review paths on arbitrary bodies.
  * Every 200 answer must carry warnings kube-apiserver keeps whole: valid
  * UTF-8 without control characters, none twice, at most 256 runes each and
- * 4096 in all.
+ * 4096 in all. The one-pass scanner (jsonscan) must accept exactly what
+ * json_parse_strict accepts and build the same tree, and admission_decode's
+ * tree must be the full one less the members it documents leaving out.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -12,6 +14,7 @@
 
 #include "admission.h"
 #include "config.h"
+#include "jsonscan.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "objsource.h"
@@ -100,6 +103,81 @@ static void check_warnings(const char *body, size_t len)
 	cJSON_Delete(doc);
 }
 
+static char *print_or_die(const cJSON *t)
+{
+	char *s = cJSON_PrintUnformatted(t);
+
+	if (!s)
+		abort();
+	return s;
+}
+
+static void same_trees(const cJSON *a, const cJSON *b, const char *what, const char *body)
+{
+	char *x = print_or_die(a), *y = print_or_die(b);
+
+	if (strcmp(x, y) != 0) {
+		fprintf(stderr, "%s: trees differ\n %s\n %s\nbody: %.500s\n", what, x, y, body);
+		abort();
+	}
+	free(x);
+	free(y);
+}
+
+/* The full tree less what admission_decode leaves out (admission.c). */
+static void prune_like_decoder(cJSON *doc, const char *kind)
+{
+	static const char *const objs[] = { "object", "oldObject" };
+	cJSON *rq = cJSON_GetObjectItemCaseSensitive(doc, "request");
+
+	for (int i = 0; i < 2 && cJSON_IsObject(rq); i++) {
+		cJSON *o = cJSON_GetObjectItemCaseSensitive(rq, objs[i]), *tmpl, *spec;
+		if (!cJSON_IsObject(o))
+			continue;
+		cJSON_DeleteItemFromObjectCaseSensitive(o, "status");
+		cJSON_DeleteItemFromObjectCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(o, "metadata"), "managedFields");
+		tmpl = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "spec"),
+							"template");
+		if (i == 0 || !cJSON_IsObject(tmpl))
+			continue;
+		spec = cJSON_DetachItemFromObjectCaseSensitive(tmpl, "spec");
+		/* A ReplicaSet's is built after the scan, as the last member. */
+		if (spec && strcmp(kind, "ReplicaSet") == 0)
+			cJSON_AddItemToObject(tmpl, "spec", spec);
+		else
+			cJSON_Delete(spec);
+	}
+}
+
+static void check_decoders(const char *body, size_t len)
+{
+	cJSON *ref = NULL, *scan = NULL;
+	struct admission_request req;
+	char e1[256], e2[256];
+	int r1 = json_parse_strict(body, len, &ref, e1, sizeof(e1));
+	int r2 = jsonscan_parse(body, len, NULL, NULL, &scan, e2, sizeof(e2));
+
+	if (r1 != r2) {
+		fprintf(stderr, "strict parser %s (%s), scanner %s (%s): %.500s\n",
+			r1 ? "refuses" : "accepts", r1 ? e1 : "", r2 ? "refuses" : "accepts",
+			r2 ? e2 : "", body);
+		abort();
+	}
+	if (r1 == 0)
+		same_trees(ref, scan, "jsonscan_parse", body);
+	cJSON_Delete(scan);
+	/* Names written with escapes are matched only by the full tree's
+	 * lookups: leave such bodies to the checks above. */
+	if (r1 == 0 && !memchr(body, '\\', len) &&
+	    admission_decode(body, len, &req, e2, sizeof(e2)) == 0) {
+		prune_like_decoder(ref, req.kind);
+		same_trees(ref, req.doc, "admission_decode", body);
+		admission_request_free(&req);
+	}
+	cJSON_Delete(ref);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!wh) {
@@ -109,6 +187,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		src = objsource_memory_new();
 		wh = webhook_new(cfg, src);
+	}
+	{
+		char *body = malloc(size + 1);
+		if (!body)
+			return 0;
+		memcpy(body, data, size);
+		body[size] = '\0';
+		check_decoders(body, size);
+		free(body);
 	}
 	for (int kind = 0; kind < 2; kind++) {
 		char *body = malloc(size + 1);

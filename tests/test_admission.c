@@ -284,6 +284,89 @@ static void test_audit_keys(void **state)
 	admission_response_free(&r);
 }
 
+/* A Deployment or ReplicaSet UPDATE review with managedFields, status and
+ * a pod spec in both objects; old_spec_extra is added to oldObject.spec. */
+static char *pruned_review(const char *kind, const char *old_spec_extra)
+{
+	static const char fmt[] =
+		"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+		"\"uid\":\"u-2\",\"kind\":{\"group\":\"apps\",\"version\":\"v1\",\"kind\":\"%s\"},"
+		"\"operation\":\"UPDATE\",\"object\":%s,\"oldObject\":%s}}";
+	static const char obj[] =
+		"{\"kind\":\"%s\",\"metadata\":{\"name\":\"web\",\"managedFields\":[{\"manager\":"
+		"\"kubectl\",\"fieldsV1\":{\"f:spec\":{}}}],\"annotations\":{\"a\":\"b\"}},"
+		"\"spec\":{\"replicas\":3,\"template\":{\"metadata\":{\"annotations\":{\"t\":\"1\"}},"
+		"\"spec\":{\"containers\":[{\"name\":\"web\",\"image\":\"nginx\"}]}}%s},"
+		"\"status\":{\"replicas\":3}}";
+	char o[1024], old[1024], *out = malloc(4096);
+
+	assert_non_null(out);
+	snprintf(o, sizeof(o), obj, kind, "");
+	snprintf(old, sizeof(old), obj, kind, old_spec_extra);
+	snprintf(out, 4096, fmt, kind, o, old);
+	return out;
+}
+
+/* The tree leaves out managedFields, status and (but for ReplicaSets) the
+ * old pod spec; every other member is there as the full parser reads it. */
+static void test_decode_prunes_unread_members(void **state)
+{
+	struct admission_request req;
+	char err[256], *body = pruned_review("Deployment", "");
+	const cJSON *o, *old;
+
+	(void)state;
+	assert_int_equal(decode(body, &req, err, sizeof(err)), 0);
+	o = req.object;
+	old = req.old_object;
+	assert_null(json_get(o, "status"));
+	assert_null(json_get(old, "status"));
+	assert_null(json_get_path(o, "metadata", "managedFields", NULL));
+	assert_null(json_get_path(old, "metadata", "managedFields", NULL));
+	assert_string_equal(json_get_string(json_get_path(o, "metadata", "annotations", NULL), "a"),
+			    "b");
+	assert_non_null(json_get_path(o, "spec", "template", "spec", "containers", NULL));
+	assert_null(json_get_path(old, "spec", "template", "spec", NULL));
+	assert_string_equal(json_get_string(json_get_path(old, "spec", "template", "metadata",
+							  "annotations", NULL),
+					    "t"),
+			    "1");
+	assert_true(req.spec_unchanged);
+	admission_request_free(&req);
+	free(body);
+
+	/* A ReplicaSet keeps the old pod spec, for the spec comparison, and a
+	 * spec written another way is not "the same bytes". */
+	body = pruned_review("ReplicaSet", ",\"minReadySeconds\":0");
+	assert_int_equal(decode(body, &req, err, sizeof(err)), 0);
+	assert_false(req.spec_unchanged);
+	assert_non_null(json_get_path(req.old_object, "spec", "template", "spec", "containers", NULL));
+	assert_null(json_get(req.old_object, "status"));
+	admission_request_free(&req);
+	free(body);
+}
+
+/* Refusals keep json_parse_strict's words, whichever check trips first. */
+static void test_decode_refusals_match_strict_parser(void **state)
+{
+	static const char *bodies[] = {
+		"{\"a\":1,\"a\":2}",   "[1,]",          "{\"a\":\"\\u0000\"}",
+		"{\"a\":\"\\uZZZZ\"}", "{\"a\":1e999}", "{\"a\":\"\xff\"}",
+		"{\"a\":1} x",
+	};
+	char e1[256], e2[256];
+	struct admission_request req;
+	cJSON *doc = NULL;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		assert_int_equal(decode(bodies[i], &req, e1, sizeof(e1)), -1);
+		assert_int_equal(json_parse_strict(bodies[i], strlen(bodies[i]), &doc, e2, sizeof(e2)),
+				 -1);
+		assert_string_equal(e1, e2);
+	}
+}
+
 static void test_corpus_review(void **state)
 {
 	const char *corpus = tu_corpus();
@@ -321,6 +404,8 @@ int main(void)
 		cmocka_unit_test(test_warnings_budget),
 		cmocka_unit_test(test_audit_keys),
 		cmocka_unit_test(test_corpus_review),
+		cmocka_unit_test(test_decode_prunes_unread_members),
+		cmocka_unit_test(test_decode_refusals_match_strict_parser),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,6 +41,21 @@ static void test_utf8_in_strings(void **state)
 	expect_refused("{\"n\":1}\x80", "invalid UTF-8");                /* outside strings */
 }
 
+/* cJSON reads a "\\u" escape without four hex digits as U+0000, cutting
+ * the string there; Go refuses it, and so does the strict parser. */
+static void test_bad_u_escape(void **state)
+{
+	char err[256];
+
+	(void)state;
+	expect_refused("{\"n\":\"good\\uZZZZevil\"}", "invalid \\u escape at byte 10");
+	expect_refused("{\"n\":\"\\u00G0\"}", "invalid \\u escape");
+	expect_refused("{\"n\":\"\\u12\"}", "invalid \\u escape");
+	expect_refused("{\"n\":\"\\u0000\"}", "string contains \\u0000");
+	/* An escaped backslash before "u" is no escape. */
+	assert_int_equal(parse("{\"n\":\"\\\\uZZZZ \\u00e9\"}", err, sizeof(err)), 0);
+}
+
 static void test_utf8_seq(void **state)
 {
 	(void)state;
@@ -97,6 +112,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_utf8_in_strings),
 		cmocka_unit_test(test_utf8_seq),
+		cmocka_unit_test(test_bad_u_escape),
 		cmocka_unit_test(test_duplicate_key_clipped),
 		cmocka_unit_test(test_clip),
 	};

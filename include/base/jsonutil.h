@@ -13,7 +13,8 @@
  * Parses buf[0..len) strictly, the way kube-apiserver's Go decoder would read
  * it, so one body cannot mean two things: rejects invalid JSON, trailing
  * bytes, nesting deeper than JSON_MAX_DEPTH, duplicate object keys,
- * "\u0000" inside strings, raw control characters and bytes that are not
+ * "\u0000" inside strings, "\u" escapes without four hex digits (which
+ * cJSON would read as U+0000), raw control characters and bytes that are not
  * UTF-8 (so no string of the tree can carry a stray byte into a response or
  * a log line). buf[len] must be '\0'. On success *out is a new tree the
  * caller frees with cJSON_Delete. On failure returns -1 and writes a short

@@ -33,6 +33,10 @@ struct admission_request {
 	bool dry_run;
 	const cJSON *object;     /* NULL on DELETE */
 	const cJSON *old_object; /* NULL on CREATE */
+	/* object.spec and oldObject.spec are the same bytes of the body, so the
+	 * same tree; false when unknown (a tree decoded by
+	 * admission_decode_tree). */
+	bool spec_unchanged;
 };
 
 /*
@@ -65,8 +69,11 @@ struct admission_response {
 };
 
 /*
- * Decodes a NUL-terminated body of len bytes. Strict: see json_parse_strict.
- * Requires apiVersion admission.k8s.io/v1, kind AdmissionReview, a request
+ * Decodes a NUL-terminated body of len bytes. Strict: refuses what
+ * json_parse_strict refuses, with its error text. The tree leaves out
+ * members no decision reads (metadata.managedFields and status of both
+ * objects, the old pod spec unless the kind is ReplicaSet; admission.c says
+ * exactly which). Requires apiVersion admission.k8s.io/v1, kind AdmissionReview, a request
  * with a non-empty uid, and correct types for every field used. Returns 0, or
  * -1 with a reason for a 400 in err.
  */
@@ -82,7 +89,10 @@ void admission_response_init(struct admission_response *resp);
 void admission_response_free(struct admission_response *resp);
 
 /* Denies with code 403 / Forbidden; message is appended ("; " separated)
- * when the response is already denied. Returns 0 or -1 on OOM. */
+ * when the response is already denied. Returns 0, or -1 on OOM or when the
+ * joined message would pass ADM_MESSAGE_MAX bytes (the response is left as
+ * it was). */
+#define ADM_MESSAGE_MAX (4u << 20)
 int admission_deny(struct admission_response *resp, const char *message);
 /*
  * The text of a warning as kube-apiserver keeps it: invalid UTF-8 as '?',
@@ -103,10 +113,17 @@ int admission_warn(struct admission_response *resp, const char *text);
 /* Adds an audit annotation; the key is sanitised (no '/', at most 63 bytes). */
 int admission_audit(struct admission_response *resp, const char *key, const char *value);
 
+/* Largest encoded response: far past what the rules, warnings and patch
+ * limits let a response reach. */
+#define ADM_RESPONSE_MAX (16u << 20)
+
 /*
  * Encodes the full AdmissionReview response for the request uid. The patch,
  * when present and allow_patch is true, is base64-encoded with
- * patchType JSONPatch. Returns a malloc'd string or NULL on OOM.
+ * patchType JSONPatch. Writes the fixed shape directly, byte for byte what
+ * cJSON_PrintUnformatted would print for the same members (same order,
+ * same string escapes; fuzz/fuzz_response.c holds the two together).
+ * Returns a malloc'd string, or NULL on OOM or past ADM_RESPONSE_MAX.
  */
 char *admission_encode(const char *uid, const struct admission_response *resp, bool allow_patch);
 

@@ -15,23 +15,40 @@
 #include <openssl/crypto.h>
 
 /*
- * "\u0000" anywhere in the text, unless its backslash is itself escaped.
- * cJSON would cut the string there, so one body could mean two things.
+ * "\u" escapes cJSON would turn into a NUL and so cut the string there
+ * (one body meaning two things): "\u0000", and any "\u" not followed by
+ * four hex digits, which cJSON 1.7.15 reads as U+0000 where Go refuses the
+ * text. Only a backslash that is not itself escaped starts an escape.
  * memmem keeps this a fast scan; the rest of the checks walk the tree.
  */
+static bool is_hex4(const char *h)
+{
+	for (int i = 0; i < 4; i++) {
+		if (!strchr("0123456789abcdefABCDEF", h[i]) || !h[i])
+			return false;
+	}
+	return true;
+}
+
 static int find_nul_escape(const char *buf, size_t len, char *err, size_t errlen)
 {
 	const char *p = buf, *end = buf + len, *hit;
 
-	while ((hit = memmem(p, (size_t)(end - p), "\\u0000", 6)) != NULL) {
+	while ((hit = memmem(p, (size_t)(end - p), "\\u", 2)) != NULL) {
 		size_t slashes = 0;
 		for (const char *q = hit; q > buf && q[-1] == '\\'; q--)
 			slashes++;
-		if (slashes % 2 == 0) {
+		p = hit + 1;
+		if (slashes % 2 != 0)
+			continue;
+		if (end - hit < 6 || !is_hex4(hit + 2)) {
+			snprintf(err, errlen, "invalid \\u escape at byte %zu", (size_t)(hit - buf));
+			return -1;
+		}
+		if (memcmp(hit + 2, "0000", 4) == 0) {
 			snprintf(err, errlen, "string contains \\u0000");
 			return -1;
 		}
-		p = hit + 1;
 	}
 	return 0;
 }

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <openssl/evp.h>
 
+#include "dynbuf.h"
+#include "jsonscan.h"
 #include "jsonutil.h"
 
 static const char *const op_names[] = { "CREATE", "UPDATE", "DELETE", "CONNECT" };
@@ -186,29 +188,132 @@ int admission_decode_tree(cJSON *doc, struct admission_request *req, char *err, 
 	return 0;
 }
 
+/*
+ * What admission_decode builds of a review. The whole body is validated
+ * (jsonscan_parse); of request.object and request.oldObject these members
+ * are left out of the tree, since nothing rollgate decides reads them:
+ *
+ *   - metadata.managedFields and status, of both objects;
+ *   - oldObject.spec.template.spec (the old pod spec), except when
+ *     request.kind.kind is ReplicaSet: only the ReplicaSet spec comparison
+ *     (rules_rollout.c) reads it, and for it the old pod spec is built after
+ *     the scan and appended to oldObject.spec.template (member order does
+ *     not matter to cJSON_Compare).
+ *
+ * Everything else, the envelope included, is built as json_parse_strict
+ * would build it. A skip list rather than a list of what is read: a new
+ * rule reading another field keeps working. Members are matched by their
+ * raw names, so a name written with escapes is never left out.
+ */
+struct prune {
+	const char *spec[2];      /* where object.spec and oldObject.spec start */
+	const char *spec_end[2];  /* and end */
+	const char *old_pod_spec; /* where oldObject.spec.template.spec starts */
+};
+
+static bool seg_is(const struct jsonscan_path *p, size_t i, const char *name)
+{
+	size_t n = strlen(name);
+
+	return p->seg[i].name && p->seg[i].len == n && memcmp(p->seg[i].name, name, n) == 0;
+}
+
+static bool prune_keep(void *arg, struct jsonscan_member *m)
+{
+	const struct jsonscan_path *p = m->path;
+	struct prune *pr = arg;
+	int which;
+
+	if (p->depth < 3 || !seg_is(p, 0, "request"))
+		return true;
+	if (seg_is(p, 1, "object"))
+		which = 0;
+	else if (seg_is(p, 1, "oldObject"))
+		which = 1;
+	else
+		return true;
+	if (p->depth == 3) {
+		if (seg_is(p, 2, "spec")) {
+			pr->spec[which] = m->value;
+			m->end = &pr->spec_end[which];
+		}
+		return !seg_is(p, 2, "status");
+	}
+	if (p->depth == 4 && seg_is(p, 2, "metadata") && seg_is(p, 3, "managedFields"))
+		return false;
+	if (which == 1 && p->depth == 5 && seg_is(p, 2, "spec") && seg_is(p, 3, "template") &&
+	    seg_is(p, 4, "spec")) {
+		pr->old_pod_spec = m->value;
+		return false;
+	}
+	return true;
+}
+
+/* The strict scan, keeping what prune_keep keeps. A refused body is parsed
+ * again by json_parse_strict, for its exact error text (and, should the two
+ * ever disagree, its full tree is used: never a verdict on less). */
+static int decode_scan(const char *body, size_t len, struct prune *pr, cJSON **doc, char *err,
+		       size_t errlen)
+{
+	if (jsonscan_parse(body, len, prune_keep, pr, doc, err, errlen) == 0)
+		return 0;
+	memset(pr, 0, sizeof(*pr));
+	return json_parse_strict(body, len, doc, err, errlen);
+}
+
+/* Same bytes of object.spec and oldObject.spec in the body. */
+static bool spec_same_bytes(const struct prune *pr)
+{
+	size_t n0, n1;
+
+	if (!pr->spec_end[0] || !pr->spec_end[1])
+		return false;
+	n0 = (size_t)(pr->spec_end[0] - pr->spec[0]);
+	n1 = (size_t)(pr->spec_end[1] - pr->spec[1]);
+	return n0 == n1 && memcmp(pr->spec[0], pr->spec[1], n0) == 0;
+}
+
+/* Builds the old pod spec left out by the scan where a rule reads it. */
+static int decode_old_pod_spec(const struct prune *pr, const char *end, struct admission_request *req)
+{
+	cJSON *tmpl = (cJSON *)json_get_path(req->old_object, "spec", "template", NULL), *spec;
+
+	if (!pr->old_pod_spec || strcmp(req->kind, "ReplicaSet") != 0 || !cJSON_IsObject(tmpl))
+		return 0;
+	if (jsonscan_build(pr->old_pod_spec, end, &spec) < 0)
+		return -1;
+	if (!cJSON_AddItemToObject(tmpl, "spec", spec)) {
+		cJSON_Delete(spec);
+		return -1;
+	}
+	return 0;
+}
+
 int admission_decode(const char *body, size_t len, struct admission_request *req, char *err,
 		     size_t errlen)
 {
 	struct json_region *region = json_region_new(), *prev;
+	struct prune pr = { { NULL, NULL }, { NULL, NULL }, NULL };
 	cJSON *doc = NULL;
 	int rc;
 
 	memset(req, 0, sizeof(*req));
 	prev = json_region_enter(region);
-	rc = json_parse_strict(body, len, &doc, err, errlen);
-	json_region_enter(prev);
-	if (rc < 0) {
-		json_region_delete(region, NULL);
-		return -1;
-	}
+	rc = decode_scan(body, len, &pr, &doc, err, errlen);
 	/* decode_tree frees doc on failure: with the region entered. */
-	prev = json_region_enter(region);
-	rc = admission_decode_tree(doc, req, err, errlen);
+	if (rc == 0)
+		rc = admission_decode_tree(doc, req, err, errlen);
+	if (rc == 0 && decode_old_pod_spec(&pr, body + len, req) < 0) {
+		snprintf(err, errlen, "out of memory");
+		admission_request_free(req);
+		rc = -1;
+	}
 	json_region_enter(prev);
 	if (rc < 0) {
 		json_region_delete(region, NULL);
 		return -1;
 	}
+	req->spec_unchanged = spec_same_bytes(&pr);
 	req->region = region;
 	return 0;
 }
@@ -244,15 +349,21 @@ void admission_response_free(struct admission_response *resp)
 
 int admission_deny(struct admission_response *resp, const char *message)
 {
+	struct dynbuf b;
 	char *m;
-	size_t old = resp->message ? strlen(resp->message) : 0;
 
-	m = realloc(resp->message, old + strlen(message) + 3);
-	if (!m)
+	dynbuf_init(&b, ADM_MESSAGE_MAX);
+	if (resp->message && *resp->message) {
+		dynbuf_add(&b, resp->message);
+		dynbuf_addn(&b, "; ", 2);
+	}
+	dynbuf_add(&b, message);
+	m = dynbuf_take(&b, NULL);
+	if (!m) {
+		dynbuf_clear(&b);
 		return -1;
-	if (old)
-		memcpy(m + old, "; ", 2), old += 2;
-	strcpy(m + old, message);
+	}
+	free(resp->message);
 	resp->message = m;
 	resp->allowed = false;
 	resp->code = 403;
@@ -399,85 +510,130 @@ int admission_audit(struct admission_response *resp, const char *key, const char
 	return 0;
 }
 
-static char *base64_encode(const char *in)
+/* Appends s as a JSON string the way cJSON's printer writes it: '"', '\\'
+ * and the control characters with a short form escaped as such, the other
+ * control characters as \u00XX (lower-case hex), every other byte as is;
+ * NULL as "". */
+static void put_string(struct dynbuf *b, const char *s)
 {
-	size_t n = strlen(in);
-	char *out = malloc(4 * ((n + 2) / 3) + 1);
+	static const char hex[] = "0123456789abcdef";
+	const char *run = s;
+	char esc[6] = { '\\', 'u', '0', '0', 0, 0 };
 
-	if (!out)
-		return NULL;
-	EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)in, (int)n);
-	return out;
+	dynbuf_addn(b, "\"", 1);
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		dynbuf_addn(b, run, (size_t)(s - run));
+		run = s + 1;
+		switch (c) {
+		case '"':
+			dynbuf_addn(b, "\\\"", 2);
+			break;
+		case '\\':
+			dynbuf_addn(b, "\\\\", 2);
+			break;
+		case '\b':
+			dynbuf_addn(b, "\\b", 2);
+			break;
+		case '\f':
+			dynbuf_addn(b, "\\f", 2);
+			break;
+		case '\n':
+			dynbuf_addn(b, "\\n", 2);
+			break;
+		case '\r':
+			dynbuf_addn(b, "\\r", 2);
+			break;
+		case '\t':
+			dynbuf_addn(b, "\\t", 2);
+			break;
+		default:
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			dynbuf_addn(b, esc, 6);
+		}
+	}
+	if (run)
+		dynbuf_addn(b, run, (size_t)(s - run));
+	dynbuf_addn(b, "\"", 1);
 }
 
-static int add_status(cJSON *r, const struct admission_response *resp)
+/* ,"key":"value" (or without the comma first). */
+static void put_member(struct dynbuf *b, bool comma, const char *key, const char *value)
 {
-	cJSON *st = cJSON_AddObjectToObject(r, "status");
-
-	if (!st || !cJSON_AddNumberToObject(st, "code", resp->code ? resp->code : 403) ||
-	    !cJSON_AddStringToObject(st, "reason", "Forbidden") ||
-	    !cJSON_AddStringToObject(st, "message",
-				     resp->message ? resp->message : "denied by rollgate"))
-		return -1;
-	return 0;
+	if (comma)
+		dynbuf_addn(b, ",", 1);
+	put_string(b, key);
+	dynbuf_addn(b, ":", 1);
+	put_string(b, value);
 }
 
-static int add_patch(cJSON *r, const char *patch)
+static void put_status(struct dynbuf *b, const struct admission_response *resp)
 {
-	char *b64 = base64_encode(patch);
-	int rc = -1;
-
-	if (b64 && cJSON_AddStringToObject(r, "patchType", "JSONPatch") &&
-	    cJSON_AddStringToObject(r, "patch", b64))
-		rc = 0;
-	free(b64);
-	return rc;
+	dynbuf_addf(b, ",\"status\":{\"code\":%d", resp->code ? resp->code : 403);
+	put_member(b, true, "reason", "Forbidden");
+	put_member(b, true, "message", resp->message ? resp->message : "denied by rollgate");
+	dynbuf_addn(b, "}", 1);
 }
 
-static int add_lists(cJSON *r, const struct admission_response *resp)
+/* patchType and the patch in base64, written straight into the buffer. */
+static void put_patch(struct dynbuf *b, const char *patch)
+{
+	size_t n = strlen(patch), need = 4 * ((n + 2) / 3) + 1, avail;
+	char *room;
+
+	put_member(b, true, "patchType", "JSONPatch");
+	dynbuf_add(b, ",\"patch\":\"");
+	/* Past the cap (so past INT_MAX bytes too) dynbuf_room fails. */
+	room = dynbuf_room(b, need, &avail);
+	if (!room)
+		return;
+	dynbuf_commit(b,
+		      (size_t)EVP_EncodeBlock((unsigned char *)room, (const unsigned char *)patch,
+					      (int)n));
+	dynbuf_addn(b, "\"", 1);
+}
+
+static void put_lists(struct dynbuf *b, const struct admission_response *resp)
 {
 	if (resp->n_warnings) {
-		cJSON *w = cJSON_AddArrayToObject(r, "warnings");
-		if (!w)
-			return -1;
+		dynbuf_add(b, ",\"warnings\":[");
 		for (size_t i = 0; i < resp->n_warnings; i++) {
-			cJSON *s = cJSON_CreateString(resp->warnings[i]);
-			if (!s || !cJSON_AddItemToArray(w, s))
-				return -1;
+			if (i)
+				dynbuf_addn(b, ",", 1);
+			put_string(b, resp->warnings[i]);
 		}
+		dynbuf_addn(b, "]", 1);
 	}
 	if (resp->n_audit) {
-		cJSON *a = cJSON_AddObjectToObject(r, "auditAnnotations");
-		if (!a)
-			return -1;
-		for (size_t i = 0; i < resp->n_audit; i++) {
-			if (!cJSON_AddStringToObject(a, resp->audit_keys[i], resp->audit_values[i]))
-				return -1;
-		}
+		dynbuf_add(b, ",\"auditAnnotations\":{");
+		for (size_t i = 0; i < resp->n_audit; i++)
+			put_member(b, i > 0, resp->audit_keys[i], resp->audit_values[i]);
+		dynbuf_addn(b, "}", 1);
 	}
-	return 0;
 }
 
 char *admission_encode(const char *uid, const struct admission_response *resp, bool allow_patch)
 {
-	cJSON *doc = cJSON_CreateObject(), *r;
-	char *out = NULL;
+	struct dynbuf b;
+	char *out;
 
-	if (!doc || !cJSON_AddStringToObject(doc, "apiVersion", "admission.k8s.io/v1") ||
-	    !cJSON_AddStringToObject(doc, "kind", "AdmissionReview"))
-		goto out;
-	r = cJSON_AddObjectToObject(doc, "response");
-	if (!r || !cJSON_AddStringToObject(r, "uid", uid) ||
-	    !cJSON_AddBoolToObject(r, "allowed", resp->allowed))
-		goto out;
-	if (!resp->allowed && add_status(r, resp) < 0)
-		goto out;
-	if (resp->allowed && allow_patch && resp->patch && add_patch(r, resp->patch) < 0)
-		goto out;
-	if (add_lists(r, resp) < 0)
-		goto out;
-	out = cJSON_PrintUnformatted(doc);
-out:
-	cJSON_Delete(doc);
+	dynbuf_init(&b, ADM_RESPONSE_MAX);
+	dynbuf_add(&b,
+		   "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+		   "\"response\":{");
+	put_member(&b, false, "uid", uid);
+	dynbuf_add(&b, resp->allowed ? ",\"allowed\":true" : ",\"allowed\":false");
+	if (!resp->allowed)
+		put_status(&b, resp);
+	if (resp->allowed && allow_patch && resp->patch)
+		put_patch(&b, resp->patch);
+	put_lists(&b, resp);
+	dynbuf_add(&b, "}}");
+	out = dynbuf_take(&b, NULL);
+	if (!out)
+		dynbuf_clear(&b);
 	return out;
 }

@@ -32,6 +32,7 @@
 
 #include "certstore.h"
 #include "connguard.h"
+#include "dynbuf.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "rgtime.h"
@@ -81,9 +82,7 @@ struct server {
 struct request {
 	enum metrics_endpoint ep;
 	struct timespec start;
-	char *body;
-	size_t len;
-	size_t cap;
+	struct dynbuf body; /* capped at the server's max_body */
 	bool too_large;
 	struct webhook_call *call;
 	struct MHD_Connection *conn;
@@ -178,12 +177,14 @@ static bool is_json(const char *ctype)
 	return ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ';
 }
 
-static struct request *request_new(enum metrics_endpoint ep, struct MHD_Connection *conn)
+static struct request *request_new(const struct server *srv, enum metrics_endpoint ep,
+				   struct MHD_Connection *conn)
 {
 	struct request *rq = calloc(1, sizeof(*rq));
 
 	if (!rq)
 		return NULL;
+	dynbuf_init(&rq->body, srv->max_body);
 	rq->ep = ep;
 	rq->conn = conn;
 	rgtime_now(&rq->start);
@@ -196,7 +197,7 @@ static enum MHD_Result admission_begin(struct server *srv, struct MHD_Connection
 				       const char *url, const char *method, enum metrics_endpoint ep,
 				       void **con_cls)
 {
-	struct request *rq = request_new(ep, conn);
+	struct request *rq = request_new(srv, ep, conn);
 	const char *clen;
 	char reason[96];
 
@@ -223,38 +224,15 @@ static enum MHD_Result admission_begin(struct server *srv, struct MHD_Connection
 /* Buffers body bytes up to the cap; past it, flags and drains (a chunked
  * body, whose size is not announced: libmicrohttpd can answer only once the
  * whole request is in, and the read deadline bounds the wait). */
-static void admission_upload(struct server *srv, struct request *rq, const char *data, size_t size)
+static void admission_upload(struct request *rq, const char *data, size_t size)
 {
 	if (rq->too_large)
 		return;
-	if (rq->len + size > srv->max_body) {
+	if (dynbuf_addn(&rq->body, data, size) != DYNBUF_OK) {
+		/* Past the cap; out of memory is treated alike: the client gets
+		 * a clean error. The failed add has released the buffer. */
 		rq->too_large = true;
-		free(rq->body);
-		rq->body = NULL;
-		rq->len = rq->cap = 0;
-		return;
 	}
-	if (rq->len + size + 1 > rq->cap) {
-		size_t cap = rq->cap ? rq->cap : 16384;
-		char *nb;
-		while (cap < rq->len + size + 1)
-			cap *= 2;
-		if (cap > srv->max_body + 1)
-			cap = srv->max_body + 1;
-		nb = realloc(rq->body, cap);
-		if (!nb) {
-			/* Treated like an oversized body: the client gets a clean error. */
-			rq->too_large = true;
-			free(rq->body);
-			rq->body = NULL;
-			rq->len = rq->cap = 0;
-			return;
-		}
-		rq->body = nb;
-		rq->cap = cap;
-	}
-	memcpy(rq->body + rq->len, data, size);
-	rq->len += size;
 }
 
 /*
@@ -299,7 +277,8 @@ static enum MHD_Result admission_respond(struct server *srv, struct MHD_Connecti
 static enum MHD_Result admission_finish(struct server *srv, struct MHD_Connection *conn,
 					const char *url, const char *method, struct request *rq)
 {
-	char reason[96];
+	char reason[96], *body;
+	size_t len;
 	int pending;
 	bool wait;
 
@@ -309,23 +288,22 @@ static enum MHD_Result admission_finish(struct server *srv, struct MHD_Connectio
 		snprintf(reason, sizeof(reason), "body larger than %zu bytes", srv->max_body);
 		return reject(srv, conn, rq, method, url, MHD_HTTP_CONTENT_TOO_LARGE, reason);
 	}
-	if (!rq->body) {
-		rq->body = malloc(1);
-		if (!rq->body)
-			return MHD_NO;
-	}
+	/* NUL-terminated, as the decoder needs; "" for an empty body. */
+	body = dynbuf_take(&rq->body, &len);
+	if (!body)
+		return MHD_NO;
 	/* Counted before stopping is read, so a shutdown that has set stopping
 	 * and then sees zero knows no review can still suspend a connection. */
 	atomic_fetch_add(&srv->reviewing, 1);
 	if (atomic_load(&srv->stopping)) {
 		atomic_fetch_sub(&srv->reviewing, 1);
+		free(body);
 		return reject(srv, conn, rq, method, url, MHD_HTTP_SERVICE_UNAVAILABLE,
 			      "shutting down");
 	}
-	rq->body[rq->len] = '\0';
+	/* The call owns body from here, whatever happens. */
 	rq->call = webhook_call_new(srv->wh, rq->ep == EP_MUTATE ? WEBHOOK_MUTATE : WEBHOOK_VALIDATE,
-				    rq->body, rq->len);
-	rq->body = NULL;
+				    body, len);
 	if (!rq->call) {
 		atomic_fetch_sub(&srv->reviewing, 1);
 		return reject(srv, conn, rq, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
@@ -461,7 +439,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return ret;
 	}
 	if (*upload_data_size > 0) {
-		admission_upload(srv, rq, upload_data, *upload_data_size);
+		admission_upload(rq, upload_data, *upload_data_size);
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
@@ -482,7 +460,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!rq->counted)
 		metrics_request(rq->ep, OUT_ERROR, rgtime_elapsed_s(&rq->start));
 	webhook_call_free(rq->call);
-	free(rq->body);
+	dynbuf_clear(&rq->body);
 	pthread_mutex_destroy(&rq->lock);
 	free(rq);
 	*con_cls = NULL;
