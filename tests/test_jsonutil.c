@@ -107,6 +107,59 @@ static void test_clip(void **state)
 	assert_string_equal(out, "abc");
 }
 
+static bool equal_texts(const char *a, const char *b)
+{
+	cJSON *x = tu_json(a, strlen(a)), *y = tu_json(b, strlen(b));
+	bool eq = json_equal(x, y);
+
+	cJSON_Delete(x);
+	cJSON_Delete(y);
+	return eq;
+}
+
+/* Nested {"a":{"a":...1...,"b":0},"b":0}, depth levels, with spaces or not. */
+static char *nested(int depth, bool spaced)
+{
+	size_t cap = (size_t)depth * 24 + 8, used = 0;
+	char *s = malloc(cap);
+
+	assert_non_null(s);
+	for (int i = 0; i < depth; i++)
+		used += (size_t)snprintf(s + used, cap - used, spaced ? "{ \"a\" : " : "{\"a\":");
+	used += (size_t)snprintf(s + used, cap - used, "1");
+	for (int i = 0; i < depth; i++)
+		used += (size_t)snprintf(s + used, cap - used, spaced ? " , \"b\" : 0 }" : ",\"b\":0}");
+	return s;
+}
+
+static void test_equal(void **state)
+{
+	char *a, *b;
+
+	(void)state;
+	assert_true(equal_texts("{\"a\":1,\"b\":[1,\"x\",null,true]}",
+				"{ \"b\" : [1.0, \"x\", null, true], \"a\" : 1e0 }"));
+	assert_true(equal_texts("\"\\u00e9\"", "\"\xc3\xa9\""));
+	assert_false(equal_texts("{\"a\":1}", "{\"a\":1,\"b\":2}"));
+	assert_false(equal_texts("{\"a\":1,\"b\":2}", "{\"a\":1,\"c\":2}"));
+	assert_false(equal_texts("[1,2]", "[2,1]"));
+	assert_false(equal_texts("[1]", "[1,1]"));
+	assert_false(equal_texts("{\"A\":1}", "{\"a\":1}"));
+	assert_false(equal_texts("0", "false"));
+	assert_false(equal_texts("\"1\"", "1"));
+	assert_true(json_equal(NULL, NULL));
+	assert_false(equal_texts("{}", "[]"));
+	/* As deep as a body may nest: compared once per node, where
+	 * cJSON_Compare would take 2^60 steps. */
+	a = nested(60, false);
+	b = nested(60, true);
+	assert_true(equal_texts(a, b));
+	b[strlen(b) - 3] = '1';
+	assert_false(equal_texts(a, b));
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -115,6 +168,7 @@ int main(void)
 		cmocka_unit_test(test_bad_u_escape),
 		cmocka_unit_test(test_duplicate_key_clipped),
 		cmocka_unit_test(test_clip),
+		cmocka_unit_test(test_equal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,6 +36,18 @@ void json_clip_utf8(char *out, size_t outlen, const char *s, size_t max);
 int json_check_duplicates(const cJSON *node, char *err, size_t errlen);
 
 /* Case-sensitive member lookup; NULL when obj is not an object or lacks key. */
+/*
+ * Whether a and b are the same JSON value: same type; numbers within
+ * cJSON_Compare's tolerance; strings byte for byte; arrays element by
+ * element; objects with the same member names (case-sensitive) and equal
+ * values, in any order. Both trees must have unique keys (as
+ * json_parse_strict leaves them). Each node is compared once, so the time
+ * is bounded by the product of the trees' sizes, never exponential in
+ * their depth as cJSON_Compare's is (it compares every object twice, once
+ * from each side). NULL equals only NULL.
+ */
+bool json_equal(const cJSON *a, const cJSON *b);
+
 const cJSON *json_get(const cJSON *obj, const char *key);
 /* The member's string value, or NULL when absent or not a string. */
 const char *json_get_string(const cJSON *obj, const char *key);

@@ -4,6 +4,7 @@
  */
 #include "jsonutil.h"
 
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -266,6 +267,53 @@ int json_parse_strict(const char *buf, size_t len, cJSON **out, char *err, size_
 	}
 	*out = doc;
 	return 0;
+}
+
+static bool numbers_equal(double a, double b)
+{
+	double max = fmax(fabs(a), fabs(b));
+
+	return fabs(a - b) <= max * DBL_EPSILON;
+}
+
+bool json_equal(const cJSON *a, const cJSON *b)
+{
+	const cJSON *x, *y;
+
+	if (!a || !b)
+		return a == b;
+	if ((a->type & 0xff) != (b->type & 0xff))
+		return false;
+	switch (a->type & 0xff) {
+	case cJSON_False:
+	case cJSON_True:
+	case cJSON_NULL:
+		return true;
+	case cJSON_Number:
+		return numbers_equal(a->valuedouble, b->valuedouble);
+	case cJSON_String:
+	case cJSON_Raw:
+		if (!a->valuestring || !b->valuestring)
+			return a->valuestring == b->valuestring;
+		return strcmp(a->valuestring, b->valuestring) == 0;
+	case cJSON_Array:
+		for (x = a->child, y = b->child; x && y; x = x->next, y = y->next)
+			if (!json_equal(x, y))
+				return false;
+		return !x && !y;
+	case cJSON_Object:
+		if (cJSON_GetArraySize(a) != cJSON_GetArraySize(b))
+			return false;
+		/* Same count and unique keys: every member of a found equal in
+		 * b means the reverse holds too. */
+		cJSON_ArrayForEach(x, a) {
+			if (!x->string || !json_equal(x, json_get(b, x->string)))
+				return false;
+		}
+		return true;
+	default:
+		return false;
+	}
 }
 
 const cJSON *json_get(const cJSON *obj, const char *key)
