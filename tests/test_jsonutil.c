@@ -128,7 +128,8 @@ static char *nested(int depth, bool spaced)
 		used += (size_t)snprintf(s + used, cap - used, spaced ? "{ \"a\" : " : "{\"a\":");
 	used += (size_t)snprintf(s + used, cap - used, "1");
 	for (int i = 0; i < depth; i++)
-		used += (size_t)snprintf(s + used, cap - used, spaced ? " , \"b\" : 0 }" : ",\"b\":0}");
+		used += (size_t)snprintf(s + used, cap - used,
+					 spaced ? " , \"b\" : 0 }" : ",\"b\":0}");
 	return s;
 }
 
