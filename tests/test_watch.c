@@ -75,7 +75,7 @@ static void env_down(struct env *e)
 static void expect_cached(struct env *e, enum obj_kind kind, const char *ns, const char *name)
 {
 	char *json = ad_get_json(&e->d, kind == OBJ_SECRET ? "secrets" : "configmaps", ns, name);
-	struct obj_digest *got = NULL, want = { NULL, 0 };
+	struct obj_digest *got = NULL, want = { NULL, 0, 0 };
 	enum objcache_answer a = objcache_lookup(e->cache, kind, ns, name, &got);
 	char err[128];
 	cJSON *obj;

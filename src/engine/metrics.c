@@ -40,7 +40,7 @@ static atomic_ullong violations[RULE_COUNT][MODE_ENFORCE + 1];
 static atomic_int ready;
 static const char *const resource_names[MR_COUNT] = { "configmaps",   "secrets",    "deployments",
 						      "statefulsets", "daemonsets", "rollouts",
-						      "canaries" };
+						      "canaries",     "namespaces" };
 static const char *const restart_names[WATCH_RESTART_COUNT] = { "closed", "error", "expired" };
 static const char *const patch_names[PATCH_OUT_COUNT] = { "applied", "failed", "not_found" };
 static atomic_ullong watch_restarts[MR_COUNT][WATCH_RESTART_COUNT];
@@ -49,6 +49,9 @@ static atomic_llong cache_objects[2];
 static atomic_int cache_synced;
 static atomic_ullong reload_patches[PATCH_OUT_COUNT];
 static atomic_ullong reload_rate_limited;
+static const char *const problem_names[RP_COUNT] = { "resume_failed", "release_failed",
+						     "invalid_pause_period" };
+static atomic_ullong reload_problems[RP_COUNT];
 static atomic_llong reload_workloads;
 static atomic_int reload_leader;
 /* Policy reports. */
@@ -147,6 +150,12 @@ void metrics_reload_rate_limited(void)
 void metrics_reload_workloads(long long count)
 {
 	atomic_store_explicit(&reload_workloads, count, memory_order_relaxed);
+}
+
+void metrics_reload_problem(enum metrics_reload_problem what)
+{
+	if ((unsigned)what < RP_COUNT)
+		atomic_fetch_add_explicit(&reload_problems[what], 1, memory_order_relaxed);
 }
 
 void metrics_reload_leader(bool leader)
@@ -377,6 +386,11 @@ static void render_watch(struct out *o)
 	header(o, "rollgate_reload_workloads", "gauge",
 	       "Opted-in workloads the reload controller watches.");
 	emit(o, "rollgate_reload_workloads %lld\n", (long long)atomic_load(&reload_workloads));
+	header(o, "rollgate_reload_problems_total", "counter",
+	       "What the reload controller failed to do besides rollouts, by reason.");
+	for (int p = 0; p < RP_COUNT; p++)
+		emit(o, "rollgate_reload_problems_total{reason=\"%s\"} %llu\n", problem_names[p],
+		     get(&reload_problems[p]));
 	header(o, "rollgate_reload_leader", "gauge",
 	       "1 while this replica holds the reload controller's leader lease.");
 	emit(o, "rollgate_reload_leader %d\n", atomic_load(&reload_leader));
