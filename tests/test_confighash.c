@@ -48,7 +48,7 @@ static void digest_ok(const char *json, enum obj_kind kind, struct obj_digest *d
 
 static void digest_err(const char *json, enum obj_kind kind, const char *want)
 {
-	struct obj_digest d = { (struct obj_entry *)1, 7 };
+	struct obj_digest d = { (struct obj_entry *)1, 7, 0 };
 	char err[256] = "";
 	cJSON *obj = tu_parse(json);
 
@@ -508,7 +508,7 @@ static void test_compute_refusals(void **state)
 	};
 	struct refset set = { .refs = refs, .n = 2 };
 	struct obj_entry ent[2] = { { .key = "z" }, { .key = "a" } };
-	struct obj_digest unsorted = { ent, 2 };
+	struct obj_digest unsorted = { ent, 2, 0 };
 	const struct obj_digest *objs[2] = { NULL, NULL };
 	char out[CONFIGHASH_VALUE_LEN];
 
@@ -538,7 +538,7 @@ static void test_compute_refusals(void **state)
 static void test_distinct_inputs(void **state)
 {
 	struct obj_entry e = { .key = "k" };
-	struct obj_digest with = { &e, 1 }, none = { 0 };
+	struct obj_digest with = { &e, 1, 0 }, none = { 0 };
 	char *kk[] = { "k" };
 	struct ref r = { .kind = OBJ_CONFIGMAP, .name = "x", .whole = true };
 	struct refset set = { .refs = &r, .n = 1 };

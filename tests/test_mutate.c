@@ -28,6 +28,13 @@ static const char *objects[] = {
 	"{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"db\",\"namespace\":"
 	"\"shop\"},"
 	"\"data\":{\"PASSWORD\":\"c2VjcmV0\"}}",
+	"{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"ignored\","
+	"\"namespace\":"
+	"\"shop\",\"annotations\":{\"reloader.stakater.com/"
+	"ignore\":\"true\"}},\"data\":{\"y\":\"2\"}}",
+	"{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"matched\","
+	"\"namespace\":"
+	"\"shop\",\"annotations\":{\"reloader.stakater.com/match\":\"true\"}},\"data\":{\"z\":\"3\"}}",
 };
 
 /* Result of one /mutate call. */
@@ -395,6 +402,179 @@ static void test_missing_objects_warn(void **state)
 	env_close(&e);
 }
 
+/* The hash /mutate stamps on a CREATE of a Deployment with these
+ * annotations and configMapRefs (envFrom), malloc'd; NULL when none. */
+static char *hash_of(struct env *e, const char *ann, const char *cm_a, const char *cm_b)
+{
+	char spec[512], *d, *h;
+	struct outcome o;
+
+	snprintf(spec, sizeof(spec),
+		 "{\"containers\":[{\"name\":\"web\",\"image\":\"a:1\",\"envFrom\":["
+		 "{\"configMapRef\":{\"name\":\"%s\"}}%s%s%s]}]}",
+		 cm_a, cm_b ? ",{\"configMapRef\":{\"name\":\"" : "", cm_b ? cm_b : "",
+		 cm_b ? "\"}}" : "");
+	d = deployment(ann, spec, NULL);
+	o = run(e->wh, "CREATE", "apps", "Deployment", d, NULL);
+	h = patched_hash(&o, "rollgate.io/config-hash");
+	outcome_free(&o);
+	free(d);
+	return h;
+}
+
+static void test_object_annotations_decide(void **state)
+{
+	const char *auto_ = "\"reloader.stakater.com/auto\":\"true\"";
+	const char *search = "\"reloader.stakater.com/search\":\"true\"";
+	char *with, *without, *listed;
+	struct env e;
+
+	(void)state;
+	env_open(&e, NULL);
+	/* An object carrying reloader.stakater.com/ignore never joins. */
+	with = hash_of(&e, auto_, "app-config", "ignored");
+	without = hash_of(&e, auto_, "app-config", NULL);
+	assert_non_null(with);
+	assert_string_equal(with, without);
+	free(with);
+	free(without);
+	/* Under search only objects carrying match join: app-config does not. */
+	with = hash_of(&e, search, "app-config", "matched");
+	listed = hash_of(&e, "\"configmap.reloader.stakater.com/reload\":\"matched\"", "matched",
+			 NULL);
+	assert_non_null(with);
+	assert_string_equal(with, listed);
+	free(listed);
+	/* A search that matches nothing stamps no hash. */
+	assert_null(hash_of(&e, search, "app-config", NULL));
+	/* With auto the same objects hash differently: match is not needed. */
+	without = hash_of(&e, auto_, "app-config", "matched");
+	assert_string_not_equal(with, without);
+	free(with);
+	free(without);
+	env_close(&e);
+}
+
+/* Applies the outcome's patch to the object text; returns the result. */
+static cJSON *patched(const struct outcome *o, const char *object)
+{
+	cJSON *doc = NULL;
+	char err[256];
+
+	if (json_parse_strict(object, strlen(object), &doc, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	if (o->patch[0] && patch_apply(doc, o->patch, err, sizeof(err)) < 0)
+		fail_msg("patch does not apply: %s: %s", err, o->patch);
+	return doc;
+}
+
+static void test_hold_until_config_exists(void **state)
+{
+	const char *missing =
+		"{\"schedulerName\":\"custom\",\"containers\":[{\"name\":\"web\","
+		"\"image\":\"a:1\",\"envFrom\":[{\"configMapRef\":{\"name\":\"not-yet\"}},"
+		"{\"configMapRef\":{\"name\":\"app-config\"}}]}]}";
+	const char *present = "{\"schedulerName\":\"rollgate.io/hold\",\"containers\":[{\"name\":"
+			      "\"web\",\"image\":\"a:1\",\"envFrom\":[{\"configMapRef\":{\"name\":"
+			      "\"app-config\"}}]}]}";
+	const cJSON *ann, *spec;
+	struct outcome o;
+	struct env e;
+	cJSON *doc;
+	char *d;
+
+	(void)state;
+	/* Off by default: a missing object only warns. */
+	env_open(&e, NULL);
+	d = deployment("\"reloader.stakater.com/auto\":\"true\"", missing, NULL);
+	o = run(e.wh, "CREATE", "apps", "Deployment", d, NULL);
+	assert_null(strstr(o.patch, "schedulerName"));
+	outcome_free(&o);
+	env_close(&e);
+
+	env_open(&e, "stamp: {holdUntilConfigExists: true}");
+	o = run(e.wh, "CREATE", "apps", "Deployment", d, NULL);
+	assert_true(has_warning(&o,
+				"new pods are held (schedulerName rollgate.io/hold) until "
+				"configmap \"not-yet\" exists"));
+	doc = patched(&o, d);
+	spec = json_get_path(doc, "spec", "template", "spec", NULL);
+	ann = json_get_path(doc, "metadata", "annotations", NULL);
+	assert_string_equal(json_get_string(spec, "schedulerName"), "rollgate.io/hold");
+	assert_string_equal(json_get_string(ann, "rollgate.io/held-scheduler"), "custom");
+	assert_non_null(json_get_string(json_get_path(doc, "spec", "template", "metadata",
+						      "annotations", NULL),
+					"rollgate.io/config-hash"));
+	cJSON_Delete(doc);
+	outcome_free(&o);
+	/* Held already: the same write changes nothing about the hold. */
+	free(d);
+	d = deployment("\"reloader.stakater.com/auto\":\"true\",\"rollgate.io/held-scheduler\":"
+		       "\"custom\"",
+		       "{\"schedulerName\":\"rollgate.io/hold\",\"containers\":[{\"name\":\"web\","
+		       "\"image\":\"a:1\",\"envFrom\":[{\"configMapRef\":{\"name\":\"not-yet\"}}]}]}",
+		       NULL);
+	o = run(e.wh, "UPDATE", "apps", "Deployment", d, d);
+	assert_null(strstr(o.patch, "schedulerName"));
+	assert_null(strstr(o.patch, "held-scheduler"));
+	outcome_free(&o);
+	free(d);
+	/* Nothing missing any more: the original scheduler comes back. */
+	d = deployment("\"reloader.stakater.com/auto\":\"true\",\"rollgate.io/held-scheduler\":"
+		       "\"custom\"",
+		       present, NULL);
+	o = run(e.wh, "UPDATE", "apps", "Deployment", d, d);
+	doc = patched(&o, d);
+	assert_string_equal(json_get_string(json_get_path(doc, "spec", "template", "spec", NULL),
+					    "schedulerName"),
+			    "custom");
+	assert_null(json_get_string(json_get_path(doc, "metadata", "annotations", NULL),
+				    "rollgate.io/held-scheduler"));
+	cJSON_Delete(doc);
+	outcome_free(&o);
+	free(d);
+	/* A hold Wave placed, with no scheduler before it, is released too. */
+	d = deployment("\"wave.pusher.com/update-on-config-change\":\"true\",\"wave.pusher.com/"
+		       "scheduling-disabled\":\"\"",
+		       "{\"schedulerName\":\"wave.pusher.com/invalid\",\"containers\":[{\"name\":"
+		       "\"web\",\"image\":\"a:1\",\"envFrom\":[{\"configMapRef\":{\"name\":"
+		       "\"app-config\"}}]}]}",
+		       NULL);
+	o = run(e.wh, "UPDATE", "apps", "Deployment", d, d);
+	doc = patched(&o, d);
+	assert_null(json_get(json_get_path(doc, "spec", "template", "spec", NULL), "schedulerName"));
+	assert_null(json_get_string(json_get_path(doc, "metadata", "annotations", NULL),
+				    "wave.pusher.com/scheduling-disabled"));
+	cJSON_Delete(doc);
+	outcome_free(&o);
+	free(d);
+	env_close(&e);
+}
+
+static void test_restart_strategy_keeps_hash_on_rollout(void **state)
+{
+	const char *obj =
+		"{\"apiVersion\":\"argoproj.io/v1alpha1\",\"kind\":\"Rollout\",\"metadata\":{"
+		"\"name\":\"web\",\"annotations\":{\"reloader.stakater.com/auto\":\"true\","
+		"\"reloader.stakater.com/rollout-strategy\":\"restart\"}},\"spec\":{"
+		"\"template\":{\"spec\":{\"containers\":[{\"name\":\"web\",\"image\":\"a:1\","
+		"\"envFrom\":[{\"configMapRef\":{\"name\":\"app-config\"}}]}]}}}}";
+	struct outcome o;
+	struct env e;
+	cJSON *doc;
+
+	(void)state;
+	env_open(&e, NULL);
+	o = run(e.wh, "CREATE", "argoproj.io", "Rollout", obj, NULL);
+	doc = patched(&o, obj);
+	assert_non_null(json_get_string(json_get_path(doc, "metadata", "annotations", NULL),
+					"rollgate.io/config-hash"));
+	assert_null(strstr(o.patch, "/spec/template"));
+	cJSON_Delete(doc);
+	outcome_free(&o);
+	env_close(&e);
+}
+
 /* A source whose every lookup fails, like an API answering 403. */
 static int failing_resolve(void *impl, struct lookup_batch *b, unsigned t, lookup_done_fn done,
 			   void *arg)
@@ -617,6 +797,9 @@ int main(void)
 		cmocka_unit_test(test_lookup_failure_never_stamps_wrong),
 		cmocka_unit_test(test_hmac_key_changes_hash),
 		cmocka_unit_test(test_mutate_hash_alone),
+		cmocka_unit_test(test_object_annotations_decide),
+		cmocka_unit_test(test_hold_until_config_exists),
+		cmocka_unit_test(test_restart_strategy_keeps_hash_on_rollout),
 		cmocka_unit_test(test_corpus),
 	};
 	log_setup(LOG_ERROR, LOG_FORMAT_TEXT);

@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
+#include "confighash.h" /* OBJ_FLAG_* */
 #include "refs.h"
 
 /*
@@ -53,22 +54,25 @@
 #define OPTIN_HOLD_SCHEDULER "rollgate.io/hold"
 /* Wave's hold, released the same way when rollgate takes over. */
 #define OPTIN_WAVE_HELD_SCHEDULER "wave.pusher.com/scheduling-disabled"
+#define OPTIN_WAVE_HOLD_SCHEDULER "wave.pusher.com/invalid"
 
 /* The annotation value of key on the workload (metadata first, then its
  * pod template's metadata); NULL when neither has it. */
 const char *optin_annotation(const cJSON *workload, const cJSON *tmpl, const char *key);
 
 /*
- * Decides what joins the hash of a workload in namespace ns whose pod spec
- * references pod_refs (from refs_collect; consumed: moved into out or
- * released) and fills out (zeroed first) with the finished set. workload is
- * the object, tmpl its pod template. Returns 1 when the workload is opted
- * in (out may still be empty), 0 when not (out empty), -1 with err on OOM
- * or a malformed list annotation (err names the annotation).
+ * Decides what joins the hash of workload (in namespace ns, with pod
+ * template tmpl) and fills out (zeroed first) with the finished set: the
+ * references of the template's pod spec that the annotations select, the
+ * objects the lists name, Wave's extra objects. Returns 1 when the workload
+ * is opted in (out may still be empty), 0 when not (out empty; the pod spec
+ * is not even read), -1 with err for a pod spec of the wrong shape (as
+ * refs_collect), a list item that is not a valid name or expression (err
+ * names the annotation), or OOM. out is the caller's to clear in every case.
+ * Limits: 64 list items per annotation, 253 bytes per expression.
  */
-int optin_decide(const struct config *cfg, const char *ns, const cJSON *workload,
-		 const cJSON *tmpl, struct refset *pod_refs, struct refset *out, char *err,
-		 size_t errlen);
+int optin_decide(const struct config *cfg, const char *ns, const cJSON *workload, const cJSON *tmpl,
+		 struct refset *out, char *err, size_t errlen);
 
 /* Whether the object described by flags (OBJ_FLAG_*) joins the hash through
  * reference r. */

@@ -19,6 +19,22 @@
  */
 int patch_template_annotation(const cJSON *workload, const char *key, const char *value, char **out);
 
+/* patch_template_annotation for the metadata of holder, the object at
+ * JSON pointer path ("" for the workload itself, "/spec/template"). */
+int patch_annotation(const cJSON *holder, const char *path, const char *key, const char *value,
+		     char **out);
+
+/* Sets (value != NULL) or removes (NULL) the string member of the pod
+ * template's spec (/spec/template/spec/<member>); no patch when nothing
+ * would change. -1 when there is no template spec object, or on OOM. */
+int patch_template_spec_string(const cJSON *workload, const char *member, const char *value,
+			       char **out);
+
+/* Appends the ops of the JSON Patch array text ops (taken, freed) to *acc
+ * (a malloc'd array text, or NULL: ops becomes it). ops may be NULL (no
+ * change). 0, or -1 on OOM (ops freed, *acc unchanged). */
+int patch_append(char **acc, char *ops);
+
 /* Returns the RFC 6901 escaped form of s ('~' as ~0, '/' as ~1) as a
  * malloc'd string the caller frees; NULL for NULL or on OOM. */
 char *patch_escape_pointer(const char *s);

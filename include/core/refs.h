@@ -21,8 +21,8 @@ struct ref {
 	                   * (Wave's extra lists) "namespace/name", which sorts and
 	                   * hashes as one name (names never hold a '/') */
 	char *namespace_; /* that other namespace, else NULL (the workload's) */
-	bool whole;  /* some reference takes the whole object */
-	char **keys; /* selected keys when !whole, sorted bytewise, unique */
+	bool whole;       /* some reference takes the whole object */
+	char **keys;      /* selected keys when !whole, sorted bytewise, unique */
 	size_t n_keys;
 	bool optional;   /* every reference is optional: true */
 	bool need_match; /* joins the hash only when the object carries

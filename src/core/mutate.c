@@ -14,21 +14,6 @@
 #include "optin.h"
 #include "patch.h"
 
-/* Annotations of other tools that opt a workload in, so users switch over
- * without editing manifests. */
-static const char wave_optin[] = "wave.pusher.com/update-on-config-change";
-static const char reloader_auto[] = "reloader.stakater.com/auto";
-static const char reloader_cm_auto[] = "configmap.reloader.stakater.com/auto";
-static const char reloader_secret_auto[] = "secret.reloader.stakater.com/auto";
-static const char reloader_cm_list[] = "configmap.reloader.stakater.com/reload";
-static const char reloader_secret_list[] = "secret.reloader.stakater.com/reload";
-
-/* Which kinds of reference a workload opted in for. */
-struct optin {
-	bool configmaps;
-	bool secrets;
-};
-
 /* The row of the kinds table when req is about a kind /mutate stamps. */
 static const struct kind *stamped_kind(const struct admission_request *req)
 {
@@ -40,84 +25,6 @@ static const struct kind *stamped_kind(const struct admission_request *req)
 const cJSON *mutate_template(const struct admission_request *req)
 {
 	return kinds_template(stamped_kind(req), req->object);
-}
-
-static bool annotation_is(const cJSON *ann, const char *key, const char *value)
-{
-	const char *v = json_get_string(ann, key);
-	return v && strcmp(v, value) == 0;
-}
-
-static bool annotation_set(const cJSON *ann, const char *key)
-{
-	const char *v = json_get_string(ann, key);
-	return v && *v;
-}
-
-static struct optin decide_optin(const struct config *cfg, const cJSON *ann)
-{
-	char reload[300], cms[300], secrets[300];
-	struct optin o = { false, false };
-	bool all;
-
-	config_annotation(cfg, "reload", reload, sizeof(reload));
-	config_annotation(cfg, "configmaps", cms, sizeof(cms));
-	config_annotation(cfg, "secrets", secrets, sizeof(secrets));
-	if (annotation_is(ann, reload, "false"))
-		return o;
-	all = cfg->stamp_mode == STAMP_ALL || annotation_is(ann, reload, "true") ||
-		annotation_is(ann, wave_optin, "true") || annotation_is(ann, reloader_auto, "true") ||
-		annotation_set(ann, reloader_cm_list) || annotation_set(ann, reloader_secret_list) ||
-		annotation_set(ann, cms) || annotation_set(ann, secrets);
-	o.configmaps = all || annotation_is(ann, reloader_cm_auto, "true");
-	o.secrets = all || annotation_is(ann, reloader_secret_auto, "true");
-	return o;
-}
-
-static void ref_release(struct ref *r)
-{
-	free(r->name);
-	for (size_t k = 0; k < r->n_keys; k++)
-		free(r->keys[k]);
-	free(r->keys);
-	free(r->user);
-}
-
-/* Drops the references of a kind the workload did not opt in for (Reloader's
- * configmap-only and secret-only auto annotations). */
-static void keep_kinds(struct refset *set, struct optin o)
-{
-	size_t w = 0;
-
-	for (size_t i = 0; i < set->n; i++) {
-		struct ref *r = &set->refs[i];
-		if (r->kind == OBJ_CONFIGMAP ? o.configmaps : o.secrets)
-			set->refs[w++] = *r;
-		else
-			ref_release(r);
-	}
-	set->n = w;
-}
-
-static int add_lists(const struct config *cfg, const cJSON *ann, struct refset *set)
-{
-	char cms[300], secrets[300];
-	const struct {
-		const char *key;
-		enum obj_kind kind;
-	} lists[] = {
-		{ reloader_cm_list, OBJ_CONFIGMAP },
-		{ reloader_secret_list, OBJ_SECRET },
-		{ config_annotation(cfg, "configmaps", cms, sizeof(cms)), OBJ_CONFIGMAP },
-		{ config_annotation(cfg, "secrets", secrets, sizeof(secrets)), OBJ_SECRET },
-	};
-
-	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
-		const char *v = json_get_string(ann, lists[i].key);
-		if (v && refs_add_list(set, lists[i].kind, v, lists[i].key) < 0)
-			return -1;
-	}
-	return 0;
 }
 
 int mutate_batch(const struct refset *refs, const char *ns, struct lookup_batch *b)
@@ -160,8 +67,8 @@ const char *mutate_stamped_hash(const struct kind *k, const cJSON *workload, con
 int mutate_plan(const struct config *cfg, const struct admission_request *req, struct stamp_plan *plan,
 		char *err, size_t errlen)
 {
-	const cJSON *tmpl, *ann, *podspec;
-	struct optin o;
+	const cJSON *tmpl;
+	int rc;
 
 	memset(plan, 0, sizeof(*plan));
 	if (req->operation != OP_CREATE && req->operation != OP_UPDATE)
@@ -169,19 +76,9 @@ int mutate_plan(const struct config *cfg, const struct admission_request *req, s
 	tmpl = mutate_template(req);
 	if (!tmpl)
 		return 0;
-	ann = json_get_path(req->object, "metadata", "annotations", NULL);
-	o = decide_optin(cfg, ann);
-	if (!o.configmaps && !o.secrets)
-		return 0;
-	podspec = json_get(tmpl, "spec");
-	if (podspec && refs_collect(podspec, &plan->refs, err, errlen) < 0)
-		return -1;
-	if (add_lists(cfg, ann, &plan->refs) < 0) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	keep_kinds(&plan->refs, o);
-	refs_finish(&plan->refs);
+	rc = optin_decide(cfg, req->namespace_, req->object, tmpl, &plan->refs, err, errlen);
+	if (rc <= 0)
+		return rc;
 	if (mutate_batch(&plan->refs, req->namespace_, &plan->batch) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -190,22 +87,34 @@ int mutate_plan(const struct config *cfg, const struct admission_request *req, s
 	return 0;
 }
 
+/* Sets (value) or removes (NULL) the hash where the workload keeps it
+ * (mutate_hash_on_workload), adding the op to resp's patch. -1 when that
+ * metadata is malformed or on OOM. */
+static int set_hash(const struct admission_request *req, const char *key, const char *value,
+		    struct admission_response *resp)
+{
+	char *ops = NULL;
+
+	if ((mutate_hash_on_workload(stamped_kind(req), req->object)
+		     ? patch_annotation(req->object, "", key, value, &ops)
+		     : patch_template_annotation(req->object, key, value, &ops)) < 0)
+		return -1;
+	return patch_append(&resp->patch, ops);
+}
+
 /* When a lookup failed the hash cannot be known: keep what the workload had
  * (restoring it if the update dropped it) rather than stamp a wrong one. */
 static int keep_previous(const struct admission_request *req, const char *key,
 			 struct admission_response *resp)
 {
 	const struct kind *k = stamped_kind(req);
-	const char *old = json_get_string(json_get_path(kinds_template(k, req->old_object), "metadata",
-							"annotations", NULL),
-					  key);
-	const char *cur = json_get_string(
-		json_get_path(kinds_template(k, req->object), "metadata", "annotations", NULL), key);
+	const char *old = mutate_stamped_hash(k, req->old_object, key);
+	const char *cur = mutate_stamped_hash(k, req->object, key);
 
 	if (!old || (cur && strcmp(cur, old) == 0))
 		return 0;
 	/* A template we cannot patch is left as it is. */
-	(void)patch_template_annotation(req->object, key, old, &resp->patch);
+	(void)set_hash(req, key, old, resp);
 	return 0;
 }
 
@@ -227,7 +136,7 @@ static int warn_missing(const struct stamp_plan *plan, struct admission_response
 
 	for (size_t i = 0; i < plan->refs.n; i++) {
 		const struct ref *r = &plan->refs.refs[i];
-		if (plan->batch.items[i].status != LOOKUP_ABSENT || r->optional)
+		if (plan->batch.items[i].status != LOOKUP_ABSENT || r->optional || r->need_match)
 			continue;
 		snprintf(msg, sizeof(msg), "%s \"%s\" referenced by %s does not exist yet",
 			 refs_kind(r->kind)->singular, r->name,
@@ -251,6 +160,7 @@ enum mutate_hash_status mutate_hash(const struct config *cfg, const struct refse
 				    const struct lookup_batch *batch, char *out, size_t outlen)
 {
 	const struct obj_digest **objs = NULL;
+	struct refset joined = { NULL, 0, 0 }; /* shallow: borrows refs' strings */
 	enum mutate_hash_status st = MUTATE_HASH_ERROR;
 
 	if (outlen > 0)
@@ -262,14 +172,120 @@ enum mutate_hash_status mutate_hash(const struct config *cfg, const struct refse
 	if (outlen < CONFIGHASH_VALUE_LEN || batch->n != refs->n)
 		return MUTATE_HASH_ERROR;
 	objs = calloc(refs->n, sizeof(*objs));
-	if (!objs)
-		return MUTATE_HASH_ERROR;
-	for (size_t i = 0; i < refs->n; i++)
-		objs[i] = batch->items[i].status == LOOKUP_FOUND ? batch->items[i].digest : NULL;
-	if (confighash_compute(refs, objs, cfg->hmac_key, cfg->hmac_key_len, out) == 0)
+	joined.refs = calloc(refs->n, sizeof(*joined.refs));
+	if (!objs || !joined.refs)
+		goto out;
+	/* Objects that opt themselves out (ignore), or that a search does not
+	 * match, are left out as if never referenced. */
+	for (size_t i = 0; i < refs->n; i++) {
+		const struct lookup_item *it = &batch->items[i];
+		const struct obj_digest *d = it->status == LOOKUP_FOUND ? it->digest : NULL;
+		if (!optin_object_joins(&refs->refs[i], d ? d->flags : 0))
+			continue;
+		objs[joined.n] = d;
+		joined.refs[joined.n++] = refs->refs[i];
+	}
+	if (joined.n == 0)
+		st = MUTATE_HASH_NONE;
+	else if (confighash_compute(&joined, objs, cfg->hmac_key, cfg->hmac_key_len, out) == 0)
 		st = MUTATE_HASH_OK;
+out:
+	free(joined.refs);
 	free(objs);
 	return st;
+}
+
+/* The first referenced object that must exist, joins the hash and does
+ * not exist, or NULL. */
+static const struct ref *first_missing(const struct stamp_plan *plan)
+{
+	for (size_t i = 0; i < plan->refs.n; i++) {
+		const struct ref *r = &plan->refs.refs[i];
+		if (plan->batch.items[i].status == LOOKUP_ABSENT && !r->optional && !r->need_match)
+			return r;
+	}
+	return NULL;
+}
+
+static bool is_hold_scheduler(const char *s)
+{
+	return s &&
+		(strcmp(s, OPTIN_HOLD_SCHEDULER) == 0 || strcmp(s, OPTIN_WAVE_HOLD_SCHEDULER) == 0);
+}
+
+/* Adds the ops of one change (rc and ops from a patch_* call) to the
+ * patch; a change that cannot be made (malformed metadata) is skipped.
+ * -1 on OOM only. */
+static int add_ops(struct admission_response *resp, int rc, char *ops)
+{
+	if (rc < 0)
+		return 0;
+	return patch_append(&resp->patch, ops);
+}
+
+static int set_scheduler(const struct admission_request *req, const char *value,
+			 struct admission_response *resp)
+{
+	char *ops = NULL;
+	int rc = patch_template_spec_string(req->object, "schedulerName", value, &ops);
+
+	return add_ops(resp, rc, ops);
+}
+
+static int set_workload_annotation(const struct admission_request *req, const char *key,
+				   const char *value, struct admission_response *resp)
+{
+	char *ops = NULL;
+	int rc = patch_annotation(req->object, "", key, value, &ops);
+
+	return add_ops(resp, rc, ops);
+}
+
+/*
+ * Wave's scheduling hold (stamp.holdUntilConfigExists): while a required
+ * object is missing, the pod template's scheduler is a placeholder no
+ * scheduler serves, so new pods wait in Pending instead of failing in
+ * ContainerCreating; the original waits in an annotation. Once nothing is
+ * missing, the original comes back (here on any write of the workload, and
+ * from the reload controller when the object appears).
+ */
+static int hold(const struct config *cfg, const struct admission_request *req,
+		const struct ref *missing, struct admission_response *resp)
+{
+	const cJSON *ann = json_get_path(req->object, "metadata", "annotations", NULL);
+	const char *cur = json_get_string(json_get_path(req->object, "spec", "template", "spec", NULL),
+					  "schedulerName");
+	char key[300], msg[320];
+	const char *saved, *wave;
+
+	config_annotation(cfg, OPTIN_HELD_SCHEDULER, key, sizeof(key));
+	saved = json_get_string(ann, key);
+	wave = json_get_string(ann, OPTIN_WAVE_HELD_SCHEDULER);
+	if (cfg->stamp_hold && missing) {
+		snprintf(msg, sizeof(msg),
+			 "rollgate: new pods are held (schedulerName %s) until %s \"%s\" exists",
+			 OPTIN_HOLD_SCHEDULER, refs_kind(missing->kind)->singular, missing->name);
+		if (admission_warn(resp, msg) < 0)
+			return -1;
+		if (is_hold_scheduler(cur) && (saved || wave))
+			return 0;
+		if (set_workload_annotation(req, key, is_hold_scheduler(cur) ? "" : (cur ? cur : ""),
+					    resp) < 0)
+			return -1;
+		return set_scheduler(req, OPTIN_HOLD_SCHEDULER, resp);
+	}
+	if (!saved && !wave)
+		return 0;
+	if (is_hold_scheduler(cur)) {
+		const char *orig = saved ? saved : wave;
+		if (set_scheduler(req, *orig ? orig : NULL, resp) < 0)
+			return -1;
+	}
+	if (saved && set_workload_annotation(req, key, NULL, resp) < 0)
+		return -1;
+	if (wave && set_workload_annotation(req, OPTIN_WAVE_HELD_SCHEDULER, NULL, resp) < 0)
+		return -1;
+	return 0;
 }
 
 int mutate_finish(const struct config *cfg, const struct admission_request *req,
@@ -287,9 +303,9 @@ int mutate_finish(const struct config *cfg, const struct admission_request *req,
 		return lookup_failed(req, &plan->refs.refs[plan->skipped - plan->batch.items], key,
 				     resp);
 	case MUTATE_HASH_NONE:
-		/* Nothing referenced: a stale hash goes. */
-		(void)patch_template_annotation(req->object, key, NULL, &resp->patch);
-		return 0;
+		/* Nothing joins: a stale hash goes. */
+		(void)set_hash(req, key, NULL, resp);
+		return hold(cfg, req, NULL, resp);
 	case MUTATE_HASH_ERROR:
 		return -1;
 	case MUTATE_HASH_OK:
@@ -297,11 +313,11 @@ int mutate_finish(const struct config *cfg, const struct admission_request *req,
 	}
 	if (warn_missing(plan, resp) < 0)
 		return -1;
-	if (patch_template_annotation(req->object, key, value, &resp->patch) < 0 &&
+	if (set_hash(req, key, value, resp) < 0 &&
 	    admission_warn(resp, "rollgate: config hash not set: pod template metadata is malformed") <
 		    0)
 		return -1;
-	return 0;
+	return hold(cfg, req, first_missing(plan), resp);
 }
 
 void stamp_plan_clear(struct stamp_plan *plan)

@@ -15,7 +15,7 @@
 
 #include "jsonutil.h"
 
-#define ANNOTATIONS_PATH "/spec/template/metadata/annotations"
+#define PATH_MAX_LEN 64 /* fixed holder paths only: "", "/spec/template" */
 
 char *patch_escape_pointer(const char *s)
 {
@@ -105,8 +105,9 @@ static bool missing(const cJSON *v)
 	return !v || cJSON_IsNull(v);
 }
 
-/* Sets or removes one key of an existing annotations object. */
-static int patch_existing(const cJSON *annotations, const char *key, const char *value, char **out)
+/* Sets or removes one key of an existing annotations object at ann_path. */
+static int patch_existing(const cJSON *annotations, const char *ann_path, const char *key,
+			  const char *value, char **out)
 {
 	const cJSON *cur = cJSON_GetObjectItemCaseSensitive(annotations, key);
 	char *esc = NULL, *path = NULL;
@@ -119,11 +120,11 @@ static int patch_existing(const cJSON *annotations, const char *key, const char 
 	esc = patch_escape_pointer(key);
 	if (!esc)
 		goto out;
-	len = sizeof(ANNOTATIONS_PATH "/") + strlen(esc);
+	len = strlen(ann_path) + 2 + strlen(esc);
 	path = malloc(len);
 	if (!path)
 		goto out;
-	snprintf(path, len, "%s/%s", ANNOTATIONS_PATH, esc);
+	snprintf(path, len, "%s/%s", ann_path, esc);
 	if (value) {
 		v = cJSON_CreateString(value);
 		if (!v)
@@ -153,27 +154,89 @@ static int patch_add_map(const char *path, const char *key, const char *value, b
 	return *out ? 0 : -1;
 }
 
-int patch_template_annotation(const cJSON *workload, const char *key, const char *value, char **out)
+int patch_annotation(const cJSON *holder, const char *path, const char *key, const char *value,
+		     char **out)
 {
-	const cJSON *tmpl, *meta, *ann;
+	char meta_path[PATH_MAX_LEN], ann_path[PATH_MAX_LEN];
+	const cJSON *meta, *ann;
 
 	*out = NULL;
-	if (!key)
+	if (!key || !path || !cJSON_IsObject(holder) ||
+	    (size_t)snprintf(meta_path, sizeof(meta_path), "%s/metadata", path) >= sizeof(meta_path) ||
+	    (size_t)snprintf(ann_path, sizeof(ann_path), "%s/metadata/annotations", path) >=
+		    sizeof(ann_path))
 		return -1;
-	tmpl = json_get_path(workload, "spec", "template", NULL);
-	if (!cJSON_IsObject(tmpl))
-		return -1;
-	meta = json_get(tmpl, "metadata");
+	meta = json_get(holder, "metadata");
 	if (missing(meta))
-		return patch_add_map("/spec/template/metadata", key, value, true, out);
+		return patch_add_map(meta_path, key, value, true, out);
 	if (!cJSON_IsObject(meta))
 		return -1;
 	ann = json_get(meta, "annotations");
 	if (missing(ann))
-		return patch_add_map(ANNOTATIONS_PATH, key, value, false, out);
+		return patch_add_map(ann_path, key, value, false, out);
 	if (!cJSON_IsObject(ann))
 		return -1;
-	return patch_existing(ann, key, value, out);
+	return patch_existing(ann, ann_path, key, value, out);
+}
+
+int patch_template_annotation(const cJSON *workload, const char *key, const char *value, char **out)
+{
+	return patch_annotation(json_get_path(workload, "spec", "template", NULL), "/spec/template",
+				key, value, out);
+}
+
+int patch_template_spec_string(const cJSON *workload, const char *member, const char *value,
+			       char **out)
+{
+	const cJSON *spec = json_get_path(workload, "spec", "template", "spec", NULL);
+	const cJSON *cur = json_get(spec, member);
+	char path[PATH_MAX_LEN + 64];
+	cJSON *v = NULL;
+
+	*out = NULL;
+	if (!cJSON_IsObject(spec) || !member ||
+	    (size_t)snprintf(path, sizeof(path), "/spec/template/spec/%s", member) >= sizeof(path) ||
+	    strpbrk(member, "~/"))
+		return -1;
+	if (value ? cJSON_IsString(cur) && strcmp(cur->valuestring, value) == 0 : missing(cur))
+		return 0;
+	if (value && !(v = cJSON_CreateString(value)))
+		return -1;
+	*out = print_op(value ? "add" : "remove", path, v);
+	return *out ? 0 : -1;
+}
+
+int patch_append(char **acc, char *ops)
+{
+	size_t a, b;
+	char *joined;
+
+	if (!ops)
+		return 0;
+	if (!*acc) {
+		*acc = ops;
+		return 0;
+	}
+	a = strlen(*acc);
+	b = strlen(ops);
+	/* "[x]" + "[y]" = "[x,y]"; both are arrays print_op made. */
+	if (a < 2 || b < 2 || (*acc)[a - 1] != ']' || ops[0] != '[') {
+		free(ops);
+		return -1;
+	}
+	joined = malloc(a + b);
+	if (!joined) {
+		free(ops);
+		return -1;
+	}
+	memcpy(joined, *acc, a - 1);
+	joined[a - 1] = ',';
+	memcpy(joined + a, ops + 1, b - 1);
+	joined[a + b - 1] = '\0';
+	free(*acc);
+	free(ops);
+	*acc = joined;
+	return 0;
 }
 
 /* Decodes one RFC 6901 reference token in place ("~1" -> '/', "~0" -> '~'). */

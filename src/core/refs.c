@@ -555,6 +555,7 @@ static int add_list_item(struct refset *set, enum obj_kind kind, const char *s, 
 	if (!r)
 		goto out;
 	ref_take_whole(r);
+	r->need_match = false; /* named: joins whatever it carries */
 	rc = 0;
 out:
 	free(name);
@@ -602,8 +603,9 @@ int refs_add_qualified(struct refset *set, enum obj_kind kind, const char *quali
 	struct ref *r;
 	bool full;
 
-	if (!slash || (own_ns && strlen(own_ns) == (size_t)(slash - qualified) &&
-		       strncmp(qualified, own_ns, (size_t)(slash - qualified)) == 0)) {
+	if (!slash ||
+	    (own_ns && strlen(own_ns) == (size_t)(slash - qualified) &&
+	     strncmp(qualified, own_ns, (size_t)(slash - qualified)) == 0)) {
 		const char *name = slash ? slash + 1 : qualified;
 		if (!valid_part(name, strlen(name)))
 			return -1;
@@ -621,6 +623,7 @@ int refs_add_qualified(struct refset *set, enum obj_kind kind, const char *quali
 			return -1;
 	}
 	ref_take_whole(r);
+	r->need_match = false;
 	return 0;
 }
 

@@ -221,7 +221,8 @@ static int read_reload(struct cfgread *r, const cJSON *v, struct config *cfg)
 				return -1;
 		} else if (strcmp(m->string, "ignoreSecrets") == 0) {
 			if (!cJSON_IsBool(m))
-				return cfg_fail(r, m, "reload.ignoreSecrets", "expected true or false");
+				return cfg_fail(r, m, "reload.ignoreSecrets",
+						"expected true or false");
 			cfg->reload_ignore_secrets = cJSON_IsTrue(m);
 		} else if (strcmp(m->string, "ignoreConfigMaps") == 0) {
 			if (!cJSON_IsBool(m))

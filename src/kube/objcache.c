@@ -931,7 +931,7 @@ static int cached_resolve(void *impl, struct lookup_batch *b, unsigned timeout_m
 		goto oom;
 	for (size_t i = 0; i < b->n; i++) {
 		need[i] = answer_cached(cs->cache, lookup_item_namespace(b, &b->items[i]),
-				       &b->items[i]);
+					&b->items[i]);
 		n += need[i];
 	}
 	if (n == 0)
