@@ -50,7 +50,6 @@
 #define INDEX_MAX (1u << 22)     /* distinct objects they reference */
 #define NAMESPACES_MAX (1u << 20) /* namespaces matching reload.namespaceSelector */
 #define PAUSE_MAX_MS (30LL * 24 * 3600 * 1000) /* longest pause-period honoured */
-#define WAVE_HOLD_SCHEDULER "wave.pusher.com/invalid"
 
 enum wkind { WK_DEPLOYMENT, WK_STATEFULSET, WK_DAEMONSET, WK_ROLLOUT, WK_COUNT };
 
@@ -92,7 +91,8 @@ struct wstate {
 	/* the scheduling hold (ours or Wave's) */
 	char *hold_placeholder; /* the placeholder scheduler set now; NULL: not held */
 	char *held_from;        /* the scheduler to restore ("": none) */
-	char *held_key;         /* the metadata annotation that holds it */
+	char *held_key;         /* our annotation keeping it; NULL: none */
+	bool wave_held;         /* Wave's annotation keeps it too (or alone) */
 };
 
 struct workload {
@@ -518,32 +518,33 @@ static long long go_duration_ms(const char *s)
 	return total >= 1 ? (long long)total : -1;
 }
 
-/* The hold on the pod template, ours or Wave's: the placeholder scheduler
- * set, and the annotation that keeps the original. */
+static bool is_hold_scheduler(const char *s)
+{
+	return s &&
+		(strcmp(s, OPTIN_HOLD_SCHEDULER) == 0 || strcmp(s, OPTIN_WAVE_HOLD_SCHEDULER) == 0);
+}
+
+/* The hold on the pod template, read as the webhook reads it: a
+ * placeholder scheduler with our annotation or Wave's keeping the original
+ * (ours first). */
 static int read_hold(const struct config *cfg, const cJSON *obj, const cJSON *tmpl,
 		     struct wstate *st)
 {
 	const cJSON *ann = json_get_path(obj, "metadata", "annotations", NULL);
 	const char *sched = json_get_string(json_get(tmpl, "spec"), "schedulerName");
+	const char *saved, *wave;
 	char key[300];
-	const char *from = NULL, *which = NULL;
 
-	if (!sched)
-		return 0;
 	config_annotation(cfg, OPTIN_HELD_SCHEDULER, key, sizeof(key));
-	if (strcmp(sched, OPTIN_HOLD_SCHEDULER) == 0) {
-		from = json_get_string(ann, key);
-		which = key;
-	} else if (strcmp(sched, WAVE_HOLD_SCHEDULER) == 0) {
-		from = json_get_string(ann, OPTIN_WAVE_HELD_SCHEDULER);
-		which = OPTIN_WAVE_HELD_SCHEDULER;
-	}
-	if (!from)
+	saved = json_get_string(ann, key);
+	wave = json_get_string(ann, OPTIN_WAVE_HELD_SCHEDULER);
+	if (!is_hold_scheduler(sched) || (!saved && !wave))
 		return 0; /* a placeholder without the original: not ours to undo */
 	st->hold_placeholder = strdup(sched);
-	st->held_from = strdup(from);
-	st->held_key = strdup(which);
-	return st->hold_placeholder && st->held_from && st->held_key ? 0 : -1;
+	st->held_from = strdup(saved ? saved : wave);
+	st->held_key = saved ? strdup(key) : NULL;
+	st->wave_held = wave != NULL;
+	return st->hold_placeholder && st->held_from && (!saved || st->held_key) ? 0 : -1;
 }
 
 /* A copy of s, or NULL for NULL; sets *oom when the copy fails. */
@@ -988,9 +989,10 @@ static enum outcome compute_hash(struct reloader *r, const struct config *cfg, s
 	if (mutate_batch(&s->refs, s->ns, &b) < 0)
 		return HASH_FAILED;
 	objsource_resolve_wait(r->src, &b, cfg->lookup_timeout_ms);
-	s->all_required = true;
+	s->all_required = true; /* as the webhook's hold decides it */
 	for (size_t i = 0; i < b.n; i++)
-		if (!s->refs.refs[i].optional && b.items[i].status != LOOKUP_FOUND)
+		if (!s->refs.refs[i].optional && !s->refs.refs[i].need_match &&
+		    b.items[i].status == LOOKUP_ABSENT)
 			s->all_required = false;
 	switch (mutate_hash(cfg, &s->refs, &b, out, CONFIGHASH_VALUE_LEN)) {
 	case MUTATE_HASH_OK:
@@ -1175,8 +1177,12 @@ static char *release_body(const struct snap *s, const char *hash, bool with_hash
 		ok = jp_op(ops, "replace", sched, cJSON_CreateString(s->st.held_from));
 	else if (ok)
 		ok = jp_op(ops, "remove", sched, NULL);
-	ok = ok && jp_path(path, sizeof(path), "/metadata/annotations/", s->st.held_key) &&
-	     jp_op(ops, "remove", path, NULL);
+	if (ok && s->st.held_key)
+		ok = jp_path(path, sizeof(path), "/metadata/annotations/", s->st.held_key) &&
+		     jp_op(ops, "remove", path, NULL);
+	if (ok && s->st.wave_held)
+		ok = jp_path(path, sizeof(path), "/metadata/annotations/", OPTIN_WAVE_HELD_SCHEDULER) &&
+		     jp_op(ops, "remove", path, NULL);
 	if (ok && with_hash)
 		ok = jp_set_hash(ops, s, hash);
 	if (ok)
