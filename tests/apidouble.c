@@ -877,7 +877,8 @@ static unsigned ad_json_patch(cJSON *obj, const cJSON *ops, char *why, size_t wh
 			cJSON_AddItemToArray(rest, cJSON_Duplicate(op, 1));
 			continue;
 		}
-		if (!want || !ad_pointer(obj, path) || !cJSON_Compare(ad_pointer(obj, path), want, 1)) {
+		if (!want || !ad_pointer(obj, path) ||
+		    !cJSON_Compare(ad_pointer(obj, path), want, 1)) {
 			cJSON_Delete(rest);
 			snprintf(why, whylen, "the test operation at %s failed", path);
 			return 422;
@@ -911,7 +912,8 @@ static enum MHD_Result ad_patch_plain(struct ad *d, struct MHD_Connection *conn,
 	if (code != 200) {
 		cJSON_Delete(copy);
 		ad_end(d);
-		return ad_status(conn, code, code == 422 ? "Invalid" : "BadRequest", why, name, k->res);
+		return ad_status(conn, code, code == 422 ? "Invalid" : "BadRequest", why, name,
+				 k->res);
 	}
 	ad_store_locked(d, k, ns, name, copy);
 	o = ad_find_locked(d, k, ns, name);

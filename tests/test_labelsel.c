@@ -2,6 +2,7 @@
  * messages with offsets, and the limits. */
 #include "testutil.h"
 
+#include "config.h"
 #include "labelsel.h"
 
 /* Whether selector text matches the labels object labels_json. */
@@ -109,8 +110,32 @@ static void test_errors(void **state)
 	long_text[sizeof(long_text) - 1] = '\0';
 	parse_err(long_text, "longer than 4096 bytes");
 	for (int i = 0; i < 65; i++)
-		strcat(many, i ? ",k" : "k");
+		snprintf(many + strlen(many), sizeof(many) - strlen(many), "%s", i ? ",k" : "k");
 	parse_err(many, "too many requirements (at most 64)");
+}
+
+/* The config reader checks both selector keys with labelsel. */
+static void test_config_keys(void **state)
+{
+	static const char *const keys[] = { "namespaceSelector", "resourceLabelSelector" };
+	char yaml[200], err[512], want[200];
+	struct config cfg;
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(yaml, sizeof(yaml), "reload:\n  %s: \"team in web\"\n", keys[i]);
+		assert_int_equal(
+			config_load_buffer("c.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), -1);
+		snprintf(want, sizeof(want),
+			 "c.yaml:2: reload.%s: invalid label selector: at 8: expected '(' after in "
+			 "or notin",
+			 keys[i]);
+		assert_string_equal(err, want);
+		snprintf(yaml, sizeof(yaml), "reload:\n  %s: \"team in (web), !legacy\"\n", keys[i]);
+		assert_int_equal(
+			config_load_buffer("c.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
+		config_free(&cfg);
+	}
 }
 
 int main(void)
@@ -121,6 +146,7 @@ int main(void)
 		cmocka_unit_test(test_existence_and_numbers),
 		cmocka_unit_test(test_and_and_whitespace),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_config_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

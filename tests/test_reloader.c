@@ -38,6 +38,17 @@
 
 static char certdir[256];
 
+/* Parses JSON the strict way; fails the test on bad JSON. */
+static cJSON *parse_strict(const char *text)
+{
+	cJSON *o = NULL;
+	char err[200];
+
+	if (json_parse_strict(text, strlen(text), &o, err, sizeof(err)) < 0)
+		fail_msg("bad JSON: %s", err);
+	return o;
+}
+
 /* ---- a replica: cache, cached source, lease, controller ---- */
 
 struct replica {
@@ -259,7 +270,7 @@ static cJSON *webhook_apply(struct ad *d, const char *yaml, const char *res, con
 	assert_int_equal(objsource_resolve(mem, &plan.batch, 1000, NULL, NULL), 0);
 	admission_response_init(&resp);
 	assert_int_equal(mutate_finish(&cfg, &req, &plan, &resp), 0);
-	doc = cJSON_Parse(obj);
+	doc = parse_strict(obj);
 	if (resp.patch)
 		assert_int_equal(patch_apply(doc, resp.patch, err, sizeof(err)), 0);
 	admission_response_free(&resp);
@@ -278,8 +289,8 @@ static void webhook_hash_cfg(struct ad *d, const char *yaml, const char *res, co
 			     const char *ns, const char *name, char out[CONFIGHASH_VALUE_LEN])
 {
 	cJSON *doc = webhook_apply(d, yaml, res, kind, ns, name);
-	const struct kind *k = kinds_by_group_kind(
-		strcmp(res, "rollouts") == 0 ? "argoproj.io" : "apps", kind);
+	const struct kind *k =
+		kinds_by_group_kind(strcmp(res, "rollouts") == 0 ? "argoproj.io" : "apps", kind);
 	const char *v = mutate_stamped_hash(k, doc, "rollgate.io/config-hash");
 
 	assert_non_null(v);
@@ -902,18 +913,17 @@ static void test_serve_end_to_end(void **state)
  * separated), and extra pod spec fields. */
 static char *wl_json(const char *ann, const char *tann, const char *refs, const char *podextra)
 {
-	char *s = malloc(8192), env[2048] = "", item[300];
-	const char *p = refs;
+	char *s = malloc(8192), env[2048] = "", copy[1024], *save = NULL, *ref;
+	size_t len = 0;
 
-	while (p && *p) {
-		char ref[200];
-		int used = 0;
-		if (sscanf(p, " %199s%n", ref, &used) != 1)
-			break;
-		p += used;
-		snprintf(item, sizeof(item), "%s{\"%s\":{\"name\":\"%s\"}}", env[0] ? "," : "",
-			 strncmp(ref, "cm:", 3) == 0 ? "configMapRef" : "secretRef", strchr(ref, ':') + 1);
-		strncat(env, item, sizeof(env) - strlen(env) - 1);
+	snprintf(copy, sizeof(copy), "%s", refs ? refs : "");
+	for (ref = strtok_r(copy, " ", &save); ref; ref = strtok_r(NULL, " ", &save)) {
+		int w = snprintf(env + len, sizeof(env) - len, "%s{\"%s\":{\"name\":\"%s\"}}",
+				 len ? "," : "",
+				 strncmp(ref, "cm:", 3) == 0 ? "configMapRef" : "secretRef",
+				 strchr(ref, ':') + 1);
+		assert_true(w > 0 && (size_t)w < sizeof(env) - len);
+		len += (size_t)w;
 	}
 	snprintf(s, 8192,
 		 "{\"metadata\":{\"annotations\":{%s}},"
@@ -925,8 +935,8 @@ static char *wl_json(const char *ann, const char *tann, const char *refs, const 
 	return s;
 }
 
-static void put_wl(struct ad *d, const char *yaml, const char *res, const char *kind,
-		   const char *ns, const char *name, const char *ann, const char *refs)
+static void put_wl(struct ad *d, const char *yaml, const char *res, const char *kind, const char *ns,
+		   const char *name, const char *ann, const char *refs)
 {
 	char *w = wl_json(ann, "", refs, NULL);
 
@@ -943,7 +953,7 @@ static cJSON *patch_body(struct ad *d, size_t i, const char *path, const char *c
 
 	ad_begin(d);
 	p = d->patches[i];
-	body = cJSON_Parse(p.body);
+	body = parse_strict(p.body);
 	if (path)
 		assert_string_equal(p.path, path);
 	assert_string_equal(p.query, "fieldManager=rollgate&force=");
@@ -995,8 +1005,8 @@ static size_t expect_rolled(struct env *e, const char *yaml, size_t from, const 
 		snprintf(path, sizeof(path), "/apis/apps/v1/namespaces/shop/deployments/%s", target);
 		body = patch_body(&e->d, i, path, "application/merge-patch+json");
 		webhook_hash_cfg(&e->d, yaml, "deployments", "Deployment", "shop", target, want);
-		assert_string_equal(json_get_string(json_get_path(body, "spec", "template",
-								  "metadata", "annotations", NULL),
+		assert_string_equal(json_get_string(json_get_path(body, "spec", "template", "metadata",
+								  "annotations", NULL),
 						    "rollgate.io/config-hash"),
 				    want);
 		cJSON_Delete(body);
@@ -1109,8 +1119,7 @@ static void test_mode_all_and_auto_false(void **state)
 	expect_rolled(e, mode_all_cfg, 0, (const char *const[]){ "plain", NULL });
 }
 
-static const char ignore_ns_cfg[] =
-	"reload:\n  coalesceWindow: 400ms\n  ignoreNamespaces: [legacy]\n";
+static const char ignore_ns_cfg[] = "reload:\n  coalesceWindow: 400ms\n  ignoreNamespaces: [legacy]\n";
 
 /* Wave's extra lists reach into another namespace; the rollout records its
  * cause (names only); ignored namespaces hold nothing. */
@@ -1131,7 +1140,8 @@ static void test_extra_objects_and_ignored_namespaces(void **state)
 	       "{\"metadata\":{\"annotations\":{\"reloader.stakater.com/auto\":\"true\"}},"
 	       "\"spec\":{\"template\":{\"metadata\":{\"annotations\":{"
 	       "\"rollgate.io/config-hash\":\"sha256:0000\"}},\"spec\":{\"containers\":[{"
-	       "\"name\":\"a\",\"image\":\"x:1\",\"envFrom\":[{\"configMapRef\":{\"name\":\"a\"}}]}]}}}}");
+	       "\"name\":\"a\",\"image\":\"x:1\",\"envFrom\":[{\"configMapRef\":{\"name\":\"a\"}}]}]}}"
+	       "}}");
 	start_synced(e, ignore_ns_cfg);
 	ad_put(d, "configmaps", "legacy", "a", "{\"data\":{\"k\":\"2\"}}");
 	ad_put(d, "configmaps", "common", "shared", "{\"data\":{\"k\":\"s3cr3t-2\"}}");
@@ -1141,7 +1151,7 @@ static void test_extra_objects_and_ignored_namespaces(void **state)
 			       "rollgate.io/last-reloaded-from");
 	assert_non_null(text);
 	assert_null(strstr(text, "s3cr3t"));
-	from = cJSON_Parse(text);
+	from = parse_strict(text);
 	assert_string_equal(json_get_string(from, "kind"), "ConfigMap");
 	assert_string_equal(json_get_string(from, "namespace"), "common");
 	assert_string_equal(json_get_string(from, "name"), "shared");
@@ -1194,8 +1204,8 @@ static void test_resource_selector_and_ignored_kinds(void **state)
 	put_wl(d, res_sel_cfg, "deployments", "Deployment", "shop", "w",
 	       "\"reloader.stakater.com/auto\":\"true\"", "cm:a cm:b secret:s");
 	start_synced(e, res_sel_cfg);
-	assert_true(d->last_watch_rv[0][0] != '\0');  /* ConfigMaps watched */
-	assert_true(d->last_watch_rv[1][0] == '\0');  /* Secrets not */
+	assert_true(d->last_watch_rv[0][0] != '\0'); /* ConfigMaps watched */
+	assert_true(d->last_watch_rv[1][0] == '\0'); /* Secrets not */
 	ad_put(d, "configmaps", "shop", "b", "{\"data\":{\"k\":\"2\"}}");
 	ad_put(d, "secrets", "shop", "s", "{\"data\":{\"p\":\"Mg==\"}}");
 	n = expect_rolled(e, res_sel_cfg, 0, none);
@@ -1258,7 +1268,7 @@ static const char hold_cfg[] = "stamp:\n  holdUntilConfigExists: true\n"
 static void held_state(struct ad *d, const char *name, char *sched, size_t len, bool *held)
 {
 	char *json = ad_get_json(d, "deployments", "shop", name);
-	cJSON *o = cJSON_Parse(json);
+	cJSON *o = parse_strict(json);
 	const cJSON *ann = json_get_path(o, "metadata", "annotations", NULL);
 	const char *s = json_get_string(json_get_path(o, "spec", "template", "spec", NULL),
 					"schedulerName");
@@ -1313,12 +1323,13 @@ static void test_hold_released_when_object_appears(void **state)
 	}
 	for (size_t i = 0; i < 3; i++) {
 		char *json = ad_get_json(d, "deployments", "shop", names[i]);
-		cJSON *o = cJSON_Parse(json);
+		cJSON *o = parse_strict(json);
 		held_state(d, names[i], sched, sizeof(sched), &held);
 		assert_false(held);
-		assert_string_equal(sched, i == 0   ? ""
-					   : i == 1 ? "my-scheduler"
-						    : "default-scheduler");
+		assert_string_equal(sched,
+				    i == 0           ? ""
+					    : i == 1 ? "my-scheduler"
+						     : "default-scheduler");
 		webhook_hash_cfg(d, hold_cfg, "deployments", "Deployment", "shop", names[i], want);
 		assert_string_equal(json_get_string(json_get_path(o, "spec", "template", "metadata",
 								  "annotations", NULL),
@@ -1351,7 +1362,7 @@ static bool ctype_reached(void *arg)
 static bool stored_paused(struct ad *d, const char *name, bool *until)
 {
 	char *json = ad_get_json(d, "deployments", "shop", name);
-	cJSON *o = cJSON_Parse(json);
+	cJSON *o = parse_strict(json);
 	bool paused = cJSON_IsTrue(json_get(json_get(o, "spec"), "paused"));
 
 	*until = json_get_string(json_get_path(o, "metadata", "annotations", NULL),
@@ -1366,7 +1377,7 @@ static bool stored_paused(struct ad *d, const char *name, bool *until)
 static void put_paused(struct ad *d, const char *name, const char *until)
 {
 	char *json = ad_get_json(d, "deployments", "shop", name), *text;
-	cJSON *o = cJSON_Parse(json);
+	cJSON *o = parse_strict(json);
 	cJSON *spec = cJSON_GetObjectItemCaseSensitive(o, "spec");
 	cJSON *ann = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "metadata"),
 						      "annotations");

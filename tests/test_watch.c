@@ -148,7 +148,10 @@ static void on_change(void *arg, const struct objcache_change *ch)
 	size_t len;
 
 	len = (size_t)snprintf(line, sizeof(line), "%s/%s/%s:%s", refs_kind_name(ch->kind), ch->ns,
-			       ch->name, ch->existence ? "existence" : ch->flags ? "flags" : "");
+			       ch->name,
+			       ch->existence       ? "existence"
+				       : ch->flags ? "flags"
+						   : "");
 	for (size_t i = 0; i < ch->n_keys && len < sizeof(line); i++)
 		len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s", i ? "," : "",
 					ch->keys[i]);
@@ -635,8 +638,7 @@ static void test_reload_scope(void **state)
 	assert_true(objcache_wait_synced(e->cache, WAIT_MS));
 	gets = atomic_load(&e->d.gets);
 	assert_int_equal(objcache_count(e->cache), 1);
-	assert_int_equal(objcache_lookup(e->cache, OBJ_CONFIGMAP, "shop", "both", &d),
-			 OBJCACHE_FOUND);
+	assert_int_equal(objcache_lookup(e->cache, OBJ_CONFIGMAP, "shop", "both", &d), OBJCACHE_FOUND);
 	confighash_digest_free(d);
 	assert_int_equal(objcache_lookup(e->cache, OBJ_CONFIGMAP, "shop", "team-only", &d),
 			 OBJCACHE_ABSENT);

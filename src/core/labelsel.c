@@ -29,10 +29,10 @@ enum tok { T_END, T_IDENT, T_EQ, T_NE, T_NOT, T_LP, T_RP, T_COMMA, T_GT, T_LT };
 
 struct lexer {
 	const char *s;
-	size_t pos;  /* next byte */
-	size_t at;   /* start of the current token */
-	enum tok t;  /* the current token */
-	size_t len;  /* bytes of a T_IDENT */
+	size_t pos; /* next byte */
+	size_t at;  /* start of the current token */
+	enum tok t; /* the current token */
+	size_t len; /* bytes of a T_IDENT */
 	char *err;
 	size_t errlen;
 };
@@ -145,7 +145,7 @@ static bool valid_key(const char *s, size_t n)
 	if (!slash)
 		return valid_name(s, n, false);
 	return valid_prefix(s, (size_t)(slash - s)) &&
-	       valid_name(slash + 1, n - (size_t)(slash - s) - 1, false);
+		valid_name(slash + 1, n - (size_t)(slash - s) - 1, false);
 }
 
 static char *ident_dup(const struct lexer *lx)
@@ -155,7 +155,8 @@ static char *ident_dup(const struct lexer *lx)
 
 static bool ident_is(const struct lexer *lx, const char *word)
 {
-	return lx->t == T_IDENT && lx->len == strlen(word) && memcmp(lx->s + lx->at, word, lx->len) == 0;
+	return lx->t == T_IDENT && lx->len == strlen(word) &&
+		memcmp(lx->s + lx->at, word, lx->len) == 0;
 }
 
 /* Appends the current token's text (a value; empty when it is not an
@@ -166,8 +167,9 @@ static int push_value(struct lexer *lx, struct req *r)
 	size_t n = lx->t == T_IDENT ? lx->len : 0;
 
 	if (!valid_name(lx->s + lx->at, n, true))
-		return fail(lx, "invalid label value (at most 63 characters of [A-Za-z0-9-_.], "
-				"alphanumeric at both ends)");
+		return fail(lx,
+			    "invalid label value (at most 63 characters of [A-Za-z0-9-_.], "
+			    "alphanumeric at both ends)");
 	if (r->n == LABELSEL_VALUES_MAX)
 		return fail(lx, "too many values in one set (at most 64)");
 	v = realloc(r->vals, (r->n + 1) * sizeof(*v));
@@ -254,8 +256,9 @@ static int parse_key(struct lexer *lx, struct req *r)
 	if (lx->t != T_IDENT)
 		return fail(lx, "expected a label key");
 	if (!valid_key(lx->s + lx->at, lx->len))
-		return fail(lx, "invalid label key (an optional DNS-subdomain prefix and '/', then "
-				"at most 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends)");
+		return fail(lx,
+			    "invalid label key (an optional DNS-subdomain prefix and '/', then "
+			    "at most 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends)");
 	r->key = ident_dup(lx);
 	if (!r->key)
 		return fail(lx, "out of memory");

@@ -213,11 +213,11 @@ static int read_reload(struct cfgread *r, const cJSON *v, struct config *cfg)
 				return -1;
 		} else if (strcmp(m->string, "namespaceSelector") == 0) {
 			if (read_selector(r, m, "reload.namespaceSelector",
-					&cfg->reload_namespace_selector) < 0)
+					  &cfg->reload_namespace_selector) < 0)
 				return -1;
 		} else if (strcmp(m->string, "resourceLabelSelector") == 0) {
 			if (read_selector(r, m, "reload.resourceLabelSelector",
-					&cfg->reload_resource_label_selector) < 0)
+					  &cfg->reload_resource_label_selector) < 0)
 				return -1;
 		} else if (strcmp(m->string, "ignoreSecrets") == 0) {
 			if (!cJSON_IsBool(m))

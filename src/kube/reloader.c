@@ -46,9 +46,9 @@
 #define RETRY_MAX_MS 300000
 #define POLL_MS 500 /* leadership and sync are re-checked at least this often */
 #define TRIGGER_LEN 300
-#define WORKLOADS_MAX (1u << 20) /* workloads tracked */
-#define INDEX_MAX (1u << 22)     /* distinct objects they reference */
-#define NAMESPACES_MAX (1u << 20) /* namespaces matching reload.namespaceSelector */
+#define WORKLOADS_MAX (1u << 20)               /* workloads tracked */
+#define INDEX_MAX (1u << 22)                   /* distinct objects they reference */
+#define NAMESPACES_MAX (1u << 20)              /* namespaces matching reload.namespaceSelector */
 #define PAUSE_MAX_MS (30LL * 24 * 3600 * 1000) /* longest pause-period honoured */
 
 enum wkind { WK_DEPLOYMENT, WK_STATEFULSET, WK_DAEMONSET, WK_ROLLOUT, WK_COUNT };
@@ -59,8 +59,8 @@ static const struct wk {
 	bool optional;
 	enum kind_id id;
 } wks[WK_COUNT] = {
-	{ "apps", "v1", "Deployment", "deployments", "apps/v1", "/apis/apps/v1", MR_DEPLOYMENTS,
-	  false, KIND_DEPLOYMENT },
+	{ "apps", "v1", "Deployment", "deployments", "apps/v1", "/apis/apps/v1", MR_DEPLOYMENTS, false,
+	  KIND_DEPLOYMENT },
 	{ "apps", "v1", "StatefulSet", "statefulsets", "apps/v1", "/apis/apps/v1", MR_STATEFULSETS,
 	  false, KIND_STATEFULSET },
 	{ "apps", "v1", "DaemonSet", "daemonsets", "apps/v1", "/apis/apps/v1", MR_DAEMONSETS, false,
@@ -527,8 +527,7 @@ static bool is_hold_scheduler(const char *s)
 /* The hold on the pod template, read as the webhook reads it: a
  * placeholder scheduler with our annotation or Wave's keeping the original
  * (ours first). */
-static int read_hold(const struct config *cfg, const cJSON *obj, const cJSON *tmpl,
-		     struct wstate *st)
+static int read_hold(const struct config *cfg, const cJSON *obj, const cJSON *tmpl, struct wstate *st)
 {
 	const cJSON *ann = json_get_path(obj, "metadata", "annotations", NULL);
 	const char *sched = json_get_string(json_get(tmpl, "spec"), "schedulerName");
@@ -576,8 +575,8 @@ static int wstate_read(const struct config *cfg, const struct wk *k, const cJSON
 	st->tmpl_meta = cJSON_IsObject(tmeta);
 	st->tmpl_ann = cJSON_IsObject(json_get(tmeta, "annotations"));
 	if (k->id == KIND_DEPLOYMENT) {
-		st->pause_period = dup_or_null(optin_annotation(obj, tmpl, OPTIN_RELOADER_PAUSE_PERIOD),
-					       &oom);
+		st->pause_period =
+			dup_or_null(optin_annotation(obj, tmpl, OPTIN_RELOADER_PAUSE_PERIOD), &oom);
 		v = json_get_string(json_get_path(obj, "metadata", "annotations", NULL),
 				    config_annotation(cfg, OPTIN_PAUSED_UNTIL, key, sizeof(key)));
 		st->paused_until = v ? rfc3339_parse(v) : 0;
@@ -1042,9 +1041,9 @@ static char *reloaded_from(const struct snap *s, const char *now)
 
 /* How a rollout patch touches spec.paused (pause-period). */
 struct pause_plan {
-	bool pause;           /* set spec.paused and paused-until */
-	char until[32];       /* the deadline, RFC 3339 */
-	long long until_ms;   /* ... in unix ms */
+	bool pause;         /* set spec.paused and paused-until */
+	char until[32];     /* the deadline, RFC 3339 */
+	long long until_ms; /* ... in unix ms */
 };
 
 /*
@@ -1068,23 +1067,26 @@ static char *rollout_body(const struct config *cfg, const struct snap *s, const 
 	ok = ann && spec;
 	if (ok && s->st.hash_on_workload)
 		ok = cJSON_AddStringToObject(ann, s->key, hash) &&
-		     cJSON_AddStringToObject(spec, "restartAt", now);
+			cJSON_AddStringToObject(spec, "restartAt", now);
 	else if (ok)
 		ok = cJSON_AddStringToObject(obj_at(o, tmpl_ann, 4), s->key, hash) != NULL;
 	if (ok && s->tname) {
 		from = reloaded_from(s, now);
-		ok = from && cJSON_AddStringToObject(ann, config_annotation(cfg, OPTIN_LAST_RELOADED_FROM,
-									    key, sizeof(key)),
-						     from);
+		ok = from &&
+			cJSON_AddStringToObject(ann,
+						config_annotation(cfg, OPTIN_LAST_RELOADED_FROM, key,
+								  sizeof(key)),
+						from);
 	}
 	if (ok && pp->pause)
 		ok = cJSON_AddBoolToObject(spec, "paused", 1) &&
-		     cJSON_AddStringToObject(ann, config_annotation(cfg, OPTIN_PAUSED_UNTIL, key,
-								    sizeof(key)),
-					     pp->until);
+			cJSON_AddStringToObject(ann,
+						config_annotation(cfg, OPTIN_PAUSED_UNTIL, key,
+								  sizeof(key)),
+						pp->until);
 	if (ok && cJSON_GetArraySize(ann) == 0)
-		cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "metadata"),
-							"annotations");
+		cJSON_DeleteItemFromObjectCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(o, "metadata"), "annotations");
 	if (ok && cJSON_GetArraySize(spec) == 0)
 		cJSON_DeleteItemFromObjectCaseSensitive(o, "spec");
 	if (ok)
@@ -1140,7 +1142,7 @@ static bool jp_set_hash(cJSON *ops, const struct snap *s, const char *hash)
 			       s->st.hash_on_workload ? "/metadata/annotations/"
 						      : "/spec/template/metadata/annotations/",
 			       s->key) &&
-		       jp_op(ops, "add", path, cJSON_CreateString(hash));
+			jp_op(ops, "add", path, cJSON_CreateString(hash));
 	}
 	v = cJSON_CreateObject();
 	if (!v || !cJSON_AddStringToObject(v, s->key, hash)) {
@@ -1179,10 +1181,11 @@ static char *release_body(const struct snap *s, const char *hash, bool with_hash
 		ok = jp_op(ops, "remove", sched, NULL);
 	if (ok && s->st.held_key)
 		ok = jp_path(path, sizeof(path), "/metadata/annotations/", s->st.held_key) &&
-		     jp_op(ops, "remove", path, NULL);
+			jp_op(ops, "remove", path, NULL);
 	if (ok && s->st.wave_held)
-		ok = jp_path(path, sizeof(path), "/metadata/annotations/", OPTIN_WAVE_HELD_SCHEDULER) &&
-		     jp_op(ops, "remove", path, NULL);
+		ok = jp_path(path, sizeof(path), "/metadata/annotations/",
+			     OPTIN_WAVE_HELD_SCHEDULER) &&
+			jp_op(ops, "remove", path, NULL);
 	if (ok && with_hash)
 		ok = jp_set_hash(ops, s, hash);
 	if (ok)
@@ -1279,7 +1282,6 @@ out:
 	cJSON_Delete(e);
 }
 
-
 /* Sends one PATCH of workload (kind, ns, name) with body of content type
  * ctype; what names it in log lines. Returns the metrics outcome. */
 static enum metrics_patch send_patch(struct reloader *r, enum wkind kind, const char *ns,
@@ -1295,8 +1297,8 @@ static enum metrics_patch send_patch(struct reloader *r, enum wkind kind, const 
 		return PATCH_FAILED;
 	snprintf(path, sizeof(path), "%s/namespaces/%s/%s/%s?fieldManager=rollgate", k->prefix, ns,
 		 k->resource, name);
-	if (kube_client_request(r->client, "PATCH", path, ctype, body, PATCH_TIMEOUT_MS, &reply,
-				err, sizeof(err)) < 0) {
+	if (kube_client_request(r->client, "PATCH", path, ctype, body, PATCH_TIMEOUT_MS, &reply, err,
+				sizeof(err)) < 0) {
 		RG_LOG(LOG_WARN, "reload: patch failed", LF_S("patch", what), LF_S("kind", k->kind),
 		       LF_S("namespace", ns), LF_S("name", name), LF_S("reason", err));
 		return PATCH_FAILED;
@@ -1345,8 +1347,8 @@ static enum metrics_patch send_rollout(struct reloader *r, const struct config *
 				       const struct pause_plan *pp)
 {
 	char *body = rollout_body(cfg, s, hash, pp);
-	enum metrics_patch out = send_patch(r, s->kind, s->ns, s->name,
-					    "application/merge-patch+json", body, "rollout");
+	enum metrics_patch out = send_patch(r, s->kind, s->ns, s->name, "application/merge-patch+json",
+					    body, "rollout");
 
 	free(body);
 	if (out != PATCH_APPLIED)
@@ -1363,8 +1365,8 @@ static enum metrics_patch send_rollout(struct reloader *r, const struct config *
 static bool send_release(struct reloader *r, const struct snap *s, const char *hash, bool with_hash)
 {
 	char *body = release_body(s, hash, with_hash);
-	enum metrics_patch out = send_patch(r, s->kind, s->ns, s->name,
-					    "application/json-patch+json", body, "release");
+	enum metrics_patch out = send_patch(r, s->kind, s->ns, s->name, "application/json-patch+json",
+					    body, "release");
 
 	free(body);
 	if (out == PATCH_APPLIED) {

@@ -436,7 +436,8 @@ static void reload_config(struct config_watch *w, struct webhook *wh, struct api
 	metrics_reload(RELOAD_CONFIG, true);
 	if (api->cache && !same_scope(api, cfg))
 		RG_LOG(LOG_WARN,
-		       "watch: or reload: scope settings changed; they take effect on the next restart",
+		       "watch: or reload: scope settings changed; they take effect on the next "
+		       "restart",
 		       LF_S("path", w->path));
 	if (api->cache && cfg->reload_enabled != (api->reloader != NULL))
 		RG_LOG(LOG_WARN, "reload.enabled changed; it takes effect on the next restart",
