@@ -1599,9 +1599,10 @@ static void resume_due(struct reloader *r)
 		if (w && res == PATCH_APPLIED) {
 			w->st.spec_paused = false;
 			w->st.paused_until = 0;
-		} else if (w && res == PATCH_FAILED) {
-			RG_LOG(LOG_WARN, "reload: cannot resume a Deployment; retrying later",
-			       LF_S("namespace", batch[i].ns), LF_S("name", batch[i].name));
+		} else if (w) { /* failed, or gone and not yet seen gone */
+			if (res == PATCH_FAILED)
+				RG_LOG(LOG_WARN, "reload: cannot resume a Deployment; retrying later",
+				       LF_S("namespace", batch[i].ns), LF_S("name", batch[i].name));
 			w->resume_retry_ms = rgtime_now_ms() + RETRY_MIN_MS;
 			if (r->next_resume == 0 || wall_now_ms() + RETRY_MIN_MS < r->next_resume)
 				r->next_resume = wall_now_ms() + RETRY_MIN_MS;
