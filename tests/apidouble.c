@@ -6,6 +6,7 @@
  */
 #include "apidouble.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -172,7 +173,7 @@ void ad_end(struct ad *d)
 unsigned long long ad_put_locked(struct ad *d, const char *res, const char *ns, const char *name,
 				 const char *json)
 {
-	cJSON *obj = cJSON_Parse(json);
+	cJSON *obj = tu_json_or_null(json, strlen(json));
 	const struct ad_kind *k = ad_kind_of(res);
 
 	if (!obj || !k) {
@@ -372,6 +373,20 @@ static enum MHD_Result ad_send_obj(struct MHD_Connection *conn, unsigned code, c
 	return ad_send(conn, code, cJSON_PrintUnformatted(o));
 }
 
+/* Copies the path segment at p (up to the next '/' or the end) to out, a
+ * buffer of 256 bytes; returns its length, 0 when it is empty or longer
+ * than 255 bytes. */
+static size_t ad_segment(const char *p, char *out)
+{
+	size_t n = strcspn(p, "/");
+
+	if (n == 0 || n > 255)
+		return 0;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return n;
+}
+
 /* Splits PREFIX[/namespaces/NS]/RES[/NAME]. */
 static const struct ad_kind *ad_parse_url(const char *url, char *ns, char *name)
 {
@@ -380,12 +395,13 @@ static const struct ad_kind *ad_parse_url(const char *url, char *ns, char *name)
 		const struct ad_kind *k = &ad_kinds[i];
 		size_t pl = strlen(k->prefix), rl = strlen(k->res);
 		const char *p = url;
-		int used = 0;
+		size_t used;
 		if (strncmp(p, k->prefix, pl) != 0 || p[pl] != '/')
 			continue;
 		p += pl + 1;
 		if (strncmp(p, "namespaces/", 11) == 0) {
-			if (sscanf(p + 11, "%255[^/]%n", ns, &used) != 1 || p[11 + used] != '/')
+			used = ad_segment(p + 11, ns);
+			if (!used || p[11 + used] != '/')
 				continue;
 			p += 11 + used + 1;
 		}
@@ -393,7 +409,8 @@ static const struct ad_kind *ad_parse_url(const char *url, char *ns, char *name)
 			continue;
 		p += rl;
 		if (*p == '/') {
-			if (sscanf(p + 1, "%255[^/]%n", name, &used) != 1 || p[1 + used] != '\0')
+			used = ad_segment(p + 1, name);
+			if (!used || p[1 + used] != '\0')
 				continue;
 		}
 		return k;
@@ -494,6 +511,36 @@ static enum MHD_Result ad_list_synth(struct ad *d, struct MHD_Connection *conn, 
 	return ad_send(conn, 200, buf);
 }
 
+/* A continue token is "RV:NS/NAME" (the last object sent) or "RV:#N"
+ * (synthetic Secrets). Reads RV into *rv and returns what follows the
+ * ':', or NULL when the token is not one of ours. */
+static const char *ad_continue_rv(const char *cont, unsigned long long *rv)
+{
+	char *end;
+
+	if (*cont < '0' || *cont > '9')
+		return NULL;
+	errno = 0;
+	*rv = strtoull(cont, &end, 10);
+	if (errno || *end != ':' || !end[1] || strlen(end + 1) >= 600)
+		return NULL;
+	return end + 1;
+}
+
+/* Splits "NS/NAME" into ns and name (256 bytes each); parts that do not
+ * fit stay empty. */
+static void ad_continue_after(const char *key, char *ns, char *name)
+{
+	const char *slash = strchr(key, '/');
+	size_t nl = slash ? (size_t)(slash - key) : 0;
+
+	if (!slash || nl > 255 || strlen(slash + 1) > 255)
+		return;
+	memcpy(ns, key, nl);
+	ns[nl] = '\0';
+	snprintf(name, 256, "%s", slash + 1);
+}
+
 static enum MHD_Result ad_list(struct ad *d, struct MHD_Connection *conn, const struct ad_kind *k,
 			       const char *ns)
 {
@@ -528,18 +575,16 @@ static enum MHD_Result ad_list(struct ad *d, struct MHD_Connection *conn, const 
 				 "", "");
 	}
 	if (cont && *cont) {
-		unsigned long long crv = 0;
-		char key[600] = "";
-		if (sscanf(cont, "%llu:%599s", &crv, key) != 2) {
+		const char *key = ad_continue_rv(cont, &rv);
+		if (!key) {
 			ad_end(d);
 			return ad_status(conn, 400, "BadRequest", "invalid continue token", "", "");
 		}
-		rv = crv;
 		if (key[0] == '#') {
 			ad_end(d);
 			return ad_list_synth(d, conn, rv, (unsigned)strtoul(key + 1, NULL, 10), limit);
 		}
-		sscanf(key, "%255[^/]/%255s", after_ns, after_name);
+		ad_continue_after(key, after_ns, after_name);
 	} else if (strcmp(k->res, "secrets") == 0 && d->synth_secrets) {
 		ad_end(d);
 		return ad_list_synth(d, conn, rv, 0, limit);
@@ -931,7 +976,7 @@ static enum MHD_Result ad_patch(struct ad *d, struct MHD_Connection *conn, const
 	const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
 	struct ad_patch *p;
 	struct ad_obj *o;
-	cJSON *body = rq->body ? cJSON_Parse(rq->body) : NULL, *copy, *tmeta, *ann;
+	cJSON *body = rq->body ? tu_json_or_null(rq->body, rq->len) : NULL, *copy, *tmeta, *ann;
 	const cJSON *want, *m;
 	enum MHD_Result ret;
 
@@ -1015,7 +1060,7 @@ static enum MHD_Result ad_write(struct ad *d, struct MHD_Connection *conn, const
 				const struct ad_kind *k, const char *ns, const char *name,
 				const struct ad_req *rq)
 {
-	cJSON *body = rq->body ? cJSON_Parse(rq->body) : NULL;
+	cJSON *body = rq->body ? tu_json_or_null(rq->body, rq->len) : NULL;
 	const char *bname = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
 		cJSON_GetObjectItemCaseSensitive(body, "metadata"), "name"));
 	const char *brv = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
@@ -1419,4 +1464,70 @@ out:
 	free(ca);
 	free(b64);
 	return rc;
+}
+
+void ad_client_open(struct ad_client *c, const struct ad *d, const char *certdir, const char *token,
+		    const struct lease_options *lo)
+{
+	char err[512];
+
+	memset(c, 0, sizeof(*c));
+	snprintf(c->token, sizeof(c->token), "%s", token);
+	snprintf(c->kc, sizeof(c->kc), "%s/kubeconfig-%s-%u", certdir, token, d->port);
+	assert_int_equal(ad_write_kubeconfig(d, certdir, c->kc, token, "rollgate", true), 0);
+	if (kube_conn_from_kubeconfig(c->kc, &c->conn, err, sizeof(err)) < 0)
+		fail_msg("kube_conn_from_kubeconfig: %s", err);
+	c->client = kube_client_new(&c->conn, err, sizeof(err));
+	if (!c->client)
+		fail_msg("kube_client_new: %s", err);
+	if (lo) {
+		struct lease_options o = *lo;
+		snprintf(c->identity, sizeof(c->identity), "%s_%u", token, d->port);
+		o.identity = c->identity;
+		c->lease = lease_new(c->client, &o, err, sizeof(err));
+		if (!c->lease)
+			fail_msg("lease_new: %s", err);
+		if (lease_start(c->lease, err, sizeof(err)) < 0)
+			fail_msg("lease_start: %s", err);
+	}
+}
+
+void ad_client_close(struct ad_client *c)
+{
+	lease_free(c->lease);
+	kube_client_free(c->client);
+	kube_conn_clear(&c->conn);
+	unlink(c->kc);
+	memset(c, 0, sizeof(*c));
+}
+
+void ad_lease_options(struct lease_options *lo)
+{
+	lease_default_options(lo);
+	lo->namespace_ = "rollgate";
+	lo->duration_s = 3;
+	lo->renew_deadline_ms = 2000;
+	lo->retry_ms = 500;
+}
+
+void ad_serve_files(struct ad_serve_files *f, const struct ad *d, const char *certdir,
+		    const char *token, const char *name, const char *yaml)
+{
+	FILE *out;
+
+	snprintf(f->kc, sizeof(f->kc), "%s/kubeconfig-%s-%u", certdir, token, d->port);
+	assert_int_equal(ad_write_kubeconfig(d, certdir, f->kc, token, NULL, true), 0);
+	snprintf(f->cert, sizeof(f->cert), "%s/tls.crt", certdir);
+	snprintf(f->key, sizeof(f->key), "%s/tls.key", certdir);
+	snprintf(f->config, sizeof(f->config), "%s/%s", certdir, name);
+	out = fopen(f->config, "w");
+	assert_non_null(out);
+	assert_true(fputs(yaml, out) >= 0);
+	assert_int_equal(fclose(out), 0);
+}
+
+void ad_serve_files_remove(const struct ad_serve_files *f)
+{
+	unlink(f->kc);
+	unlink(f->config);
 }

@@ -66,6 +66,10 @@
 #include <stddef.h>
 #include <cjson/cJSON.h>
 
+#include "kubeclient.h"
+#include "kubeconn.h"
+#include "lease.h"
+
 /* The value every by_name Secret holds, plain and base64. */
 #define AD_SECRET_VALUE "s3cr3t-value"
 #define AD_SECRET_VALUE_B64 "czNjcjN0LXZhbHVl"
@@ -168,6 +172,46 @@ void ad_stop(struct ad *d);
  */
 int ad_write_kubeconfig(const struct ad *d, const char *certdir, const char *path, const char *token,
 			const char *ns, bool ca_inline);
+
+/*
+ * What one replica of a controller under test holds to reach the double:
+ * a kubeconfig for its bearer token, the connection and client read from
+ * it, and a Lease when it runs leader election.
+ */
+struct ad_client {
+	char token[64];
+	char kc[512];       /* the kubeconfig: certdir/kubeconfig-TOKEN-PORT */
+	char identity[128]; /* the Lease holder: TOKEN_PORT */
+	struct kube_conn conn;
+	struct kube_client *client;
+	struct lease *lease; /* NULL without leader election */
+};
+
+/* Fills c for token: writes the kubeconfig, connects, and with lo (NULL:
+ * no leader election) starts a Lease as lo says under c's identity. Fails
+ * the test at the first step that does not work. */
+void ad_client_open(struct ad_client *c, const struct ad *d, const char *certdir, const char *token,
+		    const struct lease_options *lo);
+/* Frees the Lease (stopped by the caller first, after its controller), the
+ * client and the connection, and removes the kubeconfig. */
+void ad_client_close(struct ad_client *c);
+/* Lease options for elections within a test: namespace "rollgate", a 3 s
+ * lease renewed within 2 s, retried every 0.5 s (the defaults, 15 s, 10 s
+ * and 2 s, bound a takeover by about 19 s). */
+void ad_lease_options(struct lease_options *lo);
+
+/* The files a `rollgate serve` run against the double reads, in certdir. */
+struct ad_serve_files {
+	char kc[600];     /* kubeconfig-TOKEN-PORT: TOKEN, no namespace */
+	char cert[600];   /* tls.crt */
+	char key[600];    /* tls.key */
+	char config[600]; /* name, holding yaml */
+};
+/* Writes the kubeconfig and the config and fills f; fails the test when
+ * one cannot be written. ad_serve_files_remove deletes both. */
+void ad_serve_files(struct ad_serve_files *f, const struct ad *d, const char *certdir,
+		    const char *token, const char *name, const char *yaml);
+void ad_serve_files_remove(const struct ad_serve_files *f);
 
 /* Locks and unlocks the store; ad_end wakes the watches. */
 void ad_begin(struct ad *d);

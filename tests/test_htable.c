@@ -36,9 +36,9 @@ static char *key_n(const char *prefix, int i)
 	char *k;
 
 	snprintf(tmp, sizeof(tmp), "%s%d", prefix, i);
-	k = malloc(strlen(tmp) + 1);
+	k = malloc(strlen(tmp) + 1); /* test_malloc: strdup would bypass it */
 	assert_non_null(k);
-	strcpy(k, tmp);
+	memcpy(k, tmp, strlen(tmp) + 1);
 	return k;
 }
 

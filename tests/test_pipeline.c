@@ -385,7 +385,7 @@ static void test_notes_match_webhook(void **state)
 			    "rollout-without-readiness: 37 more violations not shown");
 	assert_string_equal(resp.warnings[RULES_WARN_PER_RULE + 1], notes.l[1].text);
 	admission_response_free(&resp);
-	rules_lines_free(&notes);
+	rules_lines_clear(&notes);
 	verdict_free(&v);
 	engine_close(&e);
 	mset_clear(&m);

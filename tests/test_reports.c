@@ -32,8 +32,6 @@
 #include "reportctl.h"
 #include "rules.h"
 
-static char certdir[256];
-
 /* ---- the result mapping ---- */
 
 static struct violation mkv(enum rule_id id, enum rule_mode m, const char *msg, const char *path)
@@ -259,14 +257,9 @@ static const char ctl_cfg[] = "reports:\n  enabled: true\n  interval: 500ms\n";
 /* A replica: credentials, a client, the GET source, maybe a lease, the
  * controller. */
 struct replica {
-	char kc[512];
-	struct kube_conn conn;
-	struct kube_client *client;
+	struct ad_client api;
 	struct objsource *src;
-	struct lease *lease;
 	struct reportctl *rc;
-	char identity[128];
-	char token[64];
 	bool up;
 };
 
@@ -276,17 +269,6 @@ struct env {
 	struct rg_server srv;
 };
 
-static struct config *load_cfg(const char *yaml)
-{
-	struct config *cfg = calloc(1, sizeof(*cfg));
-	char err[512];
-
-	assert_non_null(cfg);
-	if (config_load_buffer("test.yaml", yaml, strlen(yaml), cfg, err, sizeof(err)) < 0)
-		fail_msg("config: %s", err);
-	return cfg;
-}
-
 /* lo NULL: no leader election (always leader). */
 static void replica_up(struct replica *rp, struct ad *d, const char *token, const char *yaml,
 		       const struct lease_options *lo)
@@ -294,24 +276,11 @@ static void replica_up(struct replica *rp, struct ad *d, const char *token, cons
 	char err[512];
 
 	memset(rp, 0, sizeof(*rp));
-	snprintf(rp->token, sizeof(rp->token), "%s", token);
-	snprintf(rp->kc, sizeof(rp->kc), "%s/kubeconfig-%s-%u", certdir, token, d->port);
-	assert_int_equal(ad_write_kubeconfig(d, certdir, rp->kc, token, "rollgate", true), 0);
-	assert_int_equal(kube_conn_from_kubeconfig(rp->kc, &rp->conn, err, sizeof(err)), 0);
-	rp->client = kube_client_new(&rp->conn, err, sizeof(err));
-	assert_non_null(rp->client);
-	rp->src = kubesource_new(rp->kc, err, sizeof(err));
+	ad_client_open(&rp->api, d, tu_certdir, token, lo);
+	rp->src = kubesource_new(rp->api.kc, err, sizeof(err));
 	assert_non_null(rp->src);
-	if (lo) {
-		struct lease_options o = *lo;
-		snprintf(rp->identity, sizeof(rp->identity), "%s_%u", token, d->port);
-		o.identity = rp->identity;
-		rp->lease = lease_new(rp->client, &o, err, sizeof(err));
-		assert_non_null(rp->lease);
-		assert_int_equal(lease_start(rp->lease, err, sizeof(err)), 0);
-	}
-	rp->rc = reportctl_new(rp->client, rp->src, rp->lease, load_cfg(yaml ? yaml : ctl_cfg), err,
-			       sizeof(err));
+	rp->rc = reportctl_new(rp->api.client, rp->src, rp->api.lease,
+			       tu_config(yaml ? yaml : ctl_cfg), err, sizeof(err));
 	if (!rp->rc)
 		fail_msg("reportctl_new: %s", err);
 	assert_int_equal(reportctl_start(rp->rc, err, sizeof(err)), 0);
@@ -323,13 +292,10 @@ static void replica_down(struct replica *rp, bool graceful)
 	if (!rp->up)
 		return;
 	reportctl_stop(rp->rc);
-	lease_stop(rp->lease, graceful);
+	lease_stop(rp->api.lease, graceful);
 	reportctl_free(rp->rc);
 	objsource_free(rp->src);
-	lease_free(rp->lease);
-	kube_client_free(rp->client);
-	kube_conn_clear(&rp->conn);
-	unlink(rp->kc);
+	ad_client_close(&rp->api);
 	rp->up = false;
 }
 
@@ -337,7 +303,7 @@ static int env_setup(void **state)
 {
 	struct env *e = calloc(1, sizeof(*e));
 
-	if (!e || ad_start(&e->d, certdir) < 0)
+	if (!e || ad_start(&e->d, tu_certdir) < 0)
 		return -1;
 	*state = e;
 	return 0;
@@ -377,22 +343,11 @@ struct probe {
 	const char *ns, *name, *rule, *want; /* want NULL: no result for the object at all */
 };
 
-/* JSON as the API server would read it; NULL when it is not. */
-static cJSON *strict(const char *text)
-{
-	char err[128];
-	cJSON *doc = NULL;
-
-	if (json_parse_strict(text, strlen(text), &doc, err, sizeof(err)) < 0)
-		return NULL;
-	return doc;
-}
-
 static bool report_says(void *arg)
 {
 	struct probe *p = arg;
 	char *j = ad_get_json(p->d, "policyreports", p->ns, REPORT_NAME);
-	cJSON *o = j ? strict(j) : NULL;
+	cJSON *o = j ? tu_json_or_null(j, strlen(j)) : NULL;
 	const cJSON *it;
 	bool found = false, ok;
 
@@ -605,7 +560,7 @@ static bool either_leads(void *arg)
 {
 	struct env *e = arg;
 
-	return lease_is_leader(e->a.lease) || lease_is_leader(e->b.lease);
+	return lease_is_leader(e->a.api.lease) || lease_is_leader(e->b.api.lease);
 }
 
 /* Two replicas share one Lease: only the holder writes; when it steps
@@ -620,21 +575,17 @@ static void test_leader_handover(void **state)
 	size_t n;
 	double gap;
 
-	lease_default_options(&lo);
-	lo.namespace_ = "rollgate";
-	lo.duration_s = 3;
-	lo.renew_deadline_ms = 2000;
-	lo.retry_ms = 500;
+	ad_lease_options(&lo);
 	put_deploy(&e->d, "shop", "web", false);
 	replica_up(&e->a, &e->d, "replica-a", NULL, &lo);
 	replica_up(&e->b, &e->d, "replica-b", NULL, &lo);
 	assert_true(tu_wait_for(either_leads, e, WAIT_MS));
 	assert_true(tu_wait_for(report_says, &p, WAIT_MS));
-	leader = lease_is_leader(e->a.lease) ? &e->a : &e->b;
+	leader = lease_is_leader(e->a.api.lease) ? &e->a : &e->b;
 	other = leader == &e->a ? &e->b : &e->a;
 	n = writes_of(&e->d, "shop", &gap, tokens, 16);
 	assert_int_equal(n, 1);
-	assert_string_equal(tokens[0], leader->token);
+	assert_string_equal(tokens[0], leader->api.token);
 
 	replica_down(leader, true); /* gives the lease up */
 	put_deploy(&e->d, "shop", "web", true);
@@ -642,7 +593,7 @@ static void test_leader_handover(void **state)
 	assert_true(tu_wait_for(report_says, &p, WAIT_MS));
 	n = writes_of(&e->d, "shop", &gap, tokens, 16);
 	assert_int_equal(n, 2);
-	assert_string_equal(tokens[1], other->token);
+	assert_string_equal(tokens[1], other->api.token);
 }
 
 /* ---- memory: rollgate serve with 10,000 workloads ---- */
@@ -715,34 +666,29 @@ static bool log_reports_synced(void *arg)
  * workload, and returns its VmRSS in KiB. */
 static long serve_rss(struct env *e, bool reports, unsigned n)
 {
-	char kc[600], cert[600], key[600], cfgpath[600];
+	struct ad_serve_files files;
+	char name[64], yaml[128];
 	const char *args[16];
 	long rss;
-	FILE *f;
 
-	snprintf(kc, sizeof(kc), "%s/kubeconfig-serve-%u", certdir, e->d.port);
-	assert_int_equal(ad_write_kubeconfig(&e->d, certdir, kc, "serve-token", NULL, true), 0);
-	snprintf(cert, sizeof(cert), "%s/tls.crt", certdir);
-	snprintf(key, sizeof(key), "%s/tls.key", certdir);
-	snprintf(cfgpath, sizeof(cfgpath), "%s/reports-%d.yaml", certdir, reports);
-	f = fopen(cfgpath, "w");
-	assert_non_null(f);
-	fprintf(f, "reports:\n  enabled: %s\n  interval: 1s\n", reports ? "true" : "false");
-	fclose(f);
+	snprintf(name, sizeof(name), "reports-%d.yaml", reports);
+	snprintf(yaml, sizeof(yaml), "reports:\n  enabled: %s\n  interval: 1s\n",
+		 reports ? "true" : "false");
+	ad_serve_files(&files, &e->d, tu_certdir, "serve-token", name, yaml);
 	args[0] = "--tls-cert";
-	args[1] = cert;
+	args[1] = files.cert;
 	args[2] = "--tls-key";
-	args[3] = key;
+	args[3] = files.key;
 	args[4] = "--kubeconfig";
-	args[5] = kc;
+	args[5] = files.kc;
 	args[6] = "--lease-namespace";
 	args[7] = "rollgate";
 	args[8] = "--config";
-	args[9] = cfgpath;
+	args[9] = files.config;
 	args[10] = "--log-level";
 	args[11] = "info";
 	args[12] = NULL;
-	assert_int_equal(h_start(&e->srv, certdir, args), 0);
+	assert_int_equal(h_start(&e->srv, tu_certdir, args), 0);
 	assert_true(tu_wait_for(log_synced, e, 120000));
 	if (reports) {
 		assert_true(tu_wait_for(log_reports_synced, e, 120000));
@@ -754,8 +700,7 @@ static long serve_rss(struct env *e, bool reports, unsigned n)
 	       n, reports ? "on " : "off", rss, rss / 1024.0, tu_proc_kib(e->srv.pid, "VmHWM:"));
 	assert_int_equal(h_stop(&e->srv, SIGTERM, 30), 0);
 	e->srv.pid = 0;
-	unlink(kc);
-	unlink(cfgpath);
+	ad_serve_files_remove(&files);
 	return rss;
 }
 
@@ -809,11 +754,12 @@ static int serve_load(struct ad *d, const char *dir)
 {
 	char path[4200];
 	char *text;
+	size_t len = 0;
 	cJSON *arr, *o;
 
 	snprintf(path, sizeof(path), "%s/objects.json", dir);
-	text = tu_read_file(path, NULL);
-	arr = text ? strict(text) : NULL;
+	text = tu_read_file(path, &len);
+	arr = text ? tu_json_or_null(text, len) : NULL;
 	free(text);
 	if (!cJSON_IsArray(arr)) {
 		fprintf(stderr, "serve: %s: not a JSON list\n", path);
@@ -897,19 +843,6 @@ static int serve_main(int argc, char **argv)
 	return 0;
 }
 
-static int group_setup(void **state)
-{
-	(void)state;
-	return tu_certs_setup(certdir, sizeof(certdir));
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	tu_certs_teardown(certdir);
-	return 0;
-}
-
 #define T(f) cmocka_unit_test_setup_teardown(f, env_setup, env_teardown)
 
 int main(int argc, char **argv)
@@ -931,10 +864,6 @@ int main(int argc, char **argv)
 
 	if (argc >= 3 && strcmp(argv[1], "--serve") == 0)
 		return serve_main(argc, argv);
-	log_setup(LOG_ERROR, LOG_FORMAT_TEXT);
-	if (getenv("TEST_LOG"))
-		log_setup(LOG_DEBUG, LOG_FORMAT_TEXT);
-	if (getenv("TEST_FILTER"))
-		cmocka_set_test_filter(getenv("TEST_FILTER"));
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	tu_setup_from_env();
+	return cmocka_run_group_tests(tests, tu_certs_group_setup, tu_certs_group_teardown);
 }

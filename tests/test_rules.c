@@ -514,28 +514,12 @@ static void test_rolling_readiness_reports_when_canary_rule_off(void **state)
 	"{'apiVersion':'flagger.app/v1beta1','kind':'Canary','metadata':{'name':'podinfo'}," \
 	"'spec':{'targetRef':{'apiVersion':'apps/v1','kind':'" kind "','name':'podinfo'}}}"
 
-static cJSON *parse_sq(const char *sq)
-{
-	char *s = strdup(sq);
-	cJSON *j;
-
-	assert_non_null(s);
-	for (char *p = s; *p; p++) {
-		if (*p == '\'')
-			*p = '"';
-	}
-	j = cJSON_Parse(s);
-	free(s);
-	assert_non_null(j);
-	return j;
-}
-
 static void test_flagger_target(void **state)
 {
 	struct result r;
 	struct rules_extra x = { LOOKUP_FOUND, NULL, "podinfo" };
-	cJSON *target = parse_sq(DEPLOY(TEMPLATE("'app':'podinfo'", BARE("podinfod", "podinfo:6"))));
-	cJSON *good = parse_sq(DEPLOY(TEMPLATE("'app':'podinfo'", PROBED("podinfod", "podinfo:6"))));
+	cJSON *target = tu_parse(DEPLOY(TEMPLATE("'app':'podinfo'", BARE("podinfod", "podinfo:6"))));
+	cJSON *good = tu_parse(DEPLOY(TEMPLATE("'app':'podinfo'", PROBED("podinfod", "podinfo:6"))));
 	struct rq q = flagger(FLAGGER_CANARY("Deployment"));
 
 	eval(q, &r);
@@ -1334,11 +1318,12 @@ static void test_warnings_utf8_budget(void **state)
 		}
 		v.dropped[i] = 5;
 	}
-	for (int k = 0; k < 6; k++) {
+	for (int k = 0, used = 0; k < 6; k++) {
 		char prefix[32];
 		snprintf(prefix, sizeof(prefix), "%snote %d ", k ? "\n" : "", k);
 		fill(msg, sizeof(msg), prefix, chars[k % 3], 200);
-		strcat(note, msg);
+		used += snprintf(note + used, sizeof(note) - (size_t)used, "%s", msg);
+		assert_true((size_t)used < sizeof(note));
 	}
 	v.note = strdup(note);
 	admission_response_init(&resp);
@@ -1384,20 +1369,20 @@ static void test_warnings_budget_edge(void **state)
 		assert_int_equal(l.l[i].violation, i);
 		assert_int_equal(l.l[i].rule, RULE_MUTABLE_IMAGE_TAG);
 	}
-	rules_lines_free(&l);
+	rules_lines_clear(&l);
 	b.runes = 356;
 	assert_int_equal(rules_warnings(&v, &b, &l), 0);
 	assert_int_equal(l.n, 3);
 	assert_int_equal(l.l[1].violation, 1);
 	assert_string_equal(l.l[2].text, "mutable-image-tag: 1 more violations not shown");
 	assert_int_equal(l.l[2].violation, RULES_NO_VIOLATION);
-	rules_lines_free(&l);
+	rules_lines_clear(&l);
 	/* Far too small: still one line per rule. */
 	b.runes = 10;
 	assert_int_equal(rules_warnings(&v, &b, &l), 0);
 	assert_int_equal(l.n, 2);
 	assert_string_equal(l.l[1].text, "mutable-image-tag: 2 more violations not shown");
-	rules_lines_free(&l);
+	rules_lines_clear(&l);
 	verdict_free(&v);
 }
 
@@ -1422,7 +1407,7 @@ static void test_warnings_dedupe(void **state)
 	assert_int_equal(l.n, 4);
 	assert_int_equal(l.l[1].violation, 5);
 	assert_int_equal(l.l[2].rule, RULE_COUNT);
-	rules_lines_free(&l);
+	rules_lines_clear(&l);
 	assert_string_equal(resp.warnings[0],
 			    "mutable-image-tag: container \"web\" image \"nginx\" has no tag");
 	assert_string_equal(resp.warnings[1],

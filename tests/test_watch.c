@@ -501,7 +501,7 @@ static void test_cached_source(void **state)
 static void test_scope(void **state)
 {
 	struct env *e = *state;
-	struct strlist nss = { NULL, 0 };
+	struct strlist nss = { 0 };
 	struct lookup_item items[3];
 	struct lookup_batch b = { "elsewhere", items, 2 };
 	struct objsource *src;

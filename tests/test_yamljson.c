@@ -33,6 +33,12 @@ static void load_err(const char *text, char *err, size_t errlen)
 	assert_true(strncmp(err, "line ", 5) == 0);
 }
 
+/* Expected trees, written as JSON. */
+static cJSON *json_of(const char *text)
+{
+	return tu_json(text, strlen(text));
+}
+
 static bool starts_with(const char *s, const char *prefix)
 {
 	return strncmp(s, prefix, strlen(prefix)) == 0;
@@ -423,13 +429,13 @@ static void test_merge_keys(void **state)
 
 	load_ok(text, &docs);
 	root = docs.docs[0].root;
-	want = cJSON_Parse("{\"x\":1,\"only_a\":1,\"w\":9}");
+	want = json_of("{\"x\":1,\"only_a\":1,\"w\":9}");
 	assert_true(cJSON_Compare(json_get(root, "one"), want, 1));
 	cJSON_Delete(want);
-	want = cJSON_Parse(want_list);
+	want = json_of(want_list);
 	assert_true(cJSON_Compare(json_get(root, "list"), want, 1));
 	cJSON_Delete(want);
-	want = cJSON_Parse("{\"x\":9,\"w\":2,\"z\":2,\"only_b\":2}");
+	want = json_of("{\"x\":9,\"w\":2,\"z\":2,\"only_b\":2}");
 	assert_true(cJSON_Compare(json_get(root, "late"), want, 1));
 	cJSON_Delete(want);
 	assert_int_equal(json_get(json_get(root, "inline"), "p")->valuedouble, 1);
@@ -633,7 +639,7 @@ static void test_errors_do_not_leak_values(void **state)
 		for (int k = 0; k < 2; k++) {
 			memset(p, 'k', 200);
 			p += 200;
-			p += sprintf(p, ": %d\n", k);
+			p += snprintf(p, (size_t)(text + sizeof(text) - p), ": %d\n", k);
 		}
 		load_err(text, err, sizeof(err));
 		assert_true(strlen(err) < 80);
@@ -654,8 +660,7 @@ static void test_json_input(void **state)
 
 	load_ok(text, &docs);
 	root = docs.docs[0].root;
-	want = cJSON_Parse(text);
-	assert_non_null(want);
+	want = json_of(text);
 	assert_true(cJSON_Compare(root, want, 1));
 	cJSON_Delete(want);
 	assert_int_equal(yamljson_line(&docs, json_get(root, "n")), 4);
@@ -790,10 +795,9 @@ static void test_emit_layout(void **state)
 				  "    echo a\n"
 				  "    echo b\n"
 				  "  ratio: 0.25\n";
-	cJSON *tree = cJSON_Parse(json);
+	cJSON *tree = json_of(json);
 	char *y;
 
-	assert_non_null(tree);
 	y = yamljson_emit(tree);
 	assert_non_null(y);
 	assert_string_equal(y, want);
@@ -996,9 +1000,9 @@ static void test_emit_long_key(void **state)
 	cJSON_AddStringToObject(tree, key, "v");
 	cJSON_AddItemToObject(tree, "a", cJSON_CreateObject());
 	key[0] = 'j';
-	cJSON_AddItemToObject(tree, key, cJSON_Parse("{\"x\":[1,{\"y\":2}],\"s\":[3]}"));
+	cJSON_AddItemToObject(tree, key, json_of("{\"x\":[1,{\"y\":2}],\"s\":[3]}"));
 	key[0] = 'i';
-	cJSON_AddItemToObject(tree, key, cJSON_Parse("[1,[2]]"));
+	cJSON_AddItemToObject(tree, key, json_of("[1,[2]]"));
 	assert_round_trip(tree);
 	cJSON_Delete(tree);
 }

@@ -3,8 +3,10 @@
  */
 #include "testutil.h"
 
+#include "config.h"
 #include "harness.h"
 #include "jsonutil.h"
+#include "log.h"
 
 /* Reads a whole file into a NUL-terminated malloc'd buffer; NULL if absent. */
 char *tu_read_file(const char *path, size_t *len)
@@ -88,6 +90,26 @@ const char *tu_corpus(void)
 	return path;
 }
 
+cJSON *tu_json_or_null(const char *text, size_t len)
+{
+	char err[128];
+	cJSON *doc = NULL;
+
+	if (json_parse_strict(text, len, &doc, err, sizeof(err)) < 0)
+		return NULL;
+	return doc;
+}
+
+cJSON *tu_json(const char *text, size_t len)
+{
+	char err[128];
+	cJSON *doc = NULL;
+
+	if (json_parse_strict(text, len, &doc, err, sizeof(err)) < 0)
+		fail_msg("not strict JSON: %s: %.200s", err, text);
+	return doc;
+}
+
 cJSON *tu_parse(const char *sq)
 {
 	char err[128];
@@ -103,6 +125,24 @@ cJSON *tu_parse(const char *sq)
 		fail_msg("bad test JSON: %s: %s", err, sq);
 	free(buf);
 	return doc;
+}
+
+struct config *tu_config(const char *yaml)
+{
+	struct config *cfg = calloc(1, sizeof(*cfg));
+	char err[512];
+
+	assert_non_null(cfg);
+	if (config_load_buffer("test.yaml", yaml, strlen(yaml), cfg, err, sizeof(err)) < 0)
+		fail_msg("config: %s", err);
+	return cfg;
+}
+
+void tu_setup_from_env(void)
+{
+	log_setup(getenv("TEST_LOG") ? LOG_DEBUG : LOG_ERROR, LOG_FORMAT_TEXT);
+	if (getenv("TEST_FILTER"))
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
 }
 
 void tu_use_build_bin(void)
@@ -136,4 +176,19 @@ void tu_certs_teardown(const char *dir)
 		printf("test directory kept: %s\n", dir);
 	else
 		h_rmrf(dir);
+}
+
+char tu_certdir[256];
+
+int tu_certs_group_setup(void **state)
+{
+	(void)state;
+	return tu_certs_setup(tu_certdir, sizeof(tu_certdir));
+}
+
+int tu_certs_group_teardown(void **state)
+{
+	(void)state;
+	tu_certs_teardown(tu_certdir);
+	return 0;
 }

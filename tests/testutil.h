@@ -77,9 +77,29 @@ const char *tu_root(void);
 /* Path of the shared corpus or NULL (with a message) when it is absent. */
 const char *tu_corpus(void);
 
+/* Parses len bytes of JSON text (text[len] must be '\0') strictly, as
+ * rollgate and kube-apiserver read JSON (json_parse_strict: no trailing
+ * bytes, no duplicate keys). tu_json fails the test with the reason and
+ * the start of the text when it is not such JSON; tu_json_or_null returns
+ * NULL then (for the API double's threads and for probes that poll). The
+ * caller deletes the tree. */
+cJSON *tu_json(const char *text, size_t len);
+cJSON *tu_json_or_null(const char *text, size_t len);
+
 /* Parses JSON written with single quotes (readable C literals) strictly;
  * fails the test on bad JSON. The caller deletes the tree. */
 cJSON *tu_parse(const char *sq);
+
+struct config; /* config.h */
+
+/* A config read from YAML text (named "test.yaml" in errors) over the
+ * defaults; fails the test when it is refused. The caller releases it
+ * with config_free and free, or hands it to what takes it over. */
+struct config *tu_config(const char *yaml);
+
+/* Before the tests run: logs at error level (debug with TEST_LOG set),
+ * and only the tests TEST_FILTER names when it is set. */
+void tu_setup_from_env(void);
 
 /* Run by hand (ROLLGATE_BIN unset): points ROLLGATE_BIN at the rollgate of
  * the build this test belongs to (build/ or build/asan/), when it exists. */
@@ -91,5 +111,12 @@ void tu_use_build_bin(void);
 int tu_certs_setup(char *dir, size_t len);
 /* Removes that directory, or keeps it (and says where) with KEEP_TEST_DIR. */
 void tu_certs_teardown(const char *dir);
+
+/* The same as a cmocka group setup and teardown for a test binary whose
+ * tests share one such directory, tu_certdir:
+ * cmocka_run_group_tests(tests, tu_certs_group_setup, tu_certs_group_teardown). */
+extern char tu_certdir[256];
+int tu_certs_group_setup(void **state);
+int tu_certs_group_teardown(void **state);
 
 #endif

@@ -26,6 +26,7 @@ enum stamp_mode { STAMP_OPT_IN, STAMP_ALL };
 struct strlist {
 	char **v;
 	size_t n;
+	size_t cap; /* elements allocated at v (array_grow) */
 };
 
 struct label_pair {
@@ -57,6 +58,7 @@ struct config {
 	struct strlist controllers;
 	struct label_pair *canary_labels;
 	size_t n_canary_labels;
+	size_t cap_canary_labels;
 	struct rule_config rules[RULE_COUNT];
 	unsigned lookup_timeout_ms; /* budget for all API lookups of one review */
 	/* The API watch cache of ConfigMaps and Secrets (watch:). */
@@ -101,9 +103,12 @@ int config_mode_from_name(const char *name, enum rule_mode *out);
 char *config_annotation(const struct config *cfg, const char *suffix, char *buf, size_t len);
 
 bool strlist_contains(const struct strlist *l, const char *s);
-/* Appends a copy of s; returns 0 or -1 on OOM. */
+/* Appends a copy of s; returns 0, or -1 when out of memory or past the
+ * list cap (1 << 20 entries, more than a config file can name). */
 int strlist_push(struct strlist *l, const char *s);
 void strlist_free(struct strlist *l);
+/* Appends a copy of key=value to the canary labels; returns 0 or -1 as
+ * strlist_push, with the labels unchanged on failure. */
 int config_canary_push(struct config *cfg, const char *key, const char *value);
 void config_canary_clear(struct config *cfg);
 

@@ -67,6 +67,7 @@ struct violation {
 struct verdict {
 	struct violation *v;
 	size_t n;
+	size_t cap;                 /* elements allocated at v */
 	size_t dropped[RULE_COUNT]; /* violations past RULES_MAX_PER_RULE, per rule */
 	char *note; /* malloc'd informational warnings (e.g. Flagger lookup failed), one per
 		     * '\n'-separated line, or NULL */
@@ -123,11 +124,13 @@ int rules_evaluate(const struct config *cfg, const struct admission_request *req
  * b->item_runes. When the lines exceed b->runes or b->lines, rules list
  * fewer messages first (down to one each, so every rule with violations
  * still appears), then the last notes go, counted in a final line. *out
- * is overwritten; the caller releases it with rules_lines_free. Returns 0,
+ * is overwritten; the caller releases it with rules_lines_clear. Returns 0,
  * or -1 on OOM (out is then empty).
  */
 int rules_warnings(const struct verdict *v, const struct rules_budget *b, struct rules_lines *out);
-void rules_lines_free(struct rules_lines *l);
+/* Frees the lines and leaves l empty (l itself is the caller's); accepts
+ * NULL. */
+void rules_lines_clear(struct rules_lines *l);
 
 /*
  * Turns a verdict into the response: enforce violations deny (403) with

@@ -30,7 +30,7 @@ struct yaml_docs {
 /*
  * Parses a stream of len bytes (JSON is YAML). Empty documents are skipped;
  * a bare scalar document is kept. On success fills *out, which the caller
- * releases with yamljson_free. On error returns -1, leaves *out empty and
+ * releases with yamljson_clear. On error returns -1, leaves *out empty and
  * writes "line N: problem" to err (1-based; never input values, at most a
  * shortened key or anchor name), or "out of memory" before any line.
  * Limits (per stream): JSON_MAX_DEPTH nesting, YAML_MAX_NODES nodes,
@@ -66,13 +66,6 @@ cJSON *yamljson_take(struct yaml_docs *docs, size_t i);
 /* Frees the documents and the line map and leaves docs empty (docs itself
  * is the caller's); accepts NULL and emptied docs. */
 void yamljson_clear(struct yaml_docs *docs);
-
-/* The former name of yamljson_clear (it never freed docs itself), kept
- * until every caller has moved. */
-static inline void yamljson_free(struct yaml_docs *docs)
-{
-	yamljson_clear(docs);
-}
 
 /*
  * Emits one document as block YAML in kubectl's layout (2-space indent,

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <cjson/cJSON.h>
 
+#include "kinds.h"
 #include "lookup.h"
 
 /*
@@ -14,6 +15,10 @@
  * serving thread ever blocks on the network.
  */
 typedef void (*lookup_done_fn)(void *arg);
+
+/* The kinds table's row of a lookup's kind (its names, API path); NULL
+ * for a value outside enum src_kind. */
+const struct kind *objsource_kind(enum src_kind kind);
 
 struct objsource_ops {
 	/* Resolve every item of b within timeout_ms. Return 0 when done now, 1

@@ -77,7 +77,7 @@ int pipeline_check_target(struct engine *e, const cJSON *obj, struct verdict *v,
 /* The lines of rules_warnings(v) that are not a violation's own message:
  * the notes, and the counts of violations past RULES_MAX_PER_RULE, worded as
  * the webhook words them (the pipeline commands list each violation
- * themselves). *out is the caller's to rules_lines_free. Returns 0 or -1 on
+ * themselves). *out is the caller's to rules_lines_clear. Returns 0 or -1 on
  * OOM. */
 int pipeline_notes(const struct verdict *v, struct rules_lines *out);
 

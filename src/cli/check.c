@@ -211,7 +211,7 @@ int check_report_add(struct check_report *r, const struct check_where *w, struct
 		goto oom;
 	for (size_t i = 0; rc == 0 && i < notes.n; i++)
 		rc = check_report_note(r, w, notes.l[i].text);
-	rules_lines_free(&notes);
+	rules_lines_clear(&notes);
 	if (rc < 0)
 		goto oom;
 	if (v->n == 0 && !(r->keep_items && items)) {

@@ -80,6 +80,45 @@ static int emit_all(const struct mset *m, char *err, size_t errlen)
 	return fflush(stdout) == 0 ? 0 : -1;
 }
 
+/* What stamp and fn take on their command lines besides paths. */
+struct cmd_opts {
+	const char *config;  /* --config */
+	const char *objects; /* --objects (stamp only) */
+};
+
+/*
+ * Reads the options of longopts into o: 'c' is --config, 'O' --objects,
+ * 'h' --help. Returns true when the command goes on, with optind at its
+ * first operand; false with *status the exit status, 0 after --help and 2
+ * after an option getopt refused (usage goes to stdout or stderr).
+ */
+static bool read_opts(int argc, char **argv, const struct option *longopts, void (*usage)(FILE *out),
+		      struct cmd_opts *o, int *status)
+{
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'O':
+			o->objects = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			*status = 0;
+			return false;
+		default:
+			usage(stderr);
+			*status = 2;
+			return false;
+		}
+	}
+	return true;
+}
+
 static void stamp_usage(FILE *out)
 {
 	fprintf(out,
@@ -158,29 +197,14 @@ int cli_stamp(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *config = NULL, *objects = NULL;
+	struct cmd_opts o = { NULL, NULL };
 	struct engine e;
 	struct mset m = { 0 };
 	char err[1024];
-	int c, rc = 2;
+	int rc = 2;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'O':
-			objects = optarg;
-			break;
-		case 'h':
-			stamp_usage(stdout);
-			return 0;
-		default:
-			stamp_usage(stderr);
-			return 2;
-		}
-	}
+	if (!read_opts(argc, argv, longopts, stamp_usage, &o, &rc))
+		return rc;
 	if (optind >= argc)
 		return cli_fail("stamp", "no PATH given (see --help)");
 	log_setup(LOG_ERROR, LOG_FORMAT_TEXT);
@@ -188,7 +212,7 @@ int cli_stamp(int argc, char **argv)
 		mset_clear(&m);
 		return cli_fail("stamp", "%s", err);
 	}
-	if (open_with_objects(&e, config, objects, &m, 0, err, sizeof(err)) < 0) {
+	if (open_with_objects(&e, o.config, o.objects, &m, 0, err, sizeof(err)) < 0) {
 		mset_clear(&m);
 		return cli_fail("stamp", "%s", err);
 	}
@@ -358,7 +382,7 @@ static int fn_object(struct engine *e, const struct mset *m, const struct pobj *
 	}
 	for (size_t i = 0; i < notes.n; i++)
 		report(s, o, "info", "rollgate", notes.l[i].text, NULL);
-	rules_lines_free(&notes);
+	rules_lines_clear(&notes);
 	for (size_t i = 0; i < v.n; i++) {
 		report(s, o, severity(v.v[i].mode), rules_name(v.v[i].rule), v.v[i].message,
 		       v.v[i].path);
@@ -463,27 +487,15 @@ int cli_fn(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *config = NULL;
+	struct cmd_opts o = { NULL, NULL };
 	struct engine e;
 	struct mset m = { 0 };
 	struct sink s = { NULL, false };
 	char err[1024];
-	int c, rc = 2, enforce = 0, n;
+	int rc = 2, enforce = 0, n;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'h':
-			fn_usage(stdout);
-			return 0;
-		default:
-			fn_usage(stderr);
-			return 2;
-		}
-	}
+	if (!read_opts(argc, argv, longopts, fn_usage, &o, &rc))
+		return rc;
 	if (optind < argc)
 		return cli_fail("fn", "unexpected argument \"%s\" (the input is read from stdin)",
 				argv[optind]);
@@ -493,7 +505,7 @@ int cli_fn(int argc, char **argv)
 		return cli_fail("fn", "%s", err);
 	}
 	/* A ResourceList's items are the set's objects (it is a List kind). */
-	if (open_with_objects(&e, config, NULL, &m, PIPELINE_DEFER_SUFFIXED, err, sizeof(err)) < 0) {
+	if (open_with_objects(&e, o.config, NULL, &m, PIPELINE_DEFER_SUFFIXED, err, sizeof(err)) < 0) {
 		mset_clear(&m);
 		return cli_fail("fn", "%s", err);
 	}

@@ -7,8 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/crypto.h>
 
+#include "array.h"
 #include "rules.h"
+
+/* Most entries of a string list or of the canary labels: more than a config
+ * file of the largest size configfile reads can name. */
+#define CONFIG_LIST_MAX ((size_t)1 << 20)
 
 static const char *const mode_names[] = {
 	[MODE_OFF] = "off",
@@ -62,32 +68,37 @@ void strlist_free(struct strlist *l)
 	free(l->v);
 	l->v = NULL;
 	l->n = 0;
+	l->cap = 0;
 }
 
 int strlist_push(struct strlist *l, const char *s)
 {
-	char **nv = realloc(l->v, (l->n + 1) * sizeof(*nv));
-	if (!nv)
+	char *dup;
+
+	if (array_grow(&l->v, &l->cap, l->n + 1, sizeof(*l->v), CONFIG_LIST_MAX) < 0)
 		return -1;
-	l->v = nv;
-	l->v[l->n] = strdup(s);
-	if (!l->v[l->n])
+	dup = strdup(s);
+	if (!dup)
 		return -1;
-	l->n++;
+	l->v[l->n++] = dup;
 	return 0;
 }
 
 int config_canary_push(struct config *cfg, const char *key, const char *value)
 {
-	struct label_pair *nv = realloc(cfg->canary_labels, (cfg->n_canary_labels + 1) * sizeof(*nv));
-	if (!nv)
+	struct label_pair lp;
+
+	if (array_grow(&cfg->canary_labels, &cfg->cap_canary_labels, cfg->n_canary_labels + 1,
+		       sizeof(*cfg->canary_labels), CONFIG_LIST_MAX) < 0)
 		return -1;
-	cfg->canary_labels = nv;
-	nv[cfg->n_canary_labels].key = strdup(key);
-	nv[cfg->n_canary_labels].value = strdup(value);
-	cfg->n_canary_labels++;
-	if (!nv[cfg->n_canary_labels - 1].key || !nv[cfg->n_canary_labels - 1].value)
+	lp.key = strdup(key);
+	lp.value = strdup(value);
+	if (!lp.key || !lp.value) {
+		free(lp.key);
+		free(lp.value);
 		return -1;
+	}
+	cfg->canary_labels[cfg->n_canary_labels++] = lp;
 	return 0;
 }
 
@@ -100,6 +111,7 @@ void config_canary_clear(struct config *cfg)
 	free(cfg->canary_labels);
 	cfg->canary_labels = NULL;
 	cfg->n_canary_labels = 0;
+	cfg->cap_canary_labels = 0;
 }
 
 void config_free(struct config *cfg)
@@ -109,7 +121,7 @@ void config_free(struct config *cfg)
 	free(cfg->annotation_prefix);
 	free(cfg->hmac_key_file);
 	if (cfg->hmac_key) {
-		memset(cfg->hmac_key, 0, cfg->hmac_key_len);
+		OPENSSL_cleanse(cfg->hmac_key, cfg->hmac_key_len); /* memset may be elided */
 		free(cfg->hmac_key);
 	}
 	strlist_free(&cfg->exempt_namespaces);

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
+#include "dynbuf.h"
 #include "jsonutil.h"
 #include "rgassert.h"
 
@@ -21,6 +23,11 @@
 #define SKIP_NAME_MAX 64
 /* Bytes of unknown skip items quoted back in the note. */
 #define SKIP_LIST_MAX 200
+/* Violations a verdict can hold: RULES_MAX_PER_RULE of every rule. */
+#define VERDICT_MAX ((size_t)RULE_COUNT * RULES_MAX_PER_RULE)
+/* The messages of one rule joined by "; ": never reached, since a rule
+ * keeps RULES_MAX_PER_RULE messages shorter than RULES_MAX_MESSAGE. */
+#define AUDIT_JOIN_MAX ((size_t)RULES_MAX_PER_RULE * (RULES_MAX_MESSAGE + 2))
 
 static bool str_eq(const char *a, const char *b)
 {
@@ -165,27 +172,27 @@ const char *rules_object_name(const struct rules_ctx *ctx, const cJSON *obj)
 void rules_report(struct rules_ctx *ctx, enum rule_id id, const char *path, const char *fmt, ...)
 {
 	char msg[RULES_MAX_MESSAGE];
-	struct violation *nv, *v;
+	struct verdict *out = ctx->out;
+	struct violation *v;
 	size_t runes;
 	va_list ap;
 
 	if (ctx->oom || (unsigned)id >= RULE_COUNT || !ctx->active[id])
 		return;
-	RG_ASSERT(ctx->out->n == 0 || ctx->out->v[ctx->out->n - 1].rule <= id);
+	RG_ASSERT(out->n == 0 || out->v[out->n - 1].rule <= id);
 	if (ctx->kept[id] >= RULES_MAX_PER_RULE) {
-		ctx->out->dropped[id]++;
+		out->dropped[id]++;
 		return;
 	}
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	nv = realloc(ctx->out->v, (ctx->out->n + 1) * sizeof(*nv));
-	if (!nv) {
+	/* kept[] caps every rule, so only an allocation can fail here. */
+	if (array_grow(&out->v, &out->cap, out->n + 1, sizeof(*out->v), VERDICT_MAX) < 0) {
 		ctx->oom = true;
 		return;
 	}
-	ctx->out->v = nv;
-	v = &nv[ctx->out->n];
+	v = &out->v[out->n];
 	v->rule = id;
 	v->mode = ctx->cfg->rules[id].mode;
 	/* "%.63s" may have cut a character: every reader gets valid UTF-8. */
@@ -197,15 +204,15 @@ void rules_report(struct rules_ctx *ctx, enum rule_id id, const char *path, cons
 		ctx->oom = true;
 		return;
 	}
-	ctx->out->n++;
+	out->n++;
 	ctx->kept[id]++;
 }
 
 void rules_note(struct rules_ctx *ctx, const char *fmt, ...)
 {
 	char line[512];
-	char *note = ctx->out->note, *clean;
-	size_t old = note ? strlen(note) : 0, add;
+	char *clean;
+	size_t old = dynbuf_len(&ctx->note), add;
 	va_list ap;
 
 	if (ctx->oom)
@@ -221,17 +228,14 @@ void rules_note(struct rules_ctx *ctx, const char *fmt, ...)
 		return;
 	}
 	add = strlen(clean);
-	/* Past the cap the earlier lines are worth more than the later ones. */
+	/* Past the cap the earlier lines are worth more than the later ones:
+	 * a line that does not fit is left out, so the buffer never reaches
+	 * its cap and only an allocation can fail. */
 	if (old + add + 2 <= RULES_MAX_NOTE) {
-		note = realloc(note, old + add + 2);
-		if (!note) {
+		if (old)
+			dynbuf_addn(&ctx->note, "\n", 1);
+		if (dynbuf_addn(&ctx->note, clean, add) < 0)
 			ctx->oom = true;
-		} else {
-			if (old)
-				note[old++] = '\n';
-			memcpy(note + old, clean, add + 1);
-			ctx->out->note = note;
-		}
 	}
 	free(clean);
 }
@@ -245,6 +249,29 @@ bool rules_reported(const struct rules_ctx *ctx, enum rule_id id, const char *pa
 	return false;
 }
 
+/* Runs the active rules' checks into ctx->out and ctx->note. */
+static void evaluate(struct rules_ctx *ctx)
+{
+	const struct admission_request *req = ctx->req;
+
+	if (req->operation != OP_CREATE && req->operation != OP_UPDATE)
+		return;
+	classify(ctx);
+	/* Controllers only carry out specs people wrote: judging their writes
+	 * would let an object admitted before rollgate block its own rollout. */
+	if (!req->object || !ctx->kind ||
+	    strlist_contains(&ctx->cfg->controllers, req->username ? req->username : ""))
+		return;
+	if (!compute_active(ctx))
+		return;
+	/* In rule order, each check reporting its own rule only: the verdict
+	 * lists rules in documentation order without sorting. */
+	for (int i = 0; i < RULE_COUNT; i++) {
+		if (ctx->active[i])
+			rules_catalog[i].check(ctx);
+	}
+}
+
 int rules_evaluate(const struct config *cfg, const struct admission_request *req,
 		   const struct rules_extra *extra, struct verdict *out)
 {
@@ -256,22 +283,13 @@ int rules_evaluate(const struct config *cfg, const struct admission_request *req
 	ctx.req = req;
 	ctx.extra = extra;
 	ctx.out = out;
-	if (req->operation != OP_CREATE && req->operation != OP_UPDATE)
-		return 0;
-	classify(&ctx);
-	/* Controllers only carry out specs people wrote: judging their writes
-	 * would let an object admitted before rollgate block its own rollout. */
-	if (!req->object || !ctx.kind ||
-	    strlist_contains(&cfg->controllers, req->username ? req->username : ""))
-		return 0;
-	if (!compute_active(&ctx))
-		return 0;
-	/* In rule order, each check reporting its own rule only: the verdict
-	 * lists rules in documentation order without sorting. */
-	for (int i = 0; i < RULE_COUNT; i++) {
-		if (ctx.active[i])
-			rules_catalog[i].check(&ctx);
+	dynbuf_init(&ctx.note, RULES_MAX_NOTE);
+	evaluate(&ctx);
+	if (!ctx.oom && dynbuf_len(&ctx.note)) {
+		out->note = dynbuf_take(&ctx.note, NULL);
+		ctx.oom = !out->note;
 	}
+	dynbuf_clear(&ctx.note);
 	if (ctx.oom) {
 		verdict_free(out);
 		return -1;
@@ -326,7 +344,7 @@ static int decide_warnings(const struct verdict *v, struct admission_response *r
 		return -1;
 	for (size_t i = 0; rc == 0 && i < w.n; i++)
 		rc = admission_warn(resp, w.l[i].text);
-	rules_lines_free(&w);
+	rules_lines_clear(&w);
 	return rc;
 }
 
@@ -334,30 +352,24 @@ static int decide_warnings(const struct verdict *v, struct admission_response *r
  * object), its messages joined by "; ". */
 static int decide_audit_rule(const struct verdict *v, enum rule_id id, struct admission_response *resp)
 {
-	char *joined = NULL;
-	size_t len = 0;
-	int rc = -1;
+	struct dynbuf joined;
+	bool any = false;
+	int rc = 0;
 
+	dynbuf_init(&joined, AUDIT_JOIN_MAX);
 	for (size_t i = 0; i < v->n; i++) {
 		const struct violation *x = &v->v[i];
-		size_t add;
-		char *nj;
 		if (x->rule != id || x->mode != MODE_AUDIT)
 			continue;
-		add = strlen(x->message);
-		nj = realloc(joined, len + add + 3);
-		if (!nj)
-			goto out;
-		joined = nj;
-		if (len)
-			memcpy(joined + len, "; ", 2), len += 2;
-		memcpy(joined + len, x->message, add + 1);
-		len += add;
+		if (dynbuf_len(&joined))
+			dynbuf_addn(&joined, "; ", 2);
+		rc = dynbuf_add(&joined, x->message);
+		any = true;
 	}
-	rc = joined ? admission_audit(resp, rules_name(id), joined) : 0;
-out:
-	free(joined);
-	return rc;
+	if (rc == 0 && any)
+		rc = admission_audit(resp, rules_name(id), dynbuf_ptr(&joined));
+	dynbuf_clear(&joined);
+	return rc < 0 ? -1 : 0;
 }
 
 int rules_decide(const struct verdict *v, struct admission_response *resp)

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <cjson/cJSON.h>
 
+#include "dynbuf.h"
 #include "kinds.h"
 #include "rules.h"
 
@@ -30,6 +31,7 @@ struct rules_ctx {
 	bool active[RULE_COUNT]; /* mode not off, not exempt, not skipped */
 	size_t kept[RULE_COUNT]; /* violations recorded per rule */
 	struct verdict *out;
+	struct dynbuf note; /* the verdict's note, '\n'-separated lines; out->note at the end */
 	bool oom;
 };
 

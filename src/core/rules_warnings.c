@@ -255,7 +255,7 @@ static int emit_notes(struct plan *p, struct rules_lines *out, size_t runes)
 	return text ? emit(out, RULE_COUNT, RULES_NO_VIOLATION, text) : -1;
 }
 
-static void plan_free(struct plan *p)
+static void plan_clear(struct plan *p)
 {
 	for (size_t i = 0; i < RULE_COUNT; i++) {
 		for (size_t k = 0; k < RULES_MAX_PER_RULE; k++)
@@ -286,13 +286,13 @@ int rules_warnings(const struct verdict *v, const struct rules_budget *b, struct
 	rc = 0;
 out:
 	if (rc < 0)
-		rules_lines_free(out);
-	plan_free(p);
+		rules_lines_clear(out);
+	plan_clear(p);
 	free(p);
 	return rc;
 }
 
-void rules_lines_free(struct rules_lines *l)
+void rules_lines_clear(struct rules_lines *l)
 {
 	if (!l)
 		return;

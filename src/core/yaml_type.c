@@ -257,7 +257,7 @@ static void fmt_float_key(double d, char *out, size_t n)
 			break;
 	}
 	snprintf(tmp, sizeof(tmp), "%.*e", p - 1, (double)f);
-	exp = atoi(strchr(tmp, 'e') + 1);
+	exp = (int)strtol(strchr(tmp, 'e') + 1, NULL, 10); /* our own "%e": two or three digits */
 	if (exp < -4 || exp >= 6)
 		snprintf(out, n, "%s", tmp);
 	else

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/crypto.h>
 
 #include "jsonutil.h"
 #include "labelsel.h"
@@ -374,21 +375,24 @@ static int read_top(struct cfgread *r, const cJSON *root, struct config *cfg)
 	return 0;
 }
 
+/* Reads the HMAC key named by the config as a secret: every copy made on
+ * the way is wiped, and so is a key that is refused. */
 static int load_hmac_key(struct config *cfg, char *err, size_t errlen)
 {
-	size_t len = 0;
+	size_t len = 0, read_len;
 	char *key;
 
 	if (!cfg->hmac_key_file)
 		return 0;
-	key = manifest_slurp(cfg->hmac_key_file, HMAC_KEY_MAX_BYTES, &len, err, errlen);
+	key = manifest_slurp_secret(cfg->hmac_key_file, HMAC_KEY_MAX_BYTES, &len, err, errlen);
 	if (!key)
 		return -1;
+	read_len = len;
 	/* A trailing newline from `echo > file` is not part of the key. */
 	while (len > 0 && (key[len - 1] == '\n' || key[len - 1] == '\r'))
 		len--;
 	if (len < 16) {
-		memset(key, 0, len);
+		OPENSSL_cleanse(key, read_len);
 		free(key);
 		snprintf(err, errlen, "%s: HMAC key must be at least 16 bytes", cfg->hmac_key_file);
 		return -1;
@@ -433,7 +437,7 @@ int config_load_buffer(const char *name, const char *buf, size_t len, struct con
 		goto out;
 	rc = 0;
 out:
-	yamljson_free(&docs);
+	yamljson_clear(&docs);
 	if (rc < 0)
 		config_free(cfg);
 	return rc;

@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,15 @@
 /* Reads ask for at least this much; the buffer doubles as it fills, so a
  * pipe takes a logarithmic number of reads and copies. */
 #define SLURP_MIN_READ 65536
+
+/* "PATH: the system's reason" for errno, read thread-safely (the GNU
+ * strerror_r, which returns the text). */
+static void path_error(const char *path, char *err, size_t errlen)
+{
+	char why[128];
+
+	snprintf(err, errlen, "%s: %s", path, strerror_r(errno, why, sizeof(why)));
+}
 
 /* Reads f to its end into b, straight into the buffer, asking first for
  * hint bytes (a regular file's size: one allocation and one read); one
@@ -77,7 +87,7 @@ static char *slurp(const char *path, size_t max, bool sensitive, size_t *len, ch
 	size_t hint;
 
 	if (!f) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		path_error(path, err, errlen);
 		return NULL;
 	}
 	dynbuf_init(&b, max);
@@ -135,7 +145,7 @@ static int list_dir(const char *path, char ***names, size_t *n, char *err, size_
 	int rc = 0;
 
 	if (!d) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		path_error(path, err, errlen);
 		return -1;
 	}
 	while (rc == 0 && (e = readdir(d)) != NULL) {
@@ -189,7 +199,7 @@ static int walk(const char *path, int depth, bool top, manifest_file_fn fn, void
 		return -1;
 	}
 	if (stat(path, &st) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		path_error(path, err, errlen);
 		return -1;
 	}
 	if (S_ISDIR(st.st_mode))
@@ -244,14 +254,21 @@ static int emit_object(cJSON *obj, const char *file, int line, const struct yaml
 int manifest_load_buffer(const char *name, const char *buf, size_t len, struct yaml_docs *docs,
 			 char *err, size_t errlen)
 {
-	char yerr[256];
-	int line = 0;
+	char yerr[256], *end = NULL;
+	long line = -1;
 
 	memset(docs, 0, sizeof(*docs));
 	if (yamljson_load(buf, len, docs, yerr, sizeof(yerr)) == 0)
 		return 0;
-	if (sscanf(yerr, "line %d:", &line) == 1)
-		snprintf(err, errlen, "%s:%d:%s", name, line, strchr(yerr, ':') + 1);
+	/* "line N: problem" becomes "NAME:N: problem". */
+	if (strncmp(yerr, "line ", 5) == 0 && yerr[5] >= '0' && yerr[5] <= '9') {
+		errno = 0;
+		line = strtol(yerr + 5, &end, 10);
+		if (errno || *end != ':' || line > INT_MAX)
+			line = -1;
+	}
+	if (line >= 0)
+		snprintf(err, errlen, "%s:%ld:%s", name, line, end + 1);
 	else
 		snprintf(err, errlen, "%s: %s", name, yerr);
 	return -1;

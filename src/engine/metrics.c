@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kinds.h"
 #include "rgtime.h"
 
 #include "rules.h"
@@ -38,9 +39,14 @@ static atomic_ullong lookups[LOOKUP_OUT_COUNT];
 static atomic_ullong stamp_skipped;
 static atomic_ullong violations[RULE_COUNT][MODE_ENFORCE + 1];
 static atomic_int ready;
-static const char *const resource_names[MR_COUNT] = { "configmaps",   "secrets",    "deployments",
-						      "statefulsets", "daemonsets", "rollouts",
-						      "canaries",     "namespaces" };
+/* The kind of each watched resource; its label is the kind's resource name. */
+static const enum kind_id resource_kinds[MR_COUNT] = {
+	[MR_CONFIGMAPS] = KIND_CONFIGMAP,    [MR_SECRETS] = KIND_SECRET,
+	[MR_DEPLOYMENTS] = KIND_DEPLOYMENT,  [MR_STATEFULSETS] = KIND_STATEFULSET,
+	[MR_DAEMONSETS] = KIND_DAEMONSET,    [MR_ROLLOUTS] = KIND_ROLLOUT,
+	[MR_CANARIES] = KIND_FLAGGER_CANARY,
+	/* MR_NAMESPACES: not in the kinds table (resource_name) */
+};
 static const char *const restart_names[WATCH_RESTART_COUNT] = { "closed", "error", "expired" };
 static const char *const patch_names[PATCH_OUT_COUNT] = { "applied", "failed", "not_found" };
 static atomic_ullong watch_restarts[MR_COUNT][WATCH_RESTART_COUNT];
@@ -347,6 +353,13 @@ static void render_connections(struct out *o)
 		     get(&requests_timed_out[l]));
 }
 
+static const char *resource_name(int r)
+{
+	if (r == MR_NAMESPACES)
+		return "namespaces"; /* reload.namespaceSelector; no row of the kinds table */
+	return kinds_get(resource_kinds[r])->resource;
+}
+
 /* Series of resources never watched are left out: an age without a sync
  * would be meaningless. */
 static void render_watch(struct out *o)
@@ -356,7 +369,7 @@ static void render_watch(struct out *o)
 	header(o, "rollgate_cache_objects", "gauge",
 	       "ConfigMaps and Secrets held (as digests) by the watch cache.");
 	for (int r = MR_CONFIGMAPS; r <= MR_SECRETS; r++)
-		emit(o, "rollgate_cache_objects{resource=\"%s\"} %lld\n", resource_names[r],
+		emit(o, "rollgate_cache_objects{resource=\"%s\"} %lld\n", resource_name(r),
 		     (long long)atomic_load(&cache_objects[r]));
 	header(o, "rollgate_cache_synced", "gauge",
 	       "1 once every ConfigMap and Secret watch has completed its first list.");
@@ -366,14 +379,14 @@ static void render_watch(struct out *o)
 	for (int r = 0; r < MR_COUNT; r++)
 		for (int w = 0; w < WATCH_RESTART_COUNT; w++)
 			emit(o, "rollgate_watch_restarts_total{resource=\"%s\",reason=\"%s\"} %llu\n",
-			     resource_names[r], restart_names[w], get(&watch_restarts[r][w]));
+			     resource_name(r), restart_names[w], get(&watch_restarts[r][w]));
 	header(o, "rollgate_watch_last_sync_age_seconds", "gauge",
 	       "Seconds since a list, watch event or bookmark last confirmed the resource current.");
 	for (int r = 0; r < MR_COUNT; r++) {
 		long long t = atomic_load_explicit(&watch_synced_ms[r], memory_order_relaxed);
 		if (t != 0)
 			emit(o, "rollgate_watch_last_sync_age_seconds{resource=\"%s\"} %.3f\n",
-			     resource_names[r], (double)(now > t ? now - t : 0) / 1000.0);
+			     resource_name(r), (double)(now > t ? now - t : 0) / 1000.0);
 	}
 	header(o, "rollgate_reload_patches_total", "counter",
 	       "Rollouts triggered by the reload controller (pod-template hash patches), by outcome.");

@@ -17,6 +17,7 @@
 #include "array.h"
 #include "confighash.h"
 #include "jsonutil.h"
+#include "kinds.h"
 #include "log.h"
 #include "manifest.h"
 #include "metrics.h"
@@ -210,21 +211,35 @@ static cJSON *secret_as_served(const cJSON *obj)
 	return copy;
 }
 
+/* The kinds table's row of each kind of lookup. */
+static const enum kind_id src_kinds[] = {
+	[SRC_CONFIGMAP] = KIND_CONFIGMAP,
+	[SRC_SECRET] = KIND_SECRET,
+	[SRC_DEPLOYMENT] = KIND_DEPLOYMENT,
+};
+#define N_SRC_KINDS (sizeof(src_kinds) / sizeof(src_kinds[0]))
+
+const struct kind *objsource_kind(enum src_kind kind)
+{
+	return (unsigned)kind < N_SRC_KINDS ? kinds_get(src_kinds[kind]) : NULL;
+}
+
+/* The kind of lookup obj answers, when it is one at the version rollgate
+ * reads. */
 static int classify(const cJSON *obj, enum src_kind *kind)
 {
-	const char *api = json_get_string(obj, "apiVersion"), *k = json_get_string(obj, "kind");
+	const char *api = json_get_string(obj, "apiVersion");
+	const struct kind *k = kinds_by_kind(api, json_get_string(obj, "kind"));
 
-	if (!api || !k)
+	if (!k || strcmp(k->api_version, api) != 0)
 		return -1;
-	if (strcmp(api, "v1") == 0 && strcmp(k, "ConfigMap") == 0)
-		*kind = SRC_CONFIGMAP;
-	else if (strcmp(api, "v1") == 0 && strcmp(k, "Secret") == 0)
-		*kind = SRC_SECRET;
-	else if (strcmp(api, "apps/v1") == 0 && strcmp(k, "Deployment") == 0)
-		*kind = SRC_DEPLOYMENT;
-	else
-		return -1;
-	return 0;
+	for (size_t i = 0; i < N_SRC_KINDS; i++) {
+		if (src_kinds[i] == k->id) {
+			*kind = (enum src_kind)i;
+			return 0;
+		}
+	}
+	return -1;
 }
 
 static int stored_fill(struct stored *s, const cJSON *obj, enum src_kind kind, char *err,

@@ -213,8 +213,8 @@ static void finish_mutate(struct webhook_call *c)
 		metrics_stamp_skipped();
 		RG_LOG(LOG_WARN, "config hash not updated: lookup failed", LF_S("uid", c->req.uid),
 		       LF_S("namespace", c->req.namespace_),
-		       LF_S("object_kind", it->kind == SRC_SECRET ? "Secret" : "ConfigMap"),
-		       LF_S("object", it->name), LF_S("reason", it->reason));
+		       LF_S("object_kind", objsource_kind(it->kind)->kind), LF_S("object", it->name),
+		       LF_S("reason", it->reason));
 	}
 	complete(c);
 }

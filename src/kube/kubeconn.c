@@ -105,6 +105,7 @@ static char *b64_decode_str(const char *in)
 		return NULL;
 	len = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
 	if (len < 0) {
+		OPENSSL_cleanse(out, n / 4 * 3 + 1); /* part of a key, perhaps */
 		free(out);
 		return NULL;
 	}
@@ -299,6 +300,15 @@ static int conn_from_tree(const char *path, const cJSON *root, const char *want,
 	return user ? user_from_tree(path, us, user, c, err, errlen) : 0;
 }
 
+/* Frees a kubeconfig's documents, wiping their strings first: they may
+ * hold client keys and tokens. */
+static void kubeconfig_clear(struct yaml_docs *docs)
+{
+	for (size_t i = 0; i < docs->n; i++)
+		json_cleanse_tree(docs->docs[i].root);
+	yamljson_clear(docs);
+}
+
 int kube_conn_from_kubeconfig(const char *path, struct kube_conn *c, char *err, size_t errlen)
 {
 	return kube_conn_from_kubeconfig_context(path, NULL, c, err, errlen);
@@ -327,7 +337,7 @@ int kube_conn_from_kubeconfig_context(const char *path, const char *context, str
 	}
 	rc = conn_from_tree(path, docs.docs[0].root, context, c, err, errlen);
 out:
-	yamljson_clear(&docs);
+	kubeconfig_clear(&docs);
 	OPENSSL_cleanse(buf, len);
 	free(buf);
 	if (rc < 0)

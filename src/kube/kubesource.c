@@ -66,10 +66,7 @@ static long remaining_ms(const struct timespec *deadline)
 /* The kinds table's row of each kind of lookup. */
 static const struct kind *item_kind(const struct lookup_item *it)
 {
-	static const enum kind_id ids[] = {
-		[SRC_CONFIGMAP] = KIND_CONFIGMAP, [SRC_SECRET] = KIND_SECRET, [SRC_DEPLOYMENT] = KIND_DEPLOYMENT
-	};
-	return kinds_get(ids[it->kind]);
+	return objsource_kind(it->kind);
 }
 
 /* The item's path: names are DNS names (anything else could reach another

@@ -49,7 +49,8 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
 	size_t n;
 
 	if (!f) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		char why[128];
+		snprintf(err, errlen, "%s: %s", path, strerror_r(errno, why, sizeof(why)));
 		return NULL;
 	}
 	buf = malloc(PEM_MAX_BYTES + 1);
