@@ -26,6 +26,8 @@
 #include "testutil.h"
 
 #include "array.h"
+#include "labelsel.h"
+#include "patch.h"
 
 static const struct ad_kind ad_kinds[AD_NKINDS] = {
 	{ "configmaps", "/api/v1", "ConfigMap", "v1" },
@@ -40,6 +42,7 @@ static const struct ad_kind ad_kinds[AD_NKINDS] = {
 	{ "canaries", "/apis/flagger.app/v1beta1", "Canary", "flagger.app/v1beta1" },
 	{ "policyreports", "/apis/wgpolicyk8s.io/v1alpha2", "PolicyReport",
 	  "wgpolicyk8s.io/v1alpha2" },
+	{ "namespaces", "/api/v1", "Namespace", "v1" }, /* cluster-scoped: ns "" */
 };
 
 /* A resource whose CRD the test says is not installed. */
@@ -292,39 +295,24 @@ size_t ad_posted_count(struct ad *d)
 	return n;
 }
 
-/* ---- label selectors: k=v, k==v, k!=v, k (exists), comma-separated ---- */
+/* ---- label selectors: the whole syntax, through labelsel ---- */
 
+/* An invalid selector matches nothing (the API server would answer 400). */
 static bool ad_selector_matches(const char *sel, const cJSON *obj)
 {
 	const cJSON *labels = cJSON_GetObjectItemCaseSensitive(
 		cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "labels");
-	char buf[512], *save = NULL, *term;
+	struct labelsel *ls = NULL;
+	char err[200];
+	bool m;
 
 	if (!sel || !*sel)
 		return true;
-	snprintf(buf, sizeof(buf), "%s", sel);
-	for (term = strtok_r(buf, ",", &save); term; term = strtok_r(NULL, ",", &save)) {
-		char *op = strstr(term, "!="), *eq;
-		const char *v;
-		if (op) {
-			*op = '\0';
-			v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(labels, term));
-			if (v && strcmp(v, op + 2) == 0)
-				return false;
-			continue;
-		}
-		eq = strchr(term, '=');
-		if (!eq) {
-			if (!cJSON_GetObjectItemCaseSensitive(labels, term))
-				return false;
-			continue;
-		}
-		*eq = '\0';
-		v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(labels, term));
-		if (!v || strcmp(v, eq[1] == '=' ? eq + 2 : eq + 1) != 0)
-			return false;
-	}
-	return true;
+	if (labelsel_parse(sel, &ls, err, sizeof(err)) < 0)
+		return false;
+	m = labelsel_matches(ls, labels);
+	labelsel_free(ls);
+	return m;
 }
 
 /* ---- HTTP plumbing ---- */
@@ -872,6 +860,113 @@ static enum MHD_Result ad_apply_report(struct ad *d, struct MHD_Connection *conn
 	return ret;
 }
 
+/* RFC 7386: null removes, objects merge, anything else replaces. */
+static void ad_merge(cJSON *target, const cJSON *patch)
+{
+	const cJSON *m;
+
+	cJSON_ArrayForEach(m, patch) {
+		cJSON *t = cJSON_GetObjectItemCaseSensitive(target, m->string);
+		if (cJSON_IsObject(m) && cJSON_IsObject(t)) {
+			ad_merge(t, m);
+			continue;
+		}
+		cJSON_DeleteItemFromObjectCaseSensitive(target, m->string);
+		if (cJSON_IsObject(m)) {
+			ad_merge(cJSON_AddObjectToObject(target, m->string), m);
+		} else if (!cJSON_IsNull(m)) {
+			cJSON_AddItemToObject(target, m->string, cJSON_Duplicate(m, 1));
+		}
+	}
+}
+
+/* The member an RFC 6901 pointer names (objects only), or NULL. */
+static const cJSON *ad_pointer(const cJSON *doc, const char *ptr)
+{
+	char seg[512];
+
+	while (doc && *ptr == '/') {
+		size_t n = 0;
+		for (ptr++; *ptr && *ptr != '/' && n + 1 < sizeof(seg); ptr++) {
+			if (*ptr == '~' && (ptr[1] == '0' || ptr[1] == '1'))
+				seg[n++] = *++ptr == '0' ? '~' : '/';
+			else
+				seg[n++] = *ptr;
+		}
+		seg[n] = '\0';
+		doc = cJSON_GetObjectItemCaseSensitive(doc, seg);
+	}
+	return *ptr ? NULL : doc;
+}
+
+/* A JSON Patch: every "test" must hold (else 422, as the API server), then
+ * the other operations apply (patch_apply). Lock held. Returns the HTTP
+ * status; *why says what failed. */
+static unsigned ad_json_patch(cJSON *obj, const cJSON *ops, char *why, size_t whylen)
+{
+	cJSON *rest = cJSON_CreateArray();
+	const cJSON *op;
+	char *text;
+	int rc;
+
+	cJSON_ArrayForEach(op, ops) {
+		const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(op, "op"));
+		const char *path = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(op, "path"));
+		const cJSON *want = cJSON_GetObjectItemCaseSensitive(op, "value");
+		if (!name || !path) {
+			cJSON_Delete(rest);
+			snprintf(why, whylen, "malformed operation");
+			return 400;
+		}
+		if (strcmp(name, "test") != 0) {
+			cJSON_AddItemToArray(rest, cJSON_Duplicate(op, 1));
+			continue;
+		}
+		if (!want || !ad_pointer(obj, path) ||
+		    !cJSON_Compare(ad_pointer(obj, path), want, 1)) {
+			cJSON_Delete(rest);
+			snprintf(why, whylen, "the test operation at %s failed", path);
+			return 422;
+		}
+	}
+	text = cJSON_PrintUnformatted(rest);
+	rc = text ? patch_apply(obj, text, why, whylen) : -1;
+	free(text);
+	cJSON_Delete(rest);
+	return rc == 0 ? 200 : 422;
+}
+
+/* A JSON merge patch or JSON Patch of a stored workload, lock held
+ * (released here): applied to a copy, stored (MODIFIED) when it succeeds. */
+static enum MHD_Result ad_patch_plain(struct ad *d, struct MHD_Connection *conn,
+				      const struct ad_kind *k, struct ad_obj *o, cJSON *body,
+				      const char *ct)
+{
+	cJSON *copy = cJSON_Duplicate(o->obj, 1);
+	char why[300] = "", ns[256], name[256];
+	unsigned code = 200;
+	enum MHD_Result ret;
+
+	snprintf(ns, sizeof(ns), "%s", o->ns);
+	snprintf(name, sizeof(name), "%s", o->name);
+	if (strcmp(ct, "application/merge-patch+json") == 0)
+		ad_merge(copy, body);
+	else
+		code = ad_json_patch(copy, body, why, sizeof(why));
+	cJSON_Delete(body);
+	if (code != 200) {
+		cJSON_Delete(copy);
+		ad_end(d);
+		return ad_status(conn, code, code == 422 ? "Invalid" : "BadRequest", why, name,
+				 k->res);
+	}
+	ad_store_locked(d, k, ns, name, copy);
+	o = ad_find_locked(d, k, ns, name);
+	ret = ad_send_obj(conn, 200, o->obj);
+	ad_end(d);
+	return ret;
+}
+
 static enum MHD_Result ad_patch(struct ad *d, struct MHD_Connection *conn, const struct ad_kind *k,
 				const char *ns, const char *name, const char *url,
 				const struct ad_req *rq)
@@ -899,6 +994,11 @@ static enum MHD_Result ad_patch(struct ad *d, struct MHD_Connection *conn, const
 	o = ad_find_locked(d, k, ns, name);
 	if (strcmp(k->res, "policyreports") == 0 && !atomic_load(&d->patch_fail))
 		return ad_apply_report(d, conn, k, ns, name, body, ct, fm, force); /* unlocks */
+	if (!atomic_load(&d->patch_fail) && o && body && ct && fm && strcmp(fm, "rollgate") == 0 &&
+	    !force &&
+	    (strcmp(ct, "application/merge-patch+json") == 0 ||
+	     strcmp(ct, "application/json-patch+json") == 0))
+		return ad_patch_plain(d, conn, k, o, body, ct); /* unlocks */
 	if (atomic_load(&d->patch_fail) || !o || !body || !ct ||
 	    strcmp(ct, "application/apply-patch+yaml") != 0 || !fm || strcmp(fm, "rollgate") != 0) {
 		int fail = atomic_load(&d->patch_fail);

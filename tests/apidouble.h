@@ -10,7 +10,8 @@
  * - Objects of every resource below live in one store with one global
  *   resourceVersion counter; every write appends a watch event.
  * - Lists page with limit/continue (max_limit caps the page size), honour
- *   simple label selectors (k=v, k!=v, k), and can be delayed or failed.
+ *   label selectors (labelsel: the whole syntax; watches too), and can be
+ *   delayed or failed.
  * - Watches stream newline-delimited JSON events from a blocking generator:
  *   ADDED, MODIFIED, DELETED from the event log, BOOKMARK on ad_bookmark(),
  *   an ERROR 410 when the requested resourceVersion was compacted away
@@ -33,7 +34,10 @@
  *
  * - PATCH of workloads: every request is recorded (path, query, content
  *   type, body, bearer token); a server-side apply with fieldManager=rollgate
- *   and force=true merges the pod-template annotations and emits MODIFIED.
+ *   and force=true merges the pod-template annotations and emits MODIFIED;
+ *   so does a JSON merge patch (RFC 7386) or a JSON Patch (RFC 6902: its
+ *   "test" operations must hold, else 422 and nothing changes) with
+ *   fieldManager=rollgate and no force.
  * - PolicyReports: the same server-side apply creates the report or
  *   replaces its fields (the one field manager owns them all), keeping
  *   uid and creationTimestamp; lists and GETs as for any resource.
@@ -72,9 +76,9 @@
 
 /* configmaps, secrets, events, deployments, statefulsets, daemonsets,
  * rollouts, leases, replicasets, canaries (flagger.app/v1beta1),
- * policyreports (wgpolicyk8s.io/v1alpha2): last_watch_rv is indexed in this
- * order. */
-#define AD_NKINDS 11
+ * policyreports (wgpolicyk8s.io/v1alpha2), namespaces (cluster-scoped: ns ""):
+ * last_watch_rv is indexed in this order. */
+#define AD_NKINDS 12
 
 struct ad_kind {
 	const char *res, *prefix, *kind, *api;

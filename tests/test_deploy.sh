@@ -259,6 +259,7 @@ def check_rendering(paths, audit):
              for v in ("get", "list", "watch", "patch")}
     want |= {("argoproj.io", "rollouts", v) for v in ("list", "watch", "patch")}
     want.add(("", "events", "create"))
+    want |= {("", "namespaces", v) for v in ("list", "watch")}
     ck(granted == want and not extra and not role.get("aggregationRule"),
        "ClusterRole grants exactly the reads, workload patches and events rollgate uses (got %s)"
        % sorted(granted))

@@ -19,14 +19,17 @@
 #include "config.h"
 #include "confighash.h"
 #include "jsonutil.h"
+#include "kinds.h"
 #include "kubesource.h"
 #include "kwatch.h"
+#include "labelsel.h"
 #include "lease.h"
 #include "log.h"
 #include "metrics.h"
 #include "mutate.h"
 #include "objcache.h"
 #include "objsource.h"
+#include "optin.h"
 #include "patch.h"
 #include "reloader.h"
 
@@ -34,6 +37,17 @@
 #define WINDOW_MS 400
 
 static char certdir[256];
+
+/* Parses JSON the strict way; fails the test on bad JSON. */
+static cJSON *parse_strict(const char *text)
+{
+	cJSON *o = NULL;
+	char err[200];
+
+	if (json_parse_strict(text, strlen(text), &o, err, sizeof(err)) < 0)
+		fail_msg("bad JSON: %s", err);
+	return o;
+}
 
 /* ---- a replica: cache, cached source, lease, controller ---- */
 
@@ -76,8 +90,14 @@ static void replica_up(struct replica *rp, struct ad *d, const char *token, cons
 	assert_int_equal(kube_conn_from_kubeconfig(rp->kc, &rp->conn, err, sizeof(err)), 0);
 	rp->client = kube_client_new(&rp->conn, err, sizeof(err));
 	assert_non_null(rp->client);
-	rp->cache = objcache_new(rp->client, &cfg->watch_namespaces, cfg->watch_label_selector, err,
-				 sizeof(err));
+	{
+		const struct objcache_scope scope = { &cfg->watch_namespaces,
+						      cfg->watch_label_selector,
+						      cfg->reload_resource_label_selector,
+						      cfg->reload_ignore_configmaps,
+						      cfg->reload_ignore_secrets };
+		rp->cache = objcache_new_scoped(rp->client, &scope, err, sizeof(err));
+	}
 	assert_non_null(rp->cache);
 	assert_int_equal(objcache_start(rp->cache, err, sizeof(err)), 0);
 	gets = kubesource_new(rp->kc, err, sizeof(err));
@@ -184,11 +204,29 @@ static char *workload_json(const char *hash, const char *cm)
 	return s;
 }
 
-/* The hash the webhook stamps for the stored workload, given the objects
- * the double holds now: an UPDATE review through mutate_plan, the
- * in-memory object source and mutate_finish, the patch applied. */
-static void webhook_hash(struct ad *d, const char *res, const char *kind, const char *ns,
-			 const char *name, char out[CONFIGHASH_VALUE_LEN])
+/* Whether the webhook's cache holds obj under cfg: ConfigMaps and Secrets
+ * inside reload.resourceLabelSelector. */
+static bool cache_holds(const struct config *cfg, const cJSON *obj)
+{
+	struct labelsel *sel = NULL;
+	char err[200];
+	bool m;
+
+	if (!cfg->reload_resource_label_selector)
+		return true;
+	assert_int_equal(labelsel_parse(cfg->reload_resource_label_selector, &sel, err, sizeof(err)),
+			 0);
+	m = labelsel_matches(sel, json_get_path(obj, "metadata", "labels", NULL));
+	labelsel_free(sel);
+	return m;
+}
+
+/* The stored workload as the webhook leaves it after an UPDATE under config
+ * yaml (NULL: the defaults), given the ConfigMaps and Secrets the double
+ * holds now: mutate_plan, the in-memory object source, mutate_finish, the
+ * patch applied. The caller deletes the tree. */
+static cJSON *webhook_apply(struct ad *d, const char *yaml, const char *res, const char *kind,
+			    const char *ns, const char *name)
 {
 	char *obj = ad_get_json(d, res, ns, name), err[256], *review;
 	struct objsource *mem = objsource_memory_new();
@@ -200,13 +238,19 @@ static void webhook_hash(struct ad *d, const char *res, const char *kind, const 
 	const char *version = strcmp(res, "rollouts") == 0 ? "v1alpha1" : "v1";
 	cJSON *doc;
 	size_t n;
-	const char *v;
 
 	assert_non_null(obj);
+	if (yaml)
+		assert_int_equal(config_load_buffer("test.yaml", yaml, strlen(yaml), &cfg, err,
+						    sizeof(err)),
+				 0);
+	else
+		assert_int_equal(config_defaults(&cfg), 0);
 	ad_begin(d);
 	for (size_t i = 0; i < d->n_objs; i++) {
 		const char *r = d->objs[i].k->res;
-		if (strcmp(r, "configmaps") == 0 || strcmp(r, "secrets") == 0)
+		if ((strcmp(r, "configmaps") == 0 || strcmp(r, "secrets") == 0) &&
+		    cache_holds(&cfg, d->objs[i].obj))
 			assert_int_equal(objsource_memory_add(mem, d->objs[i].obj, err, sizeof(err)),
 					 0);
 	}
@@ -220,21 +264,15 @@ static void webhook_hash(struct ad *d, const char *res, const char *kind, const 
 		 "\"name\":\"%s\",\"namespace\":\"%s\",\"operation\":\"UPDATE\","
 		 "\"userInfo\":{\"username\":\"alice\"},\"object\":%s,\"oldObject\":%s}}",
 		 group, version, kind, group, version, res, name, ns, obj, obj);
-	assert_int_equal(config_defaults(&cfg), 0);
 	assert_int_equal(admission_decode(review, strlen(review), &req, err, sizeof(err)), 0);
 	assert_int_equal(mutate_plan(&cfg, &req, &plan, err, sizeof(err)), 0);
 	assert_true(plan.applies);
 	assert_int_equal(objsource_resolve(mem, &plan.batch, 1000, NULL, NULL), 0);
 	admission_response_init(&resp);
 	assert_int_equal(mutate_finish(&cfg, &req, &plan, &resp), 0);
-	doc = cJSON_Parse(obj);
+	doc = parse_strict(obj);
 	if (resp.patch)
 		assert_int_equal(patch_apply(doc, resp.patch, err, sizeof(err)), 0);
-	v = json_get_string(json_get_path(doc, "spec", "template", "metadata", "annotations", NULL),
-			    "rollgate.io/config-hash");
-	assert_non_null(v);
-	snprintf(out, CONFIGHASH_VALUE_LEN, "%s", v);
-	cJSON_Delete(doc);
 	admission_response_free(&resp);
 	stamp_plan_clear(&plan);
 	admission_request_free(&req);
@@ -242,6 +280,44 @@ static void webhook_hash(struct ad *d, const char *res, const char *kind, const 
 	objsource_free(mem);
 	free(review);
 	free(obj);
+	return doc;
+}
+
+/* The hash the webhook stamps for the stored workload under config yaml,
+ * read where it keeps it (pod template, or a restart Rollout's metadata). */
+static void webhook_hash_cfg(struct ad *d, const char *yaml, const char *res, const char *kind,
+			     const char *ns, const char *name, char out[CONFIGHASH_VALUE_LEN])
+{
+	cJSON *doc = webhook_apply(d, yaml, res, kind, ns, name);
+	const struct kind *k =
+		kinds_by_group_kind(strcmp(res, "rollouts") == 0 ? "argoproj.io" : "apps", kind);
+	const char *v = mutate_stamped_hash(k, doc, "rollgate.io/config-hash");
+
+	assert_non_null(v);
+	snprintf(out, CONFIGHASH_VALUE_LEN, "%s", v);
+	cJSON_Delete(doc);
+}
+
+static void webhook_hash(struct ad *d, const char *res, const char *kind, const char *ns,
+			 const char *name, char out[CONFIGHASH_VALUE_LEN])
+{
+	webhook_hash_cfg(d, NULL, res, kind, ns, name, out);
+}
+
+/* Stores json as res/ns/name, then what the webhook makes of it under
+ * config yaml (the hash stamped, a hold placed). */
+static void put_webhook(struct ad *d, const char *yaml, const char *res, const char *kind,
+			const char *ns, const char *name, const char *json)
+{
+	cJSON *doc;
+	char *text;
+
+	ad_put(d, res, ns, name, json);
+	doc = webhook_apply(d, yaml, res, kind, ns, name);
+	text = cJSON_PrintUnformatted(doc);
+	ad_put(d, res, ns, name, text);
+	free(text);
+	cJSON_Delete(doc);
 }
 
 /* Stores a workload stamped with the hash the webhook would give it now. */
@@ -301,7 +377,7 @@ static void settle(void)
 	usleep((WINDOW_MS + 800) * 1000);
 }
 
-/* The hash a recorded PATCH sets, checked for the server-side apply shape. */
+/* The hash a recorded PATCH sets, checked for the merge-patch shape. */
 static void patch_hash(struct ad *d, size_t i, const char *path, char out[CONFIGHASH_VALUE_LEN])
 {
 	struct ad_patch p;
@@ -313,13 +389,9 @@ static void patch_hash(struct ad *d, size_t i, const char *path, char out[CONFIG
 	body = cJSON_Parse(p.body);
 	ad_end(d);
 	assert_string_equal(p.path, path);
-	assert_string_equal(p.query, "fieldManager=rollgate&force=true");
-	assert_string_equal(p.ctype, "application/apply-patch+yaml");
+	assert_string_equal(p.query, "fieldManager=rollgate&force=");
+	assert_string_equal(p.ctype, "application/merge-patch+json");
 	assert_non_null(body);
-	assert_non_null(json_get_string(body, "apiVersion"));
-	assert_non_null(json_get_string(body, "kind"));
-	assert_non_null(json_get_string(json_get(body, "metadata"), "name"));
-	assert_non_null(json_get_string(json_get(body, "metadata"), "namespace"));
 	v = json_get_string(json_get_path(body, "spec", "template", "metadata", "annotations", NULL),
 			    "rollgate.io/config-hash");
 	assert_non_null(v);
@@ -327,7 +399,7 @@ static void patch_hash(struct ad *d, size_t i, const char *path, char out[CONFIG
 	cJSON_Delete(body);
 }
 
-/* Waits for patch i (the i+1-th) and checks that it is a server-side apply
+/* Waits for patch i (the i+1-th) and checks that it is a merge patch
  * of Deployment shop/web carrying the hash the webhook computes now, which
  * it writes to want. */
 static void expect_web_patch(struct ad *d, size_t i, char want[CONFIGHASH_VALUE_LEN])
@@ -833,6 +905,589 @@ static void test_serve_end_to_end(void **state)
 	unlink(cfgpath);
 }
 
+/* ---- Reloader's and Wave's annotations, and the reload: flags ---- */
+
+/* A Deployment (or other workload) in JSON: metadata annotations ann (a
+ * JSON object body, "" for none), template annotations tann, a pod spec
+ * taking envFrom of each "cm:NAME" or "secret:NAME" of refs (space
+ * separated), and extra pod spec fields. */
+static char *wl_json(const char *ann, const char *tann, const char *refs, const char *podextra)
+{
+	char *s = malloc(8192), env[2048] = "", copy[1024], *save = NULL, *ref;
+	size_t len = 0;
+
+	snprintf(copy, sizeof(copy), "%s", refs ? refs : "");
+	for (ref = strtok_r(copy, " ", &save); ref; ref = strtok_r(NULL, " ", &save)) {
+		int w = snprintf(env + len, sizeof(env) - len, "%s{\"%s\":{\"name\":\"%s\"}}",
+				 len ? "," : "",
+				 strncmp(ref, "cm:", 3) == 0 ? "configMapRef" : "secretRef",
+				 strchr(ref, ':') + 1);
+		assert_true(w > 0 && (size_t)w < sizeof(env) - len);
+		len += (size_t)w;
+	}
+	snprintf(s, 8192,
+		 "{\"metadata\":{\"annotations\":{%s}},"
+		 "\"spec\":{\"selector\":{\"matchLabels\":{\"app\":\"web\"}},\"template\":{"
+		 "\"metadata\":{\"labels\":{\"app\":\"web\"},\"annotations\":{%s}},"
+		 "\"spec\":{%s\"containers\":[{\"name\":\"app\",\"image\":\"nginx:1.25\","
+		 "\"envFrom\":[%s]}]}}}}",
+		 ann, tann, podextra ? podextra : "", env);
+	return s;
+}
+
+static void put_wl(struct ad *d, const char *yaml, const char *res, const char *kind, const char *ns,
+		   const char *name, const char *ann, const char *refs)
+{
+	char *w = wl_json(ann, "", refs, NULL);
+
+	put_webhook(d, yaml, res, kind, ns, name, w);
+	free(w);
+}
+
+/* Patch i parsed (the caller deletes it), after checking its path and
+ * content type. */
+static cJSON *patch_body(struct ad *d, size_t i, const char *path, const char *ctype)
+{
+	struct ad_patch p;
+	cJSON *body;
+
+	ad_begin(d);
+	p = d->patches[i];
+	body = parse_strict(p.body);
+	if (path)
+		assert_string_equal(p.path, path);
+	assert_string_equal(p.query, "fieldManager=rollgate&force=");
+	assert_string_equal(p.ctype, ctype);
+	ad_end(d);
+	assert_non_null(body);
+	return body;
+}
+
+/* The deployment name in a recorded patch path. */
+static const char *patch_target(struct ad *d, size_t i)
+{
+	const char *slash = strrchr(d->patches[i].path, '/');
+
+	return slash ? slash + 1 : "";
+}
+
+/*
+ * Waits until the patches after the first `from` are exactly one rollout
+ * merge patch for each Deployment of shop named in names (a NULL-terminated
+ * list, any order), each carrying the hash the webhook stamps now under
+ * yaml; then that no other patch follows. Returns the count.
+ */
+static size_t expect_rolled(struct env *e, const char *yaml, size_t from, const char *const *names)
+{
+	size_t n = 0;
+
+	while (names[n])
+		n++;
+	if (n)
+		expect_patches(&e->d, from + n);
+	settle();
+	if (ad_patch_count(&e->d) != from + n) {
+		for (size_t i = from; i < ad_patch_count(&e->d); i++)
+			print_message("patch %zu: %s %s\n", i, e->d.patches[i].path,
+				      e->d.patches[i].body);
+		fail_msg("expected %zu rollouts after patch %zu, saw %zu", n, from,
+			 ad_patch_count(&e->d) - from);
+	}
+	for (size_t i = from; i < from + n; i++) {
+		const char *target = patch_target(&e->d, i);
+		char want[CONFIGHASH_VALUE_LEN], path[300];
+		bool named = false;
+		cJSON *body;
+		for (size_t j = 0; j < n; j++)
+			named |= strcmp(names[j], target) == 0;
+		if (!named)
+			fail_msg("patch %zu rolled %s", i, target);
+		snprintf(path, sizeof(path), "/apis/apps/v1/namespaces/shop/deployments/%s", target);
+		body = patch_body(&e->d, i, path, "application/merge-patch+json");
+		webhook_hash_cfg(&e->d, yaml, "deployments", "Deployment", "shop", target, want);
+		assert_string_equal(json_get_string(json_get_path(body, "spec", "template", "metadata",
+								  "annotations", NULL),
+						    "rollgate.io/config-hash"),
+				    want);
+		cJSON_Delete(body);
+	}
+	return from + n;
+}
+
+static const char *const none[] = { NULL };
+
+static void start_synced(struct env *e, const char *yaml)
+{
+	replica_up(&e->a, &e->d, "replica-a", yaml, NULL);
+	assert_true(tu_wait_for(replica_synced, &e->a, WAIT_MS));
+	settle();
+	assert_int_equal(ad_patch_count(&e->d), 0); /* startup: nothing differs */
+}
+
+static void test_reloader_annotations(void **state)
+{
+	struct env *e = *state;
+	struct ad *d = &e->d;
+	size_t n = 0;
+
+	ad_put(d, "configmaps", "shop", "a", "{\"data\":{\"k\":\"1\"}}");
+	ad_put(d, "configmaps", "shop", "b", "{\"data\":{\"k\":\"1\"}}");
+	ad_put(d, "configmaps", "shop", "b-extra", "{\"data\":{\"k\":\"1\"}}");
+	ad_put(d, "configmaps", "shop", "c", "{\"data\":{\"k\":\"1\"}}");
+	ad_put(d, "configmaps", "shop", "m", "{\"data\":{\"k\":\"1\"}}");
+	ad_put(d, "secrets", "shop", "s", "{\"data\":{\"p\":\"MQ==\"}}");
+	put_wl(d, NULL, "deployments", "Deployment", "shop", "w-auto",
+	       "\"reloader.stakater.com/auto\":\"true\"", "cm:a secret:s");
+	put_wl(d, NULL, "deployments", "Deployment", "shop", "w-cmauto",
+	       "\"configmap.reloader.stakater.com/auto\":\"true\"", "cm:a secret:s");
+	put_wl(d, NULL, "deployments", "Deployment", "shop", "w-list",
+	       "\"configmap.reloader.stakater.com/reload\":\"b,b-e.*\"", "cm:a cm:b-extra");
+	put_wl(d, NULL, "deployments", "Deployment", "shop", "w-excl",
+	       "\"reloader.stakater.com/auto\":\"true\","
+	       "\"configmaps.exclude.reloader.stakater.com/reload\":\"c\"",
+	       "cm:a cm:c");
+	put_wl(d, NULL, "deployments", "Deployment", "shop", "w-search",
+	       "\"reloader.stakater.com/search\":\"true\","
+	       "\"secret.reloader.stakater.com/reload\":\"s\"",
+	       "cm:m");
+	start_synced(e, NULL);
+
+	/* A Secret: auto takes it, configmap auto does not; the search
+	 * workload names it in its list. */
+	ad_put(d, "secrets", "shop", "s", "{\"data\":{\"p\":\"Mg==\"}}");
+	n = expect_rolled(e, NULL, n, (const char *const[]){ "w-auto", "w-search", NULL });
+	/* Excluded: nobody. */
+	ad_put(d, "configmaps", "shop", "c", "{\"data\":{\"k\":\"2\"}}");
+	n = expect_rolled(e, NULL, n, none);
+	/* A regex item selects among referenced objects; a name item joins
+	 * unreferenced. */
+	ad_put(d, "configmaps", "shop", "b-extra", "{\"data\":{\"k\":\"2\"}}");
+	n = expect_rolled(e, NULL, n, (const char *const[]){ "w-list", NULL });
+	ad_put(d, "configmaps", "shop", "b", "{\"data\":{\"k\":\"2\"}}");
+	n = expect_rolled(e, NULL, n, (const char *const[]){ "w-list", NULL });
+	/* a: the auto ones; not the list (a is not in it). */
+	ad_put(d, "configmaps", "shop", "a", "{\"data\":{\"k\":\"2\"}}");
+	n = expect_rolled(e, NULL, n, (const char *const[]){ "w-auto", "w-cmauto", "w-excl", NULL });
+	/* search: m joins only with match; adding match rolls once, then its
+	 * values count. */
+	ad_put(d, "configmaps", "shop", "m", "{\"data\":{\"k\":\"2\"}}");
+	n = expect_rolled(e, NULL, n, none);
+	ad_put(d, "configmaps", "shop", "m",
+	       "{\"metadata\":{\"annotations\":{\"reloader.stakater.com/match\":\"true\"}},"
+	       "\"data\":{\"k\":\"2\"}}");
+	n = expect_rolled(e, NULL, n, (const char *const[]){ "w-search", NULL });
+	ad_put(d, "configmaps", "shop", "m",
+	       "{\"metadata\":{\"annotations\":{\"reloader.stakater.com/match\":\"true\"}},"
+	       "\"data\":{\"k\":\"3\"}}");
+	n = expect_rolled(e, NULL, n, (const char *const[]){ "w-search", NULL });
+	/* ignore on a: its users roll once (w-cmauto and w-excl hash nothing
+	 * else now: no hash to set, the webhook drops theirs on the next
+	 * write); then its values do not count. */
+	ad_put(d, "configmaps", "shop", "a",
+	       "{\"metadata\":{\"annotations\":{\"reloader.stakater.com/ignore\":\"true\"}},"
+	       "\"data\":{\"k\":\"2\"}}");
+	n = expect_rolled(e, NULL, n, (const char *const[]){ "w-auto", NULL });
+	ad_put(d, "configmaps", "shop", "a",
+	       "{\"metadata\":{\"annotations\":{\"reloader.stakater.com/ignore\":\"true\"}},"
+	       "\"data\":{\"k\":\"3\"}}");
+	n = expect_rolled(e, NULL, n, none);
+	/* Other metadata still rolls nothing. */
+	ad_put(d, "configmaps", "shop", "a",
+	       "{\"metadata\":{\"labels\":{\"x\":\"y\"},\"annotations\":{"
+	       "\"reloader.stakater.com/ignore\":\"true\"}},\"data\":{\"k\":\"3\"}}");
+	expect_rolled(e, NULL, n, none);
+}
+
+static const char mode_all_cfg[] = "stamp:\n  mode: all\nreload:\n  coalesceWindow: 400ms\n";
+
+static void test_mode_all_and_auto_false(void **state)
+{
+	struct env *e = *state;
+	struct ad *d = &e->d;
+	char *w;
+
+	ad_put(d, "configmaps", "shop", "a", "{\"data\":{\"k\":\"1\"}}");
+	put_wl(d, mode_all_cfg, "deployments", "Deployment", "shop", "plain", "", "cm:a");
+	/* Opted out: the webhook leaves it alone; were the controller to track
+	 * it, this hash would differ. */
+	w = wl_json("\"reloader.stakater.com/auto\":\"false\"",
+		    "\"rollgate.io/config-hash\":\"sha256:00\"", "cm:a", NULL);
+	ad_put(d, "deployments", "shop", "off", w);
+	free(w);
+	start_synced(e, mode_all_cfg);
+	ad_put(d, "configmaps", "shop", "a", "{\"data\":{\"k\":\"2\"}}");
+	expect_rolled(e, mode_all_cfg, 0, (const char *const[]){ "plain", NULL });
+}
+
+static const char ignore_ns_cfg[] = "reload:\n  coalesceWindow: 400ms\n  ignoreNamespaces: [legacy]\n";
+
+/* Wave's extra lists reach into another namespace; the rollout records its
+ * cause (names only); ignored namespaces hold nothing. */
+static void test_extra_objects_and_ignored_namespaces(void **state)
+{
+	struct env *e = *state;
+	struct ad *d = &e->d;
+	cJSON *body, *from;
+	const char *text;
+
+	ad_put(d, "configmaps", "common", "shared", "{\"data\":{\"k\":\"s3cr3t-1\"}}");
+	ad_put(d, "configmaps", "legacy", "a", "{\"data\":{\"k\":\"1\"}}");
+	put_wl(d, ignore_ns_cfg, "deployments", "Deployment", "shop", "wave",
+	       "\"wave.pusher.com/update-on-config-change\":\"true\","
+	       "\"wave.pusher.com/extra-configmaps\":\"common/shared\"",
+	       "");
+	ad_put(d, "deployments", "legacy", "old",
+	       "{\"metadata\":{\"annotations\":{\"reloader.stakater.com/auto\":\"true\"}},"
+	       "\"spec\":{\"template\":{\"metadata\":{\"annotations\":{"
+	       "\"rollgate.io/config-hash\":\"sha256:0000\"}},\"spec\":{\"containers\":[{"
+	       "\"name\":\"a\",\"image\":\"x:1\",\"envFrom\":[{\"configMapRef\":{\"name\":\"a\"}}]}]}}"
+	       "}}");
+	start_synced(e, ignore_ns_cfg);
+	ad_put(d, "configmaps", "legacy", "a", "{\"data\":{\"k\":\"2\"}}");
+	ad_put(d, "configmaps", "common", "shared", "{\"data\":{\"k\":\"s3cr3t-2\"}}");
+	expect_rolled(e, ignore_ns_cfg, 0, (const char *const[]){ "wave", NULL });
+	body = patch_body(d, 0, NULL, "application/merge-patch+json");
+	text = json_get_string(json_get_path(body, "metadata", "annotations", NULL),
+			       "rollgate.io/last-reloaded-from");
+	assert_non_null(text);
+	assert_null(strstr(text, "s3cr3t"));
+	from = parse_strict(text);
+	assert_string_equal(json_get_string(from, "kind"), "ConfigMap");
+	assert_string_equal(json_get_string(from, "namespace"), "common");
+	assert_string_equal(json_get_string(from, "name"), "shared");
+	assert_int_equal(strlen(json_get_string(from, "time")), 20); /* 2026-11-29T02:00:00Z */
+	assert_int_equal(cJSON_GetArraySize(from), 4);
+	cJSON_Delete(from);
+	cJSON_Delete(body);
+}
+
+static const char ns_sel_cfg[] =
+	"reload:\n  coalesceWindow: 400ms\n  namespaceSelector: \"team in (shop), !frozen\"\n";
+
+static void test_namespace_selector(void **state)
+{
+	struct env *e = *state;
+	struct ad *d = &e->d;
+
+	ad_put(d, "namespaces", "", "shop", "{\"metadata\":{\"labels\":{\"team\":\"shop\"}}}");
+	ad_put(d, "namespaces", "", "other", "{\"metadata\":{\"labels\":{\"team\":\"other\"}}}");
+	ad_put(d, "configmaps", "shop", "a", "{\"data\":{\"k\":\"1\"}}");
+	ad_put(d, "configmaps", "other", "a", "{\"data\":{\"k\":\"1\"}}");
+	put_wl(d, ns_sel_cfg, "deployments", "Deployment", "shop", "in",
+	       "\"reloader.stakater.com/auto\":\"true\"", "cm:a");
+	put_wl(d, ns_sel_cfg, "deployments", "Deployment", "other", "out",
+	       "\"reloader.stakater.com/auto\":\"true\"", "cm:a");
+	start_synced(e, ns_sel_cfg);
+	ad_put(d, "configmaps", "other", "a", "{\"data\":{\"k\":\"2\"}}");
+	expect_rolled(e, ns_sel_cfg, 0, none);
+	ad_put(d, "configmaps", "shop", "a", "{\"data\":{\"k\":\"2\"}}");
+	expect_rolled(e, ns_sel_cfg, 0, (const char *const[]){ "in", NULL });
+	assert_true(d->last_watch_rv[11][0] != '\0'); /* Namespaces were watched */
+}
+
+static const char res_sel_cfg[] = "reload:\n  coalesceWindow: 400ms\n"
+				  "  resourceLabelSelector: \"reload=yes\"\n  ignoreSecrets: true\n";
+static const char no_cm_cfg[] = "reload:\n  coalesceWindow: 400ms\n  ignoreConfigMaps: true\n";
+
+/* Only labelled objects count (one outside is absent); an ignored kind is
+ * neither hashed nor listed. */
+static void test_resource_selector_and_ignored_kinds(void **state)
+{
+	struct env *e = *state;
+	struct ad *d = &e->d;
+	size_t n;
+
+	ad_put(d, "configmaps", "shop", "a",
+	       "{\"metadata\":{\"labels\":{\"reload\":\"yes\"}},\"data\":{\"k\":\"1\"}}");
+	ad_put(d, "configmaps", "shop", "b", "{\"data\":{\"k\":\"1\"}}");
+	ad_put(d, "secrets", "shop", "s", "{\"data\":{\"p\":\"MQ==\"}}");
+	put_wl(d, res_sel_cfg, "deployments", "Deployment", "shop", "w",
+	       "\"reloader.stakater.com/auto\":\"true\"", "cm:a cm:b secret:s");
+	start_synced(e, res_sel_cfg);
+	assert_true(d->last_watch_rv[0][0] != '\0'); /* ConfigMaps watched */
+	assert_true(d->last_watch_rv[1][0] == '\0'); /* Secrets not */
+	ad_put(d, "configmaps", "shop", "b", "{\"data\":{\"k\":\"2\"}}");
+	ad_put(d, "secrets", "shop", "s", "{\"data\":{\"p\":\"Mg==\"}}");
+	n = expect_rolled(e, res_sel_cfg, 0, none);
+	ad_put(d, "configmaps", "shop", "a",
+	       "{\"metadata\":{\"labels\":{\"reload\":\"yes\"}},\"data\":{\"k\":\"2\"}}");
+	n = expect_rolled(e, res_sel_cfg, n, (const char *const[]){ "w", NULL });
+	replica_down(&e->a, true);
+
+	/* ConfigMaps ignored: the workload as the webhook stamps it then. */
+	put_wl(d, no_cm_cfg, "deployments", "Deployment", "shop", "w",
+	       "\"reloader.stakater.com/auto\":\"true\"", "cm:a cm:b secret:s");
+	replica_up(&e->a, &e->d, "replica-a", no_cm_cfg, NULL);
+	assert_true(tu_wait_for(replica_synced, &e->a, WAIT_MS));
+	settle();
+	assert_int_equal(ad_patch_count(d), n);
+	ad_put(d, "configmaps", "shop", "a", "{\"data\":{\"k\":\"3\"}}");
+	n = expect_rolled(e, no_cm_cfg, n, none);
+	ad_put(d, "secrets", "shop", "s", "{\"data\":{\"p\":\"Mw==\"}}");
+	expect_rolled(e, no_cm_cfg, n, (const char *const[]){ "w", NULL });
+}
+
+/* rollout-strategy: restart: spec.restartAt and the hash on the Rollout's
+ * metadata, in one patch; the template is not touched. */
+static void test_rollout_restart_strategy(void **state)
+{
+	struct env *e = *state;
+	struct ad *d = &e->d;
+	char want[CONFIGHASH_VALUE_LEN];
+	const char *at;
+	cJSON *body;
+
+	ad_put(d, "configmaps", "shop", "a", "{\"data\":{\"k\":\"1\"}}");
+	put_wl(d, NULL, "rollouts", "Rollout", "shop", "r",
+	       "\"reloader.stakater.com/auto\":\"true\","
+	       "\"reloader.stakater.com/rollout-strategy\":\"restart\"",
+	       "cm:a");
+	start_synced(e, NULL);
+	ad_put(d, "configmaps", "shop", "a", "{\"data\":{\"k\":\"2\"}}");
+	expect_patches(d, 1);
+	settle();
+	assert_int_equal(ad_patch_count(d), 1);
+	body = patch_body(d, 0, "/apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/r",
+			  "application/merge-patch+json");
+	webhook_hash_cfg(d, NULL, "rollouts", "Rollout", "shop", "r", want);
+	assert_string_equal(json_get_string(json_get_path(body, "metadata", "annotations", NULL),
+					    "rollgate.io/config-hash"),
+			    want);
+	at = json_get_string(json_get(body, "spec"), "restartAt");
+	assert_non_null(at);
+	assert_int_equal(strlen(at), 20);
+	assert_null(json_get(json_get(body, "spec"), "template"));
+	cJSON_Delete(body);
+}
+
+static const char hold_cfg[] = "stamp:\n  holdUntilConfigExists: true\n"
+			       "reload:\n  coalesceWindow: 400ms\n";
+
+/* The stored workload's template scheduler ("" none) and whether it still
+ * carries a held annotation. */
+static void held_state(struct ad *d, const char *name, char *sched, size_t len, bool *held)
+{
+	char *json = ad_get_json(d, "deployments", "shop", name);
+	cJSON *o = parse_strict(json);
+	const cJSON *ann = json_get_path(o, "metadata", "annotations", NULL);
+	const char *s = json_get_string(json_get_path(o, "spec", "template", "spec", NULL),
+					"schedulerName");
+
+	snprintf(sched, len, "%s", s ? s : "");
+	*held = json_get(ann, "rollgate.io/held-scheduler") ||
+		json_get(ann, OPTIN_WAVE_HELD_SCHEDULER);
+	cJSON_Delete(o);
+	free(json);
+}
+
+/* Wave's hold: nothing while the object is missing; once it exists one
+ * JSON Patch per workload restores its scheduler, drops the annotation and
+ * stamps the hash the webhook would. */
+static void test_hold_released_when_object_appears(void **state)
+{
+	struct env *e = *state;
+	struct ad *d = &e->d;
+	static const char *const names[] = { "plain", "custom", "waveheld" };
+	char sched[128], want[CONFIGHASH_VALUE_LEN];
+	bool held;
+	char *w;
+
+	put_wl(d, hold_cfg, "deployments", "Deployment", "shop", "plain",
+	       "\"reloader.stakater.com/auto\":\"true\"", "cm:late");
+	w = wl_json("\"reloader.stakater.com/auto\":\"true\"", "", "cm:late",
+		    "\"schedulerName\":\"my-scheduler\",");
+	put_webhook(d, hold_cfg, "deployments", "Deployment", "shop", "custom", w);
+	free(w);
+	w = wl_json("\"wave.pusher.com/update-on-config-change\":\"true\","
+		    "\"wave.pusher.com/scheduling-disabled\":\"default-scheduler\"",
+		    "\"rollgate.io/config-hash\":\"sha256:00\"", "cm:late",
+		    "\"schedulerName\":\"wave.pusher.com/invalid\",");
+	ad_put(d, "deployments", "shop", "waveheld", w);
+	free(w);
+	held_state(d, "plain", sched, sizeof(sched), &held);
+	assert_string_equal(sched, OPTIN_HOLD_SCHEDULER); /* the webhook held it */
+	assert_true(held);
+	start_synced(e, hold_cfg);
+	ad_put(d, "configmaps", "shop", "unrelated", "{\"data\":{\"k\":\"1\"}}");
+	settle();
+	assert_int_equal(ad_patch_count(d), 0);
+
+	ad_put(d, "configmaps", "shop", "late", "{\"data\":{\"k\":\"1\"}}");
+	expect_patches(d, 3);
+	settle();
+	assert_int_equal(ad_patch_count(d), 3);
+	for (size_t i = 0; i < 3; i++) {
+		cJSON *body = patch_body(d, i, NULL, "application/json-patch+json");
+		assert_string_equal(json_get_string(cJSON_GetArrayItem(body, 0), "op"), "test");
+		cJSON_Delete(body);
+	}
+	for (size_t i = 0; i < 3; i++) {
+		char *json = ad_get_json(d, "deployments", "shop", names[i]);
+		cJSON *o = parse_strict(json);
+		held_state(d, names[i], sched, sizeof(sched), &held);
+		assert_false(held);
+		assert_string_equal(sched,
+				    i == 0           ? ""
+					    : i == 1 ? "my-scheduler"
+						     : "default-scheduler");
+		webhook_hash_cfg(d, hold_cfg, "deployments", "Deployment", "shop", names[i], want);
+		assert_string_equal(json_get_string(json_get_path(o, "spec", "template", "metadata",
+								  "annotations", NULL),
+						    "rollgate.io/config-hash"),
+				    want);
+		cJSON_Delete(o);
+		free(json);
+	}
+}
+
+struct ctype_probe {
+	struct ad *d;
+	const char *ctype;
+	size_t n;
+};
+
+static bool ctype_reached(void *arg)
+{
+	struct ctype_probe *p = arg;
+	size_t n = 0;
+
+	ad_begin(p->d);
+	for (size_t i = 0; i < p->d->n_patches; i++)
+		n += strcmp(p->d->patches[i].ctype, p->ctype) == 0;
+	ad_end(p->d);
+	return n >= p->n;
+}
+
+/* The stored Deployment's spec.paused and paused-until. */
+static bool stored_paused(struct ad *d, const char *name, bool *until)
+{
+	char *json = ad_get_json(d, "deployments", "shop", name);
+	cJSON *o = parse_strict(json);
+	bool paused = cJSON_IsTrue(json_get(json_get(o, "spec"), "paused"));
+
+	*until = json_get_string(json_get_path(o, "metadata", "annotations", NULL),
+				 "rollgate.io/paused-until") != NULL;
+	cJSON_Delete(o);
+	free(json);
+	return paused;
+}
+
+/* Sets spec.paused on the stored Deployment, and our paused-until when
+ * until is not NULL. */
+static void put_paused(struct ad *d, const char *name, const char *until)
+{
+	char *json = ad_get_json(d, "deployments", "shop", name), *text;
+	cJSON *o = parse_strict(json);
+	cJSON *spec = cJSON_GetObjectItemCaseSensitive(o, "spec");
+	cJSON *ann = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "metadata"),
+						      "annotations");
+
+	cJSON_AddBoolToObject(spec, "paused", 1);
+	if (until)
+		cJSON_AddStringToObject(ann, "rollgate.io/paused-until", until);
+	text = cJSON_PrintUnformatted(o);
+	ad_put(d, "deployments", "shop", name, text);
+	free(text);
+	cJSON_Delete(o);
+	free(json);
+}
+
+/* The index of the patch among [from, from+n) that targets name. */
+static size_t patch_of(struct ad *d, size_t from, size_t n, const char *name)
+{
+	for (size_t i = from; i < from + n; i++)
+		if (strcmp(patch_target(d, i), name) == 0)
+			return i;
+	fail_msg("no patch of %s", name);
+	return 0;
+}
+
+/*
+ * pause-period: an overdue pause is resumed at startup; a rollout pauses
+ * in the same patch; a change within the period patches the hash only; at
+ * the deadline one JSON Patch resumes. A Deployment its owner paused is
+ * never resumed; an invalid period rolls without a pause (counted).
+ */
+static void test_pause_period(void **state)
+{
+	struct env *e = *state;
+	struct ad *d = &e->d;
+	struct ctype_probe resumes = { d, "application/json-patch+json", 1 };
+	const char *bad_metric = "rollgate_reload_problems_total{reason=\"invalid_pause_period\"} ";
+	double invalid = metric_value(bad_metric);
+	static const char *const rolled[] = { "p", "bad", "mine", NULL };
+	cJSON *body;
+	bool until;
+	size_t n;
+
+	ad_put(d, "configmaps", "shop", "a", "{\"data\":{\"k\":\"1\"}}");
+	ad_put(d, "configmaps", "shop", "z", "{\"data\":{\"k\":\"1\"}}");
+	put_wl(d, NULL, "deployments", "Deployment", "shop", "p",
+	       "\"reloader.stakater.com/auto\":\"true\","
+	       "\"deployment.reloader.stakater.com/pause-period\":\"8s\"",
+	       "cm:a");
+	put_wl(d, NULL, "deployments", "Deployment", "shop", "bad",
+	       "\"reloader.stakater.com/auto\":\"true\","
+	       "\"deployment.reloader.stakater.com/pause-period\":\"5 minutes\"",
+	       "cm:a");
+	put_wl(d, NULL, "deployments", "Deployment", "shop", "mine",
+	       "\"reloader.stakater.com/auto\":\"true\","
+	       "\"deployment.reloader.stakater.com/pause-period\":\"1s\"",
+	       "cm:a");
+	put_paused(d, "mine", NULL); /* its owner's pause */
+	put_wl(d, NULL, "deployments", "Deployment", "shop", "overdue",
+	       "\"reloader.stakater.com/auto\":\"true\"", "cm:z");
+	put_paused(d, "overdue", "2020-01-01T00:00:00Z");
+
+	/* A new leader resumes what is overdue, and only that. */
+	replica_up(&e->a, &e->d, "replica-a", NULL, NULL);
+	assert_true(tu_wait_for(replica_synced, &e->a, WAIT_MS));
+	assert_true(tu_wait_for(ctype_reached, &resumes, WAIT_MS));
+	settle();
+	assert_int_equal(ad_patch_count(d), 1);
+	assert_string_equal(patch_target(d, 0), "overdue");
+	assert_false(stored_paused(d, "overdue", &until));
+	assert_false(until);
+	assert_true(stored_paused(d, "mine", &until));
+
+	/* The rollout pauses p in the same patch; bad and mine roll unpaused. */
+	ad_put(d, "configmaps", "shop", "a", "{\"data\":{\"k\":\"2\"}}");
+	n = expect_rolled(e, NULL, 1, rolled);
+	body = patch_body(d, patch_of(d, 1, 3, "p"), NULL, "application/merge-patch+json");
+	assert_true(cJSON_IsTrue(json_get(json_get(body, "spec"), "paused")));
+	assert_non_null(json_get_string(json_get_path(body, "metadata", "annotations", NULL),
+					"rollgate.io/paused-until"));
+	cJSON_Delete(body);
+	for (size_t i = 0; i < 2; i++) {
+		body = patch_body(d, patch_of(d, 1, 3, i ? "mine" : "bad"), NULL,
+				  "application/merge-patch+json");
+		assert_null(json_get(json_get(body, "spec"), "paused"));
+		cJSON_Delete(body);
+	}
+	assert_true(metric_value(bad_metric) >= invalid + 1);
+	assert_true(stored_paused(d, "p", &until));
+	assert_true(until);
+
+	/* Within the period: the hash only. */
+	ad_put(d, "configmaps", "shop", "a", "{\"data\":{\"k\":\"3\"}}");
+	n = expect_rolled(e, NULL, n, rolled);
+	body = patch_body(d, patch_of(d, n - 3, 3, "p"), NULL, "application/merge-patch+json");
+	assert_null(json_get(json_get(body, "spec"), "paused"));
+	assert_null(json_get_string(json_get_path(body, "metadata", "annotations", NULL),
+				    "rollgate.io/paused-until"));
+	cJSON_Delete(body);
+
+	/* The deadline resumes p; mine stays its owner's. */
+	resumes.n = 2;
+	assert_true(tu_wait_for(ctype_reached, &resumes, WAIT_MS));
+	settle();
+	assert_int_equal(ad_patch_count(d), n + 1);
+	assert_string_equal(patch_target(d, n), "p");
+	assert_false(stored_paused(d, "p", &until));
+	assert_false(until);
+	assert_true(stored_paused(d, "mine", &until));
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -862,6 +1517,14 @@ int main(void)
 		T(test_leader_crash_takeover),
 		T(test_lease_conflict),
 		T(test_serve_end_to_end),
+		T(test_reloader_annotations),
+		T(test_mode_all_and_auto_false),
+		T(test_extra_objects_and_ignored_namespaces),
+		T(test_namespace_selector),
+		T(test_resource_selector_and_ignored_kinds),
+		T(test_rollout_restart_strategy),
+		T(test_hold_released_when_object_appears),
+		T(test_pause_period),
 	};
 
 	log_setup(LOG_ERROR, LOG_FORMAT_TEXT);

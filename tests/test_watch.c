@@ -75,7 +75,7 @@ static void env_down(struct env *e)
 static void expect_cached(struct env *e, enum obj_kind kind, const char *ns, const char *name)
 {
 	char *json = ad_get_json(&e->d, kind == OBJ_SECRET ? "secrets" : "configmaps", ns, name);
-	struct obj_digest *got = NULL, want = { NULL, 0 };
+	struct obj_digest *got = NULL, want = { NULL, 0, 0 };
 	enum objcache_answer a = objcache_lookup(e->cache, kind, ns, name, &got);
 	char err[128];
 	cJSON *obj;
@@ -148,7 +148,10 @@ static void on_change(void *arg, const struct objcache_change *ch)
 	size_t len;
 
 	len = (size_t)snprintf(line, sizeof(line), "%s/%s/%s:%s", refs_kind_name(ch->kind), ch->ns,
-			       ch->name, ch->existence ? "existence" : "");
+			       ch->name,
+			       ch->existence       ? "existence"
+				       : ch->flags ? "flags"
+						   : "");
 	for (size_t i = 0; i < ch->n_keys && len < sizeof(line); i++)
 		len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s", i ? "," : "",
 					ch->keys[i]);
@@ -557,6 +560,95 @@ static void test_scope(void **state)
 	strlist_free(&nss);
 }
 
+/* The flags a synced cache holds for a ConfigMap of shop. */
+static unsigned cached_flags(struct env *e, const char *name)
+{
+	struct obj_digest *d = NULL;
+	unsigned f;
+
+	assert_int_equal(objcache_lookup(e->cache, OBJ_CONFIGMAP, "shop", name, &d), OBJCACHE_FOUND);
+	f = d->flags;
+	confighash_digest_free(d);
+	return f;
+}
+
+struct flags_probe {
+	struct env *e;
+	unsigned want;
+};
+
+static bool flags_are(void *arg)
+{
+	struct flags_probe *p = arg;
+
+	return cached_flags(p->e, "x") == p->want;
+}
+
+/* Reloader's ignore and match on an object: kept, handed back, and a
+ * change of them reported as such (other metadata still is not). */
+static void test_reload_flags(void **state)
+{
+	struct env *e = *state;
+	struct changes ch = { PTHREAD_MUTEX_INITIALIZER, 0, { { 0 } } };
+	struct change_probe cp = { &ch, 1 };
+	struct flags_probe fp = { e, OBJ_FLAG_IGNORE };
+
+	ad_put(&e->d, "configmaps", "shop", "x", "{\"data\":{\"k\":\"1\"}}");
+	cache_watching(e, &ch);
+	assert_int_equal(cached_flags(e, "x"), 0);
+	ad_put(&e->d, "configmaps", "shop", "x",
+	       "{\"metadata\":{\"annotations\":{\"reloader.stakater.com/ignore\":\"true\"}},"
+	       "\"data\":{\"k\":\"1\"}}");
+	assert_true(tu_wait_for(changes_reach, &cp, WAIT_MS));
+	assert_true(changes_has(&ch, "ConfigMap/shop/x:flags"));
+	assert_true(tu_wait_for(flags_are, &fp, WAIT_MS));
+	ad_put(&e->d, "configmaps", "shop", "x",
+	       "{\"metadata\":{\"labels\":{\"a\":\"b\"},\"annotations\":{"
+	       "\"reloader.stakater.com/match\":\"true\"}},\"data\":{\"k\":\"1\"}}");
+	ad_put(&e->d, "configmaps", "shop", "x",
+	       "{\"metadata\":{\"labels\":{\"a\":\"c\"},\"annotations\":{"
+	       "\"reloader.stakater.com/match\":\"true\"}},\"data\":{\"k\":\"1\"}}");
+	fp.want = OBJ_FLAG_MATCH;
+	assert_true(tu_wait_for(flags_are, &fp, WAIT_MS));
+	usleep(300 * 1000);
+	assert_int_equal(ch.n, 2); /* the label change reported nothing */
+	cache_unwatch(e, &ch);
+}
+
+/* reload.resourceLabelSelector (ANDed with watch.labelSelector): an object
+ * outside it is absent, without a GET; reload.ignoreSecrets: Secrets are
+ * not listed and the cache cannot answer for them. */
+static void test_reload_scope(void **state)
+{
+	struct env *e = *state;
+	const struct objcache_scope scope = { NULL, "team=web", "reload=yes", false, true };
+	struct obj_digest *d = NULL;
+	char err[256];
+	int gets;
+
+	ad_put(&e->d, "configmaps", "shop", "both",
+	       "{\"metadata\":{\"labels\":{\"team\":\"web\",\"reload\":\"yes\"}},"
+	       "\"data\":{\"k\":\"1\"}}");
+	ad_put(&e->d, "configmaps", "shop", "team-only",
+	       "{\"metadata\":{\"labels\":{\"team\":\"web\"}},\"data\":{\"k\":\"1\"}}");
+	ad_put(&e->d, "secrets", "shop", "s", secret_db);
+	e->cache = objcache_new_scoped(e->client, &scope, err, sizeof(err));
+	assert_non_null(e->cache);
+	assert_int_equal(objcache_start(e->cache, err, sizeof(err)), 0);
+	assert_true(objcache_wait_synced(e->cache, WAIT_MS));
+	gets = atomic_load(&e->d.gets);
+	assert_int_equal(objcache_count(e->cache), 1);
+	assert_int_equal(objcache_lookup(e->cache, OBJ_CONFIGMAP, "shop", "both", &d), OBJCACHE_FOUND);
+	confighash_digest_free(d);
+	assert_int_equal(objcache_lookup(e->cache, OBJ_CONFIGMAP, "shop", "team-only", &d),
+			 OBJCACHE_ABSENT);
+	assert_int_equal(objcache_lookup(e->cache, OBJ_SECRET, "shop", "s", &d), OBJCACHE_UNKNOWN);
+	assert_int_equal(atomic_load(&e->d.gets), gets);
+	ad_begin(&e->d);
+	assert_string_equal(e->d.last_watch_rv[1], ""); /* no Secret watch */
+	ad_end(&e->d);
+}
+
 /* ---- rollgate serve ---- */
 
 static int serve_start(struct env *s, const char *const *extra)
@@ -775,6 +867,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_expired_watch_relists, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_cached_source, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_scope, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_reload_flags, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_reload_scope, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_serve_readiness, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_serve_sync_timeout, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_memory_100k_secrets, env_setup, env_teardown),

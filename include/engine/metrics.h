@@ -32,6 +32,7 @@ enum metrics_resource {
 	MR_DAEMONSETS,
 	MR_ROLLOUTS,
 	MR_CANARIES,
+	MR_NAMESPACES, /* reload.namespaceSelector */
 	MR_COUNT
 };
 /* Why a watch had to be opened again. */
@@ -62,6 +63,14 @@ void metrics_reload_patch(enum metrics_patch outcome);
 void metrics_reload_rate_limited(void);
 void metrics_reload_workloads(long long count);
 void metrics_reload_leader(bool leader);
+/* What the reload controller could not do besides rollouts. */
+enum metrics_reload_problem {
+	RP_RESUME_FAILED,        /* a Deployment it paused could not be resumed */
+	RP_RELEASE_FAILED,       /* a held workload could not be released */
+	RP_INVALID_PAUSE_PERIOD, /* a pause-period annotation it could not read */
+	RP_COUNT
+};
+void metrics_reload_problem(enum metrics_reload_problem what);
 
 /* The listeners' protections against slow and excess connections
  * (docs/limits.md), by listener. */

@@ -22,8 +22,23 @@
  */
 struct objcache;
 
-/* namespaces (empty: cluster-wide) and label_selector (NULL: none) are
- * copied; the client is borrowed. Returns NULL with err. */
+/* What the cache lists and watches (every pointer may be NULL). */
+struct objcache_scope {
+	const struct strlist *namespaces; /* watch.namespaces; empty: cluster-wide */
+	const char *label_selector;       /* watch.labelSelector: an object outside it
+					   * may exist (lookups fall back to a GET) */
+	const char *resource_selector;    /* reload.resourceLabelSelector: an object
+					   * outside it counts as absent */
+	bool skip_configmaps;             /* reload.ignoreConfigMaps: not listed */
+	bool skip_secrets;                /* reload.ignoreSecrets: not listed */
+};
+
+/* The scope's strings are copied; with both selectors set the streams list
+ * with both, comma-joined (AND). The client is borrowed. Returns NULL with
+ * err. */
+struct objcache *objcache_new_scoped(struct kube_client *client, const struct objcache_scope *scope,
+				     char *err, size_t errlen);
+/* objcache_new_scoped with namespaces and label_selector alone. */
 struct objcache *objcache_new(struct kube_client *client, const struct strlist *namespaces,
 			      const char *label_selector, char *err, size_t errlen);
 /* Starts listing and watching. Returns 0 or -1 with err. */
@@ -39,11 +54,13 @@ bool objcache_wait_synced(struct objcache *c, unsigned timeout_ms);
 size_t objcache_count(struct objcache *c);
 
 enum objcache_answer {
-	OBJCACHE_FOUND,   /* *out set: a malloc'd digest (confighash_digest_free) */
+	OBJCACHE_FOUND,   /* *out set: a malloc'd digest (confighash_digest_free),
+			   * flags included */
 	OBJCACHE_ABSENT,  /* the object does not exist */
 	OBJCACHE_UNKNOWN, /* the cache cannot say: not synced, outside the watched
-			   * namespaces, absent under a label selector (it may exist
-			   * with other labels), or an object rollgate could not digest */
+			   * namespaces or kinds, absent under watch.labelSelector alone
+			   * (it may exist with other labels), or an object rollgate
+			   * could not digest */
 	OBJCACHE_ERROR    /* out of memory */
 };
 enum objcache_answer objcache_lookup(struct objcache *c, enum obj_kind kind, const char *ns,
@@ -51,15 +68,17 @@ enum objcache_answer objcache_lookup(struct objcache *c, enum obj_kind kind, con
 
 /*
  * A change the cache saw after its first sync: an object appeared or went
- * away (existence), or the digests of some keys changed (keys: added,
- * removed or changed, sorted). Changes of metadata alone are not reported.
- * Every pointer is valid for the call only.
+ * away (existence), its reload annotations (OBJ_FLAG_*) changed (flags:
+ * whether it joins hashes did), or the digests of some keys changed (keys:
+ * added, removed or changed, sorted). Other changes of metadata are not
+ * reported. Every pointer is valid for the call only.
  */
 struct objcache_change {
 	enum obj_kind kind;
 	const char *ns;
 	const char *name;
 	bool existence;
+	bool flags;
 	const char *const *keys;
 	size_t n_keys;
 };

@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "jsonutil.h"
+#include "labelsel.h"
 #include "manifest.h"
 #include "rules.h"
 #include "yamljson.h"
@@ -53,6 +54,20 @@ static int read_string(struct cfgread *r, const cJSON *v, const char *key, char 
 		return cfg_fail(r, v, key, "out of memory");
 	free(*out);
 	*out = s;
+	return 0;
+}
+
+/* A label selector, checked with labelsel: the API would refuse it later. */
+static int read_selector(struct cfgread *r, const cJSON *v, const char *key, char **out)
+{
+	struct labelsel *sel = NULL;
+	char why[200];
+
+	if (read_string(r, v, key, out) < 0)
+		return -1;
+	if (labelsel_parse(*out, &sel, why, sizeof(why)) < 0)
+		return cfg_fail(r, v, key, "invalid label selector: %s", why);
+	labelsel_free(sel);
 	return 0;
 }
 
@@ -198,12 +213,12 @@ static int read_reload(struct cfgread *r, const cJSON *v, struct config *cfg)
 					 &cfg->reload_ignore_namespaces) < 0)
 				return -1;
 		} else if (strcmp(m->string, "namespaceSelector") == 0) {
-			if (read_string(r, m, "reload.namespaceSelector",
-					&cfg->reload_namespace_selector) < 0)
+			if (read_selector(r, m, "reload.namespaceSelector",
+					  &cfg->reload_namespace_selector) < 0)
 				return -1;
 		} else if (strcmp(m->string, "resourceLabelSelector") == 0) {
-			if (read_string(r, m, "reload.resourceLabelSelector",
-					&cfg->reload_resource_label_selector) < 0)
+			if (read_selector(r, m, "reload.resourceLabelSelector",
+					  &cfg->reload_resource_label_selector) < 0)
 				return -1;
 		} else if (strcmp(m->string, "ignoreSecrets") == 0) {
 			if (!cJSON_IsBool(m))

@@ -45,6 +45,7 @@ static const enum kind_id resource_kinds[MR_COUNT] = {
 	[MR_DEPLOYMENTS] = KIND_DEPLOYMENT,  [MR_STATEFULSETS] = KIND_STATEFULSET,
 	[MR_DAEMONSETS] = KIND_DAEMONSET,    [MR_ROLLOUTS] = KIND_ROLLOUT,
 	[MR_CANARIES] = KIND_FLAGGER_CANARY,
+	/* MR_NAMESPACES: not in the kinds table (resource_name) */
 };
 static const char *const restart_names[WATCH_RESTART_COUNT] = { "closed", "error", "expired" };
 static const char *const patch_names[PATCH_OUT_COUNT] = { "applied", "failed", "not_found" };
@@ -54,6 +55,9 @@ static atomic_llong cache_objects[2];
 static atomic_int cache_synced;
 static atomic_ullong reload_patches[PATCH_OUT_COUNT];
 static atomic_ullong reload_rate_limited;
+static const char *const problem_names[RP_COUNT] = { "resume_failed", "release_failed",
+						     "invalid_pause_period" };
+static atomic_ullong reload_problems[RP_COUNT];
 static atomic_llong reload_workloads;
 static atomic_int reload_leader;
 /* Policy reports. */
@@ -152,6 +156,12 @@ void metrics_reload_rate_limited(void)
 void metrics_reload_workloads(long long count)
 {
 	atomic_store_explicit(&reload_workloads, count, memory_order_relaxed);
+}
+
+void metrics_reload_problem(enum metrics_reload_problem what)
+{
+	if ((unsigned)what < RP_COUNT)
+		atomic_fetch_add_explicit(&reload_problems[what], 1, memory_order_relaxed);
 }
 
 void metrics_reload_leader(bool leader)
@@ -345,6 +355,8 @@ static void render_connections(struct out *o)
 
 static const char *resource_name(int r)
 {
+	if (r == MR_NAMESPACES)
+		return "namespaces"; /* reload.namespaceSelector; no row of the kinds table */
 	return kinds_get(resource_kinds[r])->resource;
 }
 
@@ -387,6 +399,11 @@ static void render_watch(struct out *o)
 	header(o, "rollgate_reload_workloads", "gauge",
 	       "Opted-in workloads the reload controller watches.");
 	emit(o, "rollgate_reload_workloads %lld\n", (long long)atomic_load(&reload_workloads));
+	header(o, "rollgate_reload_problems_total", "counter",
+	       "What the reload controller failed to do besides rollouts, by reason.");
+	for (int p = 0; p < RP_COUNT; p++)
+		emit(o, "rollgate_reload_problems_total{reason=\"%s\"} %llu\n", problem_names[p],
+		     get(&reload_problems[p]));
 	header(o, "rollgate_reload_leader", "gauge",
 	       "1 while this replica holds the reload controller's leader lease.");
 	emit(o, "rollgate_reload_leader %d\n", atomic_load(&reload_leader));

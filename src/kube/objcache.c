@@ -39,6 +39,9 @@
 #include "rgtime.h"
 
 #define DIGEST_LEN CONFIGHASH_DIGEST_LEN
+/* Generations live in 30 bits of a record (the header stays 32 bytes);
+ * a stream's counter wraps with them. */
+#define GEN_MASK ((1u << 30) - 1)
 
 /* ---- interning ---- */
 
@@ -181,7 +184,8 @@ struct cobj {
 	struct nsent *ns;
 	struct keyset *ks;    /* NULL: an object rollgate could not digest */
 	uint32_t hash;        /* of (kind, namespace, name); bit 0 holds the kind */
-	uint32_t gen;         /* list generation of its stream that last saw it */
+	uint32_t gen : 30;    /* list generation of its stream that last saw it */
+	uint32_t flags : 2;   /* OBJ_FLAG_*: its reload annotations */
 	unsigned char data[]; /* ks->n digests, then name NUL resourceVersion NUL */
 };
 
@@ -230,7 +234,8 @@ struct objcache {
 	struct kube_client *client;
 	struct kwatch *w;
 	struct strlist namespaces;
-	char *selector;
+	char *selector;     /* as listed: both selectors, comma-joined */
+	bool authoritative; /* reload.resourceLabelSelector: not listed is absent */
 	struct ocstream *streams;
 	size_t n_streams;
 
@@ -286,6 +291,7 @@ static struct cobj *record_new(struct objcache *c, enum obj_kind kind, const cha
 	o->next = NULL;
 	o->hash = obj_hash(c->seed, kind, ns, name);
 	o->gen = 0;
+	o->flags = d ? d->flags & (OBJ_FLAG_IGNORE | OBJ_FLAG_MATCH) : 0;
 	o->ns = ns_intern(&c->ns_tab, ns);
 	o->ks = d ? keyset_intern(&c->ks_tab, d) : NULL;
 	if (!o->ns || (d && !o->ks)) {
@@ -408,11 +414,11 @@ static bool diff_keys(const struct cobj *a, const struct cobj *b, struct keylist
 }
 
 static void notify(struct objcache *c, enum obj_kind kind, const char *ns, const char *name,
-		   bool existence, const struct keylist *keys)
+		   bool existence, bool flags, const struct keylist *keys)
 {
-	struct objcache_change ch = { kind, ns, name, existence, NULL, 0 };
+	struct objcache_change ch = { kind, ns, name, existence, flags, NULL, 0 };
 
-	if (!existence) {
+	if (!existence && !flags) {
 		if (!keys || keys->n == 0)
 			return;
 		ch.keys = keys->v;
@@ -430,7 +436,7 @@ static void on_list_start(void *arg)
 {
 	struct ocstream *st = arg;
 
-	st->gen++;
+	st->gen = (st->gen + 1) & GEN_MASK;
 }
 
 static void upsert(struct ocstream *st, const char *ns, const char *name, const char *rv,
@@ -440,7 +446,7 @@ static void upsert(struct ocstream *st, const char *ns, const char *name, const 
 	struct cobj *old = find(c, st->kind, ns, name), *o;
 	struct obj_digest d = { NULL, 0, 0 };
 	struct keylist keys = { 0 };
-	bool existence;
+	bool existence, flags;
 	char err[200];
 	int rc;
 
@@ -464,11 +470,13 @@ static void upsert(struct ocstream *st, const char *ns, const char *name, const 
 	}
 	o->gen = st->gen;
 	existence = diff_keys(old, o, &keys);
+	/* Whether the object joins hashes at all changed: every user's set. */
+	flags = !existence && old->flags != o->flags;
 	pthread_rwlock_wrlock(&c->lock);
 	table_put(c, old, o);
 	pthread_rwlock_unlock(&c->lock);
 	if (atomic_load(&st->synced))
-		notify(c, st->kind, ns, name, existence, &keys);
+		notify(c, st->kind, ns, name, existence, flags, &keys);
 	free(keys.v);
 	record_free(c, old);
 	publish_counts(c);
@@ -485,7 +493,7 @@ static void remove_one(struct ocstream *st, const char *ns, const char *name)
 	table_unlink(c, o);
 	pthread_rwlock_unlock(&c->lock);
 	if (atomic_load(&st->synced))
-		notify(c, st->kind, ns, name, true, NULL);
+		notify(c, st->kind, ns, name, true, false, NULL);
 	record_free(c, o);
 	publish_counts(c);
 }
@@ -535,7 +543,7 @@ static void sweep(struct ocstream *st)
 	for (o = dead; o; o = next) {
 		next = o->next;
 		if (atomic_load(&st->synced))
-			notify(c, st->kind, o->ns->s, cobj_name(o), true, NULL);
+			notify(c, st->kind, o->ns->s, cobj_name(o), true, false, NULL);
 		record_free(c, o);
 	}
 	publish_counts(c);
@@ -610,11 +618,43 @@ static int add_stream(struct objcache *c, struct ocstream *st, enum obj_kind kin
 	return kwatch_add(c->w, &spec, err, errlen);
 }
 
+/* The selector the streams list with: either, or both comma-joined (the
+ * API ANDs the requirements). NULL with *oom when none or out of memory. */
+static char *join_selectors(const char *a, const char *b, bool *oom)
+{
+	char *s = NULL;
+
+	a = a && *a ? a : NULL;
+	b = b && *b ? b : NULL;
+	*oom = false;
+	if (!a && !b)
+		return NULL;
+	if (a && b) {
+		if (asprintf(&s, "%s,%s", a, b) < 0)
+			s = NULL;
+	} else {
+		s = strdup(a ? a : b);
+	}
+	*oom = s == NULL;
+	return s;
+}
+
 struct objcache *objcache_new(struct kube_client *client, const struct strlist *namespaces,
 			      const char *label_selector, char *err, size_t errlen)
 {
+	const struct objcache_scope scope = { namespaces, label_selector, NULL, false, false };
+
+	return objcache_new_scoped(client, &scope, err, errlen);
+}
+
+struct objcache *objcache_new_scoped(struct kube_client *client, const struct objcache_scope *scope,
+				     char *err, size_t errlen)
+{
 	struct objcache *c = calloc(1, sizeof(*c));
-	size_t nns = namespaces ? namespaces->n : 0;
+	const struct strlist *namespaces = scope->namespaces;
+	size_t nns = namespaces ? namespaces->n : 0, nkinds = 0;
+	enum obj_kind kinds[2];
+	bool oom;
 
 	if (!c)
 		goto oom;
@@ -630,20 +670,22 @@ struct objcache *objcache_new(struct kube_client *client, const struct strlist *
 	for (size_t i = 0; i < nns; i++)
 		if (strlist_push(&c->namespaces, namespaces->v[i]) < 0)
 			goto oom;
-	if (label_selector && *label_selector) {
-		c->selector = strdup(label_selector);
-		if (!c->selector)
-			goto oom;
-	}
+	c->selector = join_selectors(scope->label_selector, scope->resource_selector, &oom);
+	c->authoritative = scope->resource_selector && *scope->resource_selector;
+	if (oom)
+		goto oom;
+	if (!scope->skip_configmaps)
+		kinds[nkinds++] = OBJ_CONFIGMAP;
+	if (!scope->skip_secrets)
+		kinds[nkinds++] = OBJ_SECRET;
 	c->w = kwatch_new(client);
-	c->n_streams = 2 * (nns ? nns : 1);
-	c->streams = calloc(c->n_streams, sizeof(*c->streams));
-	if (!c->w || !c->streams)
+	c->n_streams = nkinds * (nns ? nns : 1);
+	c->streams = c->n_streams ? calloc(c->n_streams, sizeof(*c->streams)) : NULL;
+	if (!c->w || (c->n_streams && !c->streams))
 		goto oom;
 	for (size_t i = 0; i < c->n_streams; i++) {
-		const char *ns = nns ? c->namespaces.v[i / 2] : NULL;
-		if (add_stream(c, &c->streams[i], i % 2 ? OBJ_SECRET : OBJ_CONFIGMAP, ns, err,
-			       errlen) < 0)
+		const char *ns = nns ? c->namespaces.v[i / nkinds] : NULL;
+		if (add_stream(c, &c->streams[i], kinds[i % nkinds], ns, err, errlen) < 0)
 			goto fail;
 	}
 	metrics_cache_synced(false);
@@ -659,6 +701,10 @@ int objcache_start(struct objcache *c, char *err, size_t errlen)
 {
 	if (kwatch_start(c->w, err, errlen) < 0)
 		return -1;
+	if (c->n_streams == 0) { /* both kinds ignored: nothing to wait for */
+		atomic_store(&c->synced, true);
+		metrics_cache_synced(true);
+	}
 	RG_LOG(LOG_INFO, "watching ConfigMaps and Secrets",
 	       LF_S("scope", c->namespaces.n ? "namespaces" : "cluster"),
 	       LF_I("namespaces", c->namespaces.n),
@@ -740,6 +786,7 @@ static struct obj_digest *record_digest(const struct cobj *o)
 
 	if (!d)
 		return NULL;
+	d->flags = o->flags;
 	if (o->ks->n == 0)
 		return d;
 	d->entries = calloc(o->ks->n, sizeof(*d->entries));
@@ -770,7 +817,7 @@ enum objcache_answer objcache_lookup(struct objcache *c, enum obj_kind kind, con
 	pthread_rwlock_rdlock(&c->lock);
 	o = find(c, kind, ns, name);
 	if (!o) {
-		a = c->selector ? OBJCACHE_UNKNOWN : OBJCACHE_ABSENT;
+		a = c->selector && !c->authoritative ? OBJCACHE_UNKNOWN : OBJCACHE_ABSENT;
 	} else if (!o->ks) {
 		a = OBJCACHE_UNKNOWN;
 	} else {

@@ -29,10 +29,14 @@
 #include "configref.h"
 #include "htable.h"
 #include "jsonutil.h"
+#include "kinds.h"
 #include "kwatch.h"
+#include "labelsel.h"
 #include "log.h"
 #include "metrics.h"
 #include "mutate.h"
+#include "optin.h"
+#include "patch.h"
 #include "refs.h"
 #include "rgassert.h"
 #include "rgtime.h"
@@ -42,8 +46,10 @@
 #define RETRY_MAX_MS 300000
 #define POLL_MS 500 /* leadership and sync are re-checked at least this often */
 #define TRIGGER_LEN 300
-#define WORKLOADS_MAX (1u << 20) /* workloads tracked */
-#define INDEX_MAX (1u << 22)     /* distinct objects they reference */
+#define WORKLOADS_MAX (1u << 20)               /* workloads tracked */
+#define INDEX_MAX (1u << 22)                   /* distinct objects they reference */
+#define NAMESPACES_MAX (1u << 20)              /* namespaces matching reload.namespaceSelector */
+#define PAUSE_MAX_MS (30LL * 24 * 3600 * 1000) /* longest pause-period honoured */
 
 enum wkind { WK_DEPLOYMENT, WK_STATEFULSET, WK_DAEMONSET, WK_ROLLOUT, WK_COUNT };
 
@@ -51,14 +57,16 @@ static const struct wk {
 	const char *group, *version, *kind, *resource, *api_version, *prefix;
 	enum metrics_resource mr;
 	bool optional;
+	enum kind_id id;
 } wks[WK_COUNT] = {
-	{ "apps", "v1", "Deployment", "deployments", "apps/v1", "/apis/apps/v1", MR_DEPLOYMENTS,
-	  false },
+	{ "apps", "v1", "Deployment", "deployments", "apps/v1", "/apis/apps/v1", MR_DEPLOYMENTS, false,
+	  KIND_DEPLOYMENT },
 	{ "apps", "v1", "StatefulSet", "statefulsets", "apps/v1", "/apis/apps/v1", MR_STATEFULSETS,
-	  false },
-	{ "apps", "v1", "DaemonSet", "daemonsets", "apps/v1", "/apis/apps/v1", MR_DAEMONSETS, false },
+	  false, KIND_STATEFULSET },
+	{ "apps", "v1", "DaemonSet", "daemonsets", "apps/v1", "/apis/apps/v1", MR_DAEMONSETS, false,
+	  KIND_DAEMONSET },
 	{ "argoproj.io", "v1alpha1", "Rollout", "rollouts", "argoproj.io/v1alpha1",
-	  "/apis/argoproj.io/v1alpha1", MR_ROLLOUTS, true },
+	  "/apis/argoproj.io/v1alpha1", MR_ROLLOUTS, true, KIND_ROLLOUT },
 };
 
 /* A key of both tables: a workload's (kind is an enum wkind) or a
@@ -68,23 +76,47 @@ struct okey {
 	const char *ns, *name;
 };
 
+/* What the controller reads of a workload object besides its references
+ * (wstate_read); owned strings. */
+struct wstate {
+	char *stamped;         /* the hash it carries; NULL: never stamped */
+	bool hash_on_workload; /* kept on its metadata (Rollout restart strategy) */
+	bool tmpl_meta;        /* its pod template has metadata */
+	bool tmpl_ann;         /* ... with an annotations object */
+	/* pause-period (Deployments) */
+	char *pause_period;     /* the annotation's text; NULL: none */
+	long long paused_until; /* our paused-until, unix ms; 0: none; -1: unreadable */
+	char *paused_text;      /* ... as written (the resume tests it) */
+	bool spec_paused;
+	/* the scheduling hold (ours or Wave's) */
+	char *hold_placeholder; /* the placeholder scheduler set now; NULL: not held */
+	char *held_from;        /* the scheduler to restore ("": none) */
+	char *held_key;         /* our annotation keeping it; NULL: none */
+	bool wave_held;         /* Wave's annotation keeps it too (or alone) */
+};
+
 struct workload {
 	struct okey key;        /* its own kind, ns and name */
 	struct workload *dnext; /* due list, when dirty */
 	enum wkind kind;
 	char *ns, *name, *uid;
 	struct refset refs;
-	char *stamped; /* the hash it carries; NULL: never stamped */
+	struct wstate st;
 	uint32_t gen;
 	bool dirty;
 	long long due_ms;
 	char trigger[TRIGGER_LEN]; /* "ConfigMap \"x\"", or "" for a comparison */
 	unsigned more;             /* further objects coalesced into this rollout */
+	/* the object that triggered it (last-reloaded-from); tname NULL: none */
+	enum obj_kind tkind;
+	char *tns, *tname;
 	bool rate_counted;
 	unsigned failures;
+	long long resume_retry_ms; /* monotonic: a failed resume is retried after it */
 };
 
-/* An index entry: workload w uses (w->refs.refs[ref].kind, w->ns, .name). */
+/* An index entry: workload w uses the object of w->refs.refs[ref] (in
+ * ref_key's namespace). */
 struct use {
 	struct workload *w;
 	size_t ref;
@@ -129,7 +161,23 @@ struct reloader {
 	bool was_leader;
 	double tokens;
 	long long refill_ms;
+
+	/* reload.namespaceSelector (read at startup); sel NULL: every namespace */
+	struct labelsel *ns_sel;
+	struct htable ns_match; /* name -> malloc'd name, of matching Namespaces */
+	uint32_t ns_gen;
+	bool ns_synced;
+	/* the earliest paused-until among the workloads (unix ms); 0: none */
+	long long next_resume;
 };
+
+/* A matching namespace: its name and the list generation that saw it. */
+struct nsmatch {
+	uint32_t gen;
+	char name[];
+};
+
+static const struct htable_type nsmatch_type = { htable_hash_str, htable_equal_str, NULL, free };
 
 /* Keyed: names are chosen by the cluster's users. */
 static uint64_t okey_hash(const void *key, const uint64_t seed[2])
@@ -211,10 +259,26 @@ static struct users *users_get(struct reloader *r, const struct okey *k, const c
 	return u;
 }
 
+/* The object reference i of w names: in its own namespace (Wave's extra
+ * lists) or the workload's. */
+static struct okey ref_key(const struct workload *w, size_t i)
+{
+	const struct ref *f = &w->refs.refs[i];
+
+	return (struct okey){ f->kind, f->namespace_ ? f->namespace_ : w->ns, refs_object_name(f) };
+}
+
+static bool ref_is(const struct workload *w, size_t i, const struct okey *k)
+{
+	const struct okey rk = ref_key(w, i);
+
+	return okey_equal(&rk, k);
+}
+
 static void index_add(struct reloader *r, struct workload *w)
 {
 	for (size_t i = 0; i < w->refs.n; i++) {
-		const struct okey k = { w->refs.refs[i].kind, w->ns, w->refs.refs[i].name };
+		const struct okey k = ref_key(w, i);
 		const char *why = "out of memory";
 		struct users *u = users_get(r, &k, &why);
 		if (!u || array_grow(&u->v, &u->cap, u->n + 1, sizeof(*u->v), WORKLOADS_MAX) < 0) {
@@ -234,7 +298,7 @@ static void index_add(struct reloader *r, struct workload *w)
 static void index_remove(struct reloader *r, struct workload *w)
 {
 	for (size_t i = 0; i < w->refs.n; i++) {
-		const struct okey k = { w->refs.refs[i].kind, w->ns, w->refs.refs[i].name };
+		const struct okey k = ref_key(w, i);
 		struct users *u = htable_find(&r->index, &k);
 		size_t j = 0;
 		if (!u)
@@ -295,6 +359,24 @@ static void due_insert(struct reloader *r, struct workload *w, long long due)
 		r->due_tail = w;
 }
 
+static void wstate_clear(struct wstate *st)
+{
+	free(st->stamped);
+	free(st->pause_period);
+	free(st->paused_text);
+	free(st->hold_placeholder);
+	free(st->held_from);
+	free(st->held_key);
+	memset(st, 0, sizeof(*st));
+}
+
+static void trigger_clear(struct workload *w)
+{
+	free(w->tns);
+	free(w->tname);
+	w->tns = w->tname = NULL;
+}
+
 static void wl_free(void *p)
 {
 	struct workload *w = p;
@@ -304,7 +386,8 @@ static void wl_free(void *p)
 	free(w->ns);
 	free(w->name);
 	free(w->uid);
-	free(w->stamped);
+	wstate_clear(&w->st);
+	trigger_clear(w);
 	refs_clear(&w->refs);
 	free(w);
 }
@@ -322,8 +405,10 @@ static void wl_remove(struct reloader *r, struct workload *w)
 }
 
 /* Marks w due after the coalescing window, unless it already is: changes
- * within the window join the rollout already scheduled. */
-static void schedule(struct reloader *r, struct workload *w, const char *trigger)
+ * within the window join the rollout already scheduled. ch: the change
+ * that triggers it (NULL: a comparison). */
+static void schedule(struct reloader *r, struct workload *w, const char *trigger,
+		     const struct objcache_change *ch)
 {
 	if (w->dirty) {
 		if (trigger[0] && strcmp(trigger, w->trigger) != 0)
@@ -331,6 +416,14 @@ static void schedule(struct reloader *r, struct workload *w, const char *trigger
 		return;
 	}
 	snprintf(w->trigger, sizeof(w->trigger), "%s", trigger);
+	trigger_clear(w);
+	if (ch) {
+		w->tkind = ch->kind;
+		w->tns = strdup(ch->ns);
+		w->tname = strdup(ch->name);
+		if (!w->tns || !w->tname)
+			trigger_clear(w); /* the rollout goes on without its cause */
+	}
 	w->more = 0;
 	w->failures = 0;
 	w->rate_counted = false;
@@ -348,15 +441,163 @@ static void on_list_start(void *arg)
 	pthread_mutex_unlock(&st->r->lock);
 }
 
-/* The workload's references and stamped hash, decided exactly as the
- * webhook decides them for an UPDATE of the same object. Returns whether it
- * is opted in; plan is the caller's to free. */
+/* Unix time in ms (the paused-until annotation is wall-clock time). */
+static long long wall_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "2006-01-02T15:04:05Z" of unix ms t. */
+static void rfc3339_at(long long t, char out[32])
+{
+	time_t sec = (time_t)(t / 1000);
+	struct tm tm;
+
+	gmtime_r(&sec, &tm);
+	if (strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		out[0] = '\0';
+}
+
+/* The unix ms of an RFC 3339 UTC time as rfc3339_at writes it; -1 when s
+ * is not one. */
+static long long rfc3339_parse(const char *s)
+{
+	struct tm tm;
+	const char *end;
+
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!end || *end)
+		return -1;
+	return (long long)timegm(&tm) * 1000;
+}
+
+/*
+ * A Go duration (time.ParseDuration: "30s", "5m", "1h30m", "1.5h",
+ * "300ms"), as Reloader reads pause-period, in ms. Returns -1 when s is not
+ * one, is not positive, or passes PAUSE_MAX_MS.
+ */
+static long long go_duration_ms(const char *s)
+{
+	static const struct {
+		const char *unit;
+		double ms;
+	} units[] = { { "ns", 1e-6 }, { "us", 1e-3 }, { "\xc2\xb5s", 1e-3 }, { "ms", 1 },
+		      { "s", 1e3 },   { "m", 6e4 },   { "h", 3.6e6 } };
+	double total = 0;
+
+	if (!*s)
+		return -1;
+	while (*s) {
+		char *end;
+		double v;
+		size_t best = 0, bi = 0;
+		if ((*s < '0' || *s > '9') && *s != '.')
+			return -1;
+		v = strtod(s, &end);
+		if (end == s)
+			return -1;
+		s = end;
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+			size_t n = strlen(units[i].unit);
+			if (n > best && strncmp(s, units[i].unit, n) == 0) {
+				best = n;
+				bi = i;
+			}
+		}
+		if (!best)
+			return -1; /* a number needs its unit */
+		total += v * units[bi].ms;
+		s += best;
+		if (total > (double)PAUSE_MAX_MS)
+			return -1;
+	}
+	return total >= 1 ? (long long)total : -1;
+}
+
+static bool is_hold_scheduler(const char *s)
+{
+	return s &&
+		(strcmp(s, OPTIN_HOLD_SCHEDULER) == 0 || strcmp(s, OPTIN_WAVE_HOLD_SCHEDULER) == 0);
+}
+
+/* The hold on the pod template, read as the webhook reads it: a
+ * placeholder scheduler with our annotation or Wave's keeping the original
+ * (ours first). */
+static int read_hold(const struct config *cfg, const cJSON *obj, const cJSON *tmpl, struct wstate *st)
+{
+	const cJSON *ann = json_get_path(obj, "metadata", "annotations", NULL);
+	const char *sched = json_get_string(json_get(tmpl, "spec"), "schedulerName");
+	const char *saved, *wave;
+	char key[300];
+
+	config_annotation(cfg, OPTIN_HELD_SCHEDULER, key, sizeof(key));
+	saved = json_get_string(ann, key);
+	wave = json_get_string(ann, OPTIN_WAVE_HELD_SCHEDULER);
+	if (!is_hold_scheduler(sched) || (!saved && !wave))
+		return 0; /* a placeholder without the original: not ours to undo */
+	st->hold_placeholder = strdup(sched);
+	st->held_from = strdup(saved ? saved : wave);
+	st->held_key = saved ? strdup(key) : NULL;
+	st->wave_held = wave != NULL;
+	return st->hold_placeholder && st->held_from && (!saved || st->held_key) ? 0 : -1;
+}
+
+/* A copy of s, or NULL for NULL; sets *oom when the copy fails. */
+static char *dup_or_null(const char *s, bool *oom)
+{
+	char *d = s ? strdup(s) : NULL;
+
+	if (s && !d)
+		*oom = true;
+	return d;
+}
+
+/* Reads what the controller keeps of a workload object besides its
+ * references. -1 on OOM (st cleared). */
+static int wstate_read(const struct config *cfg, const struct wk *k, const cJSON *obj,
+		       struct wstate *st)
+{
+	const struct kind *kind = kinds_get(k->id);
+	const cJSON *tmpl = kinds_template(kind, obj);
+	const cJSON *tmeta = json_get(tmpl, "metadata");
+	const char *v;
+	char key[300];
+	bool oom = false;
+
+	memset(st, 0, sizeof(*st));
+	v = mutate_stamped_hash(kind, obj, config_annotation(cfg, "config-hash", key, sizeof(key)));
+	st->stamped = dup_or_null(v && *v ? v : NULL, &oom);
+	st->hash_on_workload = mutate_hash_on_workload(kind, obj);
+	st->tmpl_meta = cJSON_IsObject(tmeta);
+	st->tmpl_ann = cJSON_IsObject(json_get(tmeta, "annotations"));
+	if (k->id == KIND_DEPLOYMENT) {
+		st->pause_period =
+			dup_or_null(optin_annotation(obj, tmpl, OPTIN_RELOADER_PAUSE_PERIOD), &oom);
+		v = json_get_string(json_get_path(obj, "metadata", "annotations", NULL),
+				    config_annotation(cfg, OPTIN_PAUSED_UNTIL, key, sizeof(key)));
+		st->paused_until = v ? rfc3339_parse(v) : 0;
+		st->paused_text = dup_or_null(v, &oom);
+		st->spec_paused = cJSON_IsTrue(json_get(json_get(obj, "spec"), "paused"));
+	}
+	if (oom || read_hold(cfg, obj, tmpl, st) < 0) {
+		wstate_clear(st);
+		return -1;
+	}
+	return 0;
+}
+
+/* The workload's references, decided exactly as the webhook decides them
+ * for an UPDATE of the same object. Returns whether it is opted in; plan is
+ * the caller's to free. */
 static bool plan_workload(const struct config *cfg, const struct wk *k, const char *ns,
-			  const char *name, const cJSON *obj, struct stamp_plan *plan, char **stamped)
+			  const char *name, const cJSON *obj, struct stamp_plan *plan)
 {
 	struct admission_request req;
-	char err[256], key[300];
-	const char *v;
+	char err[256];
 
 	memset(&req, 0, sizeof(req));
 	req.uid = "rollgate-reloader";
@@ -370,19 +611,12 @@ static bool plan_workload(const struct config *cfg, const struct wk *k, const ch
 	req.operation = OP_UPDATE;
 	req.username = "";
 	req.object = obj;
-	*stamped = NULL;
 	if (mutate_plan(cfg, &req, plan, err, sizeof(err)) < 0) {
 		RG_LOG(LOG_DEBUG, "workload not watched: malformed", LF_S("kind", k->kind),
 		       LF_S("namespace", ns), LF_S("name", name), LF_S("reason", err));
 		return false;
 	}
-	if (!plan->applies)
-		return false;
-	v = json_get_string(json_get_path(obj, "spec", "template", "metadata", "annotations", NULL),
-			    config_annotation(cfg, "config-hash", key, sizeof(key)));
-	if (v && *v)
-		*stamped = strdup(v);
-	return true;
+	return plan->applies;
 }
 
 static struct workload *wl_new(struct reloader *r, enum wkind kind, const char *ns, const char *name)
@@ -403,6 +637,23 @@ static struct workload *wl_new(struct reloader *r, enum wkind kind, const char *
 	return w;
 }
 
+/* Lock held. A workload our pause holds is due to resume at its deadline;
+ * a held one is checked (what it waits for may exist already). */
+static void note_workload(struct reloader *r, struct workload *w)
+{
+	long long until = w->st.paused_until;
+
+	if (until != 0 && (until < 0 || w->st.spec_paused)) {
+		if (until < 0)
+			until = 1; /* unreadable: resume now */
+		if (r->next_resume == 0 || until < r->next_resume)
+			r->next_resume = until;
+		pthread_cond_broadcast(&r->cond);
+	}
+	if (w->st.hold_placeholder && !w->dirty)
+		schedule(r, w, "", NULL);
+}
+
 static void on_object(void *arg, enum kwatch_event ev, const cJSON *obj)
 {
 	struct wstream *st = arg;
@@ -413,15 +664,20 @@ static void on_object(void *arg, enum kwatch_event ev, const cJSON *obj)
 	struct stamp_plan plan;
 	struct config_ref *cfg;
 	struct workload *w;
-	char *stamped = NULL;
+	struct wstate ws;
 	bool applies = false;
 
 	if (!ns || !name || !*name)
 		return;
 	memset(&plan, 0, sizeof(plan));
+	memset(&ws, 0, sizeof(ws));
 	if (ev != KWATCH_DELETED) {
 		cfg = current_config(r);
-		applies = plan_workload(cfg->cfg, &wks[st->kind], ns, name, obj, &plan, &stamped);
+		applies = plan_workload(cfg->cfg, &wks[st->kind], ns, name, obj, &plan);
+		if (applies && wstate_read(cfg->cfg, &wks[st->kind], obj, &ws) < 0) {
+			RG_LOG(LOG_ERROR, "out of memory tracking a workload", LF_S("name", name));
+			applies = false;
+		}
 		config_unref(cfg);
 	}
 	pthread_mutex_lock(&r->lock);
@@ -441,21 +697,24 @@ static void on_object(void *arg, enum kwatch_event ev, const cJSON *obj)
 	refs_clear(&w->refs);
 	w->refs = plan.refs;
 	memset(&plan.refs, 0, sizeof(plan.refs));
-	free(w->stamped);
-	w->stamped = stamped;
-	stamped = NULL;
+	wstate_clear(&w->st);
+	w->st = ws;
+	memset(&ws, 0, sizeof(ws));
 	free(w->uid);
 	w->uid = uid ? strdup(uid) : NULL;
 	w->gen = st->gen;
 	index_add(r, w);
+	note_workload(r, w);
 out:
 	pthread_mutex_unlock(&r->lock);
-	free(stamped);
+	wstate_clear(&ws);
 	stamp_plan_clear(&plan);
 }
 
 static bool all_streams_synced(const struct reloader *r)
 {
+	if (r->ns_sel && !r->ns_synced)
+		return false;
 	for (size_t i = 0; i < r->n_streams; i++)
 		if (!r->streams[i].synced && !r->streams[i].disabled)
 			return false;
@@ -537,17 +796,96 @@ static void on_change(void *arg, const struct objcache_change *ch)
 	for (size_t i = u ? u->n : 0; i-- > 0;) {
 		const struct use *use = &u->v[i];
 		const struct ref *ref = &use->w->refs.refs[use->ref];
-		RG_ASSERT(ref->kind == ch->kind && strcmp(ref->name, ch->name) == 0 &&
-			  strcmp(use->w->ns, ch->ns) == 0);
-		/* Unselected keys and metadata never schedule anything. */
-		if (ch->existence || ref->whole || keys_meet(ref, ch)) {
-			schedule(r, use->w, trigger);
+		RG_ASSERT(ref_is(use->w, use->ref, &k));
+		/* Unselected keys and other metadata never schedule anything;
+		 * ignore/match decide whether the object counts at all. */
+		if (ch->existence || ch->flags || ref->whole || keys_meet(ref, ch)) {
+			schedule(r, use->w, trigger, ch);
 			any = true;
 		}
 	}
 	if (any)
 		pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
+}
+
+/* ---- Namespaces matching reload.namespaceSelector (workload watch thread) ---- */
+
+static void ns_list_start(void *arg)
+{
+	struct reloader *r = arg;
+
+	pthread_mutex_lock(&r->lock);
+	r->ns_gen++;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* The labels are checked here too: whether a filtered watch reports an
+ * object leaving the selector is the server's business. */
+static void ns_object(void *arg, enum kwatch_event ev, const cJSON *obj)
+{
+	struct reloader *r = arg;
+	const cJSON *meta = json_get(obj, "metadata");
+	const char *name = json_get_string(meta, "name");
+	bool match = ev != KWATCH_DELETED && labelsel_matches(r->ns_sel, json_get(meta, "labels"));
+	struct nsmatch *m;
+	size_t n;
+
+	if (!name || !*name)
+		return;
+	pthread_mutex_lock(&r->lock);
+	m = htable_find(&r->ns_match, name);
+	if (m && !match)
+		htable_delete(&r->ns_match, name); /* frees m */
+	if (m || !match)
+		goto out;
+	n = strlen(name) + 1;
+	m = malloc(sizeof(*m) + n);
+	if (m) {
+		memcpy(m->name, name, n);
+		m->gen = r->ns_gen;
+	}
+	if (!m || htable_add(&r->ns_match, m->name, m, NULL) != 0) {
+		RG_LOG(LOG_ERROR, "cannot track a namespace; its workloads are not rolled",
+		       LF_S("namespace", name));
+		free(m);
+	}
+out:
+	if (m && match)
+		m->gen = r->ns_gen;
+	pthread_mutex_unlock(&r->lock);
+}
+
+static void ns_synced(void *arg)
+{
+	struct reloader *r = arg;
+	struct htable_iter it;
+	void *v;
+
+	pthread_mutex_lock(&r->lock);
+	htable_iter_init(&r->ns_match, &it);
+	while (htable_next(&r->ns_match, &it, NULL, &v)) {
+		struct nsmatch *m = v;
+		if (m->gen != r->ns_gen)
+			htable_delete(&r->ns_match, m->name);
+	}
+	if (!r->ns_synced)
+		RG_LOG(LOG_INFO, "reload: namespaces matching the selector listed",
+		       LF_I("namespaces", htable_size(&r->ns_match)));
+	r->ns_synced = true;
+	note_synced(r);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static void ns_disabled(void *arg)
+{
+	(void)arg; /* Namespaces are always served */
+}
+
+/* Lock held. Whether workloads of ns may be rolled. */
+static bool ns_allowed(struct reloader *r, const char *ns)
+{
+	return !r->ns_sel || htable_find(&r->ns_match, ns) != NULL;
 }
 
 /* ---- computing and patching (controller thread) ---- */
@@ -557,9 +895,13 @@ struct snap {
 	enum wkind kind;
 	char *ns, *name, *uid;
 	struct refset refs;
+	struct wstate st;
 	char trigger[TRIGGER_LEN];
 	unsigned more;
-	char key[300];
+	enum obj_kind tkind;
+	char *tns, *tname; /* the triggering object; tname NULL: none */
+	char key[300];     /* the config-hash annotation */
+	bool all_required; /* every non-optional object exists (compute_hash) */
 };
 
 static void snap_clear(struct snap *s)
@@ -567,48 +909,46 @@ static void snap_clear(struct snap *s)
 	free(s->ns);
 	free(s->name);
 	free(s->uid);
+	free(s->tns);
+	free(s->tname);
+	wstate_clear(&s->st);
 	refs_clear(&s->refs);
 	memset(s, 0, sizeof(*s));
 }
 
-static int refs_dup(const struct refset *in, struct refset *out)
+static int wstate_copy(const struct wstate *in, struct wstate *out)
 {
-	memset(out, 0, sizeof(*out));
-	if (in->n == 0)
-		return 0;
-	out->refs = calloc(in->n, sizeof(*out->refs));
-	if (!out->refs)
+	bool oom = false;
+
+	*out = *in;
+	out->stamped = dup_or_null(in->stamped, &oom);
+	out->pause_period = dup_or_null(in->pause_period, &oom);
+	out->paused_text = dup_or_null(in->paused_text, &oom);
+	out->hold_placeholder = dup_or_null(in->hold_placeholder, &oom);
+	out->held_from = dup_or_null(in->held_from, &oom);
+	out->held_key = dup_or_null(in->held_key, &oom);
+	if (oom) {
+		wstate_clear(out);
 		return -1;
-	for (; out->n < in->n; out->n++) {
-		const struct ref *a = &in->refs[out->n];
-		struct ref *b = &out->refs[out->n];
-		*b = (struct ref){ .kind = a->kind,
-				   .name = strdup(a->name),
-				   .whole = a->whole,
-				   .optional = a->optional };
-		b->user = a->user ? strdup(a->user) : NULL;
-		b->keys = a->n_keys ? calloc(a->n_keys, sizeof(*b->keys)) : NULL;
-		if (!b->name || (a->user && !b->user) || (a->n_keys && !b->keys))
-			return -1;
-		for (; b->n_keys < a->n_keys; b->n_keys++) {
-			b->keys[b->n_keys] = strdup(a->keys[b->n_keys]);
-			if (!b->keys[b->n_keys])
-				return -1;
-		}
 	}
 	return 0;
 }
 
 static int snap_take(const struct workload *w, struct snap *s)
 {
+	bool oom = false;
+
 	memset(s, 0, sizeof(*s));
 	s->kind = w->kind;
-	s->ns = strdup(w->ns);
-	s->name = strdup(w->name);
-	s->uid = w->uid ? strdup(w->uid) : NULL;
+	s->ns = dup_or_null(w->ns, &oom);
+	s->name = dup_or_null(w->name, &oom);
+	s->uid = dup_or_null(w->uid, &oom);
+	s->tkind = w->tkind;
+	s->tns = dup_or_null(w->tns, &oom);
+	s->tname = dup_or_null(w->tname, &oom);
 	memcpy(s->trigger, w->trigger, sizeof(s->trigger));
 	s->more = w->more;
-	if (!s->ns || !s->name || (w->uid && !s->uid) || refs_dup(&w->refs, &s->refs) < 0) {
+	if (oom || refs_copy(&w->refs, &s->refs) < 0 || wstate_copy(&w->st, &s->st) < 0) {
 		snap_clear(s);
 		return -1;
 	}
@@ -625,7 +965,7 @@ static void log_unread(const struct snap *s, const struct lookup_batch *b)
 		if (it->status == LOOKUP_FOUND || it->status == LOOKUP_ABSENT)
 			continue;
 		RG_LOG(LOG_WARN, "reload: cannot read an object; retrying later",
-		       LF_S("namespace", s->ns), LF_S("workload", s->name),
+		       LF_S("namespace", lookup_item_namespace(b, it)), LF_S("workload", s->name),
 		       LF_S("object_kind", it->kind == SRC_SECRET ? "Secret" : "ConfigMap"),
 		       LF_S("object", it->name), LF_S("reason", it->reason));
 		return;
@@ -636,22 +976,23 @@ static void log_unread(const struct snap *s, const struct lookup_batch *b)
  * The hash the webhook would stamp now: the same lookups through the same
  * source, then mutate_hash. HASH_NONE: nothing referenced. HASH_FAILED: a
  * lookup failed (the webhook would keep the old hash too); retried later.
+ * Sets s->all_required.
  */
 static enum outcome compute_hash(struct reloader *r, const struct config *cfg, struct snap *s,
 				 char out[CONFIGHASH_VALUE_LEN])
 {
-	struct lookup_batch b = { s->ns, NULL, s->refs.n };
+	struct lookup_batch b;
 	enum outcome o = HASH_FAILED;
 
 	config_annotation(cfg, "config-hash", s->key, sizeof(s->key));
-	b.items = b.n ? calloc(b.n, sizeof(*b.items)) : NULL;
-	if (b.n && !b.items)
+	if (mutate_batch(&s->refs, s->ns, &b) < 0)
 		return HASH_FAILED;
-	for (size_t i = 0; i < b.n; i++) {
-		b.items[i].kind = s->refs.refs[i].kind == OBJ_SECRET ? SRC_SECRET : SRC_CONFIGMAP;
-		b.items[i].name = s->refs.refs[i].name;
-	}
 	objsource_resolve_wait(r->src, &b, cfg->lookup_timeout_ms);
+	s->all_required = true; /* as the webhook's hold decides it */
+	for (size_t i = 0; i < b.n; i++)
+		if (!s->refs.refs[i].optional && !s->refs.refs[i].need_match &&
+		    b.items[i].status == LOOKUP_ABSENT)
+			s->all_required = false;
 	switch (mutate_hash(cfg, &s->refs, &b, out, CONFIGHASH_VALUE_LEN)) {
 	case MUTATE_HASH_OK:
 		o = HASH_OK;
@@ -670,48 +1011,209 @@ static enum outcome compute_hash(struct reloader *r, const struct config *cfg, s
 	return o;
 }
 
-static char *apply_body(const struct snap *s, const char *hash)
+/* ---- patch bodies ---- */
+
+/* The object at the end of a path of object members, added where missing;
+ * NULL on OOM. */
+static cJSON *obj_at(cJSON *o, const char *const *path, size_t n)
 {
-	cJSON *o = cJSON_CreateObject(), *meta, *ann;
+	for (size_t i = 0; o && i < n; i++) {
+		cJSON *c = cJSON_GetObjectItemCaseSensitive(o, path[i]);
+		o = c ? c : cJSON_AddObjectToObject(o, path[i]);
+	}
+	return o;
+}
+
+/* {"kind","namespace","name","time"} of the object that caused a rollout:
+ * names only, never a value. NULL on OOM. */
+static char *reloaded_from(const struct snap *s, const char *now)
+{
+	cJSON *o = cJSON_CreateObject();
 	char *text = NULL;
 
-	if (!o)
-		return NULL;
-	meta = cJSON_AddObjectToObject(o, "metadata");
-	ann = cJSON_CreateObject();
-	if (!cJSON_AddStringToObject(o, "apiVersion", wks[s->kind].api_version) ||
-	    !cJSON_AddStringToObject(o, "kind", wks[s->kind].kind) || !meta || !ann ||
-	    !cJSON_AddStringToObject(meta, "name", s->name) ||
-	    !cJSON_AddStringToObject(meta, "namespace", s->ns) ||
-	    !cJSON_AddStringToObject(ann, s->key, hash)) {
-		cJSON_Delete(ann);
-		goto out;
-	}
-	{
-		cJSON *spec = cJSON_AddObjectToObject(o, "spec");
-		cJSON *tmpl = spec ? cJSON_AddObjectToObject(spec, "template") : NULL;
-		cJSON *tmeta = tmpl ? cJSON_AddObjectToObject(tmpl, "metadata") : NULL;
-		if (!tmeta || !cJSON_AddItemToObject(tmeta, "annotations", ann)) {
-			cJSON_Delete(ann);
-			goto out;
-		}
-	}
-	text = json_print(o);
-out:
+	if (o && cJSON_AddStringToObject(o, "kind", refs_kind_name(s->tkind)) &&
+	    cJSON_AddStringToObject(o, "namespace", s->tns) &&
+	    cJSON_AddStringToObject(o, "name", s->tname) && cJSON_AddStringToObject(o, "time", now))
+		text = json_print(o);
 	cJSON_Delete(o);
+	return text;
+}
+
+/* How a rollout patch touches spec.paused (pause-period). */
+struct pause_plan {
+	bool pause;         /* set spec.paused and paused-until */
+	char until[32];     /* the deadline, RFC 3339 */
+	long long until_ms; /* ... in unix ms */
+};
+
+/*
+ * The rollout as a JSON merge patch: the hash where the workload keeps it
+ * (pod template, or its metadata with spec.restartAt for a Rollout rolled
+ * by restart), the cause in last-reloaded-from, and the pause of
+ * pause-period. Returns a malloc'd text, NULL on OOM.
+ */
+static char *rollout_body(const struct config *cfg, const struct snap *s, const char *hash,
+			  const struct pause_plan *pp)
+{
+	static const char *const meta_ann[] = { "metadata", "annotations" };
+	static const char *const tmpl_ann[] = { "spec", "template", "metadata", "annotations" };
+	cJSON *o = cJSON_CreateObject(), *ann, *spec;
+	char now[32], key[300], *from = NULL, *text = NULL;
+	bool ok;
+
+	rfc3339_at(wall_now_ms(), now);
+	ann = obj_at(o, meta_ann, 2);
+	spec = obj_at(o, tmpl_ann, 1);
+	ok = ann && spec;
+	if (ok && s->st.hash_on_workload)
+		ok = cJSON_AddStringToObject(ann, s->key, hash) &&
+			cJSON_AddStringToObject(spec, "restartAt", now);
+	else if (ok)
+		ok = cJSON_AddStringToObject(obj_at(o, tmpl_ann, 4), s->key, hash) != NULL;
+	if (ok && s->tname) {
+		from = reloaded_from(s, now);
+		ok = from &&
+			cJSON_AddStringToObject(ann,
+						config_annotation(cfg, OPTIN_LAST_RELOADED_FROM, key,
+								  sizeof(key)),
+						from);
+	}
+	if (ok && pp->pause)
+		ok = cJSON_AddBoolToObject(spec, "paused", 1) &&
+			cJSON_AddStringToObject(ann,
+						config_annotation(cfg, OPTIN_PAUSED_UNTIL, key,
+								  sizeof(key)),
+						pp->until);
+	if (ok && cJSON_GetArraySize(ann) == 0)
+		cJSON_DeleteItemFromObjectCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(o, "metadata"), "annotations");
+	if (ok && cJSON_GetArraySize(spec) == 0)
+		cJSON_DeleteItemFromObjectCaseSensitive(o, "spec");
+	if (ok)
+		text = json_print(o);
+	free(from);
+	cJSON_Delete(o);
+	return text;
+}
+
+/* Appends one JSON Patch operation ({op, path[, value]}); value is taken
+ * (NULL: none, only for remove). false on OOM. */
+static bool jp_op(cJSON *ops, const char *op, const char *path, cJSON *value)
+{
+	cJSON *o = cJSON_CreateObject();
+	bool need = strcmp(op, "remove") != 0;
+
+	if (!o || need != (value != NULL) || !cJSON_AddStringToObject(o, "op", op) ||
+	    !cJSON_AddStringToObject(o, "path", path))
+		goto fail;
+	if (value && !cJSON_AddItemToObject(o, "value", value))
+		goto fail;
+	if (!cJSON_AddItemToArray(ops, o)) {
+		cJSON_Delete(o); /* value with it */
+		return false;
+	}
+	return true;
+fail:
+	cJSON_Delete(value);
+	cJSON_Delete(o);
+	return false;
+}
+
+/* "prefix" + the escaped key (RFC 6901) into out; false when it does not
+ * fit or on OOM. */
+static bool jp_path(char *out, size_t len, const char *prefix, const char *key)
+{
+	char *esc = patch_escape_pointer(key);
+	int n = esc ? snprintf(out, len, "%s%s", prefix, esc) : -1;
+
+	free(esc);
+	return n > 0 && (size_t)n < len;
+}
+
+/* Sets the hash where s keeps it, adding the template's metadata or
+ * annotations when it has none. */
+static bool jp_set_hash(cJSON *ops, const struct snap *s, const char *hash)
+{
+	char path[400];
+	cJSON *v;
+
+	if (s->st.hash_on_workload || s->st.tmpl_ann) {
+		return jp_path(path, sizeof(path),
+			       s->st.hash_on_workload ? "/metadata/annotations/"
+						      : "/spec/template/metadata/annotations/",
+			       s->key) &&
+			jp_op(ops, "add", path, cJSON_CreateString(hash));
+	}
+	v = cJSON_CreateObject();
+	if (!v || !cJSON_AddStringToObject(v, s->key, hash)) {
+		cJSON_Delete(v);
+		return false;
+	}
+	if (s->st.tmpl_meta)
+		return jp_op(ops, "add", "/spec/template/metadata/annotations", v);
+	{
+		cJSON *m = cJSON_CreateObject();
+		if (!m || !cJSON_AddItemToObject(m, "annotations", v)) {
+			cJSON_Delete(m);
+			cJSON_Delete(v);
+			return false;
+		}
+		return jp_op(ops, "add", "/spec/template/metadata", m);
+	}
+}
+
+/*
+ * The release of a hold as one JSON Patch: a test that the placeholder
+ * scheduler is still set (atomic: a concurrent change fails the patch),
+ * the original scheduler back (removed when it was ""), the annotation
+ * that kept it removed, and the hash set (with_hash). NULL on OOM.
+ */
+static char *release_body(const struct snap *s, const char *hash, bool with_hash)
+{
+	static const char sched[] = "/spec/template/spec/schedulerName";
+	cJSON *ops = cJSON_CreateArray();
+	char path[400], *text = NULL;
+	bool ok = ops && jp_op(ops, "test", sched, cJSON_CreateString(s->st.hold_placeholder));
+
+	if (ok && s->st.held_from[0])
+		ok = jp_op(ops, "replace", sched, cJSON_CreateString(s->st.held_from));
+	else if (ok)
+		ok = jp_op(ops, "remove", sched, NULL);
+	if (ok && s->st.held_key)
+		ok = jp_path(path, sizeof(path), "/metadata/annotations/", s->st.held_key) &&
+			jp_op(ops, "remove", path, NULL);
+	if (ok && s->st.wave_held)
+		ok = jp_path(path, sizeof(path), "/metadata/annotations/",
+			     OPTIN_WAVE_HELD_SCHEDULER) &&
+			jp_op(ops, "remove", path, NULL);
+	if (ok && with_hash)
+		ok = jp_set_hash(ops, s, hash);
+	if (ok)
+		text = json_print(ops);
+	cJSON_Delete(ops);
+	return text;
+}
+
+/* The resume of a Deployment our pause holds: a test of our paused-until
+ * (its exact text), its removal and spec.paused false, as one JSON Patch. */
+static char *resume_body(const struct config *cfg, const char *paused_text)
+{
+	cJSON *ops = cJSON_CreateArray();
+	char key[300], path[400], *text = NULL;
+
+	config_annotation(cfg, OPTIN_PAUSED_UNTIL, key, sizeof(key));
+	if (ops && jp_path(path, sizeof(path), "/metadata/annotations/", key) &&
+	    jp_op(ops, "test", path, cJSON_CreateString(paused_text)) &&
+	    jp_op(ops, "remove", path, NULL) && jp_op(ops, "add", "/spec/paused", cJSON_CreateFalse()))
+		text = json_print(ops);
+	cJSON_Delete(ops);
 	return text;
 }
 
 static void rfc3339(char out[32])
 {
-	time_t now = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&now, &tm);
-	if (strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		out[0] = '\0';
+	rfc3339_at(wall_now_ms(), out);
 }
-
 /* A Normal Event on the workload naming what triggered the rollout. Best
  * effort: a failure is logged, never retried. */
 static void post_event(struct reloader *r, const struct snap *s, const char *hash)
@@ -780,46 +1282,103 @@ out:
 	cJSON_Delete(e);
 }
 
-/* The server-side apply of the hash. Returns the metrics outcome. */
-static enum metrics_patch send_patch(struct reloader *r, const struct snap *s, const char *hash)
+/* Sends one PATCH of workload (kind, ns, name) with body of content type
+ * ctype; what names it in log lines. Returns the metrics outcome. */
+static enum metrics_patch send_patch(struct reloader *r, enum wkind kind, const char *ns,
+				     const char *name, const char *ctype, const char *body,
+				     const char *what)
 {
-	const struct wk *k = &wks[s->kind];
+	const struct wk *k = &wks[kind];
 	struct kube_reply reply;
 	char path[700], err[256], why[300];
-	char *body;
-	enum metrics_patch out = PATCH_FAILED;
+	enum metrics_patch out;
 
-	if (!kube_valid_namespace(s->ns) || !kube_valid_name(s->name))
+	if (!body || !kube_valid_namespace(ns) || !kube_valid_name(name))
 		return PATCH_FAILED;
-	snprintf(path, sizeof(path), "%s/namespaces/%s/%s/%s?fieldManager=rollgate&force=true",
-		 k->prefix, s->ns, k->resource, s->name);
-	body = apply_body(s, hash);
-	if (!body)
-		return PATCH_FAILED;
-	if (kube_client_request(r->client, "PATCH", path, "application/apply-patch+yaml", body,
-				PATCH_TIMEOUT_MS, &reply, err, sizeof(err)) < 0) {
-		RG_LOG(LOG_WARN, "reload: patch failed", LF_S("kind", k->kind),
-		       LF_S("namespace", s->ns), LF_S("name", s->name), LF_S("reason", err));
-		free(body);
+	snprintf(path, sizeof(path), "%s/namespaces/%s/%s/%s?fieldManager=rollgate", k->prefix, ns,
+		 k->resource, name);
+	if (kube_client_request(r->client, "PATCH", path, ctype, body, PATCH_TIMEOUT_MS, &reply, err,
+				sizeof(err)) < 0) {
+		RG_LOG(LOG_WARN, "reload: patch failed", LF_S("patch", what), LF_S("kind", k->kind),
+		       LF_S("namespace", ns), LF_S("name", name), LF_S("reason", err));
 		return PATCH_FAILED;
 	}
-	free(body);
 	if (reply.status == 200 || reply.status == 201) {
 		out = PATCH_APPLIED;
-		RG_LOG(LOG_INFO, "reload: rollout triggered", LF_S("kind", k->kind),
-		       LF_S("namespace", s->ns), LF_S("name", s->name),
-		       LF_S("trigger", s->trigger[0] ? s->trigger : "comparison"),
-		       LF_I("more", s->more), LF_S("hash", hash));
 	} else {
 		out = reply.status == 404 ? PATCH_NOT_FOUND : PATCH_FAILED;
 		kube_reply_describe(&reply, why, sizeof(why));
-		RG_LOG(LOG_WARN, "reload: patch rejected", LF_S("kind", k->kind),
-		       LF_S("namespace", s->ns), LF_S("name", s->name), LF_S("reason", why));
+		RG_LOG(LOG_WARN, "reload: patch rejected", LF_S("patch", what), LF_S("kind", k->kind),
+		       LF_S("namespace", ns), LF_S("name", name), LF_S("reason", why));
 	}
 	kube_reply_clear(&reply);
-	if (out == PATCH_APPLIED)
-		post_event(r, s, hash);
 	return out;
+}
+
+/* Whether and until when this rollout pauses the Deployment
+ * (pause-period). Not when it is paused already: by us (the rollout joins
+ * the pause in progress) or by its owner (never ours to touch). */
+static void plan_pause(const struct snap *s, struct pause_plan *pp)
+{
+	long long d;
+
+	memset(pp, 0, sizeof(*pp));
+	if (!s->st.pause_period || s->st.spec_paused)
+		return;
+	d = go_duration_ms(s->st.pause_period);
+	if (d < 0) {
+		RG_LOG(LOG_WARN,
+		       "reload: invalid pause-period (a Go duration such as 30s, 5m or 1h30m, at "
+		       "most 720h); rolling out without a pause",
+		       LF_S("namespace", s->ns), LF_S("name", s->name),
+		       LF_S("annotation", OPTIN_RELOADER_PAUSE_PERIOD));
+		metrics_reload_problem(RP_INVALID_PAUSE_PERIOD);
+		return;
+	}
+	pp->pause = true;
+	pp->until_ms = wall_now_ms() + d;
+	rfc3339_at(pp->until_ms + 999, pp->until); /* whole seconds, never early */
+	pp->until_ms = rfc3339_parse(pp->until);
+}
+
+/* The rollout of one workload: one merge patch, then an Event. */
+static enum metrics_patch send_rollout(struct reloader *r, const struct config *cfg,
+				       const struct snap *s, const char *hash,
+				       const struct pause_plan *pp)
+{
+	char *body = rollout_body(cfg, s, hash, pp);
+	enum metrics_patch out = send_patch(r, s->kind, s->ns, s->name, "application/merge-patch+json",
+					    body, "rollout");
+
+	free(body);
+	if (out != PATCH_APPLIED)
+		return out;
+	RG_LOG(LOG_INFO, "reload: rollout triggered", LF_S("kind", wks[s->kind].kind),
+	       LF_S("namespace", s->ns), LF_S("name", s->name),
+	       LF_S("trigger", s->trigger[0] ? s->trigger : "comparison"), LF_I("more", s->more),
+	       LF_S("hash", hash), LF_S("paused_until", pp->pause ? pp->until : ""));
+	post_event(r, s, hash);
+	return out;
+}
+
+/* The release of a held workload. Returns whether it was applied. */
+static bool send_release(struct reloader *r, const struct snap *s, const char *hash, bool with_hash)
+{
+	char *body = release_body(s, hash, with_hash);
+	enum metrics_patch out = send_patch(r, s->kind, s->ns, s->name, "application/json-patch+json",
+					    body, "release");
+
+	free(body);
+	if (out == PATCH_APPLIED) {
+		RG_LOG(LOG_INFO, "reload: every required object exists; pods released",
+		       LF_S("kind", wks[s->kind].kind), LF_S("namespace", s->ns),
+		       LF_S("name", s->name), LF_S("scheduler", s->st.held_from));
+		return true;
+	}
+	RG_LOG(LOG_WARN, "reload: cannot release a held workload; retrying later",
+	       LF_S("kind", wks[s->kind].kind), LF_S("namespace", s->ns), LF_S("name", s->name));
+	metrics_reload_problem(RP_RELEASE_FAILED);
+	return false;
 }
 
 /* Token bucket; lock held. Returns 0 when a token was taken, else the ms
@@ -861,6 +1420,47 @@ static void retry_later(struct reloader *r, struct workload *w)
 	due_insert(r, w, rgtime_now_ms() + d);
 }
 
+enum action { ACT_NONE, ACT_ROLLOUT, ACT_RELEASE };
+
+/* What a due workload needs, lock held: a held one is released once every
+ * required object exists (hash unchanged or not); any other one is rolled
+ * when its hash differs from the stamped one, it was ever stamped, and its
+ * namespace matches reload.namespaceSelector. */
+static enum action decide(struct reloader *r, const struct workload *w, const struct snap *s,
+			  enum outcome o, const char *hash)
+{
+	if (s->st.hold_placeholder)
+		return s->all_required ? ACT_RELEASE : ACT_NONE;
+	if (o == HASH_NONE || !w->st.stamped || strcmp(w->st.stamped, hash) == 0)
+		return ACT_NONE;
+	if (!ns_allowed(r, s->ns)) {
+		RG_LOG(LOG_DEBUG, "reload: namespace outside reload.namespaceSelector; not rolled",
+		       LF_S("namespace", s->ns), LF_S("name", s->name));
+		return ACT_NONE;
+	}
+	return ACT_ROLLOUT;
+}
+
+/* Lock held. What a successful rollout changed, until the watch says so. */
+static void note_rollout(struct reloader *r, struct workload *w, const char *hash,
+			 const struct pause_plan *pp)
+{
+	char *h = strdup(hash);
+
+	if (h) {
+		free(w->st.stamped);
+		w->st.stamped = h;
+	}
+	if (pp->pause) {
+		w->st.spec_paused = true;
+		w->st.paused_until = pp->until_ms;
+		free(w->st.paused_text);
+		w->st.paused_text = strdup(pp->until);
+		note_workload(r, w);
+	}
+	w->failures = 0;
+}
+
 /*
  * One due workload, lock held on entry and exit (released for the lookups
  * and the PATCH). Compares with the hash the workload carries at decision
@@ -871,8 +1471,10 @@ static void process(struct reloader *r, struct workload *w)
 	char hash[CONFIGHASH_VALUE_LEN];
 	enum wkind kind = w->kind;
 	struct config_ref *cfg;
+	struct pause_plan pp;
 	enum outcome o;
-	enum metrics_patch res;
+	enum action act;
+	enum metrics_patch res = PATCH_FAILED;
 	struct snap s;
 	long long wait;
 
@@ -891,7 +1493,8 @@ static void process(struct reloader *r, struct workload *w)
 		retry_later(r, w);
 		goto out;
 	}
-	if (o == HASH_NONE || !w->stamped || strcmp(w->stamped, hash) == 0 || !is_leader(r))
+	act = is_leader(r) ? decide(r, w, &s, o, hash) : ACT_NONE;
+	if (act == ACT_NONE)
 		goto out;
 	wait = take_token(r, cfg->cfg);
 	if (wait > 0) {
@@ -903,17 +1506,20 @@ static void process(struct reloader *r, struct workload *w)
 	}
 	w->rate_counted = false;
 	pthread_mutex_unlock(&r->lock);
-	res = send_patch(r, &s, hash);
-	metrics_reload_patch(res);
+	if (act == ACT_RELEASE) {
+		res = send_release(r, &s, hash, o == HASH_OK) ? PATCH_APPLIED : PATCH_FAILED;
+	} else {
+		plan_pause(&s, &pp);
+		res = send_rollout(r, cfg->cfg, &s, hash, &pp);
+		metrics_reload_patch(res);
+	}
 	pthread_mutex_lock(&r->lock);
 	w = wl_find(r, kind, s.ns, s.name);
-	if (w && res == PATCH_APPLIED) {
-		/* The watch confirms it shortly; until then assume it. */
-		char *h = strdup(hash);
-		if (h) {
-			free(w->stamped);
-			w->stamped = h;
-		}
+	if (w && res == PATCH_APPLIED && act == ACT_ROLLOUT) {
+		note_rollout(r, w, hash, &pp); /* the watch confirms it shortly */
+	} else if (w && res == PATCH_APPLIED) {
+		free(w->st.hold_placeholder);
+		w->st.hold_placeholder = NULL;
 		w->failures = 0;
 	} else if (w && res == PATCH_FAILED && !w->dirty) {
 		retry_later(r, w);
@@ -923,6 +1529,93 @@ out:
 	snap_clear(&s);
 }
 
+/* ---- resuming Deployments at the end of their pause-period ---- */
+
+/* One Deployment to resume, copied out of the table. */
+struct resume {
+	char *ns, *name, *text;
+};
+
+#define RESUME_BATCH 64
+
+/* Lock held. Copies up to RESUME_BATCH Deployments whose pause is over
+ * (or whose paused-until is unreadable) into out, and sets next_resume to
+ * the earliest deadline left. */
+static size_t resume_collect(struct reloader *r, long long now, struct resume *out)
+{
+	struct htable_iter it;
+	long long mono = rgtime_now_ms(), next = 0;
+	size_t n = 0;
+	void *v;
+
+	htable_iter_init(&r->workloads, &it);
+	while (htable_next(&r->workloads, &it, NULL, &v)) {
+		struct workload *w = v;
+		long long until = w->st.paused_until;
+		if (until == 0 || !w->st.spec_paused || !w->st.paused_text)
+			continue;
+		if (until > now || w->resume_retry_ms > mono || n == RESUME_BATCH) {
+			long long at = until > now ? until : now + RETRY_MIN_MS;
+			next = next == 0 || at < next ? at : next;
+			continue;
+		}
+		out[n] = (struct resume){ strdup(w->ns), strdup(w->name), strdup(w->st.paused_text) };
+		if (!out[n].ns || !out[n].name || !out[n].text) {
+			free(out[n].ns);
+			free(out[n].name);
+			free(out[n].text);
+			next = now + RETRY_MIN_MS;
+			continue;
+		}
+		n++;
+	}
+	r->next_resume = next;
+	return n;
+}
+
+/* Resumes Deployments whose pause is over; lock held on entry and exit
+ * (released for the PATCHes). A failure is logged, counted and retried
+ * after RETRY_MIN_MS; a Deployment gone meanwhile is forgotten. */
+static void resume_due(struct reloader *r)
+{
+	struct resume batch[RESUME_BATCH];
+	size_t n = resume_collect(r, wall_now_ms(), batch);
+	struct config_ref *cfg = config_ref(r->cfg);
+
+	pthread_mutex_unlock(&r->lock);
+	for (size_t i = 0; i < n; i++) {
+		char *body = resume_body(cfg->cfg, batch[i].text);
+		enum metrics_patch res = send_patch(r, WK_DEPLOYMENT, batch[i].ns, batch[i].name,
+						    "application/json-patch+json", body, "resume");
+		struct workload *w;
+		free(body);
+		if (res == PATCH_APPLIED)
+			RG_LOG(LOG_INFO, "reload: pause-period over; Deployment resumed",
+			       LF_S("namespace", batch[i].ns), LF_S("name", batch[i].name));
+		else if (res == PATCH_FAILED)
+			metrics_reload_problem(RP_RESUME_FAILED);
+		pthread_mutex_lock(&r->lock);
+		w = wl_find(r, WK_DEPLOYMENT, batch[i].ns, batch[i].name);
+		if (w && res == PATCH_APPLIED) {
+			w->st.spec_paused = false;
+			w->st.paused_until = 0;
+		} else if (w) { /* failed, or gone and not yet seen gone */
+			if (res == PATCH_FAILED)
+				RG_LOG(LOG_WARN, "reload: cannot resume a Deployment; retrying later",
+				       LF_S("namespace", batch[i].ns), LF_S("name", batch[i].name));
+			w->resume_retry_ms = rgtime_now_ms() + RETRY_MIN_MS;
+			if (r->next_resume == 0 || wall_now_ms() + RETRY_MIN_MS < r->next_resume)
+				r->next_resume = wall_now_ms() + RETRY_MIN_MS;
+		}
+		pthread_mutex_unlock(&r->lock);
+		free(batch[i].ns);
+		free(batch[i].name);
+		free(batch[i].text);
+	}
+	pthread_mutex_lock(&r->lock);
+	config_unref(cfg);
+}
+
 static void compare_all(struct reloader *r)
 {
 	struct htable_iter it;
@@ -930,7 +1623,7 @@ static void compare_all(struct reloader *r)
 
 	htable_iter_init(&r->workloads, &it);
 	while (htable_next(&r->workloads, &it, NULL, &w))
-		schedule(r, w, "");
+		schedule(r, w, "", NULL);
 	RG_LOG(LOG_INFO, "reload: comparing every workload's hash",
 	       LF_I("workloads", htable_size(&r->workloads)));
 }
@@ -978,6 +1671,10 @@ static void *run(void *arg)
 			r->compare_all = false;
 			compare_all(r);
 		}
+		if (r->next_resume && r->next_resume <= wall_now_ms()) {
+			resume_due(r);
+			continue;
+		}
 		w = r->due;
 		if (!w || w->due_ms > rgtime_now_ms()) {
 			wait_until(r, w ? w->due_ms : rgtime_now_ms() + POLL_MS);
@@ -1017,6 +1714,27 @@ static int add_stream(struct reloader *r, struct wstream *st, enum wkind kind, c
 	return kwatch_add(r->w, &spec, err, errlen);
 }
 
+/* The Namespaces of reload.namespaceSelector (read at startup): listed
+ * with the selector as labelSelector. */
+static int add_ns_stream(struct reloader *r, const struct config *cfg, char *err, size_t errlen)
+{
+	char why[200];
+	struct kwatch_spec spec = {
+		.path = "/api/v1/namespaces",
+		.label_selector = cfg->reload_namespace_selector,
+		.resource = MR_NAMESPACES,
+		.sensitive = false,
+		.optional = false,
+		.handler = { ns_list_start, ns_object, ns_synced, ns_disabled, r },
+	};
+
+	if (labelsel_parse(cfg->reload_namespace_selector, &r->ns_sel, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "reload.namespaceSelector: %s", why);
+		return -1;
+	}
+	return kwatch_add(r->w, &spec, err, errlen);
+}
+
 struct reloader *reloader_new(struct kube_client *client, struct objcache *cache,
 			      struct objsource *src, struct lease *lease, struct config *cfg,
 			      char *err, size_t errlen)
@@ -1035,6 +1753,7 @@ struct reloader *reloader_new(struct kube_client *client, struct objcache *cache
 	}
 	htable_init(&r->workloads, &workload_type, WORKLOADS_MAX);
 	htable_init(&r->index, &index_type, INDEX_MAX);
+	htable_init(&r->ns_match, &nsmatch_type, NAMESPACES_MAX);
 	r->client = client;
 	r->cache = cache;
 	r->src = src;
@@ -1059,6 +1778,8 @@ struct reloader *reloader_new(struct kube_client *client, struct objcache *cache
 		if (add_stream(r, &r->streams[i], (enum wkind)(i % WK_COUNT),
 			       nns ? cfg->watch_namespaces.v[i / WK_COUNT] : NULL, err, errlen) < 0)
 			goto fail;
+	if (cfg->reload_namespace_selector && add_ns_stream(r, cfg, err, errlen) < 0)
+		goto fail;
 	metrics_reload_workloads(0);
 	return r;
 fail:
@@ -1137,6 +1858,8 @@ void reloader_free(struct reloader *r)
 	reloader_stop(r);
 	htable_clear(&r->index);
 	htable_clear(&r->workloads);
+	htable_clear(&r->ns_match);
+	labelsel_free(r->ns_sel);
 	for (size_t i = 0; r->streams && i < r->n_streams; i++)
 		free(r->streams[i].ns);
 	free(r->streams);

@@ -67,6 +67,9 @@ struct api {
 	struct reportctl *reports;       /* reports.enabled */
 	struct strlist watch_namespaces; /* as started: changes need a restart */
 	char *watch_selector;
+	/* reload: settings read at startup, as watch: */
+	char *namespace_selector, *resource_selector;
+	bool ignore_secrets, ignore_configmaps;
 };
 
 static void serve_usage(FILE *out)
@@ -341,12 +344,20 @@ static struct config *load_config(struct config_watch *w, char *err, size_t errl
 	return cfg;
 }
 
+static bool same_string(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* The settings read at startup only, reload's included. */
 static bool same_scope(const struct api *api, const struct config *cfg)
 {
-	const char *a = api->watch_selector ? api->watch_selector : "";
-	const char *b = cfg->watch_label_selector ? cfg->watch_label_selector : "";
-
-	if (strcmp(a, b) != 0 || api->watch_namespaces.n != cfg->watch_namespaces.n)
+	if (!same_string(api->watch_selector, cfg->watch_label_selector) ||
+	    !same_string(api->namespace_selector, cfg->reload_namespace_selector) ||
+	    !same_string(api->resource_selector, cfg->reload_resource_label_selector) ||
+	    api->ignore_secrets != cfg->reload_ignore_secrets ||
+	    api->ignore_configmaps != cfg->reload_ignore_configmaps ||
+	    api->watch_namespaces.n != cfg->watch_namespaces.n)
 		return false;
 	for (size_t i = 0; i < cfg->watch_namespaces.n; i++)
 		if (strcmp(api->watch_namespaces.v[i], cfg->watch_namespaces.v[i]) != 0)
@@ -424,7 +435,9 @@ static void reload_config(struct config_watch *w, struct webhook *wh, struct api
 	}
 	metrics_reload(RELOAD_CONFIG, true);
 	if (api->cache && !same_scope(api, cfg))
-		RG_LOG(LOG_WARN, "watch: settings changed; they take effect on the next restart",
+		RG_LOG(LOG_WARN,
+		       "watch: or reload: scope settings changed; they take effect on the next "
+		       "restart",
 		       LF_S("path", w->path));
 	if (api->cache && cfg->reload_enabled != (api->reloader != NULL))
 		RG_LOG(LOG_WARN, "reload.enabled changed; it takes effect on the next restart",
@@ -574,7 +587,16 @@ static void api_close(struct api *api)
 	kube_conn_clear(&api->conn);
 	strlist_free(&api->watch_namespaces);
 	free(api->watch_selector);
+	free(api->namespace_selector);
+	free(api->resource_selector);
 	memset(api, 0, sizeof(*api));
+}
+
+/* *out = a copy of s (NULL stays NULL); -1 on OOM. */
+static int dup_optional(const char *s, char **out)
+{
+	*out = s ? strdup(s) : NULL;
+	return s && !*out ? -1 : 0;
 }
 
 /*
@@ -585,6 +607,7 @@ static struct objsource *open_api(const struct serve_opts *o, const struct confi
 				  struct api *api, char *err, size_t errlen)
 {
 	struct objsource *gets = kubesource_new(o->kubeconfig, err, errlen), *src;
+	struct objcache_scope scope;
 	int rc;
 
 	if (!gets)
@@ -596,16 +619,19 @@ static struct objsource *open_api(const struct serve_opts *o, const struct confi
 	for (size_t i = 0; i < cfg->watch_namespaces.n; i++)
 		if (strlist_push(&api->watch_namespaces, cfg->watch_namespaces.v[i]) < 0)
 			goto oom;
-	if (cfg->watch_label_selector) {
-		api->watch_selector = strdup(cfg->watch_label_selector);
-		if (!api->watch_selector)
-			goto oom;
-	}
+	if (dup_optional(cfg->watch_label_selector, &api->watch_selector) < 0 ||
+	    dup_optional(cfg->reload_namespace_selector, &api->namespace_selector) < 0 ||
+	    dup_optional(cfg->reload_resource_label_selector, &api->resource_selector) < 0)
+		goto oom;
+	api->ignore_secrets = cfg->reload_ignore_secrets;
+	api->ignore_configmaps = cfg->reload_ignore_configmaps;
 	api->client = kube_client_new(&api->conn, err, errlen);
 	if (!api->client)
 		goto fail;
-	api->cache = objcache_new(api->client, &cfg->watch_namespaces, cfg->watch_label_selector, err,
-				  errlen);
+	scope = (struct objcache_scope){ &cfg->watch_namespaces, cfg->watch_label_selector,
+					 cfg->reload_resource_label_selector,
+					 cfg->reload_ignore_configmaps, cfg->reload_ignore_secrets };
+	api->cache = objcache_new_scoped(api->client, &scope, err, errlen);
 	if (!api->cache || objcache_start(api->cache, err, errlen) < 0)
 		goto fail;
 	src = objsource_cached_new(api->cache, gets);
