@@ -86,9 +86,9 @@ static int op_validate(const struct fixture *fx)
 	rc = out && resp.allowed ? 0 : -1;
 out:
 	free(out);
-	verdict_free(&v);
-	admission_response_free(&resp);
-	admission_request_free(&req);
+	verdict_clear(&v);
+	admission_response_clear(&resp);
+	admission_request_clear(&req);
 	return rc;
 }
 
@@ -116,8 +116,8 @@ static int op_mutate(const struct fixture *fx)
 out:
 	free(out);
 	stamp_plan_clear(&plan);
-	admission_response_free(&resp);
-	admission_request_free(&req);
+	admission_response_clear(&resp);
+	admission_request_clear(&req);
 	return rc;
 }
 
@@ -128,7 +128,7 @@ static int op_decode(const struct fixture *fx)
 	char err[256];
 	int rc = admission_decode(fx->body, fx->len, &req, err, sizeof(err));
 
-	admission_request_free(&req);
+	admission_request_clear(&req);
 	return rc;
 }
 
@@ -397,7 +397,7 @@ int main(int argc, char **argv)
 	free(fx.yaml);
 	refs_clear(&fx.set);
 	objsource_free(fx.src);
-	config_free(&fx.cfg);
+	config_clear(&fx.cfg);
 	free(bare);
 	free(update);
 	free(create);

@@ -173,7 +173,7 @@ static void check_decoders(const char *body, size_t len)
 	    admission_decode(body, len, &req, e2, sizeof(e2)) == 0) {
 		prune_like_decoder(ref, req.kind);
 		same_trees(ref, req.doc, "admission_decode", body);
-		admission_request_free(&req);
+		admission_request_clear(&req);
 	}
 	cJSON_Delete(ref);
 }

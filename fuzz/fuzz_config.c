@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(buf, data, size);
 	buf[size] = '\0';
 	if (config_load_buffer("fuzz.yaml", buf, size, &cfg, err, sizeof(err)) == 0)
-		config_free(&cfg);
+		config_clear(&cfg);
 	free(buf);
 	return 0;
 }

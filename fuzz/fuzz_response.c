@@ -160,6 +160,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(mine);
 	free(ref);
 	free(uid);
-	admission_response_free(&resp);
+	admission_response_clear(&resp);
 	return 0;
 }

@@ -37,7 +37,7 @@ static void test_decode_valid(void **state)
 	assert_string_equal(req.username, "alice");
 	assert_non_null(req.object);
 	assert_non_null(req.old_object);
-	admission_request_free(&req);
+	admission_request_clear(&req);
 }
 
 /* Each body must give a 400 with a reason naming the problem. */
@@ -158,7 +158,7 @@ static void test_encode_allowed_with_patch(void **state)
 	assert_null(json_get(json_get(doc, "response"), "patch"));
 	assert_null(json_get(json_get(doc, "response"), "patchType"));
 	cJSON_Delete(doc);
-	admission_response_free(&r);
+	admission_response_clear(&r);
 }
 
 static void test_encode_denied(void **state)
@@ -181,7 +181,7 @@ static void test_encode_denied(void **state)
 	/* A denial never patches. */
 	assert_null(json_get(json_get(doc, "response"), "patch"));
 	cJSON_Delete(doc);
-	admission_response_free(&r);
+	admission_response_clear(&r);
 }
 
 static void test_warnings_sanitised(void **state)
@@ -211,7 +211,7 @@ static void test_warnings_sanitised(void **state)
 	/* A C1 control (U+0085) makes the API server drop the whole warning. */
 	assert_string_equal(r.warnings[1], "tab here newline   bad ? utf8 ?? ?");
 	assert_string_equal(r.warnings[2], "another");
-	admission_response_free(&r);
+	admission_response_clear(&r);
 }
 
 /* The budget is 4096 runes of the API server's, not bytes: 200-rune
@@ -247,7 +247,7 @@ static void test_warnings_budget(void **state)
 	assert_int_equal(admission_warn(&r, "short"), 0);
 	assert_int_equal(r.n_warnings, 21);
 	assert_string_equal(r.warnings[20], "and more warnings not shown: 11");
-	admission_response_free(&r);
+	admission_response_clear(&r);
 
 	/* Past ADM_MAX_WARNINGS the same. */
 	admission_response_init(&r);
@@ -257,7 +257,7 @@ static void test_warnings_budget(void **state)
 	}
 	assert_int_equal(r.n_warnings, ADM_MAX_WARNINGS);
 	assert_string_equal(r.warnings[ADM_MAX_WARNINGS - 1], "and more warnings not shown: 6");
-	admission_response_free(&r);
+	admission_response_clear(&r);
 }
 
 static void test_audit_keys(void **state)
@@ -281,7 +281,7 @@ static void test_audit_keys(void **state)
 		assert_true(strlen(m->string) <= 63);
 	}
 	cJSON_Delete(doc);
-	admission_response_free(&r);
+	admission_response_clear(&r);
 }
 
 /* A Deployment or ReplicaSet UPDATE review with managedFields, status and
@@ -332,7 +332,7 @@ static void test_decode_prunes_unread_members(void **state)
 					    "t"),
 			    "1");
 	assert_true(req.spec_unchanged);
-	admission_request_free(&req);
+	admission_request_clear(&req);
 	free(body);
 
 	/* A ReplicaSet keeps the old pod spec, for the spec comparison, and a
@@ -342,7 +342,7 @@ static void test_decode_prunes_unread_members(void **state)
 	assert_false(req.spec_unchanged);
 	assert_non_null(json_get_path(req.old_object, "spec", "template", "spec", "containers", NULL));
 	assert_null(json_get(req.old_object, "status"));
-	admission_request_free(&req);
+	admission_request_clear(&req);
 	free(body);
 }
 
@@ -386,7 +386,7 @@ static void test_corpus_review(void **state)
 	 * values; it must decode (or be refused with a reason), never crash. */
 	if (admission_decode(buf, len, &req, err, sizeof(err)) == 0) {
 		assert_non_null(req.uid);
-		admission_request_free(&req);
+		admission_request_clear(&req);
 	} else {
 		printf("upstream AdmissionReview fixture refused: %s\n", err);
 	}

@@ -29,7 +29,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.rules[RULE_POD_TEMPLATE_HASH_TAMPER].mode, MODE_ENFORCE);
 	assert_int_equal(cfg.lookup_timeout_ms, 2000);
 	assert_int_equal(cfg.n_canary_labels, 3);
-	config_free(&cfg);
+	config_clear(&cfg);
 }
 
 static void test_full_example(void **state)
@@ -70,7 +70,7 @@ static void test_full_example(void **state)
 	assert_int_equal(cfg.rules[RULE_NO_ROLLBACK_HISTORY].mode, MODE_OFF);
 	/* Untouched rules keep their defaults. */
 	assert_int_equal(cfg.rules[RULE_REPLICASET_DIRECT_EDIT].mode, MODE_ENFORCE);
-	config_free(&cfg);
+	config_clear(&cfg);
 }
 
 static void expect_error(const char *yaml, const char *want)
@@ -79,7 +79,7 @@ static void expect_error(const char *yaml, const char *want)
 	char err[512] = "";
 
 	if (load(yaml, &cfg, err, sizeof(err)) == 0) {
-		config_free(&cfg);
+		config_clear(&cfg);
 		fail_msg("accepted: %s", yaml);
 	}
 	if (!strstr(err, want))
@@ -125,7 +125,7 @@ static void test_watch_and_reload(void **state)
 	assert_int_equal(config_defaults(&cfg), 0);
 	assert_true(cfg.reload_enabled);
 	assert_int_equal(cfg.reload_burst, 50);
-	config_free(&cfg);
+	config_clear(&cfg);
 	if (load(yaml, &cfg, err, sizeof(err)) < 0)
 		fail_msg("%s", err);
 	assert_int_equal(cfg.watch_namespaces.n, 2);
@@ -134,7 +134,7 @@ static void test_watch_and_reload(void **state)
 	assert_true(cfg.reload_rate == 0.5);
 	assert_int_equal(cfg.reload_burst, 10);
 	assert_int_equal(cfg.reload_window_ms, 500);
-	config_free(&cfg);
+	config_clear(&cfg);
 	expect_error("reload:\n  rate: 0\n", "rollgate.yaml:2: reload.rate:");
 	expect_error("reload:\n  burst: 1.5\n", "reload.burst: expected a whole number");
 	expect_error("watch:\n  selector: x\n", "rollgate.yaml:2: selector: unknown key in watch");
@@ -161,7 +161,7 @@ static void test_hmac_key(void **state)
 		fail_msg("%s", err);
 	/* The trailing newline is not part of the key. */
 	assert_int_equal(cfg.hmac_key_len, strlen("a-long-enough-key-value"));
-	config_free(&cfg);
+	config_clear(&cfg);
 	unlink(path);
 }
 
@@ -180,9 +180,9 @@ static void test_empty_file_is_an_error(void **state)
 	assert_int_equal(load("{}\n", &cfg, err, sizeof(err)), 0);
 	assert_int_equal(cfg.rules[RULE_FULL_OUTAGE_ROLLOUT].mode, MODE_ENFORCE);
 	assert_string_equal(cfg.annotation_prefix, "rollgate.io");
-	config_free(&cfg);
+	config_clear(&cfg);
 	assert_int_equal(load("# all defaults\n{}\n", &cfg, err, sizeof(err)), 0);
-	config_free(&cfg);
+	config_clear(&cfg);
 }
 
 static void test_example_config_loads(void **state)
@@ -194,7 +194,7 @@ static void test_example_config_loads(void **state)
 	snprintf(path, sizeof(path), "%s/examples/rollgate.yaml", tu_root());
 	if (config_load(path, &cfg, err, sizeof(err)) < 0)
 		fail_msg("%s", err);
-	config_free(&cfg);
+	config_clear(&cfg);
 }
 
 /* Every rule of the catalog is configured by its rule ID, and defaults to
@@ -208,7 +208,7 @@ static void test_every_rule_by_id(void **state)
 	assert_int_equal(config_defaults(&cfg), 0);
 	for (int i = 0; i < RULE_COUNT; i++)
 		assert_int_equal(cfg.rules[i].mode, rules_catalog[i].default_mode);
-	config_free(&cfg);
+	config_clear(&cfg);
 	for (int i = 0; i < RULE_COUNT; i++) {
 		snprintf(yaml, sizeof(yaml), "rules:\n  %s: %s\n", rules_catalog[i].name,
 			 rules_catalog[i].default_mode == MODE_AUDIT ? "warn" : "audit");
@@ -220,7 +220,7 @@ static void test_every_rule_by_id(void **state)
 				want = want == MODE_AUDIT ? MODE_WARN : MODE_AUDIT;
 			assert_int_equal(cfg.rules[j].mode, want);
 		}
-		config_free(&cfg);
+		config_clear(&cfg);
 	}
 }
 

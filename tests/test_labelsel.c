@@ -134,7 +134,7 @@ static void test_config_keys(void **state)
 		snprintf(yaml, sizeof(yaml), "reload:\n  %s: \"team in (web), !legacy\"\n", keys[i]);
 		assert_int_equal(
 			config_load_buffer("c.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
-		config_free(&cfg);
+		config_clear(&cfg);
 	}
 }
 

@@ -702,8 +702,8 @@ static void test_mutate_hash_alone(void **state)
 	assert_int_equal(mutate_hash(cfg, &plan.refs, &plan.batch, value, sizeof(value)),
 			 MUTATE_HASH_UNKNOWN);
 	stamp_plan_clear(&plan);
-	admission_request_free(&req);
-	config_free(cfg);
+	admission_request_clear(&req);
+	config_clear(cfg);
 	free(cfg);
 	free(stamped);
 	free(d);

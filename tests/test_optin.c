@@ -119,7 +119,7 @@ static void check_rows(const struct row *rows, size_t n)
 		if (strcmp(got, rows[i].want) != 0)
 			fail_msg("row %zu (%s | %s): got \"%s\", want \"%s\"", i, rows[i].ann,
 				 rows[i].tmpl_ann ? rows[i].tmpl_ann : "", got, rows[i].want);
-		config_free(cfg);
+		config_clear(cfg);
 		free(cfg);
 	}
 }
@@ -283,7 +283,7 @@ static void test_bad_lists_fail_clearly(void **state)
 	snprintf(many + used, sizeof(many) - used, "\"");
 	assert_int_equal(plan(cfg, "shop", many, NULL, got, sizeof(got), err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "more than 64 items"));
-	config_free(cfg);
+	config_clear(cfg);
 	free(cfg);
 }
 

@@ -174,7 +174,7 @@ static void test_request(void **state)
 		/* A reference to obj, not a copy: same members, same nodes. */
 		assert_ptr_equal(req.object->child, obj->child);
 		assert_null(req.old_object);
-		admission_request_free(&req);
+		admission_request_clear(&req);
 		cJSON_Delete(obj);
 	}
 }
@@ -262,7 +262,7 @@ static void stamp_round_trip(const char *path, size_t want_stamped)
 			unstamp(m.objs[i].obj, had);
 		}
 		assert_true(cJSON_Compare(m.objs[i].obj, orig.objs[i].obj, 1));
-		admission_response_free(&resp);
+		admission_response_clear(&resp);
 	}
 	assert_int_equal(stamped, want_stamped);
 	engine_close(&e);
@@ -342,7 +342,7 @@ static void test_check_flagger_target(void **state)
 		}
 	}
 	assert_true(found);
-	verdict_free(&v);
+	verdict_clear(&v);
 	engine_close(&e);
 	mset_clear(&m);
 }
@@ -384,9 +384,9 @@ static void test_notes_match_webhook(void **state)
 	assert_string_equal(resp.warnings[RULES_WARN_PER_RULE],
 			    "rollout-without-readiness: 37 more violations not shown");
 	assert_string_equal(resp.warnings[RULES_WARN_PER_RULE + 1], notes.l[1].text);
-	admission_response_free(&resp);
+	admission_response_clear(&resp);
 	rules_lines_clear(&notes);
-	verdict_free(&v);
+	verdict_clear(&v);
 	engine_close(&e);
 	mset_clear(&m);
 }
@@ -509,7 +509,7 @@ static void test_corpus_stamp_all(void **state)
 			fail_msg("%s:%d: %s/%s references %zu objects but got no hash", m.objs[i].file,
 				 m.objs[i].line, json_get_string(obj, "kind"), name_of(obj), refs.n);
 		refs_clear(&refs);
-		admission_response_free(&resp);
+		admission_response_clear(&resp);
 	}
 	printf("[  INFO    ] %zu corpus workloads reference ConfigMaps or Secrets; all stamped\n",
 	       with_refs);

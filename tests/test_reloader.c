@@ -273,10 +273,10 @@ static cJSON *webhook_apply(struct ad *d, const char *yaml, const char *res, con
 	doc = parse_strict(obj);
 	if (resp.patch)
 		assert_int_equal(patch_apply(doc, resp.patch, err, sizeof(err)), 0);
-	admission_response_free(&resp);
+	admission_response_clear(&resp);
 	stamp_plan_clear(&plan);
-	admission_request_free(&req);
-	config_free(&cfg);
+	admission_request_clear(&req);
+	config_clear(&cfg);
 	objsource_free(mem);
 	free(review);
 	free(obj);

@@ -72,7 +72,7 @@ static void test_items_map_modes(void **state)
 	assert_string_equal(report_severity(RULE_FULL_OUTAGE_ROLLOUT), "high");
 	assert_string_equal(report_severity(RULE_MUTABLE_IMAGE_TAG), "medium");
 	report_items_free(it, n);
-	verdict_free(&v);
+	verdict_clear(&v);
 }
 
 static void test_items_skip_and_pass(void **state)
@@ -96,7 +96,7 @@ static void test_items_skip_and_pass(void **state)
 	assert_int_equal(it[0].result, REPORT_PASS);
 	assert_int_equal(it[0].rule, RULE_COUNT);
 	report_items_free(it, n);
-	verdict_free(&bare);
+	verdict_clear(&bare);
 }
 
 /* A long message is cut to REPORT_MESSAGE_MAX on a character boundary. */
@@ -121,7 +121,7 @@ static void test_items_message_capped(void **state)
 	assert_true(tu_valid_warning(it[0].message));
 	assert_non_null(strstr(it[0].message, "..."));
 	report_items_free(it, n);
-	verdict_free(&v);
+	verdict_clear(&v);
 }
 
 static struct report_object *mkobj(const char *name, enum report_result res, unsigned k)
@@ -230,14 +230,14 @@ static void test_config_keys(void **state)
 	assert_int_equal(config_defaults(&cfg), 0);
 	assert_false(cfg.reports_enabled);
 	assert_int_equal(cfg.reports_interval_ms, 10000);
-	config_free(&cfg);
+	config_clear(&cfg);
 	assert_int_equal(config_load_buffer("test.yaml",
 					    "reports:\n  enabled: true\n  interval: 30s\n", 41, &cfg,
 					    err, sizeof(err)),
 			 0);
 	assert_true(cfg.reports_enabled);
 	assert_int_equal(cfg.reports_interval_ms, 30000);
-	config_free(&cfg);
+	config_clear(&cfg);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(config_load_buffer("test.yaml", bad[i].yaml, strlen(bad[i].yaml),
 						    &cfg, err, sizeof(err)),

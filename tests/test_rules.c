@@ -144,9 +144,9 @@ static void eval(struct rq r, struct result *out)
 
 static void result_free(struct result *r)
 {
-	verdict_free(&r->v);
-	admission_response_free(&r->resp);
-	admission_request_free(&r->req);
+	verdict_clear(&r->v);
+	admission_response_clear(&r->resp);
+	admission_request_clear(&r->req);
 }
 
 static size_t n_rule(const struct result *r, enum rule_id id)
@@ -192,7 +192,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	config_free(&g_cfg);
+	config_clear(&g_cfg);
 	return 0;
 }
 
@@ -507,7 +507,7 @@ static void test_rolling_readiness_reports_when_canary_rule_off(void **state)
 	assert_int_equal(n_rule(&r, RULE_CANARY_WITHOUT_READINESS), 0);
 	assert_int_equal(n_rule(&r, RULE_ROLLOUT_WITHOUT_READINESS), 1);
 	result_free(&r);
-	config_free(&cfg);
+	config_clear(&cfg);
 }
 
 #define FLAGGER_CANARY(kind)                                                                 \
@@ -967,7 +967,7 @@ static void test_rule_namespace_exemption_and_off(void **state)
 	eval_with(&cfg, q, NULL, &r);
 	assert_int_equal(n_rule(&r, RULE_FULL_OUTAGE_ROLLOUT), 1);
 	result_free(&r);
-	config_free(&cfg);
+	config_clear(&cfg);
 }
 
 #define SKIPPED(value)                                                 \
@@ -1014,7 +1014,7 @@ static void test_skip_annotation(void **state)
 	eval_with(&cfg, dep(SKIPPED("full-outage-rollout")), NULL, &r);
 	assert_int_equal(n_rule(&r, RULE_FULL_OUTAGE_ROLLOUT), 1);
 	result_free(&r);
-	config_free(&cfg);
+	config_clear(&cfg);
 }
 
 static void test_skip_silences_audit(void **state)
@@ -1028,7 +1028,7 @@ static void test_skip_silences_audit(void **state)
 	assert_int_equal(n_rule(&r, RULE_MUTABLE_IMAGE_TAG), 0);
 	assert_int_equal(r.resp.n_audit, 0);
 	result_free(&r);
-	config_free(&cfg);
+	config_clear(&cfg);
 }
 
 static void test_modes_shape_the_response(void **state)
@@ -1092,7 +1092,7 @@ static void test_modes_shape_the_response(void **state)
 			    "rollout-without-readiness: container \"side\" has no readinessProbe; add "
 			    "one so the rollout waits for ready pods");
 	result_free(&r);
-	config_free(&cfg);
+	config_clear(&cfg);
 }
 
 /* The API documentation advises at most 120 characters per warning: the
@@ -1123,7 +1123,7 @@ static void test_warnings_fit(void **state)
 		}
 		result_free(&r);
 	}
-	config_free(&cfg);
+	config_clear(&cfg);
 }
 
 /* ---- warnings: every rule shown, within the API server's budget ---- */
@@ -1259,7 +1259,7 @@ static void test_warnings_every_rule(void **state)
 	result_free(&r);
 
 	/* The defaults: two of them deny, the rest warn; an audited one. */
-	config_free(&cfg);
+	config_clear(&cfg);
 	assert_int_equal(config_defaults(&cfg), 0);
 	cfg.rules[RULE_MUTABLE_IMAGE_TAG].mode = MODE_AUDIT;
 	eval_with(&cfg, dep(obj), NULL, &r);
@@ -1270,7 +1270,7 @@ static void test_warnings_every_rule(void **state)
 	assert_int_equal(n_warned(&r.resp, RULE_MUTABLE_IMAGE_TAG), 1); /* the 8 dropped */
 	assert_string_equal(r.resp.warnings[4], "mutable-image-tag: 8 more violations not shown");
 	result_free(&r);
-	config_free(&cfg);
+	config_clear(&cfg);
 	free(obj);
 }
 
@@ -1343,8 +1343,8 @@ static void test_warnings_utf8_budget(void **state)
 	 * its own "not shown" line. */
 	assert_contains(resp.warnings[resp.n_warnings - 1], "more notes not shown");
 	assert_int_equal(resp.warnings_dropped, 0);
-	admission_response_free(&resp);
-	verdict_free(&v);
+	admission_response_clear(&resp);
+	verdict_clear(&v);
 }
 
 /* The budget edge, in runes: three 119-rune lines of 3-byte characters fit
@@ -1383,7 +1383,7 @@ static void test_warnings_budget_edge(void **state)
 	assert_int_equal(l.n, 2);
 	assert_string_equal(l.l[1].text, "mutable-image-tag: 2 more violations not shown");
 	rules_lines_clear(&l);
-	verdict_free(&v);
+	verdict_clear(&v);
 }
 
 /* Exact duplicates are listed once and not counted as more. */
@@ -1414,8 +1414,8 @@ static void test_warnings_dedupe(void **state)
 			    "mutable-image-tag: container \"side\" image \"envoy\" has no tag");
 	assert_string_equal(resp.warnings[2], "same note");
 	assert_string_equal(resp.warnings[3], "other note");
-	admission_response_free(&resp);
-	verdict_free(&v);
+	admission_response_clear(&resp);
+	verdict_clear(&v);
 }
 
 /* Shapes Kubernetes would reject must not crash or mislead the gate. */
@@ -1464,9 +1464,9 @@ static void test_verdict_free_null_safe(void **state)
 {
 	struct verdict v = { 0 };
 
-	verdict_free(NULL);
-	verdict_free(&v);
-	verdict_free(&v);
+	verdict_clear(NULL);
+	verdict_clear(&v);
+	verdict_clear(&v);
 }
 
 /* ---- the shared corpus ---- */

@@ -557,7 +557,7 @@ static void test_scope(void **state)
 	assert_int_equal(items[2].status, LOOKUP_ABSENT);
 	lookup_batch_clear(&b);
 	objsource_free(src);
-	strlist_free(&nss);
+	strlist_clear(&nss);
 }
 
 /* The flags a synced cache holds for a ConfigMap of shop. */

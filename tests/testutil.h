@@ -94,7 +94,7 @@ struct config; /* config.h */
 
 /* A config read from YAML text (named "test.yaml" in errors) over the
  * defaults; fails the test when it is refused. The caller releases it
- * with config_free and free, or hands it to what takes it over. */
+ * with config_clear and free, or hands it to what takes it over. */
 struct config *tu_config(const char *yaml);
 
 /* Before the tests run: logs at error level (debug with TEST_LOG set),

@@ -15,7 +15,7 @@ struct json_region;
 enum adm_operation { OP_CREATE, OP_UPDATE, OP_DELETE, OP_CONNECT };
 
 /* A decoded request. Every pointer borrows from the tree in `doc`, which the
- * request owns; admission_request_free releases it. */
+ * request owns; admission_request_clear releases it. */
 struct admission_request {
 	cJSON *doc;
 	struct json_region *region; /* holds doc when not NULL (admission_decode) */
@@ -81,12 +81,12 @@ int admission_decode(const char *body, size_t len, struct admission_request *req
 		     size_t errlen);
 /* Decodes an already parsed review; takes ownership of doc in all cases. */
 int admission_decode_tree(cJSON *doc, struct admission_request *req, char *err, size_t errlen);
-void admission_request_free(struct admission_request *req);
+void admission_request_clear(struct admission_request *req);
 
 const char *admission_operation_name(enum adm_operation op);
 
 void admission_response_init(struct admission_response *resp);
-void admission_response_free(struct admission_response *resp);
+void admission_response_clear(struct admission_response *resp);
 
 /* Denies with code 403 / Forbidden; message is appended ("; " separated)
  * when the response is already denied. Returns 0, or -1 on OOM or when the

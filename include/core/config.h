@@ -42,7 +42,7 @@ struct rule_config {
 
 /*
  * The whole configuration, a plain value. Built by config_defaults() or
- * config_load(); released with config_free(). Immutable once published: the
+ * config_load(); released with config_clear(). Immutable once published: the
  * server swaps whole configs on reload.
  */
 struct config {
@@ -94,7 +94,7 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
 int config_load_buffer(const char *name, const char *buf, size_t len, struct config *cfg, char *err,
 		       size_t errlen);
 
-void config_free(struct config *cfg);
+void config_clear(struct config *cfg);
 
 const char *config_mode_name(enum rule_mode mode);
 int config_mode_from_name(const char *name, enum rule_mode *out);
@@ -106,7 +106,7 @@ bool strlist_contains(const struct strlist *l, const char *s);
 /* Appends a copy of s; returns 0, or -1 when out of memory or past the
  * list cap (1 << 20 entries, more than a config file can name). */
 int strlist_push(struct strlist *l, const char *s);
-void strlist_free(struct strlist *l);
+void strlist_clear(struct strlist *l);
 /* Appends a copy of key=value to the canary labels; returns 0 or -1 as
  * strlist_push, with the labels unchanged on failure. */
 int config_canary_push(struct config *cfg, const char *key, const char *value);

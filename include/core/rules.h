@@ -108,7 +108,7 @@ const char *rules_flagger_target(const struct admission_request *req);
  * do requests by cfg->controllers and subresources other than
  * replicasets/scale (status writes are the controllers' business). extra may
  * be NULL (no lookup made). *out is overwritten; the caller releases it with
- * verdict_free. Returns 0, or -1 on OOM (out is then empty).
+ * verdict_clear. Returns 0, or -1 on OOM (out is then empty).
  */
 int rules_evaluate(const struct config *cfg, const struct admission_request *req,
 		   const struct rules_extra *extra, struct verdict *out);
@@ -142,6 +142,6 @@ void rules_lines_clear(struct rules_lines *l);
  */
 int rules_decide(const struct verdict *v, struct admission_response *resp);
 
-void verdict_free(struct verdict *v);
+void verdict_clear(struct verdict *v);
 
 #endif

@@ -100,7 +100,7 @@ bool report_items_equal(const struct report_item *a, size_t an, const struct rep
  * with the rules of e, as `rollgate check` does, resolving a Flagger
  * target through e's source; when obj carries the skip annotation, once
  * more without it, to tell skips apart. v gets the verdict (the caller's to
- * verdict_free); items what a report says (nothing in a namespace exempt
+ * verdict_clear); items what a report says (nothing in a namespace exempt
  * from every rule). Returns 0 or -1 with err.
  */
 int report_check(struct engine *e, const cJSON *obj, struct verdict *v, struct report_item **items,

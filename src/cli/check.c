@@ -642,10 +642,10 @@ static int check_files(struct engine *e, const struct mset *m, struct check_repo
 			return -1;
 		}
 		if (check_report_add(r, &w, &v, NULL, 0) < 0) {
-			verdict_free(&v);
+			verdict_clear(&v);
 			goto oom;
 		}
-		verdict_free(&v);
+		verdict_clear(&v);
 	}
 	check_report_files(r, m->n_files, m->n_skipped);
 	return 0;

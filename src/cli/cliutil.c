@@ -54,7 +54,7 @@ int engine_open(struct engine *e, const char *config, const char *objects_dir, c
 	}
 	return 0;
 fail:
-	config_free(e->cfg);
+	config_clear(e->cfg);
 	free(e->cfg);
 	objsource_free(e->src);
 	memset(e, 0, sizeof(*e));

@@ -198,7 +198,7 @@ static int evaluate(struct run *run, const struct ckind *k, const cJSON *item, c
 		return -1;
 	}
 	rc = check_report_add(run->r, &w, &v, items, n); /* takes items */
-	verdict_free(&v);
+	verdict_clear(&v);
 	if (rc < 0)
 		snprintf(err, errlen, "out of memory");
 	return rc;

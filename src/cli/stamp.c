@@ -172,7 +172,7 @@ static int stamp_one(struct engine *e, const struct mset *m, const struct pobj *
 	rc = pipeline_stamp(e, o->obj, &resp, why, whylen);
 	for (size_t w = 0; rc == 0 && w < resp.n_warnings; w++)
 		fprintf(stderr, "%s:%d: warning: %s\n", o->file, o->line, resp.warnings[w]);
-	admission_response_free(&resp);
+	admission_response_clear(&resp);
 	return rc;
 }
 
@@ -354,12 +354,12 @@ static int fn_stamp(struct engine *e, const struct mset *m, const struct pobj *o
 	}
 	admission_response_init(&resp);
 	if (pipeline_stamp(e, o->obj, &resp, err, errlen) < 0) {
-		admission_response_free(&resp);
+		admission_response_clear(&resp);
 		return -1;
 	}
 	for (size_t w = 0; w < resp.n_warnings; w++)
 		report(s, o, "warning", "config-hash", resp.warnings[w], NULL);
-	admission_response_free(&resp);
+	admission_response_clear(&resp);
 	return 0;
 }
 
@@ -376,7 +376,7 @@ static int fn_object(struct engine *e, const struct mset *m, const struct pobj *
 	if (pipeline_check(e, o->obj, &v, err, errlen) < 0)
 		return -1;
 	if (pipeline_notes(&v, &notes) < 0) {
-		verdict_free(&v);
+		verdict_clear(&v);
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -388,7 +388,7 @@ static int fn_object(struct engine *e, const struct mset *m, const struct pobj *
 		       v.v[i].path);
 		enforce += v.v[i].mode == MODE_ENFORCE;
 	}
-	verdict_free(&v);
+	verdict_clear(&v);
 	return enforce;
 }
 

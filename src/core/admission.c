@@ -182,7 +182,7 @@ int admission_decode_tree(cJSON *doc, struct admission_request *req, char *err, 
 	memset(req, 0, sizeof(*req));
 	req->doc = doc;
 	if (decode_envelope(doc, &rq, err, errlen) < 0 || decode_request(rq, req, err, errlen) < 0) {
-		admission_request_free(req);
+		admission_request_clear(req);
 		return -1;
 	}
 	return 0;
@@ -305,7 +305,7 @@ int admission_decode(const char *body, size_t len, struct admission_request *req
 		rc = admission_decode_tree(doc, req, err, errlen);
 	if (rc == 0 && decode_old_pod_spec(&pr, body + len, req) < 0) {
 		snprintf(err, errlen, "out of memory");
-		admission_request_free(req);
+		admission_request_clear(req);
 		rc = -1;
 	}
 	json_region_enter(prev);
@@ -318,7 +318,7 @@ int admission_decode(const char *body, size_t len, struct admission_request *req
 	return 0;
 }
 
-void admission_request_free(struct admission_request *req)
+void admission_request_clear(struct admission_request *req)
 {
 	if (!req)
 		return;
@@ -332,7 +332,7 @@ void admission_response_init(struct admission_response *resp)
 	resp->allowed = true;
 }
 
-void admission_response_free(struct admission_response *resp)
+void admission_response_clear(struct admission_response *resp)
 {
 	if (!resp)
 		return;

@@ -61,7 +61,7 @@ bool strlist_contains(const struct strlist *l, const char *s)
 	return false;
 }
 
-void strlist_free(struct strlist *l)
+void strlist_clear(struct strlist *l)
 {
 	for (size_t i = 0; i < l->n; i++)
 		free(l->v[i]);
@@ -114,7 +114,7 @@ void config_canary_clear(struct config *cfg)
 	cfg->cap_canary_labels = 0;
 }
 
-void config_free(struct config *cfg)
+void config_clear(struct config *cfg)
 {
 	if (!cfg)
 		return;
@@ -124,16 +124,16 @@ void config_free(struct config *cfg)
 		OPENSSL_cleanse(cfg->hmac_key, cfg->hmac_key_len); /* memset may be elided */
 		free(cfg->hmac_key);
 	}
-	strlist_free(&cfg->exempt_namespaces);
-	strlist_free(&cfg->controllers);
-	strlist_free(&cfg->watch_namespaces);
+	strlist_clear(&cfg->exempt_namespaces);
+	strlist_clear(&cfg->controllers);
+	strlist_clear(&cfg->watch_namespaces);
 	free(cfg->watch_label_selector);
-	strlist_free(&cfg->reload_ignore_namespaces);
+	strlist_clear(&cfg->reload_ignore_namespaces);
 	free(cfg->reload_namespace_selector);
 	free(cfg->reload_resource_label_selector);
 	config_canary_clear(cfg);
 	for (int i = 0; i < RULE_COUNT; i++)
-		strlist_free(&cfg->rules[i].exempt_namespaces);
+		strlist_clear(&cfg->rules[i].exempt_namespaces);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -162,6 +162,6 @@ int config_defaults(struct config *cfg)
 		cfg->rules[i].mode = rules_catalog[i].default_mode;
 	return 0;
 fail:
-	config_free(cfg);
+	config_clear(cfg);
 	return -1;
 }

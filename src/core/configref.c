@@ -40,7 +40,7 @@ void config_unref(struct config_ref *r)
 	RG_ASSERT(was > 0); /* never dropped more often than taken */
 	if (was != 1)
 		return;
-	config_free(r->cfg);
+	config_clear(r->cfg);
 	free(r->cfg);
 	free(r);
 }

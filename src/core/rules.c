@@ -291,7 +291,7 @@ int rules_evaluate(const struct config *cfg, const struct admission_request *req
 	}
 	dynbuf_clear(&ctx.note);
 	if (ctx.oom) {
-		verdict_free(out);
+		verdict_clear(out);
 		return -1;
 	}
 	return 0;
@@ -383,7 +383,7 @@ int rules_decide(const struct verdict *v, struct admission_response *resp)
 	return 0;
 }
 
-void verdict_free(struct verdict *v)
+void verdict_clear(struct verdict *v)
 {
 	if (!v)
 		return;

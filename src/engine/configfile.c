@@ -79,7 +79,7 @@ static int read_strlist(struct cfgread *r, const cJSON *v, const char *key, stru
 		return cfg_fail(r, v, key, "expected a list of strings");
 	if (cJSON_GetArraySize(v) > LIST_MAX_ITEMS)
 		return cfg_fail(r, v, key, "more than %d items", LIST_MAX_ITEMS);
-	strlist_free(out);
+	strlist_clear(out);
 	cJSON_ArrayForEach(item, v) {
 		if (!cJSON_IsString(item) || !*item->valuestring)
 			return cfg_fail(r, item, key, "expected a non-empty string item");
@@ -439,7 +439,7 @@ int config_load_buffer(const char *name, const char *buf, size_t len, struct con
 out:
 	yamljson_clear(&docs);
 	if (rc < 0)
-		config_free(cfg);
+		config_clear(cfg);
 	return rc;
 }
 

@@ -389,7 +389,7 @@ int pipeline_check_target(struct engine *e, const cJSON *obj, struct verdict *v,
 	if (rc < 0)
 		snprintf(err, errlen, "out of memory");
 	lookup_batch_clear(&b);
-	admission_request_free(&req);
+	admission_request_clear(&req);
 	return rc;
 }
 
@@ -429,7 +429,7 @@ int pipeline_stamp_refs(struct engine *e, const cJSON *obj, struct refset *out, 
 	rc = 0;
 out:
 	stamp_plan_clear(&plan);
-	admission_request_free(&req);
+	admission_request_clear(&req);
 	return rc;
 }
 
@@ -454,7 +454,7 @@ int pipeline_stamp(struct engine *e, cJSON *obj, struct admission_response *resp
 out:
 	stamp_plan_clear(&plan);
 	/* The review only references obj, so obj can change once it is gone. */
-	admission_request_free(&req);
+	admission_request_clear(&req);
 	if (rc == 0 && resp->patch && patch_apply(obj, resp->patch, err, errlen) < 0)
 		rc = -1;
 	return rc;

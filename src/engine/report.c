@@ -263,9 +263,9 @@ int report_check(struct engine *e, const cJSON *obj, struct verdict *v, struct r
 oom:
 	snprintf(err, errlen, "out of memory");
 out:
-	verdict_free(&unskipped);
+	verdict_clear(&unskipped);
 	if (rc < 0)
-		verdict_free(v);
+		verdict_clear(v);
 	return rc;
 }
 

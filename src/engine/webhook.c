@@ -82,7 +82,7 @@ void webhook_set_config(struct webhook *wh, struct config *cfg)
 	struct config_ref *r = config_ref_new(cfg), *old;
 
 	if (!r) {
-		config_free(cfg);
+		config_clear(cfg);
 		free(cfg);
 		return;
 	}
@@ -126,8 +126,8 @@ void webhook_call_free(struct webhook_call *c)
 		return;
 	free(c->body);
 	free(c->out);
-	admission_request_free(&c->req);
-	admission_response_free(&c->resp);
+	admission_request_clear(&c->req);
+	admission_response_clear(&c->resp);
 	stamp_plan_clear(&c->plan);
 	lookup_batch_clear(&c->flagger);
 	config_unref(c->cref);
@@ -230,13 +230,13 @@ static void finish_validate(struct webhook_call *c)
 		extra.flagger_target_name = c->flagger_item.name;
 	}
 	if (rules_evaluate(c->cref->cfg, &c->req, &extra, &v) < 0 || rules_decide(&v, &c->resp) < 0) {
-		verdict_free(&v);
+		verdict_clear(&v);
 		fail_call(c, 500, "out of memory");
 		return;
 	}
 	for (size_t i = 0; i < v.n; i++)
 		metrics_violation(v.v[i].rule, v.v[i].mode);
-	verdict_free(&v);
+	verdict_clear(&v);
 	complete(c);
 }
 

@@ -732,7 +732,7 @@ void objcache_free(struct objcache *c)
 	for (size_t i = 0; c->streams && i < c->n_streams; i++)
 		free(c->streams[i].ns);
 	free(c->streams);
-	strlist_free(&c->namespaces);
+	strlist_clear(&c->namespaces);
 	free(c->selector);
 	pthread_rwlock_destroy(&c->lock);
 	pthread_mutex_destroy(&c->sub_lock);

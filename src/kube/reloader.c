@@ -1746,7 +1746,7 @@ struct reloader *reloader_new(struct kube_client *client, struct objcache *cache
 		r->cfg = config_ref_new(cfg);
 	if (!r || !r->cfg) {
 		snprintf(err, errlen, "out of memory");
-		config_free(cfg); /* taken in every case */
+		config_clear(cfg); /* taken in every case */
 		free(cfg);
 		free(r);
 		return NULL;
@@ -1809,7 +1809,7 @@ void reloader_set_config(struct reloader *r, struct config *cfg)
 	struct config_ref *c = config_ref_new(cfg), *old;
 
 	if (!c) {
-		config_free(cfg);
+		config_clear(cfg);
 		free(cfg);
 		RG_LOG(LOG_ERROR, "out of memory: the reload controller keeps its config", LF_END);
 		return;

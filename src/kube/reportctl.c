@@ -444,7 +444,7 @@ static void take_workload(struct reportctl *c, struct rstream *st, const cJSON *
 		       LF_S("reason", view ? err : "out of memory"));
 		goto out;
 	}
-	verdict_free(&v);
+	verdict_clear(&v);
 	w = wl_find(c, st->kind, ns, name);
 	if (n == 0) { /* an exempt namespace: nothing to report */
 		if (w)
@@ -593,7 +593,7 @@ static void evaluate_canary(struct reportctl *c, struct wl *w)
 	pthread_mutex_unlock(&c->lock);
 	rc = report_check(&eng, copy, &v, &items, &n, err, sizeof(err));
 	if (rc == 0)
-		verdict_free(&v);
+		verdict_clear(&v);
 	pthread_mutex_lock(&c->lock);
 	w = wl_find(c, RK_CANARY, ns, name);
 	if (rc < 0) {
@@ -894,7 +894,7 @@ static void swap_config(struct reportctl *c)
 		return;
 	c->cfg = c->next_cfg;
 	c->next_cfg = NULL;
-	config_free(old);
+	config_clear(old);
 	free(old);
 	kwatch_relist(c->w); /* modes and exemptions may read differently now */
 }
@@ -985,7 +985,7 @@ struct reportctl *reportctl_new(struct kube_client *client, struct objsource *sr
 
 	if (!c) {
 		snprintf(err, errlen, "out of memory");
-		config_free(cfg); /* taken in every case */
+		config_clear(cfg); /* taken in every case */
 		free(cfg);
 		return NULL;
 	}
@@ -1040,7 +1040,7 @@ void reportctl_set_config(struct reportctl *c, struct config *cfg)
 {
 	pthread_mutex_lock(&c->lock);
 	if (c->next_cfg) {
-		config_free(c->next_cfg);
+		config_clear(c->next_cfg);
 		free(c->next_cfg);
 	}
 	c->next_cfg = cfg;
@@ -1099,11 +1099,11 @@ void reportctl_free(struct reportctl *c)
 	for (size_t i = 0; c->streams && i < c->n_streams; i++)
 		free(c->streams[i].ns);
 	free(c->streams);
-	strlist_free(&c->scope);
-	config_free(c->cfg);
+	strlist_clear(&c->scope);
+	config_clear(c->cfg);
 	free(c->cfg);
 	if (c->next_cfg) {
-		config_free(c->next_cfg);
+		config_clear(c->next_cfg);
 		free(c->next_cfg);
 	}
 	pthread_mutex_destroy(&c->lock);

@@ -564,12 +564,12 @@ static int start_controller(const struct serve_opts *o, struct api *api, const s
 	if (!cfg)
 		return -1;
 	if (cfg->reports_enabled && start_reports(api, cw, src, err, errlen) < 0) {
-		config_free(cfg);
+		config_clear(cfg);
 		free(cfg);
 		return -1;
 	}
 	if (!cfg->reload_enabled) {
-		config_free(cfg);
+		config_clear(cfg);
 		free(cfg);
 		return 0;
 	}
@@ -585,7 +585,7 @@ static void api_close(struct api *api)
 	objcache_free(api->cache);
 	kube_client_free(api->client);
 	kube_conn_clear(&api->conn);
-	strlist_free(&api->watch_namespaces);
+	strlist_clear(&api->watch_namespaces);
 	free(api->watch_selector);
 	free(api->namespace_selector);
 	free(api->resource_selector);
@@ -791,7 +791,7 @@ int serve_main(int argc, char **argv)
 	goto out;
 fatal:
 	if (!wh && cfg) {
-		config_free(cfg);
+		config_clear(cfg);
 		free(cfg);
 	}
 	RG_LOG(LOG_ERROR, "cannot start", LF_S("reason", err));
