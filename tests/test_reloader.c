@@ -1438,28 +1438,39 @@ static void test_pause_period(void **state)
 	put_wl(d, NULL, "deployments", "Deployment", "shop", "overdue",
 	       "\"reloader.stakater.com/auto\":\"true\"", "cm:z");
 	put_paused(d, "overdue", "2020-01-01T00:00:00Z");
+	/* Paused by us, then opted out: still ours to resume. */
+	{
+		char *w = wl_json("", "", "cm:z", NULL);
+		ad_put(d, "deployments", "shop", "quit", w);
+		free(w);
+	}
+	put_paused(d, "quit", "2020-01-01T00:00:00Z");
 
 	/* A new leader resumes what is overdue, and only that. */
+	resumes.n = 2;
 	replica_up(&e->a, &e->d, "replica-a", NULL, NULL);
 	assert_true(tu_wait_for(replica_synced, &e->a, WAIT_MS));
 	assert_true(tu_wait_for(ctype_reached, &resumes, WAIT_MS));
 	settle();
-	assert_int_equal(ad_patch_count(d), 1);
-	assert_string_equal(patch_target(d, 0), "overdue");
+	assert_int_equal(ad_patch_count(d), 2);
+	(void)patch_of(d, 0, 2, "overdue");
+	(void)patch_of(d, 0, 2, "quit");
 	assert_false(stored_paused(d, "overdue", &until));
+	assert_false(until);
+	assert_false(stored_paused(d, "quit", &until));
 	assert_false(until);
 	assert_true(stored_paused(d, "mine", &until));
 
 	/* The rollout pauses p in the same patch; bad and mine roll unpaused. */
 	ad_put(d, "configmaps", "shop", "a", "{\"data\":{\"k\":\"2\"}}");
-	n = expect_rolled(e, NULL, 1, rolled);
-	body = patch_body(d, patch_of(d, 1, 3, "p"), NULL, "application/merge-patch+json");
+	n = expect_rolled(e, NULL, 2, rolled);
+	body = patch_body(d, patch_of(d, 2, 3, "p"), NULL, "application/merge-patch+json");
 	assert_true(cJSON_IsTrue(json_get(json_get(body, "spec"), "paused")));
 	assert_non_null(json_get_string(json_get_path(body, "metadata", "annotations", NULL),
 					"rollgate.io/paused-until"));
 	cJSON_Delete(body);
 	for (size_t i = 0; i < 2; i++) {
-		body = patch_body(d, patch_of(d, 1, 3, i ? "mine" : "bad"), NULL,
+		body = patch_body(d, patch_of(d, 2, 3, i ? "mine" : "bad"), NULL,
 				  "application/merge-patch+json");
 		assert_null(json_get(json_get(body, "spec"), "paused"));
 		cJSON_Delete(body);
@@ -1478,7 +1489,7 @@ static void test_pause_period(void **state)
 	cJSON_Delete(body);
 
 	/* The deadline resumes p; mine stays its owner's. */
-	resumes.n = 2;
+	resumes.n = 3;
 	assert_true(tu_wait_for(ctype_reached, &resumes, WAIT_MS));
 	settle();
 	assert_int_equal(ad_patch_count(d), n + 1);

@@ -56,6 +56,9 @@
 #define OPTIN_WAVE_HELD_SCHEDULER "wave.pusher.com/scheduling-disabled"
 #define OPTIN_WAVE_HOLD_SCHEDULER "wave.pusher.com/invalid"
 
+/* Whether scheduler is a hold placeholder (rollgate's or Wave's). */
+bool optin_is_hold_scheduler(const char *scheduler);
+
 /* The annotation value of key on the workload (metadata first, then its
  * pod template's metadata); NULL when neither has it. */
 const char *optin_annotation(const cJSON *workload, const cJSON *tmpl, const char *key);

@@ -207,12 +207,6 @@ static const struct ref *first_missing(const struct stamp_plan *plan)
 	return NULL;
 }
 
-static bool is_hold_scheduler(const char *s)
-{
-	return s &&
-		(strcmp(s, OPTIN_HOLD_SCHEDULER) == 0 || strcmp(s, OPTIN_WAVE_HOLD_SCHEDULER) == 0);
-}
-
 /* Adds the ops of one change (rc and ops from a patch_* call) to the
  * patch; a change that cannot be made (malformed metadata) is skipped.
  * -1 on OOM only. */
@@ -267,16 +261,17 @@ static int hold(const struct config *cfg, const struct admission_request *req,
 			 OPTIN_HOLD_SCHEDULER, refs_kind(missing->kind)->singular, missing->name);
 		if (admission_warn(resp, msg) < 0)
 			return -1;
-		if (is_hold_scheduler(cur) && (saved || wave))
+		if (optin_is_hold_scheduler(cur) && (saved || wave))
 			return 0;
-		if (set_workload_annotation(req, key, is_hold_scheduler(cur) ? "" : (cur ? cur : ""),
+		if (set_workload_annotation(req, key,
+					    optin_is_hold_scheduler(cur) ? "" : (cur ? cur : ""),
 					    resp) < 0)
 			return -1;
 		return set_scheduler(req, OPTIN_HOLD_SCHEDULER, resp);
 	}
 	if (!saved && !wave)
 		return 0;
-	if (is_hold_scheduler(cur)) {
+	if (optin_is_hold_scheduler(cur)) {
 		const char *orig = saved ? saved : wave;
 		if (set_scheduler(req, *orig ? orig : NULL, resp) < 0)
 			return -1;

@@ -44,6 +44,12 @@ const char *optin_annotation(const cJSON *workload, const cJSON *tmpl, const cha
 	return json_get_string(json_get_path(tmpl, "metadata", "annotations", NULL), key);
 }
 
+bool optin_is_hold_scheduler(const char *s)
+{
+	return s &&
+		(strcmp(s, OPTIN_HOLD_SCHEDULER) == 0 || strcmp(s, OPTIN_WAVE_HOLD_SCHEDULER) == 0);
+}
+
 bool optin_object_joins(const struct ref *r, unsigned flags)
 {
 	if (flags & OBJ_FLAG_IGNORE)

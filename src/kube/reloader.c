@@ -518,12 +518,6 @@ static long long go_duration_ms(const char *s)
 	return total >= 1 ? (long long)total : -1;
 }
 
-static bool is_hold_scheduler(const char *s)
-{
-	return s &&
-		(strcmp(s, OPTIN_HOLD_SCHEDULER) == 0 || strcmp(s, OPTIN_WAVE_HOLD_SCHEDULER) == 0);
-}
-
 /* The hold on the pod template, read as the webhook reads it: a
  * placeholder scheduler with our annotation or Wave's keeping the original
  * (ours first). */
@@ -537,7 +531,7 @@ static int read_hold(const struct config *cfg, const cJSON *obj, const cJSON *tm
 	config_annotation(cfg, OPTIN_HELD_SCHEDULER, key, sizeof(key));
 	saved = json_get_string(ann, key);
 	wave = json_get_string(ann, OPTIN_WAVE_HELD_SCHEDULER);
-	if (!is_hold_scheduler(sched) || (!saved && !wave))
+	if (!optin_is_hold_scheduler(sched) || (!saved && !wave))
 		return 0; /* a placeholder without the original: not ours to undo */
 	st->hold_placeholder = strdup(sched);
 	st->held_from = strdup(saved ? saved : wave);
@@ -619,6 +613,16 @@ static bool plan_workload(const struct config *cfg, const struct wk *k, const ch
 	return plan->applies;
 }
 
+/* Whether obj is paused with our paused-until annotation on it. */
+static bool paused_by_us(const struct config *cfg, const cJSON *obj)
+{
+	char key[300];
+
+	config_annotation(cfg, OPTIN_PAUSED_UNTIL, key, sizeof(key));
+	return json_get_bool(json_get(obj, "spec"), "paused") &&
+		json_get_string(json_get_path(obj, "metadata", "annotations", NULL), key);
+}
+
 static struct workload *wl_new(struct reloader *r, enum wkind kind, const char *ns, const char *name)
 {
 	struct workload *w = calloc(1, sizeof(*w));
@@ -674,6 +678,10 @@ static void on_object(void *arg, enum kwatch_event ev, const cJSON *obj)
 	if (ev != KWATCH_DELETED) {
 		cfg = current_config(r);
 		applies = plan_workload(cfg->cfg, &wks[st->kind], ns, name, obj, &plan);
+		/* A Deployment our pause holds stays tracked until it is resumed,
+		 * even once it no longer opts in (with no references, nothing
+		 * else happens to it). */
+		applies = applies || (st->kind == WK_DEPLOYMENT && paused_by_us(cfg->cfg, obj));
 		if (applies && wstate_read(cfg->cfg, &wks[st->kind], obj, &ws) < 0) {
 			RG_LOG(LOG_ERROR, "out of memory tracking a workload", LF_S("name", name));
 			applies = false;
