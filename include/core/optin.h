@@ -56,6 +56,10 @@
 #define OPTIN_WAVE_HELD_SCHEDULER "wave.pusher.com/scheduling-disabled"
 #define OPTIN_WAVE_HOLD_SCHEDULER "wave.pusher.com/invalid"
 
+/* The value of the annotation <prefix>/suffix on holder's metadata (a
+ * string), or NULL; reads no more than the annotations. */
+const char *optin_own_annotation(const struct config *cfg, const cJSON *holder, const char *suffix);
+
 /* Whether scheduler is a hold placeholder (rollgate's or Wave's). */
 bool optin_is_hold_scheduler(const char *scheduler);
 

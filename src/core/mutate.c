@@ -249,12 +249,13 @@ static int hold(const struct config *cfg, const struct admission_request *req,
 	const cJSON *ann = json_get_path(req->object, "metadata", "annotations", NULL);
 	const char *cur = json_get_string(json_get_path(req->object, "spec", "template", "spec", NULL),
 					  "schedulerName");
+	const char *saved = optin_own_annotation(cfg, req->object, OPTIN_HELD_SCHEDULER);
+	const char *wave = json_get_string(ann, OPTIN_WAVE_HELD_SCHEDULER);
 	char key[300], msg[320];
-	const char *saved, *wave;
 
+	if (!(cfg->stamp_hold && missing) && !saved && !wave)
+		return 0; /* neither held nor to hold: the common case */
 	config_annotation(cfg, OPTIN_HELD_SCHEDULER, key, sizeof(key));
-	saved = json_get_string(ann, key);
-	wave = json_get_string(ann, OPTIN_WAVE_HELD_SCHEDULER);
 	if (cfg->stamp_hold && missing) {
 		snprintf(msg, sizeof(msg),
 			 "rollgate: new pods are held (schedulerName %s) until %s \"%s\" exists",
@@ -269,8 +270,6 @@ static int hold(const struct config *cfg, const struct admission_request *req,
 			return -1;
 		return set_scheduler(req, OPTIN_HOLD_SCHEDULER, resp);
 	}
-	if (!saved && !wave)
-		return 0;
 	if (optin_is_hold_scheduler(cur)) {
 		const char *orig = saved ? saved : wave;
 		if (set_scheduler(req, *orig ? orig : NULL, resp) < 0)

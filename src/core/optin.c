@@ -44,6 +44,20 @@ const char *optin_annotation(const cJSON *workload, const cJSON *tmpl, const cha
 	return json_get_string(json_get_path(tmpl, "metadata", "annotations", NULL), key);
 }
 
+const char *optin_own_annotation(const struct config *cfg, const cJSON *holder, const char *suffix)
+{
+	size_t plen = strlen(cfg->annotation_prefix);
+	const cJSON *m;
+
+	cJSON_ArrayForEach(m, json_get_path(holder, "metadata", "annotations", NULL)) {
+		if (cJSON_IsString(m) && m->string &&
+		    strncmp(m->string, cfg->annotation_prefix, plen) == 0 && m->string[plen] == '/' &&
+		    strcmp(m->string + plen + 1, suffix) == 0)
+			return m->valuestring;
+	}
+	return NULL;
+}
+
 bool optin_is_hold_scheduler(const char *s)
 {
 	return s &&
@@ -57,26 +71,95 @@ bool optin_object_joins(const struct ref *r, unsigned flags)
 	return !r->need_match || (flags & OBJ_FLAG_MATCH);
 }
 
-/* The annotations of one workload, looked up once. */
-struct ann {
-	const cJSON *workload, *tmpl;
+/* The annotations the table reads. */
+enum ann_id {
+	A_RELOAD, /* <prefix>/reload */
+	A_CMS,    /* <prefix>/configmaps */
+	A_SECRETS,
+	A_WAVE,
+	A_WAVE_EXTRA_CMS,
+	A_WAVE_EXTRA_SECRETS,
+	A_AUTO,
+	A_CM_AUTO,
+	A_SECRET_AUTO,
+	A_CM_RELOAD,
+	A_SECRET_RELOAD,
+	A_CM_EXCLUDE,
+	A_SECRET_EXCLUDE,
+	A_SEARCH,
+	A_COUNT
 };
 
-static const char *get(const struct ann *a, const char *key)
+static const char *const fixed_keys[A_COUNT] = {
+	[A_WAVE] = OPTIN_WAVE,
+	[A_WAVE_EXTRA_CMS] = OPTIN_WAVE_EXTRA_CONFIGMAPS,
+	[A_WAVE_EXTRA_SECRETS] = OPTIN_WAVE_EXTRA_SECRETS,
+	[A_AUTO] = OPTIN_RELOADER_AUTO,
+	[A_CM_AUTO] = OPTIN_RELOADER_CM_AUTO,
+	[A_SECRET_AUTO] = OPTIN_RELOADER_SECRET_AUTO,
+	[A_CM_RELOAD] = OPTIN_RELOADER_CM_RELOAD,
+	[A_SECRET_RELOAD] = OPTIN_RELOADER_SECRET_RELOAD,
+	[A_CM_EXCLUDE] = OPTIN_RELOADER_CM_EXCLUDE,
+	[A_SECRET_EXCLUDE] = OPTIN_RELOADER_SECRET_EXCLUDE,
+	[A_SEARCH] = OPTIN_RELOADER_SEARCH,
+};
+
+/* The value of every annotation the table reads, the workload's over its
+ * pod template's; NULL where neither has it as a string. */
+struct ann {
+	const char *v[A_COUNT];
+};
+
+/* Which annotation key is, or -1. One pass over a workload's annotations
+ * costs less than a lookup per key the table reads. */
+static int ann_id(const struct config *cfg, const char *key)
 {
-	return optin_annotation(a->workload, a->tmpl, key);
+	size_t plen = strlen(cfg->annotation_prefix);
+
+	if (strncmp(key, cfg->annotation_prefix, plen) == 0 && key[plen] == '/') {
+		const char *suffix = key + plen + 1;
+		if (strcmp(suffix, "reload") == 0)
+			return A_RELOAD;
+		if (strcmp(suffix, "configmaps") == 0)
+			return A_CMS;
+		if (strcmp(suffix, "secrets") == 0)
+			return A_SECRETS;
+		return -1;
+	}
+	for (int i = 0; i < A_COUNT; i++)
+		if (fixed_keys[i] && fixed_keys[i][0] == key[0] && strcmp(fixed_keys[i], key) == 0)
+			return i;
+	return -1;
 }
 
-static bool is(const struct ann *a, const char *key, const char *value)
+/* Reads the annotations of one holder; those already read win. */
+static void ann_scan(struct ann *a, const struct config *cfg, const cJSON *holder)
 {
-	const char *v = get(a, key);
-	return v && strcmp(v, value) == 0;
+	const cJSON *m;
+
+	cJSON_ArrayForEach(m, json_get_path(holder, "metadata", "annotations", NULL)) {
+		int id;
+		if (!cJSON_IsString(m) || !m->string)
+			continue;
+		id = ann_id(cfg, m->string);
+		if (id >= 0 && !a->v[id])
+			a->v[id] = m->valuestring;
+	}
 }
 
-static bool set(const struct ann *a, const char *key)
+static const char *get(const struct ann *a, enum ann_id id)
 {
-	const char *v = get(a, key);
-	return v && *v;
+	return a->v[id];
+}
+
+static bool is(const struct ann *a, enum ann_id id, const char *value)
+{
+	return a->v[id] && strcmp(a->v[id], value) == 0;
+}
+
+static bool set(const struct ann *a, enum ann_id id)
+{
+	return a->v[id] && *a->v[id];
 }
 
 /* What one kind of object gets. */
@@ -322,43 +405,47 @@ static int add_lists(const struct config *cfg, const char *ns, const struct rows
 int optin_decide(const struct config *cfg, const char *ns, const cJSON *workload, const cJSON *tmpl,
 		 struct refset *out, char *err, size_t errlen)
 {
-	char reload[300], cms[300], secrets[300];
-	const struct ann a = { workload, tmpl };
+	char cms[300] = "", secrets[300] = "";
+	struct ann a = { { NULL } };
 	const cJSON *podspec;
 	struct rows rows[2];
 	bool all, search;
 
 	memset(out, 0, sizeof(*out));
-	config_annotation(cfg, "reload", reload, sizeof(reload));
-	config_annotation(cfg, "configmaps", cms, sizeof(cms));
-	config_annotation(cfg, "secrets", secrets, sizeof(secrets));
-	if (is(&a, reload, "false") || is(&a, OPTIN_RELOADER_AUTO, "false") ||
+	ann_scan(&a, cfg, workload);
+	ann_scan(&a, cfg, tmpl);
+	if (is(&a, A_RELOAD, "false") || is(&a, A_AUTO, "false") ||
 	    (ns && strlist_contains(&cfg->reload_ignore_namespaces, ns)))
 		return 0;
-	all = cfg->stamp_mode == STAMP_ALL || is(&a, reload, "true") || is(&a, OPTIN_WAVE, "true") ||
-		is(&a, OPTIN_RELOADER_AUTO, "true") || set(&a, cms) || set(&a, secrets);
-	search = is(&a, OPTIN_RELOADER_SEARCH, "true");
+	all = cfg->stamp_mode == STAMP_ALL || is(&a, A_RELOAD, "true") || is(&a, A_WAVE, "true") ||
+		is(&a, A_AUTO, "true") || set(&a, A_CMS) || set(&a, A_SECRETS);
+	search = is(&a, A_SEARCH, "true");
 	rows[OBJ_CONFIGMAP] = (struct rows){
-		.all = all || is(&a, OPTIN_RELOADER_CM_AUTO, "true"),
-		.reload = get(&a, OPTIN_RELOADER_CM_RELOAD),
-		.exclude = get(&a, OPTIN_RELOADER_CM_EXCLUDE),
-		.extra = get(&a, OPTIN_WAVE_EXTRA_CONFIGMAPS),
-		.own = get(&a, cms),
+		.all = all || is(&a, A_CM_AUTO, "true"),
+		.reload = get(&a, A_CM_RELOAD),
+		.exclude = get(&a, A_CM_EXCLUDE),
+		.extra = get(&a, A_WAVE_EXTRA_CMS),
+		.own = get(&a, A_CMS),
 		.own_key = cms,
 		.ignored = cfg->reload_ignore_configmaps,
 	};
 	rows[OBJ_SECRET] = (struct rows){
-		.all = all || is(&a, OPTIN_RELOADER_SECRET_AUTO, "true"),
-		.reload = get(&a, OPTIN_RELOADER_SECRET_RELOAD),
-		.exclude = get(&a, OPTIN_RELOADER_SECRET_EXCLUDE),
-		.extra = get(&a, OPTIN_WAVE_EXTRA_SECRETS),
-		.own = get(&a, secrets),
+		.all = all || is(&a, A_SECRET_AUTO, "true"),
+		.reload = get(&a, A_SECRET_RELOAD),
+		.exclude = get(&a, A_SECRET_EXCLUDE),
+		.extra = get(&a, A_WAVE_EXTRA_SECRETS),
+		.own = get(&a, A_SECRETS),
 		.own_key = secrets,
 		.ignored = cfg->reload_ignore_secrets,
 	};
-	if (!rows[0].all && !rows[1].all && !search && !set(&a, OPTIN_RELOADER_CM_RELOAD) &&
-	    !set(&a, OPTIN_RELOADER_SECRET_RELOAD))
+	if (!rows[0].all && !rows[1].all && !search && !set(&a, A_CM_RELOAD) &&
+	    !set(&a, A_SECRET_RELOAD))
 		return 0;
+	/* The keys name rollgate's own lists in messages. */
+	if (rows[OBJ_CONFIGMAP].own)
+		config_annotation(cfg, "configmaps", cms, sizeof(cms));
+	if (rows[OBJ_SECRET].own)
+		config_annotation(cfg, "secrets", secrets, sizeof(secrets));
 	podspec = json_get(tmpl, "spec");
 	if (podspec && refs_collect(podspec, out, err, errlen) < 0)
 		return -1;
