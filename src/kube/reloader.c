@@ -129,19 +129,16 @@ struct reloader {
 	struct objcache *cache;
 	struct objsource *src;
 	struct lease *lease;
-	struct kwatch *w;
-	struct wlwatch *ww; /* the workload streams, on w */
+	struct wlwatch *ww; /* the workload streams and the controller thread */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	pthread_t thread;
-	bool started, stop, stopped;
+	bool stopped;
 	struct config_ref *cfg; /* the reloader's reference; swapped under lock */
 
 	struct htable workloads; /* struct okey -> struct workload, owned */
 	struct htable index;     /* struct okey -> struct users, owned */
 	struct workload *due, *due_tail;
-	bool synced;      /* every workload stream listed */
 	bool compare_all; /* compare every workload once synced and leading */
 	bool was_leader;
 	double tokens;
@@ -694,17 +691,6 @@ out:
 	stamp_plan_clear(&plan);
 }
 
-/* Lock held. */
-static void note_synced(struct reloader *r)
-{
-	if (r->synced || (r->ns_sel && !r->ns_synced) || !wlwatch_synced(r->ww))
-		return;
-	r->synced = true;
-	r->compare_all = true;
-	RG_LOG(LOG_INFO, "reload controller synced", LF_I("workloads", htable_size(&r->workloads)));
-	pthread_cond_broadcast(&r->cond);
-}
-
 /* What the list of st did not deliver is gone. Lock held. */
 static void on_sweep(void *arg, const struct wlwatch_stream *st)
 {
@@ -721,9 +707,22 @@ static void on_sweep(void *arg, const struct wlwatch_stream *st)
 	}
 }
 
-static void on_done(void *arg)
+/* Lock held: the Namespaces of reload.namespaceSelector have listed. */
+static bool on_ready(void *arg)
 {
-	note_synced(arg);
+	struct reloader *r = arg;
+
+	return !r->ns_sel || r->ns_synced;
+}
+
+/* Lock held. */
+static void on_synced(void *arg)
+{
+	struct reloader *r = arg;
+
+	r->compare_all = true;
+	RG_LOG(LOG_INFO, "reload controller synced", LF_I("workloads", htable_size(&r->workloads)));
+	pthread_cond_broadcast(&r->cond);
 }
 
 /* ---- config object changes (cache watch thread) ---- */
@@ -835,7 +834,7 @@ static void ns_synced(void *arg)
 		RG_LOG(LOG_INFO, "reload: namespaces matching the selector listed",
 		       LF_I("namespaces", htable_size(&r->ns_match)));
 	r->ns_synced = true;
-	note_synced(r);
+	wlwatch_note(r->ww);
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -1596,25 +1595,12 @@ static void clear_due(struct reloader *r)
 		due_unlink(r, r->due);
 }
 
-static void wait_until(struct reloader *r, long long until_ms)
-{
-	struct timespec ts;
-	long long ms = until_ms - rgtime_now_ms();
-
-	if (ms <= 0)
-		return;
-	if (ms > POLL_MS)
-		ms = POLL_MS;
-	rgtime_wall_after(&ts, ms);
-	pthread_cond_timedwait(&r->cond, &r->lock, &ts);
-}
-
 static void *run(void *arg)
 {
 	struct reloader *r = arg;
 
 	pthread_mutex_lock(&r->lock);
-	while (!r->stop) {
+	while (!wlwatch_stopping(r->ww)) {
 		bool leader = is_leader(r);
 		struct workload *w;
 		if (leader != r->was_leader) {
@@ -1624,9 +1610,9 @@ static void *run(void *arg)
 			else
 				clear_due(r); /* the leader handles them */
 		}
-		if (!leader || !r->synced || !objcache_synced(r->cache)) {
+		if (!leader || !wlwatch_synced(r->ww) || !objcache_synced(r->cache)) {
 			clear_due(r);
-			wait_until(r, rgtime_now_ms() + POLL_MS);
+			wlwatch_wait(r->ww, rgtime_now_ms() + POLL_MS, POLL_MS);
 			continue;
 		}
 		if (r->compare_all) {
@@ -1639,7 +1625,7 @@ static void *run(void *arg)
 		}
 		w = r->due;
 		if (!w || w->due_ms > rgtime_now_ms()) {
-			wait_until(r, w ? w->due_ms : rgtime_now_ms() + POLL_MS);
+			wlwatch_wait(r->ww, w ? w->due_ms : rgtime_now_ms() + POLL_MS, POLL_MS);
 			continue;
 		}
 		due_unlink(r, w);
@@ -1669,7 +1655,7 @@ static int add_ns_stream(struct reloader *r, const struct config *cfg, char *err
 		snprintf(err, errlen, "reload.namespaceSelector: %s", why);
 		return -1;
 	}
-	return kwatch_add(r->w, &spec, err, errlen);
+	return wlwatch_add(r->ww, &spec, err, errlen);
 }
 
 struct reloader *reloader_new(struct kube_client *client, struct objcache *cache,
@@ -1677,7 +1663,7 @@ struct reloader *reloader_new(struct kube_client *client, struct objcache *cache
 			      char *err, size_t errlen)
 {
 	struct reloader *r = calloc(1, sizeof(*r));
-	struct wlwatch_handler wl_handler = { on_object, on_sweep, on_done, r };
+	struct wlwatch_handler wl_handler = { on_object, on_sweep, on_ready, on_synced, r };
 
 	if (r)
 		r->cfg = config_ref_new(cfg);
@@ -1697,13 +1683,8 @@ struct reloader *reloader_new(struct kube_client *client, struct objcache *cache
 	r->lease = lease;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
-	r->w = kwatch_new(client);
-	if (!r->w) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	r->ww = wlwatch_new(r->w, wk_ids, WK_COUNT, &cfg->watch_namespaces, &r->lock, &wl_handler, err,
-			    errlen);
+	r->ww = wlwatch_new(client, wk_ids, WK_COUNT, &cfg->watch_namespaces, &r->lock, &r->cond,
+			    &wl_handler, err, errlen);
 	if (!r->ww)
 		goto fail;
 	if (cfg->reload_namespace_selector && add_ns_stream(r, cfg, err, errlen) < 0)
@@ -1718,13 +1699,8 @@ fail:
 int reloader_start(struct reloader *r, char *err, size_t errlen)
 {
 	objcache_subscribe(r->cache, on_change, r);
-	if (kwatch_start(r->w, err, errlen) < 0)
+	if (wlwatch_start(r->ww, run, r, "reload controller", err, errlen) < 0)
 		return -1;
-	if (pthread_create(&r->thread, NULL, run, r) != 0) {
-		snprintf(err, errlen, "cannot start the reload controller thread");
-		return -1;
-	}
-	r->started = true;
 	RG_LOG(LOG_INFO, "reload controller started", LF_D("rate", r->cfg->cfg->reload_rate),
 	       LF_I("burst", r->cfg->cfg->reload_burst),
 	       LF_I("window_ms", r->cfg->cfg->reload_window_ms),
@@ -1748,17 +1724,12 @@ void reloader_set_config(struct reloader *r, struct config *cfg)
 	pthread_mutex_unlock(&r->lock);
 	config_unref(old);
 	/* Opt-in and references may read differently now. */
-	kwatch_relist(r->w);
+	wlwatch_relist(r->ww);
 }
 
 bool reloader_synced(struct reloader *r)
 {
-	bool s;
-
-	pthread_mutex_lock(&r->lock);
-	s = r->synced;
-	pthread_mutex_unlock(&r->lock);
-	return s;
+	return wlwatch_is_synced(r->ww);
 }
 
 void reloader_stop(struct reloader *r)
@@ -1768,15 +1739,7 @@ void reloader_stop(struct reloader *r)
 	r->stopped = true;
 	if (r->cache)
 		objcache_subscribe(r->cache, NULL, NULL);
-	kwatch_free(r->w);
-	r->w = NULL;
-	if (r->started) {
-		pthread_mutex_lock(&r->lock);
-		r->stop = true;
-		pthread_cond_broadcast(&r->cond);
-		pthread_mutex_unlock(&r->lock);
-		pthread_join(r->thread, NULL);
-	}
+	wlwatch_stop(r->ww);
 }
 
 void reloader_free(struct reloader *r)

@@ -150,19 +150,16 @@ struct reportctl {
 	struct kube_client *client;
 	struct objsource *src;
 	struct lease *lease;
-	struct kwatch *w;
-	struct wlwatch *ww;   /* the workload streams, on w */
+	struct wlwatch *ww;   /* the workload streams and the controller thread */
 	struct strlist scope; /* watch.namespaces as started */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	pthread_t thread;
-	bool started, stop, stopped;
 	struct config *cfg, *next_cfg;
 
 	struct htab wls, nss;
 	size_t n_pending, n_retry;
-	bool synced, was_leader, need_readback;
+	bool was_leader, need_readback;
 	bool crd_missing;
 	long long readback_ms; /* when to read back (again) */
 	long long resync_ms;   /* the next periodic read-back */
@@ -477,16 +474,6 @@ static void on_object(void *arg, const struct wlwatch_stream *st, enum kwatch_ev
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* Lock held. */
-static void note_synced(struct reportctl *c)
-{
-	if (c->synced || !wlwatch_synced(c->ww))
-		return;
-	c->synced = true;
-	RG_LOG(LOG_INFO, "report controller synced", LF_I("workloads", c->wls.n));
-	pthread_cond_broadcast(&c->cond);
-}
-
 /* What the list of st did not deliver is gone. Lock held. */
 static void on_sweep(void *arg, const struct wlwatch_stream *st)
 {
@@ -504,9 +491,13 @@ static void on_sweep(void *arg, const struct wlwatch_stream *st)
 	}
 }
 
-static void on_done(void *arg)
+/* Lock held. */
+static void on_synced(void *arg)
 {
-	note_synced(arg);
+	struct reportctl *c = arg;
+
+	RG_LOG(LOG_INFO, "report controller synced", LF_I("workloads", c->wls.n));
+	pthread_cond_broadcast(&c->cond);
 }
 
 /* ---- Canaries (controller thread) ---- */
@@ -826,19 +817,6 @@ static struct nsrec *next_due(struct reportctl *c, long long *due)
 	return best;
 }
 
-static void wait_until(struct reportctl *c, long long until_ms)
-{
-	struct timespec ts;
-	long long ms = until_ms - rgtime_now_ms();
-
-	if (ms <= 0)
-		return;
-	if (ms > POLL_MS)
-		ms = POLL_MS;
-	rgtime_wall_after(&ts, ms);
-	pthread_cond_timedwait(&c->cond, &c->lock, &ts);
-}
-
 /* A config handed over by reportctl_set_config takes effect here, where
  * no unlocked reader can still hold the old one. Lock held. */
 static void swap_config(struct reportctl *c)
@@ -851,7 +829,7 @@ static void swap_config(struct reportctl *c)
 	c->next_cfg = NULL;
 	config_clear(old);
 	free(old);
-	kwatch_relist(c->w); /* modes and exemptions may read differently now */
+	wlwatch_relist(c->ww); /* modes and exemptions may read differently now */
 }
 
 /* One step of the controller; false when it waited. Lock held. */
@@ -866,8 +844,8 @@ static bool step(struct reportctl *c)
 	if (leader && !c->was_leader)
 		c->need_readback = true; /* a new leader trusts nobody's bookkeeping */
 	c->was_leader = leader;
-	if (!leader || !c->synced) {
-		wait_until(c, rgtime_now_ms() + POLL_MS);
+	if (!leader || !wlwatch_synced(c->ww)) {
+		wlwatch_wait(c->ww, rgtime_now_ms() + POLL_MS, POLL_MS);
 		return false;
 	}
 	if (c->resync_ms && rgtime_now_ms() >= c->resync_ms)
@@ -877,7 +855,7 @@ static bool step(struct reportctl *c)
 		return true;
 	}
 	if (c->need_readback || c->crd_missing) {
-		wait_until(c, c->readback_ms);
+		wlwatch_wait(c->ww, c->readback_ms, POLL_MS);
 		return false;
 	}
 	w = first_pending(c);
@@ -890,7 +868,7 @@ static bool step(struct reportctl *c)
 		write_ns(c, ns);
 		return true;
 	}
-	wait_until(c, due);
+	wlwatch_wait(c->ww, due, POLL_MS);
 	return false;
 }
 
@@ -899,7 +877,7 @@ static void *run(void *arg)
 	struct reportctl *c = arg;
 
 	pthread_mutex_lock(&c->lock);
-	while (!c->stop)
+	while (!wlwatch_stopping(c->ww))
 		step(c);
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
@@ -911,7 +889,7 @@ struct reportctl *reportctl_new(struct kube_client *client, struct objsource *sr
 				struct config *cfg, char *err, size_t errlen)
 {
 	struct reportctl *c = calloc(1, sizeof(*c));
-	struct wlwatch_handler wl_handler = { on_object, on_sweep, on_done, c };
+	struct wlwatch_handler wl_handler = { on_object, on_sweep, NULL, on_synced, c };
 
 	if (!c) {
 		snprintf(err, errlen, "out of memory");
@@ -925,11 +903,8 @@ struct reportctl *reportctl_new(struct kube_client *client, struct objsource *sr
 	c->cfg = cfg;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
-	c->w = kwatch_new(client);
-	if (!c->w)
-		goto oom;
-	c->ww = wlwatch_new(c->w, rk_ids, RK_COUNT, &cfg->watch_namespaces, &c->lock, &wl_handler, err,
-			    errlen);
+	c->ww = wlwatch_new(client, rk_ids, RK_COUNT, &cfg->watch_namespaces, &c->lock, &c->cond,
+			    &wl_handler, err, errlen);
 	if (!c->ww)
 		goto fail;
 	for (size_t i = 0; i < cfg->watch_namespaces.n; i++)
@@ -946,13 +921,8 @@ fail:
 
 int reportctl_start(struct reportctl *c, char *err, size_t errlen)
 {
-	if (kwatch_start(c->w, err, errlen) < 0)
+	if (wlwatch_start(c->ww, run, c, "report controller", err, errlen) < 0)
 		return -1;
-	if (pthread_create(&c->thread, NULL, run, c) != 0) {
-		snprintf(err, errlen, "cannot start the report controller thread");
-		return -1;
-	}
-	c->started = true;
 	RG_LOG(LOG_INFO, "report controller started", LF_I("interval_ms", c->cfg->reports_interval_ms),
 	       LF_S("identity", c->lease ? lease_identity(c->lease) : "(no leader election)"));
 	return 0;
@@ -972,28 +942,13 @@ void reportctl_set_config(struct reportctl *c, struct config *cfg)
 
 bool reportctl_synced(struct reportctl *c)
 {
-	bool s;
-
-	pthread_mutex_lock(&c->lock);
-	s = c->synced;
-	pthread_mutex_unlock(&c->lock);
-	return s;
+	return wlwatch_is_synced(c->ww);
 }
 
 void reportctl_stop(struct reportctl *c)
 {
-	if (!c || c->stopped)
-		return;
-	c->stopped = true;
-	kwatch_free(c->w);
-	c->w = NULL;
-	if (c->started) {
-		pthread_mutex_lock(&c->lock);
-		c->stop = true;
-		pthread_cond_broadcast(&c->cond);
-		pthread_mutex_unlock(&c->lock);
-		pthread_join(c->thread, NULL);
-	}
+	if (c)
+		wlwatch_stop(c->ww);
 }
 
 void reportctl_free(struct reportctl *c)

@@ -1,5 +1,5 @@
 /*
- * The workload watches of a controller (see wlwatch.h).
+ * The workload watches and the thread of a controller (see wlwatch.h).
  */
 #include "wlwatch.h"
 
@@ -9,12 +9,18 @@
 
 #include "kubeclient.h"
 #include "metrics.h"
+#include "rgtime.h"
 
 struct wlwatch {
+	struct kwatch *w;
 	pthread_mutex_t *lock;
+	pthread_cond_t *cond;
 	struct wlwatch_handler h;
 	struct wlwatch_stream *streams;
 	size_t n_streams;
+	pthread_t thread;
+	bool started, stop, stopped;
+	bool synced; /* under lock */
 };
 
 /* The metrics resource label of a watched kind. */
@@ -58,7 +64,7 @@ static void on_synced(void *arg)
 	pthread_mutex_lock(ww->lock);
 	ww->h.sweep(ww->h.arg, st);
 	st->synced = true;
-	ww->h.done(ww->h.arg);
+	wlwatch_note(ww);
 	pthread_mutex_unlock(ww->lock);
 }
 
@@ -69,12 +75,13 @@ static void on_disabled(void *arg)
 
 	pthread_mutex_lock(ww->lock);
 	st->disabled = true;
-	ww->h.done(ww->h.arg);
+	wlwatch_note(ww);
 	pthread_mutex_unlock(ww->lock);
 }
 
-/* The stream of kind k in ns (NULL: cluster-wide), added to w. */
-static int add_stream(struct wlwatch *ww, struct kwatch *w, struct wlwatch_stream *st, unsigned idx,
+/* The stream st of kind k (index idx) in ns (NULL: cluster-wide), added
+ * to the kwatch. */
+static int add_stream(struct wlwatch *ww, struct wlwatch_stream *st, unsigned idx,
 		      const struct kind *k, const char *ns, char *err, size_t errlen)
 {
 	char path[512];
@@ -96,7 +103,7 @@ static int add_stream(struct wlwatch *ww, struct kwatch *w, struct wlwatch_strea
 	}
 	snprintf(path, sizeof(path), "%s/%s%s%s%s", k->api_path, ns ? "namespaces/" : "", ns ? ns : "",
 		 ns ? "/" : "", k->resource);
-	return kwatch_add(w, &spec, err, errlen);
+	return kwatch_add(ww->w, &spec, err, errlen);
 }
 
 static int check_namespaces(const struct strlist *namespaces, char *err, size_t errlen)
@@ -111,9 +118,10 @@ static int check_namespaces(const struct strlist *namespaces, char *err, size_t 
 	return 0;
 }
 
-struct wlwatch *wlwatch_new(struct kwatch *w, const enum kind_id *kinds, size_t n_kinds,
+struct wlwatch *wlwatch_new(struct kube_client *client, const enum kind_id *kinds, size_t n_kinds,
 			    const struct strlist *namespaces, pthread_mutex_t *lock,
-			    const struct wlwatch_handler *h, char *err, size_t errlen)
+			    pthread_cond_t *cond, const struct wlwatch_handler *h, char *err,
+			    size_t errlen)
 {
 	size_t nns = namespaces->n;
 	struct wlwatch *ww;
@@ -122,17 +130,19 @@ struct wlwatch *wlwatch_new(struct kwatch *w, const enum kind_id *kinds, size_t 
 		return NULL;
 	ww = calloc(1, sizeof(*ww));
 	if (ww) {
+		ww->w = kwatch_new(client);
 		ww->n_streams = n_kinds * (nns ? nns : 1);
 		ww->streams = calloc(ww->n_streams, sizeof(*ww->streams));
 	}
-	if (!ww || !ww->streams) {
+	if (!ww || !ww->w || !ww->streams) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
 	ww->lock = lock;
+	ww->cond = cond;
 	ww->h = *h;
 	for (size_t i = 0; i < ww->n_streams; i++)
-		if (add_stream(ww, w, &ww->streams[i], (unsigned)(i % n_kinds),
+		if (add_stream(ww, &ww->streams[i], (unsigned)(i % n_kinds),
 			       kinds_get(kinds[i % n_kinds]), nns ? namespaces->v[i / n_kinds] : NULL,
 			       err, errlen) < 0)
 			goto fail;
@@ -142,18 +152,96 @@ fail:
 	return NULL;
 }
 
-bool wlwatch_synced(const struct wlwatch *ww)
+int wlwatch_add(struct wlwatch *ww, const struct kwatch_spec *spec, char *err, size_t errlen)
 {
+	return kwatch_add(ww->w, spec, err, errlen);
+}
+
+int wlwatch_start(struct wlwatch *ww, void *(*run)(void *), void *arg, const char *name, char *err,
+		  size_t errlen)
+{
+	if (kwatch_start(ww->w, err, errlen) < 0)
+		return -1;
+	if (pthread_create(&ww->thread, NULL, run, arg) != 0) {
+		snprintf(err, errlen, "cannot start the %s thread", name);
+		return -1;
+	}
+	ww->started = true;
+	return 0;
+}
+
+void wlwatch_relist(struct wlwatch *ww)
+{
+	kwatch_relist(ww->w);
+}
+
+void wlwatch_note(struct wlwatch *ww)
+{
+	if (ww->synced)
+		return;
 	for (size_t i = 0; i < ww->n_streams; i++)
 		if (!ww->streams[i].synced && !ww->streams[i].disabled)
-			return false;
-	return true;
+			return;
+	if (ww->h.ready && !ww->h.ready(ww->h.arg))
+		return;
+	ww->synced = true;
+	ww->h.synced(ww->h.arg);
+}
+
+bool wlwatch_synced(const struct wlwatch *ww)
+{
+	return ww->synced;
+}
+
+bool wlwatch_is_synced(struct wlwatch *ww)
+{
+	bool s;
+
+	pthread_mutex_lock(ww->lock);
+	s = ww->synced;
+	pthread_mutex_unlock(ww->lock);
+	return s;
+}
+
+bool wlwatch_stopping(const struct wlwatch *ww)
+{
+	return ww->stop;
+}
+
+void wlwatch_wait(struct wlwatch *ww, long long until_ms, long long max_ms)
+{
+	struct timespec ts;
+	long long ms = until_ms - rgtime_now_ms();
+
+	if (ms <= 0)
+		return;
+	if (ms > max_ms)
+		ms = max_ms;
+	rgtime_wall_after(&ts, ms);
+	pthread_cond_timedwait(ww->cond, ww->lock, &ts);
+}
+
+void wlwatch_stop(struct wlwatch *ww)
+{
+	if (!ww || ww->stopped)
+		return;
+	ww->stopped = true;
+	kwatch_free(ww->w);
+	ww->w = NULL;
+	if (!ww->started)
+		return;
+	pthread_mutex_lock(ww->lock);
+	ww->stop = true;
+	pthread_cond_broadcast(ww->cond);
+	pthread_mutex_unlock(ww->lock);
+	pthread_join(ww->thread, NULL);
 }
 
 void wlwatch_free(struct wlwatch *ww)
 {
 	if (!ww)
 		return;
+	wlwatch_stop(ww);
 	for (size_t i = 0; ww->streams && i < ww->n_streams; i++)
 		free(ww->streams[i].ns);
 	free(ww->streams);
