@@ -36,8 +36,6 @@
 #define WAIT_MS 20000
 #define WINDOW_MS 400
 
-static char certdir[256];
-
 /* Parses JSON the strict way; fails the test on bad JSON. */
 static cJSON *parse_strict(const char *text)
 {
@@ -52,29 +50,14 @@ static cJSON *parse_strict(const char *text)
 /* ---- a replica: cache, cached source, lease, controller ---- */
 
 struct replica {
-	char kc[512];
-	struct kube_conn conn;
-	struct kube_client *client;
+	struct ad_client ac; /* kubeconfig, client and Lease */
 	struct objcache *cache;
 	struct objsource *src;
-	struct lease *lease;
 	struct reloader *rl;
-	char identity[128];
 	bool up;
 };
 
 static const char default_cfg[] = "reload:\n  coalesceWindow: 400ms\n";
-
-static struct config *load_cfg(const char *yaml)
-{
-	struct config *cfg = calloc(1, sizeof(*cfg));
-	char err[512];
-
-	assert_non_null(cfg);
-	if (config_load_buffer("test.yaml", yaml, strlen(yaml), cfg, err, sizeof(err)) < 0)
-		fail_msg("config: %s", err);
-	return cfg;
-}
 
 /* lo NULL: no leader election (always leader). */
 static void replica_up(struct replica *rp, struct ad *d, const char *token, const char *yaml,
@@ -82,37 +65,25 @@ static void replica_up(struct replica *rp, struct ad *d, const char *token, cons
 {
 	char err[512];
 	struct objsource *gets;
-	struct config *cfg = load_cfg(yaml ? yaml : default_cfg);
+	struct config *cfg = tu_config(yaml ? yaml : default_cfg);
 
 	memset(rp, 0, sizeof(*rp));
-	snprintf(rp->kc, sizeof(rp->kc), "%s/kubeconfig-%s-%u", certdir, token, d->port);
-	assert_int_equal(ad_write_kubeconfig(d, certdir, rp->kc, token, "rollgate", true), 0);
-	assert_int_equal(kube_conn_from_kubeconfig(rp->kc, &rp->conn, err, sizeof(err)), 0);
-	rp->client = kube_client_new(&rp->conn, err, sizeof(err));
-	assert_non_null(rp->client);
+	ad_client_open(&rp->ac, d, tu_certdir, token, lo);
 	{
 		const struct objcache_scope scope = { &cfg->watch_namespaces,
 						      cfg->watch_label_selector,
 						      cfg->reload_resource_label_selector,
 						      cfg->reload_ignore_configmaps,
 						      cfg->reload_ignore_secrets };
-		rp->cache = objcache_new_scoped(rp->client, &scope, err, sizeof(err));
+		rp->cache = objcache_new_scoped(rp->ac.client, &scope, err, sizeof(err));
 	}
 	assert_non_null(rp->cache);
 	assert_int_equal(objcache_start(rp->cache, err, sizeof(err)), 0);
-	gets = kubesource_new(rp->kc, err, sizeof(err));
+	gets = kubesource_new(rp->ac.kc, err, sizeof(err));
 	assert_non_null(gets);
 	rp->src = objsource_cached_new(rp->cache, gets);
 	assert_non_null(rp->src);
-	if (lo) {
-		struct lease_options o = *lo;
-		snprintf(rp->identity, sizeof(rp->identity), "%s_%u", token, d->port);
-		o.identity = rp->identity;
-		rp->lease = lease_new(rp->client, &o, err, sizeof(err));
-		assert_non_null(rp->lease);
-		assert_int_equal(lease_start(rp->lease, err, sizeof(err)), 0);
-	}
-	rp->rl = reloader_new(rp->client, rp->cache, rp->src, rp->lease, cfg, err, sizeof(err));
+	rp->rl = reloader_new(rp->ac.client, rp->cache, rp->src, rp->ac.lease, cfg, err, sizeof(err));
 	if (!rp->rl)
 		fail_msg("reloader_new: %s", err);
 	assert_int_equal(reloader_start(rp->rl, err, sizeof(err)), 0);
@@ -125,14 +96,11 @@ static void replica_down(struct replica *rp, bool graceful)
 	if (!rp->up)
 		return;
 	reloader_stop(rp->rl);
-	lease_stop(rp->lease, graceful);
+	lease_stop(rp->ac.lease, graceful);
 	reloader_free(rp->rl);
 	objsource_free(rp->src);
 	objcache_free(rp->cache);
-	lease_free(rp->lease);
-	kube_client_free(rp->client);
-	kube_conn_clear(&rp->conn);
-	unlink(rp->kc);
+	ad_client_close(&rp->ac);
 	rp->up = false;
 }
 
@@ -155,7 +123,7 @@ static int env_setup(void **state)
 {
 	struct env *e = calloc(1, sizeof(*e));
 
-	if (!e || ad_start(&e->d, certdir) < 0)
+	if (!e || ad_start(&e->d, tu_certdir) < 0)
 		return -1;
 	*state = e;
 	return 0;
@@ -676,14 +644,14 @@ static void test_rate_limit_spaces_patches(void **state)
 
 static bool leads(void *arg)
 {
-	return lease_is_leader(((struct replica *)arg)->lease);
+	return lease_is_leader(((struct replica *)arg)->ac.lease);
 }
 
 static bool either_leads(void *arg)
 {
 	struct env *e = arg;
 
-	return lease_is_leader(e->a.lease) || lease_is_leader(e->b.lease);
+	return lease_is_leader(e->a.ac.lease) || lease_is_leader(e->b.ac.lease);
 }
 
 struct exclusive {
@@ -697,7 +665,7 @@ static void *watch_exclusive(void *arg)
 	struct exclusive *x = arg;
 
 	while (!atomic_load(&x->stop)) {
-		if (lease_is_leader(x->a->lease) && lease_is_leader(x->b->lease))
+		if (lease_is_leader(x->a->ac.lease) && lease_is_leader(x->b->ac.lease))
 			atomic_fetch_add(&x->both, 1);
 		usleep(2000);
 	}
@@ -727,7 +695,7 @@ static void test_two_replicas_one_patcher_and_takeover(void **state)
 	assert_true(tu_wait_for(replica_synced, &e->a, WAIT_MS));
 	assert_true(tu_wait_for(replica_synced, &e->b, WAIT_MS));
 	assert_true(tu_wait_for(either_leads, e, WAIT_MS));
-	leader = lease_is_leader(e->a.lease) ? &e->a : &e->b;
+	leader = lease_is_leader(e->a.ac.lease) ? &e->a : &e->b;
 	other = leader == &e->a ? &e->b : &e->a;
 	settle();
 	assert_int_equal(ad_patch_count(&e->d), 0);
@@ -780,18 +748,14 @@ static void test_leader_crash_takeover(void **state)
 
 	/* Short timings keep the test quick; the production ones (15 s, 10 s,
 	 * 2 s) bound the takeover after a crash by about 19 s. */
-	lease_default_options(&lo);
-	lo.namespace_ = "rollgate";
-	lo.duration_s = 3;
-	lo.renew_deadline_ms = 2000;
-	lo.retry_ms = 500;
+	ad_lease_options(&lo);
 	put_basics(&e->d);
 	replica_up(&e->a, &e->d, "replica-a", NULL, &lo);
 	replica_up(&e->b, &e->d, "replica-b", NULL, &lo);
 	assert_true(tu_wait_for(either_leads, e, WAIT_MS));
-	leader = lease_is_leader(e->a.lease) ? &e->a : &e->b;
+	leader = lease_is_leader(e->a.ac.lease) ? &e->a : &e->b;
 	other = leader == &e->a ? &e->b : &e->a;
-	assert_false(lease_is_leader(other->lease));
+	assert_false(lease_is_leader(other->ac.lease));
 	t0 = rgtime_now_ms();
 	replica_down(leader, false); /* no release: the lease must expire */
 	assert_true(tu_wait_for(leads, other, WAIT_MS));
@@ -814,14 +778,14 @@ static void test_lease_conflict(void **state)
 	replica_up(&e->b, &e->d, "replica-b", NULL, &lo);
 	assert_true(tu_wait_for(either_leads, e, WAIT_MS));
 	usleep(2500 * 1000);
-	leaders = lease_is_leader(e->a.lease) + lease_is_leader(e->b.lease);
+	leaders = lease_is_leader(e->a.ac.lease) + lease_is_leader(e->b.ac.lease);
 	assert_int_equal(leaders, 1);
 	assert_true(atomic_load(&e->d.lease_conflicts) >= 1);
 	printf("lease race: %d conflict(s), 1 leader\n", atomic_load(&e->d.lease_conflicts));
 	/* Invalid options are refused. */
 	lo.renew_deadline_ms = 20000;
 	lo.identity = "x";
-	assert_null(lease_new(e->a.client, &lo, err, sizeof(err)));
+	assert_null(lease_new(e->a.ac.client, &lo, err, sizeof(err)));
 }
 
 /* ---- rollgate serve ---- */
@@ -860,35 +824,28 @@ static bool rollout_logged(void *arg)
 static void test_serve_end_to_end(void **state)
 {
 	struct env *e = *state;
-	char kc[600], cert[600], key[600], cfgpath[600], want[CONFIGHASH_VALUE_LEN];
+	struct ad_serve_files sf;
+	char want[CONFIGHASH_VALUE_LEN];
 	struct lease_holder_probe lp = { &e->d, false };
 	const char *args[16];
-	FILE *f;
 
 	NEED_BIN();
 	put_basics(&e->d);
-	snprintf(kc, sizeof(kc), "%s/kubeconfig-serve-%u", certdir, e->d.port);
 	/* No namespace in the kubeconfig: --lease-namespace decides. */
-	assert_int_equal(ad_write_kubeconfig(&e->d, certdir, kc, "serve-token", NULL, true), 0);
-	snprintf(cert, sizeof(cert), "%s/tls.crt", certdir);
-	snprintf(key, sizeof(key), "%s/tls.key", certdir);
-	snprintf(cfgpath, sizeof(cfgpath), "%s/reload-config.yaml", certdir);
-	f = fopen(cfgpath, "w");
-	assert_non_null(f);
-	fputs("reload:\n  coalesceWindow: 400ms\n", f);
-	fclose(f);
+	ad_serve_files(&sf, &e->d, tu_certdir, "serve-token", "reload-config.yaml",
+		       "reload:\n  coalesceWindow: 400ms\n");
 	args[0] = "--tls-cert";
-	args[1] = cert;
+	args[1] = sf.cert;
 	args[2] = "--tls-key";
-	args[3] = key;
+	args[3] = sf.key;
 	args[4] = "--kubeconfig";
-	args[5] = kc;
+	args[5] = sf.kc;
 	args[6] = "--lease-namespace";
 	args[7] = "ops";
 	args[8] = "--config";
-	args[9] = cfgpath;
+	args[9] = sf.config;
 	args[10] = NULL;
-	assert_int_equal(h_start(&e->srv, certdir, args), 0);
+	assert_int_equal(h_start(&e->srv, tu_certdir, args), 0);
 	assert_true(tu_wait_for(lease_held, &lp, WAIT_MS));
 	usleep(2500 * 1000);
 	assert_int_equal(ad_patch_count(&e->d), 0);
@@ -901,8 +858,7 @@ static void test_serve_end_to_end(void **state)
 	lp.want_empty = true;
 	assert_true(lease_held(&lp));
 	assert_int_equal(ad_patch_count(&e->d), 1);
-	unlink(kc);
-	unlink(cfgpath);
+	ad_serve_files_remove(&sf);
 }
 
 /* ---- Reloader's and Wave's annotations, and the reload: flags ---- */
@@ -1499,19 +1455,6 @@ static void test_pause_period(void **state)
 	assert_true(stored_paused(d, "mine", &until));
 }
 
-static int group_setup(void **state)
-{
-	(void)state;
-	return tu_certs_setup(certdir, sizeof(certdir));
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	tu_certs_teardown(certdir);
-	return 0;
-}
-
 #define T(f) cmocka_unit_test_setup_teardown(f, env_setup, env_teardown)
 
 int main(void)
@@ -1538,10 +1481,6 @@ int main(void)
 		T(test_pause_period),
 	};
 
-	log_setup(LOG_ERROR, LOG_FORMAT_TEXT);
-	if (getenv("TEST_LOG"))
-		log_setup(LOG_DEBUG, LOG_FORMAT_TEXT);
-	if (getenv("TEST_FILTER"))
-		cmocka_set_test_filter(getenv("TEST_FILTER"));
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	tu_setup_from_env();
+	return cmocka_run_group_tests(tests, tu_certs_group_setup, tu_certs_group_teardown);
 }

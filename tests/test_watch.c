@@ -24,37 +24,27 @@
 #define TOKEN "watch-test-token"
 #define WAIT_MS 20000
 
-static char certdir[256];
-
 /* ---- per-test environment ---- */
 
 struct env {
 	struct ad d;
-	char kc[512];
-	struct kube_conn conn;
-	struct kube_client *client;
+	struct ad_client ac; /* kubeconfig and client; no Lease */
 	struct objcache *cache;
 	struct rg_server srv; /* serve tests */
 };
 
 static void env_up(struct env *e)
 {
-	char err[512];
-
 	memset(e, 0, sizeof(*e));
-	assert_int_equal(ad_start(&e->d, certdir), 0);
-	snprintf(e->kc, sizeof(e->kc), "%s/kubeconfig-%u", certdir, e->d.port);
-	assert_int_equal(ad_write_kubeconfig(&e->d, certdir, e->kc, TOKEN, "rollgate", true), 0);
-	assert_int_equal(kube_conn_from_kubeconfig(e->kc, &e->conn, err, sizeof(err)), 0);
-	e->client = kube_client_new(&e->conn, err, sizeof(err));
-	assert_non_null(e->client);
+	assert_int_equal(ad_start(&e->d, tu_certdir), 0);
+	ad_client_open(&e->ac, &e->d, tu_certdir, TOKEN, NULL);
 }
 
 static void env_cache(struct env *e, const struct strlist *namespaces, const char *selector)
 {
 	char err[512];
 
-	e->cache = objcache_new(e->client, namespaces, selector, err, sizeof(err));
+	e->cache = objcache_new(e->ac.client, namespaces, selector, err, sizeof(err));
 	assert_non_null(e->cache);
 	assert_int_equal(objcache_start(e->cache, err, sizeof(err)), 0);
 }
@@ -64,10 +54,8 @@ static void env_down(struct env *e)
 	if (e->srv.pid > 0)
 		h_stop(&e->srv, SIGKILL, 10);
 	objcache_free(e->cache);
-	kube_client_free(e->client);
-	kube_conn_clear(&e->conn);
+	ad_client_close(&e->ac);
 	ad_stop(&e->d);
-	unlink(e->kc);
 }
 
 /* The cache's answer for one object compared with the digest of what the
@@ -436,7 +424,7 @@ static int resolve_wait(struct objsource *src, struct lookup_batch *b)
 static struct objsource *cached_source(struct env *e)
 {
 	char err[512];
-	struct objsource *gets = kubesource_new(e->kc, err, sizeof(err)), *src;
+	struct objsource *gets = kubesource_new(e->ac.kc, err, sizeof(err)), *src;
 
 	assert_non_null(gets);
 	src = objsource_cached_new(e->cache, gets);
@@ -632,7 +620,7 @@ static void test_reload_scope(void **state)
 	ad_put(&e->d, "configmaps", "shop", "team-only",
 	       "{\"metadata\":{\"labels\":{\"team\":\"web\"}},\"data\":{\"k\":\"1\"}}");
 	ad_put(&e->d, "secrets", "shop", "s", secret_db);
-	e->cache = objcache_new_scoped(e->client, &scope, err, sizeof(err));
+	e->cache = objcache_new_scoped(e->ac.client, &scope, err, sizeof(err));
 	assert_non_null(e->cache);
 	assert_int_equal(objcache_start(e->cache, err, sizeof(err)), 0);
 	assert_true(objcache_wait_synced(e->cache, WAIT_MS));
@@ -657,18 +645,18 @@ static int serve_start(struct env *s, const char *const *extra)
 	const char *args[32];
 	int n = 0;
 
-	snprintf(cert, sizeof(cert), "%s/tls.crt", certdir);
-	snprintf(key, sizeof(key), "%s/tls.key", certdir);
+	snprintf(cert, sizeof(cert), "%s/tls.crt", tu_certdir);
+	snprintf(key, sizeof(key), "%s/tls.key", tu_certdir);
 	args[n++] = "--tls-cert";
 	args[n++] = cert;
 	args[n++] = "--tls-key";
 	args[n++] = key;
 	args[n++] = "--kubeconfig";
-	args[n++] = s->kc;
+	args[n++] = s->ac.kc;
 	for (int i = 0; extra && extra[i] && n < 30; i++)
 		args[n++] = extra[i];
 	args[n] = NULL;
-	return h_start(&s->srv, certdir, args);
+	return h_start(&s->srv, tu_certdir, args);
 }
 
 static long readyz(struct env *s)
@@ -733,7 +721,7 @@ static void test_serve_readiness(void **state)
 	/* promtool must accept the exposition with the new families. */
 	h_get_plain(e->srv.metrics_port, "/metrics", &r);
 	if (system("command -v promtool >/dev/null 2>&1") == 0) {
-		snprintf(path, sizeof(path), "%s/metrics-watch.txt", certdir);
+		snprintf(path, sizeof(path), "%s/metrics-watch.txt", tu_certdir);
 		f = fopen(path, "w");
 		assert_non_null(f);
 		fwrite(r.body, 1, r.len, f);
@@ -842,19 +830,6 @@ static int env_teardown(void **state)
 	return 0;
 }
 
-static int group_setup(void **state)
-{
-	(void)state;
-	return tu_certs_setup(certdir, sizeof(certdir));
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	tu_certs_teardown(certdir);
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -877,5 +852,5 @@ int main(void)
 	log_setup(LOG_WARN, LOG_FORMAT_TEXT);
 	if (getenv("TEST_FILTER"))
 		cmocka_set_test_filter(getenv("TEST_FILTER"));
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, tu_certs_group_setup, tu_certs_group_teardown);
 }

@@ -40,6 +40,7 @@
 #include "refs.h"
 #include "rgassert.h"
 #include "rgtime.h"
+#include "wlwatch.h"
 
 #define PATCH_TIMEOUT_MS 10000
 #define RETRY_MIN_MS 5000
@@ -53,21 +54,14 @@
 
 enum wkind { WK_DEPLOYMENT, WK_STATEFULSET, WK_DAEMONSET, WK_ROLLOUT, WK_COUNT };
 
-static const struct wk {
-	const char *group, *version, *kind, *resource, *api_version, *prefix;
-	enum metrics_resource mr;
-	bool optional;
-	enum kind_id id;
-} wks[WK_COUNT] = {
-	{ "apps", "v1", "Deployment", "deployments", "apps/v1", "/apis/apps/v1", MR_DEPLOYMENTS, false,
-	  KIND_DEPLOYMENT },
-	{ "apps", "v1", "StatefulSet", "statefulsets", "apps/v1", "/apis/apps/v1", MR_STATEFULSETS,
-	  false, KIND_STATEFULSET },
-	{ "apps", "v1", "DaemonSet", "daemonsets", "apps/v1", "/apis/apps/v1", MR_DAEMONSETS, false,
-	  KIND_DAEMONSET },
-	{ "argoproj.io", "v1alpha1", "Rollout", "rollouts", "argoproj.io/v1alpha1",
-	  "/apis/argoproj.io/v1alpha1", MR_ROLLOUTS, true, KIND_ROLLOUT },
-};
+/* The kinds watched, in enum wkind's order (wlwatch). */
+static const enum kind_id wk_ids[WK_COUNT] = { KIND_DEPLOYMENT, KIND_STATEFULSET, KIND_DAEMONSET,
+					       KIND_ROLLOUT };
+
+static const struct kind *wk(enum wkind k)
+{
+	return kinds_get(wk_ids[k]);
+}
 
 /* A key of both tables: a workload's (kind is an enum wkind) or a
  * referenced object's (an enum obj_kind). */
@@ -130,33 +124,21 @@ struct users {
 	char text[];
 };
 
-struct wstream {
-	struct reloader *r;
-	enum wkind kind;
-	char *ns; /* NULL: cluster-wide */
-	uint32_t gen;
-	bool synced, disabled; /* under r->lock */
-};
-
 struct reloader {
 	struct kube_client *client;
 	struct objcache *cache;
 	struct objsource *src;
 	struct lease *lease;
-	struct kwatch *w;
-	struct wstream *streams;
-	size_t n_streams;
+	struct wlwatch *ww; /* the workload streams and the controller thread */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	pthread_t thread;
-	bool started, stop, stopped;
+	bool stopped;
 	struct config_ref *cfg; /* the reloader's reference; swapped under lock */
 
 	struct htable workloads; /* struct okey -> struct workload, owned */
 	struct htable index;     /* struct okey -> struct users, owned */
 	struct workload *due, *due_tail;
-	bool synced;      /* every workload stream listed */
 	bool compare_all; /* compare every workload once synced and leading */
 	bool was_leader;
 	double tokens;
@@ -432,15 +414,6 @@ static void schedule(struct reloader *r, struct workload *w, const char *trigger
 
 /* ---- workload watch handlers (workload watch thread) ---- */
 
-static void on_list_start(void *arg)
-{
-	struct wstream *st = arg;
-
-	pthread_mutex_lock(&st->r->lock);
-	st->gen++;
-	pthread_mutex_unlock(&st->r->lock);
-}
-
 /* Unix time in ms (the paused-until annotation is wall-clock time). */
 static long long wall_now_ms(void)
 {
@@ -552,10 +525,9 @@ static char *dup_or_null(const char *s, bool *oom)
 
 /* Reads what the controller keeps of a workload object besides its
  * references. -1 on OOM (st cleared). */
-static int wstate_read(const struct config *cfg, const struct wk *k, const cJSON *obj,
+static int wstate_read(const struct config *cfg, const struct kind *kind, const cJSON *obj,
 		       struct wstate *st)
 {
-	const struct kind *kind = kinds_get(k->id);
 	const cJSON *tmpl = kinds_template(kind, obj);
 	const cJSON *tmeta = json_get(tmpl, "metadata");
 	const char *v;
@@ -568,7 +540,7 @@ static int wstate_read(const struct config *cfg, const struct wk *k, const cJSON
 	st->hash_on_workload = mutate_hash_on_workload(kind, obj);
 	st->tmpl_meta = cJSON_IsObject(tmeta);
 	st->tmpl_ann = cJSON_IsObject(json_get(tmeta, "annotations"));
-	if (k->id == KIND_DEPLOYMENT) {
+	if (kind->id == KIND_DEPLOYMENT) {
 		st->pause_period =
 			dup_or_null(optin_annotation(obj, tmpl, OPTIN_RELOADER_PAUSE_PERIOD), &oom);
 		v = json_get_string(json_get_path(obj, "metadata", "annotations", NULL),
@@ -587,7 +559,7 @@ static int wstate_read(const struct config *cfg, const struct wk *k, const cJSON
 /* The workload's references, decided exactly as the webhook decides them
  * for an UPDATE of the same object. Returns whether it is opted in; plan is
  * the caller's to free. */
-static bool plan_workload(const struct config *cfg, const struct wk *k, const char *ns,
+static bool plan_workload(const struct config *cfg, const struct kind *k, const char *ns,
 			  const char *name, const cJSON *obj, struct stamp_plan *plan)
 {
 	struct admission_request req;
@@ -658,10 +630,10 @@ static void note_workload(struct reloader *r, struct workload *w)
 		schedule(r, w, "", NULL);
 }
 
-static void on_object(void *arg, enum kwatch_event ev, const cJSON *obj)
+static void on_object(void *arg, const struct wlwatch_stream *st, enum kwatch_event ev,
+		      const cJSON *obj)
 {
-	struct wstream *st = arg;
-	struct reloader *r = st->r;
+	struct reloader *r = arg;
 	const cJSON *meta = json_get(obj, "metadata");
 	const char *ns = json_get_string(meta, "namespace"), *name = json_get_string(meta, "name");
 	const char *uid = json_get_string(meta, "uid");
@@ -677,12 +649,12 @@ static void on_object(void *arg, enum kwatch_event ev, const cJSON *obj)
 	memset(&ws, 0, sizeof(ws));
 	if (ev != KWATCH_DELETED) {
 		cfg = current_config(r);
-		applies = plan_workload(cfg->cfg, &wks[st->kind], ns, name, obj, &plan);
+		applies = plan_workload(cfg->cfg, wk(st->kind), ns, name, obj, &plan);
 		/* A Deployment our pause holds stays tracked until it is resumed,
 		 * even once it no longer opts in (with no references, nothing
 		 * else happens to it). */
 		applies = applies || (st->kind == WK_DEPLOYMENT && paused_by_us(cfg->cfg, obj));
-		if (applies && wstate_read(cfg->cfg, &wks[st->kind], obj, &ws) < 0) {
+		if (applies && wstate_read(cfg->cfg, wk(st->kind), obj, &ws) < 0) {
 			RG_LOG(LOG_ERROR, "out of memory tracking a workload", LF_S("name", name));
 			applies = false;
 		}
@@ -719,37 +691,13 @@ out:
 	stamp_plan_clear(&plan);
 }
 
-static bool all_streams_synced(const struct reloader *r)
+/* What the list of st did not deliver is gone. Lock held. */
+static void on_sweep(void *arg, const struct wlwatch_stream *st)
 {
-	if (r->ns_sel && !r->ns_synced)
-		return false;
-	for (size_t i = 0; i < r->n_streams; i++)
-		if (!r->streams[i].synced && !r->streams[i].disabled)
-			return false;
-	return true;
-}
-
-/* Lock held. */
-static void note_synced(struct reloader *r)
-{
-	if (r->synced || !all_streams_synced(r))
-		return;
-	r->synced = true;
-	r->compare_all = true;
-	RG_LOG(LOG_INFO, "reload controller synced", LF_I("workloads", htable_size(&r->workloads)));
-	pthread_cond_broadcast(&r->cond);
-}
-
-static void on_synced(void *arg)
-{
-	struct wstream *st = arg;
-	struct reloader *r = st->r;
-
+	struct reloader *r = arg;
 	struct htable_iter it;
 	void *v;
 
-	pthread_mutex_lock(&r->lock);
-	/* What the list did not deliver is gone. */
 	htable_iter_init(&r->workloads, &it);
 	while (htable_next(&r->workloads, &it, NULL, &v)) {
 		struct workload *w = v;
@@ -757,19 +705,24 @@ static void on_synced(void *arg)
 		    w->gen != st->gen)
 			wl_remove(r, w);
 	}
-	st->synced = true;
-	note_synced(r);
-	pthread_mutex_unlock(&r->lock);
 }
 
-static void on_disabled(void *arg)
+/* Lock held: the Namespaces of reload.namespaceSelector have listed. */
+static bool on_ready(void *arg)
 {
-	struct wstream *st = arg;
+	struct reloader *r = arg;
 
-	pthread_mutex_lock(&st->r->lock);
-	st->disabled = true;
-	note_synced(st->r);
-	pthread_mutex_unlock(&st->r->lock);
+	return !r->ns_sel || r->ns_synced;
+}
+
+/* Lock held. */
+static void on_synced(void *arg)
+{
+	struct reloader *r = arg;
+
+	r->compare_all = true;
+	RG_LOG(LOG_INFO, "reload controller synced", LF_I("workloads", htable_size(&r->workloads)));
+	pthread_cond_broadcast(&r->cond);
 }
 
 /* ---- config object changes (cache watch thread) ---- */
@@ -881,7 +834,7 @@ static void ns_synced(void *arg)
 		RG_LOG(LOG_INFO, "reload: namespaces matching the selector listed",
 		       LF_I("namespaces", htable_size(&r->ns_match)));
 	r->ns_synced = true;
-	note_synced(r);
+	wlwatch_note(r->ww);
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -1256,8 +1209,8 @@ static void post_event(struct reloader *r, const struct snap *s, const char *has
 	    !cJSON_AddStringToObject(e, "kind", "Event") ||
 	    !cJSON_AddStringToObject(meta, "generateName", gen) ||
 	    !cJSON_AddStringToObject(meta, "namespace", s->ns) ||
-	    !cJSON_AddStringToObject(inv, "apiVersion", wks[s->kind].api_version) ||
-	    !cJSON_AddStringToObject(inv, "kind", wks[s->kind].kind) ||
+	    !cJSON_AddStringToObject(inv, "apiVersion", wk(s->kind)->api_version) ||
+	    !cJSON_AddStringToObject(inv, "kind", wk(s->kind)->kind) ||
 	    !cJSON_AddStringToObject(inv, "name", s->name) ||
 	    !cJSON_AddStringToObject(inv, "namespace", s->ns) ||
 	    (s->uid && !cJSON_AddStringToObject(inv, "uid", s->uid)) ||
@@ -1296,14 +1249,14 @@ static enum metrics_patch send_patch(struct reloader *r, enum wkind kind, const 
 				     const char *name, const char *ctype, const char *body,
 				     const char *what)
 {
-	const struct wk *k = &wks[kind];
+	const struct kind *k = wk(kind);
 	struct kube_reply reply;
 	char path[700], err[256], why[300];
 	enum metrics_patch out;
 
 	if (!body || !kube_valid_namespace(ns) || !kube_valid_name(name))
 		return PATCH_FAILED;
-	snprintf(path, sizeof(path), "%s/namespaces/%s/%s/%s?fieldManager=rollgate", k->prefix, ns,
+	snprintf(path, sizeof(path), "%s/namespaces/%s/%s/%s?fieldManager=rollgate", k->api_path, ns,
 		 k->resource, name);
 	if (kube_client_request(r->client, "PATCH", path, ctype, body, PATCH_TIMEOUT_MS, &reply, err,
 				sizeof(err)) < 0) {
@@ -1361,7 +1314,7 @@ static enum metrics_patch send_rollout(struct reloader *r, const struct config *
 	free(body);
 	if (out != PATCH_APPLIED)
 		return out;
-	RG_LOG(LOG_INFO, "reload: rollout triggered", LF_S("kind", wks[s->kind].kind),
+	RG_LOG(LOG_INFO, "reload: rollout triggered", LF_S("kind", wk(s->kind)->kind),
 	       LF_S("namespace", s->ns), LF_S("name", s->name),
 	       LF_S("trigger", s->trigger[0] ? s->trigger : "comparison"), LF_I("more", s->more),
 	       LF_S("hash", hash), LF_S("paused_until", pp->pause ? pp->until : ""));
@@ -1379,12 +1332,12 @@ static bool send_release(struct reloader *r, const struct snap *s, const char *h
 	free(body);
 	if (out == PATCH_APPLIED) {
 		RG_LOG(LOG_INFO, "reload: every required object exists; pods released",
-		       LF_S("kind", wks[s->kind].kind), LF_S("namespace", s->ns),
+		       LF_S("kind", wk(s->kind)->kind), LF_S("namespace", s->ns),
 		       LF_S("name", s->name), LF_S("scheduler", s->st.held_from));
 		return true;
 	}
 	RG_LOG(LOG_WARN, "reload: cannot release a held workload; retrying later",
-	       LF_S("kind", wks[s->kind].kind), LF_S("namespace", s->ns), LF_S("name", s->name));
+	       LF_S("kind", wk(s->kind)->kind), LF_S("namespace", s->ns), LF_S("name", s->name));
 	metrics_reload_problem(RP_RELEASE_FAILED);
 	return false;
 }
@@ -1642,25 +1595,12 @@ static void clear_due(struct reloader *r)
 		due_unlink(r, r->due);
 }
 
-static void wait_until(struct reloader *r, long long until_ms)
-{
-	struct timespec ts;
-	long long ms = until_ms - rgtime_now_ms();
-
-	if (ms <= 0)
-		return;
-	if (ms > POLL_MS)
-		ms = POLL_MS;
-	rgtime_wall_after(&ts, ms);
-	pthread_cond_timedwait(&r->cond, &r->lock, &ts);
-}
-
 static void *run(void *arg)
 {
 	struct reloader *r = arg;
 
 	pthread_mutex_lock(&r->lock);
-	while (!r->stop) {
+	while (!wlwatch_stopping(r->ww)) {
 		bool leader = is_leader(r);
 		struct workload *w;
 		if (leader != r->was_leader) {
@@ -1670,9 +1610,9 @@ static void *run(void *arg)
 			else
 				clear_due(r); /* the leader handles them */
 		}
-		if (!leader || !r->synced || !objcache_synced(r->cache)) {
+		if (!leader || !wlwatch_synced(r->ww) || !objcache_synced(r->cache)) {
 			clear_due(r);
-			wait_until(r, rgtime_now_ms() + POLL_MS);
+			wlwatch_wait(r->ww, rgtime_now_ms() + POLL_MS, POLL_MS);
 			continue;
 		}
 		if (r->compare_all) {
@@ -1685,7 +1625,7 @@ static void *run(void *arg)
 		}
 		w = r->due;
 		if (!w || w->due_ms > rgtime_now_ms()) {
-			wait_until(r, w ? w->due_ms : rgtime_now_ms() + POLL_MS);
+			wlwatch_wait(r->ww, w ? w->due_ms : rgtime_now_ms() + POLL_MS, POLL_MS);
 			continue;
 		}
 		due_unlink(r, w);
@@ -1696,31 +1636,6 @@ static void *run(void *arg)
 }
 
 /* ---- lifecycle ---- */
-
-static int add_stream(struct reloader *r, struct wstream *st, enum wkind kind, const char *ns,
-		      char *err, size_t errlen)
-{
-	char path[512];
-	struct kwatch_spec spec = {
-		.path = path,
-		.label_selector = NULL,
-		.resource = wks[kind].mr,
-		.sensitive = false,
-		.optional = wks[kind].optional,
-		.handler = { on_list_start, on_object, on_synced, on_disabled, st },
-	};
-
-	st->r = r;
-	st->kind = kind;
-	st->ns = ns ? strdup(ns) : NULL;
-	if (ns && !st->ns) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	snprintf(path, sizeof(path), "%s/%s%s%s%s", wks[kind].prefix, ns ? "namespaces/" : "",
-		 ns ? ns : "", ns ? "/" : "", wks[kind].resource);
-	return kwatch_add(r->w, &spec, err, errlen);
-}
 
 /* The Namespaces of reload.namespaceSelector (read at startup): listed
  * with the selector as labelSelector. */
@@ -1740,7 +1655,7 @@ static int add_ns_stream(struct reloader *r, const struct config *cfg, char *err
 		snprintf(err, errlen, "reload.namespaceSelector: %s", why);
 		return -1;
 	}
-	return kwatch_add(r->w, &spec, err, errlen);
+	return wlwatch_add(r->ww, &spec, err, errlen);
 }
 
 struct reloader *reloader_new(struct kube_client *client, struct objcache *cache,
@@ -1748,7 +1663,7 @@ struct reloader *reloader_new(struct kube_client *client, struct objcache *cache
 			      char *err, size_t errlen)
 {
 	struct reloader *r = calloc(1, sizeof(*r));
-	size_t nns = cfg->watch_namespaces.n;
+	struct wlwatch_handler wl_handler = { on_object, on_sweep, on_ready, on_synced, r };
 
 	if (r)
 		r->cfg = config_ref_new(cfg);
@@ -1768,24 +1683,10 @@ struct reloader *reloader_new(struct kube_client *client, struct objcache *cache
 	r->lease = lease;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
-	for (size_t i = 0; i < nns; i++) {
-		if (!kube_valid_namespace(cfg->watch_namespaces.v[i])) {
-			snprintf(err, errlen, "watch.namespaces: \"%.80s\" is not a namespace name",
-				 cfg->watch_namespaces.v[i]);
-			goto fail;
-		}
-	}
-	r->w = kwatch_new(client);
-	r->n_streams = WK_COUNT * (nns ? nns : 1);
-	r->streams = calloc(r->n_streams, sizeof(*r->streams));
-	if (!r->w || !r->streams) {
-		snprintf(err, errlen, "out of memory");
+	r->ww = wlwatch_new(client, wk_ids, WK_COUNT, &cfg->watch_namespaces, &r->lock, &r->cond,
+			    &wl_handler, err, errlen);
+	if (!r->ww)
 		goto fail;
-	}
-	for (size_t i = 0; i < r->n_streams; i++)
-		if (add_stream(r, &r->streams[i], (enum wkind)(i % WK_COUNT),
-			       nns ? cfg->watch_namespaces.v[i / WK_COUNT] : NULL, err, errlen) < 0)
-			goto fail;
 	if (cfg->reload_namespace_selector && add_ns_stream(r, cfg, err, errlen) < 0)
 		goto fail;
 	metrics_reload_workloads(0);
@@ -1798,13 +1699,8 @@ fail:
 int reloader_start(struct reloader *r, char *err, size_t errlen)
 {
 	objcache_subscribe(r->cache, on_change, r);
-	if (kwatch_start(r->w, err, errlen) < 0)
+	if (wlwatch_start(r->ww, run, r, "reload controller", err, errlen) < 0)
 		return -1;
-	if (pthread_create(&r->thread, NULL, run, r) != 0) {
-		snprintf(err, errlen, "cannot start the reload controller thread");
-		return -1;
-	}
-	r->started = true;
 	RG_LOG(LOG_INFO, "reload controller started", LF_D("rate", r->cfg->cfg->reload_rate),
 	       LF_I("burst", r->cfg->cfg->reload_burst),
 	       LF_I("window_ms", r->cfg->cfg->reload_window_ms),
@@ -1828,17 +1724,12 @@ void reloader_set_config(struct reloader *r, struct config *cfg)
 	pthread_mutex_unlock(&r->lock);
 	config_unref(old);
 	/* Opt-in and references may read differently now. */
-	kwatch_relist(r->w);
+	wlwatch_relist(r->ww);
 }
 
 bool reloader_synced(struct reloader *r)
 {
-	bool s;
-
-	pthread_mutex_lock(&r->lock);
-	s = r->synced;
-	pthread_mutex_unlock(&r->lock);
-	return s;
+	return wlwatch_is_synced(r->ww);
 }
 
 void reloader_stop(struct reloader *r)
@@ -1848,15 +1739,7 @@ void reloader_stop(struct reloader *r)
 	r->stopped = true;
 	if (r->cache)
 		objcache_subscribe(r->cache, NULL, NULL);
-	kwatch_free(r->w);
-	r->w = NULL;
-	if (r->started) {
-		pthread_mutex_lock(&r->lock);
-		r->stop = true;
-		pthread_cond_broadcast(&r->cond);
-		pthread_mutex_unlock(&r->lock);
-		pthread_join(r->thread, NULL);
-	}
+	wlwatch_stop(r->ww);
 }
 
 void reloader_free(struct reloader *r)
@@ -1868,9 +1751,7 @@ void reloader_free(struct reloader *r)
 	htable_clear(&r->workloads);
 	htable_clear(&r->ns_match);
 	labelsel_free(r->ns_sel);
-	for (size_t i = 0; r->streams && i < r->n_streams; i++)
-		free(r->streams[i].ns);
-	free(r->streams);
+	wlwatch_free(r->ww);
 	config_unref(r->cfg);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cond);

@@ -21,12 +21,14 @@
 
 #include "engine.h"
 #include "jsonutil.h"
+#include "kinds.h"
 #include "kubelist.h"
 #include "kwatch.h"
 #include "log.h"
 #include "metrics.h"
 #include "report.h"
 #include "rgtime.h"
+#include "wlwatch.h"
 
 #define WRITE_TIMEOUT_MS 10000
 #define LIST_TIMEOUT_MS 60000
@@ -40,19 +42,14 @@
 
 enum rkind { RK_DEPLOYMENT, RK_STATEFULSET, RK_DAEMONSET, RK_ROLLOUT, RK_CANARY, RK_COUNT };
 
-static const struct rk {
-	const char *api_version, *kind, *prefix, *resource;
-	enum metrics_resource mr;
-	bool optional;
-} rks[RK_COUNT] = {
-	{ "apps/v1", "Deployment", "/apis/apps/v1", "deployments", MR_DEPLOYMENTS, false },
-	{ "apps/v1", "StatefulSet", "/apis/apps/v1", "statefulsets", MR_STATEFULSETS, false },
-	{ "apps/v1", "DaemonSet", "/apis/apps/v1", "daemonsets", MR_DAEMONSETS, false },
-	{ "argoproj.io/v1alpha1", "Rollout", "/apis/argoproj.io/v1alpha1", "rollouts", MR_ROLLOUTS,
-	  true },
-	{ "flagger.app/v1beta1", "Canary", "/apis/flagger.app/v1beta1", "canaries", MR_CANARIES,
-	  true },
-};
+/* The kinds watched, in enum rkind's order (wlwatch). */
+static const enum kind_id rk_ids[RK_COUNT] = { KIND_DEPLOYMENT, KIND_STATEFULSET, KIND_DAEMONSET,
+					       KIND_ROLLOUT, KIND_FLAGGER_CANARY };
+
+static const struct kind *rk(enum rkind k)
+{
+	return kinds_get(rk_ids[k]);
+}
 
 /* ---- a chained hash table of intrusive nodes ---- */
 
@@ -149,32 +146,20 @@ struct wl {
 	long long retry_ms; /* Canary: its target lookup failed; try again then */
 };
 
-struct rstream {
-	struct reportctl *c;
-	enum rkind kind;
-	char *ns; /* NULL: cluster-wide */
-	uint32_t gen;
-	bool synced, disabled; /* under c->lock */
-};
-
 struct reportctl {
 	struct kube_client *client;
 	struct objsource *src;
 	struct lease *lease;
-	struct kwatch *w;
-	struct rstream *streams;
-	size_t n_streams;
+	struct wlwatch *ww;   /* the workload streams and the controller thread */
 	struct strlist scope; /* watch.namespaces as started */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	pthread_t thread;
-	bool started, stop, stopped;
 	struct config *cfg, *next_cfg;
 
 	struct htab wls, nss;
 	size_t n_pending, n_retry;
-	bool synced, was_leader, need_readback;
+	bool was_leader, need_readback;
 	bool crd_missing;
 	long long readback_ms; /* when to read back (again) */
 	long long resync_ms;   /* the next periodic read-back */
@@ -247,8 +232,8 @@ static struct wl *wl_new(struct reportctl *c, enum rkind kind, const char *ns, c
 		return NULL;
 	w->kind = kind;
 	w->ns = r;
-	w->ro.api_version = rks[kind].api_version;
-	w->ro.kind = rks[kind].kind;
+	w->ro.api_version = rk(kind)->api_version;
+	w->ro.kind = rk(kind)->kind;
 	w->ro.name = strdup(name);
 	w->h.hash = wl_hash(kind, ns, name);
 	if (!w->ro.name || htab_add(&c->wls, &w->h) < 0) {
@@ -335,18 +320,9 @@ static void target_changed(struct reportctl *c, const char *ns, const char *name
 
 /* ---- watch handlers (watch thread) ---- */
 
-static void on_list_start(void *arg)
-{
-	struct rstream *st = arg;
-
-	pthread_mutex_lock(&st->c->lock);
-	st->gen++;
-	pthread_mutex_unlock(&st->c->lock);
-}
-
 /* A view of obj with the type a list item leaves out; its fields are
  * referenced, not copied. NULL on OOM. */
-static cJSON *typed_view(const struct rk *k, const cJSON *obj)
+static cJSON *typed_view(const struct kind *k, const cJSON *obj)
 {
 	cJSON *v = cJSON_CreateObject();
 
@@ -373,8 +349,8 @@ static cJSON *canary_copy(const struct config *cfg, const cJSON *obj)
 					   config_annotation(cfg, "skip", key, sizeof(key)));
 	cJSON *c = cJSON_CreateObject(), *cmd, *spec;
 
-	if (!c || !cJSON_AddStringToObject(c, "apiVersion", rks[RK_CANARY].api_version) ||
-	    !cJSON_AddStringToObject(c, "kind", rks[RK_CANARY].kind) ||
+	if (!c || !cJSON_AddStringToObject(c, "apiVersion", rk(RK_CANARY)->api_version) ||
+	    !cJSON_AddStringToObject(c, "kind", rk(RK_CANARY)->kind) ||
 	    !(cmd = cJSON_AddObjectToObject(c, "metadata")) ||
 	    !cJSON_AddStringToObject(cmd, "name", json_get_string(md, "name")) ||
 	    !cJSON_AddStringToObject(cmd, "namespace", json_get_string(md, "namespace")) ||
@@ -388,8 +364,8 @@ static cJSON *canary_copy(const struct config *cfg, const cJSON *obj)
 	return c;
 }
 
-static void take_canary(struct reportctl *c, struct rstream *st, const cJSON *obj, const char *ns,
-			const char *name, const char *uid)
+static void take_canary(struct reportctl *c, const struct wlwatch_stream *st, const cJSON *obj,
+			const char *ns, const char *name, const char *uid)
 {
 	const cJSON *ref = json_get_path(obj, "spec", "targetRef", NULL);
 	const char *target = json_get_string(ref, "name");
@@ -425,22 +401,22 @@ out:
 
 /* Evaluates a workload other than a Canary (no lookup: fast, so under the
  * lock) and keeps its results. */
-static void take_workload(struct reportctl *c, struct rstream *st, const cJSON *obj, const char *ns,
-			  const char *name, const char *uid)
+static void take_workload(struct reportctl *c, const struct wlwatch_stream *st, const cJSON *obj,
+			  const char *ns, const char *name, const char *uid)
 {
 	struct engine eng = { NULL, c->src, NULL };
 	struct report_item *items = NULL;
 	struct verdict v;
 	size_t n = 0;
 	char err[256];
-	cJSON *view = typed_view(&rks[st->kind], obj);
+	cJSON *view = typed_view(rk(st->kind), obj);
 	struct wl *w;
 
 	pthread_mutex_lock(&c->lock);
 	eng.cfg = c->cfg;
 	if (!view || report_check(&eng, view, &v, &items, &n, err, sizeof(err)) < 0) {
 		RG_LOG(LOG_ERROR, "reports: cannot evaluate a workload",
-		       LF_S("kind", rks[st->kind].kind), LF_S("namespace", ns), LF_S("name", name),
+		       LF_S("kind", rk(st->kind)->kind), LF_S("namespace", ns), LF_S("name", name),
 		       LF_S("reason", view ? err : "out of memory"));
 		goto out;
 	}
@@ -472,10 +448,10 @@ out:
 	cJSON_Delete(view);
 }
 
-static void on_object(void *arg, enum kwatch_event ev, const cJSON *obj)
+static void on_object(void *arg, const struct wlwatch_stream *st, enum kwatch_event ev,
+		      const cJSON *obj)
 {
-	struct rstream *st = arg;
-	struct reportctl *c = st->c;
+	struct reportctl *c = arg;
 	const cJSON *md = json_get(obj, "metadata");
 	const char *ns = json_get_string(md, "namespace"), *name = json_get_string(md, "name");
 	struct wl *w;
@@ -498,31 +474,11 @@ static void on_object(void *arg, enum kwatch_event ev, const cJSON *obj)
 	pthread_mutex_unlock(&c->lock);
 }
 
-static bool all_synced(const struct reportctl *c)
+/* What the list of st did not deliver is gone. Lock held. */
+static void on_sweep(void *arg, const struct wlwatch_stream *st)
 {
-	for (size_t i = 0; i < c->n_streams; i++)
-		if (!c->streams[i].synced && !c->streams[i].disabled)
-			return false;
-	return true;
-}
+	struct reportctl *c = arg;
 
-/* Lock held. */
-static void note_synced(struct reportctl *c)
-{
-	if (c->synced || !all_synced(c))
-		return;
-	c->synced = true;
-	RG_LOG(LOG_INFO, "report controller synced", LF_I("workloads", c->wls.n));
-	pthread_cond_broadcast(&c->cond);
-}
-
-static void on_synced(void *arg)
-{
-	struct rstream *st = arg;
-	struct reportctl *c = st->c;
-
-	pthread_mutex_lock(&c->lock);
-	/* What the list did not deliver is gone. */
 	for (size_t i = 0; i < c->wls.nb; i++) {
 		struct hnode *n = c->wls.b[i], *next;
 		for (; n; n = next) {
@@ -533,19 +489,15 @@ static void on_synced(void *arg)
 				wl_remove(c, w);
 		}
 	}
-	st->synced = true;
-	note_synced(c);
-	pthread_mutex_unlock(&c->lock);
 }
 
-static void on_disabled(void *arg)
+/* Lock held. */
+static void on_synced(void *arg)
 {
-	struct rstream *st = arg;
+	struct reportctl *c = arg;
 
-	pthread_mutex_lock(&st->c->lock);
-	st->disabled = true;
-	note_synced(st->c);
-	pthread_mutex_unlock(&st->c->lock);
+	RG_LOG(LOG_INFO, "report controller synced", LF_I("workloads", c->wls.n));
+	pthread_cond_broadcast(&c->cond);
 }
 
 /* ---- Canaries (controller thread) ---- */
@@ -865,25 +817,6 @@ static struct nsrec *next_due(struct reportctl *c, long long *due)
 	return best;
 }
 
-static void wait_until(struct reportctl *c, long long until_ms)
-{
-	struct timespec ts;
-	long long ms = until_ms - rgtime_now_ms();
-
-	if (ms <= 0)
-		return;
-	if (ms > POLL_MS)
-		ms = POLL_MS;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_cond_timedwait(&c->cond, &c->lock, &ts);
-}
-
 /* A config handed over by reportctl_set_config takes effect here, where
  * no unlocked reader can still hold the old one. Lock held. */
 static void swap_config(struct reportctl *c)
@@ -896,7 +829,7 @@ static void swap_config(struct reportctl *c)
 	c->next_cfg = NULL;
 	config_clear(old);
 	free(old);
-	kwatch_relist(c->w); /* modes and exemptions may read differently now */
+	wlwatch_relist(c->ww); /* modes and exemptions may read differently now */
 }
 
 /* One step of the controller; false when it waited. Lock held. */
@@ -911,8 +844,8 @@ static bool step(struct reportctl *c)
 	if (leader && !c->was_leader)
 		c->need_readback = true; /* a new leader trusts nobody's bookkeeping */
 	c->was_leader = leader;
-	if (!leader || !c->synced) {
-		wait_until(c, rgtime_now_ms() + POLL_MS);
+	if (!leader || !wlwatch_synced(c->ww)) {
+		wlwatch_wait(c->ww, rgtime_now_ms() + POLL_MS, POLL_MS);
 		return false;
 	}
 	if (c->resync_ms && rgtime_now_ms() >= c->resync_ms)
@@ -922,7 +855,7 @@ static bool step(struct reportctl *c)
 		return true;
 	}
 	if (c->need_readback || c->crd_missing) {
-		wait_until(c, c->readback_ms);
+		wlwatch_wait(c->ww, c->readback_ms, POLL_MS);
 		return false;
 	}
 	w = first_pending(c);
@@ -935,7 +868,7 @@ static bool step(struct reportctl *c)
 		write_ns(c, ns);
 		return true;
 	}
-	wait_until(c, due);
+	wlwatch_wait(c->ww, due, POLL_MS);
 	return false;
 }
 
@@ -944,7 +877,7 @@ static void *run(void *arg)
 	struct reportctl *c = arg;
 
 	pthread_mutex_lock(&c->lock);
-	while (!c->stop)
+	while (!wlwatch_stopping(c->ww))
 		step(c);
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
@@ -952,36 +885,11 @@ static void *run(void *arg)
 
 /* ---- lifecycle ---- */
 
-static int add_stream(struct reportctl *c, struct rstream *st, enum rkind kind, const char *ns,
-		      char *err, size_t errlen)
-{
-	char path[512];
-	struct kwatch_spec spec = {
-		.path = path,
-		.label_selector = NULL,
-		.resource = rks[kind].mr,
-		.sensitive = false,
-		.optional = rks[kind].optional,
-		.handler = { on_list_start, on_object, on_synced, on_disabled, st },
-	};
-
-	st->c = c;
-	st->kind = kind;
-	st->ns = ns ? strdup(ns) : NULL;
-	if (ns && !st->ns) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	snprintf(path, sizeof(path), "%s/%s%s%s%s", rks[kind].prefix, ns ? "namespaces/" : "",
-		 ns ? ns : "", ns ? "/" : "", rks[kind].resource);
-	return kwatch_add(c->w, &spec, err, errlen);
-}
-
 struct reportctl *reportctl_new(struct kube_client *client, struct objsource *src, struct lease *lease,
 				struct config *cfg, char *err, size_t errlen)
 {
 	struct reportctl *c = calloc(1, sizeof(*c));
-	size_t nns = cfg->watch_namespaces.n;
+	struct wlwatch_handler wl_handler = { on_object, on_sweep, NULL, on_synced, c };
 
 	if (!c) {
 		snprintf(err, errlen, "out of memory");
@@ -995,24 +903,13 @@ struct reportctl *reportctl_new(struct kube_client *client, struct objsource *sr
 	c->cfg = cfg;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
-	for (size_t i = 0; i < nns; i++) {
-		if (!kube_valid_namespace(cfg->watch_namespaces.v[i])) {
-			snprintf(err, errlen, "watch.namespaces: \"%.80s\" is not a namespace name",
-				 cfg->watch_namespaces.v[i]);
-			goto fail;
-		}
+	c->ww = wlwatch_new(client, rk_ids, RK_COUNT, &cfg->watch_namespaces, &c->lock, &c->cond,
+			    &wl_handler, err, errlen);
+	if (!c->ww)
+		goto fail;
+	for (size_t i = 0; i < cfg->watch_namespaces.n; i++)
 		if (strlist_push(&c->scope, cfg->watch_namespaces.v[i]) < 0)
 			goto oom;
-	}
-	c->w = kwatch_new(client);
-	c->n_streams = RK_COUNT * (nns ? nns : 1);
-	c->streams = calloc(c->n_streams, sizeof(*c->streams));
-	if (!c->w || !c->streams)
-		goto oom;
-	for (size_t i = 0; i < c->n_streams; i++)
-		if (add_stream(c, &c->streams[i], (enum rkind)(i % RK_COUNT),
-			       nns ? cfg->watch_namespaces.v[i / RK_COUNT] : NULL, err, errlen) < 0)
-			goto fail;
 	metrics_report_workloads(0);
 	return c;
 oom:
@@ -1024,13 +921,8 @@ fail:
 
 int reportctl_start(struct reportctl *c, char *err, size_t errlen)
 {
-	if (kwatch_start(c->w, err, errlen) < 0)
+	if (wlwatch_start(c->ww, run, c, "report controller", err, errlen) < 0)
 		return -1;
-	if (pthread_create(&c->thread, NULL, run, c) != 0) {
-		snprintf(err, errlen, "cannot start the report controller thread");
-		return -1;
-	}
-	c->started = true;
 	RG_LOG(LOG_INFO, "report controller started", LF_I("interval_ms", c->cfg->reports_interval_ms),
 	       LF_S("identity", c->lease ? lease_identity(c->lease) : "(no leader election)"));
 	return 0;
@@ -1050,28 +942,13 @@ void reportctl_set_config(struct reportctl *c, struct config *cfg)
 
 bool reportctl_synced(struct reportctl *c)
 {
-	bool s;
-
-	pthread_mutex_lock(&c->lock);
-	s = c->synced;
-	pthread_mutex_unlock(&c->lock);
-	return s;
+	return wlwatch_is_synced(c->ww);
 }
 
 void reportctl_stop(struct reportctl *c)
 {
-	if (!c || c->stopped)
-		return;
-	c->stopped = true;
-	kwatch_free(c->w);
-	c->w = NULL;
-	if (c->started) {
-		pthread_mutex_lock(&c->lock);
-		c->stop = true;
-		pthread_cond_broadcast(&c->cond);
-		pthread_mutex_unlock(&c->lock);
-		pthread_join(c->thread, NULL);
-	}
+	if (c)
+		wlwatch_stop(c->ww);
 }
 
 void reportctl_free(struct reportctl *c)
@@ -1096,9 +973,7 @@ void reportctl_free(struct reportctl *c)
 	}
 	free(c->wls.b);
 	free(c->nss.b);
-	for (size_t i = 0; c->streams && i < c->n_streams; i++)
-		free(c->streams[i].ns);
-	free(c->streams);
+	wlwatch_free(c->ww);
 	strlist_clear(&c->scope);
 	config_clear(c->cfg);
 	free(c->cfg);
