@@ -121,9 +121,8 @@ static cJSON *encode_parse(const char *uid, const struct admission_response *r, 
 	cJSON *doc;
 
 	assert_non_null(out);
-	doc = cJSON_Parse(out);
+	doc = tu_json(out, strlen(out));
 	free(out);
-	assert_non_null(doc);
 	assert_string_equal(json_get_string(doc, "apiVersion"), "admission.k8s.io/v1");
 	assert_string_equal(json_get_string(doc, "kind"), "AdmissionReview");
 	return doc;

@@ -52,7 +52,7 @@ static struct objsource *memory_source(void)
 
 	assert_non_null(src);
 	for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) {
-		cJSON *o = cJSON_Parse(objects[i]);
+		cJSON *o = tu_json(objects[i], strlen(objects[i]));
 		assert_int_equal(objsource_memory_add(src, o, err, sizeof(err)), 0);
 		cJSON_Delete(o);
 	}
@@ -99,8 +99,7 @@ static struct outcome run(struct webhook *wh, const char *op, const char *kind_g
 	assert_int_equal(webhook_call_run(call, never_called, NULL), 0);
 	o.status = webhook_call_status(call);
 	out = webhook_call_body(call, &len);
-	o.doc = cJSON_Parse(out);
-	assert_non_null(o.doc);
+	o.doc = tu_json(out, len);
 	webhook_call_free(call);
 	o.resp = json_get(o.doc, "response");
 	b64 = json_get_string(o.resp, "patch");
@@ -170,14 +169,14 @@ static void env_close(struct env *e)
 /* The value the patch sets for the hash annotation, or NULL. */
 static char *patched_hash(const struct outcome *o, const char *key)
 {
-	cJSON *ops = cJSON_Parse(o->patch), *doc = cJSON_CreateObject();
+	cJSON *ops = tu_json_or_null(o->patch, strlen(o->patch)), *doc = cJSON_CreateObject();
 	char err[128], *out = NULL;
 
 	/* Apply to a minimal workload to read the result. */
 	cJSON *spec = cJSON_AddObjectToObject(doc, "spec");
 	cJSON *t = cJSON_AddObjectToObject(spec, "template");
 	cJSON_AddObjectToObject(t, "metadata");
-	cJSON_AddObjectToObject(cJSON_GetObjectItem(t, "metadata"), "annotations");
+	cJSON_AddObjectToObject(cJSON_GetObjectItemCaseSensitive(t, "metadata"), "annotations");
 	if (ops && patch_apply(doc, o->patch, err, sizeof(err)) == 0) {
 		const char *v = json_get_string(
 			json_get_path(doc, "spec", "template", "metadata", "annotations", NULL), key);

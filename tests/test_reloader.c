@@ -354,8 +354,9 @@ static void patch_hash(struct ad *d, size_t i, const char *path, char out[CONFIG
 
 	ad_begin(d);
 	p = d->patches[i];
-	body = cJSON_Parse(p.body);
+	body = tu_json_or_null(p.body, strlen(p.body));
 	ad_end(d);
+	assert_non_null(body);
 	assert_string_equal(p.path, path);
 	assert_string_equal(p.query, "fieldManager=rollgate&force=");
 	assert_string_equal(p.ctype, "application/merge-patch+json");
@@ -425,8 +426,9 @@ static void test_selected_key_change_patches_once(void **state)
 	/* The Event says what triggered the rollout. */
 	assert_int_equal(ad_posted_count(&e->d), 1);
 	ad_begin(&e->d);
-	ev = cJSON_Parse(e->d.posted[0]);
+	ev = tu_json_or_null(e->d.posted[0], strlen(e->d.posted[0]));
 	ad_end(&e->d);
+	assert_non_null(ev);
 	assert_string_equal(json_get_string(ev, "reason"), "ConfigChanged");
 	assert_string_equal(json_get_string(ev, "type"), "Normal");
 	assert_string_equal(json_get_string(json_get(ev, "source"), "component"), "rollgate");
@@ -807,7 +809,7 @@ static bool lease_held(void *arg)
 {
 	struct lease_holder_probe *p = arg;
 	char *j = ad_get_json(p->d, "leases", "ops", LEASE_NAME);
-	cJSON *o = j ? cJSON_Parse(j) : NULL;
+	cJSON *o = j ? tu_json_or_null(j, strlen(j)) : NULL;
 	const char *h = json_get_string(json_get(o, "spec"), "holderIdentity");
 	bool ok = h && (p->want_empty ? *h == '\0' : *h != '\0');
 

@@ -78,8 +78,10 @@ static char *example(const char *name, size_t *len)
 
 static cJSON *response_of(const struct h_resp *r)
 {
-	cJSON *doc = cJSON_Parse(r->body);
-	assert_non_null(doc);
+	cJSON *doc;
+
+	assert_non_null(r->body);
+	doc = tu_json(r->body, strlen(r->body));
 	assert_string_equal(json_get_string(doc, "apiVersion"), "admission.k8s.io/v1");
 	assert_string_equal(json_get_string(doc, "kind"), "AdmissionReview");
 	return doc;
@@ -108,7 +110,7 @@ static void test_mutate_stamps(void **state)
 	assert_non_null(b64);
 	assert_true(EVP_DecodeBlock((unsigned char *)decoded, (const unsigned char *)b64,
 				    (int)strlen(b64)) > 0);
-	patch = cJSON_Parse(decoded);
+	patch = tu_json(decoded, strlen(decoded));
 	assert_true(cJSON_IsArray(patch));
 	assert_non_null(strstr(decoded, "\"path\":\"/spec/template/metadata/annotations\""));
 	assert_non_null(strstr(decoded, "\"rollgate.io/config-hash\":\"sha256:"));
@@ -188,8 +190,10 @@ static void expect_status(const char *path, const char *body, const char *ctype,
 	if (r.status != status)
 		fail_msg("%s: got %ld, want %ld (%s)", path, r.status, status, r.body ? r.body : "");
 	if (reason_part) {
-		cJSON *doc = cJSON_Parse(r.body);
-		assert_non_null(doc);
+		cJSON *doc;
+
+		assert_non_null(r.body);
+		doc = tu_json(r.body, strlen(r.body));
 		assert_non_null(json_get_string(doc, "error"));
 		if (!strstr(json_get_string(doc, "error"), reason_part))
 			fail_msg("error \"%s\" lacks \"%s\"", json_get_string(doc, "error"),
@@ -657,8 +661,8 @@ static cJSON *ask(unsigned port, const char *path)
 
 	h_post(certdir, port, path, body, strlen(body), NULL, &r);
 	assert_int_equal(r.status, 200);
-	doc = cJSON_Parse(r.body);
-	assert_non_null(doc);
+	assert_non_null(r.body);
+	doc = tu_json(r.body, strlen(r.body));
 	h_resp_free(&r);
 	free(body);
 	return doc;

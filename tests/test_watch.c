@@ -73,7 +73,7 @@ static void expect_cached(struct env *e, enum obj_kind kind, const char *ns, con
 		return;
 	}
 	assert_int_equal(a, OBJCACHE_FOUND);
-	obj = cJSON_Parse(json);
+	obj = tu_json(json, strlen(json));
 	assert_int_equal(confighash_digest_object(obj, kind, &want, err, sizeof(err)), 0);
 	assert_int_equal(got->n, want.n);
 	for (size_t i = 0; i < want.n; i++) {
