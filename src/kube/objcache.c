@@ -614,7 +614,7 @@ static int add_stream(struct objcache *c, struct ocstream *st, enum obj_kind kin
 		return -1;
 	}
 	snprintf(path, sizeof(path), "/api/v1/%s%s%s%s", ns ? "namespaces/" : "", ns ? ns : "",
-		 ns ? "/" : "", kind == OBJ_SECRET ? "secrets" : "configmaps");
+		 ns ? "/" : "", refs_kind(kind)->resource);
 	return kwatch_add(c->w, &spec, err, errlen);
 }
 

@@ -927,8 +927,8 @@ static void log_unread(const struct snap *s, const struct lookup_batch *b)
 			continue;
 		RG_LOG(LOG_WARN, "reload: cannot read an object; retrying later",
 		       LF_S("namespace", lookup_item_namespace(b, it)), LF_S("workload", s->name),
-		       LF_S("object_kind", it->kind == SRC_SECRET ? "Secret" : "ConfigMap"),
-		       LF_S("object", it->name), LF_S("reason", it->reason));
+		       LF_S("object_kind", objsource_kind(it->kind)->kind), LF_S("object", it->name),
+		       LF_S("reason", it->reason));
 		return;
 	}
 }

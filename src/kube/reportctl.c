@@ -387,7 +387,7 @@ static void take_canary(struct reportctl *c, const struct wlwatch_stream *st, co
 	free(w->target);
 	w->target = target &&
 			strcmp(json_get_string(ref, "kind") ? json_get_string(ref, "kind") : "",
-			       "Deployment") == 0
+			       kinds_get(KIND_DEPLOYMENT)->kind) == 0
 		? strdup(target)
 		: NULL;
 	free(w->ro.uid);
