@@ -277,6 +277,11 @@ static void test_bad_lists_fail_clearly(void **state)
 			      NULL, got, sizeof(got), err, sizeof(err)),
 			 -1);
 	assert_non_null(strstr(err, "wave.pusher.com/extra-secrets"));
+	/* rollgate's own lists name objects; an expression there is a mistake. */
+	assert_int_equal(plan(cfg, "shop", "\"rollgate.io/configmaps\":\"app-.*\"", NULL, got,
+			      sizeof(got), err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "rollgate.io/configmaps: an item is not a valid name"));
 	used = (size_t)snprintf(many, sizeof(many), "\"secret.reloader.stakater.com/reload\":\"");
 	for (int i = 0; i < 65; i++)
 		used += (size_t)snprintf(many + used, sizeof(many) - used, "s%d,", i);

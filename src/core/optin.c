@@ -289,6 +289,18 @@ static int add_plain(const char *item, void *arg)
 	return refs_add_list(a->set, a->kind, item, a->user) < 0 ? -1 : 0;
 }
 
+/* rollgate's own lists name objects: an expression there is an error. */
+static int add_name(const char *item, void *arg)
+{
+	struct adding *a = arg;
+
+	if (!plain_name(item))
+		return -1;
+	if (excluded(a->rows, item))
+		return 0;
+	return refs_add_list(a->set, a->kind, item, a->user) < 0 ? -1 : 0;
+}
+
 static int add_extra(const char *item, void *arg)
 {
 	struct adding *a = arg;
@@ -300,7 +312,7 @@ static int add_extra(const char *item, void *arg)
 		if (strlist_contains(&a->cfg->reload_ignore_namespaces, ns))
 			return 0;
 	}
-	if (excluded(a->rows, slash && strcmp(ns, a->ns) == 0 ? slash + 1 : item))
+	if (excluded(a->rows, slash && a->ns && strcmp(ns, a->ns) == 0 ? slash + 1 : item))
 		return 0;
 	return refs_add_qualified(a->set, a->kind, item, a->ns, a->user) < 0 ? -1 : 0;
 }
@@ -375,7 +387,7 @@ static int add_lists(const struct config *cfg, const char *ns, const struct rows
 			  kind == OBJ_CONFIGMAP ? OPTIN_RELOADER_CM_RELOAD
 						: OPTIN_RELOADER_SECRET_RELOAD,
 			  add_plain },
-			{ k->own, k->own_key, add_plain },
+			{ k->own, k->own_key, add_name },
 			{ k->extra,
 			  kind == OBJ_CONFIGMAP ? OPTIN_WAVE_EXTRA_CONFIGMAPS
 						: OPTIN_WAVE_EXTRA_SECRETS,
