@@ -12,8 +12,11 @@
 
 /*
  * The reload controller: rolls a workload out when a ConfigMap or Secret it
- * uses changes, by setting its pod-template config-hash annotation with a
- * server-side apply PATCH (fieldManager=rollgate, force=true).
+ * uses changes, by setting its config-hash annotation (on the pod template,
+ * or on the Rollout for Reloader's restart strategy) with one JSON merge
+ * PATCH (fieldManager=rollgate) that also records the cause and, where
+ * asked, pauses the Deployment (pause-period) or sets spec.restartAt.
+ * Resumes and scheduling-hold releases are JSON Patches that test first.
  *
  * It lists and watches Deployments, StatefulSets, DaemonSets and Argo
  * Rollouts (a 404 on the Rollout list disables that watch), keeps of each
@@ -22,7 +25,8 @@
  * reports a change in a key a workload selects (or an object appearing or
  * going away), the workload is due after the coalescing window; then its
  * hash is computed the way the webhook computes it (mutate_finish over the
- * same object source) and, if it differs from the stamped one, patched,
+ * same object source) and, if it differs from the stamped one, patched
+ * (in namespaces reload.namespaceSelector matches),
  * within a token bucket (reload.rate, reload.burst), followed by a Normal
  * Event "ConfigChanged" naming the object that triggered it.
  *
