@@ -63,15 +63,17 @@ static int ref_cmp(enum obj_kind ka, const char *na, enum obj_kind kb, const cha
 	return strcmp(na, nb);
 }
 
-/* Binary search: returns the index of (kind, name) or where it belongs. */
-static size_t ref_find(const struct refset *set, enum obj_kind kind, const char *name, bool *found)
+/* Binary search of n sorted elements of size bytes: returns the index of
+ * the one cmp(elem, key) calls equal (*found set), or where key belongs. */
+static size_t sorted_find(const void *base, size_t n, size_t size,
+			  int (*cmp)(const void *elem, const void *key), const void *key, bool *found)
 {
-	size_t lo = 0, hi = set->n;
+	size_t lo = 0, hi = n;
 
 	*found = false;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = ref_cmp(set->refs[mid].kind, set->refs[mid].name, kind, name);
+		int c = cmp((const char *)base + mid * size, key);
 		if (c == 0) {
 			*found = true;
 			return mid;
@@ -84,24 +86,35 @@ static size_t ref_find(const struct refset *set, enum obj_kind kind, const char 
 	return lo;
 }
 
+struct ref_key {
+	enum obj_kind kind;
+	const char *name;
+};
+
+static int ref_elem_cmp(const void *elem, const void *key)
+{
+	const struct ref *r = elem;
+	const struct ref_key *k = key;
+
+	return ref_cmp(r->kind, r->name, k->kind, k->name);
+}
+
+static int key_elem_cmp(const void *elem, const void *key)
+{
+	return strcmp(*(char *const *)elem, key);
+}
+
+/* Returns the index of (kind, name) or where it belongs. */
+static size_t ref_find(const struct refset *set, enum obj_kind kind, const char *name, bool *found)
+{
+	const struct ref_key k = { kind, name };
+
+	return sorted_find(set->refs, set->n, sizeof(*set->refs), ref_elem_cmp, &k, found);
+}
+
 static size_t key_find(char *const *keys, size_t n, const char *key, bool *found)
 {
-	size_t lo = 0, hi = n;
-
-	*found = false;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(keys[mid], key);
-		if (c == 0) {
-			*found = true;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return sorted_find(keys, n, sizeof(*keys), key_elem_cmp, key, found);
 }
 
 static void ref_clear_keys(struct ref *r)
